@@ -1,1 +1,29 @@
-pub fn x(){}
+//! The sans-IO forwarding core of sellcast.
+//!
+//! It owns, per room, what a selective forwarding unit must decide for every packet:
+//! which viewers get it, under which sequence number and timestamp, what to replay to a
+//! viewer who just joined, and when to ask the host for a keyframe.
+//!
+//! Its loop is driven from outside: the media driver calls `handle_*` with packets, joins and
+//! the current time, then drains each viewer's queue and `poll_event` for upstream requests.
+//!
+//! It must never: open a socket, spawn a task, take a lock, read the clock, log per packet,
+//! or allocate per forwarded packet (payloads are shared `Arc<[u8]>`, queues are preallocated).
+
+mod codec;
+mod drop_reason;
+mod forwarder;
+mod keyframe_cache;
+mod keyframe_requester;
+mod munger;
+mod packet;
+mod viewer;
+
+pub use codec::{Codec, TrackKind};
+pub use drop_reason::{DropCounters, DropReason};
+pub use forwarder::{Forwarder, ForwarderConfig, ForwarderEvent, ViewerId};
+pub use keyframe_cache::KeyframeCache;
+pub use keyframe_requester::KeyframeRequester;
+pub use munger::RtpMunger;
+pub use packet::{MediaPacket, OutPacket};
+pub use viewer::ViewerOut;
