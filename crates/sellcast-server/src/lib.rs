@@ -1,11 +1,26 @@
 //! The sellcast server: HTTP signalling (WHIP/WHEP) and pages over warp, the media plane on one
-//! UDP port driven by str0m, and the room registry tying them together.
+//! UDP port driven by str0m, and the room directory tying them together.
 //!
-//! API contract (kept stable for tests and the bench):
-//! `start(Config) -> RunningServer` binds both sockets (port 0 works) and returns at once.
+//! `start(Config)` binds both sockets (port 0 works), spawns the media driver on its own
+//! thread and the HTTP server on the caller's runtime, and returns at once: a test starts the
+//! real server in one line. It must never block the HTTP runtime on media work or vice versa.
 
-use std::net::{IpAddr, SocketAddr};
+pub mod http;
+pub mod media;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::http::AppState;
+use crate::media::directory::Directory;
+use crate::media::driver::Driver;
+use crate::media::peer::PeerFactory;
 
 /// What `sellcast serve` is configured with.
 #[derive(Debug, Clone)]
@@ -20,16 +35,117 @@ pub struct Config {
     pub web_dir: PathBuf,
 }
 
-/// A server started by [`start`]; dropping it does not stop it, call [`RunningServer::shutdown`].
+/// A server started by [`start`]; stop it with [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     pub udp_addr: SocketAddr,
+    /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
+    pub directory: Arc<Directory>,
+    http_stop: oneshot::Sender<()>,
+    media_stop: oneshot::Sender<()>,
+    http_task: tokio::task::JoinHandle<()>,
+    media_thread: thread::JoinHandle<()>,
 }
 
-pub async fn start(_config: Config) -> anyhow::Result<RunningServer> {
-    anyhow::bail!("not yet")
+/// Queue depth between HTTP handlers and the media driver: offers wait here, never dropped.
+const COMMAND_QUEUE: usize = 256;
+
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    // The crypto provider is process-wide; a second install (a second server in one test
+    // process) is harmless.
+    let provider = str0m::crypto::from_feature_flags();
+    let cert = provider
+        .dtls_provider
+        .generate_certificate()
+        .context("generating the DTLS certificate")?;
+
+    let udp = std::net::UdpSocket::bind(config.udp_addr)
+        .with_context(|| format!("binding UDP {}", config.udp_addr))?;
+    udp.set_nonblocking(true)?;
+    let udp_addr = udp.local_addr()?;
+    let announce_ip = match (config.announce_ip, udp_addr.ip()) {
+        (Some(ip), _) => ip,
+        (None, ip) if !ip.is_unspecified() => ip,
+        (None, _) => {
+            warn!("UDP bound to an unspecified address and no --announce-ip: announcing 127.0.0.1");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    };
+    let factory = PeerFactory {
+        cert,
+        candidate_addr: SocketAddr::new(announce_ip, udp_addr.port()),
+    };
+
+    let directory = Arc::new(Directory::default());
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (media_stop, media_stop_rx) = oneshot::channel();
+    let media_directory = directory.clone();
+    let media_thread = thread::Builder::new()
+        .name("sellcast-media".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "media runtime failed to start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let socket = match tokio::net::UdpSocket::from_std(udp) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "UDP socket unusable");
+                        return;
+                    }
+                };
+                match Driver::new(socket, factory, media_directory) {
+                    Ok(driver) => driver.run(command_rx, media_stop_rx).await,
+                    Err(e) => tracing::error!(error = %e, "media driver failed to start"),
+                }
+            });
+        })?;
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let state = AppState {
+        commands,
+        directory: directory.clone(),
+        web_dir: config.web_dir.clone(),
+    };
+    let (http_stop, http_stop_rx) = oneshot::channel::<()>();
+    let server = warp::serve(http::routes(state))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = http_stop_rx.await;
+        });
+    let http_task = tokio::spawn(server.run());
+    info!(%http_addr, %udp_addr, announce = %factory_addr(announce_ip, udp_addr), "sellcast listening");
+
+    Ok(RunningServer {
+        http_addr,
+        udp_addr,
+        directory,
+        http_stop,
+        media_stop,
+        http_task,
+        media_thread,
+    })
+}
+
+fn factory_addr(ip: IpAddr, udp: SocketAddr) -> SocketAddr {
+    SocketAddr::new(ip, udp.port())
 }
 
 impl RunningServer {
-    pub async fn shutdown(self) {}
+    /// Stop accepting HTTP, close every peer (DTLS close), and wait for both sides to finish.
+    pub async fn shutdown(self) {
+        let _ = self.http_stop.send(());
+        let _ = self.http_task.await;
+        let _ = self.media_stop.send(());
+        let media = self.media_thread;
+        let _ = tokio::task::spawn_blocking(move || media.join()).await;
+        info!("sellcast stopped");
+    }
 }

@@ -1,0 +1,51 @@
+//! Typed signalling errors and how they look on the wire: a status and a one-line reason,
+//! never an internal detail.
+
+use thiserror::Error;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use crate::media::offer::OfferError;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SignalError {
+    #[error("{0}")]
+    Offer(#[from] OfferError),
+    #[error("the SDP offer was rejected: {0}")]
+    BadOffer(String),
+    #[error("a host is already live in this room")]
+    HostAlreadyLive,
+    #[error("body over 64 KiB")]
+    TooLarge,
+    #[error("Content-Type must be application/sdp")]
+    NotSdp,
+    #[error("room names are 1-64 characters of A-Z a-z 0-9 _ -")]
+    BadRoomName,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the media plane is not running")]
+    Unavailable,
+}
+
+impl SignalError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            SignalError::Offer(OfferError::NoUsableCodec) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            SignalError::Offer(_) | SignalError::BadOffer(_) | SignalError::BadRoomName => {
+                StatusCode::BAD_REQUEST
+            }
+            SignalError::HostAlreadyLive => StatusCode::CONFLICT,
+            SignalError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            SignalError::NotSdp => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            SignalError::SessionNotFound => StatusCode::NOT_FOUND,
+            SignalError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl Reply for SignalError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        warp::reply::with_status(format!("{self}\n"), status).into_response()
+    }
+}

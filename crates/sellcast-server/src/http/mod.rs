@@ -1,0 +1,102 @@
+//! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
+
+pub mod error;
+mod rejection;
+mod signalling;
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use warp::http::Uri;
+use warp::{Filter, Reply};
+
+use crate::media::command::Command;
+use crate::media::directory::Directory;
+use crate::media::offer::Role;
+
+/// Largest SDP body accepted (RFC 9725 leaves it to the server; real offers are 3-10 KiB).
+pub const MAX_SDP_BYTES: u64 = 64 * 1024;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: mpsc::Sender<Command>,
+    pub directory: Arc<Directory>,
+    pub web_dir: PathBuf,
+}
+
+fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let web = state.web_dir.clone();
+    let sdp_body = warp::header::optional::<String>("content-type")
+        .and(warp::body::content_length_limit(MAX_SDP_BYTES))
+        .and(warp::body::bytes());
+
+    let whip = warp::path!("whip" / String)
+        .and(warp::post())
+        .and(sdp_body.clone())
+        .and(with_state(state.clone()))
+        .then(|room, ct, body, st| signalling::offer(Role::Host, room, ct, body, st));
+    let whep = warp::path!("whep" / String)
+        .and(warp::post())
+        .and(sdp_body)
+        .and(with_state(state.clone()))
+        .then(|room, ct, body, st| signalling::offer(Role::Viewer, room, ct, body, st));
+    let whip_end = warp::path!("whip" / String / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .then(|room, session, st| signalling::end(Role::Host, room, session, st));
+    let whep_end = warp::path!("whep" / String / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .then(|room, session, st| signalling::end(Role::Viewer, room, session, st));
+    // Trickle ICE is not needed against an ICE-lite server: say so as RFC 9725 asks.
+    let no_trickle = warp::path!(String / String / String)
+        .and(warp::patch())
+        .map(|_, _, _| {
+            warp::reply::with_status("trickle ICE is not supported\n", warp::http::StatusCode::METHOD_NOT_ALLOWED)
+        });
+
+    let status = warp::path!("api" / "rooms" / String)
+        .and(warp::get())
+        .and(with_state(state))
+        .map(|room: String, st: AppState| warp::reply::json(&st.directory.status(&room)));
+
+    let host_page = warp::path!("host" / String)
+        .and(warp::get())
+        .map(|_room: String| ())
+        .untuple_one()
+        .and(warp::fs::file(web.join("host.html")));
+    let watch_page = warp::path!("watch" / String)
+        .and(warp::get())
+        .map(|_room: String| ())
+        .untuple_one()
+        .and(warp::fs::file(web.join("watch.html")));
+    let assets = warp::path("static").and(warp::fs::dir(web));
+    let root = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::redirect::see_other(Uri::from_static("/host/demo")));
+    let health = warp::path!("healthz").map(|| "ok\n");
+
+    whip.or(whep)
+        .or(whip_end)
+        .or(whep_end)
+        .or(no_trickle)
+        .or(status)
+        .or(host_page)
+        .or(watch_page)
+        .or(assets)
+        .or(root)
+        .or(health)
+        .recover(rejection::recover)
+        .with(warp::log::custom(|info| {
+            tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
+        }))
+}

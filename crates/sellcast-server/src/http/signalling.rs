@@ -1,0 +1,127 @@
+//! WHIP (RFC 9725) and WHEP handlers: check the request, hand the offer to the media driver,
+//! answer `201 Created` with the SDP answer and the session's `Location`.
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tracing::info;
+use warp::http::{header, StatusCode};
+use warp::reply::{Reply, Response};
+
+use super::error::SignalError;
+use super::AppState;
+use crate::media::command::{Command, SessionAnswer};
+use crate::media::offer::{check_watch, plan_publish, Role};
+
+pub fn valid_room(room: &str) -> bool {
+    (1..=64).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn endpoint(role: Role) -> &'static str {
+    match role {
+        Role::Host => "whip",
+        Role::Viewer => "whep",
+    }
+}
+
+pub async fn offer(
+    role: Role,
+    room: String,
+    content_type: Option<String>,
+    body: Bytes,
+    state: AppState,
+) -> Response {
+    match negotiate(role, &room, content_type, body, &state).await {
+        Ok(answer) => {
+            let location = format!("/{}/{}/{}", endpoint(role), room, answer.session);
+            let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
+            let reply = warp::reply::with_header(reply, header::CONTENT_TYPE, "application/sdp");
+            warp::reply::with_header(reply, header::LOCATION, location).into_response()
+        }
+        Err(e) => {
+            info!(%room, role = ?role, error = %e, status = e.status().as_u16(), "offer refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn negotiate(
+    role: Role,
+    room: &str,
+    content_type: Option<String>,
+    body: Bytes,
+    state: &AppState,
+) -> Result<SessionAnswer, SignalError> {
+    if !valid_room(room) {
+        return Err(SignalError::BadRoomName);
+    }
+    let is_sdp = content_type
+        .as_deref()
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/sdp"));
+    if !is_sdp {
+        return Err(SignalError::NotSdp);
+    }
+    let offer = String::from_utf8(body.to_vec())
+        .map_err(|_| SignalError::BadOffer("the body is not UTF-8".into()))?;
+    let (reply, answer) = oneshot::channel();
+    let command = match role {
+        Role::Host => Command::Publish {
+            room: room.to_string(),
+            plan: plan_publish(&offer)?,
+            offer,
+            reply,
+        },
+        Role::Viewer => {
+            check_watch(&offer)?;
+            Command::Watch {
+                room: room.to_string(),
+                offer,
+                reply,
+            }
+        }
+    };
+    state
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| SignalError::Unavailable)?;
+    answer.await.map_err(|_| SignalError::Unavailable)?
+}
+
+pub async fn end(role: Role, room: String, session: String, state: AppState) -> Response {
+    let (reply, done) = oneshot::channel();
+    let sent = state
+        .commands
+        .send(Command::End {
+            room,
+            role,
+            session,
+            reply,
+        })
+        .await;
+    let result = match sent {
+        Ok(()) => done.await.unwrap_or(Err(SignalError::Unavailable)),
+        Err(_) => Err(SignalError::Unavailable),
+    };
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_room;
+
+    #[test]
+    fn room_names() {
+        assert!(valid_room("shop-42_live"));
+        assert!(!valid_room(""));
+        assert!(!valid_room("a b"));
+        assert!(!valid_room("../etc"));
+        assert!(!valid_room(&"x".repeat(65)));
+    }
+}

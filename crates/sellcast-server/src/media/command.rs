@@ -1,0 +1,38 @@
+//! Messages from the HTTP side to the media driver, which alone owns peers and rooms.
+
+use tokio::sync::oneshot;
+
+use super::offer::{PublishPlan, Role};
+use crate::http::error::SignalError;
+
+/// A WHIP or WHEP session as the HTTP side knows it.
+#[derive(Debug, Clone)]
+pub struct SessionAnswer {
+    /// Unguessable id used in the session's `Location` URL.
+    pub session: String,
+    pub sdp: String,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    /// A host offers to publish (WHIP).
+    Publish {
+        room: String,
+        offer: String,
+        plan: PublishPlan,
+        reply: oneshot::Sender<Result<SessionAnswer, SignalError>>,
+    },
+    /// A viewer offers to watch (WHEP).
+    Watch {
+        room: String,
+        offer: String,
+        reply: oneshot::Sender<Result<SessionAnswer, SignalError>>,
+    },
+    /// `DELETE` on a session URL.
+    End {
+        room: String,
+        role: Role,
+        session: String,
+        reply: oneshot::Sender<Result<(), SignalError>>,
+    },
+}

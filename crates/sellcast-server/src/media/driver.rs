@@ -1,0 +1,572 @@
+//! The media driver: one task owning the UDP socket, every peer and every room.
+//!
+//! Its loop: wait for a datagram, a command from HTTP, or the earliest timeout; hand the
+//! input to the one str0m instance it belongs to; turn that peer's output into packets on the
+//! wire and events for its room; let the room's forwarder decide; write what it queued for
+//! each viewer. Nothing here is shared, so nothing here locks.
+//!
+//! Per forwarded packet it must not allocate, log above debug, or touch JSON.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sellcast_sfu::{ForwarderConfig, ForwarderEvent, MediaPacket, OutPacket, TrackKind, ViewerId};
+use str0m::media::KeyframeRequestKind;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Event, IceConnectionState, Input, Output};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::command::{Command, SessionAnswer};
+use super::directory::Directory;
+use super::offer::{PublishPlan, Role};
+use super::peer::{Peer, PeerFactory, PeerId};
+use super::room::Room;
+use crate::http::error::SignalError;
+
+/// Largest datagram we read; WebRTC packets stay well under the 1,500-byte MTU.
+const MAX_DATAGRAM: usize = 2048;
+/// The loop wakes at least this often even when nothing is due.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+/// Index of a room inside the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RoomId(u32);
+
+/// What a peer's output means for its room.
+#[derive(Debug)]
+enum PeerEvent {
+    Connected,
+    Closed,
+    KeyframeRequest,
+    Media(MediaPacket),
+    SourceReset,
+}
+
+/// Counters an operator can read from the logs on shutdown (and later from metrics).
+#[derive(Debug, Default)]
+struct DriverStats {
+    datagrams_in: u64,
+    datagrams_out: u64,
+    send_errors: u64,
+    unknown_source: u64,
+    input_errors: u64,
+    no_payload_type: u64,
+}
+
+pub struct Driver {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    factory: PeerFactory,
+    forwarder_config: ForwarderConfig,
+    directory: Arc<Directory>,
+    peers: HashMap<PeerId, Peer>,
+    sessions: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    peer_room: HashMap<PeerId, RoomId>,
+    rooms: HashMap<RoomId, Room>,
+    room_ids: HashMap<String, RoomId>,
+    next_peer: u64,
+    next_room: u32,
+    earliest: Instant,
+    /// Reused buffers: events waiting to be applied and rooms whose viewers need writing.
+    pending: VecDeque<(PeerId, PeerEvent)>,
+    dirty: Vec<RoomId>,
+    stats: DriverStats,
+}
+
+impl Driver {
+    pub fn new(
+        socket: UdpSocket,
+        factory: PeerFactory,
+        directory: Arc<Directory>,
+    ) -> std::io::Result<Self> {
+        let local_addr = socket.local_addr()?;
+        Ok(Self {
+            socket,
+            local_addr,
+            factory,
+            forwarder_config: ForwarderConfig::default(),
+            directory,
+            peers: HashMap::new(),
+            sessions: HashMap::new(),
+            by_addr: HashMap::new(),
+            peer_room: HashMap::new(),
+            rooms: HashMap::new(),
+            room_ids: HashMap::new(),
+            next_peer: 1,
+            next_room: 1,
+            earliest: Instant::now(),
+            pending: VecDeque::with_capacity(256),
+            dirty: Vec::with_capacity(16),
+            stats: DriverStats::default(),
+        })
+    }
+
+    /// Run until `shutdown` fires or every command sender is gone.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut shutdown: oneshot::Receiver<()>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        info!(udp = %self.local_addr, "media driver running");
+        loop {
+            let now = Instant::now();
+            if now >= self.earliest {
+                self.handle_timeouts(now);
+            }
+            let wake = self.earliest.min(Instant::now() + IDLE_WAKE);
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.handle_datagram(source, &buf[..n]),
+                    Err(e) => debug!(error = %e, "udp receive error"),
+                },
+                command = commands.recv() => match command {
+                    Some(c) => self.handle_command(c),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+        self.close_all();
+        info!(stats = ?self.stats, "media driver stopped");
+    }
+
+    fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        self.stats.datagrams_in += 1;
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, data) else {
+            self.stats.input_errors += 1;
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        let id = match self.by_addr.get(&source) {
+            Some(id) => *id,
+            None => {
+                // First packet from this address: the STUN username tells whose it is.
+                let Some(id) = self.peers.values().find(|p| p.rtc.accepts(&input)).map(|p| p.id) else {
+                    self.stats.unknown_source += 1;
+                    return;
+                };
+                debug!(peer = id.0, %source, "peer address learned");
+                self.by_addr.insert(source, id);
+                id
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            self.by_addr.remove(&source);
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            self.stats.input_errors += 1;
+            debug!(peer = id.0, error = %e, "input rejected");
+        }
+        self.poll_peer(id, now);
+        self.process(now);
+    }
+
+    /// Drain one peer's output: datagrams go out now, events wait in `pending`.
+    fn poll_peer(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
+        self.earliest = self.earliest.min(peer.timeout);
+    }
+
+    /// Apply pending events to rooms, then write what the forwarders queued, until quiet.
+    fn process(&mut self, now: Instant) {
+        loop {
+            while let Some((id, event)) = self.pending.pop_front() {
+                self.apply(id, event, now);
+            }
+            let Some(room_id) = self.dirty.pop() else {
+                return;
+            };
+            self.flush_room(room_id, now);
+        }
+    }
+
+    fn apply(&mut self, id: PeerId, event: PeerEvent, now: Instant) {
+        if matches!(event, PeerEvent::Closed) {
+            self.remove_peer(id, "closed");
+            return;
+        }
+        let Some(&room_id) = self.peer_room.get(&id) else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        match event {
+            PeerEvent::Media(packet) => room.forwarder.handle_rtp(now, &packet),
+            PeerEvent::Connected => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connected = true;
+                    info!(peer = id.0, room = %room.name, role = ?peer.role, "peer connected");
+                    if peer.role == Role::Viewer {
+                        room.forwarder.handle_viewer_ready(now, ViewerId(id.0));
+                    }
+                }
+            }
+            PeerEvent::KeyframeRequest => room.forwarder.handle_viewer_keyframe_request(now),
+            PeerEvent::SourceReset => room.forwarder.handle_source_reset(),
+            PeerEvent::Closed => {}
+        }
+        if !self.dirty.contains(&room_id) {
+            self.dirty.push(room_id);
+        }
+    }
+
+    /// Write every viewer's queued packets into its transport and relay keyframe requests.
+    fn flush_room(&mut self, room_id: RoomId, now: Instant) {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let codecs = [
+            room.forwarder.codec(TrackKind::Audio),
+            room.forwarder.codec(TrackKind::Video),
+        ];
+        for viewer in room.forwarder.viewers_mut() {
+            if viewer.queued() == 0 {
+                continue;
+            }
+            let id = PeerId(viewer.id().0);
+            let Some(peer) = self.peers.get_mut(&id) else {
+                while viewer.pop_packet().is_some() {}
+                continue;
+            };
+            while let Some(packet) = viewer.pop_packet() {
+                write_packet(peer, &packet, codecs[packet.kind.index()]);
+            }
+            // Inline poll: the viewer's datagrams leave now, in forwarding order.
+            drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
+            self.earliest = self.earliest.min(peer.timeout);
+        }
+        let host = room.host;
+        let mut keyframe = false;
+        while let Some(event) = room.forwarder.poll_event() {
+            match event {
+                ForwarderEvent::RequestKeyframe => keyframe = true,
+            }
+        }
+        if let (true, Some(host)) = (keyframe, host) {
+            if let Some(peer) = self.peers.get_mut(&host) {
+                if let Some(mid) = peer.mids[TrackKind::Video.index()] {
+                    let mut api = peer.rtc.direct_api();
+                    if let Some(rx) = api.stream_rx_by_mid(mid, None) {
+                        debug!(peer = host.0, "keyframe requested from host");
+                        rx.request_keyframe(KeyframeRequestKind::Pli);
+                    }
+                }
+                self.poll_peer(host, now);
+            }
+        }
+        if let Some(t) = self.rooms.get(&room_id).and_then(|r| r.forwarder.poll_timeout()) {
+            self.earliest = self.earliest.min(t);
+        }
+    }
+
+    fn handle_timeouts(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.timeout <= now)
+            .map(|p| p.id)
+            .collect();
+        for id in due {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    debug!(peer = id.0, error = %e, "timeout input failed");
+                }
+            }
+            self.poll_peer(id, now);
+        }
+        for (room_id, room) in &mut self.rooms {
+            if room.forwarder.poll_timeout().is_some_and(|t| t <= now) {
+                room.forwarder.handle_timeout(now);
+                if !self.dirty.contains(room_id) {
+                    self.dirty.push(*room_id);
+                }
+            }
+        }
+        self.process(now);
+        self.earliest = self
+            .peers
+            .values()
+            .map(|p| p.timeout)
+            .chain(self.rooms.values().filter_map(|r| r.forwarder.poll_timeout()))
+            .min()
+            .unwrap_or(now + IDLE_WAKE)
+            .max(now + Duration::from_micros(100));
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Publish { room, offer, plan, reply } => {
+                let result = self.publish(now, room, &offer, plan);
+                let _ = reply.send(result);
+            }
+            Command::Watch { room, offer, reply } => {
+                let result = self.watch(now, room, &offer);
+                let _ = reply.send(result);
+            }
+            Command::End { room, role, session, reply } => {
+                let result = match self.sessions.get(&session).copied() {
+                    Some(id)
+                        if self.peers.get(&id).is_some_and(|p| p.role == role && p.room == room) =>
+                    {
+                        self.remove_peer(id, "ended by DELETE");
+                        Ok(())
+                    }
+                    _ => Err(SignalError::SessionNotFound),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        self.process(now);
+    }
+
+    fn publish(
+        &mut self,
+        now: Instant,
+        room: String,
+        offer: &str,
+        plan: PublishPlan,
+    ) -> Result<SessionAnswer, SignalError> {
+        let room_id = self.room_id(&room);
+        if let Some(current) = self.rooms.get(&room_id).and_then(|r| r.host) {
+            match self.peers.get(&current) {
+                Some(p) if p.holds_room(now) => return Err(SignalError::HostAlreadyLive),
+                _ => self.remove_peer(current, "replaced by a new host"),
+            }
+        }
+        let (rtc, answer) = self
+            .factory
+            .accept(now, Some(&plan), offer)
+            .map_err(|e| SignalError::BadOffer(e.to_string()))?;
+        let id = self.add_peer(now, Role::Host, room.clone(), room_id, rtc);
+        if let Some(r) = self.rooms.get_mut(&room_id) {
+            r.host = Some(id);
+            r.forwarder.handle_publisher_start(&plan.codecs());
+        }
+        info!(peer = id.0, %room, codecs = ?plan.codecs(), "host publishing");
+        self.after_join(id, room_id, now);
+        Ok(self.answer(id, answer))
+    }
+
+    fn watch(&mut self, now: Instant, room: String, offer: &str) -> Result<SessionAnswer, SignalError> {
+        let room_id = self.room_id(&room);
+        let accepted = self.factory.accept(now, None, offer);
+        let (rtc, answer) = match accepted {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.drop_room_if_empty(room_id);
+                return Err(SignalError::BadOffer(e.to_string()));
+            }
+        };
+        let id = self.add_peer(now, Role::Viewer, room.clone(), room_id, rtc);
+        if let Some(r) = self.rooms.get_mut(&room_id) {
+            r.viewers.push(id);
+            r.forwarder.add_viewer(ViewerId(id.0));
+        }
+        info!(peer = id.0, %room, "viewer joined");
+        self.after_join(id, room_id, now);
+        Ok(self.answer(id, answer))
+    }
+
+    fn add_peer(&mut self, now: Instant, role: Role, room: String, room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let session = new_session_id();
+        self.sessions.insert(session.clone(), id);
+        self.peer_room.insert(id, room_id);
+        self.peers.insert(id, Peer::new(id, session, role, room, rtc, now));
+        id
+    }
+
+    fn answer(&self, id: PeerId, sdp: String) -> SessionAnswer {
+        let session = self.peers.get(&id).map(|p| p.session.clone()).unwrap_or_default();
+        SessionAnswer { session, sdp }
+    }
+
+    fn after_join(&mut self, id: PeerId, room_id: RoomId, now: Instant) {
+        self.publish_status(room_id);
+        self.poll_peer(id, now);
+    }
+
+    fn room_id(&mut self, name: &str) -> RoomId {
+        if let Some(id) = self.room_ids.get(name) {
+            return *id;
+        }
+        let id = RoomId(self.next_room);
+        self.next_room += 1;
+        self.room_ids.insert(name.to_string(), id);
+        self.rooms.insert(id, Room::new(name.to_string(), self.forwarder_config.clone()));
+        id
+    }
+
+    fn remove_peer(&mut self, id: PeerId, why: &str) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        // Flush what disconnecting produced (DTLS close) so the remote learns at once.
+        let now = Instant::now();
+        drain_transmits(&mut peer, &self.socket, &mut self.stats, &mut VecDeque::new(), now);
+        self.sessions.remove(&peer.session);
+        self.by_addr.retain(|_, p| *p != id);
+        let Some(room_id) = self.peer_room.remove(&id) else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            match peer.role {
+                Role::Host if room.host == Some(id) => {
+                    room.host = None;
+                    room.forwarder.handle_publisher_end();
+                }
+                Role::Host => {}
+                Role::Viewer => {
+                    room.viewers.retain(|v| *v != id);
+                    room.forwarder.remove_viewer(ViewerId(id.0));
+                }
+            }
+            info!(peer = id.0, room = %room.name, role = ?peer.role, why, "peer left");
+        }
+        self.publish_status(room_id);
+        self.drop_room_if_empty(room_id);
+    }
+
+    fn drop_room_if_empty(&mut self, room_id: RoomId) {
+        if self.rooms.get(&room_id).is_some_and(Room::is_empty) {
+            if let Some(room) = self.rooms.remove(&room_id) {
+                self.room_ids.remove(&room.name);
+            }
+        }
+    }
+
+    fn publish_status(&self, room_id: RoomId) {
+        if let Some(room) = self.rooms.get(&room_id) {
+            self.directory.publish(room.status());
+        }
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.remove_peer(id, "server shutting down");
+        }
+    }
+}
+
+/// Turn one str0m event into what the room cares about. Media is converted without copying
+/// the payload.
+fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut DriverStats) -> Option<PeerEvent> {
+    match event {
+        Event::Connected => Some(PeerEvent::Connected),
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Some(PeerEvent::Closed),
+        Event::Closed => Some(PeerEvent::Closed),
+        Event::MediaAdded(m) => {
+            peer.handle_media_added(m.mid, m.kind, m.direction);
+            None
+        }
+        Event::KeyframeRequest(_) if peer.role == Role::Viewer => Some(PeerEvent::KeyframeRequest),
+        Event::RtpPacket(p) if peer.role == Role::Host => {
+            let Some(codec) = peer.codec_of(p.header.payload_type) else {
+                stats.no_payload_type += 1;
+                return None;
+            };
+            let kind = codec.kind();
+            let ssrc = *p.header.ssrc;
+            let slot = &mut peer.source_ssrc[kind.index()];
+            let reset = slot.is_some_and(|s| s != ssrc);
+            *slot = Some(ssrc);
+            peer.last_media = Some(now);
+            if reset {
+                return Some(PeerEvent::SourceReset);
+            }
+            Some(PeerEvent::Media(MediaPacket {
+                kind,
+                seq: *p.seq_no,
+                timestamp: p.header.timestamp,
+                marker: p.header.marker,
+                payload: p.payload,
+                arrival: p.timestamp,
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Hand one rewritten packet to a viewer's outgoing stream (str0m encrypts and queues it).
+fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<sellcast_sfu::Codec>) {
+    let Some(codec) = codec else {
+        return;
+    };
+    let (Some(mid), Some(pt)) = (peer.mids[packet.kind.index()], peer.pt_for(codec)) else {
+        return;
+    };
+    let mut api = peer.rtc.direct_api();
+    let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+        return;
+    };
+    let write = RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone())
+        .marker(packet.marker)
+        .nackable(packet.kind == TrackKind::Video);
+    tx.write_rtp(write);
+}
+
+/// Poll a peer until it has nothing more to send, sending datagrams as they come.
+fn drain_transmits(
+    peer: &mut Peer,
+    socket: &UdpSocket,
+    stats: &mut DriverStats,
+    pending: &mut VecDeque<(PeerId, PeerEvent)>,
+    now: Instant,
+) {
+    loop {
+        if !peer.rtc.is_alive() {
+            pending.push_back((peer.id, PeerEvent::Closed));
+            return;
+        }
+        match peer.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                peer.timeout = t;
+                return;
+            }
+            Ok(Output::Transmit(t)) => match socket.try_send_to(&t.contents, t.destination) {
+                Ok(_) => stats.datagrams_out += 1,
+                Err(_) => stats.send_errors += 1,
+            },
+            Ok(Output::Event(event)) => {
+                if let Some(e) = translate_event(peer, event, now, stats) {
+                    pending.push_back((peer.id, e));
+                }
+            }
+            Err(e) => {
+                warn!(peer = peer.id.0, error = %e, "peer failed");
+                pending.push_back((peer.id, PeerEvent::Closed));
+                return;
+            }
+        }
+    }
+}
+
+/// 128 random bits, hex: the session part of a WHIP/WHEP `Location`.
+fn new_session_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS RNG failing is not something a server can work around; fall back to time+counter
+        // uniqueness so at least sessions never collide.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

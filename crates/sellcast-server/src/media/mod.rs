@@ -1,0 +1,8 @@
+//! The media plane: one UDP socket, one driver task owning every WebRTC peer and room.
+
+pub mod command;
+pub mod directory;
+pub mod driver;
+pub mod offer;
+pub mod peer;
+pub mod room;
