@@ -57,9 +57,13 @@ fn sections(sdp: &str) -> Result<Vec<Section>, OfferError> {
     for line in sdp.lines() {
         let line = line.trim_end_matches('\r');
         if let Some(m) = line.strip_prefix("m=") {
-            let mut parts = m.split_whitespace();
-            let kind = parts.next().unwrap_or_default().to_string();
-            let port_zero = parts.next() == Some("0");
+            // m=<media> <port> <proto> <fmt> ...
+            let parts: Vec<&str> = m.split_whitespace().collect();
+            if parts.len() < 4 || parts[1].parse::<u16>().is_err() {
+                return Err(OfferError::Malformed(format!("bad m-line: m={m}")));
+            }
+            let kind = parts[0].to_string();
+            let port_zero = parts[1] == "0";
             out.push(Section {
                 kind,
                 port_zero,
