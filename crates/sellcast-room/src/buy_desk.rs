@@ -1,0 +1,205 @@
+//! One-tap buy admission. The store decides durably; this desk decides what can be decided
+//! from memory (retries, sold out, limits, inactive sales) and holds reservations for buys
+//! in flight, so the store only sees buys that can succeed and stock never goes negative.
+//!
+//! Idempotency: the answer to `(identity, key)` is remembered, errors included; a retry while
+//! the first attempt is still in flight waits for that attempt's answer.
+
+use std::collections::HashMap;
+
+use crate::catalog::Sale;
+use crate::identity::{Identity, ParticipantId};
+use crate::protocol::{BuyRejection, MAX_KEY_CHARS};
+
+/// Answers remembered in memory; the store keeps every durable answer forever.
+const MAX_REMEMBERED: usize = 200_000;
+
+/// Identifies one buy attempt: the buyer and their idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BuyTicket {
+    pub identity: String,
+    pub key: String,
+}
+
+/// A buy the store must commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyOrder {
+    pub ticket: BuyTicket,
+    pub sale_id: i64,
+    pub qty: u32,
+}
+
+/// The final answer to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyAnswer {
+    Confirmed {
+        order_id: i64,
+        sale_id: i64,
+        qty: u32,
+        price_minor: i64,
+        currency: String,
+    },
+    Rejected {
+        sale_id: i64,
+        reason: BuyRejection,
+    },
+}
+
+/// What the desk decided about a new buy frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Answered from memory (a retry, or a rejection memory can prove).
+    Answered(BuyAnswer),
+    /// Same ticket already in flight; this participant will get its answer too.
+    Joined,
+    /// Reserved: send this to the store.
+    Submit(BuyOrder),
+}
+
+#[derive(Debug)]
+struct InFlight {
+    sale_id: i64,
+    qty: u32,
+    waiters: Vec<ParticipantId>,
+}
+
+#[derive(Debug, Default)]
+pub struct BuyDesk {
+    answers: HashMap<BuyTicket, BuyAnswer>,
+    in_flight: HashMap<BuyTicket, InFlight>,
+    /// Committed quantity per (sale, identity), loaded from the store at start.
+    bought: HashMap<(i64, String), u32>,
+    /// In-flight quantity per (sale, identity) and per sale.
+    reserved_user: HashMap<(i64, String), u32>,
+    reserved_sale: HashMap<i64, u32>,
+}
+
+impl BuyDesk {
+    pub fn new(bought: impl IntoIterator<Item = (i64, String, u32)>) -> Self {
+        Self {
+            bought: bought.into_iter().map(|(s, i, q)| ((s, i), q)).collect(),
+            ..Self::default()
+        }
+    }
+
+    pub fn admit(
+        &mut self,
+        now_ms: i64,
+        from: ParticipantId,
+        buyer: &Identity,
+        sale: Option<&Sale>,
+        sale_id: i64,
+        qty: u32,
+        key: &str,
+    ) -> Admission {
+        let ticket = BuyTicket {
+            identity: buyer.id.clone(),
+            key: key.to_string(),
+        };
+        if let Some(answer) = self.answers.get(&ticket) {
+            return Admission::Answered(answer.clone());
+        }
+        if let Some(flight) = self.in_flight.get_mut(&ticket) {
+            flight.waiters.push(from);
+            return Admission::Joined;
+        }
+        let reject = |reason| BuyAnswer::Rejected { sale_id, reason };
+        let verdict = if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
+            // Not remembered: an unusable key cannot be retried meaningfully.
+            return Admission::Answered(reject(BuyRejection::Invalid));
+        } else {
+            match sale {
+                None => Err(BuyRejection::Invalid),
+                Some(s) if qty == 0 || qty > s.per_user_limit => Err(BuyRejection::Invalid),
+                Some(s) if !s.is_active(now_ms) => Err(BuyRejection::SaleNotActive),
+                Some(s) => self.check_stock_and_limit(s, &buyer.id, qty),
+            }
+        };
+        match verdict {
+            Err(reason) => {
+                let answer = reject(reason);
+                self.remember(ticket, answer.clone());
+                Admission::Answered(answer)
+            }
+            Ok(()) => {
+                *self.reserved_user.entry((sale_id, buyer.id.clone())).or_insert(0) += qty;
+                *self.reserved_sale.entry(sale_id).or_insert(0) += qty;
+                self.in_flight.insert(
+                    ticket.clone(),
+                    InFlight {
+                        sale_id,
+                        qty,
+                        waiters: vec![from],
+                    },
+                );
+                Admission::Submit(BuyOrder { ticket, sale_id, qty })
+            }
+        }
+    }
+
+    fn check_stock_and_limit(&self, sale: &Sale, identity: &str, qty: u32) -> Result<(), BuyRejection> {
+        let reserved = self.reserved_sale.get(&sale.id).copied().unwrap_or(0);
+        if sale.stock_left.saturating_sub(reserved) < qty {
+            return Err(BuyRejection::SoldOut);
+        }
+        let k = (sale.id, identity.to_string());
+        let mine = self.bought.get(&k).copied().unwrap_or(0) + self.reserved_user.get(&k).copied().unwrap_or(0);
+        if mine + qty > sale.per_user_limit {
+            return Err(BuyRejection::LimitReached);
+        }
+        Ok(())
+    }
+
+    /// The store answered. Returns who is waiting for the answer, and whether it is a new
+    /// commit (true) rather than a replay of an answer the store already had.
+    pub fn handle_outcome(&mut self, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool) -> Vec<ParticipantId> {
+        let Some(flight) = self.in_flight.remove(ticket) else {
+            return Vec::new();
+        };
+        self.release(ticket, &flight);
+        if let (BuyAnswer::Confirmed { sale_id, qty, .. }, false) = (&answer, replayed) {
+            *self.bought.entry((*sale_id, ticket.identity.clone())).or_insert(0) += qty;
+        }
+        self.remember(ticket.clone(), answer);
+        flight.waiters
+    }
+
+    /// The store failed (nothing committed): release the reservation, remember nothing, so a
+    /// retry with the same key tries again.
+    pub fn handle_failure(&mut self, ticket: &BuyTicket) -> Vec<ParticipantId> {
+        let Some(flight) = self.in_flight.remove(ticket) else {
+            return Vec::new();
+        };
+        self.release(ticket, &flight);
+        flight.waiters
+    }
+
+    fn release(&mut self, ticket: &BuyTicket, flight: &InFlight) {
+        let k = (flight.sale_id, ticket.identity.clone());
+        if let Some(r) = self.reserved_user.get_mut(&k) {
+            *r = r.saturating_sub(flight.qty);
+            if *r == 0 {
+                self.reserved_user.remove(&k);
+            }
+        }
+        if let Some(r) = self.reserved_sale.get_mut(&flight.sale_id) {
+            *r = r.saturating_sub(flight.qty);
+        }
+    }
+
+    fn remember(&mut self, ticket: BuyTicket, answer: BuyAnswer) {
+        if self.answers.len() >= MAX_REMEMBERED {
+            // Durable answers survive in the store; memory only bounds itself.
+            self.answers.clear();
+        }
+        self.answers.insert(ticket, answer);
+    }
+
+    pub fn bought(&self, sale_id: i64, identity: &str) -> u32 {
+        self.bought.get(&(sale_id, identity.to_string())).copied().unwrap_or(0)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}

@@ -1,0 +1,30 @@
+//! The interaction core of a live-selling room: chat, likes, highlighted products, flash
+//! sales and one-tap buys, multiplexed on one data channel per participant.
+//!
+//! It owns the room's ordered event stream (`(epoch, seq)` on every broadcast, a replay buffer
+//! for reconnects), admission of every frame (size, schema, role, rate), and the in-memory side
+//! of commerce (stock reservations, per-user limits, idempotent answers).
+//!
+//! Its loop is driven from outside: `handle_*` with frames, store results and ticks, all with
+//! the current time as an argument; `poll_output` for frames to send and work to persist.
+//! It must never do IO, read the clock, or acknowledge an order the store has not committed.
+
+mod buy_desk;
+mod catalog;
+mod chat;
+mod event_log;
+mod identity;
+mod likes;
+pub mod protocol;
+mod rate_limit;
+mod room;
+
+pub use buy_desk::{BuyAnswer, BuyOrder, BuyTicket};
+pub use catalog::{Product, Sale, SaleDraft};
+pub use chat::ChatLimits;
+pub use event_log::EventLog;
+pub use identity::{Identity, ParticipantId, Role};
+pub use likes::LikeCounter;
+pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, Position};
+pub use rate_limit::TokenBucket;
+pub use room::{Class, HostAction, Output, RoomConfig, RoomCore, RoomRecord};

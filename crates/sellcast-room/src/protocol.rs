@@ -1,0 +1,332 @@
+//! The data-channel protocol: JSON frames tagged by `type`. README "Event protocol" documents
+//! every frame; this file is the source of truth for their shapes.
+//!
+//! Client frames are parsed in two steps so a client learns precisely what was wrong: first
+//! the size and the `type` tag (unknown type -> `unknown_type`), then the typed body
+//! (wrong fields -> `malformed`, with serde's reason).
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Product, Sale};
+use crate::identity::{Identity, ParticipantId};
+
+/// Largest frame accepted from a client, in bytes.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Longest chat message, in Unicode code points.
+pub const MAX_CHAT_CHARS: usize = 500;
+/// Longest idempotency key.
+pub const MAX_KEY_CHARS: usize = 64;
+
+/// Where a client stands in the room's event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+/// Everything a client may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// First frame on a channel; `resume` is the last event the client saw.
+    Hello {
+        #[serde(default)]
+        resume: Option<Position>,
+    },
+    Chat {
+        text: String,
+    },
+    /// Likes batched by the client since its last `like` frame.
+    Like {
+        count: u32,
+    },
+    Buy {
+        sale_id: i64,
+        qty: u32,
+        idempotency_key: String,
+    },
+    // Host and moderator actions.
+    Pin {
+        product_ids: Vec<i64>,
+    },
+    StartSale {
+        product_id: i64,
+        price_minor: i64,
+        stock: u32,
+        per_user_limit: u32,
+        starts_at_ms: i64,
+        ends_at_ms: i64,
+    },
+    EndSale {
+        sale_id: i64,
+    },
+    DeleteMessage {
+        seq: u64,
+    },
+    Mute {
+        identity: String,
+        seconds: u32,
+    },
+    Ban {
+        identity: String,
+    },
+    SetBlockedWords {
+        words: Vec<String>,
+    },
+}
+
+impl ClientFrame {
+    pub const TYPES: [&'static str; 11] = [
+        "hello",
+        "chat",
+        "like",
+        "buy",
+        "pin",
+        "start_sale",
+        "end_sale",
+        "delete_message",
+        "mute",
+        "ban",
+        "set_blocked_words",
+    ];
+
+    /// Parse one frame, size-limited, with a typed error for each way it can be wrong.
+    pub fn parse(bytes: &[u8]) -> Result<ClientFrame, FrameError> {
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(FrameError::new(ErrorCode::TooLarge, format!("frame of {} bytes exceeds {MAX_FRAME_BYTES}", bytes.len())));
+        }
+        #[derive(Deserialize)]
+        struct Tag {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let tag: Tag = serde_json::from_slice(bytes)
+            .map_err(|e| FrameError::new(ErrorCode::Malformed, format!("not a JSON object with a string `type`: {e}")))?;
+        if !Self::TYPES.contains(&tag.kind.as_str()) {
+            return Err(FrameError::new(ErrorCode::UnknownType, format!("unknown frame type `{}`", truncate(&tag.kind, 40))));
+        }
+        serde_json::from_slice(bytes).map_err(|e| FrameError::new(ErrorCode::Malformed, e.to_string()))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// Error codes a client can program against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    TooLarge,
+    Malformed,
+    UnknownType,
+    Invalid,
+    RateLimited,
+    Forbidden,
+    Muted,
+    Blocked,
+    NotFound,
+    Unavailable,
+}
+
+/// A refused frame: what is sent back as `{"type":"error",...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FrameError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Typed reasons a buy is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuyRejection {
+    SoldOut,
+    LimitReached,
+    SaleNotActive,
+    Invalid,
+}
+
+/// A chat message as everyone sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatLine {
+    pub seq: u64,
+    pub from: Identity,
+    pub text: String,
+    pub at_ms: i64,
+}
+
+/// An order as the host's live feed shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderLine {
+    pub order_id: i64,
+    pub sale_id: i64,
+    pub buyer: Identity,
+    pub qty: u32,
+    pub price_minor: i64,
+    pub currency: String,
+    pub at_ms: i64,
+}
+
+/// Room events every participant receives in order, each with `(epoch, seq)`. Reliable:
+/// never dropped for a congested viewer, replayed on resume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RoomEvent {
+    Chat { from: Identity, text: String, at_ms: i64 },
+    ChatDeleted { target_seq: u64, by: Identity },
+    Pinned { products: Vec<Product> },
+    ProductUpdated { product: Product },
+    SaleStarted { sale: Sale },
+    SaleEnded { sale_id: i64, sold: u32 },
+    SoldOut { sale_id: i64 },
+    UserMuted { identity: String, until_ms: i64 },
+    UserBanned { identity: String },
+}
+
+/// A [`RoomEvent`] with its place in the stream and the server's clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sequenced<'a> {
+    pub epoch: u64,
+    pub seq: u64,
+    pub server_now_ms: i64,
+    #[serde(flatten)]
+    pub event: &'a RoomEvent,
+}
+
+/// The full state a client needs when it cannot resume from the replay buffer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub epoch: u64,
+    pub seq: u64,
+    pub server_now_ms: i64,
+    pub products: Vec<Product>,
+    pub pinned: Vec<i64>,
+    pub sales: Vec<Sale>,
+    pub chat: Vec<ChatLine>,
+    pub likes_total: u64,
+    pub viewers: usize,
+    /// Only for hosts and moderators.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Vec<OrderLine>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_words: Option<Vec<String>>,
+}
+
+/// Frames sent to one participant or as latest-state counters.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DirectFrame {
+    Welcome {
+        you: Identity,
+        participant: ParticipantId,
+        epoch: u64,
+        seq: u64,
+        server_now_ms: i64,
+        /// True when the events after `resume` follow; false when a snapshot follows.
+        resumed: bool,
+    },
+    Snapshot(Snapshot),
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    OrderConfirmed {
+        idempotency_key: String,
+        order_id: i64,
+        sale_id: i64,
+        qty: u32,
+        price_minor: i64,
+        currency: String,
+    },
+    BuyRejected {
+        idempotency_key: String,
+        sale_id: i64,
+        reason: BuyRejection,
+    },
+    /// Host feed: one order just committed.
+    Order {
+        order: OrderLine,
+        sale_sold: u32,
+        revenue_minor: i64,
+    },
+    /// Latest like state, sent on a fixed tick.
+    Likes {
+        total: u64,
+        delta: u64,
+    },
+    /// Latest counters, sent on a fixed tick when they changed.
+    Counters {
+        viewers: usize,
+        sales: Vec<SaleCounter>,
+    },
+}
+
+/// Stock and sold count of one sale, as latest state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SaleCounter {
+    pub sale_id: i64,
+    pub stock_left: u32,
+    pub sold: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_of_each_client_frame() {
+        let frames = [
+            r#"{"type":"hello"}"#,
+            r#"{"type":"hello","resume":{"epoch":3,"seq":9}}"#,
+            r#"{"type":"chat","text":"hi"}"#,
+            r#"{"type":"like","count":3}"#,
+            r#"{"type":"buy","sale_id":1,"qty":2,"idempotency_key":"k1"}"#,
+            r#"{"type":"pin","product_ids":[1,2]}"#,
+            r#"{"type":"start_sale","product_id":1,"price_minor":990,"stock":10,"per_user_limit":2,"starts_at_ms":0,"ends_at_ms":60000}"#,
+            r#"{"type":"end_sale","sale_id":1}"#,
+            r#"{"type":"delete_message","seq":4}"#,
+            r#"{"type":"mute","identity":"bob","seconds":60}"#,
+            r#"{"type":"ban","identity":"bob"}"#,
+            r#"{"type":"set_blocked_words","words":["spam"]}"#,
+        ];
+        for f in frames {
+            ClientFrame::parse(f.as_bytes()).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+        }
+        assert_eq!(
+            ClientFrame::parse(br#"{"type":"buy","sale_id":7,"qty":1,"idempotency_key":"a"}"#),
+            Ok(ClientFrame::Buy { sale_id: 7, qty: 1, idempotency_key: "a".into() })
+        );
+    }
+
+    #[test]
+    fn each_kind_of_bad_frame_has_its_code() {
+        let code = |b: &[u8]| ClientFrame::parse(b).map_err(|e| e.code);
+        assert_eq!(code(b"not json"), Err(ErrorCode::Malformed));
+        assert_eq!(code(br#"{"text":"no type"}"#), Err(ErrorCode::Malformed));
+        assert_eq!(code(br#"{"type":"teleport"}"#), Err(ErrorCode::UnknownType));
+        assert_eq!(code(br#"{"type":"chat","text":5}"#), Err(ErrorCode::Malformed));
+        assert_eq!(code(br#"{"type":"like","count":-1}"#), Err(ErrorCode::Malformed));
+        assert_eq!(code(br#"{"type":"chat","text":"x","admin":true}"#), Err(ErrorCode::Malformed));
+        assert_eq!(code(&vec![b' '; MAX_FRAME_BYTES + 1]), Err(ErrorCode::TooLarge));
+    }
+
+    #[test]
+    fn sequenced_events_carry_their_position_and_type() {
+        let event = RoomEvent::SoldOut { sale_id: 4 };
+        let json = serde_json::to_value(Sequenced { epoch: 2, seq: 11, server_now_ms: 5, event: &event })
+            .expect("serializable");
+        assert_eq!(json["type"], "sold_out");
+        assert_eq!(json["seq"], 11);
+        assert_eq!(json["epoch"], 2);
+        assert_eq!(json["sale_id"], 4);
+    }
+}

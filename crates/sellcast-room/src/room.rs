@@ -1,0 +1,628 @@
+//! A room's interaction state and the decisions on every frame: who may do what, what is
+//! broadcast with which sequence number, what is answered directly, what must be made
+//! durable first. No IO: the room task feeds frames, store results and ticks, and carries
+//! out the [`Output`]s.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::buy_desk::{Admission, BuyAnswer, BuyDesk, BuyOrder, BuyTicket};
+use crate::catalog::{Product, Sale, SaleDraft};
+use crate::chat::{ChatDesk, ChatLimits};
+use crate::event_log::EventLog;
+use crate::identity::{Identity, ParticipantId};
+use crate::likes::LikeCounter;
+use crate::protocol::{
+    ChatLine, ClientFrame, DirectFrame, ErrorCode, FrameError, OrderLine, Position, RoomEvent, SaleCounter,
+    Snapshot,
+};
+use crate::rate_limit::TokenBucket;
+
+/// How the transport should treat a frame when a viewer's channel is congested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Commerce and control: always delivered, in order.
+    Control,
+    /// Chat: dropped for a congested viewer before anything else.
+    Chat,
+    /// Latest-state counters: a newer one replaces it, so it may be skipped.
+    Latest,
+}
+
+/// An action that must be made durable before the room applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAction {
+    Pin(Vec<i64>),
+    StartSale(SaleDraft),
+    EndSale(i64),
+    Ban(String),
+    SetBlockedWords(Vec<String>),
+}
+
+/// What the room asks its task to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Send { to: ParticipantId, frame: Arc<str>, class: Class },
+    Broadcast { frame: Arc<str>, class: Class },
+    /// Commit this buy in the store, then call [`RoomCore::handle_buy_outcome`].
+    Buy(BuyOrder),
+    /// Persist this action, then call the matching `apply_*`; `from` gets an error if it fails.
+    Persist { from: ParticipantId, by: Identity, action: HostAction },
+    /// Close this participant's session (banned).
+    Kick { participant: ParticipantId },
+    /// A frame was refused; the task logs it (debug for rate limits, info otherwise).
+    Refused { from: ParticipantId, identity: String, code: ErrorCode, message: String },
+}
+
+/// Everything the room loads from the store when it is created.
+#[derive(Debug, Clone, Default)]
+pub struct RoomRecord {
+    pub products: Vec<Product>,
+    pub sales: Vec<Sale>,
+    pub pinned: Vec<i64>,
+    pub banned: Vec<(String, Option<i64>)>,
+    pub blocked_words: Vec<String>,
+    /// Committed quantity per (sale, identity).
+    pub bought: Vec<(i64, String, u32)>,
+    pub recent_orders: Vec<OrderLine>,
+    pub likes_total: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub chat: ChatLimits,
+    pub replay_events: usize,
+    pub likes_per_user_per_tick: u32,
+    /// Frames of any kind per participant: burst and per second.
+    pub frame_burst: u32,
+    pub frames_per_second: f64,
+    pub max_pins: usize,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self {
+            chat: ChatLimits::default(),
+            replay_events: 2048,
+            likes_per_user_per_tick: 30,
+            frame_burst: 60,
+            frames_per_second: 30.0,
+            max_pins: 3,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Participant {
+    identity: Identity,
+    frames: TokenBucket,
+    /// Error replies are rate-limited too, so a flood is not answered with a flood.
+    errors: TokenBucket,
+    muted_errors: u64,
+}
+
+/// Orders kept for the host feed snapshot.
+const RECENT_ORDERS: usize = 50;
+
+#[derive(Debug)]
+pub struct RoomCore {
+    name: String,
+    config: RoomConfig,
+    log: EventLog,
+    participants: HashMap<ParticipantId, Participant>,
+    products: Vec<Product>,
+    pinned: Vec<i64>,
+    sales: Vec<Sale>,
+    /// Sales whose end (by the clock) has been announced.
+    end_announced: Vec<i64>,
+    banned: HashMap<String, Option<i64>>,
+    chat: ChatDesk,
+    likes: LikeCounter,
+    desk: BuyDesk,
+    orders: VecDeque<OrderLine>,
+    revenue: HashMap<i64, i64>,
+    counters_dirty: bool,
+    outputs: VecDeque<Output>,
+}
+
+impl RoomCore {
+    pub fn new(name: String, epoch: u64, record: RoomRecord, config: RoomConfig, now_ms: i64) -> Self {
+        let mut revenue = HashMap::new();
+        for o in &record.recent_orders {
+            *revenue.entry(o.sale_id).or_insert(0) += o.price_minor * i64::from(o.qty);
+        }
+        let end_announced = record.sales.iter().filter(|s| s.is_over(now_ms)).map(|s| s.id).collect();
+        Self {
+            log: EventLog::new(epoch, config.replay_events),
+            chat: ChatDesk::new(config.chat.clone(), record.blocked_words, now_ms),
+            likes: LikeCounter::new(record.likes_total, config.likes_per_user_per_tick),
+            desk: BuyDesk::new(record.bought),
+            name,
+            config,
+            participants: HashMap::new(),
+            products: record.products,
+            pinned: record.pinned,
+            sales: record.sales,
+            end_announced,
+            banned: record.banned.into_iter().collect(),
+            orders: record.recent_orders.into_iter().collect(),
+            revenue,
+            counters_dirty: false,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_banned(&self, identity: &str, now_ms: i64) -> bool {
+        matches!(self.banned.get(identity), Some(None)) || matches!(self.banned.get(identity), Some(Some(until)) if *until > now_ms)
+    }
+
+    // ----- participants -----
+
+    /// A session joined (its data channel opened, or an HTTP caller).
+    pub fn handle_join(&mut self, now_ms: i64, id: ParticipantId, identity: Identity) {
+        if self.is_banned(&identity.id, now_ms) {
+            self.outputs.push_back(Output::Kick { participant: id });
+            return;
+        }
+        let c = &self.config;
+        self.participants.insert(
+            id,
+            Participant {
+                identity,
+                frames: TokenBucket::new(c.frame_burst, c.frames_per_second, now_ms),
+                errors: TokenBucket::new(5, 1.0, now_ms),
+                muted_errors: 0,
+            },
+        );
+        self.counters_dirty = true;
+    }
+
+    pub fn handle_leave(&mut self, id: ParticipantId) {
+        if let Some(p) = self.participants.remove(&id) {
+            if !self.participants.values().any(|o| o.identity.id == p.identity.id) {
+                self.chat.handle_leave(&p.identity.id);
+            }
+            self.counters_dirty = true;
+        }
+    }
+
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    // ----- frames -----
+
+    /// One raw frame from a participant's data channel.
+    pub fn handle_frame(&mut self, now_ms: i64, from: ParticipantId, bytes: &[u8]) {
+        let Some(p) = self.participants.get_mut(&from) else {
+            return;
+        };
+        if !p.frames.try_take(now_ms) {
+            self.refuse(now_ms, from, FrameError::new(ErrorCode::RateLimited, "too many frames"));
+            return;
+        }
+        match ClientFrame::parse(bytes) {
+            Ok(frame) => self.handle_client_frame(now_ms, from, frame),
+            Err(e) => self.refuse(now_ms, from, e),
+        }
+    }
+
+    /// A parsed frame (the HTTP API enters here too).
+    pub fn handle_client_frame(&mut self, now_ms: i64, from: ParticipantId, frame: ClientFrame) {
+        let Some(who) = self.participants.get(&from).map(|p| p.identity.clone()) else {
+            return;
+        };
+        let result = match frame {
+            ClientFrame::Hello { resume } => {
+                self.hello(now_ms, from, &who, resume);
+                Ok(())
+            }
+            ClientFrame::Chat { text } => self.chat(now_ms, &who, &text),
+            ClientFrame::Like { count } => {
+                self.likes.handle_likes(&who.id, count);
+                Ok(())
+            }
+            ClientFrame::Buy { sale_id, qty, idempotency_key } => {
+                self.buy(now_ms, from, &who, sale_id, qty, &idempotency_key);
+                Ok(())
+            }
+            ClientFrame::Pin { product_ids } => self.host_only(&who, "pin products").and_then(|()| {
+                if product_ids.len() > self.config.max_pins {
+                    return Err(FrameError::new(ErrorCode::Invalid, format!("at most {} products can be highlighted", self.config.max_pins)));
+                }
+                if let Some(missing) = product_ids.iter().find(|id| !self.products.iter().any(|p| p.id == **id)) {
+                    return Err(FrameError::new(ErrorCode::NotFound, format!("no product {missing}")));
+                }
+                self.persist(from, &who, HostAction::Pin(product_ids));
+                Ok(())
+            }),
+            ClientFrame::StartSale { product_id, price_minor, stock, per_user_limit, starts_at_ms, ends_at_ms } => {
+                self.host_only(&who, "start a sale").and_then(|()| {
+                    if !self.products.iter().any(|p| p.id == product_id) {
+                        return Err(FrameError::new(ErrorCode::NotFound, format!("no product {product_id}")));
+                    }
+                    if stock == 0 || per_user_limit == 0 || ends_at_ms <= starts_at_ms || price_minor < 0 || ends_at_ms <= now_ms {
+                        return Err(FrameError::new(ErrorCode::Invalid, "a sale needs stock >= 1, a limit >= 1, a price >= 0 and an end in the future after its start"));
+                    }
+                    let draft = SaleDraft { product_id, price_minor, stock, per_user_limit, starts_at_ms, ends_at_ms };
+                    self.persist(from, &who, HostAction::StartSale(draft));
+                    Ok(())
+                })
+            }
+            ClientFrame::EndSale { sale_id } => self.host_only(&who, "end a sale").and_then(|()| {
+                match self.sales.iter().find(|s| s.id == sale_id) {
+                    Some(s) if s.ended_at_ms.is_none() => {
+                        self.persist(from, &who, HostAction::EndSale(sale_id));
+                        Ok(())
+                    }
+                    Some(_) => Err(FrameError::new(ErrorCode::Invalid, "sale already ended")),
+                    None => Err(FrameError::new(ErrorCode::NotFound, format!("no sale {sale_id}"))),
+                }
+            }),
+            ClientFrame::DeleteMessage { seq } => self.moderator_only(&who, "delete messages").and_then(|()| {
+                if self.chat.delete(seq) {
+                    self.broadcast_event(now_ms, RoomEvent::ChatDeleted { target_seq: seq, by: who.clone() });
+                    Ok(())
+                } else {
+                    Err(FrameError::new(ErrorCode::NotFound, format!("no recent message {seq}")))
+                }
+            }),
+            ClientFrame::Mute { identity, seconds } => self.moderator_only(&who, "mute").and_then(|()| {
+                let until_ms = now_ms + i64::from(seconds.min(7 * 24 * 3600)) * 1000;
+                self.chat.mute(&identity, until_ms);
+                self.broadcast_event(now_ms, RoomEvent::UserMuted { identity, until_ms });
+                Ok(())
+            }),
+            ClientFrame::Ban { identity } => self.moderator_only(&who, "ban").map(|()| {
+                self.persist(from, &who, HostAction::Ban(identity));
+            }),
+            ClientFrame::SetBlockedWords { words } => self.moderator_only(&who, "set blocked words").and_then(|()| {
+                if words.len() > 500 || words.iter().any(|w| w.chars().count() > 64) {
+                    return Err(FrameError::new(ErrorCode::Invalid, "at most 500 words of at most 64 characters"));
+                }
+                self.persist(from, &who, HostAction::SetBlockedWords(words));
+                Ok(())
+            }),
+        };
+        if let Err(e) = result {
+            self.refuse(now_ms, from, e);
+        }
+    }
+
+    fn host_only(&self, who: &Identity, what: &str) -> Result<(), FrameError> {
+        if who.role.can_run_show() {
+            Ok(())
+        } else {
+            Err(FrameError::new(ErrorCode::Forbidden, format!("only the host may {what}")))
+        }
+    }
+
+    fn moderator_only(&self, who: &Identity, what: &str) -> Result<(), FrameError> {
+        if who.role.can_moderate() {
+            Ok(())
+        } else {
+            Err(FrameError::new(ErrorCode::Forbidden, format!("only the host or a moderator may {what}")))
+        }
+    }
+
+    fn persist(&mut self, from: ParticipantId, by: &Identity, action: HostAction) {
+        self.outputs.push_back(Output::Persist { from, by: by.clone(), action });
+    }
+
+    fn hello(&mut self, now_ms: i64, to: ParticipantId, who: &Identity, resume: Option<Position>) {
+        let position = self.log.position();
+        let missed = resume.and_then(|r| self.log.replay_after(r));
+        let welcome = DirectFrame::Welcome {
+            you: who.clone(),
+            participant: to,
+            epoch: position.epoch,
+            seq: position.seq,
+            server_now_ms: now_ms,
+            resumed: missed.is_some(),
+        };
+        self.send(to, &welcome, Class::Control);
+        match missed {
+            Some(frames) => {
+                for frame in frames {
+                    self.outputs.push_back(Output::Send { to, frame, class: Class::Control });
+                }
+            }
+            None => {
+                let snapshot = self.snapshot(now_ms, who.role.can_moderate());
+                self.send(to, &DirectFrame::Snapshot(snapshot), Class::Control);
+            }
+        }
+        // Latest state follows the stream position, so counters are never stale on join.
+        let likes = DirectFrame::Likes { total: self.likes.total(), delta: 0 };
+        self.send(to, &likes, Class::Latest);
+        let counters = self.counters();
+        self.send(to, &counters, Class::Latest);
+    }
+
+    fn snapshot(&self, now_ms: i64, staff: bool) -> Snapshot {
+        let position = self.log.position();
+        Snapshot {
+            epoch: position.epoch,
+            seq: position.seq,
+            server_now_ms: now_ms,
+            products: self.products.clone(),
+            pinned: self.pinned.clone(),
+            sales: self.sales.iter().filter(|s| !s.is_over(now_ms)).cloned().collect(),
+            chat: self.chat.history(),
+            likes_total: self.likes.total(),
+            viewers: self.viewer_count(),
+            orders: staff.then(|| self.orders.iter().cloned().collect()),
+            blocked_words: staff.then(|| self.chat.blocked_words()),
+        }
+    }
+
+    fn chat(&mut self, now_ms: i64, who: &Identity, text: &str) -> Result<(), FrameError> {
+        let text = self.chat.admit(now_ms, who, text)?;
+        let event = RoomEvent::Chat { from: who.clone(), text: text.clone(), at_ms: now_ms };
+        let (seq, frame) = self.log.append(&event, now_ms);
+        self.chat.record(ChatLine { seq, from: who.clone(), text, at_ms: now_ms });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Chat });
+        Ok(())
+    }
+
+    fn buy(&mut self, now_ms: i64, from: ParticipantId, who: &Identity, sale_id: i64, qty: u32, key: &str) {
+        let sale = self.sales.iter().find(|s| s.id == sale_id);
+        match self.desk.admit(now_ms, from, who, sale, sale_id, qty, key) {
+            Admission::Answered(answer) => {
+                let frame = answer_frame(key, &answer);
+                self.send(from, &frame, Class::Control);
+            }
+            Admission::Joined => {}
+            Admission::Submit(order) => self.outputs.push_back(Output::Buy(order)),
+        }
+    }
+
+    /// The store committed (or replayed) a buy.
+    pub fn handle_buy_outcome(&mut self, now_ms: i64, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool, stock_left: Option<u32>) {
+        let waiters = self.desk.handle_outcome(ticket, answer.clone(), replayed);
+        let frame = answer_frame(&ticket.key, &answer);
+        for to in waiters {
+            self.send(to, &frame, Class::Control);
+        }
+        let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } = answer else {
+            return;
+        };
+        if replayed {
+            return;
+        }
+        let Some(sale) = self.sales.iter_mut().find(|s| s.id == sale_id) else {
+            return;
+        };
+        sale.stock_left = match stock_left {
+            Some(left) => left.min(sale.stock_left.saturating_sub(qty)),
+            None => sale.stock_left.saturating_sub(qty),
+        };
+        let sold_out = sale.stock_left == 0;
+        let sale_sold = sale.sold();
+        let buyer = self
+            .participants
+            .values()
+            .find(|p| p.identity.id == ticket.identity)
+            .map(|p| p.identity.clone())
+            .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
+        let order = OrderLine { order_id, sale_id, buyer, qty, price_minor, currency, at_ms: now_ms };
+        let revenue = self.revenue.entry(sale_id).or_insert(0);
+        *revenue += price_minor * i64::from(qty);
+        let revenue_minor = *revenue;
+        if self.orders.len() == RECENT_ORDERS {
+            self.orders.pop_front();
+        }
+        self.orders.push_back(order.clone());
+        let feed = DirectFrame::Order { order, sale_sold, revenue_minor };
+        let staff: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.identity.role.can_moderate())
+            .map(|(id, _)| *id)
+            .collect();
+        for to in staff {
+            self.send(to, &feed, Class::Control);
+        }
+        self.counters_dirty = true;
+        if sold_out {
+            self.broadcast_event(now_ms, RoomEvent::SoldOut { sale_id });
+        }
+    }
+
+    /// The store could not commit a buy: nothing happened, the buyer may retry with its key.
+    pub fn handle_buy_failure(&mut self, ticket: &BuyTicket) {
+        for to in self.desk.handle_failure(ticket) {
+            let frame = DirectFrame::Error { code: ErrorCode::Unavailable, message: "order not placed, please retry".into() };
+            self.send(to, &frame, Class::Control);
+        }
+    }
+
+    // ----- durable host actions, applied after the store committed -----
+
+    pub fn apply_product(&mut self, now_ms: i64, product: Product) {
+        match self.products.iter_mut().find(|p| p.id == product.id) {
+            Some(p) => *p = product.clone(),
+            None => self.products.push(product.clone()),
+        }
+        self.broadcast_event(now_ms, RoomEvent::ProductUpdated { product });
+    }
+
+    pub fn apply_product_deleted(&mut self, now_ms: i64, product_id: i64) {
+        self.products.retain(|p| p.id != product_id);
+        if self.pinned.contains(&product_id) {
+            let pins: Vec<i64> = self.pinned.iter().copied().filter(|id| *id != product_id).collect();
+            self.apply_pins(now_ms, pins);
+        }
+    }
+
+    pub fn apply_pins(&mut self, now_ms: i64, pins: Vec<i64>) {
+        self.pinned = pins;
+        let products = self
+            .pinned
+            .iter()
+            .filter_map(|id| self.products.iter().find(|p| p.id == *id).cloned())
+            .collect();
+        self.broadcast_event(now_ms, RoomEvent::Pinned { products });
+    }
+
+    pub fn apply_sale(&mut self, now_ms: i64, sale: Sale) {
+        let ended = sale.ended_at_ms.is_some();
+        let (id, sold) = (sale.id, sale.sold());
+        match self.sales.iter_mut().find(|s| s.id == sale.id) {
+            Some(s) => *s = sale.clone(),
+            None => self.sales.push(sale.clone()),
+        }
+        if ended {
+            if !self.end_announced.contains(&id) {
+                self.end_announced.push(id);
+                self.broadcast_event(now_ms, RoomEvent::SaleEnded { sale_id: id, sold });
+            }
+        } else {
+            self.broadcast_event(now_ms, RoomEvent::SaleStarted { sale });
+        }
+        self.counters_dirty = true;
+    }
+
+    pub fn apply_ban(&mut self, now_ms: i64, identity: String, until_ms: Option<i64>) {
+        self.banned.insert(identity.clone(), until_ms);
+        let kicked: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.identity.id == identity && !p.identity.role.can_run_show())
+            .map(|(id, _)| *id)
+            .collect();
+        for participant in kicked {
+            self.participants.remove(&participant);
+            self.outputs.push_back(Output::Kick { participant });
+        }
+        self.broadcast_event(now_ms, RoomEvent::UserBanned { identity });
+        self.counters_dirty = true;
+    }
+
+    pub fn apply_blocked_words(&mut self, words: Vec<String>) {
+        self.chat.set_blocked_words(words);
+    }
+
+    /// A durable action failed; tell whoever asked.
+    pub fn handle_persist_failure(&mut self, to: ParticipantId, error: FrameError) {
+        self.send(to, &DirectFrame::Error { code: error.code, message: error.message }, Class::Control);
+    }
+
+    // ----- time -----
+
+    /// Fixed tick (every 250-500 ms): likes, counters, sales ending by the clock.
+    pub fn handle_tick(&mut self, now_ms: i64) {
+        if let Some((total, delta)) = self.likes.handle_tick() {
+            self.broadcast(&DirectFrame::Likes { total, delta }, Class::Latest);
+        }
+        let ending: Vec<(i64, u32)> = self
+            .sales
+            .iter()
+            .filter(|s| s.is_over(now_ms) && !self.end_announced.contains(&s.id))
+            .map(|s| (s.id, s.sold()))
+            .collect();
+        for (sale_id, sold) in ending {
+            self.end_announced.push(sale_id);
+            self.broadcast_event(now_ms, RoomEvent::SaleEnded { sale_id, sold });
+        }
+        if std::mem::take(&mut self.counters_dirty) {
+            let counters = self.counters();
+            self.broadcast(&counters, Class::Latest);
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    // ----- helpers -----
+
+    fn viewer_count(&self) -> usize {
+        self.participants.values().filter(|p| !p.identity.role.can_run_show()).count()
+    }
+
+    fn counters(&self) -> DirectFrame {
+        DirectFrame::Counters {
+            viewers: self.viewer_count(),
+            sales: self
+                .sales
+                .iter()
+                .filter(|s| s.ended_at_ms.is_none())
+                .map(|s| SaleCounter { sale_id: s.id, stock_left: s.stock_left, sold: s.sold() })
+                .collect(),
+        }
+    }
+
+    fn broadcast_event(&mut self, now_ms: i64, event: RoomEvent) {
+        let (_, frame) = self.log.append(&event, now_ms);
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
+    }
+
+    fn send(&mut self, to: ParticipantId, frame: &DirectFrame, class: Class) {
+        self.outputs.push_back(Output::Send { to, frame: encode(frame), class });
+    }
+
+    fn broadcast(&mut self, frame: &DirectFrame, class: Class) {
+        self.outputs.push_back(Output::Broadcast { frame: encode(frame), class });
+    }
+
+    fn refuse(&mut self, now_ms: i64, from: ParticipantId, error: FrameError) {
+        let Some(p) = self.participants.get_mut(&from) else {
+            return;
+        };
+        let identity = p.identity.id.clone();
+        if p.errors.try_take(now_ms) {
+            let muted = std::mem::take(&mut p.muted_errors);
+            let message = if muted > 0 { format!("{} ({muted} similar errors not reported)", error.message) } else { error.message.clone() };
+            let frame = DirectFrame::Error { code: error.code, message };
+            self.send(from, &frame, Class::Control);
+            self.outputs.push_back(Output::Refused { from, identity, code: error.code, message: error.message });
+        } else {
+            p.muted_errors += 1;
+        }
+    }
+
+    /// Memory and store must agree on this after every commit: used by tests and the bench.
+    pub fn sale(&self, sale_id: i64) -> Option<&Sale> {
+        self.sales.iter().find(|s| s.id == sale_id)
+    }
+
+    pub fn bought(&self, sale_id: i64, identity: &str) -> u32 {
+        self.desk.bought(sale_id, identity)
+    }
+
+    pub fn buys_in_flight(&self) -> usize {
+        self.desk.in_flight()
+    }
+
+    pub fn position(&self) -> Position {
+        self.log.position()
+    }
+}
+
+fn answer_frame(key: &str, answer: &BuyAnswer) -> DirectFrame {
+    match answer {
+        BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } => DirectFrame::OrderConfirmed {
+            idempotency_key: key.to_string(),
+            order_id: *order_id,
+            sale_id: *sale_id,
+            qty: *qty,
+            price_minor: *price_minor,
+            currency: currency.clone(),
+        },
+        BuyAnswer::Rejected { sale_id, reason } => DirectFrame::BuyRejected {
+            idempotency_key: key.to_string(),
+            sale_id: *sale_id,
+            reason: *reason,
+        },
+    }
+}
+
+fn encode(frame: &DirectFrame) -> Arc<str> {
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_string(frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}")).into()
+}
