@@ -65,13 +65,8 @@ impl Client {
 
 #[tokio::test]
 async fn bad_offers_get_typed_errors_and_the_server_keeps_serving() -> Result<()> {
-    let server = sellcast_server::start(sellcast_server::Config {
-        http_addr: "127.0.0.1:0".parse()?,
-        udp_addr: "127.0.0.1:0".parse()?,
-        announce_ip: None,
-        web_dir: "../web".into(),
-    })
-    .await?;
+    let dir = tempfile::tempdir()?;
+    let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("sellcast.db"))).await?;
     let c = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", server.http_addr),

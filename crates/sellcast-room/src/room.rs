@@ -595,6 +595,14 @@ impl RoomCore {
         self.desk.bought(sale_id, identity)
     }
 
+    pub fn products(&self) -> &[Product] {
+        &self.products
+    }
+
+    pub fn sales(&self) -> &[Sale] {
+        &self.sales
+    }
+
     pub fn buys_in_flight(&self) -> usize {
         self.desk.in_flight()
     }

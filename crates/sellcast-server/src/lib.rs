@@ -5,7 +5,9 @@
 //! thread and the HTTP server on the caller's runtime, and returns at once: a test starts the
 //! real server in one line. It must never block the HTTP runtime on media work or vice versa.
 
+pub mod auth;
 pub mod http;
+pub mod interaction;
 pub mod media;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,7 +19,10 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::auth::Auth;
 use crate::http::AppState;
+use crate::interaction::registry::Rooms;
+use crate::interaction::store_port::StorePort;
 use crate::media::directory::Directory;
 use crate::media::driver::Driver;
 use crate::media::peer::PeerFactory;
@@ -33,6 +38,24 @@ pub struct Config {
     pub announce_ip: Option<IpAddr>,
     /// Directory holding the pages (`web/`).
     pub web_dir: PathBuf,
+    /// The SQLite file with products, sales and orders.
+    pub db_path: PathBuf,
+    /// HS256 secret for tokens; `None` runs in dev mode (guest tokens, logged loudly).
+    pub jwt_secret: Option<String>,
+}
+
+impl Config {
+    /// Everything on loopback with OS-chosen ports, for tests and local runs.
+    pub fn local(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            udp_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            announce_ip: None,
+            web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web")),
+            db_path: db_path.into(),
+            jwt_secret: None,
+        }
+    }
 }
 
 /// A server started by [`start`]; stop it with [`RunningServer::shutdown`].
@@ -41,14 +64,17 @@ pub struct RunningServer {
     pub udp_addr: SocketAddr,
     /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
     pub directory: Arc<Directory>,
+    /// Mints and checks tokens with the server's secret (tests mint with it).
+    pub auth: Arc<Auth>,
     http_stop: oneshot::Sender<()>,
     media_stop: oneshot::Sender<()>,
     http_task: tokio::task::JoinHandle<()>,
     media_thread: thread::JoinHandle<()>,
 }
 
-/// Queue depth between HTTP handlers and the media driver: offers wait here, never dropped.
-const COMMAND_QUEUE: usize = 256;
+/// Queue depth into the media driver: offers from HTTP and frames from room tasks. Offers wait
+/// here; a room task finding it full drops a delivery and the client resumes by seq.
+const COMMAND_QUEUE: usize = 16 * 1024;
 
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     // The crypto provider is process-wide; a second install (a second server in one test
@@ -76,8 +102,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         candidate_addr: SocketAddr::new(announce_ip, udp_addr.port()),
     };
 
+    let store = StorePort::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
+    let auth = Arc::new(Auth::new(config.jwt_secret.as_deref().map(str::as_bytes)));
+    if auth.dev_mode() {
+        warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
+    }
     let directory = Arc::new(Directory::default());
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let rooms = Rooms::new(store, commands.clone(), tokio::runtime::Handle::current());
+    let media_rooms = rooms.clone();
     let (media_stop, media_stop_rx) = oneshot::channel();
     let media_directory = directory.clone();
     let media_thread = thread::Builder::new()
@@ -98,7 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                         return;
                     }
                 };
-                match Driver::new(socket, factory, media_directory) {
+                match Driver::new(socket, factory, media_directory, media_rooms) {
                     Ok(driver) => driver.run(command_rx, media_stop_rx).await,
                     Err(e) => tracing::error!(error = %e, "media driver failed to start"),
                 }
@@ -113,6 +146,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         commands,
         directory: directory.clone(),
         web_dir: config.web_dir.clone(),
+        auth: auth.clone(),
+        rooms,
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let server = warp::serve(http::routes(state))
@@ -127,6 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_addr,
         udp_addr,
         directory,
+        auth,
         http_stop,
         media_stop,
         http_task,

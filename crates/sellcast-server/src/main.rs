@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use sellcast_room::Role;
+use sellcast_server::auth::{now_secs, Auth, Claims};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -32,6 +34,30 @@ enum Command {
         /// Directory with the pages.
         #[arg(long, default_value = "web")]
         web_dir: PathBuf,
+        /// SQLite database with products, sales and orders.
+        #[arg(long, default_value = "data/sellcast.db")]
+        db: PathBuf,
+        /// HS256 secret for tokens. Without it the server runs in dev mode.
+        #[arg(long, env = "SELLCAST_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+    },
+    /// Mint a token (uses the same secret as `serve`).
+    Token {
+        #[arg(long)]
+        room: String,
+        #[arg(long, value_parser = ["host", "moderator", "viewer"], default_value = "viewer")]
+        role: String,
+        /// Stable user id (`sub`).
+        #[arg(long)]
+        identity: String,
+        /// Display name; defaults to the identity.
+        #[arg(long)]
+        name: Option<String>,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 12)]
+        hours: u64,
+        #[arg(long, env = "SELLCAST_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
     },
 }
 
@@ -51,12 +77,16 @@ async fn main() -> anyhow::Result<()> {
             udp_port,
             announce_ip,
             web_dir,
+            db,
+            jwt_secret,
         } => {
             let config = sellcast_server::Config {
                 http_addr: http,
                 udp_addr: SocketAddr::new(udp_ip, udp_port),
                 announce_ip,
                 web_dir,
+                db_path: db,
+                jwt_secret,
             };
             let server = sellcast_server::start(config).await?;
             let base = format!("http://{}", server.http_addr);
@@ -68,6 +98,21 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             tracing::info!("Ctrl-C: shutting down");
             server.shutdown().await;
+        }
+        Command::Token { room, role, identity, name, hours, jwt_secret } => {
+            let role = match role.as_str() {
+                "host" => Role::Host,
+                "moderator" => Role::Moderator,
+                _ => Role::Viewer,
+            };
+            let claims = Claims {
+                room,
+                name: name.unwrap_or_else(|| identity.clone()),
+                sub: identity,
+                role,
+                exp: now_secs() + hours * 3600,
+            };
+            println!("{}", Auth::new(Some(jwt_secret.as_bytes())).mint(&claims)?);
         }
     }
     Ok(())

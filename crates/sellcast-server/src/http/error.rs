@@ -25,6 +25,20 @@ pub enum SignalError {
     SessionNotFound,
     #[error("the media plane is not running")]
     Unavailable,
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+impl From<crate::auth::AuthError> for SignalError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Missing | AuthError::Invalid(_) => SignalError::Unauthorized(e.to_string()),
+            AuthError::WrongRoom | AuthError::Insufficient(_) | AuthError::Banned => SignalError::Forbidden(e.to_string()),
+        }
+    }
 }
 
 impl SignalError {
@@ -39,6 +53,8 @@ impl SignalError {
             SignalError::NotSdp => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             SignalError::SessionNotFound => StatusCode::NOT_FOUND,
             SignalError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            SignalError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            SignalError::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -46,6 +62,12 @@ impl SignalError {
 impl Reply for SignalError {
     fn into_response(self) -> Response {
         let status = self.status();
-        warp::reply::with_status(format!("{self}\n"), status).into_response()
+        let mut response = warp::reply::with_status(format!("{self}\n"), status).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(warp::http::header::WWW_AUTHENTICATE, warp::http::HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }

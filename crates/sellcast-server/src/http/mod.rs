@@ -1,5 +1,6 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
+mod api;
 pub mod error;
 mod rejection;
 mod signalling;
@@ -12,6 +13,8 @@ use tokio::sync::mpsc;
 use warp::http::Uri;
 use warp::{Filter, Reply};
 
+use crate::auth::Auth;
+use crate::interaction::registry::Rooms;
 use crate::media::command::Command;
 use crate::media::directory::Directory;
 use crate::media::offer::Role;
@@ -25,6 +28,8 @@ pub struct AppState {
     pub commands: mpsc::Sender<Command>,
     pub directory: Arc<Directory>,
     pub web_dir: PathBuf,
+    pub auth: Arc<Auth>,
+    pub rooms: Arc<Rooms>,
 }
 
 fn with_state(
@@ -36,6 +41,8 @@ fn with_state(
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let web = state.web_dir.clone();
     let sdp_body = warp::header::optional::<String>("content-type")
+        .and(warp::header::optional::<String>("authorization"))
+        .map(|ct, auth| (ct, auth))
         .and(warp::body::content_length_limit(MAX_SDP_BYTES))
         .and(warp::body::bytes());
 
@@ -64,6 +71,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             warp::reply::with_status("trickle ICE is not supported\n", warp::http::StatusCode::METHOD_NOT_ALLOWED)
         });
 
+    let api = api::routes(state.clone());
     let status = warp::path!("api" / "rooms" / String)
         .and(warp::get())
         .and(with_state(state))
@@ -89,6 +97,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(whip_end)
         .or(whep_end)
         .or(no_trickle)
+        .or(api)
         .or(status)
         .or(host_page)
         .or(watch_page)

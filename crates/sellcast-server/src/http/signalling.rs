@@ -29,11 +29,11 @@ fn endpoint(role: Role) -> &'static str {
 pub async fn offer(
     role: Role,
     room: String,
-    content_type: Option<String>,
+    (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
     state: AppState,
 ) -> Response {
-    match negotiate(role, &room, content_type, body, &state).await {
+    match negotiate(role, &room, (content_type, authorization), body, &state).await {
         Ok(answer) => {
             let location = format!("/{}/{}/{}", endpoint(role), room, answer.session);
             let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
@@ -50,12 +50,20 @@ pub async fn offer(
 async fn negotiate(
     role: Role,
     room: &str,
-    content_type: Option<String>,
+    (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
     state: &AppState,
 ) -> Result<SessionAnswer, SignalError> {
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
+    }
+    let needed = match role {
+        Role::Host => sellcast_room::Role::Host,
+        Role::Viewer => sellcast_room::Role::Viewer,
+    };
+    let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
+    if super::api::is_banned(state, room, &identity.id).await {
+        return Err(crate::auth::AuthError::Banned.into());
     }
     let is_sdp = content_type
         .as_deref()
@@ -70,6 +78,7 @@ async fn negotiate(
     let command = match role {
         Role::Host => Command::Publish {
             room: room.to_string(),
+            identity,
             plan: plan_publish(&offer)?,
             offer,
             reply,
@@ -78,6 +87,7 @@ async fn negotiate(
             check_watch(&offer)?;
             Command::Watch {
                 room: room.to_string(),
+                identity,
                 offer,
                 reply,
             }

@@ -1,5 +1,8 @@
 //! Messages from the HTTP side to the media driver, which alone owns peers and rooms.
 
+use std::sync::Arc;
+
+use sellcast_room::{Class, Identity, ParticipantId};
 use tokio::sync::oneshot;
 
 use super::offer::{PublishPlan, Role};
@@ -18,6 +21,7 @@ pub enum Command {
     /// A host offers to publish (WHIP).
     Publish {
         room: String,
+        identity: Identity,
         offer: String,
         plan: PublishPlan,
         reply: oneshot::Sender<Result<SessionAnswer, SignalError>>,
@@ -25,9 +29,19 @@ pub enum Command {
     /// A viewer offers to watch (WHEP).
     Watch {
         room: String,
+        identity: Identity,
         offer: String,
         reply: oneshot::Sender<Result<SessionAnswer, SignalError>>,
     },
+    /// Write a frame on data channels: to one participant, or to everyone in the room.
+    Deliver {
+        room: String,
+        to: Option<ParticipantId>,
+        frame: Arc<str>,
+        class: Class,
+    },
+    /// Close a peer's session (a banned participant).
+    Kick { peer: u64 },
     /// `DELETE` on a session URL.
     End {
         room: String,

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sellcast_room::{Class, Identity, ParticipantId};
 use sellcast_sfu::{ForwarderConfig, ForwarderEvent, MediaPacket, OutPacket, TrackKind, ViewerId};
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
@@ -27,6 +28,8 @@ use super::offer::{PublishPlan, Role};
 use super::peer::{Peer, PeerFactory, PeerId};
 use super::room::Room;
 use crate::http::error::SignalError;
+use crate::interaction::messages::RoomMsg;
+use crate::interaction::registry::Rooms;
 
 /// Largest datagram we read; WebRTC packets stay well under the 1,500-byte MTU.
 const MAX_DATAGRAM: usize = 2048;
@@ -45,6 +48,9 @@ enum PeerEvent {
     KeyframeRequest,
     Media(MediaPacket),
     SourceReset,
+    ChannelOpen,
+    ChannelData(Vec<u8>),
+    ChannelClose,
 }
 
 /// Counters an operator can read from the logs on shutdown (and later from metrics).
@@ -56,12 +62,20 @@ struct DriverStats {
     unknown_source: u64,
     input_errors: u64,
     no_payload_type: u64,
+    /// Data-channel frames the room task could not take (its inbox was full).
+    frames_dropped: u64,
+    /// Chat or counter frames skipped for a congested viewer.
+    frames_skipped_congested: u64,
 }
+
+/// Above this many buffered bytes a viewer's channel is congested: chat and counters wait.
+const CONGESTED_BYTES: usize = 64 * 1024;
 
 pub struct Driver {
     socket: UdpSocket,
     local_addr: SocketAddr,
     factory: PeerFactory,
+    interaction: Arc<Rooms>,
     forwarder_config: ForwarderConfig,
     directory: Arc<Directory>,
     peers: HashMap<PeerId, Peer>,
@@ -84,12 +98,14 @@ impl Driver {
         socket: UdpSocket,
         factory: PeerFactory,
         directory: Arc<Directory>,
+        interaction: Arc<Rooms>,
     ) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
         Ok(Self {
             socket,
             local_addr,
             factory,
+            interaction,
             forwarder_config: ForwarderConfig::default(),
             directory,
             peers: HashMap::new(),
@@ -191,10 +207,30 @@ impl Driver {
     }
 
     fn apply(&mut self, id: PeerId, event: PeerEvent, now: Instant) {
-        if matches!(event, PeerEvent::Closed) {
-            self.remove_peer(id, "closed");
-            return;
+        let to_room = match event {
+            PeerEvent::Closed => {
+                self.remove_peer(id, "closed");
+                return;
+            }
+            PeerEvent::ChannelOpen => self.peers.get(&id).map(|p| RoomMsg::Join {
+                participant: ParticipantId(id.0),
+                identity: p.identity.clone(),
+            }),
+            PeerEvent::ChannelData(bytes) => Some(RoomMsg::Frame { participant: ParticipantId(id.0), bytes }),
+            PeerEvent::ChannelClose => Some(RoomMsg::Leave { participant: ParticipantId(id.0) }),
+            other => {
+                self.apply_media(id, other, now);
+                return;
+            }
+        };
+        if let (Some(msg), Some(peer)) = (to_room, self.peers.get(&id)) {
+            if peer.room_tx.try_send(msg).is_err() {
+                self.stats.frames_dropped += 1;
+            }
         }
+    }
+
+    fn apply_media(&mut self, id: PeerId, event: PeerEvent, now: Instant) {
         let Some(&room_id) = self.peer_room.get(&id) else {
             return;
         };
@@ -214,7 +250,7 @@ impl Driver {
             }
             PeerEvent::KeyframeRequest => room.forwarder.handle_viewer_keyframe_request(now),
             PeerEvent::SourceReset => room.forwarder.handle_source_reset(),
-            PeerEvent::Closed => {}
+            PeerEvent::Closed | PeerEvent::ChannelOpen | PeerEvent::ChannelData(_) | PeerEvent::ChannelClose => {}
         }
         if !self.dirty.contains(&room_id) {
             self.dirty.push(room_id);
@@ -307,14 +343,16 @@ impl Driver {
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Publish { room, offer, plan, reply } => {
-                let result = self.publish(now, room, &offer, plan);
+            Command::Publish { room, identity, offer, plan, reply } => {
+                let result = self.publish(now, room, identity, &offer, plan);
                 let _ = reply.send(result);
             }
-            Command::Watch { room, offer, reply } => {
-                let result = self.watch(now, room, &offer);
+            Command::Watch { room, identity, offer, reply } => {
+                let result = self.watch(now, room, identity, &offer);
                 let _ = reply.send(result);
             }
+            Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
+            Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
             Command::End { room, role, session, reply } => {
                 let result = match self.sessions.get(&session).copied() {
                     Some(id)
@@ -335,6 +373,7 @@ impl Driver {
         &mut self,
         now: Instant,
         room: String,
+        identity: Identity,
         offer: &str,
         plan: PublishPlan,
     ) -> Result<SessionAnswer, SignalError> {
@@ -349,7 +388,7 @@ impl Driver {
             .factory
             .accept(now, Some(&plan), offer)
             .map_err(|e| SignalError::BadOffer(e.to_string()))?;
-        let id = self.add_peer(now, Role::Host, room.clone(), room_id, rtc);
+        let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, rtc);
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.host = Some(id);
             r.forwarder.handle_publisher_start(&plan.codecs());
@@ -359,7 +398,7 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    fn watch(&mut self, now: Instant, room: String, offer: &str) -> Result<SessionAnswer, SignalError> {
+    fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, SignalError> {
         let room_id = self.room_id(&room);
         let accepted = self.factory.accept(now, None, offer);
         let (rtc, answer) = match accepted {
@@ -369,7 +408,7 @@ impl Driver {
                 return Err(SignalError::BadOffer(e.to_string()));
             }
         };
-        let id = self.add_peer(now, Role::Viewer, room.clone(), room_id, rtc);
+        let id = self.add_peer(now, Role::Viewer, (room.clone(), identity), room_id, rtc);
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.viewers.push(id);
             r.forwarder.add_viewer(ViewerId(id.0));
@@ -379,14 +418,55 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    fn add_peer(&mut self, now: Instant, role: Role, room: String, room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
+    fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
         let session = new_session_id();
         self.sessions.insert(session.clone(), id);
         self.peer_room.insert(id, room_id);
-        self.peers.insert(id, Peer::new(id, session, role, room, rtc, now));
+        let room_tx = self.interaction.get(&room).tx;
+        self.peers.insert(id, Peer::new(id, session, role, (room, identity, room_tx), rtc, now));
         id
+    }
+
+    /// Write a room frame on data channels. Control frames always go; chat and counters are
+    /// skipped for a viewer whose channel is congested.
+    fn deliver(&mut self, room: &str, to: Option<ParticipantId>, frame: &str, class: Class, now: Instant) {
+        let targets: Vec<PeerId> = match to {
+            Some(p) => vec![PeerId(p.0)],
+            None => match self.room_ids.get(room).and_then(|id| self.rooms.get(id)) {
+                Some(r) => r.host.into_iter().chain(r.viewers.iter().copied()).collect(),
+                None => return,
+            },
+        };
+        let mut broken = Vec::new();
+        for id in targets {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let Some(channel_id) = peer.channel else {
+                continue;
+            };
+            let Some(mut channel) = peer.rtc.channel(channel_id) else {
+                continue;
+            };
+            if class != Class::Control && channel.buffered_amount() > CONGESTED_BYTES {
+                self.stats.frames_skipped_congested += 1;
+                continue;
+            }
+            match channel.write(false, frame.as_bytes()) {
+                Ok(true) => {}
+                _ if class == Class::Control => broken.push(id),
+                _ => self.stats.frames_skipped_congested += 1,
+            }
+            drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
+            self.earliest = self.earliest.min(peer.timeout);
+        }
+        // A viewer that cannot take a control frame has lost the stream; it reconnects and
+        // resumes from its last seq, so nothing is missed.
+        for id in broken {
+            self.remove_peer(id, "data channel overflow");
+        }
     }
 
     fn answer(&self, id: PeerId, sdp: String) -> SessionAnswer {
@@ -419,6 +499,9 @@ impl Driver {
         let now = Instant::now();
         drain_transmits(&mut peer, &self.socket, &mut self.stats, &mut VecDeque::new(), now);
         self.sessions.remove(&peer.session);
+        if peer.channel.is_some() {
+            let _ = peer.room_tx.try_send(RoomMsg::Leave { participant: ParticipantId(id.0) });
+        }
         self.by_addr.retain(|_, p| *p != id);
         let Some(room_id) = self.peer_room.remove(&id) else {
             return;
@@ -475,6 +558,15 @@ fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut Driv
             None
         }
         Event::KeyframeRequest(_) if peer.role == Role::Viewer => Some(PeerEvent::KeyframeRequest),
+        Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
+            peer.channel = Some(id);
+            Some(PeerEvent::ChannelOpen)
+        }
+        Event::ChannelData(d) if peer.channel == Some(d.id) => Some(PeerEvent::ChannelData(d.data)),
+        Event::ChannelClose(id) if peer.channel == Some(id) => {
+            peer.channel = None;
+            Some(PeerEvent::ChannelClose)
+        }
         Event::RtpPacket(p) if peer.role == Role::Host => {
             let Some(codec) = peer.codec_of(p.header.payload_type) else {
                 stats.no_payload_type += 1;

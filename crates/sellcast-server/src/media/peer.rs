@@ -7,7 +7,12 @@ use std::net::SocketAddr;
 use str0m::media::Direction;
 use std::time::{Duration, Instant};
 
+use sellcast_room::Identity;
 use sellcast_sfu::{Codec, TrackKind};
+use str0m::channel::ChannelId;
+use tokio::sync::mpsc;
+
+use crate::interaction::messages::RoomMsg;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec as WireCodec;
@@ -20,6 +25,9 @@ use super::offer::{PublishPlan, Role};
 const RESEND_CACHE_PACKETS: usize = 1024;
 const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
 
+/// Largest data-channel message we advertise (`a=max-message-size`).
+const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
+
 /// Driver-wide key of a peer; viewers use it as their `ViewerId` in the forwarding core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u64);
@@ -31,7 +39,13 @@ pub struct Peer {
     pub session: String,
     pub role: Role,
     pub room: String,
+    /// Who this is, from the token presented at WHIP/WHEP time.
+    pub identity: Identity,
     pub rtc: Rtc,
+    /// The `sellcast` data channel once the peer opened it.
+    pub channel: Option<ChannelId>,
+    /// The room task that gets this peer's data-channel frames.
+    pub room_tx: mpsc::Sender<RoomMsg>,
     /// When str0m next wants `Input::Timeout`.
     pub timeout: Instant,
     pub created: Instant,
@@ -94,6 +108,9 @@ impl PeerFactory {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_dtls_cert(self.cert.clone())
+            // Large enough that an oversize frame arrives whole and gets a typed error back
+            // (the room refuses anything over 16 KiB) instead of breaking the association.
+            .set_sctp_max_message_size(MAX_CHANNEL_MESSAGE)
             .clear_codecs();
         let (audio, vp8, h264) = match plan {
             Some(p) => (
@@ -116,13 +133,23 @@ impl PeerFactory {
 }
 
 impl Peer {
-    pub fn new(id: PeerId, session: String, role: Role, room: String, rtc: Rtc, now: Instant) -> Self {
+    pub fn new(
+        id: PeerId,
+        session: String,
+        role: Role,
+        (room, identity, room_tx): (String, Identity, mpsc::Sender<RoomMsg>),
+        rtc: Rtc,
+        now: Instant,
+    ) -> Self {
         let mut peer = Self {
             id,
             session,
             role,
             room,
+            identity,
             rtc,
+            channel: None,
+            room_tx,
             timeout: now,
             created: now,
             connected: false,

@@ -1,0 +1,223 @@
+//! The JSON API beside WHIP/WHEP: dev tokens, product management for hosts, and frames over
+//! HTTP (the same frames as the data channel, for tools and clients without WebRTC).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use sellcast_room::{ClientFrame, Role};
+use serde_json::json;
+use tokio::sync::oneshot;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use super::error::SignalError;
+use super::signalling::valid_room;
+use super::{with_state, AppState};
+use crate::auth::{now_secs, Claims};
+use crate::interaction::messages::{CatalogOp, RoomMsg};
+use crate::interaction::store_port::{ProductInput, StoreFailure};
+
+/// API bodies are small; frames have the same 16 KiB cap as on the data channel.
+const MAX_API_BODY: u64 = 16 * 1024;
+
+type Auth = Option<String>;
+
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let auth = warp::header::optional::<String>("authorization");
+    let body = warp::body::content_length_limit(MAX_API_BODY).and(warp::body::bytes());
+
+    let config = warp::path!("api" / "config")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(|st: AppState| warp::reply::json(&json!({ "dev_mode": st.auth.dev_mode() })).into_response());
+    let dev_token = warp::path!("api" / "dev" / "token")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(state.clone()))
+        .map(dev_token);
+    let list = warp::path!("api" / "rooms" / String / "products")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .then(list_products);
+    let create = warp::path!("api" / "rooms" / String / "products")
+        .and(warp::post())
+        .and(auth)
+        .and(body)
+        .and(with_state(state.clone()))
+        .then(|room, auth, body, st| catalog(room, auth, Some(body), None, st));
+    let update = warp::path!("api" / "rooms" / String / "products" / i64)
+        .and(warp::put())
+        .and(auth)
+        .and(body)
+        .and(with_state(state.clone()))
+        .then(|room, id, auth, body, st| catalog(room, auth, Some(body), Some(id), st));
+    let delete = warp::path!("api" / "rooms" / String / "products" / i64)
+        .and(warp::delete())
+        .and(auth)
+        .and(with_state(state.clone()))
+        .then(|room, id, auth, st| catalog(room, auth, None, Some(id), st));
+    let frames = warp::path!("api" / "rooms" / String / "frames")
+        .and(warp::post())
+        .and(auth)
+        .and(body)
+        .and(with_state(state))
+        .then(post_frame);
+
+    config
+        .or(dev_token)
+        .unify()
+        .or(list)
+        .unify()
+        .or(create)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(frames)
+        .unify()
+}
+
+fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "type": "error", "code": code, "message": message.into() });
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+fn store_error(e: StoreFailure) -> Response {
+    let status = match e.code() {
+        sellcast_room::ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        sellcast_room::ErrorCode::Invalid => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let code = serde_json::to_value(e.code()).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    json_error(status, &code, e.to_string())
+}
+
+/// Dev mode only: a token for any room and role, so the pages work without an identity provider.
+fn dev_token(query: HashMap<String, String>, st: AppState) -> Response {
+    if !st.auth.dev_mode() {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "dev tokens exist only in dev mode");
+    }
+    let room = query.get("room").cloned().unwrap_or_default();
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let role = match query.get("role").map(String::as_str) {
+        Some("host") => Role::Host,
+        Some("moderator") => Role::Moderator,
+        _ => Role::Viewer,
+    };
+    let mut tag = [0u8; 4];
+    let _ = getrandom::fill(&mut tag);
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let name: String = query
+        .get("name")
+        .map(|n| n.chars().filter(|c| !c.is_control()).take(40).collect())
+        .filter(|n: &String| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("Guest {}", &tag[..4]));
+    let sub = query.get("identity").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("guest-{tag}"));
+    let claims = Claims { room: room.clone(), sub: sub.clone(), name: name.clone(), role, exp: now_secs() + 12 * 3600 };
+    match st.auth.mint(&claims) {
+        Ok(token) => warp::reply::json(&json!({ "token": token, "room": room, "identity": sub, "name": name, "role": role })).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", e.to_string()),
+    }
+}
+
+async fn list_products(room: String, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let (reply, answer) = oneshot::channel();
+    if st.rooms.get(&room).tx.send(RoomMsg::Sales { reply }).await.is_err() {
+        return SignalError::Unavailable.into_response();
+    }
+    match answer.await {
+        Ok((products, sales)) => warp::reply::json(&json!({ "products": products, "sales": sales })).into_response(),
+        Err(_) => SignalError::Unavailable.into_response(),
+    }
+}
+
+async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let who = match st.auth.verify(auth.as_deref(), &room, Role::Host) {
+        Ok(who) => who,
+        Err(e) => {
+            tracing::info!(%room, error = %e, "product change refused");
+            return SignalError::from(e).into_response();
+        }
+    };
+    let op = match (body, id) {
+        (Some(b), id) => match serde_json::from_slice::<ProductInput>(&b) {
+            Ok(input) => match id {
+                Some(id) => CatalogOp::Update(id, input),
+                None => CatalogOp::Create(input),
+            },
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
+        },
+        (None, Some(id)) => CatalogOp::Delete(id),
+        (None, None) => return json_error(StatusCode::BAD_REQUEST, "invalid", "nothing to do"),
+    };
+    let created = matches!(op, CatalogOp::Create(_));
+    tracing::info!(%room, by = %who.id, ?op, "product change");
+    let (reply, answer) = oneshot::channel();
+    if st.rooms.get(&room).tx.send(RoomMsg::Catalog { op, reply }).await.is_err() {
+        return SignalError::Unavailable.into_response();
+    }
+    match answer.await {
+        Ok(Ok(Some(product))) => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            warp::reply::with_status(warp::reply::json(&product), status).into_response()
+        }
+        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => store_error(e),
+        Err(_) => SignalError::Unavailable.into_response(),
+    }
+}
+
+/// One frame over HTTP; answers with the frames addressed to the caller (for a buy, after the
+/// store committed).
+async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let identity = match st.auth.verify(auth.as_deref(), &room, Role::Viewer) {
+        Ok(who) => who,
+        Err(e) => return SignalError::from(e).into_response(),
+    };
+    if is_banned(&st, &room, &identity.id).await {
+        return SignalError::from(crate::auth::AuthError::Banned).into_response();
+    }
+    let frame = match ClientFrame::parse(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            let code = serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            return json_error(StatusCode::BAD_REQUEST, &code, e.message);
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let msg = RoomMsg::Call { identity, frame, reply };
+    if st.rooms.get(&room).tx.send(msg).await.is_err() {
+        return SignalError::Unavailable.into_response();
+    }
+    match answer.await {
+        Ok(frames) => {
+            let body = format!("[{}]", frames.iter().map(|f| f.as_ref()).collect::<Vec<_>>().join(","));
+            warp::reply::with_header(body, "content-type", "application/json").into_response()
+        }
+        Err(_) => SignalError::Unavailable.into_response(),
+    }
+}
+
+/// Ask the room whether `identity` is banned (bans are enforced when a session starts).
+pub async fn is_banned(st: &AppState, room: &str, identity: &str) -> bool {
+    let (reply, answer) = oneshot::channel();
+    let msg = RoomMsg::IsBanned { identity: identity.to_string(), reply };
+    if st.rooms.get(room).tx.send(msg).await.is_err() {
+        return false;
+    }
+    answer.await.unwrap_or(false)
+}
+

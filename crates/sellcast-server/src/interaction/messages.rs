@@ -1,0 +1,51 @@
+//! What the media driver and the HTTP API tell a room task.
+
+use std::sync::Arc;
+
+use sellcast_room::{BuyTicket, ClientFrame, FrameError, Identity, ParticipantId, Product, Sale};
+
+use tokio::sync::oneshot;
+
+use super::store_port::{BuyResult, ProductInput, StoreFailure};
+
+/// A product change made over the HTTP API.
+#[derive(Debug)]
+pub enum CatalogOp {
+    Create(ProductInput),
+    Update(i64, ProductInput),
+    Delete(i64),
+}
+
+#[derive(Debug)]
+pub enum RoomMsg {
+    /// A participant's data channel opened.
+    Join { participant: ParticipantId, identity: Identity },
+    Leave { participant: ParticipantId },
+    /// One data-channel frame, unparsed (the core checks size and schema).
+    Frame { participant: ParticipantId, bytes: Vec<u8> },
+    /// An HTTP caller's frame; the reply carries the frames addressed to that caller, up to and
+    /// including the answer (for `buy`: the confirmation or rejection).
+    Call { identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>> },
+    /// Product management from the HTTP API (host only, checked by the caller).
+    Catalog { op: CatalogOp, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
+    /// The store finished a catalog change (internal).
+    CatalogDone { result: Result<Option<Product>, StoreFailure>, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
+    /// The store deleted a product (internal).
+    ProductDeleted { product_id: i64, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
+    /// Room state for the HTTP API.
+    Sales { reply: oneshot::Sender<(Vec<Product>, Vec<Sale>)> },
+    IsBanned { identity: String, reply: oneshot::Sender<bool> },
+    /// The store finished a buy.
+    BuyDone { ticket: BuyTicket, result: Result<BuyResult, StoreFailure> },
+    /// The store finished a durable host action.
+    Persisted { from: ParticipantId, result: Result<Applied, FrameError> },
+}
+
+/// A committed host action, ready to apply to the room.
+#[derive(Debug)]
+pub enum Applied {
+    Pins(Vec<i64>),
+    Sale(Sale),
+    Ban(String, Option<i64>),
+    BlockedWords(Vec<String>),
+}

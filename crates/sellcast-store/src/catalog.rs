@@ -1,0 +1,264 @@
+//! Products, sales, highlights and moderation lists: each change is its own transaction.
+//! Every input is validated here, so nothing malformed reaches a table.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::StoreError;
+use crate::model::{Ban, Order, Product, ProductDraft, RoomRecord, Sale, SaleDraft};
+
+pub const MAX_PINS: usize = 3;
+
+fn invalid(msg: impl Into<String>) -> StoreError {
+    StoreError::Invalid(msg.into())
+}
+
+fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
+    let title_len = d.title.trim().chars().count();
+    if !(1..=200).contains(&title_len) {
+        return Err(invalid("title must be 1-200 characters"));
+    }
+    validate_currency(&d.currency)?;
+    if d.price_minor < 0 {
+        return Err(invalid("price_minor must be >= 0"));
+    }
+    if d.image_url.len() > 2048 {
+        return Err(invalid("image_url is over 2048 characters"));
+    }
+    if !d.image_url.is_empty() && !(d.image_url.starts_with("https://") || d.image_url.starts_with("http://") || d.image_url.starts_with('/')) {
+        return Err(invalid("image_url must be http(s) or a path"));
+    }
+    Ok(())
+}
+
+fn validate_currency(c: &str) -> Result<(), StoreError> {
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(invalid("currency must be 3 uppercase letters (ISO 4217)"))
+    }
+}
+
+fn product_row(r: &Row<'_>) -> rusqlite::Result<Product> {
+    Ok(Product {
+        id: r.get(0)?,
+        room: r.get(1)?,
+        title: r.get(2)?,
+        price_minor: r.get(3)?,
+        currency: r.get(4)?,
+        image_url: r.get(5)?,
+        stock: r.get(6)?,
+        created_at_ms: r.get(7)?,
+    })
+}
+
+const PRODUCT_COLS: &str = "id, room, title, price_minor, currency, image_url, stock, created_at_ms";
+const SALE_COLS: &str =
+    "id, room, product_id, price_minor, currency, stock_total, stock_left, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms";
+
+fn sale_row(r: &Row<'_>) -> rusqlite::Result<Sale> {
+    Ok(Sale {
+        id: r.get(0)?,
+        room: r.get(1)?,
+        product_id: r.get(2)?,
+        price_minor: r.get(3)?,
+        currency: r.get(4)?,
+        stock_total: r.get(5)?,
+        stock_left: r.get(6)?,
+        per_user_limit: r.get(7)?,
+        starts_at_ms: r.get(8)?,
+        ends_at_ms: r.get(9)?,
+        ended_at_ms: r.get(10)?,
+    })
+}
+
+fn product(conn: &Connection, room: &str, id: i64) -> Result<Product, StoreError> {
+    conn.query_row(
+        &format!("SELECT {PRODUCT_COLS} FROM products WHERE id = ?1 AND room = ?2 AND deleted = 0"),
+        params![id, room],
+        product_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("product {id}")))
+}
+
+fn sale(conn: &Connection, room: &str, id: i64) -> Result<Sale, StoreError> {
+    conn.query_row(&format!("SELECT {SALE_COLS} FROM sales WHERE id = ?1 AND room = ?2"), params![id, room], sale_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("sale {id}")))
+}
+
+pub fn create_product(conn: &mut Connection, room: &str, d: &ProductDraft, now_ms: i64) -> Result<Product, StoreError> {
+    validate_product(d)?;
+    conn.execute(
+        "INSERT INTO products (room, title, price_minor, currency, image_url, stock, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![room, d.title.trim(), d.price_minor, d.currency, d.image_url, d.stock, now_ms],
+    )?;
+    product(conn, room, conn.last_insert_rowid())
+}
+
+pub fn update_product(conn: &mut Connection, room: &str, id: i64, d: &ProductDraft) -> Result<Product, StoreError> {
+    validate_product(d)?;
+    let n = conn.execute(
+        "UPDATE products SET title = ?1, price_minor = ?2, currency = ?3, image_url = ?4, stock = ?5
+         WHERE id = ?6 AND room = ?7 AND deleted = 0",
+        params![d.title.trim(), d.price_minor, d.currency, d.image_url, d.stock, id, room],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("product {id}")));
+    }
+    product(conn, room, id)
+}
+
+pub fn delete_product(conn: &mut Connection, room: &str, id: i64) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute("UPDATE products SET deleted = 1 WHERE id = ?1 AND room = ?2 AND deleted = 0", params![id, room])?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("product {id}")));
+    }
+    tx.execute("DELETE FROM pins WHERE room = ?1 AND product_id = ?2", params![room, id])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn create_sale(conn: &mut Connection, room: &str, d: &SaleDraft) -> Result<Sale, StoreError> {
+    let p = product(conn, room, d.product_id)?;
+    if d.stock < 1 || d.per_user_limit < 1 {
+        return Err(invalid("a sale needs stock >= 1 and per_user_limit >= 1"));
+    }
+    if d.ends_at_ms <= d.starts_at_ms {
+        return Err(invalid("a sale must end after it starts"));
+    }
+    if d.price_minor < 0 {
+        return Err(invalid("price_minor must be >= 0"));
+    }
+    let currency = d.currency.clone().unwrap_or(p.currency);
+    validate_currency(&currency)?;
+    conn.execute(
+        "INSERT INTO sales (room, product_id, price_minor, currency, stock_total, stock_left, per_user_limit, starts_at_ms, ends_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+        params![room, d.product_id, d.price_minor, currency, d.stock, d.per_user_limit, d.starts_at_ms, d.ends_at_ms],
+    )?;
+    sale(conn, room, conn.last_insert_rowid())
+}
+
+pub fn end_sale(conn: &mut Connection, room: &str, id: i64, now_ms: i64) -> Result<Sale, StoreError> {
+    let n = conn.execute(
+        "UPDATE sales SET ended_at_ms = ?1 WHERE id = ?2 AND room = ?3 AND ended_at_ms IS NULL",
+        params![now_ms, id, room],
+    )?;
+    if n == 0 {
+        // Either unknown or already ended: tell which.
+        sale(conn, room, id)?;
+        return Err(invalid(format!("sale {id} has already ended")));
+    }
+    sale(conn, room, id)
+}
+
+pub fn set_pins(conn: &mut Connection, room: &str, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.len() > MAX_PINS {
+        return Err(invalid(format!("at most {MAX_PINS} products can be highlighted")));
+    }
+    let tx = conn.transaction()?;
+    for id in ids {
+        product(&tx, room, *id)?;
+    }
+    tx.execute("DELETE FROM pins WHERE room = ?1", [room])?;
+    for (i, id) in ids.iter().enumerate() {
+        tx.execute("INSERT INTO pins (room, position, product_id) VALUES (?1, ?2, ?3)", params![room, i as i64, id])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn ban(conn: &mut Connection, room: &str, identity: &str, until_ms: Option<i64>) -> Result<(), StoreError> {
+    if identity.is_empty() || identity.len() > 256 {
+        return Err(invalid("identity must be 1-256 bytes"));
+    }
+    conn.execute(
+        "INSERT INTO bans (room, identity, until_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (room, identity) DO UPDATE SET until_ms = excluded.until_ms",
+        params![room, identity, until_ms],
+    )?;
+    Ok(())
+}
+
+pub fn unban(conn: &mut Connection, room: &str, identity: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM bans WHERE room = ?1 AND identity = ?2", params![room, identity])?;
+    Ok(())
+}
+
+pub fn set_blocked_words(conn: &mut Connection, room: &str, words: &[String]) -> Result<(), StoreError> {
+    if words.len() > 500 || words.iter().any(|w| w.chars().count() > 64) {
+        return Err(invalid("at most 500 words of at most 64 characters"));
+    }
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM blocked_words WHERE room = ?1", [room])?;
+    for w in words {
+        let w = w.trim().to_lowercase();
+        if !w.is_empty() {
+            tx.execute("INSERT OR IGNORE INTO blocked_words (room, word) VALUES (?1, ?2)", params![room, w])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn load_room(conn: &Connection, room: &str) -> Result<RoomRecord, StoreError> {
+    let products = conn
+        .prepare(&format!("SELECT {PRODUCT_COLS} FROM products WHERE room = ?1 AND deleted = 0 ORDER BY id"))?
+        .query_map([room], product_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let sales = conn
+        .prepare(&format!("SELECT {SALE_COLS} FROM sales WHERE room = ?1 ORDER BY id"))?
+        .query_map([room], sale_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let pins = conn
+        .prepare("SELECT product_id FROM pins WHERE room = ?1 ORDER BY position")?
+        .query_map([room], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    let bans = conn
+        .prepare("SELECT identity, until_ms FROM bans WHERE room = ?1")?
+        .query_map([room], |r| Ok(Ban { identity: r.get(0)?, until_ms: r.get(1)? }))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let blocked_words = conn
+        .prepare("SELECT word FROM blocked_words WHERE room = ?1 ORDER BY word")?
+        .query_map([room], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let purchased = conn
+        .prepare("SELECT sale_id, identity, SUM(qty) FROM orders WHERE room = ?1 GROUP BY sale_id, identity")?
+        .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+        .map(|row| row.map(|(s, i, q)| (s, i, u32::try_from(q).unwrap_or(u32::MAX))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RoomRecord { products, sales, pins, bans, blocked_words, purchased })
+}
+
+pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {
+    Ok(conn
+        .prepare(
+            "SELECT id, room, sale_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms
+             FROM orders WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
+        )?
+        .query_map(params![room, limit], |r| {
+            Ok(Order {
+                id: r.get(0)?,
+                room: r.get(1)?,
+                sale_id: r.get(2)?,
+                identity: r.get(3)?,
+                qty: r.get(4)?,
+                price_minor: r.get(5)?,
+                currency: r.get(6)?,
+                idempotency_key: r.get(7)?,
+                created_at_ms: r.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `(units sold, revenue in minor units)` of a sale, from the orders themselves.
+pub fn sale_totals(conn: &Connection, room: &str, sale_id: i64) -> Result<(i64, i64), StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(qty), 0), COALESCE(SUM(qty * price_minor), 0) FROM orders WHERE room = ?1 AND sale_id = ?2",
+        params![room, sale_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}

@@ -1,0 +1,22 @@
+//! Durable commerce state for sellcast in SQLite: products, flash sales and their stock,
+//! orders, idempotency answers, bans and blocked words.
+//!
+//! One writer thread owns the write connection (WAL, `synchronous=FULL`); callers send jobs
+//! and await replies. Buys waiting together commit together (group commit), each answered only
+//! after its transaction is on disk. It must never acknowledge an uncommitted order, let stock
+//! go below zero, or give a retried idempotency key a different answer.
+
+mod buy;
+mod catalog;
+mod error;
+mod model;
+mod schema;
+mod store;
+mod writer;
+
+pub use catalog::MAX_PINS;
+pub use error::StoreError;
+pub use model::{
+    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, RoomRecord, Sale, SaleDraft,
+};
+pub use store::Store;

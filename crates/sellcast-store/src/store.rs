@@ -1,0 +1,144 @@
+//! The handle everyone holds: cheap to clone, every call a job for the writer thread, awaited
+//! without blocking the caller's runtime.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::catalog;
+use crate::error::StoreError;
+use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, RoomRecord, Sale, SaleDraft};
+use crate::schema;
+use crate::writer::{self, Job, WriterStats};
+
+#[derive(Clone)]
+pub struct Store {
+    jobs: Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and start its writer thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = Connection::open(path)?;
+        // WAL: readers never block the writer. FULL: a committed order survives power loss.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Invalid(format!("could not enable WAL (got {mode})")));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")?;
+        schema::migrate(&mut conn)?;
+        let (jobs, rx) = channel();
+        let stats = Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
+        thread::Builder::new()
+            .name("sellcast-store".into())
+            .spawn(move || writer::run(conn, rx, writer_stats))?;
+        Ok(Store { jobs, stats })
+    }
+
+    /// Run `f` on the writer's connection and await its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Run(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commit one buy (batched with every other buy waiting). Answers after the fsync.
+    pub async fn buy(&self, req: BuyRequest) -> Result<BuyOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs.send(Job::Buy(req, tx)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub async fn create_product(&self, room: &str, draft: ProductDraft) -> Result<Product, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::create_product(c, &room, &draft, now_ms())).await
+    }
+
+    pub async fn update_product(&self, room: &str, id: i64, draft: ProductDraft) -> Result<Product, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::update_product(c, &room, id, &draft)).await
+    }
+
+    pub async fn delete_product(&self, room: &str, id: i64) -> Result<(), StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::delete_product(c, &room, id)).await
+    }
+
+    pub async fn create_sale(&self, room: &str, draft: SaleDraft) -> Result<Sale, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::create_sale(c, &room, &draft)).await
+    }
+
+    pub async fn end_sale(&self, room: &str, sale_id: i64, now_ms: i64) -> Result<Sale, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::end_sale(c, &room, sale_id, now_ms)).await
+    }
+
+    pub async fn set_pins(&self, room: &str, product_ids: Vec<i64>) -> Result<(), StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::set_pins(c, &room, &product_ids)).await
+    }
+
+    pub async fn ban(&self, room: &str, identity: &str, until_ms: Option<i64>) -> Result<(), StoreError> {
+        let (room, identity) = (room.to_string(), identity.to_string());
+        self.run(move |c| catalog::ban(c, &room, &identity, until_ms)).await
+    }
+
+    pub async fn unban(&self, room: &str, identity: &str) -> Result<(), StoreError> {
+        let (room, identity) = (room.to_string(), identity.to_string());
+        self.run(move |c| catalog::unban(c, &room, &identity)).await
+    }
+
+    pub async fn set_blocked_words(&self, room: &str, words: Vec<String>) -> Result<(), StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::set_blocked_words(c, &room, &words)).await
+    }
+
+    pub async fn load_room(&self, room: &str) -> Result<RoomRecord, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::load_room(c, &room)).await
+    }
+
+    /// Newest first.
+    pub async fn recent_orders(&self, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::recent_orders(c, &room, limit)).await
+    }
+
+    pub async fn sale_totals(&self, room: &str, sale_id: i64) -> Result<(i64, i64), StoreError> {
+        let room = room.to_string();
+        self.run(move |c| catalog::sale_totals(c, &room, sale_id)).await
+    }
+
+    /// `(buys, commits)` so far: commits far below buys means group commit is batching.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (self.stats.buys.load(Ordering::Relaxed), self.stats.buy_commits.load(Ordering::Relaxed))
+    }
+}
