@@ -75,9 +75,16 @@ pub struct BuyDesk {
 }
 
 impl BuyDesk {
-    pub fn new(bought: impl IntoIterator<Item = (i64, String, u32)>) -> Self {
+    pub fn new(
+        bought: impl IntoIterator<Item = (i64, String, u32)>,
+        answers: impl IntoIterator<Item = (String, String, BuyAnswer)>,
+    ) -> Self {
         Self {
             bought: bought.into_iter().map(|(s, i, q)| ((s, i), q)).collect(),
+            answers: answers
+                .into_iter()
+                .map(|(identity, key, answer)| (BuyTicket { identity, key }, answer))
+                .collect(),
             ..Self::default()
         }
     }

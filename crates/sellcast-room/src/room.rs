@@ -64,6 +64,8 @@ pub struct RoomRecord {
     pub blocked_words: Vec<String>,
     /// Committed quantity per (sale, identity).
     pub bought: Vec<(i64, String, u32)>,
+    /// Answers the store already gave, by (identity, idempotency key).
+    pub answers: Vec<(String, String, BuyAnswer)>,
     pub recent_orders: Vec<OrderLine>,
     pub likes_total: u64,
 }
@@ -136,7 +138,7 @@ impl RoomCore {
             log: EventLog::new(epoch, config.replay_events),
             chat: ChatDesk::new(config.chat.clone(), record.blocked_words, now_ms),
             likes: LikeCounter::new(record.likes_total, config.likes_per_user_per_tick),
-            desk: BuyDesk::new(record.bought),
+            desk: BuyDesk::new(record.bought, record.answers),
             name,
             config,
             participants: HashMap::new(),

@@ -82,6 +82,47 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyResult> {
     })
 }
 
+/// Every stored answer of a room, for reloading its idempotency memory.
+pub fn room_answers(conn: &Connection, room: &str) -> rusqlite::Result<Vec<(String, String, BuyResult)>> {
+    let mut stmt = conn.prepare(
+        "SELECT i.identity, i.key, i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency
+         FROM idempotency i LEFT JOIN orders o ON o.id = i.order_id WHERE i.room = ?1",
+    )?;
+    let rows = stmt.query_map([room], |r| {
+        let (identity, key): (String, String) = (r.get(0)?, r.get(1)?);
+        let answer = answer_from_row(
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            (r.get(5)?, r.get(6)?, r.get(7)?),
+            None,
+        );
+        Ok((identity, key, answer))
+    })?;
+    rows.collect()
+}
+
+fn answer_from_row(
+    sale_id: i64,
+    order_id: Option<i64>,
+    rejection: Option<String>,
+    (qty, price, currency): (Option<i64>, Option<i64>, Option<String>),
+    stock_left: Option<i64>,
+) -> BuyResult {
+    match (order_id, rejection.as_deref().and_then(Rejection::parse)) {
+        (Some(order_id), _) => BuyResult::Confirmed {
+            order_id,
+            sale_id,
+            qty: qty.and_then(|q| u32::try_from(q).ok()).unwrap_or(0),
+            price_minor: price.unwrap_or(0),
+            currency: currency.unwrap_or_default(),
+            stock_left: stock_left.and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
+        },
+        (None, Some(r)) => BuyResult::Rejected(r),
+        (None, None) => BuyResult::Rejected(Rejection::Invalid),
+    }
+}
+
 fn previous_answer(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Option<BuyResult>> {
     let row = tx
         .query_row(
@@ -105,17 +146,6 @@ fn previous_answer(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Option
         )
         .optional()?;
     Ok(row.map(|(sale_id, order_id, rejection, qty, price, currency, stock_left)| {
-        match (order_id, rejection.as_deref().and_then(Rejection::parse)) {
-            (Some(order_id), _) => BuyResult::Confirmed {
-                order_id,
-                sale_id,
-                qty: qty.and_then(|q| u32::try_from(q).ok()).unwrap_or(0),
-                price_minor: price.unwrap_or(0),
-                currency: currency.unwrap_or_default(),
-                stock_left: stock_left.and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
-            },
-            (None, Some(r)) => BuyResult::Rejected(r),
-            (None, None) => BuyResult::Rejected(Rejection::Invalid),
-        }
+        answer_from_row(sale_id, order_id, rejection, (qty, price, currency), stock_left)
     }))
 }

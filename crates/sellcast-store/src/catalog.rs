@@ -229,7 +229,8 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<RoomRecord, StoreError
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
         .map(|row| row.map(|(s, i, q)| (s, i, u32::try_from(q).unwrap_or(u32::MAX))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(RoomRecord { products, sales, pins, bans, blocked_words, purchased })
+    let answers = crate::buy::room_answers(conn, room)?;
+    Ok(RoomRecord { products, sales, pins, bans, blocked_words, purchased, answers })
 }
 
 pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {

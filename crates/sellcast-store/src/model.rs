@@ -80,6 +80,9 @@ pub struct RoomRecord {
     pub blocked_words: Vec<String>,
     /// Committed quantity per (sale, identity).
     pub purchased: Vec<(i64, String, u32)>,
+    /// Every answer the store gave, by (identity, idempotency key): a retry after a restart
+    /// must get the same answer even when memory alone would now say otherwise.
+    pub answers: Vec<(String, String, BuyResult)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

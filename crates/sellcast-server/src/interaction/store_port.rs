@@ -90,7 +90,8 @@ impl StorePort {
             pinned: r.pins,
             banned: r.bans.into_iter().map(|b| (b.identity, b.until_ms)).collect(),
             blocked_words: r.blocked_words,
-            bought: r.purchased.into_iter().map(|(s, i, q)| (s, i, q)).collect(),
+            bought: r.purchased,
+            answers: r.answers.into_iter().map(|(i, k, a)| (i, k, answer(a, None).0)).collect(),
             recent_orders: orders.into_iter().map(order).collect(),
             likes_total: 0,
         })
@@ -106,23 +107,7 @@ impl StorePort {
             now_ms,
         };
         let outcome = self.store.buy(req).await?;
-        let (answer, stock_left) = match outcome.result {
-            store::BuyResult::Confirmed { order_id, sale_id, qty, price_minor, currency, stock_left } => {
-                (BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency }, Some(stock_left))
-            }
-            store::BuyResult::Rejected(r) => (
-                BuyAnswer::Rejected {
-                    sale_id: order.sale_id,
-                    reason: match r {
-                        store::Rejection::SoldOut => BuyRejection::SoldOut,
-                        store::Rejection::LimitReached => BuyRejection::LimitReached,
-                        store::Rejection::SaleNotActive => BuyRejection::SaleNotActive,
-                        store::Rejection::Invalid => BuyRejection::Invalid,
-                    },
-                },
-                None,
-            ),
-        };
+        let (answer, stock_left) = answer(outcome.result, Some(order.sale_id));
         Ok(BuyResult { answer, replayed: outcome.replayed, stock_left })
     }
 
@@ -166,6 +151,27 @@ impl StorePort {
 
     pub async fn set_blocked_words(&self, room: &str, words: Vec<String>) -> Result<(), StoreFailure> {
         Ok(self.store.set_blocked_words(room, words).await?)
+    }
+}
+
+/// A store answer in the room's terms (`sale_id` for rejections when the store has none).
+fn answer(result: store::BuyResult, sale_id: Option<i64>) -> (BuyAnswer, Option<u32>) {
+    match result {
+        store::BuyResult::Confirmed { order_id, sale_id, qty, price_minor, currency, stock_left } => {
+            (BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency }, Some(stock_left))
+        }
+        store::BuyResult::Rejected(r) => (
+            BuyAnswer::Rejected {
+                sale_id: sale_id.unwrap_or(0),
+                reason: match r {
+                    store::Rejection::SoldOut => BuyRejection::SoldOut,
+                    store::Rejection::LimitReached => BuyRejection::LimitReached,
+                    store::Rejection::SaleNotActive => BuyRejection::SaleNotActive,
+                    store::Rejection::Invalid => BuyRejection::Invalid,
+                },
+            },
+            None,
+        ),
     }
 }
 
