@@ -1,0 +1,256 @@
+// The host page: camera preview, Go live over WHIP, and the show console over the data channel.
+import { Session, getToken, roomFromPath } from './session.js';
+import { RoomLink, formatPrice, el } from './room.js';
+
+const room = roomFromPath();
+const $ = id => document.getElementById(id);
+const state = { products: new Map(), pinned: [], sales: new Map(), revenue: new Map(), token: null, me: null };
+let media = null;
+
+function setState(s, detail) {
+  document.body.dataset.state = s;
+  $('status').textContent = s;
+  $('message').textContent = detail || '';
+  $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
+  $('end').disabled = ['idle', 'ended', 'error'].includes(s);
+}
+
+const watchUrl = `${location.origin}/watch/${encodeURIComponent(room)}`;
+$('watch-url').href = watchUrl;
+$('watch-url').textContent = watchUrl;
+
+// ----- devices -----
+async function openMedia() {
+  const constraints = {
+    video: $('camera').value ? { deviceId: { exact: $('camera').value } } : true,
+    audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
+  };
+  const next = await navigator.mediaDevices.getUserMedia(constraints);
+  const old = media;
+  media = next;
+  $('preview').srcObject = media;
+  // While live, swap tracks in place: no renegotiation, viewers keep watching.
+  const pc = session.pc;
+  if (pc) {
+    for (const sender of pc.getSenders()) {
+      const track = media.getTracks().find(t => t.kind === sender.track?.kind);
+      if (track) await sender.replaceTrack(track);
+    }
+  }
+  old?.getTracks().forEach(t => t.stop());
+}
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [select, kind] of [[$('camera'), 'videoinput'], [$('mic'), 'audioinput']]) {
+    const current = select.value;
+    select.replaceChildren(...devices.filter(d => d.kind === kind).map((d, i) => el('option', { value: d.deviceId }, d.label || `${kind} ${i + 1}`)));
+    if (current) select.value = current;
+  }
+}
+$('camera').onchange = () => openMedia().catch(e => setState('error', e.message));
+$('mic').onchange = () => openMedia().catch(e => setState('error', e.message));
+
+// ----- going live -----
+const link = new RoomLink({
+  onWelcome: f => { state.me = f.you; },
+  onSnapshot: applySnapshot,
+  onEvent: applyEvent,
+  onDirect: applyDirect,
+});
+
+const session = new Session({
+  endpoint: 'whip',
+  room,
+  token: null,
+  setup: pc => {
+    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+  },
+  onChannel: ch => link.attach(ch),
+  onState: (s, detail) => setState(s, detail),
+});
+
+$('go-live').onclick = async () => {
+  try {
+    if (!media) await openMedia();
+    await session.start();
+  } catch (e) {
+    setState('error', e.message);
+  }
+};
+$('end').onclick = () => session.stop();
+window.addEventListener('pagehide', () => session.stop());
+
+async function pollViewers() {
+  try {
+    const s = await fetch(`/api/rooms/${encodeURIComponent(room)}`).then(r => r.json());
+    $('viewers').textContent = s.viewers;
+  } catch { /* retry next tick */ }
+}
+
+// ----- products -----
+$('product-form').onsubmit = async ev => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const body = {
+    title: f.get('title'),
+    price_minor: Math.round(Number(f.get('price')) * 100),
+    currency: String(f.get('currency')).toUpperCase(),
+    stock: Number(f.get('stock')),
+    image_url: f.get('image_url') || '',
+  };
+  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${state.token}` },
+    body: JSON.stringify(body),
+  });
+  const answer = await r.json().catch(() => ({}));
+  if (r.status !== 201) { $('message').textContent = answer.message || `HTTP ${r.status}`; return; }
+  state.products.set(answer.id, answer);
+  ev.target.reset();
+  renderProducts();
+};
+
+function openSale(productId) {
+  return [...state.sales.values()].find(s => s.product_id === productId && !s.ended_at_ms && Date.now() < s.ends_at_ms + 5000);
+}
+
+function renderProducts() {
+  const list = $('product-list');
+  list.replaceChildren();
+  for (const p of state.products.values()) {
+    const pinned = state.pinned.includes(p.id);
+    const sale = openSale(p.id);
+    const item = el('li', { dataset: { productId: String(p.id) } },
+      el('b', {}, p.title), ' ', formatPrice(p.price_minor, p.currency), ` · stock ${p.stock} `);
+    item.append(el('button', { class: 'highlight', onclick: () => togglePin(p.id) }, pinned ? 'Unhighlight' : 'Highlight'));
+    if (sale) {
+      item.append(el('span', { class: 'sale' }, ` deal ${formatPrice(sale.price_minor, sale.currency)}: ${sale.stock_left}/${sale.stock_total} left `));
+      item.append(el('button', { class: 'end-sale', onclick: () => link.send({ type: 'end_sale', sale_id: sale.id }) }, 'End sale'));
+    } else {
+      const form = el('form', { class: 'sale-form' },
+        el('input', { name: 'price', type: 'number', step: '0.01', min: '0', value: (p.price_minor * 0.8 / 100).toFixed(2), 'aria-label': 'Sale price' }),
+        el('input', { name: 'stock', type: 'number', min: '1', value: '50', 'aria-label': 'Units' }),
+        el('input', { name: 'limit', type: 'number', min: '1', value: '2', 'aria-label': 'Per buyer' }),
+        el('input', { name: 'minutes', type: 'number', min: '1', value: '10', 'aria-label': 'Minutes' }),
+        el('button', { type: 'submit', class: 'start-sale' }, 'Start sale'));
+      form.onsubmit = ev => {
+        ev.preventDefault();
+        const f = new FormData(form);
+        const now = Date.now();
+        link.send({
+          type: 'start_sale', product_id: p.id, price_minor: Math.round(Number(f.get('price')) * 100),
+          stock: Number(f.get('stock')), per_user_limit: Number(f.get('limit')),
+          starts_at_ms: now, ends_at_ms: now + Number(f.get('minutes')) * 60_000,
+        });
+      };
+      item.append(form);
+    }
+    list.append(item);
+  }
+}
+
+function togglePin(id) {
+  const pins = state.pinned.includes(id) ? state.pinned.filter(x => x !== id) : [...state.pinned, id].slice(-3);
+  link.send({ type: 'pin', product_ids: pins });
+}
+
+// ----- frames -----
+function applySnapshot(s) {
+  state.products = new Map(s.products.map(p => [p.id, p]));
+  state.pinned = s.pinned;
+  state.sales = new Map(s.sales.map(x => [x.id, x]));
+  $('likes').textContent = s.likes_total;
+  $('chat').replaceChildren();
+  for (const line of s.chat) addChat(line.seq, line.from, line.text);
+  $('orders').replaceChildren();
+  for (const o of s.orders || []) addOrder(o);
+  if (s.blocked_words) $('blocked-words').value = s.blocked_words.join(', ');
+  renderProducts();
+}
+
+function applyEvent(f) {
+  switch (f.type) {
+    case 'chat': addChat(f.seq, f.from, f.text); break;
+    case 'chat_deleted': document.querySelector(`#chat [data-seq="${f.target_seq}"]`)?.remove(); break;
+    case 'pinned': for (const p of f.products) state.products.set(p.id, p); state.pinned = f.products.map(p => p.id); renderProducts(); break;
+    case 'product_updated': state.products.set(f.product.id, f.product); renderProducts(); break;
+    case 'sale_started': state.sales.set(f.sale.id, f.sale); renderProducts(); break;
+    case 'sale_ended': { const s = state.sales.get(f.sale_id); if (s) s.ended_at_ms = f.server_now_ms; renderProducts(); break; }
+    case 'sold_out': { const s = state.sales.get(f.sale_id); if (s) s.stock_left = 0; renderProducts(); break; }
+  }
+}
+
+function applyDirect(f) {
+  switch (f.type) {
+    case 'likes': $('likes').textContent = f.total; break;
+    case 'counters': for (const c of f.sales) { const s = state.sales.get(c.sale_id); if (s) s.stock_left = c.stock_left; } renderProducts(); break;
+    case 'order':
+      addOrder(f.order);
+      state.revenue.set(f.order.sale_id, f.revenue_minor);
+      showRevenue(f.order.currency);
+      break;
+    case 'error': $('message').textContent = `${f.code}: ${f.message}`; break;
+  }
+}
+
+function addOrder(o) {
+  $('orders').prepend(el('li', { dataset: { orderId: String(o.order_id) } },
+    el('b', {}, `#${o.order_id}`), ` ${o.buyer.name} bought ${o.qty} × ${formatPrice(o.price_minor, o.currency)}`));
+  while ($('orders').children.length > 100) $('orders').lastChild.remove();
+  if (!state.revenue.has(o.sale_id)) {
+    state.revenue.set(o.sale_id, 0);
+  }
+}
+
+function showRevenue(currency) {
+  const total = [...state.revenue.values()].reduce((a, b) => a + b, 0);
+  $('revenue').textContent = formatPrice(total, currency || 'EUR');
+}
+
+function addChat(seq, from, text) {
+  const line = el('li', { dataset: { seq: String(seq), identity: from.id } },
+    el('b', {}, from.name), ' ', el('span', { class: 'text' }, text));
+  if (state.me && from.id !== state.me.id) {
+    line.append(
+      el('button', { class: 'mod delete', title: 'Delete', onclick: () => link.send({ type: 'delete_message', seq }) }, '🗑'),
+      el('button', { class: 'mod mute', title: 'Mute 60 s', onclick: () => link.send({ type: 'mute', identity: from.id, seconds: 60 }) }, '🔇'),
+      el('button', { class: 'mod ban', title: 'Ban', onclick: () => link.send({ type: 'ban', identity: from.id }) }, '⛔'));
+  }
+  $('chat').append(line);
+  while ($('chat').children.length > 200) $('chat').firstChild.remove();
+  $('chat').scrollTop = $('chat').scrollHeight;
+}
+
+$('chat-form').onsubmit = ev => {
+  ev.preventDefault();
+  const text = $('chat-input').value.trim();
+  if (text && link.send({ type: 'chat', text })) $('chat-input').value = '';
+};
+$('words-form').onsubmit = ev => {
+  ev.preventDefault();
+  const words = $('blocked-words').value.split(',').map(w => w.trim()).filter(Boolean);
+  link.send({ type: 'set_blocked_words', words });
+};
+
+// ----- start -----
+(async () => {
+  try {
+    state.token = await getToken(room, 'host');
+    session.token = state.token;
+    await openMedia();
+    await listDevices();
+    setState('idle');
+  } catch (e) {
+    setState('error', e.message);
+  }
+  pollViewers();
+  setInterval(pollViewers, 1000);
+  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`).then(r => r.json()).catch(() => null);
+  if (r) {
+    for (const p of r.products) state.products.set(p.id, p);
+    for (const s of r.sales) state.sales.set(s.id, s);
+    renderProducts();
+  }
+})();
+window.sellcast = { session, link, state };

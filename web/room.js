@@ -1,0 +1,86 @@
+// The room protocol over the `sellcast` data channel: hello/resume, gap detection, dedupe.
+//
+// Every broadcast event carries (epoch, seq). The client remembers the last one it applied.
+// On a new channel (reconnect) it says hello with that position and the server sends exactly
+// the missed events, or a snapshot when it cannot (other epoch / too far behind). A gap inside
+// one channel (a frame the server could not deliver) triggers the same resume.
+
+export class RoomLink {
+  constructor(handlers) {
+    this.handlers = handlers; // { onEvent(frame), onDirect(frame), onSnapshot(snapshot), onWelcome(frame) }
+    this.position = null;     // { epoch, seq } of the last applied event
+    this.channel = null;
+    this.pendingResume = false;
+  }
+
+  attach(channel) {
+    this.channel = channel;
+    channel.onopen = () => this.hello();
+    channel.onmessage = ev => this.receive(ev.data);
+  }
+
+  hello() {
+    this.send({ type: 'hello', resume: this.position });
+  }
+
+  send(frame) {
+    if (this.channel?.readyState === 'open') {
+      this.channel.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  receive(data) {
+    let frame;
+    try { frame = JSON.parse(data); } catch { return; }
+    if (frame.type === 'welcome') {
+      this.pendingResume = false;
+      this.handlers.onWelcome?.(frame);
+      if (!frame.resumed) this.position = { epoch: frame.epoch, seq: frame.seq };
+      return;
+    }
+    if (frame.type === 'snapshot') {
+      this.position = { epoch: frame.epoch, seq: frame.seq };
+      this.handlers.onSnapshot?.(frame);
+      return;
+    }
+    if (typeof frame.seq === 'number' && typeof frame.epoch === 'number') {
+      const p = this.position;
+      if (p && frame.epoch === p.epoch && frame.seq <= p.seq) return; // already applied
+      if (p && (frame.epoch !== p.epoch || frame.seq > p.seq + 1)) {
+        // Missed something: ask for it instead of applying out of order.
+        if (!this.pendingResume) { this.pendingResume = true; this.hello(); }
+        return;
+      }
+      this.position = { epoch: frame.epoch, seq: frame.seq };
+      this.handlers.onEvent?.(frame);
+      return;
+    }
+    this.handlers.onDirect?.(frame);
+  }
+}
+
+export function formatPrice(minor, currency) {
+  try {
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(minor / 100);
+  } catch {
+    return `${(minor / 100).toFixed(2)} ${currency}`;
+  }
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+export function newKey() {
+  return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}

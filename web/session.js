@@ -1,0 +1,133 @@
+// WHIP/WHEP session logic shared by the host and watch pages.
+//
+// A Session owns one RTCPeerConnection at a time. It creates the `sellcast` data channel before
+// the offer (so the server sees it in the SDP), POSTs the offer, applies the answer, and when
+// the connection fails it starts over with backoff. The server is ICE-lite and puts its own
+// candidate in the answer, so there is no trickle and no waiting for ICE gathering.
+
+export async function getToken(room, role) {
+  const params = new URLSearchParams(location.search);
+  if (params.get('token')) return params.get('token');
+  const stored = localStorage.getItem(`sellcast.token.${room}.${role}`);
+  const config = await fetch('/api/config').then(r => r.json()).catch(() => ({ dev_mode: false }));
+  if (!config.dev_mode) return stored; // production: the embedding site provides the token
+  if (stored && !tokenExpired(stored)) return stored;
+  const name = params.get('name') || '';
+  const q = new URLSearchParams({ room, role, name });
+  const r = await fetch(`/api/dev/token?${q}`);
+  if (!r.ok) throw new Error(`token: ${r.status}`);
+  const { token } = await r.json();
+  localStorage.setItem(`sellcast.token.${room}.${role}`, token);
+  return token;
+}
+
+function tokenExpired(token) {
+  try {
+    const claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return claims.exp * 1000 < Date.now() + 60_000;
+  } catch { return true; }
+}
+
+export function roomFromPath() {
+  const parts = location.pathname.split('/').filter(Boolean);
+  return decodeURIComponent(parts[parts.length - 1] || 'demo');
+}
+
+export class Session {
+  // endpoint: 'whip' | 'whep'; setup(pc) adds transceivers; onState(state, detail);
+  // onChannel(channel) is called with each new data channel.
+  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack }) {
+    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack });
+    this.pc = null;
+    this.location = null;
+    this.stopped = true;
+    this.attempt = 0;
+    this.timer = null;
+  }
+
+  async start() {
+    this.stopped = false;
+    this.attempt = 0;
+    await this.connect();
+  }
+
+  async connect() {
+    clearTimeout(this.timer);
+    this.closePc();
+    if (this.stopped) return;
+    this.onState?.(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pc = pc;
+    const channel = pc.createDataChannel('sellcast', { ordered: true });
+    this.onChannel?.(channel);
+    this.setup(pc);
+    pc.ontrack = ev => this.onTrack?.(ev);
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      const s = pc.connectionState;
+      if (s === 'connected') { this.attempt = 0; this.onState?.('live'); }
+      if (s === 'failed' || s === 'disconnected' || s === 'closed') this.retry(`connection ${s}`);
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      const resp = await fetch(`/${this.endpoint}/${encodeURIComponent(this.room)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
+        body: pc.localDescription.sdp,
+      });
+      const text = await resp.text();
+      if (resp.status !== 201) {
+        const err = new Error(text.trim() || `HTTP ${resp.status}`);
+        err.status = resp.status;
+        throw err;
+      }
+      this.location = resp.headers.get('location');
+      if (pc !== this.pc) return;
+      await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    } catch (e) {
+      if (pc !== this.pc) return;
+      // 401/403/415/400 will not fix themselves; everything else is worth retrying.
+      if ([400, 401, 403, 413, 415].includes(e.status)) {
+        this.stopped = true;
+        this.closePc();
+        this.onState?.('error', e.message);
+        return;
+      }
+      this.retry(e.message);
+    }
+  }
+
+  retry(why) {
+    if (this.stopped || this.timer) return;
+    const delay = Math.min(5000, 500 * 2 ** this.attempt);
+    this.attempt += 1;
+    this.onState?.('reconnecting', why);
+    this.endRemote(true);
+    this.timer = setTimeout(() => { this.timer = null; this.connect(); }, delay);
+  }
+
+  endRemote(keepalive = false) {
+    if (!this.location) return;
+    const url = this.location;
+    this.location = null;
+    fetch(url, { method: 'DELETE', keepalive, headers: this.token ? { authorization: `Bearer ${this.token}` } : {} }).catch(() => {});
+  }
+
+  closePc() {
+    if (this.pc) {
+      const pc = this.pc;
+      this.pc = null;
+      pc.onconnectionstatechange = null;
+      pc.close();
+    }
+  }
+
+  async stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.endRemote(true);
+    this.closePc();
+    this.onState?.('ended');
+  }
+}
