@@ -8,16 +8,17 @@
 export async function getToken(room, role) {
   const params = new URLSearchParams(location.search);
   if (params.get('token')) return params.get('token');
-  const stored = localStorage.getItem(`sellcast.token.${room}.${role}`);
+  const name = params.get('name') || '';
+  const storageKey = `sellcast.token.${room}.${role}.${name}`;
+  const stored = localStorage.getItem(storageKey);
   const config = await fetch('/api/config').then(r => r.json()).catch(() => ({ dev_mode: false }));
   if (!config.dev_mode) return stored; // production: the embedding site provides the token
   if (stored && !tokenExpired(stored)) return stored;
-  const name = params.get('name') || '';
   const q = new URLSearchParams({ room, role, name });
   const r = await fetch(`/api/dev/token?${q}`);
   if (!r.ok) throw new Error(`token: ${r.status}`);
   const { token } = await r.json();
-  localStorage.setItem(`sellcast.token.${room}.${role}`, token);
+  localStorage.setItem(storageKey, token);
   return token;
 }
 

@@ -1,0 +1,55 @@
+// Writes a Y4M clip whose frames carry their own number, for measuring glass-to-glass delay:
+// the top band holds 16 bits as black/white blocks, read back from a <video> with a canvas.
+import fs from 'node:fs';
+
+export const WIDTH = 320;
+export const HEIGHT = 240;
+export const FPS = 30;
+export const BITS = 16;
+export const BAND = 24; // rows of the top band
+const BLOCK = WIDTH / BITS;
+
+export function writeClip(path, frames = 300) {
+  const fd = fs.openSync(path, 'w');
+  fs.writeSync(fd, `YUV4MPEG2 W${WIDTH} H${HEIGHT} F${FPS}:1 Ip A1:1 C420jpeg\n`);
+  const ySize = WIDTH * HEIGHT;
+  const cSize = (WIDTH / 2) * (HEIGHT / 2);
+  const frame = Buffer.alloc(ySize + 2 * cSize);
+  frame.fill(128, ySize); // neutral chroma
+  for (let f = 0; f < frames; f++) {
+    for (let y = 0; y < HEIGHT; y++) {
+      for (let x = 0; x < WIDTH; x++) {
+        let v;
+        if (y < BAND) {
+          const bit = (f >> (BITS - 1 - Math.floor(x / BLOCK))) & 1;
+          v = bit ? 235 : 16;
+        } else {
+          v = 40 + ((x + y * 2 + f * 6) % 160); // moving texture so the encoder has work to do
+        }
+        frame[y * WIDTH + x] = v;
+      }
+    }
+    fs.writeSync(fd, 'FRAME\n');
+    fs.writeSync(fd, frame);
+  }
+  fs.closeSync(fd);
+}
+
+// Runs in the page: the frame number shown by a <video>, or -1 if unreadable.
+export const readFrameNumberSource = `
+(video) => {
+  if (!video || video.videoWidth === 0) return -1;
+  const c = window.__g2gCanvas || (window.__g2gCanvas = document.createElement('canvas'));
+  c.width = ${WIDTH}; c.height = ${BAND};
+  const ctx = c.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, video.videoWidth, video.videoHeight * ${BAND} / ${HEIGHT}, 0, 0, ${WIDTH}, ${BAND});
+  const row = ctx.getImageData(0, ${BAND / 2}, ${WIDTH}, 1).data;
+  let n = 0;
+  for (let i = 0; i < ${BITS}; i++) {
+    const x = Math.floor((i + 0.5) * ${BLOCK});
+    const l = row[x * 4] * 0.299 + row[x * 4 + 1] * 0.587 + row[x * 4 + 2] * 0.114;
+    if (l > 90 && l < 165) return -1; // blurred edge: not a clean read
+    n = (n << 1) | (l >= 128 ? 1 : 0);
+  }
+  return n;
+}`;
