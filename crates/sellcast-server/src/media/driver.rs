@@ -35,6 +35,10 @@ use crate::interaction::registry::Rooms;
 const MAX_DATAGRAM: usize = 2048;
 /// The loop wakes at least this often even when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// Media to a new viewer starts this long after our side of DTLS completes. We are the DTLS
+/// server, so we finish first; a client that installs its SRTP keys asynchronously would drop
+/// the replayed keyframe if it arrived in the same instant, and then need a PLI (seconds).
+const VIEWER_SETTLE: Duration = Duration::from_millis(15);
 
 /// Index of a room inside the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,7 +248,9 @@ impl Driver {
                     peer.connected = true;
                     info!(peer = id.0, room = %room.name, role = ?peer.role, "peer connected");
                     if peer.role == Role::Viewer {
-                        room.forwarder.handle_viewer_ready(now, ViewerId(id.0));
+                        let at = now + VIEWER_SETTLE;
+                        peer.ready_at = Some(at);
+                        self.earliest = self.earliest.min(at);
                     }
                 }
             }
@@ -321,6 +327,25 @@ impl Driver {
             }
             self.poll_peer(id, now);
         }
+        let settled: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.ready_at.is_some_and(|t| t <= now))
+            .map(|p| p.id)
+            .collect();
+        for id in settled {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.ready_at = None;
+            }
+            if let Some(room) = self.peer_room.get(&id).and_then(|r| self.rooms.get_mut(r)) {
+                room.forwarder.handle_viewer_ready(now, ViewerId(id.0));
+            }
+            if let Some(r) = self.peer_room.get(&id).copied() {
+                if !self.dirty.contains(&r) {
+                    self.dirty.push(r);
+                }
+            }
+        }
         for (room_id, room) in &mut self.rooms {
             if room.forwarder.poll_timeout().is_some_and(|t| t <= now) {
                 room.forwarder.handle_timeout(now);
@@ -333,7 +358,8 @@ impl Driver {
         self.earliest = self
             .peers
             .values()
-            .map(|p| p.timeout)
+            .flat_map(|p| [Some(p.timeout), p.ready_at])
+            .flatten()
             .chain(self.rooms.values().filter_map(|r| r.forwarder.poll_timeout()))
             .min()
             .unwrap_or(now + IDLE_WAKE)

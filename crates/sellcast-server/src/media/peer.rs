@@ -50,6 +50,8 @@ pub struct Peer {
     pub timeout: Instant,
     pub created: Instant,
     pub connected: bool,
+    /// A viewer starts receiving media at this time (shortly after DTLS completes).
+    pub ready_at: Option<Instant>,
     /// Last media packet received (hosts) — tells a live host from a vanished one.
     pub last_media: Option<Instant>,
     /// Negotiated m-line per track kind (audio, video).
@@ -153,6 +155,7 @@ impl Peer {
             timeout: now,
             created: now,
             connected: false,
+            ready_at: None,
             last_media: None,
             mids: [None, None],
             pts: [None; 3],

@@ -1,0 +1,174 @@
+//! A WHIP publisher of synthetic VP8 + Opus RTP.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::peer_connection::PeerConnection;
+
+use crate::peer::{self, opus_codec, vp8_codec, OPUS_PT, VP8_PT};
+use crate::signalling::{end, PeerError};
+use crate::trailer::{now_us, Trailer, TRAILER_LEN};
+use crate::vp8::{write_headers, FramePlan};
+
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    pub bitrate_bps: u64,
+    pub fps: u32,
+    pub keyframe_interval: Duration,
+    pub max_payload: usize,
+    /// Audio packets per second (20 ms Opus frames: 50).
+    pub audio_pps: u32,
+    pub audio_payload: usize,
+    pub token: Option<String>,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            bitrate_bps: 2_500_000,
+            fps: 30,
+            keyframe_interval: Duration::from_secs(2),
+            max_payload: 1100,
+            audio_pps: 50,
+            audio_payload: 100,
+            token: None,
+        }
+    }
+}
+
+/// Counters of what was sent.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    pub video_packets: AtomicU64,
+    pub audio_packets: AtomicU64,
+    pub video_frames: AtomicU64,
+}
+
+pub struct Publisher {
+    pc: Arc<dyn PeerConnection>,
+    http: reqwest::Client,
+    location: Option<String>,
+    token: Option<String>,
+    pub stats: Arc<PublisherStats>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    let codec = if kind == RtpCodecKind::Video { vp8_codec() } else { opus_codec() };
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "sellcast-synthetic".to_string(),
+        format!("synthetic-{kind}"),
+        format!("synthetic-{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    )))
+}
+
+impl Publisher {
+    pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
+        let mut built = peer::build(None).await?;
+        let seed = (now_us() & 0xffff_ffff) as u32;
+        let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);
+        let video = track(RtpCodecKind::Video, video_ssrc);
+        let audio = track(RtpCodecKind::Audio, audio_ssrc);
+        built.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
+        built.pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await?;
+        let http = reqwest::Client::new();
+        let location = peer::negotiate(&built, &http, base, "whip", room, opts.token.as_deref()).await?;
+        peer::connected(&mut built.state, Duration::from_secs(15)).await?;
+        let stats = Arc::new(PublisherStats::default());
+        let tasks = vec![
+            tokio::spawn(send_video(video, video_ssrc, opts.clone(), stats.clone())),
+            tokio::spawn(send_audio(audio, audio_ssrc, opts.clone(), stats.clone())),
+        ];
+        Ok(Publisher { pc: built.pc, http, location, token: opts.token, stats, tasks })
+    }
+
+    pub fn video_sent(&self) -> u64 {
+        self.stats.video_packets.load(Ordering::Relaxed)
+    }
+
+    pub fn audio_sent(&self) -> u64 {
+        self.stats.audio_packets.load(Ordering::Relaxed)
+    }
+
+    /// Stop sending, end the WHIP session, close the connection.
+    pub async fn close(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        end(&self.http, self.location.as_deref(), self.token.as_deref()).await;
+        let _ = self.pc.close().await;
+    }
+}
+
+fn packet(pt: u8, ssrc: u32, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> Packet {
+    Packet {
+        header: Header { version: 2, marker, payload_type: pt, sequence_number: seq, timestamp: ts, ssrc, ..Default::default() },
+        payload: Bytes::from(payload),
+    }
+}
+
+async fn send_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOptions, stats: Arc<PublisherStats>) {
+    let frame_every = Duration::from_secs_f64(1.0 / f64::from(opts.fps.max(1)));
+    let plan = FramePlan {
+        bitrate_bps: opts.bitrate_bps,
+        fps: opts.fps,
+        keyframe_every_frames: (opts.keyframe_interval.as_secs_f64() * f64::from(opts.fps)).round().max(1.0) as u32,
+        max_payload: opts.max_payload,
+    };
+    let mut tick = tokio::time::interval(frame_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seq: u16 = (ssrc >> 8) as u16 & 0x3fff;
+    let mut ts: u32 = ssrc.rotate_left(7);
+    let mut counter = 0u64;
+    for n in 0u64.. {
+        tick.tick().await;
+        let sizes = plan.packet_sizes(n);
+        let last = sizes.len() - 1;
+        for (i, size) in sizes.into_iter().enumerate() {
+            let mut payload = vec![0u8; size.max(11 + TRAILER_LEN)];
+            write_headers(&mut payload, i == 0, plan.is_keyframe(n), 640, 480);
+            Trailer { counter, sent_us: now_us() }.write(&mut payload);
+            if track.write_rtp(packet(VP8_PT, ssrc, seq, ts, i == last, payload)).await.is_err() {
+                return;
+            }
+            counter += 1;
+            seq = seq.wrapping_add(1);
+            stats.video_packets.fetch_add(1, Ordering::Relaxed);
+        }
+        stats.video_frames.fetch_add(1, Ordering::Relaxed);
+        ts = ts.wrapping_add(90_000 / opts.fps.max(1));
+    }
+}
+
+async fn send_audio(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOptions, stats: Arc<PublisherStats>) {
+    let every = Duration::from_secs_f64(1.0 / f64::from(opts.audio_pps.max(1)));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seq: u16 = (ssrc >> 4) as u16 & 0x3fff;
+    let mut ts: u32 = ssrc.rotate_left(3);
+    for counter in 0u64.. {
+        tick.tick().await;
+        let mut payload = vec![0xfcu8; opts.audio_payload.max(TRAILER_LEN + 1)];
+        Trailer { counter, sent_us: now_us() }.write(&mut payload);
+        if track.write_rtp(packet(OPUS_PT, ssrc, seq, ts, false, payload)).await.is_err() {
+            return;
+        }
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(48_000 / opts.audio_pps.max(1));
+        stats.audio_packets.fetch_add(1, Ordering::Relaxed);
+    }
+}

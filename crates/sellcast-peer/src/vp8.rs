@@ -1,0 +1,86 @@
+//! Shapes synthetic VP8 RTP like an encoder would: one timestamp per frame, a payload
+//! descriptor on every packet, a keyframe tag on the first packet of a key frame, the marker
+//! bit on a frame's last packet, and frame sizes that add up to the target bitrate.
+
+/// How a publisher paces its frames.
+#[derive(Debug, Clone)]
+pub struct FramePlan {
+    pub bitrate_bps: u64,
+    pub fps: u32,
+    pub keyframe_every_frames: u32,
+    pub max_payload: usize,
+}
+
+impl FramePlan {
+    /// Payload sizes of frame `n` (keyframes are 4x a delta frame, as encoders roughly do).
+    pub fn packet_sizes(&self, n: u64) -> Vec<usize> {
+        let per_frame = (self.bitrate_bps / 8 / u64::from(self.fps.max(1))) as usize;
+        let gop = u64::from(self.keyframe_every_frames.max(1));
+        // Average over a GOP stays at the bitrate: 1 key (4 units) + (gop-1) deltas (1 unit).
+        let units = 4 + gop as usize - 1;
+        let delta = per_frame * gop as usize / units;
+        let size = if self.is_keyframe(n) { delta * 4 } else { delta }.max(64);
+        let packets = size.div_ceil(self.max_payload);
+        let each = size / packets;
+        vec![each.max(64); packets]
+    }
+
+    pub fn is_keyframe(&self, n: u64) -> bool {
+        n % u64::from(self.keyframe_every_frames.max(1)) == 0
+    }
+}
+
+/// Write the VP8 payload descriptor and (on a frame start) the frame tag at the front.
+pub fn write_headers(payload: &mut [u8], frame_start: bool, keyframe: bool, width: u16, height: u16) {
+    if payload.len() < 11 {
+        return;
+    }
+    payload[0] = if frame_start { 0x10 } else { 0x00 }; // S bit, partition 0
+    if frame_start {
+        // Frame tag: bit0 = P (0 key), show_frame set.
+        payload[1] = if keyframe { 0x10 } else { 0x11 };
+        payload[2] = 0;
+        payload[3] = 0;
+        if keyframe {
+            payload[4..7].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+            payload[7..9].copy_from_slice(&width.to_le_bytes());
+            payload[9..11].copy_from_slice(&height.to_le_bytes());
+        }
+    }
+}
+
+/// Does a VP8 RTP payload begin a key frame? (Simple descriptor, as written above and by
+/// the SFU's forwarding; the extended form is handled by the server's own parser.)
+pub fn is_keyframe_start(payload: &[u8]) -> bool {
+    match payload {
+        [first, rest @ ..] if first & 0x10 != 0 && first & 0x0f == 0 => {
+            let at = if first & 0x80 != 0 { 1 } else { 0 };
+            if at == 1 {
+                return false; // extended descriptors are not produced by the synthetic publisher
+            }
+            rest.first().is_some_and(|tag| tag & 0x01 == 0)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_add_up_to_the_bitrate_and_keyframes_are_marked() {
+        let plan = FramePlan { bitrate_bps: 2_500_000, fps: 30, keyframe_every_frames: 60, max_payload: 1100 };
+        let bytes: usize = (0..60).flat_map(|n| plan.packet_sizes(n)).sum();
+        let bps = bytes as f64 * 8.0 / 2.0;
+        assert!((bps - 2_500_000.0).abs() / 2_500_000.0 < 0.05, "{bps}");
+        assert!(plan.packet_sizes(0).len() > plan.packet_sizes(1).len());
+        let mut p = vec![0u8; 100];
+        write_headers(&mut p, true, true, 640, 480);
+        assert!(is_keyframe_start(&p));
+        write_headers(&mut p, true, false, 640, 480);
+        assert!(!is_keyframe_start(&p));
+        write_headers(&mut p, false, false, 640, 480);
+        assert!(!is_keyframe_start(&p));
+    }
+}
