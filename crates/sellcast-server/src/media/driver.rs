@@ -46,7 +46,7 @@ struct RoomId(u32);
 
 /// What a peer's output means for its room.
 #[derive(Debug)]
-enum PeerEvent {
+pub(crate) enum PeerEvent {
     Connected,
     Closed,
     KeyframeRequest,
@@ -59,7 +59,7 @@ enum PeerEvent {
 
 /// Counters an operator can read from the logs on shutdown (and later from metrics).
 #[derive(Debug, Default)]
-struct DriverStats {
+pub(crate) struct DriverStats {
     datagrams_in: u64,
     datagrams_out: u64,
     send_errors: u64,
@@ -574,7 +574,7 @@ impl Driver {
 
 /// Turn one str0m event into what the room cares about. Media is converted without copying
 /// the payload.
-fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut DriverStats) -> Option<PeerEvent> {
+pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut DriverStats) -> Option<PeerEvent> {
     match event {
         Event::Connected => Some(PeerEvent::Connected),
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Some(PeerEvent::Closed),
@@ -621,7 +621,7 @@ fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut Driv
 }
 
 /// Hand one rewritten packet to a viewer's outgoing stream (str0m encrypts and queues it).
-fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<sellcast_sfu::Codec>) {
+pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<sellcast_sfu::Codec>) {
     let Some(codec) = codec else {
         return;
     };

@@ -6,3 +6,6 @@ pub mod driver;
 pub mod offer;
 pub mod peer;
 pub mod room;
+
+#[cfg(test)]
+mod resend_tests;

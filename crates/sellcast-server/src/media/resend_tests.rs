@@ -1,0 +1,210 @@
+//! A viewer's NACK is answered by the server from its own per-viewer resend cache, on virtual
+//! time and without sockets: the server-side str0m instance is built exactly as production
+//! builds it (`PeerFactory::accept`), the viewer is a second str0m instance, and the test
+//! shuttles datagrams between them, dropping one video packet on the way.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sellcast_room::{Identity, Role as RoomRole};
+use sellcast_sfu::{Codec, OutPacket, TrackKind};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::driver::{translate_event, write_packet, DriverStats, PeerEvent};
+use super::offer::Role;
+use super::peer::{Peer, PeerFactory, PeerId};
+
+const SERVER: &str = "127.0.0.1:5000";
+const CLIENT: &str = "127.0.0.1:6000";
+const FIRST_SEQ: u64 = 1000;
+const PACKETS: u64 = 60;
+const DROPPED: u64 = FIRST_SEQ + 20;
+
+struct Link {
+    now: Instant,
+    server: Peer,
+    client: Rtc,
+    server_connected: bool,
+    client_connected: bool,
+    received: BTreeSet<u64>,
+    /// Seq of the video packet to drop once on the way to the client (None: drop nothing).
+    drop_seq: Option<u16>,
+    dropped_at: Option<Instant>,
+    recovered_after_drop: bool,
+    stats: DriverStats,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("static address")
+}
+
+/// The RTP sequence number of a datagram, if it is an (S)RTP media packet.
+fn rtp_seq(d: &[u8]) -> Option<u16> {
+    let is_rtp = d.len() >= 12 && (128..=191).contains(&d[0]) && !(72..=76).contains(&(d[1] & 0x7f));
+    is_rtp.then(|| u16::from_be_bytes([d[2], d[3]]))
+}
+
+impl Link {
+    fn new() -> Link {
+        let now = Instant::now();
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider.dtls_provider.generate_certificate().expect("a DTLS certificate");
+        let factory = PeerFactory { cert, candidate_addr: addr(SERVER) };
+
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("candidate"));
+        let mut change = client.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = change.apply().expect("an offer");
+
+        let (rtc, answer) = factory.accept(now, None, &offer.to_sdp_string()).expect("server accepts");
+        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
+        client.sdp_api().accept_answer(pending, answer).expect("client accepts");
+
+        let (room_tx, _room_rx) = tokio::sync::mpsc::channel(8);
+        let identity = Identity { id: "v".into(), name: "v".into(), role: RoomRole::Viewer };
+        let server = Peer::new(PeerId(1), "s".into(), Role::Viewer, ("r".into(), identity, room_tx), rtc, now);
+        Link {
+            now,
+            server,
+            client,
+            server_connected: false,
+            client_connected: false,
+            received: BTreeSet::new(),
+            drop_seq: None,
+            dropped_at: None,
+            recovered_after_drop: false,
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Drain both sides' output, delivering datagrams, until neither has anything to send.
+    fn exchange(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            // server -> client
+            while let Ok(out) = self.server.rtc.poll_output() {
+                match out {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        moved = true;
+                        let seq = rtp_seq(&t.contents);
+                        if self.dropped_at.is_none() && seq.is_some() && seq == self.drop_seq {
+                            self.dropped_at = Some(self.now);
+                            continue;
+                        }
+                        let input = Input::Receive(self.now, Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).expect("datagram"));
+                        let _ = self.client.handle_input(input);
+                    }
+                    Output::Event(e) => {
+                        if let Some(PeerEvent::Connected) = translate_event(&mut self.server, e, self.now, &mut self.stats) {
+                            self.server_connected = true;
+                        }
+                    }
+                }
+            }
+            // client -> server
+            while let Ok(out) = self.client.poll_output() {
+                match out {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        moved = true;
+                        let input = Input::Receive(self.now, Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).expect("datagram"));
+                        let _ = self.server.rtc.handle_input(input);
+                    }
+                    Output::Event(Event::Connected) => self.client_connected = true,
+                    Output::Event(Event::RtpPacket(p)) => {
+                        let seq = *p.seq_no;
+                        if self.dropped_at.is_some() && self.drop_seq.map(u64::from) == Some(seq & 0xffff) {
+                            self.recovered_after_drop = true;
+                        }
+                        self.received.insert(seq);
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        let _ = self.server.rtc.handle_input(Input::Timeout(self.now));
+        let _ = self.client.handle_input(Input::Timeout(self.now));
+        self.exchange();
+    }
+
+    fn connect(&mut self) {
+        for _ in 0..2000 {
+            self.advance(Duration::from_millis(5));
+            if self.server_connected && self.client_connected && self.server.mids[TrackKind::Video.index()].is_some() {
+                return;
+            }
+        }
+        panic!("the in-memory pair never connected");
+    }
+
+    /// Write synthetic VP8 packets as the driver does, 3 ms apart, then let NACKs play out.
+    fn send_video(&mut self, nackable: bool) {
+        for seq in FIRST_SEQ..FIRST_SEQ + PACKETS {
+            let mut payload = vec![0u8; 900];
+            payload[0] = if seq % 3 == 0 { 0x10 } else { 0x00 };
+            payload[1] = if seq == FIRST_SEQ { 0x00 } else { 0x01 };
+            let packet = OutPacket {
+                kind: TrackKind::Video,
+                seq,
+                timestamp: (seq / 3) as u32 * 3000,
+                marker: seq % 3 == 2,
+                payload: Arc::from(payload),
+                arrival: self.now,
+            };
+            if nackable {
+                write_packet(&mut self.server, &packet, Some(Codec::Vp8));
+            } else {
+                // Control: the same packet, but not kept for resends.
+                let mid = self.server.mids[TrackKind::Video.index()].expect("video mid");
+                let pt = self.server.pt_for(Codec::Vp8).expect("VP8 negotiated");
+                let mut api = self.server.rtc.direct_api();
+                let tx = api.stream_tx_by_mid(mid, None).expect("video stream");
+                tx.write_rtp(RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone()).marker(packet.marker));
+            }
+            self.advance(Duration::from_millis(3));
+        }
+        for _ in 0..400 {
+            self.advance(Duration::from_millis(5)); // 2 s of virtual time for NACK and resend
+        }
+    }
+}
+
+#[test]
+fn a_lost_packet_is_resent_from_the_servers_cache() {
+    let mut link = Link::new();
+    link.connect();
+    link.drop_seq = Some(DROPPED as u16);
+    link.send_video(true);
+    assert!(link.dropped_at.is_some(), "the chosen packet was dropped on the wire");
+    let wanted: Vec<u64> = (FIRST_SEQ..FIRST_SEQ + PACKETS).collect();
+    let got: Vec<u64> = link.received.iter().copied().filter(|s| wanted.contains(s)).collect();
+    assert_eq!(got, wanted, "every packet arrived, the dropped one through a resend");
+    assert!(link.recovered_after_drop, "the dropped seq arrived after its first transmission was lost");
+}
+
+#[test]
+fn without_the_cache_the_lost_packet_stays_lost() {
+    let mut link = Link::new();
+    link.connect();
+    link.drop_seq = Some(DROPPED as u16);
+    link.send_video(false);
+    assert!(link.dropped_at.is_some());
+    assert!(!link.received.contains(&DROPPED), "nothing could answer the NACK");
+    assert_eq!(link.received.len() as u64, PACKETS - 1);
+}
