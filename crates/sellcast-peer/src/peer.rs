@@ -77,6 +77,9 @@ pub async fn build(on_track: Option<TrackCallback>) -> Result<Built, PeerError> 
         // webrtc-rs nominates on its next check tick (200 ms by default, twice): on loopback
         // that alone would dominate the first-frame time we measure.
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(50))
+        // No mDNS: it needs a multicast-capable interface (absent in a private namespace) and
+        // the server never sends .local candidates.
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .build();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let pc = PeerConnectionBuilder::new()
