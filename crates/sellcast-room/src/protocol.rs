@@ -317,6 +317,8 @@ mod tests {
         assert_eq!(code(br#"{"type":"like","count":-1}"#), Err(ErrorCode::Malformed));
         assert_eq!(code(br#"{"type":"chat","text":"x","admin":true}"#), Err(ErrorCode::Malformed));
         assert_eq!(code(&vec![b' '; MAX_FRAME_BYTES + 1]), Err(ErrorCode::TooLarge));
+        let megabyte = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(1_000_000));
+        assert_eq!(code(megabyte.as_bytes()), Err(ErrorCode::TooLarge), "refused before parsing");
     }
 
     #[test]
