@@ -11,13 +11,13 @@ pub fn execute(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyOutcome
         return Ok(BuyOutcome { result: previous, replayed: true });
     }
     let result = decide(tx, req)?;
-    let (order_id, rejection) = match &result {
-        BuyResult::Confirmed { order_id, .. } => (Some(*order_id), None),
-        BuyResult::Rejected(r) => (None, Some(r.as_str())),
+    let (order_id, rejection, stock_left) = match &result {
+        BuyResult::Confirmed { order_id, stock_left, .. } => (Some(*order_id), None, Some(*stock_left)),
+        BuyResult::Rejected(r) => (None, Some(r.as_str()), None),
     };
     tx.execute(
-        "INSERT INTO idempotency (room, identity, key, sale_id, order_id, rejection) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![req.room, req.identity, req.idempotency_key, req.sale_id, order_id, rejection],
+        "INSERT INTO idempotency (room, identity, key, sale_id, order_id, rejection, stock_left) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![req.room, req.identity, req.idempotency_key, req.sale_id, order_id, rejection, stock_left],
     )?;
     Ok(BuyOutcome { result, replayed: false })
 }
@@ -83,21 +83,21 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyResult> {
 }
 
 /// Every stored answer of a room, for reloading its idempotency memory.
-pub fn room_answers(conn: &Connection, room: &str) -> rusqlite::Result<Vec<(String, String, BuyResult)>> {
+pub fn room_answers(conn: &Connection, room: &str) -> rusqlite::Result<Vec<(String, String, i64, BuyResult)>> {
     let mut stmt = conn.prepare(
-        "SELECT i.identity, i.key, i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency
+        "SELECT i.identity, i.key, i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency, i.stock_left
          FROM idempotency i LEFT JOIN orders o ON o.id = i.order_id WHERE i.room = ?1",
     )?;
     let rows = stmt.query_map([room], |r| {
-        let (identity, key): (String, String) = (r.get(0)?, r.get(1)?);
+        let (identity, key, sale_id): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let answer = answer_from_row(
-            r.get(2)?,
+            sale_id,
             r.get(3)?,
             r.get(4)?,
             (r.get(5)?, r.get(6)?, r.get(7)?),
-            None,
+            r.get(8)?,
         );
-        Ok((identity, key, answer))
+        Ok((identity, key, sale_id, answer))
     })?;
     rows.collect()
 }
@@ -126,10 +126,9 @@ fn answer_from_row(
 fn previous_answer(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Option<BuyResult>> {
     let row = tx
         .query_row(
-            "SELECT i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency, s.stock_left
+            "SELECT i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency, i.stock_left
              FROM idempotency i
              LEFT JOIN orders o ON o.id = i.order_id
-             LEFT JOIN sales s ON s.id = i.sale_id
              WHERE i.room = ?1 AND i.identity = ?2 AND i.key = ?3",
             params![req.room, req.identity, req.idempotency_key],
             |r| {

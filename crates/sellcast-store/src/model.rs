@@ -82,7 +82,8 @@ pub struct RoomRecord {
     pub purchased: Vec<(i64, String, u32)>,
     /// Every answer the store gave, by (identity, idempotency key): a retry after a restart
     /// must get the same answer even when memory alone would now say otherwise.
-    pub answers: Vec<(String, String, BuyResult)>,
+    /// `(identity, key, sale_id, answer)`.
+    pub answers: Vec<(String, String, i64, BuyResult)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,6 +51,8 @@ CREATE TABLE idempotency (
     sale_id INTEGER NOT NULL,
     order_id INTEGER REFERENCES orders(id),
     rejection TEXT,
+    -- Stock left right after the order committed: part of the answer a retry gets back.
+    stock_left INTEGER,
     PRIMARY KEY (room, identity, key)
 ) WITHOUT ROWID;
 CREATE TABLE bans (

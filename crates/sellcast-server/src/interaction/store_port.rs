@@ -91,7 +91,7 @@ impl StorePort {
             banned: r.bans.into_iter().map(|b| (b.identity, b.until_ms)).collect(),
             blocked_words: r.blocked_words,
             bought: r.purchased,
-            answers: r.answers.into_iter().map(|(i, k, a)| (i, k, answer(a, None).0)).collect(),
+            answers: r.answers.into_iter().map(|(i, k, sale, a)| (i, k, answer(a, Some(sale)).0)).collect(),
             recent_orders: orders.into_iter().map(order).collect(),
             likes_total: 0,
         })
