@@ -1,12 +1,16 @@
 //! Two independent WebRTC stacks: a webrtc-rs publisher sends synthetic VP8 + Opus over WHIP to
-//! the str0m-based server, and 20 webrtc-rs viewers receive it over WHEP.
+//! the str0m-based server, and webrtc-rs viewers receive it over WHEP.
 
+use std::future::Future;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-use sellcast_peer::{PublishOptions, Publisher, Viewer};
+use anyhow::{bail, Context, Result};
+use sellcast_peer::{PublishOptions, Publisher, Viewer, ViewerStats};
 
 const VIEWERS: usize = 20;
+/// Media measured after every viewer is receiving.
+const WINDOW: Duration = Duration::from_secs(8);
 
 async fn server() -> Result<(sellcast_server::RunningServer, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
@@ -14,12 +18,17 @@ async fn server() -> Result<(sellcast_server::RunningServer, tempfile::TempDir)>
     Ok((s, dir))
 }
 
+/// The whole test, bounded: a hang fails instead of stalling the suite.
+async fn bounded(limit: Duration, test: impl Future<Output = Result<()>>) -> Result<()> {
+    tokio::time::timeout(limit, test).await.with_context(|| format!("the test did not finish within {limit:?}"))?
+}
+
 /// Poll `cond` every 20 ms until true or `limit` passes.
 async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
     let deadline = Instant::now() + limit;
     while !cond() {
         if Instant::now() > deadline {
-            bail!("timed out: {what}");
+            bail!("timed out after {limit:?}: {what}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -28,84 +37,134 @@ async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> R
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
+    v.get(((v.len().saturating_sub(1)) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+/// Publisher counters sent in a window, per kind.
+struct Sent {
+    video: Range<u64>,
+    audio: Range<u64>,
+}
+
+impl Sent {
+    /// Fractions (video, audio) of the window's packets that `s` received.
+    fn received(&self, s: &ViewerStats) -> (f64, f64) {
+        let share = |got: usize, r: &Range<u64>| got as f64 / (r.end - r.start).max(1) as f64;
+        (
+            share(s.video.counters.range(self.video.clone()).count(), &self.video),
+            share(s.audio.counters.range(self.audio.clone()).count(), &self.audio),
+        )
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_viewers_receive_the_publisher() -> Result<()> {
-    let (server, _dir) = server().await?;
-    let base = format!("http://{}", server.http_addr);
-    let publisher = Publisher::connect(&base, "fanout", PublishOptions::default()).await?;
-    let mut viewers = Vec::new();
-    for _ in 0..VIEWERS {
-        viewers.push(Viewer::connect(&base, "fanout", None).await?);
-    }
-    until(Duration::from_secs(20), "every viewer receives video", || viewers.iter().all(|v| v.stats().video.packets > 0)).await?;
+async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result<()> {
+    bounded(Duration::from_secs(90), async {
+        let (server, _dir) = server().await?;
+        let base = format!("http://{}", server.http_addr);
+        let publisher = Publisher::connect(&base, "fanout", PublishOptions::default()).await?;
+        let mut viewers = Vec::new();
+        for _ in 0..VIEWERS {
+            viewers.push(Viewer::connect(&base, "fanout", None).await?);
+        }
+        until(Duration::from_secs(20), "every viewer receives video", || {
+            viewers.iter().all(|v| v.inspect(|s| s.video.packets > 0))
+        })
+        .await?;
 
-    // Measure a window of 6 s of media: every packet the publisher sent in it must arrive.
-    let sent_before = (publisher.video_sent(), publisher.audio_sent());
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let sent_after = (publisher.video_sent(), publisher.audio_sent());
-    // Let in-flight packets land (bounded), then compare the counter ranges.
-    let video_range = sent_before.0..sent_after.0;
-    let audio_range = sent_before.1..sent_after.1;
-    let need_video = (video_range.end - video_range.start) as f64;
-    let need_audio = (audio_range.end - audio_range.start) as f64;
-    assert!(need_video > 1000.0, "the publisher really sent ({need_video} video packets)");
-    let complete = |v: &Viewer| {
-        let s = v.stats();
-        let got_v = s.video.counters.range(video_range.clone()).count() as f64;
-        let got_a = s.audio.counters.range(audio_range.clone()).count() as f64;
-        got_v / need_video >= 0.99 && got_a / need_audio >= 0.99
-    };
-    let _ = until(Duration::from_secs(3), "stragglers", || viewers.iter().all(complete)).await;
-    let mut first_frame_ms = Vec::new();
-    for (i, v) in viewers.iter().enumerate() {
-        let s = v.stats();
-        let got_v = s.video.counters.range(video_range.clone()).count() as f64 / need_video;
-        let got_a = s.audio.counters.range(audio_range.clone()).count() as f64 / need_audio;
-        assert!(got_v >= 0.99, "viewer {i} got {:.2}% of video", got_v * 100.0);
-        assert!(got_a >= 0.99, "viewer {i} got {:.2}% of audio", got_a * 100.0);
-        assert_eq!(s.first_video_is_keyframe, Some(true), "viewer {i}'s first video packet begins a keyframe: {:?}", s.first_video);
-        assert_eq!(s.video.duplicates, 0, "viewer {i} got duplicates");
-        first_frame_ms.push(s.first_video_after.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
-    }
-    println!(
-        "first_frame_ms viewers={VIEWERS} p50={:.1} p99={:.1}",
-        percentile(first_frame_ms.clone(), 0.5),
-        percentile(first_frame_ms, 0.99)
-    );
-    for v in viewers {
-        v.close().await;
-    }
-    publisher.close().await;
-    server.shutdown().await;
-    Ok(())
+        // The window: every packet the publisher sends in it must reach every viewer. Records
+        // start afresh so the latency samples leave out the keyframe group replayed at join.
+        let before = (publisher.video_sent(), publisher.audio_sent());
+        viewers.iter().for_each(Viewer::reset);
+        tokio::time::sleep(WINDOW).await;
+        let sent = Sent { video: before.0..publisher.video_sent(), audio: before.1..publisher.audio_sent() };
+        assert!(sent.video.end - sent.video.start > 1000, "the publisher really sent video: {:?}", sent.video);
+        // Packets still in flight at the window's end land within a bounded wait.
+        let complete = |v: &Viewer| {
+            let (video, audio) = v.inspect(|s| sent.received(s));
+            video >= 0.99 && audio >= 0.99
+        };
+        if until(Duration::from_secs(3), "stragglers", || viewers.iter().all(complete)).await.is_err() {
+            // Fall through: the assertions below say which viewer fell short.
+        }
+
+        let mut first_frame_ms = Vec::new();
+        let mut latency_ms = Vec::new();
+        for (i, v) in viewers.iter().enumerate() {
+            let s = v.stats();
+            let (video, audio) = sent.received(&s);
+            assert!(video >= 0.99, "viewer {i} got {:.2}% of video {:?}", video * 100.0, sent.video);
+            assert!(audio >= 0.99, "viewer {i} got {:.2}% of audio {:?}", audio * 100.0, sent.audio);
+            assert_eq!(s.first_video_is_keyframe, Some(true), "viewer {i}'s first video packet begins a keyframe: {:?}", s.first_video);
+            assert_eq!(s.video.duplicates, 0, "viewer {i} got duplicate video");
+            let first = s.first_video_after.context("first video time")?;
+            first_frame_ms.push(first.as_secs_f64() * 1000.0);
+            latency_ms.extend(s.video.latency_us.iter().chain(&s.audio.latency_us).map(|us| *us as f64 / 1000.0));
+        }
+        println!(
+            "first_frame_ms viewers={VIEWERS} p50={:.1} p99={:.1}",
+            percentile(first_frame_ms.clone(), 0.5),
+            percentile(first_frame_ms, 0.99)
+        );
+        println!(
+            "one_way_latency_ms p50={:.2} p99={:.2} keyframe_requests_at_publisher={}",
+            percentile(latency_ms.clone(), 0.5),
+            percentile(latency_ms, 0.99),
+            publisher.keyframe_requests()
+        );
+        for v in viewers {
+            v.close().await;
+        }
+        publisher.close().await;
+        server.shutdown().await;
+        Ok(())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_viewers_get_the_host_and_seq_continues_across_a_host_restart() -> Result<()> {
-    let (server, _dir) = server().await?;
-    let base = format!("http://{}", server.http_addr);
-    // Viewers join an empty room first.
-    let viewer = Viewer::connect(&base, "restart", None).await?;
-    let first = Publisher::connect(&base, "restart", PublishOptions::default()).await?;
-    until(Duration::from_secs(15), "media after the host went live", || viewer.stats().video.packets > 100).await?;
-    let before = viewer.stats();
-    assert_eq!(before.first_video_is_keyframe, Some(true));
-    first.close().await;
-    until(Duration::from_secs(10), "room offline", || !server.directory.status("restart").live).await?;
-    let at_drop = viewer.stats().video.packets;
+    bounded(Duration::from_secs(90), async {
+        let (server, _dir) = server().await?;
+        let base = format!("http://{}", server.http_addr);
+        // Viewers join the room before the host is live.
+        let mut viewers = Vec::new();
+        for _ in 0..3 {
+            viewers.push(Viewer::connect(&base, "restart", None).await?);
+        }
+        let first = Publisher::connect(&base, "restart", PublishOptions::default()).await?;
+        until(Duration::from_secs(15), "media after the host went live", || {
+            viewers.iter().all(|v| v.inspect(|s| s.video.packets > 100 && s.audio.packets > 10))
+        })
+        .await?;
+        for (i, v) in viewers.iter().enumerate() {
+            assert_eq!(v.inspect(|s| s.first_video_is_keyframe), Some(true), "early viewer {i} starts on a keyframe");
+        }
+        first.close().await;
+        until(Duration::from_secs(10), "room offline", || !server.directory.status("restart").live).await?;
+        let at_drop: Vec<(u64, u64)> = viewers.iter().map(|v| v.inspect(|s| (s.video.packets, s.audio.packets))).collect();
 
-    // A new host session (new SSRC, new seq and timestamp bases) in the same room.
-    let second = Publisher::connect(&base, "restart", PublishOptions::default()).await?;
-    until(Duration::from_secs(15), "media after the host came back", || viewer.stats().video.packets > at_drop + 100).await?;
-    let after = viewer.stats();
-    assert_eq!(after.video.seq_jumps, 0, "the viewer's video seq never jumped across the restart");
-    assert_eq!(after.audio.seq_jumps, 0, "nor the audio seq");
-    viewer.close().await;
-    second.close().await;
-    server.shutdown().await;
-    Ok(())
+        // A new host session (new SSRCs, seq and timestamp bases, counters from 0) in the same room.
+        let second = Publisher::connect(&base, "restart", PublishOptions::default()).await?;
+        until(Duration::from_secs(15), "media after the host came back", || {
+            viewers.iter().zip(&at_drop).all(|(v, (video, audio))| {
+                v.inspect(|s| s.video.packets > video + 100 && s.audio.packets > audio + 10)
+            })
+        })
+        .await?;
+        for (i, v) in viewers.iter().enumerate() {
+            let s = v.stats();
+            assert_eq!(s.video.publishers, 2, "viewer {i} saw the second publisher's counters start over");
+            assert_eq!(s.video.seq_jumps, 0, "viewer {i}'s video seq never jumped across the restart");
+            assert_eq!(s.audio.seq_jumps, 0, "viewer {i}'s audio seq never jumped across the restart");
+            assert_eq!(s.video.out_of_order + s.audio.out_of_order, 0, "viewer {i} got nothing out of order");
+        }
+        for v in viewers {
+            v.close().await;
+        }
+        second.close().await;
+        server.shutdown().await;
+        Ok(())
+    })
+    .await
 }
-

@@ -7,6 +7,10 @@
 //! They never decode media and never reach beyond loopback: no ICE servers, loopback candidates
 //! only.
 
+mod counter_set;
+mod keyframe_requests;
+#[cfg(test)]
+mod loopback_tests;
 mod peer;
 mod publisher;
 mod signalling;
@@ -15,7 +19,8 @@ mod viewer;
 mod vp8;
 
 pub use publisher::{PublishOptions, Publisher, PublisherStats};
+pub use counter_set::CounterSet;
 pub use signalling::PeerError;
 pub use trailer::{Trailer, TRAILER_LEN};
-pub use viewer::{Viewer, ViewerStats};
+pub use viewer::{KindStats, Viewer, ViewerOptions, ViewerStats};
 pub use vp8::{is_keyframe_start, FramePlan};

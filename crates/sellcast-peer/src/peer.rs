@@ -1,9 +1,21 @@
-//! Building a webrtc-rs peer connection that stays on loopback, negotiating it over WHIP/WHEP
-//! and waiting (bounded) until it is connected.
+//! Building a webrtc-rs peer connection that stays on loopback, negotiating it and waiting
+//! (bounded) until it is connected.
+//!
+//! Loopback in webrtc-rs 0.21.1: host candidates are the local addresses of the UDP sockets
+//! the driver binds. A wildcard bind (`0.0.0.0:0`) is expanded to every interface *except*
+//! loopback, so it would announce only the machine's real address (and inside `unshare -n`
+//! none at all). Binding `127.0.0.1:0` explicitly yields exactly one host candidate,
+//! 127.0.0.1, on any machine. `SettingEngine::with_include_loopback_candidate` is read by
+//! nothing in 0.21.1, so it is not what makes this work. mDNS is disabled: its default
+//! (`QueryOnly`) binds a multicast socket on 0.0.0.0:5353 per connection, which fails with
+//! ENODEV where only `lo` exists and would reach beyond loopback elsewhere.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::watch;
@@ -13,15 +25,17 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
-use crate::signalling::{exchange, PeerError};
+use crate::keyframe_requests::KeyframeRequestCounter;
+use crate::signalling::PeerError;
 
-/// Payload types offered by the synthetic peers (the server answers with whatever we offer).
-pub const VP8_PT: u8 = 96;
-pub const OPUS_PT: u8 = 111;
+/// Payload types offered by the synthetic peers. The answer decides what is sent: the
+/// publisher reads the negotiated payload type back from its senders.
+const VP8_PT: u8 = 96;
+const OPUS_PT: u8 = 111;
 
 pub type TrackCallback = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
 
-pub struct Handler {
+struct Handler {
     state: watch::Sender<RTCPeerConnectionState>,
     on_track: Option<TrackCallback>,
 }
@@ -59,55 +73,62 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// What a peer reports back to its owner besides media.
+#[derive(Default)]
+pub struct Hooks {
+    pub on_track: Option<TrackCallback>,
+    /// Counts PLI/FIR packets that arrive (a publisher's view of the server asking for keyframes).
+    pub keyframe_requests: Option<Arc<AtomicU64>>,
+}
+
 pub struct Built {
     pub pc: Arc<dyn PeerConnection>,
     pub state: watch::Receiver<RTCPeerConnectionState>,
 }
 
-/// A peer with Opus and VP8 registered and ICE limited to loopback.
-pub async fn build(on_track: Option<TrackCallback>) -> Result<Built, PeerError> {
+/// A peer with Opus and VP8 registered, no ICE servers and ICE limited to loopback.
+pub async fn build(hooks: Hooks) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     media.register_codec(RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT }, RtpCodecKind::Video)?;
     media.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)?;
-    let registry = webrtc::peer_connection::register_default_interceptors(Registry::new(), &mut media)?;
+    let mut registry = webrtc::peer_connection::register_default_interceptors(Registry::new(), &mut media)?;
+    if let Some(count) = hooks.keyframe_requests {
+        // Application-most, so the default chain has acted on every RTCP packet first.
+        registry = registry.with(Slot::from(14_000), KeyframeRequestCounter::new(count));
+    }
     let settings = SettingEngineBuilder::new()
-        .with_include_loopback_candidate(true)
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         // Nominate the loopback pair as soon as it works: there is no better one to wait for.
         .with_host_acceptance_min_wait(Some(Duration::ZERO))
         // webrtc-rs nominates on its next check tick (200 ms by default, twice): on loopback
         // that alone would dominate the first-frame time we measure.
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(50))
-        // No mDNS: it needs a multicast-capable interface (absent in a private namespace) and
-        // the server never sends .local candidates.
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .build();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(vec![]).build())
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { state: state_tx, on_track }))
+        .with_handler(Arc::new(Handler { state: state_tx, on_track: hooks.on_track }))
         .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
         .build()
         .await?;
     Ok(Built { pc: Arc::new(pc), state })
 }
 
-/// Offer, exchange over HTTP, answer; returns the session URL.
-pub async fn negotiate(
-    built: &Built,
-    http: &reqwest::Client,
-    base: &str,
-    endpoint: &str,
-    room: &str,
-    token: Option<&str>,
-) -> Result<Option<String>, PeerError> {
-    let offer = built.pc.create_offer(None).await?;
-    built.pc.set_local_description(offer.clone()).await?;
-    let (answer, location) = exchange(http, base, endpoint, room, token, offer.sdp).await?;
-    built.pc.set_remote_description(RTCSessionDescription::answer(answer)?).await?;
-    Ok(location)
+/// Create the offer and apply it locally; returns its SDP. No trickle: the host candidate is
+/// known as soon as the socket is bound, so there is nothing to wait for.
+pub async fn local_offer(pc: &dyn PeerConnection) -> Result<String, PeerError> {
+    let offer = pc.create_offer(None).await?;
+    let sdp = offer.sdp.clone();
+    pc.set_local_description(offer).await?;
+    Ok(sdp)
+}
+
+pub async fn apply_answer(pc: &dyn PeerConnection, sdp: String) -> Result<(), PeerError> {
+    pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+    Ok(())
 }
 
 /// Wait until connected, or fail after `limit`.

@@ -12,9 +12,10 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingPar
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::PeerConnection;
+use webrtc::rtp_transceiver::RtpSender;
 
-use crate::peer::{self, opus_codec, vp8_codec, OPUS_PT, VP8_PT};
-use crate::signalling::{end, PeerError};
+use crate::peer::{self, opus_codec, vp8_codec, Hooks};
+use crate::signalling::{end, exchange, PeerError};
 use crate::trailer::{now_us, Trailer, TRAILER_LEN};
 use crate::vp8::{write_headers, FramePlan};
 
@@ -27,7 +28,10 @@ pub struct PublishOptions {
     /// Audio packets per second (20 ms Opus frames: 50).
     pub audio_pps: u32,
     pub audio_payload: usize,
+    /// Bearer token for the WHIP POST and DELETE.
     pub token: Option<String>,
+    /// Bound on ICE + DTLS after the answer.
+    pub connect_timeout: Duration,
 }
 
 impl Default for PublishOptions {
@@ -40,16 +44,19 @@ impl Default for PublishOptions {
             audio_pps: 50,
             audio_payload: 100,
             token: None,
+            connect_timeout: Duration::from_secs(15),
         }
     }
 }
 
-/// Counters of what was sent.
+/// Counters of what was sent (and asked for).
 #[derive(Debug, Default)]
 pub struct PublisherStats {
     pub video_packets: AtomicU64,
     pub audio_packets: AtomicU64,
     pub video_frames: AtomicU64,
+    /// PLI and FIR packets received from the server.
+    pub keyframe_requests: Arc<AtomicU64>,
 }
 
 pub struct Publisher {
@@ -61,7 +68,7 @@ pub struct Publisher {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+pub(crate) fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     let codec = if kind == RtpCodecKind::Video { vp8_codec() } else { opus_codec() };
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         "sellcast-synthetic".to_string(),
@@ -76,22 +83,40 @@ fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     )))
 }
 
+/// The payload type the answer settled on for `sender` (its first negotiated codec).
+async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
+    let params = sender.get_parameters().await?;
+    params
+        .rtp_parameters
+        .codecs
+        .first()
+        .map(|c| c.payload_type)
+        .ok_or_else(|| PeerError::WebRtc("the answer accepted no codec for a track".into()))
+}
+
 impl Publisher {
+    /// WHIP-publish to `{base}/whip/{room}` and start sending once connected.
     pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
-        let mut built = peer::build(None).await?;
+        let stats = Arc::new(PublisherStats::default());
+        let hooks = Hooks { on_track: None, keyframe_requests: Some(stats.keyframe_requests.clone()) };
+        let mut built = peer::build(hooks).await?;
         let seed = (now_us() & 0xffff_ffff) as u32;
         let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);
         let video = track(RtpCodecKind::Video, video_ssrc);
         let audio = track(RtpCodecKind::Audio, audio_ssrc);
-        built.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
-        built.pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await?;
+        let video_sender = built.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
+        let audio_sender = built.pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await?;
         let http = reqwest::Client::new();
-        let location = peer::negotiate(&built, &http, base, "whip", room, opts.token.as_deref()).await?;
-        peer::connected(&mut built.state, Duration::from_secs(15)).await?;
-        let stats = Arc::new(PublisherStats::default());
+        let offer = peer::local_offer(built.pc.as_ref()).await?;
+        let (answer, location) = exchange(&http, base, "whip", room, opts.token.as_deref(), offer).await?;
+        peer::apply_answer(built.pc.as_ref(), answer).await?;
+        let (video_pt, audio_pt) = (negotiated_pt(video_sender.as_ref()).await?, negotiated_pt(audio_sender.as_ref()).await?);
+        peer::connected(&mut built.state, opts.connect_timeout).await?;
+        let video = Outgoing { track: video, ssrc: video_ssrc, pt: video_pt };
+        let audio = Outgoing { track: audio, ssrc: audio_ssrc, pt: audio_pt };
         let tasks = vec![
-            tokio::spawn(send_video(video, video_ssrc, opts.clone(), stats.clone())),
-            tokio::spawn(send_audio(audio, audio_ssrc, opts.clone(), stats.clone())),
+            tokio::spawn(send_video(video, opts.clone(), stats.clone())),
+            tokio::spawn(send_audio(audio, opts.clone(), stats.clone())),
         ];
         Ok(Publisher { pc: built.pc, http, location, token: opts.token, stats, tasks })
     }
@@ -104,6 +129,11 @@ impl Publisher {
         self.stats.audio_packets.load(Ordering::Relaxed)
     }
 
+    /// PLI/FIR packets the server has sent this publisher.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.stats.keyframe_requests.load(Ordering::Relaxed)
+    }
+
     /// Stop sending, end the WHIP session, close the connection.
     pub async fn close(self) {
         for t in &self.tasks {
@@ -114,14 +144,29 @@ impl Publisher {
     }
 }
 
-fn packet(pt: u8, ssrc: u32, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> Packet {
-    Packet {
-        header: Header { version: 2, marker, payload_type: pt, sequence_number: seq, timestamp: ts, ssrc, ..Default::default() },
-        payload: Bytes::from(payload),
+/// One sending track and the header fields it stamps on its packets.
+struct Outgoing {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    pt: u8,
+}
+
+impl Outgoing {
+    async fn send(&self, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> bool {
+        let header = Header {
+            version: 2,
+            marker,
+            payload_type: self.pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        self.track.write_rtp(Packet { header, payload: Bytes::from(payload) }).await.is_ok()
     }
 }
 
-async fn send_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOptions, stats: Arc<PublisherStats>) {
+async fn send_video(out: Outgoing, opts: PublishOptions, stats: Arc<PublisherStats>) {
     let frame_every = Duration::from_secs_f64(1.0 / f64::from(opts.fps.max(1)));
     let plan = FramePlan {
         bitrate_bps: opts.bitrate_bps,
@@ -131,8 +176,8 @@ async fn send_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOpt
     };
     let mut tick = tokio::time::interval(frame_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seq: u16 = (ssrc >> 8) as u16 & 0x3fff;
-    let mut ts: u32 = ssrc.rotate_left(7);
+    let mut seq: u16 = (out.ssrc >> 8) as u16 & 0x3fff;
+    let mut ts: u32 = out.ssrc.rotate_left(7);
     let mut counter = 0u64;
     for n in 0u64.. {
         tick.tick().await;
@@ -142,7 +187,7 @@ async fn send_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOpt
             let mut payload = vec![0u8; size.max(11 + TRAILER_LEN)];
             write_headers(&mut payload, i == 0, plan.is_keyframe(n), 640, 480);
             Trailer { counter, sent_us: now_us() }.write(&mut payload);
-            if track.write_rtp(packet(VP8_PT, ssrc, seq, ts, i == last, payload)).await.is_err() {
+            if !out.send(seq, ts, i == last, payload).await {
                 return;
             }
             counter += 1;
@@ -154,17 +199,17 @@ async fn send_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOpt
     }
 }
 
-async fn send_audio(track: Arc<TrackLocalStaticRTP>, ssrc: u32, opts: PublishOptions, stats: Arc<PublisherStats>) {
+async fn send_audio(out: Outgoing, opts: PublishOptions, stats: Arc<PublisherStats>) {
     let every = Duration::from_secs_f64(1.0 / f64::from(opts.audio_pps.max(1)));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seq: u16 = (ssrc >> 4) as u16 & 0x3fff;
-    let mut ts: u32 = ssrc.rotate_left(3);
+    let mut seq: u16 = (out.ssrc >> 4) as u16 & 0x3fff;
+    let mut ts: u32 = out.ssrc.rotate_left(3);
     for counter in 0u64.. {
         tick.tick().await;
         let mut payload = vec![0xfcu8; opts.audio_payload.max(TRAILER_LEN + 1)];
         Trailer { counter, sent_us: now_us() }.write(&mut payload);
-        if track.write_rtp(packet(OPUS_PT, ssrc, seq, ts, false, payload)).await.is_err() {
+        if !out.send(seq, ts, false, payload).await {
             return;
         }
         seq = seq.wrapping_add(1);

@@ -1,7 +1,9 @@
 //! A WHEP viewer that records what it receives: counts, first-packet timing, keyframe start,
-//! publisher counters (for loss), one-way latency from the trailer, seq continuity.
+//! publisher counters (for loss), one-way latency from the trailer, order and seq continuity.
+//!
+//! Per viewer: one peer connection (driven on webrtc-rs's shared reactor pool, not a thread of
+//! its own) and one small task per received track; recording takes an uncontended lock.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,23 +12,90 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
-use crate::peer::{self, TrackCallback};
-use crate::signalling::{end, PeerError};
+use crate::counter_set::CounterSet;
+use crate::peer::{self, Hooks, TrackCallback};
+use crate::signalling::{end, exchange, PeerError};
 use crate::trailer::{now_us, Trailer};
 use crate::vp8::is_keyframe_start;
+
+#[derive(Debug, Clone)]
+pub struct ViewerOptions {
+    /// Bearer token for the WHEP POST and DELETE.
+    pub token: Option<String>,
+    /// Bound on ICE + DTLS after the answer.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ViewerOptions {
+    fn default() -> Self {
+        Self { token: None, connect_timeout: Duration::from_secs(15) }
+    }
+}
+
+/// A token alone: `Viewer::connect(base, room, None)`.
+impl From<Option<String>> for ViewerOptions {
+    fn from(token: Option<String>) -> Self {
+        Self { token, ..Self::default() }
+    }
+}
 
 /// What one viewer saw of one kind of media.
 #[derive(Debug, Default, Clone)]
 pub struct KindStats {
     pub packets: u64,
     /// Publisher counters seen (distinct): with the publisher's own count gives loss.
-    pub counters: BTreeSet<u64>,
+    pub counters: CounterSet,
+    /// Packets whose publisher counter had been seen already.
     pub duplicates: u64,
-    /// Outgoing seq numbers that did not follow the previous one.
+    /// Packets whose RTP seq was behind the newest seq seen (reordered, late or repeated).
+    pub out_of_order: u64,
+    /// Packets whose RTP seq did not follow the previous packet's (either direction).
     pub seq_jumps: u64,
     pub last_seq: Option<u16>,
     /// One-way latency samples (publisher send -> viewer receive), microseconds.
     pub latency_us: Vec<u64>,
+    /// Time from the WHEP POST to the first packet of this kind.
+    pub first_after: Option<Duration>,
+    /// Publisher sessions seen: a new one restarts its counters, which clears `counters`.
+    pub publishers: u64,
+    highest_seq: Option<u16>,
+    /// (counter, sent_us) of the newest trailer, to tell a new publisher from a late packet.
+    newest: Option<(u64, u64)>,
+}
+
+impl KindStats {
+    fn record_seq(&mut self, seq: u16) {
+        if self.last_seq.is_some_and(|last| seq != last.wrapping_add(1)) {
+            self.seq_jumps += 1;
+        }
+        self.last_seq = Some(seq);
+        match self.highest_seq {
+            // Serial-number comparison: a forward step of up to half the space is "newer".
+            Some(high) if (seq.wrapping_sub(high) as i16) <= 0 => self.out_of_order += 1,
+            _ => self.highest_seq = Some(seq),
+        }
+    }
+
+    fn record_trailer(&mut self, t: Trailer, now_us: u64) {
+        match self.newest {
+            // Counters went back while send time went forward: another publisher session.
+            Some((counter, sent)) if t.counter < counter && t.sent_us > sent => {
+                self.counters = CounterSet::default();
+                self.publishers += 1;
+                self.newest = Some((t.counter, t.sent_us));
+            }
+            Some((counter, _)) if t.counter <= counter => {}
+            Some(_) => self.newest = Some((t.counter, t.sent_us)),
+            None => {
+                self.publishers = 1;
+                self.newest = Some((t.counter, t.sent_us));
+            }
+        }
+        if !self.counters.insert(t.counter) {
+            self.duplicates += 1;
+        }
+        self.latency_us.push(now_us.saturating_sub(t.sent_us));
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -41,86 +110,115 @@ pub struct ViewerStats {
     pub first_video: Vec<(u16, [u8; 2])>,
 }
 
+/// Shared between the track tasks and the `Viewer`.
+#[derive(Default)]
+struct Recorder {
+    posted_at: Option<Instant>,
+    stats: ViewerStats,
+}
+
+impl Recorder {
+    fn record(&mut self, video: bool, seq: u16, payload: &[u8]) {
+        let since_post = self.posted_at.map(|t| t.elapsed());
+        let s = &mut self.stats;
+        if video && s.first_video_after.is_none() {
+            s.first_video_after = since_post;
+            s.first_video_is_keyframe = Some(is_keyframe_start(payload));
+        }
+        if video && s.first_video.len() < 4 {
+            s.first_video.push((seq, [payload.first().copied().unwrap_or(0), payload.get(1).copied().unwrap_or(0)]));
+        }
+        let k = if video { &mut s.video } else { &mut s.audio };
+        k.packets += 1;
+        if k.first_after.is_none() {
+            k.first_after = since_post;
+        }
+        k.record_seq(seq);
+        if let Some(t) = Trailer::read(payload) {
+            k.record_trailer(t, now_us());
+        }
+    }
+}
+
 pub struct Viewer {
     pc: Arc<dyn PeerConnection>,
     http: reqwest::Client,
     location: Option<String>,
     token: Option<String>,
-    stats: Arc<Mutex<ViewerStats>>,
+    recorder: Arc<Mutex<Recorder>>,
 }
 
-fn record(stats: &Mutex<ViewerStats>, video: bool, seq: u16, payload: &[u8], started: Instant) {
-    let Ok(mut s) = stats.lock() else {
-        return;
-    };
-    if video && s.first_video_after.is_none() {
-        s.first_video_after = Some(started.elapsed());
-        s.first_video_is_keyframe = Some(is_keyframe_start(payload));
-    }
-    if video && s.first_video.len() < 4 {
-        s.first_video.push((seq, [payload.first().copied().unwrap_or(0), payload.get(1).copied().unwrap_or(0)]));
-    }
-    let k = if video { &mut s.video } else { &mut s.audio };
-    k.packets += 1;
-    if let Some(last) = k.last_seq {
-        if seq != last.wrapping_add(1) {
-            k.seq_jumps += 1;
-        }
-    }
-    k.last_seq = Some(seq);
-    if let Some(t) = Trailer::read(payload) {
-        if !k.counters.insert(t.counter) {
-            k.duplicates += 1;
-        }
-        k.latency_us.push(now_us().saturating_sub(t.sent_us));
-    }
+/// Read one remote track until it ends, recording every packet.
+fn reader(recorder: Arc<Mutex<Recorder>>) -> TrackCallback {
+    Arc::new(move |track: Arc<dyn TrackRemote>| {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            let video = track.kind().await == RtpCodecKind::Video;
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(p) => {
+                        if let Ok(mut r) = recorder.lock() {
+                            r.record(video, p.header.sequence_number, &p.payload);
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    })
 }
 
 impl Viewer {
-    pub async fn connect(base: &str, room: &str, token: Option<String>) -> Result<Viewer, PeerError> {
-        let stats = Arc::new(Mutex::new(ViewerStats::default()));
-        let started = Instant::now();
-        let sink = stats.clone();
-        let on_track: TrackCallback = Arc::new(move |track: Arc<dyn TrackRemote>| {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let video = track.kind().await == RtpCodecKind::Video;
-                while let Some(event) = track.poll().await {
-                    match event {
-                        TrackRemoteEvent::OnRtpPacket(p) => {
-                            record(&sink, video, p.header.sequence_number, &p.payload, started)
-                        }
-                        TrackRemoteEvent::OnEnded => break,
-                        _ => {}
-                    }
-                }
-            });
-        });
-        let mut built = peer::build(Some(on_track)).await?;
+    /// WHEP-subscribe to `{base}/whep/{room}` (audio and video, receive only) and wait until
+    /// connected. `opts` may be a bare `Option<String>` token.
+    pub async fn connect(base: &str, room: &str, opts: impl Into<ViewerOptions>) -> Result<Viewer, PeerError> {
+        let opts = opts.into();
+        let recorder = Arc::new(Mutex::new(Recorder::default()));
+        let hooks = Hooks { on_track: Some(reader(recorder.clone())), keyframe_requests: None };
+        let mut built = peer::build(hooks).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
             built.pc.add_transceiver_from_kind(kind, Some(init)).await?;
         }
         let http = reqwest::Client::new();
-        let location = peer::negotiate(&built, &http, base, "whep", room, token.as_deref()).await?;
-        let negotiated = started.elapsed();
-        peer::connected(&mut built.state, Duration::from_secs(15)).await?;
-        tracing::debug!(?negotiated, connected = ?started.elapsed(), "viewer connected");
-        Ok(Viewer { pc: built.pc, http, location, token, stats })
+        let offer = peer::local_offer(built.pc.as_ref()).await?;
+        let posted_at = Instant::now();
+        if let Ok(mut r) = recorder.lock() {
+            r.posted_at = Some(posted_at);
+        }
+        let (answer, location) = exchange(&http, base, "whep", room, opts.token.as_deref(), offer).await?;
+        let answered = posted_at.elapsed();
+        peer::apply_answer(built.pc.as_ref(), answer).await?;
+        peer::connected(&mut built.state, opts.connect_timeout).await?;
+        tracing::debug!(?answered, connected = ?posted_at.elapsed(), "viewer connected");
+        Ok(Viewer { pc: built.pc, http, location, token: opts.token, recorder })
     }
 
+    /// A copy of everything recorded so far.
     pub fn stats(&self) -> ViewerStats {
-        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        self.inspect(ViewerStats::clone)
     }
 
-    /// Forget what was recorded so far (to measure a window).
-    pub fn reset(&self) {
-        if let Ok(mut s) = self.stats.lock() {
-            s.audio = KindStats::default();
-            s.video = KindStats::default();
+    /// Look at the stats without copying them (cheap enough to poll).
+    pub fn inspect<R>(&self, f: impl FnOnce(&ViewerStats) -> R) -> R {
+        match self.recorder.lock() {
+            Ok(r) => f(&r.stats),
+            Err(poisoned) => f(&poisoned.into_inner().stats),
         }
     }
 
+    /// Forget the per-kind records so far (to measure a window); first-packet facts stay.
+    pub fn reset(&self) {
+        if let Ok(mut r) = self.recorder.lock() {
+            let s = &mut r.stats;
+            for k in [&mut s.audio, &mut s.video] {
+                *k = KindStats { first_after: k.first_after, ..KindStats::default() };
+            }
+        }
+    }
+
+    /// End the WHEP session (DELETE on its URL) and close the connection.
     pub async fn close(self) {
         end(&self.http, self.location.as_deref(), self.token.as_deref()).await;
         let _ = self.pc.close().await;

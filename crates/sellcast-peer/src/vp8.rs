@@ -26,7 +26,7 @@ impl FramePlan {
     }
 
     pub fn is_keyframe(&self, n: u64) -> bool {
-        n % u64::from(self.keyframe_every_frames.max(1)) == 0
+        n.is_multiple_of(u64::from(self.keyframe_every_frames.max(1)))
     }
 }
 
