@@ -48,6 +48,7 @@ async function listDevices() {
     if (current) select.value = current;
   }
 }
+navigator.mediaDevices.addEventListener('devicechange', () => listDevices().catch(() => {}));
 $('camera').onchange = () => openMedia().catch(e => setState('error', e.message));
 $('mic').onchange = () => openMedia().catch(e => setState('error', e.message));
 
@@ -68,6 +69,7 @@ const session = new Session({
   },
   onChannel: ch => link.attach(ch),
   onState: (s, detail) => setState(s, detail),
+  renewToken: async () => (state.token = await getToken(room, 'host', { fresh: true })),
 });
 
 $('go-live').onclick = async () => {

@@ -5,7 +5,10 @@
 // the connection fails it starts over with backoff. The server is ICE-lite and puts its own
 // candidate in the answer, so there is no trickle and no waiting for ICE gathering.
 
-export async function getToken(room, role) {
+// The page's token: from `?token=`, else (dev mode only) a guest token from the server, kept in
+// localStorage. `fresh` skips the stored one: a dev-mode server signs with a new random secret
+// each time it starts, so after a restart the stored token is refused with 401.
+export async function getToken(room, role, { fresh = false } = {}) {
   const params = new URLSearchParams(location.search);
   if (params.get('token')) return params.get('token');
   const name = params.get('name') || '';
@@ -13,7 +16,7 @@ export async function getToken(room, role) {
   const stored = localStorage.getItem(storageKey);
   const config = await fetch('/api/config').then(r => r.json()).catch(() => ({ dev_mode: false }));
   if (!config.dev_mode) return stored; // production: the embedding site provides the token
-  if (stored && !tokenExpired(stored)) return stored;
+  if (stored && !fresh && !tokenExpired(stored)) return stored;
   const q = new URLSearchParams({ room, role, name });
   const r = await fetch(`/api/dev/token?${q}`);
   if (!r.ok) throw new Error(`token: ${r.status}`);
@@ -36,9 +39,11 @@ export function roomFromPath() {
 
 export class Session {
   // endpoint: 'whip' | 'whep'; setup(pc) adds transceivers; onState(state, detail);
-  // onChannel(channel) is called with each new data channel.
-  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack }) {
-    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack });
+  // onChannel(channel) is called with each new data channel; renewToken() (optional) returns a
+  // new token to try once when the server answers 401.
+  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken }) {
+    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken });
+    this.renewed = false;
     this.pc = null;
     this.location = null;
     this.stopped = true;
@@ -66,7 +71,7 @@ export class Session {
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
       const s = pc.connectionState;
-      if (s === 'connected') { this.attempt = 0; this.onState?.('live'); }
+      if (s === 'connected') { this.attempt = 0; this.renewed = false; this.onState?.('live'); }
       if (s === 'failed' || s === 'disconnected' || s === 'closed') this.retry(`connection ${s}`);
     };
     try {
@@ -87,6 +92,16 @@ export class Session {
       await pc.setRemoteDescription({ type: 'answer', sdp: text });
     } catch (e) {
       if (pc !== this.pc) return;
+      if (e.status === 401 && this.renewToken && !this.renewed) {
+        this.renewed = true; // once per successful connection: a refused fresh token is final
+        const next = await this.renewToken().catch(() => null);
+        if (pc !== this.pc) return;
+        if (next && next !== this.token) {
+          this.token = next;
+          this.retry('token renewed');
+          return;
+        }
+      }
       // 401/403/415/400 will not fix themselves; everything else is worth retrying.
       if ([400, 401, 403, 413, 415].includes(e.status)) {
         this.stopped = true;

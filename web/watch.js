@@ -17,7 +17,21 @@ function setState(s, detail) {
 const stream = new MediaStream();
 video.srcObject = stream;
 $('unmute').onclick = () => { video.muted = false; video.play().catch(() => {}); $('unmute').hidden = true; };
-video.addEventListener('playing', () => { $('live').hidden = false; });
+
+// LIVE means frames are arriving now, not that playback once started: after a host drop the
+// <video> keeps its last frame and fires no new 'playing' when the host comes back.
+let lastFrameAt = 0;
+function onFrame() { lastFrameAt = performance.now(); }
+if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
+  const tick = () => { onFrame(); video.requestVideoFrameCallback(tick); };
+  video.requestVideoFrameCallback(tick);
+} else {
+  video.addEventListener('timeupdate', onFrame);
+}
+setInterval(() => {
+  const flowing = state.live && performance.now() - lastFrameAt < 1500;
+  $('live').hidden = !flowing;
+}, 250);
 
 // ----- room link -----
 const link = new RoomLink({
@@ -41,6 +55,7 @@ const session = new Session({
     video.play().catch(() => {});
   },
   onChannel: ch => link.attach(ch),
+  renewToken: () => getToken(room, 'viewer', { fresh: true }),
   onState: (s, detail) => {
     if (s === 'live') setState(state.live ? 'live' : 'waiting');
     else setState(s, detail);
@@ -55,7 +70,6 @@ async function pollRoom() {
     $('viewers').textContent = s.viewers;
     if (document.body.dataset.state === 'waiting' && s.live) setState('live');
     if (document.body.dataset.state === 'live' && !s.live) setState('waiting');
-    if (!s.live) $('live').hidden = true;
   } catch { /* server restarting: the session reconnects by itself */ }
 }
 

@@ -9,23 +9,28 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeClip, readFrameNumberSource, FPS } from './y4m.mjs';
 
+const CLIP_FRAMES = 300; // the fake camera loops the clip: frame numbers wrap at this
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
 const bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast');
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18080);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
 const ROOM = 'e2e';
+const DEADLINE_MS = Number(process.env.E2E_DEADLINE_MS || 150_000);
 const result = {};
+let server = null; // the running server child; replaced when the scenario restarts it
 
 function fail(msg) { throw new Error(msg); }
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
-// Poll `fn` until it returns a truthy value; bounded, never a blind sleep.
+// Poll `fn` until it returns a truthy value; bounded, never a blind sleep. A `{ pending: ... }`
+// value means "not yet" and is what a timeout reports.
 async function waitFor(what, fn, timeoutMs = 20_000, every = 100) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e.message; }
+    try { last = await fn(); if (last && !last.pending) return last; } catch (e) { last = e.message; }
     await sleep(every);
   }
   fail(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
@@ -38,11 +43,21 @@ function percentile(sorted, p) {
 async function startServer(tmp) {
   const child = spawn(bin, ['serve', '--http', `127.0.0.1:${HTTP_PORT}`, '--udp-port', '0', '--web-dir', path.join(repo, 'web'), '--db', path.join(tmp, 'sellcast.db')],
     { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const log = fs.createWriteStream(path.join(tmp, 'server.log'));
+  const log = fs.createWriteStream(path.join(tmp, 'server.log'), { flags: 'a' });
   child.stderr.pipe(log);
-  child.on('exit', code => { if (code !== null && code !== 0) console.error(`server exited with ${code}`); });
+  child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
+  server = child;
   await waitFor('server /healthz', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
   return child;
+}
+
+async function stopServer(signal) {
+  const child = server;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise(r => child.once('exit', r));
+  child.kill(signal);
+  await Promise.race([exited, sleep(3000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 async function inboundStats(page) {
@@ -60,8 +75,14 @@ async function inboundStats(page) {
 async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sellcast-e2e-'));
   const clip = path.join(tmp, 'clip.y4m');
-  writeClip(clip, 300);
-  const server = await startServer(tmp);
+  writeClip(clip, CLIP_FRAMES);
+  // Hard bound on the whole scenario: on expiry the server is killed and the browser closes with us.
+  setTimeout(() => {
+    console.error(`E2E FAILED: scenario exceeded ${DEADLINE_MS} ms`);
+    server?.kill('SIGKILL');
+    process.exit(1);
+  }, DEADLINE_MS).unref();
+  await startServer(tmp);
   const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -73,21 +94,22 @@ async function main() {
       '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
   });
   try {
-    await run(browser);
+    await run(browser, tmp);
   } finally {
     await browser.close().catch(() => {});
-    server.kill('SIGINT');
-    await new Promise(r => { server.once('exit', r); setTimeout(r, 3000); });
+    await stopServer('SIGINT');
   }
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
-async function run(browser) {
+async function run(browser, tmp) {
   // ----- the host goes live -----
   const host = await browser.newPage();
   host.on('pageerror', e => console.error('host page error:', e.message));
   await host.goto(`${base}/host/${ROOM}?name=Hana`);
   await waitFor('host idle', () => host.evaluate(() => document.body.dataset.state === 'idle'));
+  const devices = await host.evaluate(() => ({ cameras: document.querySelectorAll('#camera option').length, mics: document.querySelectorAll('#mic option').length }));
+  if (devices.cameras < 1 || devices.mics < 1) fail(`device pickers are empty: ${JSON.stringify(devices)}`);
   await host.click('#go-live');
   await waitFor('host live', () => host.evaluate(() => document.body.dataset.state === 'live'));
 
@@ -112,41 +134,135 @@ async function run(browser) {
   }
   await waitFor('host shows 3 viewers', () => host.evaluate(() => document.getElementById('viewers').textContent === '3'));
   result.viewers_on_host_page = 3;
+  await waitFor('viewers show the LIVE badge and no waiting overlay', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.live_badge && !u.waiting && u.state === 'live'));
 
-  // ----- glass-to-glass: the frame number on the host preview vs on each viewer -----
+  await glassToGlass(host, viewers);
+  await unmute(viewers[0]);
+  await switchMic(host, viewers[0], devices.mics);
+  await commerce(host, viewers);
+  await hostDrop(host, viewers);
+  await serverRestart(tmp, host, viewers);
+}
+
+// What the watch page shows: its state, the LIVE badge, the waiting overlay.
+function watchUi(page) {
+  return page.evaluate(() => ({
+    state: document.body.dataset.state,
+    live_badge: !document.getElementById('live').hidden,
+    waiting: !document.getElementById('waiting').hidden,
+  }));
+}
+
+// Glass-to-glass: every page reads the frame number drawn in the picture it shows, every ~5 ms,
+// for a window shorter than the clip's loop (so a number is not shown twice in it).
+// Primary figure: when a viewer first shows frame n minus when the host preview first showed it
+// (resolution ~5 ms). Cross-check: at the same instant, host frame number minus viewer frame
+// number, times the frame interval (resolution one frame, 33 ms).
+async function glassToGlass(host, viewers) {
   const sampler = `async ({ selector, ms }) => {
     const read = ${readFrameNumberSource};
     const video = document.querySelector(selector);
-    const seen = {};
+    const samples = [];
+    let unreadable = 0;
     const end = performance.now() + ms;
     while (performance.now() < end) {
       const n = read(video);
       const t = performance.timeOrigin + performance.now();
-      if (n >= 0 && !(n in seen)) seen[n] = t;
-      await new Promise(r => requestAnimationFrame ? setTimeout(r, 5) : setTimeout(r, 5));
+      if (n >= 0) samples.push([t, n]); else unreadable++;
+      await new Promise(r => setTimeout(r, 5));
     }
-    return seen;
+    return { samples, unreadable };
   }`;
-  const window_ms = 8000; // shorter than the 10 s clip loop, so frame numbers do not repeat
-  const [hostSeen, ...viewerSeen] = await Promise.all([
-    host.evaluate(`(${sampler})({ selector: '#preview', ms: ${window_ms} })`),
-    ...viewers.map(v => v.evaluate(`(${sampler})({ selector: '#video', ms: ${window_ms} })`)),
+  const windowMs = 8000;
+  const [hostRun, ...viewerRuns] = await Promise.all([
+    host.evaluate(`(${sampler})({ selector: '#preview', ms: ${windowMs} })`),
+    ...viewers.map(v => v.evaluate(`(${sampler})({ selector: '#video', ms: ${windowMs} })`)),
   ]);
+  const frameMs = 1000 / FPS;
+  const wrap = d => ((d % CLIP_FRAMES) + CLIP_FRAMES + CLIP_FRAMES / 2) % CLIP_FRAMES - CLIP_FRAMES / 2; // into [-150, 150)
+  const hostFirst = firstSeen(hostRun.samples);
+  const hostTimes = hostRun.samples.map(([t]) => t);
   const delays = [];
-  let advancing = 0;
-  for (const seen of viewerSeen) {
-    const frames = Object.keys(seen).map(Number).sort((a, b) => a - b);
-    if (frames.length > 1 && frames[frames.length - 1] > frames[0]) advancing++;
-    for (const n of frames) if (n in hostSeen) delays.push(seen[n] - hostSeen[n]);
+  const gaps = [];
+  const perViewer = [];
+  for (const [i, run] of viewerRuns.entries()) {
+    for (const [n, t] of firstSeen(run.samples)) if (hostFirst.has(n)) delays.push(t - hostFirst.get(n));
+    for (const [t, n] of run.samples) {
+      const j = nearest(hostTimes, t);
+      if (j >= 0 && Math.abs(hostTimes[j] - t) <= 6) gaps.push(wrap(hostRun.samples[j][1] - n) * frameMs);
+    }
+    // The numbers a viewer shows must move forward: count steps between successive distinct reads.
+    let forward = 0, backward = 0;
+    for (let k = 1; k < run.samples.length; k++) {
+      const d = wrap(run.samples[k][1] - run.samples[k - 1][1]);
+      if (d > 0) forward++; else if (d < 0) backward++;
+    }
+    perViewer.push({ viewer: i + 1, samples: run.samples.length, unreadable: run.unreadable, forward, backward });
+  }
+  console.log(`frame-number reads: host ${hostRun.samples.length} (+${hostRun.unreadable} unreadable); viewers ${JSON.stringify(perViewer)}`);
+  if (delays.length <= 50) fail(`too few glass-to-glass samples: ${delays.length}`);
+  for (const v of perViewer) {
+    // ~240 frames go by in the window; a viewer showing fewer than 60 new ones is not live video.
+    if (v.forward < 60) fail(`viewer ${v.viewer}: only ${v.forward} forward steps of the frame number`);
+    // A decoder never goes back in time; allow one misread per 100 steps, no more.
+    if (v.backward > v.forward / 100) fail(`viewer ${v.viewer}: frame number went backwards ${v.backward} times`);
   }
   delays.sort((a, b) => a - b);
-  if (delays.length <= 50) fail(`too few glass-to-glass samples: ${delays.length}`);
-  if (advancing !== viewers.length) fail('decoded frame counters must move forward on every viewer');
-  result.glass_to_glass_ms = { p50: Math.round(percentile(delays, 0.5)), p95: Math.round(percentile(delays, 0.95)), samples: delays.length, frame_ms: Math.round(1000 / FPS) };
+  gaps.sort((a, b) => a - b);
+  result.glass_to_glass_ms = { p50: Math.round(percentile(delays, 0.5)), p95: Math.round(percentile(delays, 0.95)), samples: delays.length, frame_ms: Math.round(frameMs) };
+  result.glass_to_glass_frame_gap_ms = { p50: Math.round(percentile(gaps, 0.5)), p95: Math.round(percentile(gaps, 0.95)), samples: gaps.length };
+  result.frame_number_reads = perViewer;
   console.log(`glass_to_glass_ms p50=${result.glass_to_glass_ms.p50} p95=${result.glass_to_glass_ms.p95} samples=${delays.length}`);
+  console.log(`glass_to_glass_frame_gap_ms p50=${result.glass_to_glass_frame_gap_ms.p50} p95=${result.glass_to_glass_frame_gap_ms.p95} samples=${gaps.length}`);
+  console.log(`G2G ${JSON.stringify({ glass_to_glass_ms: result.glass_to_glass_ms, glass_to_glass_frame_gap_ms: result.glass_to_glass_frame_gap_ms })}`);
+}
 
-  await commerce(host, viewers);
-  await hostDrop(browser, host, viewers);
+function firstSeen(samples) {
+  const m = new Map();
+  for (const [t, n] of samples) if (!m.has(n)) m.set(n, t);
+  return m;
+}
+
+// Index of the value in ascending `xs` closest to x, or -1.
+function nearest(xs, x) {
+  if (xs.length === 0) return -1;
+  let lo = 0, hi = xs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < x) lo = mid + 1; else hi = mid;
+  }
+  return lo > 0 && x - xs[lo - 1] < xs[lo] - x ? lo - 1 : lo;
+}
+
+async function unmute(viewer) {
+  if (!(await viewer.evaluate(() => document.getElementById('video').muted))) fail('the watch video must start muted');
+  await viewer.click('#unmute');
+  await waitFor('video unmuted and the button gone', () => viewer.evaluate(() => !document.getElementById('video').muted && document.getElementById('unmute').hidden));
+}
+
+// Changing the microphone while live swaps the sender's track in place: same PeerConnection, no
+// new WHIP session, and the viewer keeps receiving audio.
+async function switchMic(host, viewer, mics) {
+  if (mics < 2) { result.mic_switch = 'skipped: one microphone'; return; }
+  const before = await host.evaluate(() => {
+    window.__pcBeforeSwitch = window.sellcast.session.pc;
+    return window.sellcast.session.pc.getSenders().find(s => s.track?.kind === 'audio').track.id;
+  });
+  const target = await host.evaluate(() => {
+    const sel = document.getElementById('mic');
+    const other = [...sel.options].find(o => o.value !== sel.value);
+    return other.value;
+  });
+  await host.selectOption('#mic', target);
+  await waitFor('the audio sender carries the chosen microphone', () => host.evaluate(({ target, before }) => {
+    const pc = window.sellcast.session.pc;
+    const track = pc?.getSenders().find(s => s.track?.kind === 'audio')?.track;
+    return pc === window.__pcBeforeSwitch && track && track.id !== before && track.getSettings().deviceId === target && track.readyState === 'live';
+  }, { target, before }));
+  const a = await inboundStats(viewer);
+  await waitFor('viewer still receives audio after the switch', async () => (await inboundStats(viewer)).audio.packets > a.audio.packets + 20);
+  if (await host.evaluate(() => document.body.dataset.state) !== 'live') fail('switching the mic must not leave the live state');
+  result.mic_switch = 'same pc, new track';
 }
 
 async function commerce(host, viewers) {
@@ -209,13 +325,16 @@ async function commerce(host, viewers) {
   result.commerce = { chat: true, likes: true, order: true, limit_refused: true, viewer_pin_refused: refusal.code };
 }
 
-async function hostDrop(browser, host, viewers) {
+async function hostDrop(host, viewers) {
   // The host reloads the page (connection gone) and goes live again; viewers never reload.
   const before = await inboundStats(viewers[0]);
   await host.reload();
   await waitFor('room goes offline', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 15_000);
+  await waitFor('viewers show "Waiting for the host" without the LIVE badge', async () =>
+    (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'waiting'));
   await waitFor('host idle again', () => host.evaluate(() => document.body.dataset.state === 'idle'));
   const gone = await inboundStats(viewers[0]);
+  const pcs = await Promise.all(viewers.map(v => v.evaluate(() => { window.__pcBeforeDrop = window.sellcast.session.pc; })));
   await host.click('#go-live');
   await waitFor('host live again', () => host.evaluate(() => document.body.dataset.state === 'live'));
   for (const [i, v] of viewers.entries()) {
@@ -225,7 +344,44 @@ async function hostDrop(browser, host, viewers) {
       return s && s.video.frames > start.video.frames + 15;
     }, 30_000);
   }
-  result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, resumed: true };
+  await waitFor('viewers show LIVE again', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.live_badge && !u.waiting && u.state === 'live'));
+  // Normally the server resumes forwarding on the viewers' existing sessions: report whether it did.
+  const samePc = await Promise.all(viewers.map(v => v.evaluate(() => window.__pcBeforeDrop === window.sellcast.session.pc)));
+  result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, resumed: true, same_viewer_sessions: samePc.every(Boolean) };
+  void pcs;
+}
+
+// The server dies (SIGKILL: no DTLS close, no goodbye) and comes back on the same HTTP port.
+// Nobody reloads: the host page and the viewer pages notice the dead connection, say
+// `reconnecting`, and redo WHIP / WHEP with backoff until video flows again.
+async function serverRestart(tmp, host, viewers) {
+  const pages = [host, ...viewers];
+  await Promise.all(pages.map(p => p.evaluate(() => {
+    window.__pcBeforeRestart = window.sellcast.session.pc;
+    window.__states = [];
+    new MutationObserver(() => window.__states.push(document.body.dataset.state))
+      .observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+  })));
+  const t0 = Date.now();
+  await stopServer('SIGKILL');
+  await startServer(tmp);
+  await waitFor('host page reconnects by itself', () => host.evaluate(() => {
+    const pc = window.sellcast.session.pc;
+    const back = window.__states.includes('reconnecting') && document.body.dataset.state === 'live' && pc !== window.__pcBeforeRestart;
+    // On a timeout, waitFor prints this: what the page went through and where it is stuck.
+    return back || { pending: { states: window.__states, message: document.getElementById('message').textContent, pc: pc && [pc.connectionState, pc.iceConnectionState], same_pc: pc === window.__pcBeforeRestart } };
+  }), 60_000, 200);
+  const hostBackMs = Date.now() - t0;
+  for (const [i, v] of viewers.entries()) {
+    await waitFor(`viewer ${i + 1} reconnects by itself and decodes`, async () => {
+      const fresh = await v.evaluate(() => window.__states.includes('reconnecting') && window.sellcast.session.pc !== window.__pcBeforeRestart);
+      const s = await inboundStats(v);
+      return fresh && s?.video?.frames > 15 && s.audio.packets > 0;
+    }, 60_000, 200);
+  }
+  await waitFor('host shows 3 viewers after the restart', () => host.evaluate(() => document.getElementById('viewers').textContent === '3'));
+  result.server_restart = { host_live_again_ms: hostBackMs, viewers_decoding_again_ms: Date.now() - t0 };
+  console.log(`server restart: host live again after ${hostBackMs} ms, viewers decoding after ${result.server_restart.viewers_decoding_again_ms} ms`);
 }
 
 main().catch(e => { console.error(`E2E FAILED: ${e.stack || e.message}`); process.exit(1); });

@@ -1,6 +1,11 @@
 #!/bin/sh
-# Runs the browser end-to-end test inside a private network namespace: only loopback exists,
-# so neither Chromium nor the server can pick another address. Needs root (or user namespaces).
+# Runs the browser end-to-end test inside private network and PID namespaces.
+# - network: only loopback exists, so neither Chromium nor the server can pick another address.
+# - PID (with --kill-child): e2e.mjs becomes PID 1's only child; if this process is killed (the Rust
+#   test's timeout drops it), the namespace's init dies and the kernel kills everything in it, so
+#   no server or Chromium outlives the test.
+# Needs root (or user namespaces), util-linux `unshare` and iproute2 `ip`.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
-exec unshare -n sh -c "ip link set lo up && exec node '$here/e2e.mjs'"
+exec unshare --net --pid --fork --kill-child --mount-proc \
+  sh -c "ip link set lo up && exec node '$here/e2e.mjs'"
