@@ -1,11 +1,13 @@
 //! Two webrtc-rs peers built like the synthetic ones call each other on loopback, without the
-//! server: proves the ICE settings alone connect over 127.0.0.1 (and work inside `unshare -n`).
+//! server: proves the ICE settings alone connect over 127.0.0.1 (and work inside `unshare -n`),
+//! and that a keyframe request reaches the sender's counter.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -18,6 +20,8 @@ use crate::publisher::track;
 use crate::trailer::{now_us, Trailer};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const SSRC: u32 = 0x1234_5678;
 
 /// The local description once it carries a candidate (host candidates come from bound
 /// sockets, so this is quick), bounded.
@@ -37,12 +41,15 @@ async fn described(pc: &dyn PeerConnection) -> Result<String, Box<dyn std::error
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_peers_connect_over_loopback_and_carry_rtp() -> TestResult {
+async fn two_peers_connect_over_loopback_carry_rtp_and_count_a_keyframe_request() -> TestResult {
     let trailers = Arc::new(AtomicU64::new(0));
     let seen = trailers.clone();
     let on_track: TrackCallback = Arc::new(move |t: Arc<dyn TrackRemote>| {
         let seen = seen.clone();
         tokio::spawn(async move {
+            // Ask for a keyframe once, as a viewer or the server would.
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: SSRC };
+            let _ = t.write_rtcp(vec![Box::new(pli)]).await;
             while let Some(event) = t.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(p) = event {
                     if Trailer::read(&p.payload).is_some() {
@@ -52,9 +59,10 @@ async fn two_peers_connect_over_loopback_and_carry_rtp() -> TestResult {
             }
         });
     });
-    let mut sender = peer::build(Hooks::default()).await?;
+    let keyframe_requests = Arc::new(AtomicU64::new(0));
+    let mut sender = peer::build(Hooks { on_track: None, keyframe_requests: Some(keyframe_requests.clone()) }).await?;
     let mut receiver = peer::build(Hooks { on_track: Some(on_track), keyframe_requests: None }).await?;
-    let video = track(RtpCodecKind::Video, 0x1234_5678);
+    let video = track(RtpCodecKind::Video, SSRC);
     let rtp_sender = sender.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
 
     peer::local_offer(sender.pc.as_ref()).await?;
@@ -71,14 +79,19 @@ async fn two_peers_connect_over_loopback_and_carry_rtp() -> TestResult {
     let pt = rtp_sender.get_parameters().await?.rtp_parameters.codecs.first().map(|c| c.payload_type).ok_or("no codec")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     for seq in 0u16.. {
-        if trailers.load(Ordering::Relaxed) >= 20 {
+        if trailers.load(Ordering::Relaxed) >= 20 && keyframe_requests.load(Ordering::Relaxed) >= 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "receiver got {} packets in 10 s", trailers.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < deadline,
+            "in 10 s the receiver got {} packets and the sender {} PLIs",
+            trailers.load(Ordering::Relaxed),
+            keyframe_requests.load(Ordering::Relaxed)
+        );
         let mut payload = vec![0u8; 200];
         Trailer { counter: u64::from(seq), sent_us: now_us() }.write(&mut payload);
         let header =
-            Header { version: 2, payload_type: pt, sequence_number: seq, timestamp: 90 * u32::from(seq), ssrc: 0x1234_5678, ..Default::default() };
+            Header { version: 2, payload_type: pt, sequence_number: seq, timestamp: 90 * u32::from(seq), ssrc: SSRC, ..Default::default() };
         video.write_rtp(Packet { header, payload: Bytes::from(payload) }).await?;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

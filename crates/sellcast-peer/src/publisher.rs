@@ -15,7 +15,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::peer::{self, opus_codec, vp8_codec, Hooks};
-use crate::signalling::{end, exchange, PeerError};
+use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer, TRAILER_LEN};
 use crate::vp8::{write_headers, FramePlan};
 
@@ -62,7 +62,7 @@ pub struct PublisherStats {
 pub struct Publisher {
     pc: Arc<dyn PeerConnection>,
     http: reqwest::Client,
-    location: Option<String>,
+    location: String,
     token: Option<String>,
     pub stats: Arc<PublisherStats>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -106,7 +106,7 @@ impl Publisher {
         let audio = track(RtpCodecKind::Audio, audio_ssrc);
         let video_sender = built.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
         let audio_sender = built.pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await?;
-        let http = reqwest::Client::new();
+        let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let (answer, location) = exchange(&http, base, "whip", room, opts.token.as_deref(), offer).await?;
         peer::apply_answer(built.pc.as_ref(), answer).await?;
@@ -139,7 +139,7 @@ impl Publisher {
         for t in &self.tasks {
             t.abort();
         }
-        end(&self.http, self.location.as_deref(), self.token.as_deref()).await;
+        end(&self.http, &self.location, self.token.as_deref()).await;
         let _ = self.pc.close().await;
     }
 }

@@ -1,6 +1,28 @@
 //! WHIP/WHEP over HTTP: POST the offer, read the answer and the session URL.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use thiserror::Error;
+
+/// Bound on one WHIP/WHEP request (the server answers an offer at once).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One HTTP client for every peer in the process: building one loads the TLS roots, too much
+/// per viewer when the bench runs hundreds. Idle connections are not pooled, so a request
+/// never lands on a connection whose task died with another runtime (each test has its own).
+pub fn http_client() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+        .clone()
+}
 
 #[derive(Debug, Error)]
 pub enum PeerError {
@@ -12,12 +34,29 @@ pub enum PeerError {
     WebRtc(String),
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
 }
 
 impl From<webrtc::error::Error> for PeerError {
     fn from(e: webrtc::error::Error) -> Self {
         PeerError::WebRtc(e.to_string())
     }
+}
+
+/// Largest answer or error body read: an SDP answer for two m-lines is a few KiB.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Read a response body, refusing one larger than `MAX_BODY`.
+async fn bounded_text(mut resp: reqwest::Response) -> Result<String, PeerError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(PeerError::Protocol(format!("response body over {MAX_BODY} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// POST `offer` to `{base}/{endpoint}/{room}`; returns `(answer, absolute session URL)`.
@@ -28,7 +67,7 @@ pub async fn exchange(
     room: &str,
     token: Option<&str>,
     offer: String,
-) -> Result<(String, Option<String>), PeerError> {
+) -> Result<(String, String), PeerError> {
     let mut req = http
         .post(format!("{base}/{endpoint}/{room}"))
         .header("content-type", "application/sdp")
@@ -38,24 +77,32 @@ pub async fn exchange(
     }
     let resp = req.send().await?;
     let status = resp.status().as_u16();
+    // The Location is relative to the URL that answered.
     let location = resp
         .headers()
         .get("location")
         .and_then(|l| l.to_str().ok())
-        .map(|l| if l.starts_with('/') { format!("{base}{l}") } else { l.to_string() });
-    let body = resp.text().await?;
+        .map(|l| resp.url().join(l).map(String::from));
+    let body = bounded_text(resp).await?;
     if status != 201 {
-        return Err(PeerError::Refused { status, reason: body.trim().to_string() });
+        return Err(PeerError::Refused { status, reason: body.trim().chars().take(200).collect() });
     }
-    Ok((body, location))
+    match location {
+        Some(Ok(url)) => Ok((body, url)),
+        Some(Err(e)) => Err(PeerError::Protocol(format!("unusable Location: {e}"))),
+        None => Err(PeerError::Protocol("201 without a Location header".into())),
+    }
 }
 
-pub async fn end(http: &reqwest::Client, location: Option<&str>, token: Option<&str>) {
-    if let Some(url) = location {
-        let mut req = http.delete(url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let _ = req.send().await;
+/// DELETE the session; a failure is logged, as there is nothing left for the caller to do.
+pub async fn end(http: &reqwest::Client, location: &str, token: Option<&str>) {
+    let mut req = http.delete(location);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => {}
+        Ok(resp) => tracing::warn!(%location, status = resp.status().as_u16(), "DELETE of the session refused"),
+        Err(e) => tracing::warn!(%location, error = %e, "DELETE of the session failed"),
     }
 }

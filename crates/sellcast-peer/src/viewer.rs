@@ -14,7 +14,7 @@ use webrtc::peer_connection::PeerConnection;
 
 use crate::counter_set::CounterSet;
 use crate::peer::{self, Hooks, TrackCallback};
-use crate::signalling::{end, exchange, PeerError};
+use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer};
 use crate::vp8::is_keyframe_start;
 
@@ -143,7 +143,7 @@ impl Recorder {
 pub struct Viewer {
     pc: Arc<dyn PeerConnection>,
     http: reqwest::Client,
-    location: Option<String>,
+    location: String,
     token: Option<String>,
     recorder: Arc<Mutex<Recorder>>,
 }
@@ -181,7 +181,7 @@ impl Viewer {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
             built.pc.add_transceiver_from_kind(kind, Some(init)).await?;
         }
-        let http = reqwest::Client::new();
+        let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let posted_at = Instant::now();
         if let Ok(mut r) = recorder.lock() {
@@ -220,7 +220,43 @@ impl Viewer {
 
     /// End the WHEP session (DELETE on its URL) and close the connection.
     pub async fn close(self) {
-        end(&self.http, self.location.as_deref(), self.token.as_deref()).await;
+        end(&self.http, &self.location, self.token.as_deref()).await;
         let _ = self.pc.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(counter: u64, sent_us: u64) -> Trailer {
+        Trailer { counter, sent_us }
+    }
+
+    #[test]
+    fn seq_gaps_reorders_and_duplicates_are_told_apart() {
+        let mut k = KindStats::default();
+        for seq in [65534u16, 65535, 0, 2, 1, 3] {
+            k.record_seq(seq);
+        }
+        // 0 -> 2, 2 -> 1 and 1 -> 3 break continuity; only 1 arrived behind the newest.
+        assert_eq!((k.seq_jumps, k.out_of_order), (3, 1));
+        for (c, at) in [(0, 10), (2, 30), (1, 20), (2, 30)] {
+            k.record_trailer(t(c, at), 100);
+        }
+        assert_eq!((k.counters.len(), k.duplicates, k.publishers), (3, 1, 1));
+    }
+
+    #[test]
+    fn a_new_publisher_starts_a_fresh_counter_set() {
+        let mut k = KindStats::default();
+        for c in 0..10 {
+            k.record_trailer(t(c, 1000 + c), 2000);
+        }
+        // Counters from 0 again, sent later: another publisher session, not ten duplicates.
+        for c in 0..5 {
+            k.record_trailer(t(c, 5000 + c), 6000);
+        }
+        assert_eq!((k.publishers, k.duplicates, k.counters.len()), (2, 0, 5));
     }
 }
