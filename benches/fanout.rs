@@ -42,7 +42,7 @@ fn bench_fanout(c: &mut Criterion) {
                         n += out.payload.len();
                     }
                 }
-                criterion::black_box(n)
+                std::hint::black_box(n)
             })
         });
     }
