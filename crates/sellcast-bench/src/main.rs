@@ -3,6 +3,7 @@
 //! forwarded packets, loss, one-way latency and first-frame time.
 
 mod proc_stats;
+mod storm;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -37,6 +38,9 @@ struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also run the purchase storm (2,000 buys with 30% retries on 100 units, then 5 s sustained).
+    #[arg(long)]
+    storm: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,23 +69,38 @@ async fn main() -> Result<()> {
         bail!("{} not found: cargo build --release -p sellcast-server", args.server_bin.display());
     }
     let mut results = Vec::new();
-    for &n in &args.viewers {
+    let viewers = if args.viewers == [0] { Vec::new() } else { args.viewers.clone() };
+    for &n in &viewers {
         let r = run_step(&args, n).await?;
         print_row(&r);
         results.push(r);
     }
+    let storm = if args.storm { Some(run_storm(&args).await?) } else { None };
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
+        let all = serde_json::json!({ "steps": results, "purchase_storm": storm });
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
         println!("results written to {}", path.display());
     }
     Ok(())
 }
 
-async fn run_step(args: &Args, viewers: usize) -> Result<StepResult> {
+async fn run_storm(args: &Args) -> Result<storm::StormResult> {
     let dir = tempfile::tempdir()?;
-    let mut server = tokio::process::Command::new(&args.server_bin)
+    let (mut server, _pid, base) = spawn_server(args, dir.path()).await?;
+    let r = storm::run(&base).await?;
+    println!(
+        "purchase_storm buys={} retries={} stock={} sold={} oversold={} retry_mismatches={} taps/s={:.0} ack_ms p50={:.1} p99={:.1} sustained_durable_buys/s={:.0}",
+        r.buys, r.retries, r.stock, r.sold, r.oversold, r.retry_mismatches, r.taps_per_s, r.ack_ms_p50, r.ack_ms_p99, r.sustained_durable_buys_per_s
+    );
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    Ok(r)
+}
+
+async fn spawn_server(args: &Args, dir: &std::path::Path) -> Result<(tokio::process::Child, u32, String)> {
+    let server = tokio::process::Command::new(&args.server_bin)
         .args(["serve", "--http", &format!("127.0.0.1:{}", args.http_port), "--udp-port", "0", "--db"])
-        .arg(dir.path().join("bench.db"))
+        .arg(dir.join("bench.db"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -98,6 +117,12 @@ async fn run_step(args: &Args, viewers: usize) -> Result<StepResult> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok((server, pid, base))
+}
+
+async fn run_step(args: &Args, viewers: usize) -> Result<StepResult> {
+    let dir = tempfile::tempdir()?;
+    let (mut server, pid, base) = spawn_server(args, dir.path()).await?;
     let rss_idle = proc_stats::rss(pid)?;
     let opts = PublishOptions { bitrate_bps: args.bitrate, ..PublishOptions::default() };
     let publisher = Publisher::connect(&base, "bench", opts).await?;
