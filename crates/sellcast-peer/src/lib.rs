@@ -13,6 +13,7 @@ mod keyframe_requests;
 mod loopback_tests;
 mod peer;
 mod publisher;
+mod room_channel;
 mod signalling;
 mod trailer;
 mod viewer;

@@ -36,6 +36,8 @@ pub enum PeerError {
     Timeout(&'static str),
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    #[error("this viewer opened no data channel")]
+    NoChannel,
 }
 
 impl From<webrtc::error::Error> for PeerError {

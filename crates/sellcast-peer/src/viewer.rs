@@ -14,6 +14,7 @@ use webrtc::peer_connection::PeerConnection;
 
 use crate::counter_set::CounterSet;
 use crate::peer::{self, Hooks, TrackCallback};
+use crate::room_channel::RoomChannel;
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer};
 use crate::vp8::is_keyframe_start;
@@ -24,11 +25,13 @@ pub struct ViewerOptions {
     pub token: Option<String>,
     /// Bound on ICE + DTLS after the answer.
     pub connect_timeout: Duration,
+    /// Also open the room's data channel (chat, likes, sales), as the watch page does.
+    pub data_channel: bool,
 }
 
 impl Default for ViewerOptions {
     fn default() -> Self {
-        Self { token: None, connect_timeout: Duration::from_secs(15) }
+        Self { token: None, connect_timeout: Duration::from_secs(15), data_channel: false }
     }
 }
 
@@ -146,6 +149,7 @@ pub struct Viewer {
     location: String,
     token: Option<String>,
     recorder: Arc<Mutex<Recorder>>,
+    channel: Option<RoomChannel>,
 }
 
 /// Read one remote track until it ends, recording every packet.
@@ -181,6 +185,7 @@ impl Viewer {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
             built.pc.add_transceiver_from_kind(kind, Some(init)).await?;
         }
+        let channel = if opts.data_channel { Some(RoomChannel::create(built.pc.as_ref()).await?) } else { None };
         let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let posted_at = Instant::now();
@@ -192,7 +197,36 @@ impl Viewer {
         peer::apply_answer(built.pc.as_ref(), answer).await?;
         peer::connected(&mut built.state, opts.connect_timeout).await?;
         tracing::debug!(?answered, connected = ?posted_at.elapsed(), "viewer connected");
-        Ok(Viewer { pc: built.pc, http, location, token: opts.token, recorder })
+        Ok(Viewer { pc: built.pc, http, location, token: opts.token, recorder, channel })
+    }
+
+    /// `connect` with a token and, if `data_channel`, the room's data channel.
+    pub async fn connect_with(base: &str, room: &str, token: Option<String>, data_channel: bool) -> Result<Viewer, PeerError> {
+        Self::connect(base, room, ViewerOptions { token, data_channel, ..ViewerOptions::default() }).await
+    }
+
+    fn channel(&self) -> Result<&RoomChannel, PeerError> {
+        self.channel.as_ref().ok_or(PeerError::NoChannel)
+    }
+
+    /// Wait (bounded) until the room's data channel is open.
+    pub async fn channel_ready(&self, limit: Duration) -> Result<(), PeerError> {
+        self.channel()?.ready(limit).await
+    }
+
+    /// Send one text frame on the room's data channel.
+    pub async fn send(&self, text: &str) -> Result<(), PeerError> {
+        self.channel()?.send(text).await
+    }
+
+    /// The text frames received on the room's data channel, with arrival times (empty without one).
+    pub fn frames(&self) -> Vec<(Instant, String)> {
+        self.channel.as_ref().map(RoomChannel::frames).unwrap_or_default()
+    }
+
+    /// Frames received but not kept, past the per-viewer cap.
+    pub fn frames_dropped(&self) -> u64 {
+        self.channel.as_ref().map_or(0, RoomChannel::overflow)
     }
 
     /// A copy of everything recorded so far.
