@@ -15,7 +15,10 @@ function setState(s, detail) {
 
 // ----- video -----
 const stream = new MediaStream();
-video.srcObject = stream;
+// Attach after 'load': a <video> whose stream has no frames yet (room not live) holds back the
+// document's load event, and the tab would show as loading for as long as the host is away.
+if (document.readyState === 'complete') video.srcObject = stream;
+else window.addEventListener('load', () => { video.srcObject = stream; video.play().catch(() => {}); }, { once: true });
 $('unmute').onclick = () => { video.muted = false; video.play().catch(() => {}); $('unmute').hidden = true; };
 
 // LIVE means frames are arriving now, not that playback once started: after a host drop the

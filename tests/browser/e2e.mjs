@@ -328,11 +328,19 @@ async function commerce(host, viewers) {
 async function hostDrop(host, viewers) {
   // The host reloads the page (connection gone) and goes live again; viewers never reload.
   const before = await inboundStats(viewers[0]);
+  const reloadAt = Date.now();
   await host.reload();
-  await waitFor('room goes offline', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 15_000);
+  await waitFor('room goes offline', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 15_000, 50);
+  const offlineMs = Date.now() - reloadAt; // fast only if the page's pagehide DELETE reached the server
   await waitFor('viewers show "Waiting for the host" without the LIVE badge', async () =>
     (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'waiting'));
   await waitFor('host idle again', () => host.evaluate(() => document.body.dataset.state === 'idle'));
+  // A viewer arriving while the room is offline gets a fully loaded page (load event fired; a
+  // frameless <video> stream must not hold it back) showing the waiting overlay.
+  const late = await host.context().newPage();
+  await late.goto(`${base}/watch/${ROOM}?name=Late`, { waitUntil: 'load', timeout: 10_000 });
+  await waitFor('late viewer waits for the host', async () => { const u = await watchUi(late); return u.waiting && !u.live_badge && u.state === 'waiting'; });
+  await late.close();
   const gone = await inboundStats(viewers[0]);
   const pcs = await Promise.all(viewers.map(v => v.evaluate(() => { window.__pcBeforeDrop = window.sellcast.session.pc; })));
   await host.click('#go-live');
@@ -347,7 +355,7 @@ async function hostDrop(host, viewers) {
   await waitFor('viewers show LIVE again', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.live_badge && !u.waiting && u.state === 'live'));
   // Normally the server resumes forwarding on the viewers' existing sessions: report whether it did.
   const samePc = await Promise.all(viewers.map(v => v.evaluate(() => window.__pcBeforeDrop === window.sellcast.session.pc)));
-  result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, resumed: true, same_viewer_sessions: samePc.every(Boolean) };
+  result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, resumed: true, same_viewer_sessions: samePc.every(Boolean), offline_after_reload_ms: offlineMs };
   void pcs;
 }
 
