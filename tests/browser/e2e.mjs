@@ -140,8 +140,37 @@ async function run(browser, tmp) {
   await unmute(viewers[0]);
   await switchMic(host, viewers[0], devices.mics);
   await commerce(host, viewers);
+  await secondHost(host);
   await hostDrop(host, viewers);
   await serverRestart(tmp, host, viewers);
+  await endShow(host, viewers);
+}
+
+// A second host page for a room that is already live: the server refuses its WHIP offer and the
+// page shows the server's own words; the first host stays live.
+async function secondHost(host) {
+  const other = await host.context().newPage();
+  await other.goto(`${base}/host/${ROOM}?name=Hana`);
+  await waitFor('second host page ready', () => other.evaluate(() => document.body.dataset.state === 'idle'));
+  await other.click('#go-live');
+  const shown = await waitFor('second host shows the refusal', () => other.evaluate(() => {
+    const text = document.getElementById('message').textContent;
+    return document.body.dataset.state !== 'live' && text.length > 0 && text;
+  }));
+  await other.close(); // pagehide stops its retries
+  if (await host.evaluate(() => document.body.dataset.state) !== 'live') fail('the first host must stay live');
+  result.second_host = { refused_with: shown };
+}
+
+// End: DELETE on the session, the room goes offline at once, viewers fall back to waiting.
+async function endShow(host, viewers) {
+  const t0 = Date.now();
+  await host.click('#end');
+  await waitFor('host page ended', () => host.evaluate(() => document.body.dataset.state === 'ended' && !document.getElementById('go-live').disabled));
+  await waitFor('room offline after End', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 5_000, 50);
+  const offlineMs = Date.now() - t0;
+  await waitFor('viewers wait for the host again', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'waiting'));
+  result.end = { offline_after_end_ms: offlineMs };
 }
 
 // What the watch page shows: its state, the LIVE badge, the waiting overlay.
