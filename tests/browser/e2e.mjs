@@ -1,6 +1,15 @@
 // Browser end-to-end: a host page with a fake camera (a numbered Y4M clip), three viewer pages,
-// real WebRTC through the real server. Run inside a private network namespace (see run.sh).
-// Prints `RESULT {json}` and exits non-zero on the first failed expectation.
+// real WebRTC through the real server. Run inside private network + PID namespaces (see run.sh).
+//
+// In order: go live; three viewers decode video and receive audio; the host shows 3 viewers;
+// glass-to-glass from the frame numbers (reported, not asserted); unmute; mic switch while live
+// (replaceTrack, same PeerConnection); chat/likes/products/sale/buy; a second host is refused;
+// host reload -> viewers wait, then resume without reload; server SIGKILL + restart -> every page
+// reconnects by itself; End -> room offline.
+//
+// Env: SELLCAST_BIN (default target/debug/sellcast), SELLCAST_HTTP_PORT (18080), CHROMIUM
+// (/usr/bin/chromium), E2E_DEADLINE_MS (150000). Prints `RESULT {json}` and exits non-zero on the
+// first failed expectation, keeping the temp dir (server.log) for a look.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -78,7 +87,7 @@ async function main() {
   writeClip(clip, CLIP_FRAMES);
   // Hard bound on the whole scenario: on expiry the server is killed and the browser closes with us.
   setTimeout(() => {
-    console.error(`E2E FAILED: scenario exceeded ${DEADLINE_MS} ms`);
+    console.error(`E2E FAILED: scenario exceeded ${DEADLINE_MS} ms (server log in ${tmp})`);
     server?.kill('SIGKILL');
     process.exit(1);
   }, DEADLINE_MS).unref();
@@ -95,10 +104,14 @@ async function main() {
   });
   try {
     await run(browser, tmp);
+  } catch (e) {
+    console.error(`server log and clip kept in ${tmp}`);
+    throw e;
   } finally {
     await browser.close().catch(() => {});
     await stopServer('SIGINT');
   }
+  fs.rmSync(tmp, { recursive: true, force: true }); // the clip alone is 35 MB
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
@@ -371,7 +384,7 @@ async function hostDrop(host, viewers) {
   await waitFor('late viewer waits for the host', async () => { const u = await watchUi(late); return u.waiting && !u.live_badge && u.state === 'waiting'; });
   await late.close();
   const gone = await inboundStats(viewers[0]);
-  const pcs = await Promise.all(viewers.map(v => v.evaluate(() => { window.__pcBeforeDrop = window.sellcast.session.pc; })));
+  await Promise.all(viewers.map(v => v.evaluate(() => { window.__pcBeforeDrop = window.sellcast.session.pc; })));
   await host.click('#go-live');
   await waitFor('host live again', () => host.evaluate(() => document.body.dataset.state === 'live'));
   for (const [i, v] of viewers.entries()) {
@@ -385,7 +398,6 @@ async function hostDrop(host, viewers) {
   // Normally the server resumes forwarding on the viewers' existing sessions: report whether it did.
   const samePc = await Promise.all(viewers.map(v => v.evaluate(() => window.__pcBeforeDrop === window.sellcast.session.pc)));
   result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, resumed: true, same_viewer_sessions: samePc.every(Boolean), offline_after_reload_ms: offlineMs };
-  void pcs;
 }
 
 // The server dies (SIGKILL: no DTLS close, no goodbye) and comes back on the same HTTP port.
