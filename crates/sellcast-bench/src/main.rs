@@ -2,6 +2,7 @@
 //! join N synthetic viewers, and measure the server alone: CPU from /proc/<pid>/stat, RSS,
 //! forwarded packets, loss, one-way latency and first-frame time.
 
+mod chat;
 mod proc_stats;
 mod storm;
 
@@ -41,6 +42,9 @@ struct Args {
     /// Also run the purchase storm (2,000 buys with 30% retries on 100 units, then 5 s sustained).
     #[arg(long)]
     storm: bool,
+    /// Also measure chat fan-out to this many data-channel viewers.
+    #[arg(long, default_value_t = 0)]
+    chat_viewers: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,8 +80,9 @@ async fn main() -> Result<()> {
         results.push(r);
     }
     let storm = if args.storm { Some(run_storm(&args).await?) } else { None };
+    let chat = if args.chat_viewers > 0 { Some(run_chat(&args).await?) } else { None };
     if let Some(path) = &args.json {
-        let all = serde_json::json!({ "steps": results, "purchase_storm": storm });
+        let all = serde_json::json!({ "steps": results, "purchase_storm": storm, "chat_fanout": chat });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
         println!("results written to {}", path.display());
     }
@@ -91,6 +96,19 @@ async fn run_storm(args: &Args) -> Result<storm::StormResult> {
     println!(
         "purchase_storm buys={} retries={} stock={} sold={} oversold={} retry_mismatches={} taps/s={:.0} ack_ms p50={:.1} p99={:.1} sustained_durable_buys/s={:.0}",
         r.buys, r.retries, r.stock, r.sold, r.oversold, r.retry_mismatches, r.taps_per_s, r.ack_ms_p50, r.ack_ms_p99, r.sustained_durable_buys_per_s
+    );
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    Ok(r)
+}
+
+async fn run_chat(args: &Args) -> Result<chat::ChatResult> {
+    let dir = tempfile::tempdir()?;
+    let (mut server, _pid, base) = spawn_server(args, dir.path()).await?;
+    let r = chat::run(&base, args.chat_viewers).await?;
+    println!(
+        "chat_fanout viewers={} messages={} deliveries={} missing={} delivery_ms p50={:.2} p99={:.2} all_viewers_ms p50={:.2} p99={:.2}",
+        r.viewers, r.messages, r.deliveries, r.missing, r.delivery_ms_p50, r.delivery_ms_p99, r.all_viewers_ms_p50, r.all_viewers_ms_p99
     );
     let _ = server.start_kill();
     let _ = server.wait().await;
