@@ -57,6 +57,25 @@ impl Sent {
     }
 }
 
+/// Where a viewer's missing counters lie (first few runs), for a failure message.
+fn missing(s: &sellcast_peer::KindStats, sent: &Range<u64>) -> String {
+    let mut runs: Vec<Range<u64>> = Vec::new();
+    for c in sent.clone().filter(|c| !s.counters.contains(*c)) {
+        match runs.last_mut() {
+            Some(r) if r.end == c => r.end += 1,
+            _ => runs.push(c..c + 1),
+        }
+    }
+    format!(
+        "missing runs {:?}{}; seq jumps {}, out of order {}, duplicates {}",
+        &runs[..runs.len().min(6)],
+        if runs.len() > 6 { " ..." } else { "" },
+        s.seq_jumps,
+        s.out_of_order,
+        s.duplicates
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result<()> {
     bounded(Duration::from_secs(90), async {
@@ -90,17 +109,23 @@ async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result
 
         let mut first_frame_ms = Vec::new();
         let mut latency_ms = Vec::new();
+        let mut short = Vec::new();
         for (i, v) in viewers.iter().enumerate() {
             let s = v.stats();
             let (video, audio) = sent.received(&s);
-            assert!(video >= 0.99, "viewer {i} got {:.2}% of video {:?}", video * 100.0, sent.video);
-            assert!(audio >= 0.99, "viewer {i} got {:.2}% of audio {:?}", audio * 100.0, sent.audio);
+            if video < 0.99 {
+                short.push(format!("viewer {i} got {:.2}% of video {:?}: {}", video * 100.0, sent.video, missing(&s.video, &sent.video)));
+            }
+            if audio < 0.99 {
+                short.push(format!("viewer {i} got {:.2}% of audio {:?}: {}", audio * 100.0, sent.audio, missing(&s.audio, &sent.audio)));
+            }
             assert_eq!(s.first_video_is_keyframe, Some(true), "viewer {i}'s first video packet begins a keyframe: {:?}", s.first_video);
             assert_eq!(s.video.duplicates, 0, "viewer {i} got duplicate video");
             let first = s.first_video_after.context("first video time")?;
             first_frame_ms.push(first.as_secs_f64() * 1000.0);
             latency_ms.extend(s.video.latency_us.iter().chain(&s.audio.latency_us).map(|us| *us as f64 / 1000.0));
         }
+        assert!(short.is_empty(), "every viewer gets >= 99% of each kind:\n{}", short.join("\n"));
         println!(
             "first_frame_ms viewers={VIEWERS} p50={:.1} p99={:.1}",
             percentile(first_frame_ms.clone(), 0.5),

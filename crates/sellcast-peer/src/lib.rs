@@ -15,6 +15,7 @@ mod peer;
 mod publisher;
 mod room_channel;
 mod signalling;
+mod socket_runtime;
 mod trailer;
 mod viewer;
 mod vp8;

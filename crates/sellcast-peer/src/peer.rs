@@ -27,6 +27,7 @@ use webrtc::peer_connection::{
 
 use crate::keyframe_requests::KeyframeRequestCounter;
 use crate::signalling::PeerError;
+use crate::socket_runtime::SocketRuntime;
 
 /// Payload types offered by the synthetic peers. The answer decides what is sent: the
 /// publisher reads the negotiated payload type back from its senders.
@@ -111,6 +112,7 @@ pub async fn build(hooks: Hooks) -> Result<Built, PeerError> {
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { state: state_tx, on_track: hooks.on_track }))
+        .with_runtime(SocketRuntime::shared())
         .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
         .build()
         .await?;

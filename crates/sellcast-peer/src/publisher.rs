@@ -9,6 +9,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::PeerConnection;
@@ -83,6 +84,13 @@ pub(crate) fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     )))
 }
 
+/// A send-only transceiver for `track` (`add_track` would offer sendrecv).
+async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) -> Result<Arc<dyn RtpSender>, PeerError> {
+    let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
+    let transceiver = pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init)).await?;
+    transceiver.sender().await?.ok_or_else(|| PeerError::WebRtc("a send-only transceiver without a sender".into()))
+}
+
 /// The payload type the answer settled on for `sender` (its first negotiated codec).
 async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
     let params = sender.get_parameters().await?;
@@ -104,8 +112,8 @@ impl Publisher {
         let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);
         let video = track(RtpCodecKind::Video, video_ssrc);
         let audio = track(RtpCodecKind::Audio, audio_ssrc);
-        let video_sender = built.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
-        let audio_sender = built.pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await?;
+        let video_sender = add_sendonly(built.pc.as_ref(), video.clone()).await?;
+        let audio_sender = add_sendonly(built.pc.as_ref(), audio.clone()).await?;
         let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let (answer, location) = exchange(&http, base, "whip", room, opts.token.as_deref(), offer).await?;

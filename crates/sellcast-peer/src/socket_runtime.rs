@@ -1,0 +1,90 @@
+//! webrtc-rs's tokio runtime, with larger UDP socket buffers for the sockets it binds.
+//!
+//! Why: a joining viewer is sent the server's whole cached keyframe group at once (hundreds of
+//! packets), and on a busy machine a peer's task can be off-CPU for a while. The default
+//! receive buffer (~208 KiB, about 90 such datagrams) overflows, and what the kernel drops has
+//! to be NACKed back. A few MiB absorb that; the memory is only used while packets wait.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime, TokioRuntime,
+};
+
+/// Requested size of each peer socket's receive and send buffer (the kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`).
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug)]
+pub struct SocketRuntime {
+    inner: TokioRuntime,
+}
+
+impl SocketRuntime {
+    pub fn shared() -> Arc<dyn Runtime> {
+        Arc::new(SocketRuntime { inner: TokioRuntime })
+    }
+}
+
+impl Runtime for SocketRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        self.inner.spawn(future)
+    }
+
+    fn spawn_reactor(&self, pool_size: usize, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        self.inner.spawn_reactor(pool_size, future)
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let sock = SockRef::from(&socket);
+        // Best effort: a smaller buffer still works, it only drops sooner under a burst.
+        if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER).and_then(|()| sock.set_send_buffer_size(SOCKET_BUFFER)) {
+            tracing::debug!(error = %e, "could not enlarge the peer's UDP buffers");
+        }
+        self.inner.wrap_udp_socket(socket)
+    }
+
+    fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        self.inner.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(&'a self, remote_addr: SocketAddr) -> BoxFuture<'a, io::Result<Arc<dyn AsyncTcpStream>>> {
+        self.inner.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+        self.inner.resolve_host(host)
+    }
+
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.inner.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        self.inner.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        self.inner.block_on(future)
+    }
+
+    fn yield_now(&self) -> BoxFuture<'static, ()> {
+        self.inner.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "sellcast-tokio"
+    }
+}
