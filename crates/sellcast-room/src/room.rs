@@ -399,8 +399,11 @@ impl RoomCore {
         let Some(sale) = self.sales.iter_mut().find(|s| s.id == sale_id) else {
             return;
         };
+        // Outcomes of one group commit may be applied in any order; the store's stock only ever
+        // goes down, so the lowest value it reported is the committed truth. Without a report,
+        // count this order off.
         sale.stock_left = match stock_left {
-            Some(left) => left.min(sale.stock_left.saturating_sub(qty)),
+            Some(left) => left.min(sale.stock_left),
             None => sale.stock_left.saturating_sub(qty),
         };
         let sold_out = sale.stock_left == 0;

@@ -264,3 +264,20 @@ fn a_sale_ends_by_the_clock_once() {
         .count();
     assert_eq!(ended, 1);
 }
+
+#[test]
+fn outcomes_applied_out_of_commit_order_keep_the_stock_right() {
+    let mut room = room_with_sale(10, 5);
+    let (a, b) = (ParticipantId(1), ParticipantId(2));
+    room.handle_join(0, a, who("ann", Role::Viewer));
+    room.handle_join(0, b, who("bob", Role::Viewer));
+    room.handle_frame(1, a, br#"{"type":"buy","sale_id":1,"qty":1,"idempotency_key":"a"}"#);
+    room.handle_frame(1, b, br#"{"type":"buy","sale_id":1,"qty":1,"idempotency_key":"b"}"#);
+    let orders: Vec<_> = drain(&mut room).into_iter().filter_map(|o| if let Output::Buy(b) = o { Some(b) } else { None }).collect();
+    assert_eq!(orders.len(), 2);
+    // The store committed ann (9 left) then bob (8 left); the room hears bob first.
+    let confirm = |id| BuyAnswer::Confirmed { order_id: id, sale_id: 1, qty: 1, price_minor: 990, currency: "EUR".into() };
+    room.handle_buy_outcome(2, &orders[1].ticket, confirm(2), false, Some(8));
+    room.handle_buy_outcome(2, &orders[0].ticket, confirm(1), false, Some(9));
+    assert_eq!(room.sale(1).map(|s| s.stock_left), Some(8), "two sold out of ten, whatever the order");
+}
