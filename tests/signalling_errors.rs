@@ -63,7 +63,7 @@ impl Client {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_offers_get_typed_errors_and_the_server_keeps_serving() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("sellcast.db"))).await?;
@@ -131,6 +131,17 @@ async fn bad_offers_get_typed_errors_and_the_server_keeps_serving() -> Result<()
         .await?;
     assert_eq!(patch.status(), StatusCode::METHOD_NOT_ALLOWED);
 
+    // And real media still flows: a webrtc-rs host and viewer on the same server.
+    let base = c.base.clone();
+    let host = sellcast_peer::Publisher::connect(&base, "after", sellcast_peer::PublishOptions::default()).await?;
+    let viewer = sellcast_peer::Viewer::connect(&base, "after", None).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while viewer.stats().video.packets < 50 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no media after the bad requests");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    viewer.close().await;
+    host.close().await;
     server.shutdown().await;
     Ok(())
 }
