@@ -1,0 +1,15 @@
+//! The sellcast load harness as a library: the `sellcast-bench` binary drives it from the
+//! command line, and the server's smoke test runs a small step of it in CI.
+//!
+//! It measures the server process alone (CPU from /proc/<pid>/stat, RSS), never the load
+//! generator, and reports; it asserts nothing (tests do that).
+
+pub mod chat;
+pub mod plot;
+pub mod proc_stats;
+pub mod server;
+pub mod step;
+pub mod storm;
+
+pub use server::Target;
+pub use step::{run_step, StepOptions, StepResult};

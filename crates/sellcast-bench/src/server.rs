@@ -1,0 +1,38 @@
+//! The server under test, as a child process: its CPU and memory are then its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Which server binary to run and where it listens.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub server_bin: PathBuf,
+    pub http_port: u16,
+}
+
+pub async fn spawn(args: &Target, dir: &Path) -> Result<(tokio::process::Child, u32, String)> {
+    let server = tokio::process::Command::new(&args.server_bin)
+        .args(["serve", "--http", &format!("127.0.0.1:{}", args.http_port), "--udp-port", "0", "--db"])
+        .arg(dir.join("bench.db"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = server.id().context("server pid")?;
+    let base = format!("http://127.0.0.1:{}", args.http_port);
+    let http = reqwest::Client::new();
+    let up = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        if up.elapsed() > Duration::from_secs(10) {
+            bail!("server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((server, pid, base))
+}
+

@@ -1,0 +1,132 @@
+//! One load step: a synthetic host, N synthetic viewers, a measured window.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use sellcast_peer::{PublishOptions, Publisher, Viewer};
+use serde::Serialize;
+
+use crate::proc_stats;
+use crate::server::{spawn, Target};
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub struct StepOptions {
+    pub viewers: usize,
+    pub seconds: u64,
+    pub join_rate: f64,
+    pub bitrate: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepResult {
+    pub viewers: usize,
+    pub seconds: f64,
+    pub server_cpu_core_pct: f64,
+    pub forwarded_pps: f64,
+    pub cpu_us_per_forwarded_packet: f64,
+    pub server_rss_mb: f64,
+    pub rss_per_viewer_kb: f64,
+    pub loss_pct_mean: f64,
+    pub loss_pct_worst: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_p999: f64,
+    pub first_frame_ms_p50: f64,
+    pub first_frame_ms_p99: f64,
+    pub first_packet_keyframe_pct: f64,
+    /// (quantile, latency ms) points of the one-way latency distribution, for CDF plots.
+    pub latency_cdf_ms: Vec<(f64, f64)>,
+}
+
+
+/// Progress reports while a step runs: (viewers joined so far, total).
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_>) -> Result<StepResult> {
+    let viewers = opts.viewers;
+    let dir = tempfile::tempdir()?;
+    let (mut server, pid, base) = spawn(target, dir.path()).await?;
+    let rss_idle = proc_stats::rss(pid)?;
+    let publish = PublishOptions { bitrate_bps: opts.bitrate, ..PublishOptions::default() };
+    let publisher = Publisher::connect(&base, "bench", publish).await?;
+    let mut peers = Vec::with_capacity(viewers);
+    let gap = Duration::from_secs_f64(1.0 / opts.join_rate.max(0.1));
+    for _ in 0..viewers {
+        let started = Instant::now();
+        peers.push(Viewer::connect(&base, "bench", None).await?);
+        progress(peers.len(), viewers);
+        if let Some(rest) = gap.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // warm-up: every viewer is streaming
+    for v in &peers {
+        v.reset();
+    }
+    let sent0 = (publisher.video_sent(), publisher.audio_sent());
+    let cpu0 = proc_stats::cpu(pid)?;
+    tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
+    let cpu1 = proc_stats::cpu(pid)?;
+    let sent1 = (publisher.video_sent(), publisher.audio_sent());
+    let rss = proc_stats::rss(pid)?;
+    tokio::time::sleep(Duration::from_millis(500)).await; // in-flight packets land
+
+    let window = cpu1.at.duration_since(cpu0.at).as_secs_f64();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut first_frame = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut forwarded, mut losses, mut keyframe_first) = (0u64, Vec::new(), 0usize);
+    let expected = ((sent1.0 - sent0.0) + (sent1.1 - sent0.1)) as f64;
+    for v in &peers {
+        let s = v.stats();
+        forwarded += s.video.packets + s.audio.packets;
+        let got = s.video.counters.range(sent0.0..sent1.0).count() + s.audio.counters.range(sent0.1..sent1.1).count();
+        losses.push(100.0 * (1.0 - got as f64 / expected.max(1.0)));
+        for us in s.video.latency_us.iter().chain(&s.audio.latency_us) {
+            latency.record((*us).max(1))?;
+        }
+        if let Some(d) = s.first_video_after {
+            first_frame.record((d.as_micros() as u64).max(1))?;
+        }
+        keyframe_first += usize::from(s.first_video_is_keyframe == Some(true));
+    }
+    let cpu_share = proc_stats::core_share(cpu0, cpu1);
+    let pps = forwarded as f64 / window;
+    let result = StepResult {
+        viewers,
+        seconds: window,
+        server_cpu_core_pct: 100.0 * cpu_share,
+        forwarded_pps: pps,
+        cpu_us_per_forwarded_packet: if pps > 0.0 { cpu_share * 1e6 / pps } else { f64::NAN },
+        server_rss_mb: rss as f64 / 1e6,
+        rss_per_viewer_kb: rss.saturating_sub(rss_idle) as f64 / 1e3 / viewers.max(1) as f64,
+        loss_pct_mean: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+        loss_pct_worst: losses.iter().cloned().fold(0.0, f64::max),
+        latency_ms_p50: latency.value_at_quantile(0.5) as f64 / 1e3,
+        latency_ms_p99: latency.value_at_quantile(0.99) as f64 / 1e3,
+        latency_ms_p999: latency.value_at_quantile(0.999) as f64 / 1e3,
+        first_frame_ms_p50: first_frame.value_at_quantile(0.5) as f64 / 1e3,
+        first_frame_ms_p99: first_frame.value_at_quantile(0.99) as f64 / 1e3,
+        first_packet_keyframe_pct: 100.0 * keyframe_first as f64 / viewers.max(1) as f64,
+        latency_cdf_ms: [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0]
+            .iter()
+            .map(|q| (*q, latency.value_at_quantile(*q) as f64 / 1e3))
+            .collect(),
+    };
+    for v in peers {
+        v.close().await;
+    }
+    publisher.close().await;
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    Ok(result)
+}
+
+pub fn print_row(r: &StepResult) {
+    println!(
+        "viewers={:>4} cpu={:>5.1}% fwd_pps={:>8.0} us/pkt={:>5.2} rss={:>6.1}MB rss/viewer={:>6.1}KB loss={:.3}%/{:.3}% lat_ms p50={:.2} p99={:.2} p99.9={:.2} first_frame_ms p50={:.1} p99={:.1} keyframe_first={:.0}%",
+        r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
+        r.loss_pct_mean, r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.first_packet_keyframe_pct
+    );
+}
