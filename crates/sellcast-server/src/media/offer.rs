@@ -85,21 +85,28 @@ fn sections(sdp: &str) -> Result<Vec<Section>, OfferError> {
     Ok(out)
 }
 
-/// Check a host's (WHIP) offer and choose what it publishes: Opus, and VP8 before H264.
-pub fn plan_publish(sdp: &str) -> Result<PublishPlan, OfferError> {
-    let sections = sections(sdp)?;
-    let media: Vec<&Section> = sections
-        .iter()
+/// The offer's active audio and video sections, none of them in `forbidden` direction.
+fn media_sections(
+    sdp: &str,
+    forbidden: &str,
+    wrong: (&'static str, &'static str),
+) -> Result<Vec<Section>, OfferError> {
+    let media: Vec<Section> = sections(sdp)?
+        .into_iter()
         .filter(|s| (s.kind == "audio" || s.kind == "video") && !s.port_zero)
         .collect();
     if media.is_empty() {
         return Err(OfferError::NoMedia);
     }
-    for s in &media {
-        if s.direction.as_deref() == Some("recvonly") {
-            return Err(OfferError::WrongDirection("WHIP", "send media (sendonly)"));
-        }
+    if media.iter().any(|s| s.direction.as_deref() == Some(forbidden)) {
+        return Err(OfferError::WrongDirection(wrong.0, wrong.1));
     }
+    Ok(media)
+}
+
+/// Check a host's (WHIP) offer and choose what it publishes: Opus, and VP8 before H264.
+pub fn plan_publish(sdp: &str) -> Result<PublishPlan, OfferError> {
+    let media = media_sections(sdp, "recvonly", ("WHIP", "send media (sendonly)"))?;
     let has = |kind: &str, codec: &str| {
         media
             .iter()
@@ -123,19 +130,7 @@ pub fn plan_publish(sdp: &str) -> Result<PublishPlan, OfferError> {
 
 /// Check a viewer's (WHEP) offer: it must be able to receive at least one of our codecs.
 pub fn check_watch(sdp: &str) -> Result<(), OfferError> {
-    let sections = sections(sdp)?;
-    let media: Vec<&Section> = sections
-        .iter()
-        .filter(|s| (s.kind == "audio" || s.kind == "video") && !s.port_zero)
-        .collect();
-    if media.is_empty() {
-        return Err(OfferError::NoMedia);
-    }
-    for s in &media {
-        if s.direction.as_deref() == Some("sendonly") {
-            return Err(OfferError::WrongDirection("WHEP", "receive media (recvonly)"));
-        }
-    }
+    let media = media_sections(sdp, "sendonly", ("WHEP", "receive media (recvonly)"))?;
     let usable = media.iter().any(|s| {
         s.codecs
             .iter()
