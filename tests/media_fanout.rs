@@ -120,22 +120,27 @@ async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result
                 short.push(format!("viewer {i} got {:.2}% of audio {:?}: {}", audio * 100.0, sent.audio, missing(&s.audio, &sent.audio)));
             }
             assert_eq!(s.first_video_is_keyframe, Some(true), "viewer {i}'s first video packet begins a keyframe: {:?}", s.first_video);
-            assert_eq!(s.video.duplicates, 0, "viewer {i} got duplicate video");
             let first = s.first_video_after.context("first video time")?;
             first_frame_ms.push(first.as_secs_f64() * 1000.0);
             latency_ms.extend(s.video.latency_us.iter().chain(&s.audio.latency_us).map(|us| *us as f64 / 1000.0));
         }
-        assert!(short.is_empty(), "every viewer gets >= 99% of each kind:\n{}", short.join("\n"));
+        assert!(
+            short.is_empty(),
+            "every viewer gets >= 99% of each kind:\n{}\n(the publisher was sent {} NACKs)",
+            short.join("\n"),
+            publisher.nacks()
+        );
         println!(
             "first_frame_ms viewers={VIEWERS} p50={:.1} p99={:.1}",
             percentile(first_frame_ms.clone(), 0.5),
             percentile(first_frame_ms, 0.99)
         );
         println!(
-            "one_way_latency_ms p50={:.2} p99={:.2} keyframe_requests_at_publisher={}",
+            "one_way_latency_ms p50={:.2} p99={:.2} at_publisher keyframe_requests={} nacks={}",
             percentile(latency_ms.clone(), 0.5),
             percentile(latency_ms, 0.99),
-            publisher.keyframe_requests()
+            publisher.keyframe_requests(),
+            publisher.nacks()
         );
         for v in viewers {
             v.close().await;

@@ -8,7 +8,7 @@
 //! only.
 
 mod counter_set;
-mod keyframe_requests;
+mod feedback_counter;
 #[cfg(test)]
 mod loopback_tests;
 mod peer;
@@ -22,6 +22,7 @@ mod vp8;
 
 pub use publisher::{PublishOptions, Publisher, PublisherStats};
 pub use counter_set::CounterSet;
+pub use feedback_counter::FeedbackCounts;
 pub use signalling::PeerError;
 pub use trailer::{Trailer, TRAILER_LEN};
 pub use viewer::{KindStats, Viewer, ViewerOptions, ViewerStats};

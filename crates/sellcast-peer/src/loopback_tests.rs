@@ -1,6 +1,6 @@
 //! Two webrtc-rs peers built like the synthetic ones call each other on loopback, without the
 //! server: proves the ICE settings alone connect over 127.0.0.1 (and work inside `unshare -n`),
-//! and that a keyframe request reaches the sender's counter.
+//! and that keyframe requests and NACKs reach the sender's counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -15,7 +16,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
-use crate::peer::{self, Hooks, TrackCallback};
+use crate::feedback_counter::FeedbackCounts;
+use crate::peer::{self, PeerSetup, TrackCallback};
 use crate::publisher::track;
 use crate::trailer::{now_us, Trailer};
 
@@ -49,7 +51,12 @@ async fn two_peers_connect_over_loopback_carry_rtp_and_count_a_keyframe_request(
         tokio::spawn(async move {
             // Ask for a keyframe once, as a viewer or the server would.
             let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: SSRC };
-            let _ = t.write_rtcp(vec![Box::new(pli)]).await;
+            let nack = TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc: SSRC,
+                nacks: vec![NackPair { packet_id: 0, lost_packets: 0 }],
+            };
+            let _ = t.write_rtcp(vec![Box::new(pli), Box::new(nack)]).await;
             while let Some(event) = t.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(p) = event {
                     if Trailer::read(&p.payload).is_some() {
@@ -59,10 +66,10 @@ async fn two_peers_connect_over_loopback_carry_rtp_and_count_a_keyframe_request(
             }
         });
     });
-    let keyframe_requests = Arc::new(AtomicU64::new(0));
-    let mut sender = peer::build(Hooks { on_track: None, keyframe_requests: Some(keyframe_requests.clone()) }).await?;
-    let mut receiver = peer::build(Hooks { on_track: Some(on_track), keyframe_requests: None }).await?;
-    let video = track(RtpCodecKind::Video, SSRC);
+    let feedback = Arc::new(FeedbackCounts::default());
+    let mut sender = peer::build(PeerSetup { on_track: None, feedback: Some(feedback.clone()), video_rtx: false }).await?;
+    let mut receiver = peer::build(PeerSetup { on_track: Some(on_track), feedback: None, video_rtx: false }).await?;
+    let video = track(RtpCodecKind::Video, SSRC, None);
     let rtp_sender = sender.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
 
     peer::local_offer(sender.pc.as_ref()).await?;
@@ -79,14 +86,17 @@ async fn two_peers_connect_over_loopback_carry_rtp_and_count_a_keyframe_request(
     let pt = rtp_sender.get_parameters().await?.rtp_parameters.codecs.first().map(|c| c.payload_type).ok_or("no codec")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     for seq in 0u16.. {
-        if trailers.load(Ordering::Relaxed) >= 20 && keyframe_requests.load(Ordering::Relaxed) >= 1 {
+        if trailers.load(Ordering::Relaxed) >= 20 && feedback.keyframe_requests.load(Ordering::Relaxed) >= 1
+            && feedback.nacks.load(Ordering::Relaxed) >= 1
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "in 10 s the receiver got {} packets and the sender {} PLIs",
+            "in 10 s the receiver got {} packets and the sender {} PLIs and {} NACKs",
             trailers.load(Ordering::Relaxed),
-            keyframe_requests.load(Ordering::Relaxed)
+            feedback.keyframe_requests.load(Ordering::Relaxed),
+            feedback.nacks.load(Ordering::Relaxed)
         );
         let mut payload = vec![0u8; 200];
         Trailer { counter: u64::from(seq), sent_us: now_us() }.write(&mut payload);

@@ -10,13 +10,12 @@
 //! (`QueryOnly`) binds a multicast socket on 0.0.0.0:5353 per connection, which fails with
 //! ENODEV where only `lo` exists and would reach beyond loopback elsewhere.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -25,7 +24,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
-use crate::keyframe_requests::KeyframeRequestCounter;
+use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
 use crate::signalling::PeerError;
 use crate::socket_runtime::SocketRuntime;
 
@@ -33,6 +32,7 @@ use crate::socket_runtime::SocketRuntime;
 /// publisher reads the negotiated payload type back from its senders.
 const VP8_PT: u8 = 96;
 const OPUS_PT: u8 = 111;
+const RTX_PT: u8 = 97;
 
 pub type TrackCallback = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
 
@@ -74,12 +74,25 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// What a peer reports back to its owner besides media.
+fn rtx_codec(apt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={apt}"),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// How a peer differs by role, and what it reports back to its owner besides media.
 #[derive(Default)]
-pub struct Hooks {
+pub struct PeerSetup {
     pub on_track: Option<TrackCallback>,
-    /// Counts PLI/FIR packets that arrive (a publisher's view of the server asking for keyframes).
-    pub keyframe_requests: Option<Arc<AtomicU64>>,
+    /// Offer RTX for video (RFC 4588), as browsers and OBS do: str0m NACKs a sender only
+    /// when it can repair over RTX, so without it a packet lost on the way in stays lost.
+    pub video_rtx: bool,
+    /// Counts the PLI/FIR and NACK packets that arrive (a publisher's view of the server).
+    pub feedback: Option<Arc<FeedbackCounts>>,
 }
 
 pub struct Built {
@@ -88,14 +101,17 @@ pub struct Built {
 }
 
 /// A peer with Opus and VP8 registered, no ICE servers and ICE limited to loopback.
-pub async fn build(hooks: Hooks) -> Result<Built, PeerError> {
+pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     media.register_codec(RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT }, RtpCodecKind::Video)?;
     media.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)?;
+    if setup.video_rtx {
+        media.register_codec(RTCRtpCodecParameters { rtp_codec: rtx_codec(VP8_PT), payload_type: RTX_PT }, RtpCodecKind::Video)?;
+    }
     let mut registry = webrtc::peer_connection::register_default_interceptors(Registry::new(), &mut media)?;
-    if let Some(count) = hooks.keyframe_requests {
+    if let Some(count) = setup.feedback {
         // Application-most, so the default chain has acted on every RTCP packet first.
-        registry = registry.with(Slot::from(14_000), KeyframeRequestCounter::new(count));
+        registry = registry.with(Slot::from(14_000), FeedbackCounter::new(count));
     }
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -111,7 +127,7 @@ pub async fn build(hooks: Hooks) -> Result<Built, PeerError> {
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { state: state_tx, on_track: hooks.on_track }))
+        .with_handler(Arc::new(Handler { state: state_tx, on_track: setup.on_track }))
         .with_runtime(SocketRuntime::shared())
         .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
         .build()

@@ -6,16 +6,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::peer::{self, opus_codec, vp8_codec, Hooks};
+use crate::feedback_counter::FeedbackCounts;
+use crate::peer::{self, opus_codec, vp8_codec, PeerSetup};
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer, TRAILER_LEN};
 use crate::vp8::{write_headers, FramePlan};
@@ -56,8 +60,8 @@ pub struct PublisherStats {
     pub video_packets: AtomicU64,
     pub audio_packets: AtomicU64,
     pub video_frames: AtomicU64,
-    /// PLI and FIR packets received from the server.
-    pub keyframe_requests: Arc<AtomicU64>,
+    /// PLI/FIR and NACK packets received from the server.
+    pub feedback: Arc<FeedbackCounts>,
 }
 
 pub struct Publisher {
@@ -69,7 +73,8 @@ pub struct Publisher {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-pub(crate) fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+/// A local track sending on `ssrc`, repaired over RTX on `rtx_ssrc` when that is given.
+pub(crate) fn track(kind: RtpCodecKind, ssrc: u32, rtx_ssrc: Option<u32>) -> Arc<TrackLocalStaticRTP> {
     let codec = if kind == RtpCodecKind::Video { vp8_codec() } else { opus_codec() };
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         "sellcast-synthetic".to_string(),
@@ -77,7 +82,11 @@ pub(crate) fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
         format!("synthetic-{kind}"),
         kind,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+                ..Default::default()
+            },
             codec,
             ..Default::default()
         }],
@@ -91,13 +100,14 @@ async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) 
     transceiver.sender().await?.ok_or_else(|| PeerError::WebRtc("a send-only transceiver without a sender".into()))
 }
 
-/// The payload type the answer settled on for `sender` (its first negotiated codec).
+/// The payload type the answer settled on for `sender` (its first negotiated media codec).
 async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
     let params = sender.get_parameters().await?;
     params
         .rtp_parameters
         .codecs
-        .first()
+        .iter()
+        .find(|c| !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
         .map(|c| c.payload_type)
         .ok_or_else(|| PeerError::WebRtc("the answer accepted no codec for a track".into()))
 }
@@ -106,12 +116,12 @@ impl Publisher {
     /// WHIP-publish to `{base}/whip/{room}` and start sending once connected.
     pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
         let stats = Arc::new(PublisherStats::default());
-        let hooks = Hooks { on_track: None, keyframe_requests: Some(stats.keyframe_requests.clone()) };
-        let mut built = peer::build(hooks).await?;
+        let setup = PeerSetup { on_track: None, feedback: Some(stats.feedback.clone()), video_rtx: true };
+        let mut built = peer::build(setup).await?;
         let seed = (now_us() & 0xffff_ffff) as u32;
         let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);
-        let video = track(RtpCodecKind::Video, video_ssrc);
-        let audio = track(RtpCodecKind::Audio, audio_ssrc);
+        let video = track(RtpCodecKind::Video, video_ssrc, Some(video_ssrc ^ 0x5a5a_0000));
+        let audio = track(RtpCodecKind::Audio, audio_ssrc, None);
         let video_sender = add_sendonly(built.pc.as_ref(), video.clone()).await?;
         let audio_sender = add_sendonly(built.pc.as_ref(), audio.clone()).await?;
         let http = http_client();
@@ -139,7 +149,12 @@ impl Publisher {
 
     /// PLI/FIR packets the server has sent this publisher.
     pub fn keyframe_requests(&self) -> u64 {
-        self.stats.keyframe_requests.load(Ordering::Relaxed)
+        self.stats.feedback.keyframe_requests.load(Ordering::Relaxed)
+    }
+
+    /// NACK packets the server has sent this publisher (it lost something on the way in).
+    pub fn nacks(&self) -> u64 {
+        self.stats.feedback.nacks.load(Ordering::Relaxed)
     }
 
     /// Stop sending, end the WHIP session, close the connection.

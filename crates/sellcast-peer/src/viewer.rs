@@ -13,7 +13,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
 use crate::counter_set::CounterSet;
-use crate::peer::{self, Hooks, TrackCallback};
+use crate::peer::{self, PeerSetup, TrackCallback};
 use crate::room_channel::RoomChannel;
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer};
@@ -179,8 +179,8 @@ impl Viewer {
     pub async fn connect(base: &str, room: &str, opts: impl Into<ViewerOptions>) -> Result<Viewer, PeerError> {
         let opts = opts.into();
         let recorder = Arc::new(Mutex::new(Recorder::default()));
-        let hooks = Hooks { on_track: Some(reader(recorder.clone())), keyframe_requests: None };
-        let mut built = peer::build(hooks).await?;
+        let setup = PeerSetup { on_track: Some(reader(recorder.clone())), feedback: None, video_rtx: true };
+        let mut built = peer::build(setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
             built.pc.add_transceiver_from_kind(kind, Some(init)).await?;

@@ -1,5 +1,5 @@
-//! An interceptor that counts the keyframe requests (PLI, FIR) a peer receives and passes
-//! every packet on untouched. Inbound RTCP stops at the end of webrtc-rs's chain unless an
+//! An interceptor that counts the keyframe requests (PLI, FIR) and NACKs a peer receives and
+//! passes every packet on untouched. Inbound RTCP stops at the end of webrtc-rs's chain unless an
 //! interceptor marks it for the application; counting in the chain avoids that round trip.
 
 use std::collections::VecDeque;
@@ -10,22 +10,32 @@ use std::time::Instant;
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-pub struct KeyframeRequestCounter {
-    count: Arc<AtomicU64>,
+/// What a sender is asked for.
+#[derive(Debug, Default)]
+pub struct FeedbackCounts {
+    /// PLI and FIR packets.
+    pub keyframe_requests: AtomicU64,
+    /// Generic NACK packets (each may name several lost packets).
+    pub nacks: AtomicU64,
+}
+
+pub struct FeedbackCounter {
+    count: Arc<FeedbackCounts>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
-impl KeyframeRequestCounter {
-    pub fn new(count: Arc<AtomicU64>) -> Self {
+impl FeedbackCounter {
+    pub fn new(count: Arc<FeedbackCounts>) -> Self {
         Self { count, read: VecDeque::new(), write: VecDeque::new() }
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestCounter {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -34,11 +44,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestCounter {
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            let requests = packets
-                .iter()
-                .filter(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>())
-                .count();
-            self.count.fetch_add(requests as u64, Ordering::Relaxed);
+            for p in packets {
+                let p = p.as_any();
+                if p.is::<PictureLossIndication>() || p.is::<FullIntraRequest>() {
+                    self.count.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                } else if p.is::<TransportLayerNack>() {
+                    self.count.nacks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         self.read.push_back(msg);
         Ok(())
@@ -58,7 +71,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestCounter {
     }
 }
 
-impl Interceptor for KeyframeRequestCounter {
+impl Interceptor for FeedbackCounter {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
