@@ -85,9 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .generate_certificate()
         .context("generating the DTLS certificate")?;
 
-    let udp = std::net::UdpSocket::bind(config.udp_addr)
-        .with_context(|| format!("binding UDP {}", config.udp_addr))?;
-    udp.set_nonblocking(true)?;
+    let udp = bind_media_socket(config.udp_addr)?;
     let udp_addr = udp.local_addr()?;
     let announce_ip = match (config.announce_ip, udp_addr.ip()) {
         (Some(ip), _) => ip,
@@ -168,6 +166,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_task,
         media_thread,
     })
+}
+
+/// Kernel buffer we ask for on the media socket: every viewer's packets pass through one
+/// socket, and the default (about 200 KB) overflows in a burst of a few hundred packets.
+const MEDIA_SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+
+fn bind_media_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // The kernel caps these at net.core.{r,w}mem_max; log what we got so operators can raise it.
+    let _ = socket.set_recv_buffer_size(MEDIA_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(MEDIA_SOCKET_BUFFER);
+    socket.bind(&addr.into()).with_context(|| format!("binding UDP {addr}"))?;
+    socket.set_nonblocking(true)?;
+    let (rcv, snd) = (socket.recv_buffer_size().unwrap_or(0), socket.send_buffer_size().unwrap_or(0));
+    if rcv < MEDIA_SOCKET_BUFFER || snd < MEDIA_SOCKET_BUFFER {
+        warn!(rcv, snd, wanted = MEDIA_SOCKET_BUFFER, "UDP buffers capped by net.core.rmem_max/wmem_max");
+    }
+    Ok(socket.into())
 }
 
 fn factory_addr(ip: IpAddr, udp: SocketAddr) -> SocketAddr {
