@@ -26,4 +26,4 @@ pub use feedback_counter::FeedbackCounts;
 pub use signalling::PeerError;
 pub use trailer::{Trailer, TRAILER_LEN};
 pub use viewer::{KindStats, Viewer, ViewerOptions, ViewerStats};
-pub use vp8::{is_keyframe_start, FramePlan};
+pub use vp8::{is_keyframe_start, FramePlan, KeyframeSchedule};

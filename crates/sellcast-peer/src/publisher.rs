@@ -22,7 +22,7 @@ use crate::feedback_counter::FeedbackCounts;
 use crate::peer::{self, opus_codec, vp8_codec, PeerSetup};
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer, TRAILER_LEN};
-use crate::vp8::{write_headers, FramePlan};
+use crate::vp8::{write_headers, FramePlan, KeyframeSchedule};
 
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -189,6 +189,12 @@ impl Outgoing {
     }
 }
 
+/// RTP timestamp for `elapsed` at `clock_rate`, from a random base (media time follows the
+/// wall clock even when a late tick is skipped).
+fn media_time(base: u32, elapsed: Duration, clock_rate: u32) -> u32 {
+    base.wrapping_add((elapsed.as_micros() * u128::from(clock_rate) / 1_000_000) as u32)
+}
+
 async fn send_video(out: Outgoing, opts: PublishOptions, stats: Arc<PublisherStats>) {
     let frame_every = Duration::from_secs_f64(1.0 / f64::from(opts.fps.max(1)));
     let plan = FramePlan {
@@ -199,16 +205,20 @@ async fn send_video(out: Outgoing, opts: PublishOptions, stats: Arc<PublisherSta
     };
     let mut tick = tokio::time::interval(frame_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let started = tokio::time::Instant::now();
     let mut seq: u16 = (out.ssrc >> 8) as u16 & 0x3fff;
-    let mut ts: u32 = out.ssrc.rotate_left(7);
+    let ts_base: u32 = out.ssrc.rotate_left(7);
     let mut counter = 0u64;
-    for n in 0u64.. {
+    let mut keyframes = KeyframeSchedule::new(plan.keyframe_every_frames);
+    loop {
         tick.tick().await;
-        let sizes = plan.packet_sizes(n);
+        let key = keyframes.next_frame(stats.feedback.keyframe_requests.load(Ordering::Relaxed));
+        let ts = media_time(ts_base, started.elapsed(), 90_000);
+        let sizes = plan.packet_sizes(key);
         let last = sizes.len() - 1;
         for (i, size) in sizes.into_iter().enumerate() {
             let mut payload = vec![0u8; size.max(11 + TRAILER_LEN)];
-            write_headers(&mut payload, i == 0, plan.is_keyframe(n), 640, 480);
+            write_headers(&mut payload, i == 0, key, 640, 480);
             Trailer { counter, sent_us: now_us() }.write(&mut payload);
             if !out.send(seq, ts, i == last, payload).await {
                 return;
@@ -218,7 +228,6 @@ async fn send_video(out: Outgoing, opts: PublishOptions, stats: Arc<PublisherSta
             stats.video_packets.fetch_add(1, Ordering::Relaxed);
         }
         stats.video_frames.fetch_add(1, Ordering::Relaxed);
-        ts = ts.wrapping_add(90_000 / opts.fps.max(1));
     }
 }
 
@@ -226,17 +235,18 @@ async fn send_audio(out: Outgoing, opts: PublishOptions, stats: Arc<PublisherSta
     let every = Duration::from_secs_f64(1.0 / f64::from(opts.audio_pps.max(1)));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let started = tokio::time::Instant::now();
     let mut seq: u16 = (out.ssrc >> 4) as u16 & 0x3fff;
-    let mut ts: u32 = out.ssrc.rotate_left(3);
+    let ts_base: u32 = out.ssrc.rotate_left(3);
     for counter in 0u64.. {
         tick.tick().await;
+        let ts = media_time(ts_base, started.elapsed(), 48_000);
         let mut payload = vec![0xfcu8; opts.audio_payload.max(TRAILER_LEN + 1)];
         Trailer { counter, sent_us: now_us() }.write(&mut payload);
         if !out.send(seq, ts, false, payload).await {
             return;
         }
         seq = seq.wrapping_add(1);
-        ts = ts.wrapping_add(48_000 / opts.audio_pps.max(1));
         stats.audio_packets.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -2,7 +2,7 @@
 //! descriptor on every packet, a keyframe tag on the first packet of a key frame, the marker
 //! bit on a frame's last packet, and frame sizes that add up to the target bitrate.
 
-/// How a publisher paces its frames.
+/// How a publisher sizes its frames.
 #[derive(Debug, Clone)]
 pub struct FramePlan {
     pub bitrate_bps: u64,
@@ -12,21 +12,43 @@ pub struct FramePlan {
 }
 
 impl FramePlan {
-    /// Payload sizes of frame `n` (keyframes are 4x a delta frame, as encoders roughly do).
-    pub fn packet_sizes(&self, n: u64) -> Vec<usize> {
+    /// Payload sizes of a frame (keyframes are 4x a delta frame, as encoders roughly do).
+    pub fn packet_sizes(&self, keyframe: bool) -> Vec<usize> {
         let per_frame = (self.bitrate_bps / 8 / u64::from(self.fps.max(1))) as usize;
         let gop = u64::from(self.keyframe_every_frames.max(1));
         // Average over a GOP stays at the bitrate: 1 key (4 units) + (gop-1) deltas (1 unit).
         let units = 4 + gop as usize - 1;
         let delta = per_frame * gop as usize / units;
-        let size = if self.is_keyframe(n) { delta * 4 } else { delta }.max(64);
+        let size = if keyframe { delta * 4 } else { delta }.max(64);
         let packets = size.div_ceil(self.max_payload);
         let each = size / packets;
         vec![each.max(64); packets]
     }
+}
 
-    pub fn is_keyframe(&self, n: u64) -> bool {
-        n.is_multiple_of(u64::from(self.keyframe_every_frames.max(1)))
+/// Which frames are keyframes, like an encoder decides: the first, one every GOP, and one as
+/// soon as a keyframe request (PLI/FIR) has arrived since the last frame, which restarts the GOP.
+#[derive(Debug, Clone)]
+pub struct KeyframeSchedule {
+    gop: u32,
+    since_key: Option<u32>,
+    requests_answered: u64,
+}
+
+impl KeyframeSchedule {
+    pub fn new(gop: u32) -> Self {
+        Self { gop: gop.max(1), since_key: None, requests_answered: 0 }
+    }
+
+    /// Is the next frame a keyframe? `requests` is the running count of keyframe requests.
+    pub fn next_frame(&mut self, requests: u64) -> bool {
+        let key = self.since_key.is_none_or(|f| f >= self.gop) || requests != self.requests_answered;
+        self.requests_answered = requests;
+        self.since_key = Some(match self.since_key {
+            Some(f) if !key => f + 1,
+            _ => 1,
+        });
+        key
     }
 }
 
@@ -69,12 +91,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keyframes_every_gop_and_on_request() {
+        let mut k = KeyframeSchedule::new(3);
+        let plain: Vec<bool> = (0..7).map(|_| k.next_frame(0)).collect();
+        assert_eq!(plain, [true, false, false, true, false, false, true]);
+        // A request after frame 7 makes frame 8 a keyframe and restarts the GOP from there.
+        let asked: Vec<bool> = [1, 1, 1, 1, 2].iter().map(|r| k.next_frame(*r)).collect();
+        assert_eq!(asked, [true, false, false, true, true]);
+    }
+
+    #[test]
     fn frames_add_up_to_the_bitrate_and_keyframes_are_marked() {
         let plan = FramePlan { bitrate_bps: 2_500_000, fps: 30, keyframe_every_frames: 60, max_payload: 1100 };
-        let bytes: usize = (0..60).flat_map(|n| plan.packet_sizes(n)).sum();
+        let bytes: usize = (0..60).flat_map(|n| plan.packet_sizes(n == 0)).sum();
         let bps = bytes as f64 * 8.0 / 2.0;
         assert!((bps - 2_500_000.0).abs() / 2_500_000.0 < 0.05, "{bps}");
-        assert!(plan.packet_sizes(0).len() > plan.packet_sizes(1).len());
+        assert!(plan.packet_sizes(true).len() > plan.packet_sizes(false).len());
+        assert!(plan.packet_sizes(true).iter().all(|s| (1000..=1100).contains(s)));
         let mut p = vec![0u8; 100];
         write_headers(&mut p, true, true, 640, 480);
         assert!(is_keyframe_start(&p));
