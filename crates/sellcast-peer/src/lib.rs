@@ -1,11 +1,16 @@
-//! Synthetic WebRTC peers for sellcast, on the `webrtc` crate (webrtc-rs 0.21): a WHIP
-//! publisher sending VP8-typed and Opus-typed RTP (not real video: payloads are sized and
-//! marked like an encoder's, and carry a trailer with a counter and the send time), and WHEP
-//! viewers that record what arrives. Tests use them to cross two independent WebRTC stacks;
-//! the bench harness runs hundreds of viewers on a few threads.
+//! Synthetic WebRTC peers for sellcast, on the `webrtc` crate (webrtc-rs 0.21, kept to this
+//! crate): a WHIP publisher sending VP8-typed and Opus-typed RTP (not real video: payloads are
+//! sized and marked like an encoder's, and end with a trailer carrying a counter and the send
+//! time), and WHEP viewers that record what arrives (and can open the room's data channel).
+//! Tests use them to cross two independent WebRTC stacks; the bench runs hundreds of viewers.
 //!
-//! They never decode media and never reach beyond loopback: no ICE servers, loopback candidates
-//! only.
+//! Loop: each peer is one webrtc-rs driver task on the caller's tokio runtime (no thread per
+//! peer); a publisher adds two pacing tasks (video frames, audio packets), a viewer one reader
+//! task per received track and one for its data channel. Readers record into a small locked
+//! struct; `Viewer::inspect`/`stats` read it.
+//!
+//! Never: decode media, reach beyond loopback (no ICE servers, no mDNS, sockets bound to
+//! 127.0.0.1), or panic on what the server sends (answers and frames are size-limited).
 
 mod counter_set;
 mod feedback_counter;
@@ -20,9 +25,9 @@ mod trailer;
 mod viewer;
 mod vp8;
 
-pub use publisher::{PublishOptions, Publisher, PublisherStats};
 pub use counter_set::CounterSet;
 pub use feedback_counter::FeedbackCounts;
+pub use publisher::{PublishOptions, Publisher, PublisherStats};
 pub use signalling::PeerError;
 pub use trailer::{Trailer, TRAILER_LEN};
 pub use viewer::{KindStats, Viewer, ViewerOptions, ViewerStats};

@@ -127,9 +127,21 @@ impl Publisher {
         let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let (answer, location) = exchange(&http, base, "whip", room, opts.token.as_deref(), offer).await?;
-        peer::apply_answer(built.pc.as_ref(), answer).await?;
-        let (video_pt, audio_pt) = (negotiated_pt(video_sender.as_ref()).await?, negotiated_pt(audio_sender.as_ref()).await?);
-        peer::connected(&mut built.state, opts.connect_timeout).await?;
+        let connected = async {
+            peer::apply_answer(built.pc.as_ref(), answer).await?;
+            let pts = (negotiated_pt(video_sender.as_ref()).await?, negotiated_pt(audio_sender.as_ref()).await?);
+            peer::connected(&mut built.state, opts.connect_timeout).await?;
+            Ok::<_, PeerError>(pts)
+        };
+        let (video_pt, audio_pt) = match connected.await {
+            Ok(pts) => pts,
+            Err(e) => {
+                // The server holds a session for us now: end it rather than leave it to time out.
+                end(&http, &location, opts.token.as_deref()).await;
+                let _ = built.pc.close().await;
+                return Err(e);
+            }
+        };
         let video = Outgoing { track: video, ssrc: video_ssrc, pt: video_pt };
         let audio = Outgoing { track: audio, ssrc: audio_ssrc, pt: audio_pt };
         let tasks = vec![

@@ -194,8 +194,16 @@ impl Viewer {
         }
         let (answer, location) = exchange(&http, base, "whep", room, opts.token.as_deref(), offer).await?;
         let answered = posted_at.elapsed();
-        peer::apply_answer(built.pc.as_ref(), answer).await?;
-        peer::connected(&mut built.state, opts.connect_timeout).await?;
+        let connected = async {
+            peer::apply_answer(built.pc.as_ref(), answer).await?;
+            peer::connected(&mut built.state, opts.connect_timeout).await
+        };
+        if let Err(e) = connected.await {
+            // The server holds a session for us now: end it rather than leave it to time out.
+            end(&http, &location, opts.token.as_deref()).await;
+            let _ = built.pc.close().await;
+            return Err(e);
+        }
         tracing::debug!(?answered, connected = ?posted_at.elapsed(), "viewer connected");
         Ok(Viewer { pc: built.pc, http, location, token: opts.token, recorder, channel })
     }
