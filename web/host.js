@@ -1,10 +1,10 @@
 // The host page: camera preview, Go live over WHIP, and the show console over the data channel.
 import { Session, getToken, roomFromPath } from './session.js';
-import { RoomLink, formatPrice, el } from './room.js';
+import { RoomLink, Show, formatPrice, el } from './room.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
-const state = { products: new Map(), pinned: [], sales: new Map(), revenue: new Map(), token: null, me: null };
+const state = Object.assign(new Show(), { revenue: new Map(), token: null, me: null });
 let media = null;
 
 function setState(s, detail) {
@@ -159,9 +159,7 @@ function togglePin(id) {
 
 // ----- frames -----
 function applySnapshot(s) {
-  state.products = new Map(s.products.map(p => [p.id, p]));
-  state.pinned = s.pinned;
-  state.sales = new Map(s.sales.map(x => [x.id, x]));
+  state.applySnapshot(s);
   $('likes').textContent = s.likes_total;
   $('chat').replaceChildren();
   for (const line of s.chat) addChat(line.seq, line.from, line.text);
@@ -172,21 +170,17 @@ function applySnapshot(s) {
 }
 
 function applyEvent(f) {
+  if (state.applyEvent(f)) { renderProducts(); return; }
   switch (f.type) {
     case 'chat': addChat(f.seq, f.from, f.text); break;
     case 'chat_deleted': document.querySelector(`#chat [data-seq="${f.target_seq}"]`)?.remove(); break;
-    case 'pinned': for (const p of f.products) state.products.set(p.id, p); state.pinned = f.products.map(p => p.id); renderProducts(); break;
-    case 'product_updated': state.products.set(f.product.id, f.product); renderProducts(); break;
-    case 'sale_started': state.sales.set(f.sale.id, f.sale); renderProducts(); break;
-    case 'sale_ended': { const s = state.sales.get(f.sale_id); if (s) s.ended_at_ms = f.server_now_ms; renderProducts(); break; }
-    case 'sold_out': { const s = state.sales.get(f.sale_id); if (s) s.stock_left = 0; renderProducts(); break; }
   }
 }
 
 function applyDirect(f) {
   switch (f.type) {
     case 'likes': $('likes').textContent = f.total; break;
-    case 'counters': for (const c of f.sales) { const s = state.sales.get(c.sale_id); if (s) s.stock_left = c.stock_left; } renderProducts(); break;
+    case 'counters': state.applyCounters(f); renderProducts(); break;
     case 'order':
       addOrder(f.order);
       state.revenue.set(f.order.sale_id, f.revenue_minor);

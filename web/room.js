@@ -84,3 +84,43 @@ export function el(tag, attrs = {}, ...children) {
 export function newKey() {
   return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
+
+// The show as both pages see it: products, highlights, sales and the server's clock. Commerce
+// events change it the same way on the host console and on the watch page.
+export class Show {
+  constructor() {
+    this.products = new Map();
+    this.pinned = [];
+    this.sales = new Map();
+    this.clockOffset = 0; // server time minus local time, so every countdown agrees
+  }
+
+  applySnapshot(s) {
+    this.clockOffset = s.server_now_ms - Date.now();
+    this.products = new Map(s.products.map(p => [p.id, p]));
+    this.pinned = s.pinned;
+    this.sales = new Map(s.sales.map(x => [x.id, x]));
+  }
+
+  // Applies a commerce event; true if products or sales changed (the caller re-renders).
+  applyEvent(f) {
+    switch (f.type) {
+      case 'pinned':
+        for (const p of f.products) this.products.set(p.id, p);
+        this.pinned = f.products.map(p => p.id);
+        return true;
+      case 'product_updated': this.products.set(f.product.id, f.product); return true;
+      case 'sale_started': this.sales.set(f.sale.id, f.sale); this.clockOffset = f.server_now_ms - Date.now(); return true;
+      case 'sale_ended': { const s = this.sales.get(f.sale_id); if (s) s.ended_at_ms = f.server_now_ms; return true; }
+      case 'sold_out': { const s = this.sales.get(f.sale_id); if (s) s.stock_left = 0; return true; }
+      default: return false;
+    }
+  }
+
+  applyCounters(f) {
+    for (const c of f.sales) {
+      const s = this.sales.get(c.sale_id);
+      if (s) s.stock_left = c.stock_left;
+    }
+  }
+}

@@ -1,11 +1,11 @@
 // The viewer page: WHEP video, the room's data channel (chat, likes, products, sales, buys).
 import { Session, getToken, roomFromPath } from './session.js';
-import { RoomLink, formatPrice, el, newKey } from './room.js';
+import { RoomLink, Show, formatPrice, el, newKey } from './room.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
 const video = $('video');
-const state = { products: new Map(), pinned: [], sales: new Map(), counters: new Map(), clockOffset: 0, me: null, live: false };
+const state = Object.assign(new Show(), { me: null, live: false });
 let pendingLikes = 0;
 
 function setState(s, detail) {
@@ -78,10 +78,7 @@ async function pollRoom() {
 
 // ----- applying frames -----
 function applySnapshot(s) {
-  state.clockOffset = s.server_now_ms - Date.now();
-  state.products = new Map(s.products.map(p => [p.id, p]));
-  state.pinned = s.pinned;
-  state.sales = new Map(s.sales.map(x => [x.id, x]));
+  state.applySnapshot(s);
   $('likes').textContent = s.likes_total;
   $('chat').replaceChildren();
   for (const line of s.chat) addChat(line.seq, line.from, line.text);
@@ -89,14 +86,10 @@ function applySnapshot(s) {
 }
 
 function applyEvent(f) {
+  if (state.applyEvent(f)) { renderProducts(); return; }
   switch (f.type) {
     case 'chat': addChat(f.seq, f.from, f.text); break;
     case 'chat_deleted': document.querySelector(`#chat [data-seq="${f.target_seq}"]`)?.remove(); break;
-    case 'pinned': for (const p of f.products) state.products.set(p.id, p); state.pinned = f.products.map(p => p.id); renderProducts(); break;
-    case 'product_updated': state.products.set(f.product.id, f.product); renderProducts(); break;
-    case 'sale_started': state.sales.set(f.sale.id, f.sale); state.clockOffset = f.server_now_ms - Date.now(); renderProducts(); break;
-    case 'sale_ended': { const s = state.sales.get(f.sale_id); if (s) s.ended_at_ms = f.server_now_ms; renderProducts(); break; }
-    case 'sold_out': { const s = state.sales.get(f.sale_id); if (s) s.stock_left = 0; renderProducts(); break; }
     case 'user_muted': if (state.me && f.identity === state.me.id) toast('A moderator muted you for a while.'); break;
     case 'user_banned': break;
   }
@@ -106,7 +99,7 @@ function applyDirect(f) {
   switch (f.type) {
     case 'likes': $('likes').textContent = f.total; for (let i = 0; i < Math.min(f.delta, 8); i++) floatHeart(); break;
     case 'counters':
-      for (const c of f.sales) { const s = state.sales.get(c.sale_id); if (s) { s.stock_left = c.stock_left; } }
+      state.applyCounters(f);
       renderProducts();
       break;
     case 'order_confirmed': toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok'); break;
