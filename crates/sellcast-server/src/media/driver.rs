@@ -35,6 +35,12 @@ use crate::interaction::registry::Rooms;
 const MAX_DATAGRAM: usize = 2048;
 /// The loop wakes at least this often even when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// Most packets written to one viewer per flush. Steady state is one or two; the cap only
+/// paces a joining viewer's keyframe-group replay (hundreds of packets), which in one burst
+/// overflows the default socket buffer of many clients and must then be recovered by NACKs.
+const PACKETS_PER_FLUSH: usize = 48;
+/// When a replay is being paced, the next slice goes out this much later.
+const PACE_INTERVAL: Duration = Duration::from_millis(2);
 /// Media to a new viewer starts this long after our side of DTLS completes. We are the DTLS
 /// server, so we finish first; a client that installs its SRTP keys asynchronously would drop
 /// the replayed keyframe if it arrived in the same instant, and then need a PLI (seconds).
@@ -272,6 +278,7 @@ impl Driver {
             room.forwarder.codec(TrackKind::Audio),
             room.forwarder.codec(TrackKind::Video),
         ];
+        let mut left_over = false;
         for viewer in room.forwarder.viewers_mut() {
             if viewer.queued() == 0 {
                 continue;
@@ -281,12 +288,21 @@ impl Driver {
                 while viewer.pop_packet().is_some() {}
                 continue;
             };
-            while let Some(packet) = viewer.pop_packet() {
+            for _ in 0..PACKETS_PER_FLUSH {
+                let Some(packet) = viewer.pop_packet() else {
+                    break;
+                };
                 write_packet(peer, &packet, codecs[packet.kind.index()]);
             }
+            left_over |= viewer.queued() > 0;
             // Inline poll: the viewer's datagrams leave now, in forwarding order.
             drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
+        }
+        if left_over {
+            let at = now + PACE_INTERVAL;
+            room.flush_at = Some(room.flush_at.map_or(at, |t| t.min(at)));
+            self.earliest = self.earliest.min(at);
         }
         let host = room.host;
         let mut keyframe = false;
@@ -347,11 +363,16 @@ impl Driver {
             }
         }
         for (room_id, room) in &mut self.rooms {
-            if room.forwarder.poll_timeout().is_some_and(|t| t <= now) {
+            let forwarder_due = room.forwarder.poll_timeout().is_some_and(|t| t <= now);
+            if forwarder_due {
                 room.forwarder.handle_timeout(now);
-                if !self.dirty.contains(room_id) {
-                    self.dirty.push(*room_id);
-                }
+            }
+            let flush_due = room.flush_at.is_some_and(|t| t <= now);
+            if flush_due {
+                room.flush_at = None;
+            }
+            if (forwarder_due || flush_due) && !self.dirty.contains(room_id) {
+                self.dirty.push(*room_id);
             }
         }
         self.process(now);
@@ -360,7 +381,7 @@ impl Driver {
             .values()
             .flat_map(|p| [Some(p.timeout), p.ready_at])
             .flatten()
-            .chain(self.rooms.values().filter_map(|r| r.forwarder.poll_timeout()))
+            .chain(self.rooms.values().flat_map(|r| [r.forwarder.poll_timeout(), r.flush_at]).flatten())
             .min()
             .unwrap_or(now + IDLE_WAKE)
             .max(now + Duration::from_micros(100));

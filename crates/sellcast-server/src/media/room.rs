@@ -1,5 +1,7 @@
 //! A room: one host slot, its viewers, and the forwarding core deciding between them.
 
+use std::time::Instant;
+
 use sellcast_sfu::{Forwarder, ForwarderConfig, TrackKind};
 
 use super::directory::RoomStatus;
@@ -11,6 +13,8 @@ pub struct Room {
     pub host: Option<PeerId>,
     pub viewers: Vec<PeerId>,
     pub forwarder: Forwarder,
+    /// Some viewer still has packets queued (a paced replay): flush again at this time.
+    pub flush_at: Option<Instant>,
 }
 
 impl Room {
@@ -20,6 +24,7 @@ impl Room {
             host: None,
             viewers: Vec::new(),
             forwarder: Forwarder::new(config),
+            flush_at: None,
         }
     }
 
