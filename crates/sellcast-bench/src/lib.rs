@@ -5,6 +5,7 @@
 //! generator, and reports; it asserts nothing (tests do that).
 
 pub mod chat;
+pub mod janus;
 pub mod plot;
 pub mod proc_stats;
 pub mod server;
@@ -12,4 +13,5 @@ pub mod step;
 pub mod storm;
 
 pub use server::Target;
-pub use step::{run_step, StepOptions, StepResult};
+pub use janus::JanusTarget;
+pub use step::{run_step, StepOptions, StepResult, System};

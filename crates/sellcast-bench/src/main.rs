@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use sellcast_bench::{chat, plot, run_step, server, step, storm, StepOptions, StepResult, Target};
+use sellcast_bench::{chat, plot, run_step, server, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
+use serde::Serialize;
 
 #[derive(Parser, Debug)]
 #[command(name = "sellcast-bench", about = "Load-test sellcast with synthetic viewers")]
@@ -39,6 +40,17 @@ struct Args {
     /// Directory for results.json and the SVG plots.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
+    /// Run every step against Janus too (same host stream, same viewers), and print the ratios.
+    /// Needs the veth from `benches/netns.sh` inside `unshare -n`.
+    #[arg(long)]
+    janus: bool,
+    #[arg(long, default_value = "/usr/bin/janus")]
+    janus_bin: PathBuf,
+    #[arg(long, default_value_t = 18088)]
+    janus_http_port: u16,
+    /// Janus `event_loops` (0: its default, one thread per viewer).
+    #[arg(long, default_value_t = 0)]
+    janus_event_loops: u32,
     /// Also run the purchase storm (2,000 buys with 30% retries on 100 units, then 5 s sustained).
     #[arg(long)]
     storm: bool,
@@ -50,37 +62,53 @@ struct Args {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Quiet unless RUST_LOG asks (e.g. RUST_LOG=sellcast_peer=debug shows the SDPs).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     if !args.server_bin.exists() {
         bail!("{} not found: cargo build --release -p sellcast-server", args.server_bin.display());
     }
     let target = Target { server_bin: args.server_bin.clone(), http_port: args.http_port };
+    let janus = JanusTarget { janus_bin: args.janus_bin.clone(), http_port: args.janus_http_port, rtp_port: 15004, event_loops: args.janus_event_loops };
+    let mut systems = vec![System::Sellcast(target.clone())];
+    if args.janus {
+        if !args.janus_bin.exists() {
+            bail!("{} not found: apt-get install janus", args.janus_bin.display());
+        }
+        systems.push(System::Janus(janus));
+    }
     let plan: Vec<usize> = if args.sweep {
         std::iter::successors(Some(50usize), |n| Some(n * 2)).take_while(|n| *n <= args.max_viewers).collect()
     } else {
         args.viewers.iter().copied().filter(|n| *n > 0).collect()
     };
     let mut steps: Vec<StepResult> = Vec::new();
+    let mut saturated = vec![false; systems.len()];
     for n in plan {
-        let bar = ProgressBar::new(n as u64);
-        bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} viewers joined {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-        bar.set_prefix(format!("step {n:>4}"));
-        let opts = StepOptions { viewers: n, seconds: args.seconds, join_rate: args.join_rate, bitrate: args.bitrate };
-        let progress = |joined: usize, _total: usize| bar.set_position(joined as u64);
-        let result = run_step(&target, &opts, &progress).await;
-        bar.finish_and_clear();
-        let r = match result {
-            Ok(r) => r,
-            Err(e) if args.sweep => {
-                println!("step {n}: could not complete ({e}); the machine is saturated");
-                break;
+        for (i, system) in systems.iter().enumerate() {
+            if saturated[i] {
+                continue;
             }
-            Err(e) => return Err(e),
-        };
-        step::print_row(&r);
-        let saturated = r.loss_pct_worst > 0.1 || r.latency_ms_p99 > 50.0;
-        steps.push(r);
-        if args.sweep && saturated {
-            println!("saturated at {n} viewers (loss > 0.1 % or p99 > 50 ms)");
+            let opts = StepOptions { viewers: n, seconds: args.seconds, join_rate: args.join_rate, bitrate: args.bitrate };
+            match one_step(system, &opts).await {
+                Ok(r) => {
+                    step::print_row(&r);
+                    if args.sweep && (r.loss_pct_worst > 0.1 || r.latency_ms_p99 > 50.0) {
+                        println!("{}: saturated at {n} viewers (loss > 0.1 % or p99 > 50 ms)", system.name());
+                        saturated[i] = true;
+                    }
+                    steps.push(r);
+                }
+                Err(e) if args.sweep => {
+                    println!("{} at {n} viewers: could not complete ({e}); the machine is saturated", system.name());
+                    saturated[i] = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if saturated.iter().all(|s| *s) {
             break;
         }
     }
@@ -88,28 +116,85 @@ async fn main() -> Result<()> {
     let chat = if args.chat_viewers > 0 { Some(run_chat(&target, args.chat_viewers).await?) } else { None };
 
     std::fs::create_dir_all(&args.out)?;
-    let all = serde_json::json!({ "steps": steps, "purchase_storm": storm, "chat_fanout": chat });
+    let ratios = ratios(&steps);
+    let all = serde_json::json!({ "steps": steps, "janus_ratios": ratios, "purchase_storm": storm, "chat_fanout": chat });
     std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&all)?)?;
     if !steps.is_empty() {
         plot::latency_cdf(&args.out.join("latency_cdf.svg"), &steps)?;
         plot::scaling(&args.out.join("scaling.svg"), &steps)?;
     }
     summary(&steps);
+    print_ratios(&ratios);
     println!("results in {}", args.out.display());
     Ok(())
+}
+
+async fn one_step(system: &System, opts: &StepOptions) -> Result<StepResult> {
+    let bar = ProgressBar::new(opts.viewers as u64);
+    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} viewers joined").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_prefix(format!("{:<8} {:>4}", system.name(), opts.viewers));
+    let progress = |joined: usize, _total: usize| bar.set_position(joined as u64);
+    let result = run_step(system, opts, &progress).await;
+    bar.finish_and_clear();
+    result
+}
+
+/// Janus's figure divided by sellcast's at the same number of viewers (> 1: sellcast does better).
+#[derive(Debug, Serialize)]
+struct Ratio {
+    viewers: usize,
+    cpu_us_per_packet: f64,
+    latency_p99: f64,
+    first_frame_p50: f64,
+    first_frame_p99: f64,
+    rss_per_viewer: f64,
+}
+
+fn ratios(steps: &[StepResult]) -> Vec<Ratio> {
+    let of = |server: &str, n: usize| steps.iter().find(|s| s.server == server && s.viewers == n);
+    steps
+        .iter()
+        .filter(|s| s.server == "sellcast")
+        .filter_map(|ours| {
+            let janus = of("janus", ours.viewers)?;
+            Some(Ratio {
+                viewers: ours.viewers,
+                cpu_us_per_packet: janus.cpu_us_per_forwarded_packet / ours.cpu_us_per_forwarded_packet,
+                latency_p99: janus.latency_ms_p99 / ours.latency_ms_p99,
+                first_frame_p50: janus.first_frame_ms_p50 / ours.first_frame_ms_p50,
+                first_frame_p99: janus.first_frame_ms_p99 / ours.first_frame_ms_p99,
+                rss_per_viewer: janus.rss_per_viewer_kb / ours.rss_per_viewer_kb,
+            })
+        })
+        .collect()
+}
+
+fn print_ratios(ratios: &[Ratio]) {
+    if ratios.is_empty() {
+        return;
+    }
+    println!("\nJanus / sellcast (same run; > 1 means sellcast is better)");
+    println!("| viewers | CPU per packet | latency p99 | first frame p50 | first frame p99 | RSS per viewer |");
+    println!("|---|---|---|---|---|---|");
+    for r in ratios {
+        println!(
+            "| {} | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            r.viewers, r.cpu_us_per_packet, r.latency_p99, r.first_frame_p50, r.first_frame_p99, r.rss_per_viewer
+        );
+    }
 }
 
 fn summary(steps: &[StepResult]) {
     if steps.is_empty() {
         return;
     }
-    println!("\n| viewers | server CPU % | fwd pkt/s | us/pkt | RSS MB | KB/viewer | loss % (worst) | p50 ms | p99 ms | p99.9 ms | first frame p50/p99 ms |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| server | viewers | server CPU % | fwd pkt/s | us/pkt | RSS MB | KB/viewer | loss % (worst) | p50 ms | p99 ms | p99.9 ms | first frame p50/p99 ms | host PLIs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in steps {
         println!(
-            "| {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.0}/{:.0} |",
-            r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
-            r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99
+            "| {} | {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.0}/{:.0} | {} |",
+            r.server, r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
+            r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.host_keyframe_requests
         );
     }
 }

@@ -31,7 +31,7 @@ pub fn latency_cdf(path: &Path, steps: &[StepResult]) -> Result<()> {
         chart
             .draw_series(LineSeries::new(s.latency_cdf_ms.iter().map(|(q, ms)| (*ms, *q)), color.stroke_width(2)))
             .map_err(err)?
-            .label(format!("{} viewers", s.viewers))
+            .label(format!("{} {} viewers", s.server, s.viewers))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
@@ -39,7 +39,8 @@ pub fn latency_cdf(path: &Path, steps: &[StepResult]) -> Result<()> {
     Ok(())
 }
 
-/// Server CPU per forwarded packet and p99 latency against the number of viewers.
+/// Server CPU per forwarded packet and p99 latency against the number of viewers, one line
+/// per server.
 pub fn scaling(path: &Path, steps: &[StepResult]) -> Result<()> {
     let root = SVGBackend::new(path, (800, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -59,12 +60,21 @@ pub fn scaling(path: &Path, steps: &[StepResult]) -> Result<()> {
             .build_cartesian_2d(0.0..max_v * 1.05, 0.0..ymax * 1.15)
             .map_err(err)?;
         chart.configure_mesh().x_desc("viewers").draw().map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(steps.iter().map(|s| (s.viewers as f64, pick(s))), BLUE.stroke_width(2)))
-            .map_err(err)?;
-        chart
-            .draw_series(steps.iter().map(|s| Circle::new((s.viewers as f64, pick(s)), 4, BLUE.filled())))
-            .map_err(err)?;
+        for (i, server) in ["sellcast", "janus"].into_iter().enumerate() {
+            let points: Vec<(f64, f64)> =
+                steps.iter().filter(|s| s.server == server).map(|s| (s.viewers as f64, pick(s))).collect();
+            if points.is_empty() {
+                continue;
+            }
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(server)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled()))).map_err(err)?;
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())

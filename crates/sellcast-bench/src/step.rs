@@ -4,11 +4,59 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hdrhistogram::Histogram;
-use sellcast_peer::{PublishOptions, Publisher, Viewer};
+use sellcast_peer::{PublishOptions, Publisher, RtpSource, RtpTargets, Viewer};
 use serde::Serialize;
 
+use crate::janus::{self, JanusTarget};
 use crate::proc_stats;
 use crate::server::{spawn, Target};
+
+/// The server under test: sellcast (WHIP host, WHEP viewers) or Janus (plain-RTP host into a
+/// Streaming mountpoint, viewers through its HTTP API). Same stream, same viewer code.
+#[derive(Debug, Clone)]
+pub enum System {
+    Sellcast(Target),
+    Janus(JanusTarget),
+}
+
+impl System {
+    pub fn name(&self) -> &'static str {
+        match self {
+            System::Sellcast(_) => "sellcast",
+            System::Janus(_) => "janus",
+        }
+    }
+}
+
+/// The synthetic host, as each server ingests it.
+enum Host {
+    Whip(Publisher),
+    Rtp(RtpSource),
+}
+
+impl Host {
+    fn sent(&self) -> (u64, u64) {
+        match self {
+            Host::Whip(p) => (p.video_sent(), p.audio_sent()),
+            Host::Rtp(r) => (r.video_sent(), r.audio_sent()),
+        }
+    }
+
+    /// PLI/FIR the host was sent (a plain-RTP host has no feedback path: always 0).
+    fn keyframe_requests(&self) -> u64 {
+        match self {
+            Host::Whip(p) => p.keyframe_requests(),
+            Host::Rtp(_) => 0,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Host::Whip(p) => p.close().await,
+            Host::Rtp(r) => drop(r),
+        }
+    }
+}
 
 /// What a step does.
 #[derive(Debug, Clone)]
@@ -21,6 +69,8 @@ pub struct StepOptions {
 
 #[derive(Debug, Serialize)]
 pub struct StepResult {
+    /// "sellcast" or "janus".
+    pub server: String,
     pub viewers: usize,
     pub seconds: f64,
     pub server_cpu_core_pct: f64,
@@ -33,9 +83,12 @@ pub struct StepResult {
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_p999: f64,
+    /// Subscribe request (WHEP POST, Janus `watch`) to the first packet beginning a keyframe.
     pub first_frame_ms_p50: f64,
     pub first_frame_ms_p99: f64,
     pub first_packet_keyframe_pct: f64,
+    /// Keyframe requests (PLI/FIR) the host received during the whole step, joins included.
+    pub host_keyframe_requests: u64,
     /// (quantile, latency ms) points of the one-way latency distribution, for CDF plots.
     pub latency_cdf_ms: Vec<(f64, f64)>,
 }
@@ -44,18 +97,31 @@ pub struct StepResult {
 /// Progress reports while a step runs: (viewers joined so far, total).
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_>) -> Result<StepResult> {
+pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_>) -> Result<StepResult> {
     let viewers = opts.viewers;
     let dir = tempfile::tempdir()?;
-    let (mut server, pid, base) = spawn(target, dir.path()).await?;
+    let (mut server, pid, base) = match system {
+        System::Sellcast(t) => spawn(t, dir.path()).await?,
+        System::Janus(j) => janus::spawn(j, dir.path()).await?,
+    };
     let rss_idle = proc_stats::rss(pid)?;
     let publish = PublishOptions { bitrate_bps: opts.bitrate, ..PublishOptions::default() };
-    let publisher = Publisher::connect(&base, "bench", publish).await?;
+    let publisher = match system {
+        System::Sellcast(_) => Host::Whip(Publisher::connect(&base, "bench", publish).await?),
+        System::Janus(j) => {
+            let targets = RtpTargets { video: j.video_addr(), video_pt: janus::VIDEO_PT, audio: j.audio_addr(), audio_pt: janus::AUDIO_PT };
+            Host::Rtp(RtpSource::start(targets, publish).await?)
+        }
+    };
     let mut peers = Vec::with_capacity(viewers);
     let gap = Duration::from_secs_f64(1.0 / opts.join_rate.max(0.1));
     for _ in 0..viewers {
         let started = Instant::now();
-        peers.push(Viewer::connect(&base, "bench", None).await?);
+        let viewer = match system {
+            System::Sellcast(_) => Viewer::connect(&base, "bench", None).await?,
+            System::Janus(_) => Viewer::watch_janus(&base, janus::MOUNTPOINT, Duration::from_secs(15)).await?,
+        };
+        peers.push(viewer);
         progress(peers.len(), viewers);
         if let Some(rest) = gap.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
@@ -65,11 +131,11 @@ pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_
     for v in &peers {
         v.reset();
     }
-    let sent0 = (publisher.video_sent(), publisher.audio_sent());
+    let sent0 = publisher.sent();
     let cpu0 = proc_stats::cpu(pid)?;
     tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
     let cpu1 = proc_stats::cpu(pid)?;
-    let sent1 = (publisher.video_sent(), publisher.audio_sent());
+    let sent1 = publisher.sent();
     let rss = proc_stats::rss(pid)?;
     tokio::time::sleep(Duration::from_millis(500)).await; // in-flight packets land
 
@@ -86,7 +152,7 @@ pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_
         for us in s.video.latency_us.iter().chain(&s.audio.latency_us) {
             latency.record((*us).max(1))?;
         }
-        if let Some(d) = s.first_video_after {
+        if let Some(d) = s.first_keyframe_after {
             first_frame.record((d.as_micros() as u64).max(1))?;
         }
         keyframe_first += usize::from(s.first_video_is_keyframe == Some(true));
@@ -94,6 +160,7 @@ pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_
     let cpu_share = proc_stats::core_share(cpu0, cpu1);
     let pps = forwarded as f64 / window;
     let result = StepResult {
+        server: system.name().to_owned(),
         viewers,
         seconds: window,
         server_cpu_core_pct: 100.0 * cpu_share,
@@ -109,6 +176,7 @@ pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_
         first_frame_ms_p50: first_frame.value_at_quantile(0.5) as f64 / 1e3,
         first_frame_ms_p99: first_frame.value_at_quantile(0.99) as f64 / 1e3,
         first_packet_keyframe_pct: 100.0 * keyframe_first as f64 / viewers.max(1) as f64,
+        host_keyframe_requests: publisher.keyframe_requests(),
         latency_cdf_ms: [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0]
             .iter()
             .map(|q| (*q, latency.value_at_quantile(*q) as f64 / 1e3))
@@ -125,8 +193,8 @@ pub async fn run_step(target: &Target, opts: &StepOptions, progress: Progress<'_
 
 pub fn print_row(r: &StepResult) {
     println!(
-        "viewers={:>4} cpu={:>5.1}% fwd_pps={:>8.0} us/pkt={:>5.2} rss={:>6.1}MB rss/viewer={:>6.1}KB loss={:.3}%/{:.3}% lat_ms p50={:.2} p99={:.2} p99.9={:.2} first_frame_ms p50={:.1} p99={:.1} keyframe_first={:.0}%",
-        r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
-        r.loss_pct_mean, r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.first_packet_keyframe_pct
+        "{:<8} viewers={:>4} cpu={:>5.1}% fwd_pps={:>8.0} us/pkt={:>5.2} rss={:>6.1}MB rss/viewer={:>6.1}KB loss={:.3}%/{:.3}% lat_ms p50={:.2} p99={:.2} p99.9={:.2} first_frame_ms p50={:.1} p99={:.1} keyframe_first={:.0}% host_plis={}",
+        r.server, r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
+        r.loss_pct_mean, r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.first_packet_keyframe_pct, r.host_keyframe_requests
     );
 }

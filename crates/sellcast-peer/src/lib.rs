@@ -14,13 +14,16 @@
 
 mod counter_set;
 mod feedback_counter;
+mod janus;
 #[cfg(test)]
 mod loopback_tests;
 mod peer;
 mod publisher;
 mod room_channel;
+mod rtp_source;
 mod signalling;
 mod socket_runtime;
+mod synthetic;
 mod trailer;
 mod viewer;
 mod vp8;
@@ -28,6 +31,7 @@ mod vp8;
 pub use counter_set::CounterSet;
 pub use feedback_counter::FeedbackCounts;
 pub use publisher::{PublishOptions, Publisher, PublisherStats};
+pub use rtp_source::{RtpSource, RtpTargets};
 pub use signalling::PeerError;
 pub use trailer::{Trailer, TRAILER_LEN};
 pub use viewer::{KindStats, Viewer, ViewerOptions, ViewerStats};

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
 use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
@@ -38,6 +39,7 @@ pub type TrackCallback = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
 
 struct Handler {
     state: watch::Sender<RTCPeerConnectionState>,
+    gathering: watch::Sender<RTCIceGatheringState>,
     on_track: Option<TrackCallback>,
 }
 
@@ -45,6 +47,10 @@ struct Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let _ = self.state.send(state);
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        let _ = self.gathering.send(state);
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -93,11 +99,15 @@ pub struct PeerSetup {
     pub video_rtx: bool,
     /// Counts the PLI/FIR and NACK packets that arrive (a publisher's view of the server).
     pub feedback: Option<Arc<FeedbackCounts>>,
+    /// The address the peer's socket binds (and its one host candidate): 127.0.0.1 when
+    /// `None`. Janus needs 127.0.0.2, see `Viewer::watch_janus`.
+    pub bind_ip: Option<std::net::Ipv4Addr>,
 }
 
 pub struct Built {
     pub pc: Arc<dyn PeerConnection>,
     pub state: watch::Receiver<RTCPeerConnectionState>,
+    pub gathering: watch::Receiver<RTCIceGatheringState>,
 }
 
 /// A peer with Opus and VP8 registered, no ICE servers and ICE limited to loopback.
@@ -122,17 +132,18 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(50))
         .build();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+    let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(vec![]).build())
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { state: state_tx, on_track: setup.on_track }))
+        .with_handler(Arc::new(Handler { state: state_tx, gathering: gathering_tx, on_track: setup.on_track }))
         .with_runtime(SocketRuntime::shared())
-        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+        .with_udp_addrs(vec![format!("{}:0", setup.bind_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST))])
         .build()
         .await?;
-    Ok(Built { pc: Arc::new(pc), state })
+    Ok(Built { pc: Arc::new(pc), state, gathering })
 }
 
 /// Create the offer and apply it locally; returns its SDP. No trickle: the host candidate is
@@ -142,6 +153,40 @@ pub async fn local_offer(pc: &dyn PeerConnection) -> Result<String, PeerError> {
     let sdp = offer.sdp.clone();
     pc.set_local_description(offer).await?;
     Ok(sdp)
+}
+
+/// Apply a remote offer and answer it; returns the answer's SDP with its candidates, for a
+/// full-ICE offerer (Janus) that does not learn them from our checks alone. The host
+/// candidate is gathered when the local description is set, so the wait is short.
+pub async fn answer_offer(built: &mut Built, offer: String) -> Result<String, PeerError> {
+    let pc = built.pc.as_ref();
+    let offer_sdp = offer.clone();
+    pc.set_remote_description(RTCSessionDescription::offer(offer)?).await?;
+    let answer = pc.create_answer(None).await?;
+    pc.set_local_description(answer).await?;
+    // webrtc-rs 0.21.1 reads the offer's candidates before its ICE agent starts, and starting
+    // the agent forgets them (the agent then has no pair to check): hand them over again.
+    let mut mid = None;
+    for line in offer_sdp.lines() {
+        if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.trim().to_owned());
+        }
+        if let Some(candidate) = line.strip_prefix("a=") {
+            if candidate.starts_with("candidate:") {
+                let init = RTCIceCandidateInit { candidate: candidate.trim().to_owned(), sdp_mid: mid.clone(), ..Default::default() };
+                pc.add_ice_candidate(init).await?;
+            }
+        }
+    }
+    let gathered = async {
+        while *built.gathering.borrow_and_update() != RTCIceGatheringState::Complete {
+            if built.gathering.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), gathered).await.map_err(|_| PeerError::Timeout("ICE gathering"))?;
+    pc.local_description().await.map(|d| d.sdp).ok_or_else(|| PeerError::WebRtc("no local description after answering".into()))
 }
 
 pub async fn apply_answer(pc: &dyn PeerConnection, sdp: String) -> Result<(), PeerError> {

@@ -13,6 +13,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
 use crate::counter_set::CounterSet;
+use crate::janus::JanusSession;
 use crate::peer::{self, PeerSetup, TrackCallback};
 use crate::room_channel::RoomChannel;
 use crate::signalling::{end, exchange, http_client, PeerError};
@@ -109,6 +110,10 @@ pub struct ViewerStats {
     pub first_video_after: Option<Duration>,
     /// Did the first video packet begin a keyframe?
     pub first_video_is_keyframe: Option<bool>,
+    /// Time from the subscribe request to the first packet that begins a keyframe: when the
+    /// picture can first be shown (the same as `first_video_after` on a server that starts
+    /// every viewer at a keyframe).
+    pub first_keyframe_after: Option<Duration>,
     /// The first few video packets: (seq, first two payload bytes), for diagnosing starts.
     pub first_video: Vec<(u16, [u8; 2])>,
 }
@@ -128,6 +133,9 @@ impl Recorder {
             s.first_video_after = since_post;
             s.first_video_is_keyframe = Some(is_keyframe_start(payload));
         }
+        if video && s.first_keyframe_after.is_none() && is_keyframe_start(payload) {
+            s.first_keyframe_after = since_post;
+        }
         if video && s.first_video.len() < 4 {
             s.first_video.push((seq, [payload.first().copied().unwrap_or(0), payload.get(1).copied().unwrap_or(0)]));
         }
@@ -143,11 +151,24 @@ impl Recorder {
     }
 }
 
+/// How the viewer's session is ended: it was opened over WHEP or through Janus's API.
+enum Session {
+    Whep { http: reqwest::Client, location: String, token: Option<String> },
+    Janus(JanusSession),
+}
+
+impl Session {
+    async fn end(self) {
+        match self {
+            Session::Whep { http, location, token } => end(&http, &location, token.as_deref()).await,
+            Session::Janus(janus) => janus.destroy().await,
+        }
+    }
+}
+
 pub struct Viewer {
     pc: Arc<dyn PeerConnection>,
-    http: reqwest::Client,
-    location: String,
-    token: Option<String>,
+    session: Session,
     recorder: Arc<Mutex<Recorder>>,
     channel: Option<RoomChannel>,
 }
@@ -179,7 +200,7 @@ impl Viewer {
     pub async fn connect(base: &str, room: &str, opts: impl Into<ViewerOptions>) -> Result<Viewer, PeerError> {
         let opts = opts.into();
         let recorder = Arc::new(Mutex::new(Recorder::default()));
-        let setup = PeerSetup { on_track: Some(reader(recorder.clone())), feedback: None, video_rtx: true };
+        let setup = PeerSetup { on_track: Some(reader(recorder.clone())), feedback: None, video_rtx: true, bind_ip: None };
         let mut built = peer::build(setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
@@ -205,7 +226,44 @@ impl Viewer {
             return Err(e);
         }
         tracing::debug!(?answered, connected = ?posted_at.elapsed(), "viewer connected");
-        Ok(Viewer { pc: built.pc, http, location, token: opts.token, recorder, channel })
+        let session = Session::Whep { http, location, token: opts.token };
+        Ok(Viewer { pc: built.pc, session, recorder, channel })
+    }
+
+    /// Watch mountpoint `mountpoint` of Janus's Streaming plugin at `janus_base` (e.g.
+    /// `http://127.0.0.1:8088/janus`): the same recording viewer, but Janus offers and the
+    /// viewer answers. First-packet times count from the `watch` request. No data channel.
+    ///
+    /// Janus (libnice) ignores loopback interfaces, so it runs on a veth `v0` carrying
+    /// 127.0.0.2 and pins its sockets to that interface (IP_UNICAST_IF): the only peer it can
+    /// reach is one on an address local to `v0`. This viewer therefore binds 127.0.0.2.
+    pub async fn watch_janus(janus_base: &str, mountpoint: u64, connect_timeout: Duration) -> Result<Viewer, PeerError> {
+        let recorder = Arc::new(Mutex::new(Recorder::default()));
+        let setup = PeerSetup {
+            on_track: Some(reader(recorder.clone())),
+            feedback: None,
+            video_rtx: true,
+            bind_ip: Some(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+        };
+        let mut built = peer::build(setup).await?;
+        let janus = JanusSession::attach_streaming(http_client(), janus_base).await?;
+        let connected = async {
+            if let Ok(mut r) = recorder.lock() {
+                r.posted_at = Some(Instant::now());
+            }
+            let offer = janus.watch(mountpoint).await?;
+            tracing::debug!(%offer, "Janus offer");
+            let answer = peer::answer_offer(&mut built, offer).await?;
+            tracing::debug!(%answer, "answer to Janus");
+            janus.start(answer).await?;
+            peer::connected(&mut built.state, connect_timeout).await
+        };
+        if let Err(e) = connected.await {
+            janus.destroy().await;
+            let _ = built.pc.close().await;
+            return Err(e);
+        }
+        Ok(Viewer { pc: built.pc, session: Session::Janus(janus), recorder, channel: None })
     }
 
     /// `connect` with a token and, if `data_channel`, the room's data channel.
@@ -260,9 +318,9 @@ impl Viewer {
         }
     }
 
-    /// End the WHEP session (DELETE on its URL) and close the connection.
+    /// End the session (WHEP: DELETE on its URL; Janus: destroy) and close the connection.
     pub async fn close(self) {
-        end(&self.http, &self.location, self.token.as_deref()).await;
+        self.session.end().await;
         let _ = self.pc.close().await;
     }
 }
