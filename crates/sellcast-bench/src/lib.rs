@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod janus;
+pub mod media_stats;
 pub mod plot;
 pub mod proc_stats;
 pub mod server;

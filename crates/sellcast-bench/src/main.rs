@@ -64,7 +64,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     // Quiet unless RUST_LOG asks (e.g. RUST_LOG=sellcast_peer=debug shows the SDPs).
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "sellcast_bench=warn,sellcast_peer=warn".into()))
         .with_writer(std::io::stderr)
         .init();
     if !args.server_bin.exists() {
@@ -188,13 +188,14 @@ fn summary(steps: &[StepResult]) {
     if steps.is_empty() {
         return;
     }
-    println!("\n| server | viewers | server CPU % | fwd pkt/s | us/pkt | RSS MB | KB/viewer | loss % (worst) | p50 ms | p99 ms | p99.9 ms | first frame p50/p99 ms | host PLIs |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| server | viewers | server CPU % | fwd pkt/s | us/pkt | RSS MB | KB/viewer | loss % (worst) | p50 ms | p99 ms | p99.9 ms | first frame p50/p99 ms | host PLIs | in-server p50/p99 us |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in steps {
         println!(
-            "| {} | {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.0}/{:.0} | {} |",
+            "| {} | {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.0}/{:.0} | {} | {}/{} |",
             r.server, r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
-            r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.host_keyframe_requests
+            r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.host_keyframe_requests,
+            step::opt(r.sfu_latency_us_p50), step::opt(r.sfu_latency_us_p99)
         );
     }
 }

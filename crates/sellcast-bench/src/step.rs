@@ -8,7 +8,7 @@ use sellcast_peer::{PublishOptions, Publisher, RtpSource, RtpTargets, Viewer};
 use serde::Serialize;
 
 use crate::janus::{self, JanusTarget};
-use crate::proc_stats;
+use crate::{media_stats, proc_stats};
 use crate::server::{spawn, Target};
 
 /// The server under test: sellcast (WHIP host, WHEP viewers) or Janus (plain-RTP host into a
@@ -87,6 +87,13 @@ pub struct StepResult {
     pub first_frame_ms_p50: f64,
     pub first_frame_ms_p99: f64,
     pub first_packet_keyframe_pct: f64,
+    /// Time live packets spent inside the server (arrival to send), from its own stats API:
+    /// the SFU-added latency. sellcast only.
+    pub sfu_latency_us_p50: Option<f64>,
+    pub sfu_latency_us_p99: Option<f64>,
+    pub sfu_latency_us_p999: Option<f64>,
+    /// Datagrams per send syscall (sendmmsg batching), sellcast only.
+    pub datagrams_per_syscall: Option<f64>,
     /// Keyframe requests (PLI/FIR) the host received during the whole step, joins included.
     pub host_keyframe_requests: u64,
     /// (quantile, latency ms) points of the one-way latency distribution, for CDF plots.
@@ -132,9 +139,22 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
         v.reset();
     }
     let sent0 = publisher.sent();
+    let http = reqwest::Client::new();
+    let stats0 = match system {
+        System::Sellcast(_) => Some(media_stats::read(&http, &base).await?),
+        System::Janus(_) => None,
+    };
     let cpu0 = proc_stats::cpu(pid)?;
     tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
     let cpu1 = proc_stats::cpu(pid)?;
+    // The server copies its stats out every 500 ms: wait for a copy that covers the window.
+    let server_window = match &stats0 {
+        Some(start) => {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            Some(media_stats::window(start, &media_stats::read(&http, &base).await?)?)
+        }
+        None => None,
+    };
     let sent1 = publisher.sent();
     let rss = proc_stats::rss(pid)?;
     tokio::time::sleep(Duration::from_millis(500)).await; // in-flight packets land
@@ -146,8 +166,10 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
     let expected = ((sent1.0 - sent0.0) + (sent1.1 - sent0.1)) as f64;
     for v in &peers {
         let s = v.stats();
-        forwarded += s.video.packets + s.audio.packets;
+        // Packets the host sent inside the window that reached this viewer: what the server
+        // forwarded to it while its CPU was measured (packets read later don't count).
         let got = s.video.counters.range(sent0.0..sent1.0).count() + s.audio.counters.range(sent0.1..sent1.1).count();
+        forwarded += got as u64;
         losses.push(100.0 * (1.0 - got as f64 / expected.max(1.0)));
         for us in s.video.latency_us.iter().chain(&s.audio.latency_us) {
             latency.record((*us).max(1))?;
@@ -177,6 +199,10 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
         first_frame_ms_p99: first_frame.value_at_quantile(0.99) as f64 / 1e3,
         first_packet_keyframe_pct: 100.0 * keyframe_first as f64 / viewers.max(1) as f64,
         host_keyframe_requests: publisher.keyframe_requests(),
+        sfu_latency_us_p50: server_window.map(|w| w.latency_us_p50),
+        sfu_latency_us_p99: server_window.map(|w| w.latency_us_p99),
+        sfu_latency_us_p999: server_window.map(|w| w.latency_us_p999),
+        datagrams_per_syscall: server_window.map(|w| w.datagrams_per_syscall),
         latency_cdf_ms: [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0]
             .iter()
             .map(|q| (*q, latency.value_at_quantile(*q) as f64 / 1e3))
@@ -193,8 +219,14 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
 
 pub fn print_row(r: &StepResult) {
     println!(
-        "{:<8} viewers={:>4} cpu={:>5.1}% fwd_pps={:>8.0} us/pkt={:>5.2} rss={:>6.1}MB rss/viewer={:>6.1}KB loss={:.3}%/{:.3}% lat_ms p50={:.2} p99={:.2} p99.9={:.2} first_frame_ms p50={:.1} p99={:.1} keyframe_first={:.0}% host_plis={}",
+        "{:<8} viewers={:>4} cpu={:>5.1}% fwd_pps={:>8.0} us/pkt={:>5.2} rss={:>6.1}MB rss/viewer={:>6.1}KB loss={:.3}%/{:.3}% lat_ms p50={:.2} p99={:.2} p99.9={:.2} first_frame_ms p50={:.1} p99={:.1} keyframe_first={:.0}% host_plis={} sfu_us p50={} p99={} p99.9={} dgrams/syscall={}",
         r.server, r.viewers, r.server_cpu_core_pct, r.forwarded_pps, r.cpu_us_per_forwarded_packet, r.server_rss_mb, r.rss_per_viewer_kb,
-        r.loss_pct_mean, r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.first_packet_keyframe_pct, r.host_keyframe_requests
+        r.loss_pct_mean, r.loss_pct_worst, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.first_frame_ms_p50, r.first_frame_ms_p99, r.first_packet_keyframe_pct, r.host_keyframe_requests,
+        opt(r.sfu_latency_us_p50), opt(r.sfu_latency_us_p99), opt(r.sfu_latency_us_p999), opt(r.datagrams_per_syscall)
     );
+}
+
+/// A figure only one server reports: "-" for the other.
+pub fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }

@@ -131,7 +131,7 @@ impl Forwarder {
         }
         let mut needs_keyframe = false;
         for viewer in &mut self.viewers {
-            let offered = viewer.offer(packet, self.generation, keyframe_start, &mut self.drops);
+            let offered = viewer.offer(packet, self.generation, keyframe_start, false, &mut self.drops);
             needs_keyframe |= offered == Offered::NeedsKeyframe;
         }
         if needs_keyframe {
@@ -165,7 +165,7 @@ impl Forwarder {
         if let Some(group) = self.cache.replayable(now) {
             for (n, packet) in group.iter().enumerate() {
                 let key = n == 0 && video.codec.is_keyframe_start(&packet.payload);
-                viewer.offer(packet, self.generation, key, &mut self.drops);
+                viewer.offer(packet, self.generation, key, true, &mut self.drops);
             }
             replayed = !viewer.is_waiting_for_keyframe();
         }

@@ -30,4 +30,6 @@ pub struct OutPacket {
     pub payload: Arc<[u8]>,
     /// When the source packet reached the server (used as the RTP wallclock and for latency).
     pub arrival: Instant,
+    /// Part of a joining viewer's keyframe-group replay (sent late on purpose), not live.
+    pub replay: bool,
 }

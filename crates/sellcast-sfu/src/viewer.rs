@@ -69,6 +69,7 @@ impl ViewerOut {
         packet: &MediaPacket,
         generation: u32,
         keyframe_start: bool,
+        replay: bool,
         drops: &mut DropCounters,
     ) -> Offered {
         if !self.ready {
@@ -107,6 +108,7 @@ impl ViewerOut {
             marker: packet.marker,
             payload: packet.payload.clone(),
             arrival: packet.arrival,
+            replay,
         });
         Offered::Queued
     }

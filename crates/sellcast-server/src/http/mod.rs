@@ -1,6 +1,7 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
 mod api;
+pub mod media_stats;
 pub mod error;
 mod rejection;
 mod signalling;
@@ -74,8 +75,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let api = api::routes(state.clone());
     let status = warp::path!("api" / "rooms" / String)
         .and(warp::get())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .map(|room: String, st: AppState| warp::reply::json(&st.directory.status(&room)));
+    let media_stats = warp::path!("api" / "stats" / "media")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(|st: AppState| warp::reply::json(&media_stats::report(&st.directory.media_stats())));
 
     let host_page = warp::path!("host" / String)
         .and(warp::get())
@@ -97,6 +102,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(whip_end)
         .or(whep_end)
         .or(no_trickle)
+        .or(media_stats)
         .or(api)
         .or(status)
         .or(host_page)

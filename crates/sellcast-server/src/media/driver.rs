@@ -23,8 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::command::{Command, SessionAnswer};
-use super::directory::Directory;
+use super::directory::{Directory, MediaStats};
+use super::forward_clock::ForwardClock;
 use super::offer::{PublishPlan, Role};
+use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
 use super::room::Room;
 use crate::http::error::SignalError;
@@ -45,6 +47,9 @@ const PACE_INTERVAL: Duration = Duration::from_millis(2);
 /// server, so we finish first; a client that installs its SRTP keys asynchronously would drop
 /// the replayed keyframe if it arrived in the same instant, and then need a PLI (seconds).
 const VIEWER_SETTLE: Duration = Duration::from_millis(15);
+
+/// How often the media counters are copied out for the HTTP side.
+const STATS_EVERY: Duration = Duration::from_millis(500);
 
 /// Index of a room inside the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,8 +72,6 @@ pub(crate) enum PeerEvent {
 #[derive(Debug, Default)]
 pub(crate) struct DriverStats {
     datagrams_in: u64,
-    datagrams_out: u64,
-    send_errors: u64,
     unknown_source: u64,
     input_errors: u64,
     no_payload_type: u64,
@@ -83,6 +86,12 @@ const CONGESTED_BYTES: usize = 64 * 1024;
 
 pub struct Driver {
     socket: UdpSocket,
+    /// Datagrams waiting for the end of this turn of the loop (or a full batch).
+    outbox: Outbox,
+    /// Time live packets spend in the server.
+    clock: ForwardClock,
+    /// When the counters are next copied out to the directory.
+    next_stats: Instant,
     local_addr: SocketAddr,
     factory: PeerFactory,
     interaction: Arc<Rooms>,
@@ -113,6 +122,9 @@ impl Driver {
         let local_addr = socket.local_addr()?;
         Ok(Self {
             socket,
+            outbox: Outbox::new(),
+            clock: ForwardClock::new(),
+            next_stats: Instant::now(),
             local_addr,
             factory,
             interaction,
@@ -141,6 +153,7 @@ impl Driver {
             let now = Instant::now();
             if now >= self.earliest {
                 self.handle_timeouts(now);
+                self.end_turn();
             }
             let wake = self.earliest.min(Instant::now() + IDLE_WAKE);
             tokio::select! {
@@ -156,9 +169,30 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
+            self.end_turn();
         }
         self.close_all();
-        info!(stats = ?self.stats, "media driver stopped");
+        self.end_turn();
+        info!(stats = ?self.stats, sent = ?self.outbox.stats, "media driver stopped");
+    }
+
+    /// Everything this turn produced leaves now, in as few syscalls as it fits; then the
+    /// forward clock stops for the packets it carried.
+    fn end_turn(&mut self) {
+        self.outbox.flush(&self.socket);
+        let now = Instant::now();
+        self.clock.sent(now);
+        if now >= self.next_stats {
+            self.next_stats = now + STATS_EVERY;
+            self.directory.publish_media(MediaStats {
+                datagrams_in: self.stats.datagrams_in,
+                datagrams_out: self.outbox.stats.sent,
+                datagrams_dropped: self.outbox.stats.dropped,
+                send_syscalls: self.outbox.stats.syscalls,
+                peers: self.peers.len(),
+                forward_latency_us: Some(self.clock.histogram().clone()),
+            });
+        }
     }
 
     fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
@@ -199,7 +233,7 @@ impl Driver {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
+        drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
         self.earliest = self.earliest.min(peer.timeout);
     }
 
@@ -293,10 +327,13 @@ impl Driver {
                     break;
                 };
                 write_packet(peer, &packet, codecs[packet.kind.index()]);
+                if !packet.replay {
+                    self.clock.written(packet.arrival);
+                }
             }
             left_over |= viewer.queued() > 0;
             // Inline poll: the viewer's datagrams leave now, in forwarding order.
-            drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
+            drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
         }
         if left_over {
@@ -506,7 +543,7 @@ impl Driver {
                 _ if class == Class::Control => broken.push(id),
                 _ => self.stats.frames_skipped_congested += 1,
             }
-            drain_transmits(peer, &self.socket, &mut self.stats, &mut self.pending, now);
+            drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
         }
         // A viewer that cannot take a control frame has lost the stream; it reconnects and
@@ -544,7 +581,7 @@ impl Driver {
         peer.rtc.disconnect();
         // Flush what disconnecting produced (DTLS close) so the remote learns at once.
         let now = Instant::now();
-        drain_transmits(&mut peer, &self.socket, &mut self.stats, &mut VecDeque::new(), now);
+        drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
         self.sessions.remove(&peer.session);
         if peer.channel.is_some() {
             let _ = peer.room_tx.try_send(RoomMsg::Leave { participant: ParticipantId(id.0) });
@@ -662,7 +699,7 @@ pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<se
 /// Poll a peer until it has nothing more to send, sending datagrams as they come.
 fn drain_transmits(
     peer: &mut Peer,
-    socket: &UdpSocket,
+    (socket, outbox): (&UdpSocket, &mut Outbox),
     stats: &mut DriverStats,
     pending: &mut VecDeque<(PeerId, PeerEvent)>,
     now: Instant,
@@ -677,10 +714,7 @@ fn drain_transmits(
                 peer.timeout = t;
                 return;
             }
-            Ok(Output::Transmit(t)) => match socket.try_send_to(&t.contents, t.destination) {
-                Ok(_) => stats.datagrams_out += 1,
-                Err(_) => stats.send_errors += 1,
-            },
+            Ok(Output::Transmit(t)) => outbox.push(socket, t.destination, t.contents),
             Ok(Output::Event(event)) => {
                 if let Some(e) = translate_event(peer, event, now, stats) {
                     pending.push_back((peer.id, e));

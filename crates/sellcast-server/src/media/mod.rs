@@ -3,7 +3,9 @@
 pub mod command;
 pub mod directory;
 pub mod driver;
+mod forward_clock;
 pub mod offer;
+mod outbox;
 pub mod peer;
 pub mod room;
 

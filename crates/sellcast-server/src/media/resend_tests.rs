@@ -166,6 +166,7 @@ impl Link {
                 marker: seq % 3 == 2,
                 payload: Arc::from(payload),
                 arrival: self.now,
+                replay: false,
             };
             if nackable {
                 write_packet(&mut self.server, &packet, Some(Codec::Vp8));
