@@ -48,6 +48,9 @@ const PACE_INTERVAL: Duration = Duration::from_millis(2);
 /// the replayed keyframe if it arrived in the same instant, and then need a PLI (seconds).
 const VIEWER_SETTLE: Duration = Duration::from_millis(15);
 
+/// Most datagrams read before forwarding what they carried. Below `PACKETS_PER_FLUSH`, so a
+/// burst of host packets reaches every viewer in one flush.
+const RECV_BURST: usize = 32;
 /// How often the media counters are copied out for the HTTP side.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 
@@ -159,9 +162,9 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, source)) => self.handle_datagram(source, &buf[..n]),
-                    Err(e) => debug!(error = %e, "udp receive error"),
+                readable = self.socket.readable() => match readable {
+                    Ok(()) => self.receive_burst(&mut buf),
+                    Err(e) => debug!(error = %e, "udp readiness error"),
                 },
                 command = commands.recv() => match command {
                     Some(c) => self.handle_command(c),
@@ -195,6 +198,24 @@ impl Driver {
         }
     }
 
+    /// Read what is waiting (up to `RECV_BURST` datagrams), hand each to its peer, and only
+    /// then forward: a frame's packets arrive back to back, and forwarding them together
+    /// writes several packets per viewer per poll of its str0m instance, and sends them in
+    /// fuller batches.
+    fn receive_burst(&mut self, buf: &mut [u8]) {
+        for _ in 0..RECV_BURST {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, source)) => self.handle_datagram(source, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(error = %e, "udp receive error");
+                    break;
+                }
+            }
+        }
+        self.process(Instant::now());
+    }
+
     fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         self.stats.datagrams_in += 1;
@@ -225,7 +246,6 @@ impl Driver {
             debug!(peer = id.0, error = %e, "input rejected");
         }
         self.poll_peer(id, now);
-        self.process(now);
     }
 
     /// Drain one peer's output: datagrams go out now, events wait in `pending`.
