@@ -138,24 +138,27 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
     for v in &peers {
         v.reset();
     }
-    let sent0 = publisher.sent();
     let http = reqwest::Client::new();
+    // A server without the stats API (an older build, measured for a before/after) gives None.
     let stats0 = match system {
-        System::Sellcast(_) => Some(media_stats::read(&http, &base).await?),
+        System::Sellcast(_) => media_stats::read(&http, &base).await.ok(),
         System::Janus(_) => None,
     };
+    let sent0 = publisher.sent();
     let cpu0 = proc_stats::cpu(pid)?;
     tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
     let cpu1 = proc_stats::cpu(pid)?;
+    // The packet window must be the CPU window: read the host's counters at once.
+    let sent1 = publisher.sent();
     // The server copies its stats out every 500 ms: wait for a copy that covers the window.
     let server_window = match &stats0 {
         Some(start) => {
             tokio::time::sleep(Duration::from_millis(600)).await;
-            Some(media_stats::window(start, &media_stats::read(&http, &base).await?)?)
+            let end = media_stats::read(&http, &base).await?;
+            Some(media_stats::window(start, &end)?)
         }
         None => None,
     };
-    let sent1 = publisher.sent();
     let rss = proc_stats::rss(pid)?;
     tokio::time::sleep(Duration::from_millis(500)).await; // in-flight packets land
 
