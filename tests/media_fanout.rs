@@ -130,6 +130,21 @@ async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result
             short.join("\n"),
             publisher.nacks()
         );
+        // The server's own account (GET /api/stats/media, copied out twice a second): every
+        // live packet sent in the window was timed through the server, and datagrams left in
+        // sendmmsg batches rather than one syscall each.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let media: serde_json::Value = reqwest::get(format!("{base}/api/stats/media")).await?.json().await?;
+        let window_packets = (sent.video.end - sent.video.start + sent.audio.end - sent.audio.start) * VIEWERS as u64;
+        let timed = media["forward_latency_us"]["count"].as_u64().context("forward_latency_us.count")?;
+        let (out, calls) = (media["datagrams_out"].as_u64().unwrap_or(0), media["send_syscalls"].as_u64().unwrap_or(0));
+        assert!(timed * 100 >= window_packets * 99, "live packets timed {timed} < 99% of the window's {window_packets}");
+        assert!(out >= timed, "datagrams out {out} >= packets timed {timed}");
+        assert!(calls > 0 && out > calls * 2, "{out} datagrams in {calls} send syscalls: not batched");
+        println!(
+            "server: forward latency us p50={} p99={} ({} datagrams per send syscall)",
+            media["forward_latency_us"]["p50"], media["forward_latency_us"]["p99"], out / calls.max(1)
+        );
         println!(
             "first_frame_ms viewers={VIEWERS} p50={:.1} p99={:.1}",
             percentile(first_frame_ms.clone(), 0.5),

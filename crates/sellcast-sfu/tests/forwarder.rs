@@ -156,10 +156,12 @@ fn late_viewer_gets_the_cached_keyframe_group_without_a_keyframe_request() {
     assert!(starts_keyframe(video[0]), "replay starts with the keyframe");
     assert_eq!(f.keyframe_requests_sent(), 0, "no PLI was needed");
     assert!(f.poll_event().is_none());
+    assert!(replay.iter().all(|p| p.replay), "replayed packets are marked (the forward clock skips them)");
 
     // Live packets continue the replayed stream seamlessly.
     run(&mut f, &mut host, 5);
     let live = drain(&mut f, late);
+    assert!(live.iter().all(|p| !p.replay), "live packets are not marked as replay");
     let all: Vec<&OutPacket> = video.into_iter().chain(of_kind(&live, TrackKind::Video)).collect();
     assert_contiguous(&all);
 }
