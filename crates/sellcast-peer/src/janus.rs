@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::signalling::PeerError;
+use crate::signalling::{bounded_body, PeerError};
 
 /// Janus drops a session after 60 s without traffic; keep well inside that.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(20);
@@ -47,14 +47,8 @@ async fn request(http: &reqwest::Client, url: &str, mut body: Value) -> Result<V
     Ok(reply)
 }
 
-async fn read(mut resp: reqwest::Response) -> Result<Value, PeerError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > MAX_REPLY {
-            return Err(PeerError::Protocol(format!("Janus reply over {MAX_REPLY} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
+async fn read(resp: reqwest::Response) -> Result<Value, PeerError> {
+    let body = bounded_body(resp, MAX_REPLY).await?;
     serde_json::from_slice(&body).map_err(|e| PeerError::Protocol(format!("Janus reply is not JSON: {e}")))
 }
 

@@ -66,7 +66,7 @@ impl RtpSink for UdpOut {
 }
 
 impl RtpSource {
-    /// Start sending to `targets` at once; stops when dropped or closed.
+    /// Start sending to `targets` at once; stops when dropped.
     pub async fn start(targets: RtpTargets, opts: PublishOptions) -> Result<RtpSource, PeerError> {
         let stats = Arc::new(PublisherStats::default());
         let seed = (now_us() & 0xffff_ffff) as u32;
@@ -91,13 +91,9 @@ impl RtpSource {
         self.stats.audio_packets.load(Ordering::Relaxed)
     }
 
-    pub fn close(self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
 }
 
+/// Dropping the source stops its sending tasks.
 impl Drop for RtpSource {
     fn drop(&mut self) {
         for t in &self.tasks {

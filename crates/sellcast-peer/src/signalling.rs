@@ -49,16 +49,21 @@ impl From<webrtc::error::Error> for PeerError {
 /// Largest answer or error body read: an SDP answer for two m-lines is a few KiB.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Read a response body, refusing one larger than `MAX_BODY`.
-async fn bounded_text(mut resp: reqwest::Response) -> Result<String, PeerError> {
+/// Read a response body, refusing one larger than `max` bytes.
+pub(crate) async fn bounded_body(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, PeerError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(PeerError::Protocol(format!("response body over {MAX_BODY} bytes")));
+        if body.len() + chunk.len() > max {
+            return Err(PeerError::Protocol(format!("response body over {max} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    Ok(body)
+}
+
+/// Read a response body as text, refusing one larger than `MAX_BODY`.
+async fn bounded_text(resp: reqwest::Response) -> Result<String, PeerError> {
+    Ok(String::from_utf8_lossy(&bounded_body(resp, MAX_BODY).await?).into_owned())
 }
 
 /// POST `offer` to `{base}/{endpoint}/{room}`; returns `(answer, absolute session URL)`.

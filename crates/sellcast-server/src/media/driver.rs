@@ -257,7 +257,7 @@ impl Driver {
         self.poll_peer(id, now);
     }
 
-    /// Drain one peer's output: datagrams go out now, events wait in `pending`.
+    /// Drain one peer's output: datagrams join the outbox, events wait in `pending`.
     fn poll_peer(&mut self, id: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -361,7 +361,7 @@ impl Driver {
                 }
             }
             left_over |= viewer.queued() > 0;
-            // Inline poll: the viewer's datagrams leave now, in forwarding order.
+            // Inline poll: the viewer's datagrams join the turn's batch, in forwarding order.
             drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
         }
@@ -603,7 +603,7 @@ impl Driver {
             return;
         };
         peer.rtc.disconnect();
-        // Flush what disconnecting produced (DTLS close) so the remote learns at once.
+        // Queue what disconnecting produced (DTLS close); it leaves at the end of this turn.
         let now = Instant::now();
         drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
         self.sessions.remove(&peer.session);
@@ -720,7 +720,7 @@ pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<se
     tx.write_rtp(write);
 }
 
-/// Poll a peer until it has nothing more to send, sending datagrams as they come.
+/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox.
 fn drain_transmits(
     peer: &mut Peer,
     (socket, outbox): (&UdpSocket, &mut Outbox),

@@ -66,15 +66,20 @@ impl Outbox {
         if self.batched {
             self.send_batched(socket);
         } else {
-            for (to, datagram) in &self.queue {
-                self.stats.syscalls += 1;
-                match socket.try_send_to(datagram, *to) {
-                    Ok(_) => self.stats.sent += 1,
-                    Err(_) => self.stats.dropped += 1,
-                }
-            }
+            self.send_each(socket, 0);
         }
         self.queue.clear();
+    }
+
+    /// The portable path: one `send_to` per queued datagram from `start` on.
+    fn send_each(&mut self, socket: &UdpSocket, start: usize) {
+        for (to, datagram) in &self.queue[start..] {
+            self.stats.syscalls += 1;
+            match socket.try_send_to(datagram, *to) {
+                Ok(_) => self.stats.sent += 1,
+                Err(_) => self.stats.dropped += 1,
+            }
+        }
     }
 
     fn send_batched(&mut self, socket: &UdpSocket) {
@@ -106,13 +111,7 @@ impl Outbox {
                 Err(Errno::ENOSYS | Errno::EOPNOTSUPP) => {
                     // No sendmmsg here: use one send per datagram from now on.
                     self.batched = false;
-                    for (to, datagram) in &self.queue[start..] {
-                        self.stats.syscalls += 1;
-                        match socket.try_send_to(datagram, *to) {
-                            Ok(_) => self.stats.sent += 1,
-                            Err(_) => self.stats.dropped += 1,
-                        }
-                    }
+                    self.send_each(socket, start);
                     return;
                 }
                 Err(_) => {
