@@ -12,9 +12,14 @@ const VIEWERS: usize = 20;
 /// Media measured after every viewer is receiving.
 const WINDOW: Duration = Duration::from_secs(8);
 
+/// Media shards the server runs here: two, whatever the machine, so viewers always sit on
+/// both the host's shard and a shard fed by the relay.
+const SHARDS: usize = 2;
+
 async fn server() -> Result<(sellcast_server::RunningServer, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let s = sellcast_server::start(sellcast_server::Config::local(dir.path().join("sellcast.db"))).await?;
+    let config = sellcast_server::Config { media_threads: SHARDS, ..sellcast_server::Config::local(dir.path().join("sellcast.db")) };
+    let s = sellcast_server::start(config).await?;
     Ok((s, dir))
 }
 
@@ -141,6 +146,20 @@ async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result
         assert!(timed * 100 >= window_packets * 99, "live packets timed {timed} < 99% of the window's {window_packets}");
         assert!(out >= timed, "datagrams out {out} >= packets timed {timed}");
         assert!(calls > 0 && out > calls * 2, "{out} datagrams in {calls} send syscalls: not batched");
+        // Viewers were dealt over both shards, both shards sent media, and the host's shard
+        // handed each of its packets to the other shard once (not once per viewer).
+        let shards = media["shards"].as_array().context("shards")?;
+        assert_eq!(shards.len(), SHARDS);
+        for (i, shard) in shards.iter().enumerate() {
+            let (peers, out) = (shard["peers"].as_u64().unwrap_or(0), shard["datagrams_out"].as_u64().unwrap_or(0));
+            assert!(peers >= (VIEWERS / SHARDS) as u64, "shard {i} holds {peers} peers, expected at least {}", VIEWERS / SHARDS);
+            assert!(out * SHARDS as u64 * 2 >= timed, "shard {i} sent {out} datagrams of {timed} timed packets");
+        }
+        let host_packets = sent.video.end - sent.video.start + sent.audio.end - sent.audio.start;
+        let relayed = media["relayed"].as_u64().unwrap_or(0);
+        assert!(relayed >= host_packets, "relayed {relayed} < the window's {host_packets} host packets");
+        let ever_sent = publisher.video_sent() + publisher.audio_sent();
+        assert!(relayed <= ever_sent + 8, "relayed {relayed} of {ever_sent} host packets: more than once per packet");
         println!(
             "server: forward latency us p50={} p99={} ({} datagrams per send syscall)",
             media["forward_latency_us"]["p50"], media["forward_latency_us"]["p99"], out / calls.max(1)

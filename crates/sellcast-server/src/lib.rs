@@ -1,9 +1,10 @@
-//! The sellcast server: HTTP signalling (WHIP/WHEP) and pages over warp, the media plane on one
-//! UDP port driven by str0m, and the room directory tying them together.
+//! The sellcast server: HTTP signalling (WHIP/WHEP) and pages over warp, the media plane
+//! driven by str0m on one thread and one UDP port per shard, and the room directory tying
+//! them together.
 //!
-//! `start(Config)` binds both sockets (port 0 works), spawns the media driver on its own
-//! thread and the HTTP server on the caller's runtime, and returns at once: a test starts the
-//! real server in one line. It must never block the HTTP runtime on media work or vice versa.
+//! `start(Config)` binds the sockets (port 0 works), spawns one media driver thread per shard
+//! and the HTTP server on the caller's runtime, and returns at once: a test starts the real
+//! server in one line. It must never block the HTTP runtime on media work or vice versa.
 
 pub mod auth;
 pub mod http;
@@ -26,14 +27,19 @@ use crate::interaction::store_port::StorePort;
 use crate::media::directory::Directory;
 use crate::media::driver::Driver;
 use crate::media::peer::PeerFactory;
+use crate::media::relay;
+use crate::media::router::{MediaRouter, MAX_SHARDS};
 
 /// What `sellcast serve` is configured with.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// HTTP listen address (pages, WHIP, WHEP, API).
     pub http_addr: SocketAddr,
-    /// The one UDP address all WebRTC media flows through.
+    /// The first media shard's UDP address; shard `i` binds port + `i` (or its own OS-chosen
+    /// port when the port is 0).
     pub udp_addr: SocketAddr,
+    /// Media shards (threads, each with its own socket); 0 means one per core.
+    pub media_threads: usize,
     /// Address announced in ICE candidates; defaults to the UDP bind IP.
     pub announce_ip: Option<IpAddr>,
     /// Directory holding the pages (`web/`).
@@ -50,6 +56,7 @@ impl Config {
         Self {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             udp_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            media_threads: 0,
             announce_ip: None,
             web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web")),
             db_path: db_path.into(),
@@ -61,15 +68,18 @@ impl Config {
 /// A server started by [`start`]; stop it with [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    /// Shard 0's UDP address.
     pub udp_addr: SocketAddr,
+    /// Every shard's UDP address, in shard order.
+    pub udp_addrs: Vec<SocketAddr>,
     /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
     pub directory: Arc<Directory>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
     pub auth: Arc<Auth>,
     http_stop: oneshot::Sender<()>,
-    media_stop: oneshot::Sender<()>,
+    media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
-    media_thread: thread::JoinHandle<()>,
+    media_threads: Vec<thread::JoinHandle<()>>,
 }
 
 /// Queue depth into the media driver: offers from HTTP and frames from room tasks. Offers wait
@@ -85,8 +95,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .generate_certificate()
         .context("generating the DTLS certificate")?;
 
-    let udp = bind_media_socket(config.udp_addr)?;
-    let udp_addr = udp.local_addr()?;
+    let shard_count = media_threads(config.media_threads);
+    let sockets = (0..shard_count)
+        .map(|i| bind_media_socket(shard_addr(config.udp_addr, i)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let udp_addrs = sockets
+        .iter()
+        .map(std::net::UdpSocket::local_addr)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let udp_addr = udp_addrs[0];
     let announce_ip = match (config.announce_ip, udp_addr.ip()) {
         (Some(ip), _) => ip,
         (None, ip) if !ip.is_unspecified() => ip,
@@ -95,10 +112,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }
     };
-    let factory = PeerFactory {
-        cert,
-        candidate_addr: SocketAddr::new(announce_ip, udp_addr.port()),
-    };
 
     let store = StorePort::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
     let auth = Arc::new(Auth::new(config.jwt_secret.as_deref().map(str::as_bytes)));
@@ -106,14 +119,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
     }
     let directory = Arc::new(Directory::default());
-    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let rooms = Rooms::new(store, commands.clone(), tokio::runtime::Handle::current());
-    let media_rooms = rooms.clone();
-    let (media_stop, media_stop_rx) = oneshot::channel();
-    let media_directory = directory.clone();
-    let media_thread = thread::Builder::new()
-        .name("sellcast-media".into())
-        .spawn(move || {
+    let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
+    let media = MediaRouter::new(senders);
+    let rooms = Rooms::new(store, media.clone(), tokio::runtime::Handle::current());
+    let mut media_stops = Vec::with_capacity(shard_count);
+    let mut media_threads = Vec::with_capacity(shard_count);
+    let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
+    for (i, ((udp, command_rx), (links, relays))) in shards.enumerate() {
+        let factory = PeerFactory {
+            cert: cert.clone(),
+            candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
+        };
+        let (stop, stop_rx) = oneshot::channel();
+        let (directory, rooms) = (directory.clone(), rooms.clone());
+        let thread = thread::Builder::new().name(format!("sellcast-media-{i}")).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -129,19 +148,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                         return;
                     }
                 };
-                match Driver::new(socket, factory, media_directory, media_rooms) {
-                    Ok(driver) => driver.run(command_rx, media_stop_rx).await,
+                match Driver::new(socket, factory, directory, rooms, links) {
+                    Ok(driver) => driver.run(command_rx, relays, stop_rx).await,
                     Err(e) => tracing::error!(error = %e, "media driver failed to start"),
                 }
             });
         })?;
+        media_stops.push(stop);
+        media_threads.push(thread);
+    }
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let state = AppState {
-        commands,
+        media,
         directory: directory.clone(),
         web_dir: config.web_dir.clone(),
         auth: auth.clone(),
@@ -154,17 +176,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let _ = http_stop_rx.await;
         });
     let http_task = tokio::spawn(server.run());
-    info!(%http_addr, %udp_addr, announce = %factory_addr(announce_ip, udp_addr), "sellcast listening");
+    info!(%http_addr, udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
 
     Ok(RunningServer {
         http_addr,
         udp_addr,
+        udp_addrs,
         directory,
         auth,
         http_stop,
-        media_stop,
+        media_stops,
         http_task,
-        media_thread,
+        media_threads,
     })
 }
 
@@ -187,8 +210,23 @@ fn bind_media_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-fn factory_addr(ip: IpAddr, udp: SocketAddr) -> SocketAddr {
-    SocketAddr::new(ip, udp.port())
+/// How many media shards to run: as asked, else one per core, within `MAX_SHARDS`.
+fn media_threads(asked: usize) -> usize {
+    let wanted = match asked {
+        0 => thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    wanted.clamp(1, MAX_SHARDS)
+}
+
+/// Shard `i`'s address: the configured port + `i`, or port 0 (the OS picks) for every shard.
+fn shard_addr(first: SocketAddr, i: usize) -> anyhow::Result<SocketAddr> {
+    if first.port() == 0 {
+        return Ok(first);
+    }
+    let port = u16::try_from(usize::from(first.port()) + i)
+        .with_context(|| format!("UDP port {} + shard {i} is past 65535", first.port()))?;
+    Ok(SocketAddr::new(first.ip(), port))
 }
 
 impl RunningServer {
@@ -196,9 +234,16 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.http_stop.send(());
         let _ = self.http_task.await;
-        let _ = self.media_stop.send(());
-        let media = self.media_thread;
-        let _ = tokio::task::spawn_blocking(move || media.join()).await;
+        for stop in self.media_stops {
+            let _ = stop.send(());
+        }
+        let threads = self.media_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
         info!("sellcast stopped");
     }
 }

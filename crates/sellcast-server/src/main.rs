@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server: HTTP (pages, WHIP, WHEP) and one UDP port for all media.
+    /// Run the server: HTTP (pages, WHIP, WHEP) and one UDP port per media thread.
     Serve {
         /// HTTP listen address.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -25,9 +25,12 @@ enum Command {
         /// IP the UDP media socket binds to.
         #[arg(long, default_value = "127.0.0.1")]
         udp_ip: IpAddr,
-        /// The one UDP port carrying every peer's media (0 picks a free one).
+        /// The first media thread's UDP port; thread i uses this + i (0 picks free ones).
         #[arg(long, default_value_t = 8443)]
         udp_port: u16,
+        /// Media threads, each with its own UDP port (--udp-port + i); 0 = one per core.
+        #[arg(long, default_value_t = 0)]
+        media_threads: usize,
         /// Address announced in ICE candidates (a public IP behind 1:1 NAT); defaults to --udp-ip.
         #[arg(long)]
         announce_ip: Option<IpAddr>,
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             http,
             udp_ip,
             udp_port,
+            media_threads,
             announce_ip,
             web_dir,
             db,
@@ -83,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             let config = sellcast_server::Config {
                 http_addr: http,
                 udp_addr: SocketAddr::new(udp_ip, udp_port),
+                media_threads,
                 announce_ip,
                 web_dir,
                 db_path: db,
@@ -94,7 +99,8 @@ async fn main() -> anyhow::Result<()> {
             println!("  host page:  {base}/host/demo");
             println!("  watch page: {base}/watch/demo");
             println!("  WHIP:       {base}/whip/<room>   WHEP: {base}/whep/<room>");
-            println!("  media:      udp {}", server.udp_addr);
+            let ports: Vec<String> = server.udp_addrs.iter().map(|a| a.port().to_string()).collect();
+            println!("  media:      udp {} ports {}", server.udp_addr.ip(), ports.join(", "));
             tokio::signal::ctrl_c().await?;
             tracing::info!("Ctrl-C: shutting down");
             server.shutdown().await;

@@ -1,5 +1,5 @@
-//! `GET /api/stats/media`: the media thread's counters and how long live packets spend in the
-//! server, for operators and for the bench harness.
+//! `GET /api/stats/media`: the media shards' counters (summed, and each shard's own) and how
+//! long live packets spend in the server, for operators and for the bench harness.
 //!
 //! Quantiles are since the server started. The histogram's buckets come along
 //! (`[value_us, count]`, non-empty ones only), so a reader that fetches twice can subtract
@@ -15,9 +15,30 @@ pub struct MediaReport {
     pub datagrams_out: u64,
     pub datagrams_dropped: u64,
     pub send_syscalls: u64,
+    #[serde(default)]
+    pub gso_messages: u64,
+    #[serde(default)]
+    pub gso_datagrams: u64,
+    /// Host packets handed from the home shard to other shards (once per packet per shard).
+    #[serde(default)]
+    pub relayed: u64,
+    #[serde(default)]
+    pub relay_dropped: u64,
     pub peers: usize,
     pub forward_latency_us: LatencySummary,
     pub forward_latency_buckets: Vec<(u64, u64)>,
+    /// Each shard's share, in shard order: how the viewers and the work were spread.
+    #[serde(default)]
+    pub shards: Vec<ShardReport>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ShardReport {
+    pub peers: usize,
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    pub relayed: u64,
+    pub forward_latency_p99_us: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -30,7 +51,7 @@ pub struct LatencySummary {
     pub max: u64,
 }
 
-pub fn report(stats: &MediaStats) -> MediaReport {
+pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
     let (summary, buckets) = match &stats.forward_latency_us {
         Some(h) if !h.is_empty() => (
             LatencySummary {
@@ -50,8 +71,22 @@ pub fn report(stats: &MediaStats) -> MediaReport {
         datagrams_out: stats.datagrams_out,
         datagrams_dropped: stats.datagrams_dropped,
         send_syscalls: stats.send_syscalls,
+        gso_messages: stats.gso_messages,
+        gso_datagrams: stats.gso_datagrams,
+        relayed: stats.relayed,
+        relay_dropped: stats.relay_dropped,
         peers: stats.peers,
         forward_latency_us: summary,
         forward_latency_buckets: buckets,
+        shards: shards
+            .iter()
+            .map(|s| ShardReport {
+                peers: s.peers,
+                datagrams_in: s.datagrams_in,
+                datagrams_out: s.datagrams_out,
+                relayed: s.relayed,
+                forward_latency_p99_us: s.forward_latency_us.as_ref().map_or(0, |h| h.value_at_quantile(0.99)),
+            })
+            .collect(),
     }
 }

@@ -10,13 +10,12 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use warp::http::Uri;
 use warp::{Filter, Reply};
 
 use crate::auth::Auth;
 use crate::interaction::registry::Rooms;
-use crate::media::command::Command;
+use crate::media::router::MediaRouter;
 use crate::media::directory::Directory;
 use crate::media::offer::Role;
 
@@ -26,7 +25,8 @@ pub const MAX_SDP_BYTES: u64 = 64 * 1024;
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
-    pub commands: mpsc::Sender<Command>,
+    /// Reaches the media shards (offers, session ends).
+    pub media: MediaRouter,
     pub directory: Arc<Directory>,
     pub web_dir: PathBuf,
     pub auth: Arc<Auth>,
@@ -80,7 +80,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
-        .map(|st: AppState| warp::reply::json(&media_stats::report(&st.directory.media_stats())));
+        .map(|st: AppState| warp::reply::json(&media_stats::report(&st.directory.media_stats(), &st.directory.media_by_shard())));
 
     let host_page = warp::path!("host" / String)
         .and(warp::get())

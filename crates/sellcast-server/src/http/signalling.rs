@@ -93,18 +93,14 @@ async fn negotiate(
             }
         }
     };
-    state
-        .commands
-        .send(command)
-        .await
-        .map_err(|_| SignalError::Unavailable)?;
+    state.media.send(command).await.map_err(|()| SignalError::Unavailable)?;
     answer.await.map_err(|_| SignalError::Unavailable)?
 }
 
 pub async fn end(role: Role, room: String, session: String, state: AppState) -> Response {
     let (reply, done) = oneshot::channel();
     let sent = state
-        .commands
+        .media
         .send(Command::End {
             room,
             role,

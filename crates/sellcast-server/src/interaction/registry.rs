@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::messages::RoomMsg;
 use super::store_port::StorePort;
 use super::task::RoomTask;
-use crate::media::command::Command;
+use crate::media::router::MediaRouter;
 
 /// Frames waiting for a room task; beyond this a flooding driver drops (and counts) frames.
 pub const ROOM_INBOX: usize = 8192;
@@ -22,12 +22,12 @@ pub struct RoomHandle {
 pub struct Rooms {
     rooms: DashMap<String, RoomHandle>,
     store: StorePort,
-    driver: mpsc::Sender<Command>,
+    driver: MediaRouter,
     runtime: tokio::runtime::Handle,
 }
 
 impl Rooms {
-    pub fn new(store: StorePort, driver: mpsc::Sender<Command>, runtime: tokio::runtime::Handle) -> Arc<Self> {
+    pub fn new(store: StorePort, driver: MediaRouter, runtime: tokio::runtime::Handle) -> Arc<Self> {
         Arc::new(Self {
             rooms: DashMap::new(),
             store,

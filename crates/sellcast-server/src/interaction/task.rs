@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::messages::{Applied, CatalogOp, RoomMsg};
 use super::store_port::{StoreFailure, StorePort};
 use crate::media::command::Command;
+use crate::media::router::MediaRouter;
 
 /// Likes and counters are announced on this fixed tick.
 const TICK: Duration = Duration::from_millis(300);
@@ -35,7 +36,7 @@ struct HttpCaller {
 pub struct RoomTask {
     name: String,
     store: StorePort,
-    driver: mpsc::Sender<Command>,
+    driver: MediaRouter,
     me: mpsc::Sender<RoomMsg>,
     http: HashMap<ParticipantId, HttpCaller>,
     next_http: u64,
@@ -43,7 +44,7 @@ pub struct RoomTask {
 }
 
 impl RoomTask {
-    pub fn new(name: String, store: StorePort, driver: mpsc::Sender<Command>, me: mpsc::Sender<RoomMsg>) -> Self {
+    pub fn new(name: String, store: StorePort, driver: MediaRouter, me: mpsc::Sender<RoomMsg>) -> Self {
         Self {
             name,
             store,

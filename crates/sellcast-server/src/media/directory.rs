@@ -1,11 +1,14 @@
-//! What the HTTP side may read about rooms without asking the driver: a snapshot per room,
-//! written only by the driver whenever a host or viewer comes or goes.
+//! What the HTTP side may read about rooms without asking the driver: a snapshot per room and
+//! shard, written only by the shards whenever a host or viewer comes or goes, and summed when
+//! read. Reads are rare (an API call); writes never happen per packet.
 
 use std::sync::Mutex;
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use super::relay::ShardId;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RoomStatus {
@@ -16,7 +19,13 @@ pub struct RoomStatus {
     pub video_codec: Option<&'static str>,
 }
 
-/// The media thread's counters, copied out twice a second (never per packet).
+impl RoomStatus {
+    fn is_empty(&self) -> bool {
+        !self.live && self.viewers == 0
+    }
+}
+
+/// One media shard's counters, copied out twice a second (never per packet).
 #[derive(Debug, Clone, Default)]
 pub struct MediaStats {
     pub datagrams_in: u64,
@@ -25,47 +34,138 @@ pub struct MediaStats {
     pub datagrams_dropped: u64,
     /// `sendmmsg`/`sendto` calls: datagrams_out / send_syscalls is the batching achieved.
     pub send_syscalls: u64,
+    /// Messages that carried several datagrams as one UDP GSO send, and those datagrams.
+    pub gso_messages: u64,
+    pub gso_datagrams: u64,
+    /// Host packets handed to other shards, and those dropped because a shard fell behind.
+    pub relayed: u64,
+    pub relay_dropped: u64,
     pub peers: usize,
     /// Microseconds from a live packet's arrival to its copies leaving, since start.
     pub forward_latency_us: Option<Histogram<u64>>,
 }
 
+impl MediaStats {
+    /// Add another shard's counters to these.
+    fn absorb(&mut self, other: &MediaStats) {
+        self.datagrams_in += other.datagrams_in;
+        self.datagrams_out += other.datagrams_out;
+        self.datagrams_dropped += other.datagrams_dropped;
+        self.send_syscalls += other.send_syscalls;
+        self.gso_messages += other.gso_messages;
+        self.gso_datagrams += other.gso_datagrams;
+        self.relayed += other.relayed;
+        self.relay_dropped += other.relay_dropped;
+        self.peers += other.peers;
+        match (&mut self.forward_latency_us, &other.forward_latency_us) {
+            (Some(mine), Some(theirs)) => {
+                // Both come from ForwardClock with the same bounds, so adding cannot fail;
+                // if it ever did, the sum would only undercount.
+                let _ = mine.add(theirs);
+            }
+            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+            _ => {}
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Directory {
-    rooms: DashMap<String, RoomStatus>,
-    media: Mutex<MediaStats>,
+    /// Per room, each shard's part of it.
+    rooms: DashMap<String, Vec<(ShardId, RoomStatus)>>,
+    media: Mutex<Vec<MediaStats>>,
 }
 
 impl Directory {
+    /// The room as a whole: live if its host is live on its home shard, viewers summed.
     pub fn status(&self, room: &str) -> RoomStatus {
-        self.rooms
-            .get(room)
-            .map(|s| s.value().clone())
-            .unwrap_or_else(|| RoomStatus {
-                room: room.to_string(),
-                ..RoomStatus::default()
-            })
+        let mut total = RoomStatus { room: room.to_string(), ..RoomStatus::default() };
+        if let Some(parts) = self.rooms.get(room) {
+            for (_, part) in parts.value() {
+                total.live |= part.live;
+                total.viewers += part.viewers;
+                total.video_codec = total.video_codec.or(part.video_codec);
+            }
+        }
+        total
     }
 
+    /// Every shard's counters summed, latency histograms merged.
     pub fn media_stats(&self) -> MediaStats {
+        self.media_by_shard().iter().fold(MediaStats::default(), |mut sum, shard| {
+            sum.absorb(shard);
+            sum
+        })
+    }
+
+    /// Each shard's own counters, in shard order.
+    pub fn media_by_shard(&self) -> Vec<MediaStats> {
         match self.media.lock() {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    pub(crate) fn publish_media(&self, stats: MediaStats) {
-        match self.media.lock() {
-            Ok(mut m) => *m = stats,
-            Err(poisoned) => *poisoned.into_inner() = stats,
+    pub(crate) fn publish_media(&self, shard: ShardId, stats: MediaStats) {
+        let mut all = match self.media.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if all.len() <= shard.0 {
+            all.resize_with(shard.0 + 1, MediaStats::default);
         }
+        all[shard.0] = stats;
     }
 
-    pub(crate) fn publish(&self, status: RoomStatus) {
-        if !status.live && status.viewers == 0 {
-            self.rooms.remove(&status.room);
-        } else {
-            self.rooms.insert(status.room.clone(), status);
+    pub(crate) fn publish(&self, shard: ShardId, status: RoomStatus) {
+        let name = status.room.clone();
+        let mut parts = self.rooms.entry(name.clone()).or_default();
+        parts.retain(|(s, _)| *s != shard);
+        if !status.is_empty() {
+            parts.push((shard, status));
         }
+        let now_empty = parts.is_empty();
+        drop(parts);
+        if now_empty {
+            self.rooms.remove_if(&name, |_, parts| parts.is_empty());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(viewers: usize, live: bool) -> RoomStatus {
+        RoomStatus { room: "shop".into(), live, viewers, video_codec: live.then_some("VP8") }
+    }
+
+    #[test]
+    fn a_room_sums_its_shards() {
+        let directory = Directory::default();
+        directory.publish(ShardId(0), part(3, true));
+        directory.publish(ShardId(1), part(4, false));
+        assert_eq!(directory.status("shop"), RoomStatus { room: "shop".into(), live: true, viewers: 7, video_codec: Some("VP8") });
+        directory.publish(ShardId(0), part(2, false));
+        assert_eq!((directory.status("shop").live, directory.status("shop").viewers), (false, 6));
+        directory.publish(ShardId(0), part(0, false));
+        directory.publish(ShardId(1), part(0, false));
+        assert!(directory.rooms.is_empty(), "an empty room is forgotten");
+    }
+
+    #[test]
+    fn media_counters_add_up() -> Result<(), hdrhistogram::CreationError> {
+        let directory = Directory::default();
+        let mut histogram = Histogram::<u64>::new(3)?;
+        let _ = histogram.record(100);
+        let one = MediaStats { datagrams_out: 10, peers: 2, forward_latency_us: Some(histogram.clone()), ..MediaStats::default() };
+        let two = MediaStats { datagrams_out: 5, peers: 1, forward_latency_us: Some(histogram), ..MediaStats::default() };
+        directory.publish_media(ShardId(1), two);
+        directory.publish_media(ShardId(0), one);
+        let sum = directory.media_stats();
+        assert_eq!((sum.datagrams_out, sum.peers), (15, 3));
+        assert_eq!(sum.forward_latency_us.map(|h| h.len()), Some(2));
+        assert_eq!(directory.media_by_shard().len(), 2);
+        Ok(())
     }
 }

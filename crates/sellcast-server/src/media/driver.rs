@@ -1,9 +1,13 @@
-//! The media driver: one task owning the UDP socket, every peer and every room.
+//! The media driver: one shard's task, owning its UDP socket, its peers and its part of every
+//! room.
 //!
-//! Its loop: wait for datagrams, a command from HTTP, or the earliest timeout; hand each input
-//! to the one str0m instance it belongs to; turn that peer's output into events for its room;
-//! let the room's forwarder decide; write what it queued for each viewer; send the turn's
-//! datagrams in `sendmmsg` batches. Nothing here is shared, so nothing here locks.
+//! Its loop: wait for datagrams, a command from HTTP, a message from another shard, or the
+//! earliest timeout; hand each input to the one str0m instance it belongs to; turn that
+//! peer's output into events for its room; let the room's forwarder decide; write what it
+//! queued for each viewer; send the turn's datagrams in `sendmmsg` batches. Nothing here is
+//! shared, so nothing here locks. A host's packets are handed to the other shards (once per
+//! packet, see `relay`) before this shard forwards them to its own viewers, so the shards fan
+//! out in parallel.
 //!
 //! A turn reads up to `RECV_BURST` datagrams before forwarding: a frame's packets arrive back
 //! to back, and forwarding them together costs one poll of each viewer's str0m instance for
@@ -28,6 +32,8 @@ use tracing::{debug, info, warn};
 
 use super::command::{Command, SessionAnswer};
 use super::directory::{Directory, MediaStats};
+use super::relay::{Relay, RelayInbox, ShardId, ShardLinks};
+use super::router::session_id;
 use super::forward_clock::ForwardClock;
 use super::offer::{PublishPlan, Role};
 use super::outbox::Outbox;
@@ -95,6 +101,8 @@ const CONGESTED_BYTES: usize = 64 * 1024;
 
 pub struct Driver {
     socket: UdpSocket,
+    /// This shard's links to the others (host packets out, keyframe requests home).
+    links: ShardLinks,
     /// Datagrams waiting for the end of this turn of the loop (or a full batch).
     outbox: Outbox,
     /// Time live packets spend in the server.
@@ -124,15 +132,17 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(
+    pub(crate) fn new(
         socket: UdpSocket,
         factory: PeerFactory,
         directory: Arc<Directory>,
         interaction: Arc<Rooms>,
+        links: ShardLinks,
     ) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
         Ok(Self {
             socket,
+            links,
             outbox: Outbox::new(),
             clock: ForwardClock::new(),
             next_stats: Instant::now(),
@@ -158,9 +168,16 @@ impl Driver {
     }
 
     /// Run until `shutdown` fires or every command sender is gone.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut shutdown: oneshot::Receiver<()>) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut relays: RelayInbox,
+        mut shutdown: oneshot::Receiver<()>,
+    ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        info!(udp = %self.local_addr, "media driver running");
+        // With one shard nobody can send to us: the arm would return `None` at once, forever.
+        let mut relays_open = self.links.has_peers();
+        info!(shard = self.links.me().0, udp = %self.local_addr, "media driver running");
         loop {
             let now = Instant::now();
             if now >= self.earliest {
@@ -174,6 +191,10 @@ impl Driver {
                 readable = self.socket.readable() => match readable {
                     Ok(()) => self.receive_burst(&mut buf),
                     Err(e) => debug!(error = %e, "udp readiness error"),
+                },
+                relay = relays.recv(), if relays_open => match relay {
+                    Some(message) => self.receive_relays(message, &mut relays),
+                    None => relays_open = false,
                 },
                 command = commands.recv() => match command {
                     Some(c) => self.handle_command(c),
@@ -196,14 +217,21 @@ impl Driver {
         self.clock.sent(now);
         if now >= self.next_stats {
             self.next_stats = now + STATS_EVERY;
-            self.directory.publish_media(MediaStats {
-                datagrams_in: self.stats.datagrams_in,
-                datagrams_out: self.outbox.stats.sent,
-                datagrams_dropped: self.outbox.stats.dropped,
-                send_syscalls: self.outbox.stats.syscalls,
-                peers: self.peers.len(),
-                forward_latency_us: Some(self.clock.histogram().clone()),
-            });
+            self.directory.publish_media(
+                self.links.me(),
+                MediaStats {
+                    datagrams_in: self.stats.datagrams_in,
+                    datagrams_out: self.outbox.stats.sent,
+                    datagrams_dropped: self.outbox.stats.dropped,
+                    send_syscalls: self.outbox.stats.syscalls,
+                    gso_messages: 0,
+                    gso_datagrams: 0,
+                    relayed: self.links.stats.sent,
+                    relay_dropped: self.links.stats.dropped,
+                    peers: self.peers.len(),
+                    forward_latency_us: Some(self.clock.histogram().clone()),
+                },
+            );
         }
     }
 
@@ -223,6 +251,58 @@ impl Driver {
             }
         }
         self.process(Instant::now());
+    }
+
+    /// Apply what other shards sent (up to `RECV_BURST` messages), then forward: relayed
+    /// packets of one frame go to this shard's viewers together, as read datagrams do.
+    fn receive_relays(&mut self, first: Relay, relays: &mut RelayInbox) {
+        let now = Instant::now();
+        self.handle_relay(first, now);
+        for _ in 1..RECV_BURST {
+            let Some(message) = relays.try_recv() else {
+                break;
+            };
+            self.handle_relay(message, now);
+        }
+        self.process(now);
+    }
+
+    /// One message from another shard about a room mirrored here, or (at the home shard) a
+    /// mirror's keyframe request.
+    fn handle_relay(&mut self, message: Relay, now: Instant) {
+        let room_id = match &message {
+            // A host going live creates the mirror, so its keyframe cache is warm before
+            // this shard's first viewer of the room arrives.
+            Relay::HostStart { room, .. } => self.room_id(room),
+            Relay::HostEnd { room }
+            | Relay::SourceReset { room }
+            | Relay::Media { room, .. }
+            | Relay::KeyframeRequest { room } => match self.room_ids.get(&**room) {
+                Some(id) => *id,
+                None => return,
+            },
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        match message {
+            Relay::Media { packet, .. } => room.forwarder.handle_rtp(now, &packet),
+            Relay::HostStart { home, codecs, .. } => {
+                room.relayed_from = Some(home);
+                room.forwarder.handle_publisher_start(&codecs);
+            }
+            Relay::HostEnd { .. } => {
+                room.relayed_from = None;
+                room.forwarder.handle_publisher_end();
+                self.drop_room_if_empty(room_id);
+                return;
+            }
+            Relay::SourceReset { .. } => room.forwarder.handle_source_reset(),
+            Relay::KeyframeRequest { .. } => room.forwarder.handle_viewer_keyframe_request(now),
+        }
+        if !self.dirty.contains(&room_id) {
+            self.dirty.push(room_id);
+        }
     }
 
     fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
@@ -311,7 +391,12 @@ impl Driver {
             return;
         };
         match event {
-            PeerEvent::Media(packet) => room.forwarder.handle_rtp(now, &packet),
+            PeerEvent::Media(packet) => {
+                // Other shards first: they fan out while this one does.
+                let name = &room.name;
+                self.links.broadcast(|| Relay::Media { room: name.clone(), packet: packet.clone() });
+                room.forwarder.handle_rtp(now, &packet);
+            }
             PeerEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.connected = true;
@@ -324,7 +409,11 @@ impl Driver {
                 }
             }
             PeerEvent::KeyframeRequest => room.forwarder.handle_viewer_keyframe_request(now),
-            PeerEvent::SourceReset => room.forwarder.handle_source_reset(),
+            PeerEvent::SourceReset => {
+                let name = &room.name;
+                self.links.broadcast(|| Relay::SourceReset { room: name.clone() });
+                room.forwarder.handle_source_reset();
+            }
             PeerEvent::Closed | PeerEvent::ChannelOpen | PeerEvent::ChannelData(_) | PeerEvent::ChannelClose => {}
         }
         if !self.dirty.contains(&room_id) {
@@ -370,12 +459,18 @@ impl Driver {
             room.flush_at = Some(room.flush_at.map_or(at, |t| t.min(at)));
             self.earliest = self.earliest.min(at);
         }
-        let host = room.host;
+        let (host, home) = (room.host, room.relayed_from);
         let mut keyframe = false;
         while let Some(event) = room.forwarder.poll_event() {
             match event {
                 ForwarderEvent::RequestKeyframe => keyframe = true,
             }
+        }
+        if let (true, Some(home)) = (keyframe, home) {
+            // A mirror: its forwarder already throttled this; the home shard throttles again
+            // across all shards, so the host never sees more than one PLI per interval.
+            let room = room.name.clone();
+            self.links.send(home, Relay::KeyframeRequest { room });
         }
         if let (true, Some(host)) = (keyframe, host) {
             if let Some(peer) = self.peers.get_mut(&host) {
@@ -497,9 +592,12 @@ impl Driver {
             .accept(now, Some(&plan), offer)
             .map_err(|e| SignalError::BadOffer(e.to_string()))?;
         let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, rtc);
+        let codecs = plan.codecs();
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.host = Some(id);
-            r.forwarder.handle_publisher_start(&plan.codecs());
+            r.forwarder.handle_publisher_start(&codecs);
+            let (name, home) = (&r.name, self.links.me());
+            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, codecs: codecs.clone() });
         }
         info!(peer = id.0, %room, codecs = ?plan.codecs(), "host publishing");
         self.after_join(id, room_id, now);
@@ -527,9 +625,9 @@ impl Driver {
     }
 
     fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
-        let id = PeerId(self.next_peer);
+        let id = PeerId::new(self.links.me(), self.next_peer);
         self.next_peer += 1;
-        let session = new_session_id();
+        let session = new_session_id(self.links.me());
         self.sessions.insert(session.clone(), id);
         self.peer_room.insert(id, room_id);
         let room_tx = self.interaction.get(&room).tx;
@@ -594,7 +692,7 @@ impl Driver {
         let id = RoomId(self.next_room);
         self.next_room += 1;
         self.room_ids.insert(name.to_string(), id);
-        self.rooms.insert(id, Room::new(name.to_string(), self.forwarder_config.clone()));
+        self.rooms.insert(id, Room::new(name, self.forwarder_config.clone()));
         id
     }
 
@@ -619,6 +717,8 @@ impl Driver {
                 Role::Host if room.host == Some(id) => {
                     room.host = None;
                     room.forwarder.handle_publisher_end();
+                    let name = &room.name;
+                    self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
                 }
                 Role::Host => {}
                 Role::Viewer => {
@@ -635,14 +735,14 @@ impl Driver {
     fn drop_room_if_empty(&mut self, room_id: RoomId) {
         if self.rooms.get(&room_id).is_some_and(Room::is_empty) {
             if let Some(room) = self.rooms.remove(&room_id) {
-                self.room_ids.remove(&room.name);
+                self.room_ids.remove(&*room.name);
             }
         }
     }
 
     fn publish_status(&self, room_id: RoomId) {
         if let Some(room) = self.rooms.get(&room_id) {
-            self.directory.publish(room.status());
+            self.directory.publish(self.links.me(), room.status());
         }
     }
 
@@ -753,8 +853,8 @@ fn drain_transmits(
     }
 }
 
-/// 128 random bits, hex: the session part of a WHIP/WHEP `Location`.
-fn new_session_id() -> String {
+/// The shard and 128 random bits, hex: the session part of a WHIP/WHEP `Location`.
+fn new_session_id(shard: ShardId) -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // The OS RNG failing is not something a server can work around; fall back to time+counter
@@ -765,5 +865,5 @@ fn new_session_id() -> String {
             .unwrap_or(0);
         bytes = nanos.to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    session_id(shard, bytes)
 }

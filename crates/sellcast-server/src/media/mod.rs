@@ -1,4 +1,5 @@
-//! The media plane: one UDP socket, one driver task owning every WebRTC peer and room.
+//! The media plane: one driver thread per shard, each with its own UDP socket, owning its
+//! peers and its part of every room; host packets reach the other shards through `relay`.
 
 pub mod command;
 pub mod directory;
@@ -7,7 +8,9 @@ mod forward_clock;
 pub mod offer;
 mod outbox;
 pub mod peer;
+pub mod relay;
 pub mod room;
+pub mod router;
 
 #[cfg(test)]
 mod resend_tests;

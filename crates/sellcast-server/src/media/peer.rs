@@ -20,6 +20,8 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
 use super::offer::{PublishPlan, Role};
+use super::relay::ShardId;
+use super::router::MAX_SHARDS;
 
 /// Resend cache per viewer video stream: at least 1 s of 8 Mbit/s video.
 const RESEND_CACHE_PACKETS: usize = 1024;
@@ -28,9 +30,22 @@ const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
 /// Largest data-channel message we advertise (`a=max-message-size`).
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
 
-/// Driver-wide key of a peer; viewers use it as their `ViewerId` in the forwarding core.
+/// Server-wide key of a peer; viewers use it as their `ViewerId` in the forwarding core and
+/// the room task as their `ParticipantId`. It carries the peer's shard, so anything addressed
+/// to a peer is routed without a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u64);
+
+impl PeerId {
+    /// The `n`th peer of `shard`.
+    pub fn new(shard: ShardId, n: u64) -> Self {
+        Self(n * MAX_SHARDS as u64 + (shard.0 % MAX_SHARDS) as u64)
+    }
+
+    pub fn shard(self) -> ShardId {
+        ShardId((self.0 % MAX_SHARDS as u64) as usize)
+    }
+}
 
 #[derive(Debug)]
 pub struct Peer {

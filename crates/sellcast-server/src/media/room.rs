@@ -1,16 +1,23 @@
-//! A room: one host slot, its viewers, and the forwarding core deciding between them.
+//! A room as one shard sees it: the host slot (if the host is on this shard), this shard's
+//! viewers, and the forwarding core deciding between them. On a shard other than the room's
+//! home, the room is a mirror: its forwarder is fed the host's packets by the home shard.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use sellcast_sfu::{Forwarder, ForwarderConfig, TrackKind};
 
 use super::directory::RoomStatus;
 use super::peer::PeerId;
+use super::relay::ShardId;
 
 #[derive(Debug)]
 pub struct Room {
-    pub name: String,
+    /// Shared with the relay messages that name this room.
+    pub name: Arc<str>,
     pub host: Option<PeerId>,
+    /// The host is live on that other shard and its packets are relayed here.
+    pub relayed_from: Option<ShardId>,
     pub viewers: Vec<PeerId>,
     pub forwarder: Forwarder,
     /// Some viewer still has packets queued (a paced replay): flush again at this time.
@@ -18,26 +25,28 @@ pub struct Room {
 }
 
 impl Room {
-    pub fn new(name: String, config: ForwarderConfig) -> Self {
+    pub fn new(name: &str, config: ForwarderConfig) -> Self {
         Self {
-            name,
+            name: Arc::from(name),
             host: None,
+            relayed_from: None,
             viewers: Vec::new(),
             forwarder: Forwarder::new(config),
             flush_at: None,
         }
     }
 
+    /// This shard's part of the room: only the home shard reports the host as live.
     pub fn status(&self) -> RoomStatus {
         RoomStatus {
-            room: self.name.clone(),
+            room: self.name.to_string(),
             live: self.host.is_some(),
             viewers: self.viewers.len(),
-            video_codec: self.forwarder.codec(TrackKind::Video).map(|c| c.name()),
+            video_codec: self.host.and(self.forwarder.codec(TrackKind::Video)).map(|c| c.name()),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.host.is_none() && self.viewers.is_empty()
+        self.host.is_none() && self.relayed_from.is_none() && self.viewers.is_empty()
     }
 }
