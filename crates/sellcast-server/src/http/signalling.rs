@@ -93,7 +93,7 @@ async fn negotiate(
             }
         }
     };
-    state.media.send(command).await.map_err(|()| SignalError::Unavailable)?;
+    state.media.send(command).await.map_err(|_| SignalError::Unavailable)?;
     answer.await.map_err(|_| SignalError::Unavailable)?
 }
 

@@ -49,6 +49,10 @@ pub fn session_id(shard: ShardId, random: [u8; 16]) -> String {
     id
 }
 
+/// A command could not be queued: a shard's queue was full, or the media plane is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undelivered;
+
 /// The handle HTTP handlers and room tasks hold to reach the media shards.
 #[derive(Clone)]
 pub struct MediaRouter {
@@ -83,13 +87,13 @@ impl MediaRouter {
     }
 
     /// Send, waiting for room in the shard's queue (HTTP signalling). Err: the media plane is down.
-    pub async fn send(&self, command: Command) -> Result<(), ()> {
+    pub async fn send(&self, command: Command) -> Result<(), Undelivered> {
         match self.route(&command) {
-            Route::One(shard) => self.sender(shard)?.send(command).await.map_err(|_| ()),
+            Route::One(shard) => self.sender(shard)?.send(command).await.map_err(|_| Undelivered),
             Route::All => {
                 for shard in 0..self.shards.len() {
-                    let copy = copy_broadcast(&command).ok_or(())?;
-                    self.shards[shard].send(copy).await.map_err(|_| ())?;
+                    let copy = copy_broadcast(&command).ok_or(Undelivered)?;
+                    self.shards[shard].send(copy).await.map_err(|_| Undelivered)?;
                 }
                 Ok(())
             }
@@ -98,15 +102,15 @@ impl MediaRouter {
 
     /// Send without waiting (room tasks). Err: some shard's queue was full or gone; the
     /// client sees the seq gap and resumes.
-    pub fn try_send(&self, command: Command) -> Result<(), ()> {
+    pub fn try_send(&self, command: Command) -> Result<(), Undelivered> {
         match self.route(&command) {
-            Route::One(shard) => self.sender(shard)?.try_send(command).map_err(|_| ()),
+            Route::One(shard) => self.sender(shard)?.try_send(command).map_err(|_| Undelivered),
             Route::All => {
                 let mut result = Ok(());
                 for shard in 0..self.shards.len() {
-                    let copy = copy_broadcast(&command).ok_or(())?;
+                    let copy = copy_broadcast(&command).ok_or(Undelivered)?;
                     if self.shards[shard].try_send(copy).is_err() {
-                        result = Err(());
+                        result = Err(Undelivered);
                     }
                 }
                 result
@@ -114,8 +118,8 @@ impl MediaRouter {
         }
     }
 
-    fn sender(&self, shard: ShardId) -> Result<&mpsc::Sender<Command>, ()> {
-        self.shards.get(shard.0).ok_or(())
+    fn sender(&self, shard: ShardId) -> Result<&mpsc::Sender<Command>, Undelivered> {
+        self.shards.get(shard.0).ok_or(Undelivered)
     }
 }
 
