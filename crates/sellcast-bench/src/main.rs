@@ -37,6 +37,9 @@ struct Args {
     server_bin: PathBuf,
     #[arg(long, default_value_t = 18180)]
     http_port: u16,
+    /// The server's `--media-threads` (shards); unset leaves the server's default (one per core).
+    #[arg(long)]
+    media_threads: Option<usize>,
     /// Directory for results.json and the SVG plots.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -70,7 +73,7 @@ async fn main() -> Result<()> {
     if !args.server_bin.exists() {
         bail!("{} not found: cargo build --release -p sellcast-server", args.server_bin.display());
     }
-    let target = Target { server_bin: args.server_bin.clone(), http_port: args.http_port };
+    let target = Target { server_bin: args.server_bin.clone(), http_port: args.http_port, media_threads: args.media_threads };
     let janus = JanusTarget { janus_bin: args.janus_bin.clone(), http_port: args.janus_http_port, rtp_port: 15004, event_loops: args.janus_event_loops };
     let mut systems = vec![System::Sellcast(target.clone())];
     if args.janus {

@@ -11,12 +11,19 @@ use anyhow::{bail, Context, Result};
 pub struct Target {
     pub server_bin: PathBuf,
     pub http_port: u16,
+    /// Passed as `--media-threads` when set (a server from before sharding lacks the flag).
+    pub media_threads: Option<usize>,
 }
 
 pub async fn spawn(args: &Target, dir: &Path) -> Result<(tokio::process::Child, u32, String)> {
-    let server = tokio::process::Command::new(&args.server_bin)
+    let mut command = tokio::process::Command::new(&args.server_bin);
+    command
         .args(["serve", "--http", &format!("127.0.0.1:{}", args.http_port), "--udp-port", "0", "--db"])
-        .arg(dir.join("bench.db"))
+        .arg(dir.join("bench.db"));
+    if let Some(threads) = args.media_threads {
+        command.args(["--media-threads", &threads.to_string()]);
+    }
+    let server = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
