@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use super::command::{Command, SessionAnswer};
 use super::directory::{Directory, MediaStats};
 use super::forward_clock::ForwardClock;
+use super::inbox::Inbox;
 use super::offer::{PublishPlan, Role};
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
@@ -37,8 +38,6 @@ use crate::http::error::SignalError;
 use crate::interaction::messages::RoomMsg;
 use crate::interaction::registry::Rooms;
 
-/// Largest datagram we read; WebRTC packets stay well under the 1,500-byte MTU.
-const MAX_DATAGRAM: usize = 2048;
 /// The loop wakes at least this often even when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Most packets written to one viewer per flush. Steady state is one or two; the cap only
@@ -95,6 +94,8 @@ const CONGESTED_BYTES: usize = 64 * 1024;
 
 pub struct Driver {
     socket: UdpSocket,
+    /// Buffers for one `recvmmsg` of up to `RECV_BURST` datagrams.
+    inbox: Inbox,
     /// Datagrams waiting for the end of this turn of the loop (or a full batch).
     outbox: Outbox,
     /// Time live packets spend in the server.
@@ -133,6 +134,7 @@ impl Driver {
         let local_addr = socket.local_addr()?;
         Ok(Self {
             socket,
+            inbox: Inbox::with_capacity(RECV_BURST),
             outbox: Outbox::new(),
             clock: ForwardClock::new(),
             next_stats: Instant::now(),
@@ -159,7 +161,6 @@ impl Driver {
 
     /// Run until `shutdown` fires or every command sender is gone.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut shutdown: oneshot::Receiver<()>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         info!(udp = %self.local_addr, "media driver running");
         loop {
             let now = Instant::now();
@@ -172,7 +173,7 @@ impl Driver {
                 biased;
                 _ = &mut shutdown => break,
                 readable = self.socket.readable() => match readable {
-                    Ok(()) => self.receive_burst(&mut buf),
+                    Ok(()) => self.receive_burst(),
                     Err(e) => debug!(error = %e, "udp readiness error"),
                 },
                 command = commands.recv() => match command {
@@ -185,7 +186,7 @@ impl Driver {
         }
         self.close_all();
         self.end_turn();
-        info!(stats = ?self.stats, sent = ?self.outbox.stats, "media driver stopped");
+        info!(stats = ?self.stats, received = ?self.inbox.stats, sent = ?self.outbox.stats, "media driver stopped");
     }
 
     /// Everything this turn produced leaves now, in as few syscalls as it fits; then the
@@ -210,18 +211,20 @@ impl Driver {
     /// Read what is waiting (up to `RECV_BURST` datagrams), hand each to its peer, and only
     /// then forward: a frame's packets arrive back to back, and forwarding them together
     /// writes several packets per viewer per poll of its str0m instance, and sends them in
-    /// fuller batches.
-    fn receive_burst(&mut self, buf: &mut [u8]) {
-        for _ in 0..RECV_BURST {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, source)) => self.handle_datagram(source, &buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    debug!(error = %e, "udp receive error");
-                    break;
+    /// fuller batches. One `recvmmsg` reads them; the inbox is taken out of `self` while its
+    /// datagrams are handed on, and put back.
+    fn receive_burst(&mut self) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        match inbox.receive(&self.socket) {
+            Ok(_) => {
+                for (source, data) in inbox.datagrams() {
+                    self.handle_datagram(source, data);
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => debug!(error = %e, "udp receive error"),
         }
+        self.inbox = inbox;
         self.process(Instant::now());
     }
 
