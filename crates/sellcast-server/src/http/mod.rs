@@ -49,7 +49,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
 
     let whip = warp::path!("whip" / String)
         .and(warp::post())
-        .and(sdp_body.clone())
+        .and(sdp_body)
         .and(with_state(state.clone()))
         .then(|room, ct, body, st| signalling::offer(Role::Host, room, ct, body, st));
     let whep = warp::path!("whep" / String)
