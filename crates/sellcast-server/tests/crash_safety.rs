@@ -17,6 +17,9 @@ use tokio::process::{Child, Command};
 const STOCK: u32 = 15_000;
 const LIMIT: u32 = 75;
 
+/// Orders the server acknowledged: (identity, idempotency key, order id, quantity).
+type Acked = Arc<Mutex<Vec<(String, String, i64, u32)>>>;
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -59,7 +62,7 @@ async fn kill_9_mid_storm_loses_no_acknowledged_order() -> Result<()> {
     let sale = api.start_sale(room, &host, product, STOCK, LIMIT).await?;
 
     // 200 buyers hammering the sale, each with fresh keys, recording every acknowledgement.
-    let acked: Arc<Mutex<Vec<(String, String, i64, u32)>>> = Arc::default();
+    let acked: Acked = Arc::default();
     let confirmed = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for b in 0..200 {

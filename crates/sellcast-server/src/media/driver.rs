@@ -35,6 +35,7 @@ use super::directory::{Directory, MediaStats};
 use super::relay::{Relay, RelayInbox, ShardId, ShardLinks};
 use super::router::session_id;
 use super::forward_clock::ForwardClock;
+use super::inbox::Inbox;
 use super::offer::{PublishPlan, Role};
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
@@ -43,8 +44,6 @@ use crate::http::error::SignalError;
 use crate::interaction::messages::RoomMsg;
 use crate::interaction::registry::Rooms;
 
-/// Largest datagram we read; WebRTC packets stay well under the 1,500-byte MTU.
-const MAX_DATAGRAM: usize = 2048;
 /// The loop wakes at least this often even when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Most packets written to one viewer per flush. Steady state is one or two; the cap only
@@ -103,6 +102,8 @@ pub struct Driver {
     socket: UdpSocket,
     /// This shard's links to the others (host packets out, keyframe requests home).
     links: ShardLinks,
+    /// Buffers for one `recvmmsg` of up to `RECV_BURST` datagrams.
+    inbox: Inbox,
     /// Datagrams waiting for the end of this turn of the loop (or a full batch).
     outbox: Outbox,
     /// Time live packets spend in the server.
@@ -143,6 +144,7 @@ impl Driver {
         Ok(Self {
             socket,
             links,
+            inbox: Inbox::with_capacity(RECV_BURST),
             outbox: Outbox::new(),
             clock: ForwardClock::new(),
             next_stats: Instant::now(),
@@ -174,7 +176,6 @@ impl Driver {
         mut relays: RelayInbox,
         mut shutdown: oneshot::Receiver<()>,
     ) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         // With one shard nobody can send to us: the arm would return `None` at once, forever.
         let mut relays_open = self.links.has_peers();
         info!(shard = self.links.me().0, udp = %self.local_addr, "media driver running");
@@ -189,7 +190,7 @@ impl Driver {
                 biased;
                 _ = &mut shutdown => break,
                 readable = self.socket.readable() => match readable {
-                    Ok(()) => self.receive_burst(&mut buf),
+                    Ok(()) => self.receive_burst(),
                     Err(e) => debug!(error = %e, "udp readiness error"),
                 },
                 relay = relays.recv(), if relays_open => match relay {
@@ -206,7 +207,7 @@ impl Driver {
         }
         self.close_all();
         self.end_turn();
-        info!(stats = ?self.stats, sent = ?self.outbox.stats, "media driver stopped");
+        info!(stats = ?self.stats, received = ?self.inbox.stats, sent = ?self.outbox.stats, "media driver stopped");
     }
 
     /// Everything this turn produced leaves now, in as few syscalls as it fits; then the
@@ -224,8 +225,8 @@ impl Driver {
                     datagrams_out: self.outbox.stats.sent,
                     datagrams_dropped: self.outbox.stats.dropped,
                     send_syscalls: self.outbox.stats.syscalls,
-                    gso_messages: 0,
-                    gso_datagrams: 0,
+                    gso_messages: self.outbox.stats.gso_messages,
+                    gso_datagrams: self.outbox.stats.gso_datagrams,
                     relayed: self.links.stats.sent,
                     relay_dropped: self.links.stats.dropped,
                     peers: self.peers.len(),
@@ -238,18 +239,20 @@ impl Driver {
     /// Read what is waiting (up to `RECV_BURST` datagrams), hand each to its peer, and only
     /// then forward: a frame's packets arrive back to back, and forwarding them together
     /// writes several packets per viewer per poll of its str0m instance, and sends them in
-    /// fuller batches.
-    fn receive_burst(&mut self, buf: &mut [u8]) {
-        for _ in 0..RECV_BURST {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, source)) => self.handle_datagram(source, &buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    debug!(error = %e, "udp receive error");
-                    break;
+    /// fuller batches. One `recvmmsg` reads them; the inbox is taken out of `self` while its
+    /// datagrams are handed on, and put back.
+    fn receive_burst(&mut self) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        match inbox.receive(&self.socket) {
+            Ok(_) => {
+                for (source, data) in inbox.datagrams() {
+                    self.handle_datagram(source, data);
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => debug!(error = %e, "udp receive error"),
         }
+        self.inbox = inbox;
         self.process(Instant::now());
     }
 

@@ -5,6 +5,8 @@ pub mod command;
 pub mod directory;
 pub mod driver;
 mod forward_clock;
+mod inbox;
+mod message_plan;
 pub mod offer;
 mod outbox;
 pub mod peer;
