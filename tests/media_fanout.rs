@@ -232,3 +232,78 @@ async fn early_viewers_get_the_host_and_seq_continues_across_a_host_restart() ->
     })
     .await
 }
+
+/// A viewer's keyframe request reaches the host from either shard (the mirror sends it home),
+/// and a storm of them from viewers on both shards reaches the host as a trickle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframe_requests_from_both_shards_reach_the_host_throttled() -> Result<()> {
+    bounded(Duration::from_secs(90), async {
+        let (server, _dir) = server().await?;
+        let base = format!("http://{}", server.http_addr);
+        let publisher = Publisher::connect(&base, "pli", PublishOptions::default()).await?;
+        // Viewers are dealt round robin: two on each shard, whichever is the host's.
+        let mut viewers = Vec::new();
+        for _ in 0..4 {
+            viewers.push(Viewer::connect(&base, "pli", None).await?);
+        }
+        until(Duration::from_secs(20), "every viewer receives video", || {
+            viewers.iter().all(|v| v.inspect(|s| s.video.packets > 0))
+        })
+        .await?;
+        // The stats are copied out twice a second: wait for a copy showing both shards' viewers.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let media: serde_json::Value = reqwest::get(format!("{base}/api/stats/media")).await?.json().await?;
+            let shards = media["shards"].as_array().context("shards")?;
+            let peers: Vec<u64> = shards.iter().map(|s| s["peers"].as_u64().unwrap_or(0)).collect();
+            if peers.len() == SHARDS && peers.iter().all(|p| *p >= 2) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("viewers not on both shards: peers per shard {peers:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // One viewer on each shard in turn asks until the host hears it.
+        for (i, viewer) in viewers.iter().take(2).enumerate() {
+            let before = publisher.keyframe_requests();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while publisher.keyframe_requests() == before {
+                if Instant::now() > deadline {
+                    bail!("viewer {i}'s keyframe requests never reached the host");
+                }
+                viewer.request_keyframe().await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+
+        // A storm: every viewer asks every 25 ms for 2 s (about 300 requests); the host is asked
+        // at most once per second by the home shard, whatever the mirrors relay.
+        let before = publisher.keyframe_requests();
+        let storm = Instant::now();
+        let mut sent = 0;
+        while storm.elapsed() < Duration::from_secs(2) {
+            for v in &viewers {
+                v.request_keyframe().await?;
+                sent += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await; // a deferred request may still fire
+        let reached = publisher.keyframe_requests() - before;
+        let window = storm.elapsed();
+        println!("keyframe storm: {sent} viewer requests, {reached} reached the host in {window:?}");
+        assert!(reached >= 1, "the storm reached the host at all");
+        // One per second of the window, plus one for where the window began in the interval.
+        let allowed = window.as_secs() + 2;
+        assert!(reached <= allowed, "{reached} of {sent} requests reached the host in {window:?}: not throttled to 1/s");
+        for v in viewers {
+            v.close().await;
+        }
+        publisher.close().await;
+        server.shutdown().await;
+        Ok(())
+    })
+    .await
+}

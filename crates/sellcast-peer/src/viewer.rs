@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -123,6 +124,8 @@ pub struct ViewerStats {
 struct Recorder {
     posted_at: Option<Instant>,
     stats: ViewerStats,
+    /// The received video track, to send keyframe requests (PLI) on.
+    video_track: Option<Arc<dyn TrackRemote>>,
 }
 
 impl Recorder {
@@ -179,6 +182,11 @@ fn reader(recorder: Arc<Mutex<Recorder>>) -> TrackCallback {
         let recorder = recorder.clone();
         tokio::spawn(async move {
             let video = track.kind().await == RtpCodecKind::Video;
+            if video {
+                if let Ok(mut r) = recorder.lock() {
+                    r.video_track = Some(track.clone());
+                }
+            }
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(p) => {
@@ -316,6 +324,17 @@ impl Viewer {
                 *k = KindStats { first_after: k.first_after, ..KindStats::default() };
             }
         }
+    }
+
+    /// Ask the server for a keyframe, as a browser does when its decoder lost the picture:
+    /// an RTCP PLI for the video stream this viewer receives.
+    pub async fn request_keyframe(&self) -> Result<(), PeerError> {
+        let track = self.recorder.lock().ok().and_then(|r| r.video_track.clone());
+        let track = track.ok_or(PeerError::Protocol("no video track received yet".into()))?;
+        let media_ssrc = track.ssrcs().await.first().copied().ok_or(PeerError::Protocol("the video track has no SSRC".into()))?;
+        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
+        track.write_rtcp(vec![Box::new(pli)]).await?;
+        Ok(())
     }
 
     /// End the session (WHEP: DELETE on its URL; Janus: destroy) and close the connection.
