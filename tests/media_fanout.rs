@@ -23,8 +23,13 @@ async fn server() -> Result<(sellcast_server::RunningServer, tempfile::TempDir)>
     Ok((s, dir))
 }
 
+/// One test of this file at a time: each runs a server and up to 21 WebRTC peers, and two at
+/// once on a 2-core machine starve the peers enough to blur what is being tested.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The whole test, bounded: a hang fails instead of stalling the suite.
 async fn bounded(limit: Duration, test: impl Future<Output = Result<()>>) -> Result<()> {
+    let _turn = ONE_AT_A_TIME.lock().await;
     tokio::time::timeout(limit, test).await.with_context(|| format!("the test did not finish within {limit:?}"))?
 }
 

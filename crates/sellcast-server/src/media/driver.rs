@@ -20,27 +20,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sellcast_room::{Class, Identity, ParticipantId};
-use sellcast_sfu::{ForwarderConfig, ForwarderEvent, MediaPacket, OutPacket, TrackKind, ViewerId};
+use sellcast_room::ParticipantId;
+use sellcast_sfu::{ForwarderConfig, ForwarderEvent, MediaPacket, TrackKind, ViewerId};
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Event, IceConnectionState, Input, Output};
+use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::command::{Command, SessionAnswer};
+use super::command::Command;
 use super::directory::{Directory, MediaStats};
-use super::relay::{Relay, RelayInbox, ShardId, ShardLinks};
-use super::router::session_id;
+use super::relay::{Relay, RelayInbox, ShardLinks};
 use super::forward_clock::ForwardClock;
 use super::inbox::Inbox;
-use super::offer::{PublishPlan, Role};
+use super::offer::Role;
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
 use super::room::Room;
-use crate::http::error::SignalError;
+
+mod relay_in;
+mod sessions;
+mod transmit;
+
+#[cfg(test)]
+pub(crate) use transmit::translate_event;
+pub(crate) use transmit::write_packet;
+use transmit::drain_transmits;
 use crate::interaction::messages::RoomMsg;
 use crate::interaction::registry::Rooms;
 
@@ -254,58 +260,6 @@ impl Driver {
         }
         self.inbox = inbox;
         self.process(Instant::now());
-    }
-
-    /// Apply what other shards sent (up to `RECV_BURST` messages), then forward: relayed
-    /// packets of one frame go to this shard's viewers together, as read datagrams do.
-    fn receive_relays(&mut self, first: Relay, relays: &mut RelayInbox) {
-        let now = Instant::now();
-        self.handle_relay(first, now);
-        for _ in 1..RECV_BURST {
-            let Some(message) = relays.try_recv() else {
-                break;
-            };
-            self.handle_relay(message, now);
-        }
-        self.process(now);
-    }
-
-    /// One message from another shard about a room mirrored here, or (at the home shard) a
-    /// mirror's keyframe request.
-    fn handle_relay(&mut self, message: Relay, now: Instant) {
-        let room_id = match &message {
-            // A host going live creates the mirror, so its keyframe cache is warm before
-            // this shard's first viewer of the room arrives.
-            Relay::HostStart { room, .. } => self.room_id(room),
-            Relay::HostEnd { room }
-            | Relay::SourceReset { room }
-            | Relay::Media { room, .. }
-            | Relay::KeyframeRequest { room } => match self.room_ids.get(&**room) {
-                Some(id) => *id,
-                None => return,
-            },
-        };
-        let Some(room) = self.rooms.get_mut(&room_id) else {
-            return;
-        };
-        match message {
-            Relay::Media { packet, .. } => room.forwarder.handle_rtp(now, &packet),
-            Relay::HostStart { home, codecs, .. } => {
-                room.relayed_from = Some(home);
-                room.forwarder.handle_publisher_start(&codecs);
-            }
-            Relay::HostEnd { .. } => {
-                room.relayed_from = None;
-                room.forwarder.handle_publisher_end();
-                self.drop_room_if_empty(room_id);
-                return;
-            }
-            Relay::SourceReset { .. } => room.forwarder.handle_source_reset(),
-            Relay::KeyframeRequest { .. } => room.forwarder.handle_viewer_keyframe_request(now),
-        }
-        if !self.dirty.contains(&room_id) {
-            self.dirty.push(room_id);
-        }
     }
 
     fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
@@ -546,327 +500,4 @@ impl Driver {
             .max(now + Duration::from_micros(100));
     }
 
-    fn handle_command(&mut self, command: Command) {
-        let now = Instant::now();
-        match command {
-            Command::Publish { room, identity, offer, plan, reply } => {
-                let result = self.publish(now, room, identity, &offer, plan);
-                let _ = reply.send(result);
-            }
-            Command::Watch { room, identity, offer, reply } => {
-                let result = self.watch(now, room, identity, &offer);
-                let _ = reply.send(result);
-            }
-            Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
-            Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
-            Command::End { room, role, session, reply } => {
-                let result = match self.sessions.get(&session).copied() {
-                    Some(id)
-                        if self.peers.get(&id).is_some_and(|p| p.role == role && p.room == room) =>
-                    {
-                        self.remove_peer(id, "ended by DELETE");
-                        Ok(())
-                    }
-                    _ => Err(SignalError::SessionNotFound),
-                };
-                let _ = reply.send(result);
-            }
-        }
-        self.process(now);
-    }
-
-    fn publish(
-        &mut self,
-        now: Instant,
-        room: String,
-        identity: Identity,
-        offer: &str,
-        plan: PublishPlan,
-    ) -> Result<SessionAnswer, SignalError> {
-        let room_id = self.room_id(&room);
-        if let Some(current) = self.rooms.get(&room_id).and_then(|r| r.host) {
-            match self.peers.get(&current) {
-                Some(p) if p.holds_room(now) => return Err(SignalError::HostAlreadyLive),
-                _ => self.remove_peer(current, "replaced by a new host"),
-            }
-        }
-        let (rtc, answer) = self
-            .factory
-            .accept(now, Some(&plan), offer)
-            .map_err(|e| SignalError::BadOffer(e.to_string()))?;
-        let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, rtc);
-        let codecs = plan.codecs();
-        if let Some(r) = self.rooms.get_mut(&room_id) {
-            r.host = Some(id);
-            r.forwarder.handle_publisher_start(&codecs);
-            let (name, home) = (&r.name, self.links.me());
-            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, codecs: codecs.clone() });
-        }
-        info!(peer = id.0, %room, codecs = ?plan.codecs(), "host publishing");
-        self.after_join(id, room_id, now);
-        Ok(self.answer(id, answer))
-    }
-
-    fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, SignalError> {
-        let room_id = self.room_id(&room);
-        let accepted = self.factory.accept(now, None, offer);
-        let (rtc, answer) = match accepted {
-            Ok(ok) => ok,
-            Err(e) => {
-                self.drop_room_if_empty(room_id);
-                return Err(SignalError::BadOffer(e.to_string()));
-            }
-        };
-        let id = self.add_peer(now, Role::Viewer, (room.clone(), identity), room_id, rtc);
-        if let Some(r) = self.rooms.get_mut(&room_id) {
-            r.viewers.push(id);
-            r.forwarder.add_viewer(ViewerId(id.0));
-        }
-        info!(peer = id.0, %room, "viewer joined");
-        self.after_join(id, room_id, now);
-        Ok(self.answer(id, answer))
-    }
-
-    fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
-        let id = PeerId::new(self.links.me(), self.next_peer);
-        self.next_peer += 1;
-        let session = new_session_id(self.links.me());
-        self.sessions.insert(session.clone(), id);
-        self.peer_room.insert(id, room_id);
-        let room_tx = self.interaction.get(&room).tx;
-        self.peers.insert(id, Peer::new(id, session, role, (room, identity, room_tx), rtc, now));
-        id
-    }
-
-    /// Write a room frame on data channels. Control frames always go; chat and counters are
-    /// skipped for a viewer whose channel is congested.
-    fn deliver(&mut self, room: &str, to: Option<ParticipantId>, frame: &str, class: Class, now: Instant) {
-        let targets: Vec<PeerId> = match to {
-            Some(p) => vec![PeerId(p.0)],
-            None => match self.room_ids.get(room).and_then(|id| self.rooms.get(id)) {
-                Some(r) => r.host.into_iter().chain(r.viewers.iter().copied()).collect(),
-                None => return,
-            },
-        };
-        let mut broken = Vec::new();
-        for id in targets {
-            let Some(peer) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            let Some(channel_id) = peer.channel else {
-                continue;
-            };
-            let Some(mut channel) = peer.rtc.channel(channel_id) else {
-                continue;
-            };
-            if class != Class::Control && channel.buffered_amount() > CONGESTED_BYTES {
-                self.stats.frames_skipped_congested += 1;
-                continue;
-            }
-            match channel.write(false, frame.as_bytes()) {
-                Ok(true) => {}
-                _ if class == Class::Control => broken.push(id),
-                _ => self.stats.frames_skipped_congested += 1,
-            }
-            drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
-            self.earliest = self.earliest.min(peer.timeout);
-        }
-        // A viewer that cannot take a control frame has lost the stream; it reconnects and
-        // resumes from its last seq, so nothing is missed.
-        for id in broken {
-            self.remove_peer(id, "data channel overflow");
-        }
-    }
-
-    fn answer(&self, id: PeerId, sdp: String) -> SessionAnswer {
-        let session = self.peers.get(&id).map(|p| p.session.clone()).unwrap_or_default();
-        SessionAnswer { session, sdp }
-    }
-
-    fn after_join(&mut self, id: PeerId, room_id: RoomId, now: Instant) {
-        self.publish_status(room_id);
-        self.poll_peer(id, now);
-    }
-
-    fn room_id(&mut self, name: &str) -> RoomId {
-        if let Some(id) = self.room_ids.get(name) {
-            return *id;
-        }
-        let id = RoomId(self.next_room);
-        self.next_room += 1;
-        self.room_ids.insert(name.to_string(), id);
-        self.rooms.insert(id, Room::new(name, self.forwarder_config.clone()));
-        id
-    }
-
-    fn remove_peer(&mut self, id: PeerId, why: &str) {
-        let Some(mut peer) = self.peers.remove(&id) else {
-            return;
-        };
-        peer.rtc.disconnect();
-        // Queue what disconnecting produced (DTLS close); it leaves at the end of this turn.
-        let now = Instant::now();
-        drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
-        self.sessions.remove(&peer.session);
-        if peer.channel.is_some() {
-            let _ = peer.room_tx.try_send(RoomMsg::Leave { participant: ParticipantId(id.0) });
-        }
-        self.by_addr.retain(|_, p| *p != id);
-        let Some(room_id) = self.peer_room.remove(&id) else {
-            return;
-        };
-        if let Some(room) = self.rooms.get_mut(&room_id) {
-            match peer.role {
-                Role::Host if room.host == Some(id) => {
-                    room.host = None;
-                    room.forwarder.handle_publisher_end();
-                    let name = &room.name;
-                    self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
-                }
-                Role::Host => {}
-                Role::Viewer => {
-                    room.viewers.retain(|v| *v != id);
-                    room.forwarder.remove_viewer(ViewerId(id.0));
-                }
-            }
-            info!(peer = id.0, room = %room.name, role = ?peer.role, why, "peer left");
-        }
-        self.publish_status(room_id);
-        self.drop_room_if_empty(room_id);
-    }
-
-    fn drop_room_if_empty(&mut self, room_id: RoomId) {
-        if self.rooms.get(&room_id).is_some_and(Room::is_empty) {
-            if let Some(room) = self.rooms.remove(&room_id) {
-                self.room_ids.remove(&*room.name);
-            }
-        }
-    }
-
-    fn publish_status(&self, room_id: RoomId) {
-        if let Some(room) = self.rooms.get(&room_id) {
-            self.directory.publish(self.links.me(), room.status());
-        }
-    }
-
-    fn close_all(&mut self) {
-        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        for id in ids {
-            self.remove_peer(id, "server shutting down");
-        }
-    }
-}
-
-/// Turn one str0m event into what the room cares about. Media is converted without copying
-/// the payload.
-pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut DriverStats) -> Option<PeerEvent> {
-    match event {
-        Event::Connected => Some(PeerEvent::Connected),
-        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Some(PeerEvent::Closed),
-        Event::Closed => Some(PeerEvent::Closed),
-        Event::MediaAdded(m) => {
-            peer.handle_media_added(m.mid, m.kind, m.direction);
-            None
-        }
-        Event::KeyframeRequest(_) if peer.role == Role::Viewer => Some(PeerEvent::KeyframeRequest),
-        Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
-            peer.channel = Some(id);
-            Some(PeerEvent::ChannelOpen)
-        }
-        Event::ChannelData(d) if peer.channel == Some(d.id) => Some(PeerEvent::ChannelData(d.data)),
-        Event::ChannelClose(id) if peer.channel == Some(id) => {
-            peer.channel = None;
-            Some(PeerEvent::ChannelClose)
-        }
-        Event::RtpPacket(p) if peer.role == Role::Host => {
-            let Some(codec) = peer.codec_of(p.header.payload_type) else {
-                stats.no_payload_type += 1;
-                return None;
-            };
-            let kind = codec.kind();
-            let ssrc = *p.header.ssrc;
-            let slot = &mut peer.source_ssrc[kind.index()];
-            let reset = slot.is_some_and(|s| s != ssrc);
-            *slot = Some(ssrc);
-            peer.last_media = Some(now);
-            if reset {
-                return Some(PeerEvent::SourceReset);
-            }
-            Some(PeerEvent::Media(MediaPacket {
-                kind,
-                seq: *p.seq_no,
-                timestamp: p.header.timestamp,
-                marker: p.header.marker,
-                payload: p.payload,
-                arrival: p.timestamp,
-            }))
-        }
-        _ => None,
-    }
-}
-
-/// Hand one rewritten packet to a viewer's outgoing stream (str0m encrypts and queues it).
-pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<sellcast_sfu::Codec>) {
-    let Some(codec) = codec else {
-        return;
-    };
-    let (Some(mid), Some(pt)) = (peer.mids[packet.kind.index()], peer.pt_for(codec)) else {
-        return;
-    };
-    let mut api = peer.rtc.direct_api();
-    let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-        return;
-    };
-    let write = RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone())
-        .marker(packet.marker)
-        .nackable(packet.kind == TrackKind::Video);
-    tx.write_rtp(write);
-}
-
-/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox.
-fn drain_transmits(
-    peer: &mut Peer,
-    (socket, outbox): (&UdpSocket, &mut Outbox),
-    stats: &mut DriverStats,
-    pending: &mut VecDeque<(PeerId, PeerEvent)>,
-    now: Instant,
-) {
-    loop {
-        if !peer.rtc.is_alive() {
-            pending.push_back((peer.id, PeerEvent::Closed));
-            return;
-        }
-        match peer.rtc.poll_output() {
-            Ok(Output::Timeout(t)) => {
-                peer.timeout = t;
-                return;
-            }
-            Ok(Output::Transmit(t)) => outbox.push(socket, t.destination, t.contents),
-            Ok(Output::Event(event)) => {
-                if let Some(e) = translate_event(peer, event, now, stats) {
-                    pending.push_back((peer.id, e));
-                }
-            }
-            Err(e) => {
-                warn!(peer = peer.id.0, error = %e, "peer failed");
-                pending.push_back((peer.id, PeerEvent::Closed));
-                return;
-            }
-        }
-    }
-}
-
-/// The shard and 128 random bits, hex: the session part of a WHIP/WHEP `Location`.
-fn new_session_id(shard: ShardId) -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The OS RNG failing is not something a server can work around; fall back to time+counter
-        // uniqueness so at least sessions never collide.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = nanos.to_le_bytes();
-    }
-    session_id(shard, bytes)
 }

@@ -1,0 +1,247 @@
+//! Commands from HTTP and room tasks: hosts and viewers joining and leaving, data-channel
+//! deliveries, kicks. Not on the per-packet path.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use sellcast_room::{Class, Identity, ParticipantId};
+use sellcast_sfu::ViewerId;
+use tracing::info;
+
+use super::transmit::drain_transmits;
+use super::{Driver, RoomId, CONGESTED_BYTES};
+use crate::http::error::SignalError;
+use crate::interaction::messages::RoomMsg;
+use crate::media::command::{Command, SessionAnswer};
+use crate::media::offer::{PublishPlan, Role};
+use crate::media::peer::{Peer, PeerId};
+use crate::media::relay::{Relay, ShardId};
+use crate::media::room::Room;
+use crate::media::router::session_id;
+
+impl Driver {
+    pub(super) fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Publish { room, identity, offer, plan, reply } => {
+                let result = self.publish(now, room, identity, &offer, plan);
+                let _ = reply.send(result);
+            }
+            Command::Watch { room, identity, offer, reply } => {
+                let result = self.watch(now, room, identity, &offer);
+                let _ = reply.send(result);
+            }
+            Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
+            Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
+            Command::End { room, role, session, reply } => {
+                let result = match self.sessions.get(&session).copied() {
+                    Some(id)
+                        if self.peers.get(&id).is_some_and(|p| p.role == role && p.room == room) =>
+                    {
+                        self.remove_peer(id, "ended by DELETE");
+                        Ok(())
+                    }
+                    _ => Err(SignalError::SessionNotFound),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        self.process(now);
+    }
+
+    pub(super) fn publish(
+        &mut self,
+        now: Instant,
+        room: String,
+        identity: Identity,
+        offer: &str,
+        plan: PublishPlan,
+    ) -> Result<SessionAnswer, SignalError> {
+        let room_id = self.room_id(&room);
+        if let Some(current) = self.rooms.get(&room_id).and_then(|r| r.host) {
+            match self.peers.get(&current) {
+                Some(p) if p.holds_room(now) => return Err(SignalError::HostAlreadyLive),
+                _ => self.remove_peer(current, "replaced by a new host"),
+            }
+        }
+        let (rtc, answer) = self
+            .factory
+            .accept(now, Some(&plan), offer)
+            .map_err(|e| SignalError::BadOffer(e.to_string()))?;
+        let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, rtc);
+        let codecs = plan.codecs();
+        if let Some(r) = self.rooms.get_mut(&room_id) {
+            r.host = Some(id);
+            r.forwarder.handle_publisher_start(&codecs);
+            let (name, home) = (&r.name, self.links.me());
+            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, codecs: codecs.clone() });
+        }
+        info!(peer = id.0, %room, codecs = ?plan.codecs(), "host publishing");
+        self.after_join(id, room_id, now);
+        Ok(self.answer(id, answer))
+    }
+
+    pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, SignalError> {
+        let room_id = self.room_id(&room);
+        let accepted = self.factory.accept(now, None, offer);
+        let (rtc, answer) = match accepted {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.drop_room_if_empty(room_id);
+                return Err(SignalError::BadOffer(e.to_string()));
+            }
+        };
+        let id = self.add_peer(now, Role::Viewer, (room.clone(), identity), room_id, rtc);
+        if let Some(r) = self.rooms.get_mut(&room_id) {
+            r.viewers.push(id);
+            r.forwarder.add_viewer(ViewerId(id.0));
+        }
+        info!(peer = id.0, %room, "viewer joined");
+        self.after_join(id, room_id, now);
+        Ok(self.answer(id, answer))
+    }
+
+    pub(super) fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
+        let id = PeerId::new(self.links.me(), self.next_peer);
+        self.next_peer += 1;
+        let session = new_session_id(self.links.me());
+        self.sessions.insert(session.clone(), id);
+        self.peer_room.insert(id, room_id);
+        let room_tx = self.interaction.get(&room).tx;
+        self.peers.insert(id, Peer::new(id, session, role, (room, identity, room_tx), rtc, now));
+        id
+    }
+
+    /// Write a room frame on data channels. Control frames always go; chat and counters are
+    /// skipped for a viewer whose channel is congested.
+    pub(super) fn deliver(&mut self, room: &str, to: Option<ParticipantId>, frame: &str, class: Class, now: Instant) {
+        let targets: Vec<PeerId> = match to {
+            Some(p) => vec![PeerId(p.0)],
+            None => match self.room_ids.get(room).and_then(|id| self.rooms.get(id)) {
+                Some(r) => r.host.into_iter().chain(r.viewers.iter().copied()).collect(),
+                None => return,
+            },
+        };
+        let mut broken = Vec::new();
+        for id in targets {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let Some(channel_id) = peer.channel else {
+                continue;
+            };
+            let Some(mut channel) = peer.rtc.channel(channel_id) else {
+                continue;
+            };
+            if class != Class::Control && channel.buffered_amount() > CONGESTED_BYTES {
+                self.stats.frames_skipped_congested += 1;
+                continue;
+            }
+            match channel.write(false, frame.as_bytes()) {
+                Ok(true) => {}
+                _ if class == Class::Control => broken.push(id),
+                _ => self.stats.frames_skipped_congested += 1,
+            }
+            drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+            self.earliest = self.earliest.min(peer.timeout);
+        }
+        // A viewer that cannot take a control frame has lost the stream; it reconnects and
+        // resumes from its last seq, so nothing is missed.
+        for id in broken {
+            self.remove_peer(id, "data channel overflow");
+        }
+    }
+
+    pub(super) fn answer(&self, id: PeerId, sdp: String) -> SessionAnswer {
+        let session = self.peers.get(&id).map(|p| p.session.clone()).unwrap_or_default();
+        SessionAnswer { session, sdp }
+    }
+
+    pub(super) fn after_join(&mut self, id: PeerId, room_id: RoomId, now: Instant) {
+        self.publish_status(room_id);
+        self.poll_peer(id, now);
+    }
+
+    pub(super) fn room_id(&mut self, name: &str) -> RoomId {
+        if let Some(id) = self.room_ids.get(name) {
+            return *id;
+        }
+        let id = RoomId(self.next_room);
+        self.next_room += 1;
+        self.room_ids.insert(name.to_string(), id);
+        self.rooms.insert(id, Room::new(name, self.forwarder_config.clone()));
+        id
+    }
+
+    pub(super) fn remove_peer(&mut self, id: PeerId, why: &str) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        // Queue what disconnecting produced (DTLS close); it leaves at the end of this turn.
+        let now = Instant::now();
+        drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
+        self.sessions.remove(&peer.session);
+        if peer.channel.is_some() {
+            let _ = peer.room_tx.try_send(RoomMsg::Leave { participant: ParticipantId(id.0) });
+        }
+        self.by_addr.retain(|_, p| *p != id);
+        let Some(room_id) = self.peer_room.remove(&id) else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            match peer.role {
+                Role::Host if room.host == Some(id) => {
+                    room.host = None;
+                    room.forwarder.handle_publisher_end();
+                    let name = &room.name;
+                    self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
+                }
+                Role::Host => {}
+                Role::Viewer => {
+                    room.viewers.retain(|v| *v != id);
+                    room.forwarder.remove_viewer(ViewerId(id.0));
+                }
+            }
+            info!(peer = id.0, room = %room.name, role = ?peer.role, why, "peer left");
+        }
+        self.publish_status(room_id);
+        self.drop_room_if_empty(room_id);
+    }
+
+    pub(super) fn drop_room_if_empty(&mut self, room_id: RoomId) {
+        if self.rooms.get(&room_id).is_some_and(Room::is_empty) {
+            if let Some(room) = self.rooms.remove(&room_id) {
+                self.room_ids.remove(&*room.name);
+            }
+        }
+    }
+
+    pub(super) fn publish_status(&self, room_id: RoomId) {
+        if let Some(room) = self.rooms.get(&room_id) {
+            self.directory.publish(self.links.me(), room.status());
+        }
+    }
+
+    pub(super) fn close_all(&mut self) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.remove_peer(id, "server shutting down");
+        }
+    }
+}
+
+/// The shard and 128 random bits, hex: the session part of a WHIP/WHEP `Location`.
+fn new_session_id(shard: ShardId) -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS RNG failing is not something a server can work around; fall back to time+counter
+        // uniqueness so at least sessions never collide.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    session_id(shard, bytes)
+}

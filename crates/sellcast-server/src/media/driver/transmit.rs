@@ -1,0 +1,115 @@
+//! Between a peer's str0m instance and the driver: its events translated for the room, a
+//! rewritten packet written into it, and its datagrams drained into the outbox.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use sellcast_sfu::{MediaPacket, OutPacket, TrackKind};
+use str0m::rtp::RtpWrite;
+use str0m::{Event, IceConnectionState, Output};
+use tokio::net::UdpSocket;
+use tracing::warn;
+
+use super::{DriverStats, PeerEvent};
+use crate::media::offer::Role;
+use crate::media::outbox::Outbox;
+use crate::media::peer::{Peer, PeerId};
+
+/// Turn one str0m event into what the room cares about. Media is converted without copying
+/// the payload.
+pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats: &mut DriverStats) -> Option<PeerEvent> {
+    match event {
+        Event::Connected => Some(PeerEvent::Connected),
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Some(PeerEvent::Closed),
+        Event::Closed => Some(PeerEvent::Closed),
+        Event::MediaAdded(m) => {
+            peer.handle_media_added(m.mid, m.kind, m.direction);
+            None
+        }
+        Event::KeyframeRequest(_) if peer.role == Role::Viewer => Some(PeerEvent::KeyframeRequest),
+        Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
+            peer.channel = Some(id);
+            Some(PeerEvent::ChannelOpen)
+        }
+        Event::ChannelData(d) if peer.channel == Some(d.id) => Some(PeerEvent::ChannelData(d.data)),
+        Event::ChannelClose(id) if peer.channel == Some(id) => {
+            peer.channel = None;
+            Some(PeerEvent::ChannelClose)
+        }
+        Event::RtpPacket(p) if peer.role == Role::Host => {
+            let Some(codec) = peer.codec_of(p.header.payload_type) else {
+                stats.no_payload_type += 1;
+                return None;
+            };
+            let kind = codec.kind();
+            let ssrc = *p.header.ssrc;
+            let slot = &mut peer.source_ssrc[kind.index()];
+            let reset = slot.is_some_and(|s| s != ssrc);
+            *slot = Some(ssrc);
+            peer.last_media = Some(now);
+            if reset {
+                return Some(PeerEvent::SourceReset);
+            }
+            Some(PeerEvent::Media(MediaPacket {
+                kind,
+                seq: *p.seq_no,
+                timestamp: p.header.timestamp,
+                marker: p.header.marker,
+                payload: p.payload,
+                arrival: p.timestamp,
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Hand one rewritten packet to a viewer's outgoing stream (str0m encrypts and queues it).
+pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<sellcast_sfu::Codec>) {
+    let Some(codec) = codec else {
+        return;
+    };
+    let (Some(mid), Some(pt)) = (peer.mids[packet.kind.index()], peer.pt_for(codec)) else {
+        return;
+    };
+    let mut api = peer.rtc.direct_api();
+    let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+        return;
+    };
+    let write = RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone())
+        .marker(packet.marker)
+        .nackable(packet.kind == TrackKind::Video);
+    tx.write_rtp(write);
+}
+
+/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox.
+pub(super) fn drain_transmits(
+    peer: &mut Peer,
+    (socket, outbox): (&UdpSocket, &mut Outbox),
+    stats: &mut DriverStats,
+    pending: &mut VecDeque<(PeerId, PeerEvent)>,
+    now: Instant,
+) {
+    loop {
+        if !peer.rtc.is_alive() {
+            pending.push_back((peer.id, PeerEvent::Closed));
+            return;
+        }
+        match peer.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                peer.timeout = t;
+                return;
+            }
+            Ok(Output::Transmit(t)) => outbox.push(socket, t.destination, t.contents),
+            Ok(Output::Event(event)) => {
+                if let Some(e) = translate_event(peer, event, now, stats) {
+                    pending.push_back((peer.id, e));
+                }
+            }
+            Err(e) => {
+                warn!(peer = peer.id.0, error = %e, "peer failed");
+                pending.push_back((peer.id, PeerEvent::Closed));
+                return;
+            }
+        }
+    }
+}
