@@ -37,7 +37,7 @@ struct Args {
     server_bin: PathBuf,
     #[arg(long, default_value_t = 18180)]
     http_port: u16,
-    /// The server's `--media-threads` (shards); unset leaves the server's default (one per core).
+    /// The server's `--media-threads` (shards); unset leaves the server's default (one per core but one).
     #[arg(long)]
     media_threads: Option<usize>,
     /// Directory for results.json and the SVG plots.

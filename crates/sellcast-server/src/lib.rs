@@ -38,7 +38,7 @@ pub struct Config {
     /// The first media shard's UDP address; shard `i` binds port + `i` (or its own OS-chosen
     /// port when the port is 0).
     pub udp_addr: SocketAddr,
-    /// Media shards (threads, each with its own socket); 0 means one per core.
+    /// Media shards (threads, each with its own socket); 0 means one per core but one.
     pub media_threads: usize,
     /// Address announced in ICE candidates; defaults to the UDP bind IP.
     pub announce_ip: Option<IpAddr>,
@@ -210,10 +210,15 @@ fn bind_media_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// How many media shards to run: as asked, else one per core, within `MAX_SHARDS`.
+/// How many media shards to run: as asked, else one per core but one, within `MAX_SHARDS`.
+///
+/// The core left over runs HTTP, the room tasks and the SQLite writer. On a 2-core box a
+/// second shard cost 26 % more CPU per forwarded packet at 500 viewers and did not lower the
+/// in-server p99, because the two shards then compete with everything else for the same cores
+/// (`docs/bench/issue5-shards-500.txt`).
 fn media_threads(asked: usize) -> usize {
     let wanted = match asked {
-        0 => thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        0 => thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
         n => n,
     };
     wanted.clamp(1, MAX_SHARDS)

@@ -28,7 +28,7 @@ enum Command {
         /// The first media thread's UDP port; thread i uses this + i (0 picks free ones).
         #[arg(long, default_value_t = 8443)]
         udp_port: u16,
-        /// Media threads, each with its own UDP port (--udp-port + i); 0 = one per core.
+        /// Media threads, each with its own UDP port (--udp-port + i); 0 = one per core but one.
         #[arg(long, default_value_t = 0)]
         media_threads: usize,
         /// Address announced in ICE candidates (a public IP behind 1:1 NAT); defaults to --udp-ip.
