@@ -45,6 +45,20 @@ async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> R
     Ok(())
 }
 
+/// A host live in `room` and `n` viewers, once every viewer receives video.
+async fn live_room(base: &str, room: &str, n: usize) -> Result<(Publisher, Vec<Viewer>)> {
+    let publisher = Publisher::connect(base, room, PublishOptions::default()).await?;
+    let mut viewers = Vec::new();
+    for _ in 0..n {
+        viewers.push(Viewer::connect(base, room, None).await?);
+    }
+    until(Duration::from_secs(20), "every viewer receives video", || {
+        viewers.iter().all(|v| v.inspect(|s| s.video.packets > 0))
+    })
+    .await?;
+    Ok((publisher, viewers))
+}
+
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(((v.len().saturating_sub(1)) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN)
@@ -91,15 +105,7 @@ async fn twenty_viewers_receive_every_packet_and_start_on_a_keyframe() -> Result
     bounded(Duration::from_secs(90), async {
         let (server, _dir) = server().await?;
         let base = format!("http://{}", server.http_addr);
-        let publisher = Publisher::connect(&base, "fanout", PublishOptions::default()).await?;
-        let mut viewers = Vec::new();
-        for _ in 0..VIEWERS {
-            viewers.push(Viewer::connect(&base, "fanout", None).await?);
-        }
-        until(Duration::from_secs(20), "every viewer receives video", || {
-            viewers.iter().all(|v| v.inspect(|s| s.video.packets > 0))
-        })
-        .await?;
+        let (publisher, viewers) = live_room(&base, "fanout", VIEWERS).await?;
 
         // The window: every packet the publisher sends in it must reach every viewer. Records
         // start afresh so the latency samples leave out the keyframe group replayed at join.
@@ -245,16 +251,8 @@ async fn keyframe_requests_from_both_shards_reach_the_host_throttled() -> Result
     bounded(Duration::from_secs(90), async {
         let (server, _dir) = server().await?;
         let base = format!("http://{}", server.http_addr);
-        let publisher = Publisher::connect(&base, "pli", PublishOptions::default()).await?;
         // Viewers are dealt round robin: two on each shard, whichever is the host's.
-        let mut viewers = Vec::new();
-        for _ in 0..4 {
-            viewers.push(Viewer::connect(&base, "pli", None).await?);
-        }
-        until(Duration::from_secs(20), "every viewer receives video", || {
-            viewers.iter().all(|v| v.inspect(|s| s.video.packets > 0))
-        })
-        .await?;
+        let (publisher, viewers) = live_room(&base, "pli", 4).await?;
         // The stats are copied out twice a second: wait for a copy showing both shards' viewers.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
