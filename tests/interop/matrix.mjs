@@ -61,9 +61,12 @@ function viewerProcess(name, cmd, argv, env = {}) {
     const child = run(cmd, argv, { env, name });
     let report = null;
     child.on('line', line => { if (line.startsWith('VIEWER ')) { try { report = JSON.parse(line.slice(7)); } catch { /* kept in log */ } } });
-    const timer = setTimeout(() => stop(child), VIEWER_TIMEOUT_MS + 10_000);
+    // Past its own deadline: SIGTERM (the viewer prints what it has), then SIGKILL.
+    const term = setTimeout(() => child.kill('SIGTERM'), VIEWER_TIMEOUT_MS + 10_000);
+    const kill = setTimeout(() => stop(child), VIEWER_TIMEOUT_MS + 15_000);
     child.on('exit', (code, signal) => {
-      clearTimeout(timer);
+      clearTimeout(term);
+      clearTimeout(kill);
       resolve(report || { stack: name, error: `exited ${code ?? signal} without a report`, log: child.log.slice(-12) });
     });
   });
@@ -122,15 +125,16 @@ async function viewChromium(browser, url, token) {
       const text = await resp.text();
       if (resp.status !== 201) throw new Error(`HTTP ${resp.status}: ${text.trim()}`);
       await pc.setRemoteDescription({ type: 'answer', sdp: text });
+      w.answerVideo = text.split('m=video')[1]?.split('m=')[0].split(/\r?\n/).filter(l => /^a=(rtpmap|fmtp)/.test(l));
     }, { url, token });
     const stats = () => page.evaluate(async () => {
       const w = window.viewer;
       const all = await w.pc.getStats();
-      const out = { frames: 0, audio: 0, codec: null, audioCodec: null, first: w.first === null ? null : Math.round(w.first - w.t0), sinceFirst: w.first === null ? 0 : performance.now() - w.first, state: w.pc.connectionState };
+      const out = { frames: 0, packets: 0, keyFrames: 0, decoder: null, audio: 0, codec: null, audioCodec: null, first: w.first === null ? null : Math.round(w.first - w.t0), sinceFirst: w.first === null ? 0 : performance.now() - w.first, state: w.pc.connectionState, answerVideo: w.answerVideo };
       all.forEach(s => {
         if (s.type !== 'inbound-rtp') return;
         const codec = all.get(s.codecId)?.mimeType?.split('/')[1]?.toUpperCase() ?? null;
-        if (s.kind === 'video') { out.frames = s.framesDecoded || 0; out.codec = codec; }
+        if (s.kind === 'video') { out.frames = s.framesDecoded || 0; out.packets = s.packetsReceived || 0; out.keyFrames = s.keyFramesDecoded || 0; out.decoder = s.decoderImplementation || null; out.codec = codec; }
         if (s.kind === 'audio') { out.audio = s.packetsReceived || 0; out.audioCodec = codec; }
       });
       return out;
@@ -138,7 +142,9 @@ async function viewChromium(browser, url, token) {
     let s = null;
     await waitFor('2 s of decoded video', async () => { s = await stats(); return s.frames >= 20 && s.sinceFirst >= 2000 && s.audio > 0; }, VIEWER_TIMEOUT_MS, 100).catch(() => {});
     s = s || await stats();
-    return { stack: 'chromium', codec: s.codec, frames: s.frames, span_ms: Math.round(s.sinceFirst), first_frame_ms: s.first, audio_packets: s.audio, audio_codec: s.audioCodec, channel: null, state: s.state };
+    return { stack: 'chromium', codec: s.codec, frames: s.frames, span_ms: Math.round(s.sinceFirst), first_frame_ms: s.first, audio_packets: s.audio, audio_codec: s.audioCodec, channel: null, state: s.state,
+      video_packets: s.packets, key_frames_decoded: s.keyFrames, decoder: s.decoder,
+      ...(s.frames === 0 ? { answer_video: s.answerVideo } : {}) };
   } catch (e) {
     return { stack: 'chromium', error: e.message };
   } finally {

@@ -9,6 +9,7 @@ depayloader. whepclientsrc opens no data channel.
 """
 import argparse
 import json
+import signal
 import time
 
 import gi
@@ -33,7 +34,6 @@ def main():
     signaller = src.get_property("signaller")
     signaller.set_property("whep-endpoint", a.url)
     signaller.set_property("auth-token", a.token)
-    signaller.connect("webrtcbin-ready", lambda _s, _p, wb: wb.get_property("ice-agent").emit("add-local-ip-address", "127.0.0.1"))
     pipeline.add(src)
     started = [0.0]
 
@@ -86,6 +86,13 @@ def main():
         return True
 
     GLib.timeout_add(50, check)
+    # The runner sends SIGTERM when a viewer overruns: report what arrived so far.
+    def on_term():
+        rep["error"] = "stopped by the runner (SIGTERM)"
+        loop.quit()
+        return False
+
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, on_term)
     started[0] = time.monotonic()
     pipeline.set_state(Gst.State.PLAYING)
     loop.run()

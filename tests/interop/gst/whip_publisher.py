@@ -4,8 +4,8 @@
 
 Needs Debian's GStreamer (python3-gst-1.0) and GST_PLUGIN_PATH pointing at libgstrswebrtc.so
 (gst/build.sh). Prints `PUBLISHING` once the connection is up, then runs until killed.
-libnice skips loopback interfaces: run.sh gives the namespace a veth with 127.0.0.2, and we add
-127.0.0.1 to each ICE agent so it can reach the server there.
+libnice skips loopback interfaces: run.sh gives the namespace a veth with 127.0.0.2, which
+libnice gathers; from there it reaches the server's 127.0.0.1 candidate.
 """
 import argparse
 import sys
@@ -36,16 +36,11 @@ def main():
     signaller.set_property("whip-endpoint", a.url)
     signaller.set_property("auth-token", a.token)
 
-    def on_webrtcbin(_signaller, _peer, webrtcbin):
-        webrtcbin.get_property("ice-agent").emit("add-local-ip-address", "127.0.0.1")
+    def on_state(webrtcbin, _pspec):
+        if webrtcbin.get_property("connection-state").value_nick == "connected":
+            print("PUBLISHING", flush=True)
 
-        def on_state(bin_, _pspec):
-            if bin_.get_property("connection-state").value_nick == "connected":
-                print("PUBLISHING", flush=True)
-
-        webrtcbin.connect("notify::connection-state", on_state)
-
-    signaller.connect("webrtcbin-ready", on_webrtcbin)
+    signaller.connect("webrtcbin-ready", lambda _s, _peer, webrtcbin: webrtcbin.connect("notify::connection-state", on_state))
     loop = GLib.MainLoop()
 
     def on_message(_bus, msg):
