@@ -71,7 +71,7 @@ def main():
     def on_message(_bus, msg):
         if msg.type == Gst.MessageType.ERROR:
             err, dbg = msg.parse_error()
-            rep["error"] = f"{err.message} ({dbg})"[:400]
+            rep["error"] = f"{err.message} ({(dbg or '')[-400:]})"
             loop.quit()
 
     bus = pipeline.get_bus()
