@@ -75,10 +75,15 @@ function viewerProcess(name, cmd, argv, env = {}) {
 // ----- publishers: each returns { stop(), codec? } once it is sending -----
 async function publishWithProcess(name, cmd, argv, env = {}) {
   const child = run(cmd, argv, { env, name });
-  await waitFor(`${name} publishing`, () => {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited: ${child.log.slice(-8).join(' | ')}`);
-    return child.log.includes('PUBLISHING');
-  }, 20_000, 50);
+  try {
+    await waitFor(`${name} publishing`, () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error('exited');
+      return child.log.includes('PUBLISHING');
+    }, 20_000, 50);
+  } catch (e) {
+    stop(child);
+    throw new Error(`${e.message}; its last output: ${child.log.slice(-6).join(' | ')}`);
+  }
   return { stop: () => stop(child), child };
 }
 

@@ -96,6 +96,11 @@ fn print_table(result: &Value) {
         let line: Vec<&str> = viewers.iter().map(|v| cells.get(v).map(String::as_str).unwrap_or("-")).collect();
         println!("| {p} | {} |", line.join(" | "));
     }
+    for (p, info) in result["publishers"].as_object().into_iter().flatten() {
+        if info["ok"] != true {
+            println!("| {p} | publisher failed: {} |", info["error"]);
+        }
+    }
     println!("median over passing pairs: {:?} ms ({} pairs)", median(all.clone()), all.len());
     println!("skipped: {}", result["skipped"]);
 }

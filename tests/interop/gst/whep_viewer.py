@@ -34,6 +34,13 @@ def main():
     signaller = src.get_property("signaller")
     signaller.set_property("whep-endpoint", a.url)
     signaller.set_property("auth-token", a.token)
+    def on_webrtcbin(_signaller, _peer, webrtcbin):
+        def on_state(bin_, _pspec):
+            rep["state"] = bin_.get_property("connection-state").value_nick
+
+        webrtcbin.connect("notify::connection-state", on_state)
+
+    signaller.connect("webrtcbin-ready", on_webrtcbin)
     pipeline.add(src)
     started = [0.0]
 
