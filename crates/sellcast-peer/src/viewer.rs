@@ -208,7 +208,7 @@ impl Viewer {
     pub async fn connect(base: &str, room: &str, opts: impl Into<ViewerOptions>) -> Result<Viewer, PeerError> {
         let opts = opts.into();
         let recorder = Arc::new(Mutex::new(Recorder::default()));
-        let setup = PeerSetup { on_track: Some(reader(recorder.clone())), feedback: None, video_rtx: true, bind_ip: None };
+        let setup = PeerSetup { on_track: Some(reader(recorder.clone())), video_rtx: true, ..PeerSetup::default() };
         let mut built = peer::build(setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
@@ -252,6 +252,7 @@ impl Viewer {
             feedback: None,
             video_rtx: true,
             bind_ip: Some(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+            certificate: None,
         };
         let mut built = peer::build(setup).await?;
         let janus = JanusSession::attach_streaming(http_client(), janus_base).await?;
