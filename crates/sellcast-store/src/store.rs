@@ -41,7 +41,7 @@ pub struct Durability {
 pub struct WriterSnapshot {
     pub buys: u64,
     pub buy_commits: u64,
-    /// A buy batch's transaction is open (written, not yet committed or rolled back).
+    /// A buy batch's writes are done and its commit has not returned yet.
     pub commit_in_flight: bool,
     pub confirmations_sent: u64,
 }
@@ -178,11 +178,11 @@ impl Store {
         let s = &self.stats;
         // Ended first: a batch that ends between the two loads then still reads as in flight.
         let ended = s.batches_ended.load(Ordering::SeqCst);
-        let begun = s.batches_begun.load(Ordering::SeqCst);
+        let written = s.batches_written.load(Ordering::SeqCst);
         WriterSnapshot {
             buys: s.buys.load(Ordering::Relaxed),
             buy_commits: s.buy_commits.load(Ordering::Relaxed),
-            commit_in_flight: begun > ended,
+            commit_in_flight: written > ended,
             confirmations_sent: s.confirmations_sent.load(Ordering::SeqCst),
         }
     }

@@ -36,8 +36,9 @@ pub struct WriterStats {
     pub buys: AtomicU64,
     /// Buy batches committed.
     pub buy_commits: AtomicU64,
-    /// Buy batches whose transaction was opened; above `batches_ended` while one is in flight.
-    pub batches_begun: AtomicU64,
+    /// Buy batches whose writes are done and whose commit has begun; above `batches_ended`
+    /// while a commit is in flight.
+    pub batches_written: AtomicU64,
     /// Buy batches committed or rolled back.
     pub batches_ended: AtomicU64,
     /// `order_confirmed` answers handed back to callers (replays of a known key included).
@@ -80,10 +81,10 @@ type Batch = Vec<(BuyRequest, Reply<BuyOutcome>)>;
 fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults: &Faults) {
     let n = batch.len() as u64;
     let buys_taken = stats.buys.fetch_add(n, Ordering::Relaxed) + n;
-    stats.batches_begun.fetch_add(1, Ordering::SeqCst);
     let (requests, replies): (Vec<BuyRequest>, Vec<Reply<BuyOutcome>>) = batch.into_iter().unzip();
     let mut replies = Some(replies);
     let mut results: Vec<Result<BuyOutcome, StoreError>> = Vec::with_capacity(requests.len());
+    let mut written = false;
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for req in &requests {
@@ -104,6 +105,8 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
             // The broken variant the durability tests must catch.
             answer(replies.take(), std::mem::take(&mut results), stats);
         }
+        stats.batches_written.fetch_add(1, Ordering::SeqCst);
+        written = true;
         faults.before_commit(buys_taken);
         tx.commit()
     })();
@@ -119,7 +122,9 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
             }
         }
     }
-    stats.batches_ended.fetch_add(1, Ordering::SeqCst);
+    if written {
+        stats.batches_ended.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Hand each buy its result. Called only once the batch is committed.
