@@ -116,7 +116,7 @@ impl Publisher {
     /// WHIP-publish to `{base}/whip/{room}` and start sending once connected.
     pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
         let stats = Arc::new(PublisherStats::default());
-        let setup = PeerSetup { on_track: None, feedback: Some(stats.feedback.clone()), video_rtx: true, bind_ip: None };
+        let setup = PeerSetup { on_track: None, feedback: Some(stats.feedback.clone()), video_rtx: true, bind_ip: None, impairment: None };
         let mut built = peer::build(setup).await?;
         let seed = (now_us() & 0xffff_ffff) as u32;
         let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);
