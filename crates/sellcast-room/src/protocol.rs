@@ -127,6 +127,8 @@ pub enum ErrorCode {
     Blocked,
     NotFound,
     Unavailable,
+    /// The viewer cannot decode the show's video codec: it gets audio and the data channel only.
+    UnsupportedCodec,
 }
 
 /// A refused frame: what is sent back as `{"type":"error",...}`.
@@ -142,6 +144,13 @@ impl FrameError {
             code,
             message: message.into(),
         }
+    }
+
+    /// The `{"type":"error",...}` frame as sent on a data channel.
+    pub fn to_frame(&self) -> String {
+        let frame = DirectFrame::Error { code: self.code, message: self.message.clone() };
+        // Plain data with string keys: serialization cannot fail.
+        serde_json::to_string(&frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
     }
 }
 
