@@ -27,6 +27,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
+use crate::impairment::Impairment;
 use crate::signalling::PeerError;
 use crate::socket_runtime::SocketRuntime;
 
@@ -103,6 +104,8 @@ pub struct PeerSetup {
     /// The address the peer's socket binds (and its one host candidate): 127.0.0.1 when
     /// `None`. Janus needs 127.0.0.2, see `Viewer::watch_janus`.
     pub bind_ip: Option<std::net::Ipv4Addr>,
+    /// What the peer receives passes through this first (tests of a bad link).
+    pub impairment: Option<Arc<Impairment>>,
     /// The DTLS certificate to present; webrtc-rs makes an ECDSA one when `None`.
     pub certificate: Option<RTCCertificate>,
 }
@@ -162,7 +165,7 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { state: state_tx, gathering: gathering_tx, on_track: setup.on_track }))
-        .with_runtime(SocketRuntime::shared())
+        .with_runtime(setup.impairment.map_or_else(SocketRuntime::shared, SocketRuntime::impaired))
         .with_udp_addrs(vec![format!("{}:0", setup.bind_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST))])
         .build()
         .await?;

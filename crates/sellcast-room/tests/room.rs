@@ -306,3 +306,41 @@ fn outcomes_applied_out_of_commit_order_keep_the_stock_right() {
     room.handle_buy_outcome(2, &orders[0].ticket, confirm(1), false, Some(9));
     assert_eq!(room.sale(1).map(|s| s.stock_left), Some(8), "two sold out of ten, whatever the order");
 }
+
+#[test]
+fn a_resume_whose_replay_exceeds_the_byte_budget_gets_a_snapshot() {
+    let config = RoomConfig { replay_bytes: 4 * 1024, ..RoomConfig::default() };
+    let mut room = RoomCore::new("r".into(), 42, RoomRecord::default(), config, 1_000);
+    let (host, viewer) = (ParticipantId(1), ParticipantId(2));
+    room.handle_join(0, host, who("hal", Role::Host));
+    room.handle_frame(0, host, br#"{"type":"hello"}"#);
+    let from = room.position();
+    // Ten 400-character lines: about 5 KiB of events, past the 4 KiB budget.
+    for i in 0..10 {
+        let line = format!(r#"{{"type":"chat","text":"{i} {}"}}"#, "y".repeat(400));
+        room.handle_frame(1 + i, host, line.as_bytes());
+    }
+    drain(&mut room);
+    let hello = format!(r#"{{"type":"hello","resume":{{"epoch":{},"seq":{}}}}}"#, from.epoch, from.seq);
+    room.handle_join(20, viewer, who("vic", Role::Viewer));
+    room.handle_frame(20, viewer, hello.as_bytes());
+    let frames = sent_to(&drain(&mut room), viewer);
+    assert_eq!(frames[0]["resumed"], false, "too much to replay at once: {}", frames[0]);
+    assert_eq!(frames[1]["type"], "snapshot");
+    assert_eq!(frames[1]["seq"].as_u64(), Some(room.position().seq));
+
+    // Within the budget the same gap is replayed.
+    let mut roomy = RoomCore::new("r".into(), 42, RoomRecord::default(), RoomConfig::default(), 1_000);
+    roomy.handle_join(0, host, who("hal", Role::Host));
+    roomy.handle_frame(0, host, br#"{"type":"hello"}"#);
+    for i in 0..10 {
+        let line = format!(r#"{{"type":"chat","text":"{i} {}"}}"#, "y".repeat(400));
+        roomy.handle_frame(1 + i, host, line.as_bytes());
+    }
+    drain(&mut roomy);
+    roomy.handle_join(20, viewer, who("vic", Role::Viewer));
+    roomy.handle_frame(20, viewer, hello.as_bytes());
+    let frames = sent_to(&drain(&mut roomy), viewer);
+    assert_eq!(frames[0]["resumed"], true);
+    assert_eq!(frames.iter().filter(|f| f["type"] == "chat").count(), 10);
+}
