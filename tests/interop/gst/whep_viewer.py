@@ -16,6 +16,7 @@ import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
+from whip_publisher import ice_on_loopback  # noqa: E402
 
 
 def main():
@@ -34,7 +35,11 @@ def main():
     signaller = src.get_property("signaller")
     signaller.set_property("whep-endpoint", a.url)
     signaller.set_property("auth-token", a.token)
+    agents = []  # see whip_publisher.ice_on_loopback
+
     def on_webrtcbin(_signaller, _peer, webrtcbin):
+        ice_on_loopback(webrtcbin, agents)
+
         def on_state(bin_, _pspec):
             rep["state"] = bin_.get_property("connection-state").value_nick
 
