@@ -262,6 +262,7 @@ async function main() {
     for (const c of children) stop(c);
   }
   console.log(`RESULT ${JSON.stringify(result)}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
   await sleep(100);
   process.exit(0);
 }
