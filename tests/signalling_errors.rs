@@ -198,3 +198,41 @@ async fn codec_choices_and_refusals_say_why() -> Result<()> {
     server.shutdown().await;
     Ok(())
 }
+
+/// A VP8-only viewer (webrtc-rs) already watching when the host goes live in H264 keeps its
+/// audio and data channel and is told why it gets no video. The host's offer needs no ICE for
+/// this: the room's format is set when the WHIP offer is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_viewer_that_cannot_decode_the_new_show_is_told_on_its_channel() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("sellcast.db"))).await?;
+    let base = format!("http://{}", server.http_addr);
+    let test = async {
+        let options = sellcast_peer::ViewerOptions { data_channel: true, ..Default::default() };
+        let viewer = sellcast_peer::Viewer::connect(&base, "later", options).await?;
+        viewer.channel_ready(std::time::Duration::from_secs(10)).await?;
+        let c = Client { http: reqwest::Client::new(), base: base.clone() };
+        let obs = video_offer(Direction::SendOnly, &[(96, true, 0x42e01f)], false);
+        let (status, answer, _) = c.post("/whip/later?codec=h264", "application/sdp", obs).await?;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let notice = loop {
+            let found = viewer.frames().into_iter().map(|(_, f)| f).find(|f| f.contains("unsupported_codec"));
+            if let Some(f) = found {
+                break f;
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "no unsupported_codec frame: {:?}", viewer.frames());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let frame: serde_json::Value = serde_json::from_str(&notice)?;
+        assert_eq!(frame["type"], "error");
+        assert_eq!(frame["code"], "unsupported_codec");
+        let message = frame["message"].as_str().unwrap_or_default();
+        assert!(message.contains("H264") && message.contains("VP8"), "{message}");
+        viewer.close().await;
+        anyhow::Ok(())
+    };
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), test).await?;
+    server.shutdown().await;
+    result
+}
