@@ -34,8 +34,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// handles them only after a receive burst (up to 64 datagrams). A client that was off-CPU
 /// while the server finished DTLS and started media reads the server's last DTLS flight and
 /// the first media in one burst, and drops that media ("remote_srtp_context is not set yet"):
-/// a joining viewer loses the keyframe replayed to it. Browsers install keys as the handshake
-/// completes. Breaking the burst here makes the test client behave like them.
+/// a joining viewer loses the keyframe replayed to it. That is this client's quirk, not the
+/// server's behaviour under test: breaking the burst lets the keys land before the media is read.
 #[derive(Debug)]
 struct HandshakeBreak {
     inner: Arc<dyn AsyncUdpSocket>,
