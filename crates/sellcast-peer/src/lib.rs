@@ -31,6 +31,7 @@ mod vp8;
 
 pub use counter_set::CounterSet;
 pub use feedback_counter::FeedbackCounts;
+pub use peer::rsa_certificate;
 pub use impairment::Impairment;
 pub use publisher::{PublishOptions, Publisher, PublisherStats};
 pub use rtp_source::{RtpSource, RtpTargets};

@@ -241,10 +241,9 @@ impl Viewer {
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let setup = PeerSetup {
             on_track: Some(reader(recorder.clone())),
-            feedback: None,
             video_rtx: true,
-            bind_ip: None,
             impairment: opts.impairment.clone(),
+            ..PeerSetup::default()
         };
         let mut built = peer::build(setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -292,6 +291,7 @@ impl Viewer {
             feedback: None,
             video_rtx: true,
             bind_ip: Some(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+            certificate: None,
             impairment: None,
         };
         let mut built = peer::build(setup).await?;

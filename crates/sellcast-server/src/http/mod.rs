@@ -82,6 +82,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .and(with_state(state.clone()))
         .map(|room: String, st: AppState| warp::reply::json(&st.directory.status(&room)));
+    // The store's durability settings as SQLite reports them, and its writer's counters.
+    let store_stats = warp::path!("api" / "stats" / "store")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(|st: AppState| {
+            let store = st.rooms.store().inner();
+            warp::reply::json(&serde_json::json!({ "durability": store.durability(), "writer": store.writer_stats() }))
+        });
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
@@ -108,6 +116,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(whep_end)
         .or(no_trickle)
         .or(media_stats)
+        .or(store_stats)
         .or(api)
         .or(status)
         .or(host_page)

@@ -1,0 +1,166 @@
+//! The store's own defence, buy by buy: the sale window, the quantity, the per-user limit and
+//! the stock, each checked at its boundary, and the full answer a retry gets back (also after
+//! a reopen). The room checks most of this first; these tests prove the store does not rely on it.
+
+use sellcast_store::{BuyRequest, BuyResult, ProductDraft, Rejection, SaleDraft, Store};
+
+/// Sale window used throughout: open on [START, END).
+const START: i64 = 1_000_000;
+const END: i64 = 2_000_000;
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    (dir, store)
+}
+
+async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> i64 {
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100 };
+    let p = store.create_product(room, draft).await.expect("product");
+    let d = SaleDraft { product_id: p.id, price_minor: 750, currency: None, stock, per_user_limit: limit, starts_at_ms: START, ends_at_ms: END };
+    store.create_sale(room, d).await.expect("sale").id
+}
+
+fn req(sale_id: i64, who: &str, qty: u32, key: &str, now_ms: i64) -> BuyRequest {
+    BuyRequest { room: "r".into(), sale_id, identity: who.into(), qty, idempotency_key: key.into(), now_ms }
+}
+
+async fn result(store: &Store, r: BuyRequest) -> BuyResult {
+    store.buy(r).await.expect("buy").result
+}
+
+#[tokio::test]
+async fn a_buy_is_accepted_only_inside_the_sale_window() {
+    let (_dir, store) = open().await;
+    let s = sale(&store, "r", 10, 10).await;
+    let not_active = BuyResult::Rejected(Rejection::SaleNotActive);
+    assert_eq!(result(&store, req(s, "a", 1, "early", START - 1)).await, not_active, "one ms before the start");
+    assert!(matches!(result(&store, req(s, "a", 1, "start", START)).await, BuyResult::Confirmed { .. }), "at the start");
+    assert!(matches!(result(&store, req(s, "a", 1, "last", END - 1)).await, BuyResult::Confirmed { .. }), "last ms");
+    assert_eq!(result(&store, req(s, "a", 1, "end", END)).await, not_active, "the end is exclusive");
+    assert_eq!(result(&store, req(s, "a", 1, "late", END + 1)).await, not_active, "after the end");
+    assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 2, "only the two buys inside the window were sold");
+}
+
+#[tokio::test]
+async fn an_ended_sale_rejects_buys_inside_its_window() {
+    let (_dir, store) = open().await;
+    let s = sale(&store, "r", 10, 10).await;
+    let ended = store.end_sale("r", s, START + 10).await.expect("end");
+    assert_eq!(ended.ended_at_ms, Some(START + 10));
+    let r = result(&store, req(s, "a", 1, "k", START + 20)).await;
+    assert_eq!(r, BuyResult::Rejected(Rejection::SaleNotActive));
+    assert_eq!(store.sale_totals("r", s).await.expect("totals"), (0, 0));
+}
+
+#[tokio::test]
+async fn a_sale_of_another_room_is_not_for_sale_here() {
+    let (_dir, store) = open().await;
+    let s = sale(&store, "other", 10, 10).await;
+    let r = result(&store, req(s, "a", 1, "k", START)).await;
+    assert_eq!(r, BuyResult::Rejected(Rejection::SaleNotActive));
+}
+
+#[tokio::test]
+async fn quantity_must_be_between_one_and_the_per_user_limit() {
+    let (_dir, store) = open().await;
+    let s = sale(&store, "r", 10, 3).await;
+    let invalid = BuyResult::Rejected(Rejection::Invalid);
+    assert_eq!(result(&store, req(s, "zero", 0, "k0", START)).await, invalid, "zero units");
+    assert_eq!(result(&store, req(s, "four", 4, "k4", START)).await, invalid, "over the limit in one buy");
+    assert!(matches!(result(&store, req(s, "three", 3, "k3", START)).await, BuyResult::Confirmed { qty: 3, .. }), "exactly the limit");
+    assert!(matches!(result(&store, req(s, "one", 1, "k1", START)).await, BuyResult::Confirmed { qty: 1, .. }), "one unit");
+    assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 4);
+}
+
+#[tokio::test]
+async fn the_per_user_limit_counts_earlier_orders_of_that_user_only() {
+    let (_dir, store) = open().await;
+    let s = sale(&store, "r", 10, 3).await;
+    assert!(matches!(result(&store, req(s, "ann", 2, "a1", START)).await, BuyResult::Confirmed { .. }));
+    // 2 bought, 1 more reaches the limit exactly: allowed.
+    assert!(matches!(result(&store, req(s, "ann", 1, "a2", START)).await, BuyResult::Confirmed { .. }));
+    // 3 bought, 1 more is over it.
+    assert_eq!(result(&store, req(s, "ann", 1, "a3", START)).await, BuyResult::Rejected(Rejection::LimitReached));
+    // 2 over it from a user with 1: also refused, and it is the limit, not the quantity check.
+    assert!(matches!(result(&store, req(s, "bob", 1, "b1", START)).await, BuyResult::Confirmed { .. }));
+    assert_eq!(result(&store, req(s, "bob", 3, "b2", START)).await, BuyResult::Rejected(Rejection::LimitReached));
+    // Another user is not counted against ann's orders.
+    assert!(matches!(result(&store, req(s, "cy", 3, "c1", START)).await, BuyResult::Confirmed { qty: 3, .. }));
+    assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 7);
+}
+
+#[tokio::test]
+async fn the_last_units_sell_and_a_buy_over_the_stock_is_sold_out() {
+    let (_dir, store) = open().await;
+    let s = sale(&store, "r", 3, 3).await;
+    assert!(matches!(result(&store, req(s, "a", 2, "a", START)).await, BuyResult::Confirmed { stock_left: 1, .. }));
+    assert_eq!(result(&store, req(s, "b", 2, "b", START)).await, BuyResult::Rejected(Rejection::SoldOut), "2 wanted, 1 left");
+    assert!(matches!(result(&store, req(s, "c", 1, "c", START)).await, BuyResult::Confirmed { stock_left: 0, .. }), "the last unit");
+    assert_eq!(store.load_room("r").await.expect("load").sales[0].stock_left, 0);
+}
+
+#[tokio::test]
+async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged() {
+    let (dir, store) = open().await;
+    let s = sale(&store, "r", 10, 5).await;
+    let first = store.buy(req(s, "ann", 2, "k", START + 5)).await.expect("buy");
+    assert!(!first.replayed);
+    let BuyResult::Confirmed { order_id, sale_id, qty, price_minor, ref currency, stock_left } = first.result else {
+        panic!("not confirmed: {:?}", first.result)
+    };
+    assert_eq!((sale_id, qty, price_minor, currency.as_str(), stock_left), (s, 2, 750, "EUR", 8), "sale price and currency, not the product's");
+    let orders = store.recent_orders("r", 10).await.expect("orders");
+    assert_eq!(orders.len(), 1);
+    let o = &orders[0];
+    assert_eq!((o.id, o.sale_id, o.identity.as_str(), o.qty, o.price_minor), (order_id, s, "ann", 2, 750));
+    assert_eq!((o.currency.as_str(), o.idempotency_key.as_str(), o.created_at_ms, o.room.as_str()), ("EUR", "k", START + 5, "r"));
+
+    // Another buy moves the stock on; the retry still answers with the stock of its own order.
+    assert!(matches!(result(&store, req(s, "bob", 1, "other", START)).await, BuyResult::Confirmed { stock_left: 7, .. }));
+    let retry = store.buy(req(s, "ann", 2, "k", START + 6)).await.expect("retry");
+    assert!(retry.replayed);
+    assert_eq!(retry.result, first.result);
+    assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 3, "the retry sold nothing");
+
+    drop(store);
+    let store = Store::open(&dir.path().join("s.db")).expect("reopen");
+    let retry = store.buy(req(s, "ann", 2, "k", START + 7)).await.expect("retry after reopen");
+    assert!(retry.replayed);
+    assert_eq!(retry.result, first.result, "the full answer survives a restart");
+}
+
+#[tokio::test]
+async fn each_rejection_is_stored_and_reloaded_as_itself() {
+    let (dir, store) = open().await;
+    let s = sale(&store, "r", 2, 2).await;
+    let cases = [
+        (req(s, "a", 1, "not-active", START - 1), Some(Rejection::SaleNotActive)),
+        (req(s, "a", 0, "invalid", START), Some(Rejection::Invalid)),
+        (req(s, "a", 2, "ok", START), None),
+        (req(s, "a", 1, "limit", START), Some(Rejection::LimitReached)),
+        (req(s, "b", 1, "sold-out", START), Some(Rejection::SoldOut)),
+    ];
+    let mut expected = Vec::new();
+    for (r, want) in cases {
+        let key = r.idempotency_key.clone();
+        let who = r.identity.clone();
+        let got = result(&store, r).await;
+        match want {
+            Some(rejection) => assert_eq!(got, BuyResult::Rejected(rejection), "{key}"),
+            None => assert!(matches!(got, BuyResult::Confirmed { stock_left: 0, .. }), "{key}"),
+        }
+        expected.push((who, key, s, got));
+    }
+    drop(store);
+    let store = Store::open(&dir.path().join("s.db")).expect("reopen");
+    let mut answers = store.load_room("r").await.expect("load").answers;
+    answers.sort_by(|a, b| a.1.cmp(&b.1));
+    expected.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(answers, expected, "every answer comes back with its identity, key, sale and result");
+    for (who, key, _, answer) in expected {
+        let again = store.buy(req(s, &who, 1, &key, START)).await.expect("retry");
+        assert!(again.replayed, "{key}");
+        assert_eq!(again.result, answer, "{key}");
+    }
+}
