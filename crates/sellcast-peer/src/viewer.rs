@@ -408,6 +408,18 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_that_leaves_the_publisher_clock_shows_as_skew() {
+        let mut k = KindStats { clock_rate: 90_000, ..KindStats::default() };
+        // 33 ms apart in send time and 2,970 ticks (33 ms) apart in media time: no skew.
+        k.record_ts(1000, &t(0, 1_000_000));
+        k.record_ts(1000 + 2970, &t(1, 1_033_000));
+        assert_eq!(k.worst_ts_skew_us, 0);
+        // Sent a second later but stamped one tick on (a gap bridged by a fixed step).
+        k.record_ts(1000 + 2971, &t(2, 2_033_000));
+        assert!(k.worst_ts_skew_us > 999_000, "{}", k.worst_ts_skew_us);
+    }
+
+    #[test]
     fn a_new_publisher_starts_a_fresh_counter_set() {
         let mut k = KindStats::default();
         for c in 0..10 {
