@@ -29,7 +29,7 @@ video.addH264Codec(96, 'profile-level-id=42e01f;packetization-mode=1;level-asymm
 video.addSSRC(1111, 'obs-video', 'obs', 'video');
 const vt = pc.addTrack(video);
 const vcfg = new ndc.RtpPacketizationConfig(1111, 'obs-video', 96, 90000);
-const vpack = new ndc.H264RtpPacketizer('LongStartSequence', vcfg);
+const vpack = new ndc.H264RtpPacketizer('StartSequence', vcfg);
 vpack.addToChain(new ndc.RtcpSrReporter(vcfg));
 vpack.addToChain(new ndc.RtcpNackResponder());
 vt.setMediaHandler(vpack);

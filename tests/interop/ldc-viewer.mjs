@@ -7,6 +7,8 @@ import { Receipt, args, codecMap, postOffer, waitFor, sleep } from './lib.mjs';
 const a = args();
 const report = new Receipt('libdatachannel', 0);
 const channel = a.channel === 'yes' ? { opened: false, types: [] } : null;
+// The runner sends SIGTERM when a viewer overruns: report what arrived so far.
+process.on('SIGTERM', () => { console.log(`VIEWER ${JSON.stringify(report.report({ channel, error: 'stopped by the runner (SIGTERM)' }))}`); process.exit(0); });
 const pc = new ndc.PeerConnection('viewer', { iceServers: [], disableAutoNegotiation: true });
 try {
   const video = new ndc.Video('0', 'RecvOnly');

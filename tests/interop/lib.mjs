@@ -44,7 +44,8 @@ export function codecMap(sdp) {
   return map;
 }
 
-// Is this RTP payload the start of a key frame? VP8 (RFC 7741) and H264 (RFC 6184) only.
+// Is this RTP payload the start of a key frame? VP8 (RFC 7741) and H264 (RFC 6184) only. For H264
+// only an IDR slice counts (not an SPS alone), so a stream whose IDR was mangled is not counted.
 export function startsKeyframe(codec, payload) {
   if (codec === 'VP8') {
     if (payload.length < 1) return false;
@@ -61,13 +62,13 @@ export function startsKeyframe(codec, payload) {
   }
   if (codec === 'H264') {
     const nal = payload[0] & 0x1f;
-    if (nal === 5 || nal === 7) return true;
+    if (nal === 5) return true;
     if (nal === 28) return (payload[1] & 0x80) !== 0 && (payload[1] & 0x1f) === 5; // FU-A start of an IDR
     if (nal === 24) { // STAP-A: look at each aggregated unit
       for (let i = 1; i + 2 < payload.length;) {
         const size = payload.readUInt16BE(i);
         const t = payload[i + 2] & 0x1f;
-        if (t === 5 || t === 7) return true;
+        if (t === 5) return true;
         i += 2 + size;
       }
     }

@@ -61,9 +61,12 @@ function viewerProcess(name, cmd, argv, env = {}) {
     const child = run(cmd, argv, { env, name });
     let report = null;
     child.on('line', line => { if (line.startsWith('VIEWER ')) { try { report = JSON.parse(line.slice(7)); } catch { /* kept in log */ } } });
-    const timer = setTimeout(() => stop(child), VIEWER_TIMEOUT_MS + 10_000);
+    // Past its own deadline: SIGTERM (the viewer prints what it has), then SIGKILL.
+    const term = setTimeout(() => child.kill('SIGTERM'), VIEWER_TIMEOUT_MS + 10_000);
+    const kill = setTimeout(() => stop(child), VIEWER_TIMEOUT_MS + 15_000);
     child.on('exit', (code, signal) => {
-      clearTimeout(timer);
+      clearTimeout(term);
+      clearTimeout(kill);
       resolve(report || { stack: name, error: `exited ${code ?? signal} without a report`, log: child.log.slice(-12) });
     });
   });
@@ -72,10 +75,15 @@ function viewerProcess(name, cmd, argv, env = {}) {
 // ----- publishers: each returns { stop(), codec? } once it is sending -----
 async function publishWithProcess(name, cmd, argv, env = {}) {
   const child = run(cmd, argv, { env, name });
-  await waitFor(`${name} publishing`, () => {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited: ${child.log.slice(-8).join(' | ')}`);
-    return child.log.includes('PUBLISHING');
-  }, 20_000, 50);
+  try {
+    await waitFor(`${name} publishing`, () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error('exited');
+      return child.log.includes('PUBLISHING');
+    }, 20_000, 50);
+  } catch (e) {
+    stop(child);
+    throw new Error(`${e.message}; its last output: ${child.log.slice(-6).join(' | ')}`);
+  }
   return { stop: () => stop(child), child };
 }
 
@@ -122,15 +130,16 @@ async function viewChromium(browser, url, token) {
       const text = await resp.text();
       if (resp.status !== 201) throw new Error(`HTTP ${resp.status}: ${text.trim()}`);
       await pc.setRemoteDescription({ type: 'answer', sdp: text });
+      w.answerVideo = text.split('m=video')[1]?.split('m=')[0].split(/\r?\n/).filter(l => /^a=(rtpmap|fmtp)/.test(l));
     }, { url, token });
     const stats = () => page.evaluate(async () => {
       const w = window.viewer;
       const all = await w.pc.getStats();
-      const out = { frames: 0, audio: 0, codec: null, audioCodec: null, first: w.first === null ? null : Math.round(w.first - w.t0), sinceFirst: w.first === null ? 0 : performance.now() - w.first, state: w.pc.connectionState };
+      const out = { frames: 0, packets: 0, keyFrames: 0, decoder: null, audio: 0, codec: null, audioCodec: null, first: w.first === null ? null : Math.round(w.first - w.t0), sinceFirst: w.first === null ? 0 : performance.now() - w.first, state: w.pc.connectionState, answerVideo: w.answerVideo };
       all.forEach(s => {
         if (s.type !== 'inbound-rtp') return;
         const codec = all.get(s.codecId)?.mimeType?.split('/')[1]?.toUpperCase() ?? null;
-        if (s.kind === 'video') { out.frames = s.framesDecoded || 0; out.codec = codec; }
+        if (s.kind === 'video') { out.frames = s.framesDecoded || 0; out.packets = s.packetsReceived || 0; out.keyFrames = s.keyFramesDecoded || 0; out.decoder = s.decoderImplementation || null; out.codec = codec; }
         if (s.kind === 'audio') { out.audio = s.packetsReceived || 0; out.audioCodec = codec; }
       });
       return out;
@@ -138,7 +147,9 @@ async function viewChromium(browser, url, token) {
     let s = null;
     await waitFor('2 s of decoded video', async () => { s = await stats(); return s.frames >= 20 && s.sinceFirst >= 2000 && s.audio > 0; }, VIEWER_TIMEOUT_MS, 100).catch(() => {});
     s = s || await stats();
-    return { stack: 'chromium', codec: s.codec, frames: s.frames, span_ms: Math.round(s.sinceFirst), first_frame_ms: s.first, audio_packets: s.audio, audio_codec: s.audioCodec, channel: null, state: s.state };
+    return { stack: 'chromium', codec: s.codec, frames: s.frames, span_ms: Math.round(s.sinceFirst), first_frame_ms: s.first, audio_packets: s.audio, audio_codec: s.audioCodec, channel: null, state: s.state,
+      video_packets: s.packets, key_frames_decoded: s.keyFrames, decoder: s.decoder,
+      ...(s.frames === 0 ? { answer_video: s.answerVideo } : {}) };
   } catch (e) {
     return { stack: 'chromium', error: e.message };
   } finally {
@@ -167,6 +178,13 @@ const PUBLISHERS = [
   { name: 'gstreamer-h264', codec: 'H264', gst: true, start: (ctx, room, url, token) => publishWithProcess('gst-h264', '/usr/bin/python3', [path.join(here, 'gst/whip_publisher.py'), '--url', url, '--token', token, '--codec', 'h264'], gstEnv()) },
 ];
 
+// GStreamer's whepclientsrc (0.15) offers H264 only as profile-level-id=42e016 without
+// packetization-mode, i.e. mode 0 (single NAL units, RFC 6184). Every H264 publisher here sends
+// mode 1 (FU-A fragments), so the server must refuse that viewer with 415 and say why.
+function refusalExpected(pub, viewer) {
+  return viewer === 'gstreamer' && pub.codec === 'H264' ? { expect_refusal: 'packetization-mode' } : {};
+}
+
 async function roomLive(room) {
   return (await (await fetch(`${base}/api/rooms/${room}`)).json()).live === true;
 }
@@ -191,7 +209,7 @@ async function runPublisher(ctx, pub, result) {
     const token = await devToken(base, room, 'viewer', `${v}-${i}`);
     return [v, await view(ctx, `${base}/whep/${room}`, token)];
   }));
-  for (const [v, r] of reports) result.pairs[`${pub.name} -> ${v}`] = { expected_codec: pub.codec, ...r };
+  for (const [v, r] of reports) result.pairs[`${pub.name} -> ${v}`] = { expected_codec: pub.codec, ...refusalExpected(pub, v), ...r };
   handle.stop();
 }
 
@@ -244,6 +262,7 @@ async function main() {
     for (const c of children) stop(c);
   }
   console.log(`RESULT ${JSON.stringify(result)}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
   await sleep(100);
   process.exit(0);
 }

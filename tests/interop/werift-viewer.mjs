@@ -6,6 +6,8 @@ import { Receipt, args, codecMap, postOffer, waitFor } from './lib.mjs';
 const a = args();
 const report = new Receipt('werift', 0);
 const channel = a.channel === 'yes' ? { opened: false, types: [] } : null;
+// The runner sends SIGTERM when a viewer overruns: report what arrived so far.
+process.on('SIGTERM', () => { console.log(`VIEWER ${JSON.stringify(report.report({ channel, error: 'stopped by the runner (SIGTERM)' }))}`); process.exit(0); });
 const pc = new RTCPeerConnection({
   iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'], iceUseIpv6: false,
   codecs: {

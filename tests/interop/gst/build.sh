@@ -30,3 +30,5 @@ rm -rf "$work/src" && cp -r "$src" "$work/src"
 grep -q '^\[workspace\]' "$work/src/Cargo.toml" || printf '\n[workspace]\n' >> "$work/src/Cargo.toml"
 (cd "$work/src" && nice -n 10 cargo build --release --no-default-features --features whip,whep,rustls-ring --target-dir "$work/target")
 cp "$work/target/release/libgstrswebrtc.so" "$out/"
+# The build tree is about 750 MB and the plugin is all that is used.
+[ -n "${CARGO_TARGET_DIR:-}" ] || rm -rf "$work"

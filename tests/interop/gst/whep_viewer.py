@@ -9,12 +9,14 @@ depayloader. whepclientsrc opens no data channel.
 """
 import argparse
 import json
+import signal
 import time
 
 import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
+from whip_publisher import ice_on_loopback  # noqa: E402
 
 
 def main():
@@ -33,7 +35,17 @@ def main():
     signaller = src.get_property("signaller")
     signaller.set_property("whep-endpoint", a.url)
     signaller.set_property("auth-token", a.token)
-    signaller.connect("webrtcbin-ready", lambda _s, _p, wb: wb.get_property("ice-agent").emit("add-local-ip-address", "127.0.0.1"))
+    agents = []  # see whip_publisher.ice_on_loopback
+
+    def on_webrtcbin(_signaller, _peer, webrtcbin):
+        ice_on_loopback(webrtcbin, agents)
+
+        def on_state(bin_, _pspec):
+            rep["state"] = bin_.get_property("connection-state").value_nick
+
+        webrtcbin.connect("notify::connection-state", on_state)
+
+    signaller.connect("webrtcbin-ready", on_webrtcbin)
     pipeline.add(src)
     started = [0.0]
 
@@ -71,7 +83,7 @@ def main():
     def on_message(_bus, msg):
         if msg.type == Gst.MessageType.ERROR:
             err, dbg = msg.parse_error()
-            rep["error"] = f"{err.message} ({dbg})"[:400]
+            rep["error"] = f"{err.message} ({(dbg or '')[-400:]})"
             loop.quit()
 
     bus = pipeline.get_bus()
@@ -86,6 +98,13 @@ def main():
         return True
 
     GLib.timeout_add(50, check)
+    # The runner sends SIGTERM when a viewer overruns: report what arrived so far.
+    def on_term():
+        rep["error"] = "stopped by the runner (SIGTERM)"
+        loop.quit()
+        return False
+
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, on_term)
     started[0] = time.monotonic()
     pipeline.set_state(Gst.State.PLAYING)
     loop.run()

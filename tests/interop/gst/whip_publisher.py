@@ -4,8 +4,8 @@
 
 Needs Debian's GStreamer (python3-gst-1.0) and GST_PLUGIN_PATH pointing at libgstrswebrtc.so
 (gst/build.sh). Prints `PUBLISHING` once the connection is up, then runs until killed.
-libnice skips loopback interfaces: run.sh gives the namespace a veth with 127.0.0.2, and we add
-127.0.0.1 to each ICE agent so it can reach the server there.
+libnice skips loopback interfaces: run.sh gives the namespace a veth with 127.0.0.2 and each ICE
+agent is told about 127.0.0.1 as well (ice_on_loopback).
 """
 import argparse
 import sys
@@ -16,6 +16,17 @@ gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
 
 CAPS = {"vp8": "video/x-vp8", "h264": "video/x-h264"}
+
+
+def ice_on_loopback(webrtcbin, keep):
+    """Let libnice use 127.0.0.1 (it skips loopback interfaces when it gathers by itself).
+
+    The agent's Python wrapper is kept alive in `keep`: dropping it released a reference the
+    wrapper did not own, and webrtcbin crashed on a freed agent.
+    """
+    agent = webrtcbin.get_property("ice-agent")
+    keep.append(agent)
+    agent.emit("add-local-ip-address", "127.0.0.1")
 
 
 def main():
@@ -36,13 +47,14 @@ def main():
     signaller.set_property("whip-endpoint", a.url)
     signaller.set_property("auth-token", a.token)
 
+    def on_state(webrtcbin, _pspec):
+        if webrtcbin.get_property("connection-state").value_nick == "connected":
+            print("PUBLISHING", flush=True)
+
+    agents = []  # see ice_on_loopback
+
     def on_webrtcbin(_signaller, _peer, webrtcbin):
-        webrtcbin.get_property("ice-agent").emit("add-local-ip-address", "127.0.0.1")
-
-        def on_state(bin_, _pspec):
-            if bin_.get_property("connection-state").value_nick == "connected":
-                print("PUBLISHING", flush=True)
-
+        ice_on_loopback(webrtcbin, agents)
         webrtcbin.connect("notify::connection-state", on_state)
 
     signaller.connect("webrtcbin-ready", on_webrtcbin)

@@ -10,4 +10,4 @@ mkdir -p "$gp/src/github.com/pion/webrtc" "$gp/src/sellcast"
 ln -s /usr/share/gocode/src/github.com/pion/webrtc "$gp/src/github.com/pion/webrtc/v3"
 ln -s "$here" "$gp/src/sellcast/pion-peer"
 cd "$gp/src/sellcast/pion-peer"
-GO111MODULE=off GOPATH="$gp:/usr/share/gocode" GOPROXY=off GOFLAGS= GOCACHE="${GOCACHE:-$gp/cache}" go build -o "$out" .
+GO111MODULE=off GOPATH="$gp:/usr/share/gocode" GOPROXY=off GOFLAGS= go build -o "$out" .

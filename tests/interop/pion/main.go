@@ -180,14 +180,14 @@ func keyframe(codec string, p []byte) bool {
 			return false
 		}
 		switch nal := p[0] & 0x1f; nal {
-		case 5, 7:
+		case 5: // an IDR slice; an SPS alone does not make a key frame
 			return true
 		case 28:
 			return p[1]&0x80 != 0 && p[1]&0x1f == 5
 		case 24:
 			for i := 1; i+2 < len(p); {
 				size := int(p[i])<<8 | int(p[i+1])
-				if t := p[i+2] & 0x1f; t == 5 || t == 7 {
+				if t := p[i+2] & 0x1f; t == 5 {
 					return true
 				}
 				i += 2 + size
