@@ -309,17 +309,29 @@ pub fn media_mids(sdp: &str) -> Vec<String> {
         .collect()
 }
 
-/// RFC 8843 lets an offerer mark a section `bundle-only` with port 0: it shares the bundle's
-/// transport. str0m reads any port-0 section as rejected (and does not know the attribute),
-/// so such a section is handed to it with the discard port 9 that every other bundled
-/// section carries, and without the `a=bundle-only` line.
-pub fn open_bundle_only(sdp: &str) -> String {
+/// What third-party stacks write that str0m would misread, rewritten to what they mean:
+/// - RFC 8843 lets an offerer mark a section `bundle-only` with port 0: it shares the bundle's
+///   transport. str0m reads any port-0 section as rejected (and does not know the attribute),
+///   so such a section is handed to it with the discard port 9 that every other bundled
+///   section carries, and without the `a=bundle-only` line.
+/// - Opus is always `opus/48000/2` (RFC 7587 6.1); GStreamer writes `OPUS/48000`, which str0m
+///   reads as one channel and matches to nothing.
+pub fn normalize_offer(sdp: &str) -> String {
     let mut out = String::with_capacity(sdp.len());
     let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
     for (i, line) in lines.iter().enumerate() {
         let bare = line.trim_end_matches(['\r', '\n']);
         if bare == "a=bundle-only" {
             continue;
+        }
+        if let Some(map) = bare.strip_prefix("a=rtpmap:") {
+            if let Some((pt, encoding)) = map.split_once(' ') {
+                if encoding.eq_ignore_ascii_case("opus/48000") {
+                    out.push_str(&format!("a=rtpmap:{pt} opus/48000/2"));
+                    out.push_str(&line[bare.len()..]);
+                    continue;
+                }
+            }
         }
         if let Some(rest) = bare.strip_prefix("m=") {
             let mut parts = rest.splitn(3, ' ');
@@ -416,14 +428,23 @@ mod tests {
         let plan = plan_publish(sdp, CodecPolicy::Auto).expect("valid");
         assert_eq!(plan.audio, Some(Codec::Opus));
         assert_eq!(media_mids(sdp), vec!["video0".to_string(), "audio1".to_string()]);
-        let opened = open_bundle_only(sdp);
+        let opened = normalize_offer(sdp);
         assert!(opened.contains("m=audio 9 UDP/TLS/RTP/SAVPF 97\r\n"), "{opened}");
         assert!(opened.contains("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"));
         assert!(!opened.contains("bundle-only"));
         // A rejected section (port 0 without bundle-only) stays rejected.
         let rejected = sdp.replace("a=bundle-only\r\n", "");
-        assert_eq!(open_bundle_only(&rejected), rejected);
+        assert_eq!(normalize_offer(&rejected), rejected);
         assert_eq!(plan_publish(&rejected, CodecPolicy::Auto).expect("valid").audio, None);
+    }
+
+    #[test]
+    fn opus_without_a_channel_count_is_read_as_opus_stereo() {
+        let gst = "m=audio 9 UDP/TLS/RTP/SAVPF 97\r\na=rtpmap:97 OPUS/48000\r\na=rtpmap:98 opus/48000/2\r\n";
+        assert_eq!(
+            normalize_offer(gst),
+            "m=audio 9 UDP/TLS/RTP/SAVPF 97\r\na=rtpmap:97 opus/48000/2\r\na=rtpmap:98 opus/48000/2\r\n"
+        );
     }
 
     #[test]

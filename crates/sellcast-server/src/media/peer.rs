@@ -19,7 +19,7 @@ use str0m::format::Codec as WireCodec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
-use super::offer::{media_mids, open_bundle_only, PublishPlan, Role};
+use super::offer::{media_mids, normalize_offer, PublishPlan, Role};
 use super::video_format::{H264Format, RoomFormat, VideoFormat};
 use super::relay::ShardId;
 use super::router::MAX_SHARDS;
@@ -139,7 +139,7 @@ impl PeerFactory {
     /// the room carries), so its encoder cannot pick another one; a viewer gets every codec we
     /// may forward, and is sent whichever the host uses on its own payload type for it.
     pub fn accept(&self, now: Instant, plan: Option<&PublishPlan>, offer: &str) -> Result<Accepted, RtcError> {
-        let offer = open_bundle_only(offer);
+        let offer = normalize_offer(offer);
         let mids = media_mids(&offer);
         let sdp = SdpOffer::from_sdp_string(&offer)?;
         let mut config = RtcConfig::new()
