@@ -2,8 +2,8 @@
 
     whep_viewer.py --url WHEP_URL --token T [--timeout MS]
 
-Each output pad goes to a fakesink, so the element hands over depayloaded frames; the caps name
-the codec (video/x-vp8, video/x-h264). Prints `VIEWER {json}` in the shape of lib.mjs `Receipt`.
+Each output pad goes through a capsfilter asking for encoded frames (video/x-vp8 or video/x-h264,
+audio/x-opus) to a fakesink, so the element depayloads; the caps name the codec. Prints `VIEWER {json}` in the shape of lib.mjs `Receipt`.
 First-frame time: PLAYING (when the element posts its offer) -> first key frame out of the
 depayloader. whepclientsrc opens no data channel.
 """
@@ -37,8 +37,32 @@ def main():
     signaller.set_property("auth-token", a.token)
     agents = []  # see whip_publisher.ice_on_loopback
 
+    def with_mode_1(caps):
+        # whepclientsrc offers H264 without packetization-mode, which means mode 0 (one NAL
+        # unit per packet); its depayloader takes STAP-A and FU-A (mode 1) too, so say so.
+        out = Gst.Caps.new_empty()
+        for i in range(caps.get_size()):
+            s = caps.get_structure(i).copy()
+            if s.get_string("encoding-name") == "H264" and not s.has_field("packetization-mode"):
+                s.set_value("packetization-mode", "1")
+            out.append_structure(s)
+        return out
+
+    def on_codec_preferences(transceiver, _pspec):
+        caps = transceiver.get_property("codec-preferences")
+        if caps is None:
+            return
+        patched = with_mode_1(caps)
+        if not patched.is_equal(caps):
+            transceiver.set_property("codec-preferences", patched)
+
+    def on_new_transceiver(_webrtcbin, transceiver):
+        transceiver.connect("notify::codec-preferences", on_codec_preferences)
+        on_codec_preferences(transceiver, None)
+
     def on_webrtcbin(_signaller, _peer, webrtcbin):
         ice_on_loopback(webrtcbin, agents)
+        webrtcbin.connect("on-new-transceiver", on_new_transceiver)
 
         def on_state(bin_, _pspec):
             rep["state"] = bin_.get_property("connection-state").value_nick
@@ -70,11 +94,19 @@ def main():
         return Gst.PadProbeReturn.OK
 
     def on_pad(_src, pad):
+        # Ask for encoded frames: with a sink that takes anything, whepclientsrc hands over
+        # RTP packets instead of depayloaded frames.
+        wanted = "audio/x-opus" if pad.get_name().startswith("audio") else "video/x-vp8; video/x-h264"
+        filt = Gst.ElementFactory.make("capsfilter")
+        filt.set_property("caps", Gst.Caps.from_string(wanted))
         sink = Gst.ElementFactory.make("fakesink")
         sink.set_property("sync", False)
+        pipeline.add(filt)
         pipeline.add(sink)
+        filt.link(sink)
         sink.sync_state_with_parent()
-        pad.link(sink.get_static_pad("sink"))
+        filt.sync_state_with_parent()
+        pad.link(filt.get_static_pad("sink"))
         sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
     src.connect("pad-added", on_pad)
