@@ -80,12 +80,9 @@ async fn bad_offers_get_typed_errors_and_the_server_keeps_serving() -> Result<()
     let (status, _, _) = c.post("/whep/shop", sdp, "v=0\r\nm=video 9 GARBAGE\r\n").await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    // A well-formed offer whose only codec we cannot forward.
+    // A well-formed offer whose only codec we cannot forward: 415, as the README promises.
     let (status, reason, _) = c.post("/whip/shop", sdp, offer(Direction::SendOnly, true)).await?;
-    assert!(
-        status == StatusCode::UNSUPPORTED_MEDIA_TYPE || status == StatusCode::BAD_REQUEST,
-        "no usable codec: {status}"
-    );
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "no usable codec: {reason}");
     assert!(reason.contains("codec"), "{reason}");
 
     // Not SDP at all, and too big.
@@ -144,4 +141,98 @@ async fn bad_offers_get_typed_errors_and_the_server_keeps_serving() -> Result<()
     host.close().await;
     server.shutdown().await;
     Ok(())
+}
+
+/// An offer with exactly these video entries (H264 `(pt, mode 1?, profile-level-id)`, VP8 on
+/// 100 when `vp8`) and Opus.
+fn video_offer(direction: Direction, h264: &[(u8, bool, u32)], vp8: bool) -> String {
+    let mut builder = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+    for (pt, mode1, id) in h264 {
+        builder.codec_config().add_h264((*pt).into(), None, *mode1, *id);
+    }
+    if vp8 {
+        builder.codec_config().add_config(100.into(), None, str0m::format::Codec::Vp8, str0m::media::Frequency::NINETY_KHZ, None, Default::default());
+    }
+    let mut rtc = builder.build(Instant::now());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, direction, None, None, None);
+    change.add_media(MediaKind::Video, direction, None, None, None);
+    let (offer, _pending) = change.apply().expect("a change was made");
+    offer.to_sdp_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codec_choices_and_refusals_say_why() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = sellcast_server::Config { video_codec: "vp8".parse().map_err(anyhow::Error::msg)?, ..sellcast_server::Config::local(dir.path().join("sellcast.db")) };
+    let server = sellcast_server::start(config).await?;
+    let c = Client { http: reqwest::Client::new(), base: format!("http://{}", server.http_addr) };
+    let sdp = "application/sdp";
+    let obs = video_offer(Direction::SendOnly, &[(96, true, 0x42e01f)], false);
+
+    // The server takes VP8 (--video-codec vp8): an H264-only host is refused with a reason...
+    let (status, reason, _) = c.post("/whip/shop", sdp, obs.clone()).await?;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reason}");
+    assert!(reason.contains("takes VP8") && reason.contains("?codec=h264"), "{reason}");
+    // ...a codec name the server does not know is a bad request...
+    let (status, reason, _) = c.post("/whip/shop?codec=av2", sdp, obs.clone()).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reason}");
+    // ...and the host may choose H264 for its room.
+    let (status, answer, _) = c.post("/whip/shop?codec=h264", sdp, obs).await?;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer.contains("a=rtpmap:96 H264/90000"), "the host's own entry: {answer}");
+    assert_eq!(c.status("shop").await?["video_codec"], "H264");
+
+    // A viewer that can decode only VP8 is told what the show is in.
+    let (status, reason, _) = c.post("/whep/shop", sdp, video_offer(Direction::RecvOnly, &[], true)).await?;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reason}");
+    assert!(reason.contains("H264 (profile-level-id 42e01f, packetization-mode 1)") && reason.contains("VP8"), "{reason}");
+    // So is one whose H264 needs packetization-mode 0 (it cannot take FU-A).
+    let (status, reason, _) = c.post("/whep/shop", sdp, video_offer(Direction::RecvOnly, &[(97, false, 0x42e01f)], false)).await?;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reason}");
+    // A viewer with H264 on its own numbering is served on that number.
+    let (status, answer, _) = c.post("/whep/shop", sdp, video_offer(Direction::RecvOnly, &[(120, true, 0x42001f), (98, true, 0x42e01f)], true)).await?;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer.contains("a=rtpmap:98 H264/90000"), "{answer}");
+    assert_eq!(c.status("shop").await?["viewers"], 1, "refused viewers hold nothing");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A VP8-only viewer (webrtc-rs) already watching when the host goes live in H264 keeps its
+/// audio and data channel and is told why it gets no video. The host's offer needs no ICE for
+/// this: the room's format is set when the WHIP offer is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_viewer_that_cannot_decode_the_new_show_is_told_on_its_channel() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("sellcast.db"))).await?;
+    let base = format!("http://{}", server.http_addr);
+    let test = async {
+        let options = sellcast_peer::ViewerOptions { data_channel: true, ..Default::default() };
+        let viewer = sellcast_peer::Viewer::connect(&base, "later", options).await?;
+        viewer.channel_ready(std::time::Duration::from_secs(10)).await?;
+        let c = Client { http: reqwest::Client::new(), base: base.clone() };
+        let obs = video_offer(Direction::SendOnly, &[(96, true, 0x42e01f)], false);
+        let (status, answer, _) = c.post("/whip/later?codec=h264", "application/sdp", obs).await?;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let notice = loop {
+            let found = viewer.frames().into_iter().map(|(_, f)| f).find(|f| f.contains("unsupported_codec"));
+            if let Some(f) = found {
+                break f;
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "no unsupported_codec frame: {:?}", viewer.frames());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let frame: serde_json::Value = serde_json::from_str(&notice)?;
+        assert_eq!(frame["type"], "error");
+        assert_eq!(frame["code"], "unsupported_codec");
+        let message = frame["message"].as_str().unwrap_or_default();
+        assert!(message.contains("H264") && message.contains("VP8"), "{message}");
+        viewer.close().await;
+        anyhow::Ok(())
+    };
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), test).await?;
+    server.shutdown().await;
+    result
 }

@@ -3,6 +3,9 @@ import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el } from './room.js';
 
 const room = roomFromPath();
+// `/host/ROOM?codec=h264` (or vp8) asks for that video codec: the browser offers it first and the
+// WHIP URL carries it, so the server makes it the room's codec.
+const codec = ['h264', 'vp8'].find(c => c === new URLSearchParams(location.search).get('codec')?.toLowerCase()) || null;
 const $ = id => document.getElementById(id);
 const state = Object.assign(new Show(), { revenue: new Map(), token: null, me: null });
 let media = null;
@@ -64,13 +67,26 @@ const session = new Session({
   endpoint: 'whip',
   room,
   token: null,
+  query: codec ? `?codec=${codec}` : '',
   setup: pc => {
-    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+    for (const track of media.getTracks()) {
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+      if (track.kind === 'video' && codec) preferCodec(transceiver, `video/${codec}`);
+    }
   },
   onChannel: ch => link.attach(ch),
   onState: (s, detail) => setState(s, detail),
   renewToken: async () => (state.token = await getToken(room, 'host', { fresh: true })),
 });
+
+// Put `mimeType` first in the offer (the other codecs stay as fallbacks). Throws when this browser
+// cannot send it, so the page says so instead of silently going live with another codec.
+function preferCodec(transceiver, mimeType) {
+  const all = RTCRtpSender.getCapabilities('video')?.codecs || [];
+  const wanted = all.filter(c => c.mimeType.toLowerCase() === mimeType);
+  if (wanted.length === 0) throw new Error(`this browser cannot send ${mimeType.split('/')[1].toUpperCase()}`);
+  transceiver.setCodecPreferences([...wanted, ...all.filter(c => c.mimeType.toLowerCase() !== mimeType)]);
+}
 
 $('go-live').onclick = async () => {
   try {

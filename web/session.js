@@ -40,9 +40,10 @@ export function roomFromPath() {
 export class Session {
   // endpoint: 'whip' | 'whep'; setup(pc) adds transceivers; onState(state, detail);
   // onChannel(channel) is called with each new data channel; renewToken() (optional) returns a
-  // new token to try once when the server answers 401.
-  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken }) {
-    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken });
+  // new token to try once when the server answers 401; query (optional, e.g. '?codec=h264') is
+  // appended to the WHIP/WHEP URL.
+  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '' }) {
+    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query });
     this.renewed = false;
     this.pc = null;
     this.location = null;
@@ -76,7 +77,7 @@ export class Session {
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
-      const resp = await fetch(`/${this.endpoint}/${encodeURIComponent(this.room)}`, {
+      const resp = await fetch(`/${this.endpoint}/${encodeURIComponent(this.room)}${this.query}`, {
         method: 'POST',
         headers: { 'content-type': 'application/sdp', ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
         body: pc.localDescription.sdp,

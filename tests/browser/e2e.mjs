@@ -45,6 +45,17 @@ async function waitFor(what, fn, timeoutMs = 20_000, every = 100) {
   fail(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
+// Poll like waitFor, but never fail: return the last value seen (the Rust side asserts on it).
+async function observe(fn, done, timeoutMs = 20_000, every = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try { last = await fn(); if (done(last)) return last; } catch (e) { last = undefined; }
+    await sleep(every);
+  }
+  return last;
+}
+
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
 }
@@ -145,8 +156,8 @@ async function run(browser, tmp) {
     });
     result[`viewer${i + 1}`] = { frames: later.video.frames, audio_packets: later.audio.packets };
   }
-  await waitFor('host shows 3 viewers', () => host.evaluate(() => document.getElementById('viewers').textContent === '3'));
-  result.viewers_on_host_page = 3;
+  const shown = await observe(() => host.evaluate(() => document.getElementById('viewers').textContent), t => t === '3');
+  result.viewers_on_host_page = Number(shown);
   await waitFor('viewers show the LIVE badge and no waiting overlay', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.live_badge && !u.waiting && u.state === 'live'));
 
   await glassToGlass(host, viewers);
@@ -387,17 +398,17 @@ async function hostDrop(host, viewers) {
   await Promise.all(viewers.map(v => v.evaluate(() => { window.__pcBeforeDrop = window.sellcast.session.pc; })));
   await host.click('#go-live');
   await waitFor('host live again', () => host.evaluate(() => document.body.dataset.state === 'live'));
-  for (const [i, v] of viewers.entries()) {
+  // Frames each viewer decoded from the host's return on (observed; the Rust side asserts).
+  const framesSinceReturn = [];
+  for (const v of viewers) {
     const start = await inboundStats(v);
-    await waitFor(`viewer ${i + 1} decodes again after the host came back`, async () => {
-      const s = await inboundStats(v);
-      return s && s.video.frames > start.video.frames + 15;
-    }, 30_000);
+    const s = await observe(() => inboundStats(v), s => s && s.video.frames > start.video.frames + 15, 30_000);
+    framesSinceReturn.push((s?.video?.frames ?? 0) - (start?.video?.frames ?? 0));
   }
   await waitFor('viewers show LIVE again', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.live_badge && !u.waiting && u.state === 'live'));
   // Normally the server resumes forwarding on the viewers' existing sessions: report whether it did.
   const samePc = await Promise.all(viewers.map(v => v.evaluate(() => window.__pcBeforeDrop === window.sellcast.session.pc)));
-  result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, resumed: true, same_viewer_sessions: samePc.every(Boolean), offline_after_reload_ms: offlineMs };
+  result.host_drop = { frames_before: before.video.frames, frames_at_drop: gone.video.frames, frames_since_return: framesSinceReturn, same_viewer_sessions: samePc.every(Boolean), offline_after_reload_ms: offlineMs };
 }
 
 // The server dies (SIGKILL: no DTLS close, no goodbye) and comes back on the same HTTP port.

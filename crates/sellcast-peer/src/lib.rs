@@ -14,6 +14,7 @@
 
 mod counter_set;
 mod feedback_counter;
+mod impairment;
 mod janus;
 #[cfg(test)]
 mod loopback_tests;
@@ -30,6 +31,8 @@ mod vp8;
 
 pub use counter_set::CounterSet;
 pub use feedback_counter::FeedbackCounts;
+pub use peer::rsa_certificate;
+pub use impairment::Impairment;
 pub use publisher::{PublishOptions, Publisher, PublisherStats};
 pub use rtp_source::{RtpSource, RtpTargets};
 pub use signalling::PeerError;

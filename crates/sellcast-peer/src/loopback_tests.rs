@@ -67,8 +67,8 @@ async fn two_peers_connect_over_loopback_carry_rtp_and_count_a_keyframe_request(
         });
     });
     let feedback = Arc::new(FeedbackCounts::default());
-    let mut sender = peer::build(PeerSetup { on_track: None, feedback: Some(feedback.clone()), video_rtx: false, bind_ip: None }).await?;
-    let mut receiver = peer::build(PeerSetup { on_track: Some(on_track), feedback: None, video_rtx: false, bind_ip: None }).await?;
+    let mut sender = peer::build(PeerSetup { feedback: Some(feedback.clone()), ..PeerSetup::default() }).await?;
+    let mut receiver = peer::build(PeerSetup { on_track: Some(on_track), ..PeerSetup::default() }).await?;
     let video = track(RtpCodecKind::Video, SSRC, None);
     let rtp_sender = sender.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
 

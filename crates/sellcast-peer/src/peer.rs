@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -26,6 +27,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
+use crate::impairment::Impairment;
 use crate::signalling::PeerError;
 use crate::socket_runtime::SocketRuntime;
 
@@ -102,6 +104,23 @@ pub struct PeerSetup {
     /// The address the peer's socket binds (and its one host candidate): 127.0.0.1 when
     /// `None`. Janus needs 127.0.0.2, see `Viewer::watch_janus`.
     pub bind_ip: Option<std::net::Ipv4Addr>,
+    /// What the peer receives passes through this first (tests of a bad link).
+    pub impairment: Option<Arc<Impairment>>,
+    /// The DTLS certificate to present; webrtc-rs makes an ECDSA one when `None`.
+    pub certificate: Option<RTCCertificate>,
+}
+
+/// A self-signed DTLS certificate around an RSA private key (PKCS#8 DER), signing with
+/// RSA PKCS#1 v1.5 SHA-256 as GStreamer's and other OpenSSL-based stacks do.
+pub fn rsa_certificate(pkcs8_der: &[u8]) -> Result<RTCCertificate, PeerError> {
+    let provider = rtc::crypto::default_provider().map_err(|e| PeerError::WebRtc(e.to_string()))?;
+    let key = provider
+        .crypto()
+        .import_signing_key(rtc::crypto::SignatureScheme::RsaPkcs1Sha256, pkcs8_der)
+        .map_err(|e| PeerError::WebRtc(e.to_string()))?;
+    let params = CertificateParams::new(vec!["sellcast-test".to_owned()]).map_err(|e| PeerError::WebRtc(e.to_string()))?;
+    RTCCertificate::generate_from_signing_key(params, rtc::crypto::SignatureScheme::RsaPkcs1Sha256, key)
+        .map_err(|e| PeerError::WebRtc(e.to_string()))
 }
 
 pub struct Built {
@@ -136,12 +155,17 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(vec![]).build())
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(vec![])
+                .with_certificates(setup.certificate.into_iter().collect())
+                .build(),
+        )
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { state: state_tx, gathering: gathering_tx, on_track: setup.on_track }))
-        .with_runtime(SocketRuntime::shared())
+        .with_runtime(setup.impairment.map_or_else(SocketRuntime::shared, SocketRuntime::impaired))
         .with_udp_addrs(vec![format!("{}:0", setup.bind_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST))])
         .build()
         .await?;

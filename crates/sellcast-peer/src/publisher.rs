@@ -1,5 +1,6 @@
 //! A WHIP publisher of synthetic VP8 + Opus RTP.
 
+use rtc::peer_connection::certificate::RTCCertificate;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub struct PublishOptions {
     pub token: Option<String>,
     /// Bound on ICE + DTLS after the answer.
     pub connect_timeout: Duration,
+    /// The DTLS certificate to present; `None` is webrtc-rs's own (ECDSA). See
+    /// `peer::rsa_certificate` for one like GStreamer's.
+    pub certificate: Option<RTCCertificate>,
 }
 
 impl Default for PublishOptions {
@@ -50,6 +54,7 @@ impl Default for PublishOptions {
             audio_payload: 100,
             token: None,
             connect_timeout: Duration::from_secs(15),
+            certificate: None,
         }
     }
 }
@@ -116,7 +121,12 @@ impl Publisher {
     /// WHIP-publish to `{base}/whip/{room}` and start sending once connected.
     pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
         let stats = Arc::new(PublisherStats::default());
-        let setup = PeerSetup { on_track: None, feedback: Some(stats.feedback.clone()), video_rtx: true, bind_ip: None };
+        let setup = PeerSetup {
+            feedback: Some(stats.feedback.clone()),
+            video_rtx: true,
+            certificate: opts.certificate.clone(),
+            ..PeerSetup::default()
+        };
         let mut built = peer::build(setup).await?;
         let seed = (now_us() & 0xffff_ffff) as u32;
         let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);

@@ -34,12 +34,13 @@ pub struct RoomChannel {
 impl RoomChannel {
     /// Create the channel (before the offer, so the offer carries `m=application`) and start
     /// reading it.
-    pub async fn create(pc: &dyn PeerConnection) -> Result<RoomChannel, PeerError> {
+    /// `hello` replaces the plain `{"type":"hello"}` (to resume from a position).
+    pub async fn create(pc: &dyn PeerConnection, hello: Option<String>) -> Result<RoomChannel, PeerError> {
         let init = RTCDataChannelInit { ordered: true, ..Default::default() };
         let channel = pc.create_data_channel(LABEL, Some(init)).await?;
         let (open_tx, open) = watch::channel(false);
         let inbox = Arc::new(Mutex::new(Inbox::default()));
-        tokio::spawn(read(channel.clone(), open_tx, inbox.clone()));
+        tokio::spawn(read(channel.clone(), hello.unwrap_or_else(|| HELLO.to_string()), open_tx, inbox.clone()));
         Ok(RoomChannel { channel, open, inbox })
     }
 
@@ -68,12 +69,12 @@ impl RoomChannel {
     }
 }
 
-async fn read(channel: Arc<dyn DataChannel>, open: watch::Sender<bool>, inbox: Arc<Mutex<Inbox>>) {
+async fn read(channel: Arc<dyn DataChannel>, hello: String, open: watch::Sender<bool>, inbox: Arc<Mutex<Inbox>>) {
     while let Some(event) = channel.poll().await {
         match event {
             DataChannelEvent::OnOpen => {
                 // Before anyone can send on it, so the room sees the hello first.
-                if let Err(e) = channel.send_text(HELLO).await {
+                if let Err(e) = channel.send_text(&hello).await {
                     tracing::warn!(error = %e, "hello on the room channel failed");
                 }
                 let _ = open.send(true);

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
+
+use crate::impairment::{ImpairedSocket, Impairment};
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime, TokioRuntime,
 };
@@ -26,11 +28,18 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug)]
 pub struct SocketRuntime {
     inner: TokioRuntime,
+    /// What the peer's sockets receive passes through this (tests of a bad link).
+    impairment: Option<Arc<Impairment>>,
 }
 
 impl SocketRuntime {
     pub fn shared() -> Arc<dyn Runtime> {
-        Arc::new(SocketRuntime { inner: TokioRuntime })
+        Arc::new(SocketRuntime { inner: TokioRuntime, impairment: None })
+    }
+
+    /// A runtime whose sockets hand what they receive through `impairment` first.
+    pub fn impaired(impairment: Arc<Impairment>) -> Arc<dyn Runtime> {
+        Arc::new(SocketRuntime { inner: TokioRuntime, impairment: Some(impairment) })
     }
 }
 
@@ -49,7 +58,11 @@ impl Runtime for SocketRuntime {
         if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER).and_then(|()| sock.set_send_buffer_size(SOCKET_BUFFER)) {
             tracing::debug!(error = %e, "could not enlarge the peer's UDP buffers");
         }
-        self.inner.wrap_udp_socket(socket)
+        let socket = self.inner.wrap_udp_socket(socket)?;
+        Ok(match &self.impairment {
+            Some(impairment) => Arc::new(ImpairedSocket { inner: socket, impairment: impairment.clone() }),
+            None => socket,
+        })
     }
 
     fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {

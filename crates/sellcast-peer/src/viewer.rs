@@ -14,6 +14,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
 use crate::counter_set::CounterSet;
+use crate::impairment::Impairment;
 use crate::janus::JanusSession;
 use crate::peer::{self, PeerSetup, TrackCallback};
 use crate::room_channel::RoomChannel;
@@ -29,11 +30,16 @@ pub struct ViewerOptions {
     pub connect_timeout: Duration,
     /// Also open the room's data channel (chat, likes, sales), as the watch page does.
     pub data_channel: bool,
+    /// The first frame on the data channel (default `{"type":"hello"}`); a resuming client
+    /// sends `{"type":"hello","resume":{"epoch":..,"seq":..}}`.
+    pub hello: Option<String>,
+    /// What the viewer receives passes through this first (a stalled, slow or lossy link).
+    pub impairment: Option<Arc<Impairment>>,
 }
 
 impl Default for ViewerOptions {
     fn default() -> Self {
-        Self { token: None, connect_timeout: Duration::from_secs(15), data_channel: false }
+        Self { token: None, connect_timeout: Duration::from_secs(15), data_channel: false, hello: None, impairment: None }
     }
 }
 
@@ -63,6 +69,14 @@ pub struct KindStats {
     pub first_after: Option<Duration>,
     /// Publisher sessions seen: a new one restarts its counters, which clears `counters`.
     pub publishers: u64,
+    /// The largest distance, in microseconds, between where a packet's RTP timestamp puts it
+    /// and where its publisher send time does, relative to the first packet: a rewrite that
+    /// jumps the timestamps (rather than following the host's clock) shows here.
+    pub worst_ts_skew_us: u64,
+    /// RTP clock rate of this kind (set by the reader).
+    clock_rate: u32,
+    /// (rtp timestamp, sent_us) of the first packet with a trailer: the reference for skew.
+    ts_origin: Option<(u32, u64)>,
     highest_seq: Option<u16>,
     /// (counter, sent_us) of the newest trailer, to tell a new publisher from a late packet.
     newest: Option<(u64, u64)>,
@@ -79,6 +93,21 @@ impl KindStats {
             Some(high) if (seq.wrapping_sub(high) as i16) <= 0 => self.out_of_order += 1,
             _ => self.highest_seq = Some(seq),
         }
+    }
+
+    /// Compare the packet's RTP timestamp with its publisher send time, both measured from
+    /// the first packet.
+    fn record_ts(&mut self, ts: u32, t: &Trailer) {
+        if self.clock_rate == 0 {
+            return;
+        }
+        let Some((ts0, sent0)) = self.ts_origin else {
+            self.ts_origin = Some((ts, t.sent_us));
+            return;
+        };
+        let media_us = i64::from(ts.wrapping_sub(ts0) as i32) * 1_000_000 / i64::from(self.clock_rate);
+        let sent_us = t.sent_us as i64 - sent0 as i64;
+        self.worst_ts_skew_us = self.worst_ts_skew_us.max(media_us.abs_diff(sent_us));
     }
 
     fn record_trailer(&mut self, t: Trailer, now_us: u64) {
@@ -129,7 +158,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn record(&mut self, video: bool, seq: u16, payload: &[u8]) {
+    fn record(&mut self, video: bool, (seq, ts): (u16, u32), payload: &[u8]) {
         let since_post = self.posted_at.map(|t| t.elapsed());
         let s = &mut self.stats;
         if video && s.first_video_after.is_none() {
@@ -149,6 +178,8 @@ impl Recorder {
         }
         k.record_seq(seq);
         if let Some(t) = Trailer::read(payload) {
+            k.clock_rate = if video { 90_000 } else { 48_000 };
+            k.record_ts(ts, &t);
             k.record_trailer(t, now_us());
         }
     }
@@ -191,7 +222,7 @@ fn reader(recorder: Arc<Mutex<Recorder>>) -> TrackCallback {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(p) => {
                         if let Ok(mut r) = recorder.lock() {
-                            r.record(video, p.header.sequence_number, &p.payload);
+                            r.record(video, (p.header.sequence_number, p.header.timestamp), &p.payload);
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
@@ -208,13 +239,21 @@ impl Viewer {
     pub async fn connect(base: &str, room: &str, opts: impl Into<ViewerOptions>) -> Result<Viewer, PeerError> {
         let opts = opts.into();
         let recorder = Arc::new(Mutex::new(Recorder::default()));
-        let setup = PeerSetup { on_track: Some(reader(recorder.clone())), feedback: None, video_rtx: true, bind_ip: None };
+        let setup = PeerSetup {
+            on_track: Some(reader(recorder.clone())),
+            video_rtx: true,
+            impairment: opts.impairment.clone(),
+            ..PeerSetup::default()
+        };
         let mut built = peer::build(setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
             built.pc.add_transceiver_from_kind(kind, Some(init)).await?;
         }
-        let channel = if opts.data_channel { Some(RoomChannel::create(built.pc.as_ref()).await?) } else { None };
+        let channel = match opts.data_channel {
+            true => Some(RoomChannel::create(built.pc.as_ref(), opts.hello.clone()).await?),
+            false => None,
+        };
         let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let posted_at = Instant::now();
@@ -252,6 +291,8 @@ impl Viewer {
             feedback: None,
             video_rtx: true,
             bind_ip: Some(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+            certificate: None,
+            impairment: None,
         };
         let mut built = peer::build(setup).await?;
         let janus = JanusSession::attach_streaming(http_client(), janus_base).await?;

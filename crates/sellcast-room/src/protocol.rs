@@ -127,6 +127,8 @@ pub enum ErrorCode {
     Blocked,
     NotFound,
     Unavailable,
+    /// The viewer cannot decode the show's video codec: it gets audio and the data channel only.
+    UnsupportedCodec,
 }
 
 /// A refused frame: what is sent back as `{"type":"error",...}`.
@@ -142,6 +144,13 @@ impl FrameError {
             code,
             message: message.into(),
         }
+    }
+
+    /// The `{"type":"error",...}` frame as sent on a data channel.
+    pub fn to_frame(&self) -> String {
+        let frame = DirectFrame::Error { code: self.code, message: self.message.clone() };
+        // Plain data with string keys: serialization cannot fail.
+        serde_json::to_string(&frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
     }
 }
 
@@ -283,28 +292,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_of_each_client_frame() {
+    fn each_client_frame_type_parses_to_its_variant_and_fields() {
         let frames = [
-            r#"{"type":"hello"}"#,
-            r#"{"type":"hello","resume":{"epoch":3,"seq":9}}"#,
-            r#"{"type":"chat","text":"hi"}"#,
-            r#"{"type":"like","count":3}"#,
-            r#"{"type":"buy","sale_id":1,"qty":2,"idempotency_key":"k1"}"#,
-            r#"{"type":"pin","product_ids":[1,2]}"#,
-            r#"{"type":"start_sale","product_id":1,"price_minor":990,"stock":10,"per_user_limit":2,"starts_at_ms":0,"ends_at_ms":60000}"#,
-            r#"{"type":"end_sale","sale_id":1}"#,
-            r#"{"type":"delete_message","seq":4}"#,
-            r#"{"type":"mute","identity":"bob","seconds":60}"#,
-            r#"{"type":"ban","identity":"bob"}"#,
-            r#"{"type":"set_blocked_words","words":["spam"]}"#,
+            (r#"{"type":"hello"}"#, ClientFrame::Hello { resume: None }),
+            (
+                r#"{"type":"hello","resume":{"epoch":3,"seq":9}}"#,
+                ClientFrame::Hello { resume: Some(Position { epoch: 3, seq: 9 }) },
+            ),
+            (r#"{"type":"chat","text":"hi"}"#, ClientFrame::Chat { text: "hi".into() }),
+            (r#"{"type":"like","count":3}"#, ClientFrame::Like { count: 3 }),
+            (
+                r#"{"type":"buy","sale_id":1,"qty":2,"idempotency_key":"k1"}"#,
+                ClientFrame::Buy { sale_id: 1, qty: 2, idempotency_key: "k1".into() },
+            ),
+            (r#"{"type":"pin","product_ids":[1,2]}"#, ClientFrame::Pin { product_ids: vec![1, 2] }),
+            (
+                r#"{"type":"start_sale","product_id":1,"price_minor":990,"stock":10,"per_user_limit":2,"starts_at_ms":5,"ends_at_ms":60000}"#,
+                ClientFrame::StartSale {
+                    product_id: 1,
+                    price_minor: 990,
+                    stock: 10,
+                    per_user_limit: 2,
+                    starts_at_ms: 5,
+                    ends_at_ms: 60_000,
+                },
+            ),
+            (r#"{"type":"end_sale","sale_id":1}"#, ClientFrame::EndSale { sale_id: 1 }),
+            (r#"{"type":"delete_message","seq":4}"#, ClientFrame::DeleteMessage { seq: 4 }),
+            (
+                r#"{"type":"mute","identity":"bob","seconds":60}"#,
+                ClientFrame::Mute { identity: "bob".into(), seconds: 60 },
+            ),
+            (r#"{"type":"ban","identity":"bob"}"#, ClientFrame::Ban { identity: "bob".into() }),
+            (
+                r#"{"type":"set_blocked_words","words":["spam"]}"#,
+                ClientFrame::SetBlockedWords { words: vec!["spam".into()] },
+            ),
         ];
-        for f in frames {
-            ClientFrame::parse(f.as_bytes()).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+        for (text, expected) in &frames {
+            assert_eq!(ClientFrame::parse(text.as_bytes()).as_ref(), Ok(expected), "{text}");
         }
-        assert_eq!(
-            ClientFrame::parse(br#"{"type":"buy","sale_id":7,"qty":1,"idempotency_key":"a"}"#),
-            Ok(ClientFrame::Buy { sale_id: 7, qty: 1, idempotency_key: "a".into() })
-        );
+        // Every type the protocol lists is covered above.
+        let covered: std::collections::BTreeSet<String> = frames
+            .iter()
+            .filter_map(|(t, _)| serde_json::from_str::<serde_json::Value>(t).ok())
+            .filter_map(|v| v["type"].as_str().map(String::from))
+            .collect();
+        let listed: std::collections::BTreeSet<String> = ClientFrame::TYPES.iter().map(|t| t.to_string()).collect();
+        assert_eq!(covered, listed);
     }
 
     #[test]

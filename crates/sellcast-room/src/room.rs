@@ -74,6 +74,10 @@ pub struct RoomRecord {
 pub struct RoomConfig {
     pub chat: ChatLimits,
     pub replay_events: usize,
+    /// The most bytes of missed events a resume replays; past it the client gets a snapshot.
+    /// A transport buffers about this much for a viewer (the server's data channels take
+    /// 128 KiB), and a replay it cannot take would cost the viewer its connection again.
+    pub replay_bytes: usize,
     pub likes_per_user_per_tick: u32,
     /// Frames of any kind per participant: burst and per second.
     pub frame_burst: u32,
@@ -86,6 +90,7 @@ impl Default for RoomConfig {
         Self {
             chat: ChatLimits::default(),
             replay_events: 2048,
+            replay_bytes: 64 * 1024,
             likes_per_user_per_tick: 30,
             frame_burst: 60,
             frames_per_second: 30.0,
@@ -317,7 +322,10 @@ impl RoomCore {
 
     fn hello(&mut self, now_ms: i64, to: ParticipantId, who: &Identity, resume: Option<Position>) {
         let position = self.log.position();
-        let missed = resume.and_then(|r| self.log.replay_after(r));
+        let budget = self.config.replay_bytes;
+        let missed = resume
+            .and_then(|r| self.log.replay_after(r))
+            .filter(|frames| frames.iter().map(|f| f.len()).sum::<usize>() <= budget);
         let welcome = DirectFrame::Welcome {
             you: who.clone(),
             participant: to,

@@ -231,22 +231,47 @@ fn a_flooding_client_is_throttled_and_answered_sparingly() {
 
 #[test]
 fn likes_are_summed_per_tick_and_counters_are_latest_state() {
+    let latest = |out: &[Output], kind: &str| -> Vec<Value> {
+        out.iter()
+            .filter_map(|o| if let Output::Broadcast { frame, class: Class::Latest } = o { Some(json(frame)) } else { None })
+            .filter(|f| f["type"] == kind)
+            .collect()
+    };
     let mut room = room_with_sale(5, 1);
-    let a = ParticipantId(1);
+    let (a, b, c) = (ParticipantId(1), ParticipantId(2), ParticipantId(3));
     room.handle_join(0, a, who("ann", Role::Viewer));
+    room.handle_join(0, b, who("bob", Role::Viewer));
+    room.handle_join(0, c, who("cat", Role::Viewer));
+    room.handle_leave(b);
     room.handle_frame(0, a, br#"{"type":"like","count":7}"#);
     room.handle_frame(0, a, br#"{"type":"like","count":500}"#);
+    room.handle_frame(0, c, br#"{"type":"like","count":4}"#);
     drain(&mut room);
     room.handle_tick(300);
     let out = drain(&mut room);
-    let likes: Vec<Value> = out
-        .iter()
-        .filter_map(|o| if let Output::Broadcast { frame, class: Class::Latest } = o { Some(json(frame)) } else { None })
-        .filter(|f| f["type"] == "likes")
-        .collect();
-    assert_eq!(likes.len(), 1);
-    assert_eq!(likes[0]["delta"], 30, "per-user cap per tick");
-    assert_eq!(likes[0]["total"], 30);
+    let likes = latest(&out, "likes");
+    assert_eq!(likes.len(), 1, "one likes frame per tick");
+    assert_eq!(likes[0]["delta"], 34, "ann capped at 30 per tick, plus cat's 4");
+    assert_eq!(likes[0]["total"], 34);
+    // Three joins and a leave since the last tick: one counters frame with the state now.
+    let counters = latest(&out, "counters");
+    assert_eq!(counters.len(), 1, "one counters frame per tick, however many changes");
+    assert_eq!(counters[0]["viewers"], 2, "bob left before the tick");
+    assert_eq!(counters[0]["sales"][0]["stock_left"], 5);
+
+    // Nothing changed: no counters frame. New likes add to the total.
+    room.handle_frame(301, c, br#"{"type":"like","count":2}"#);
+    room.handle_tick(600);
+    let out = drain(&mut room);
+    assert!(latest(&out, "counters").is_empty(), "unchanged counters are not re-sent");
+    let likes = latest(&out, "likes");
+    assert_eq!((likes[0]["delta"].as_u64(), likes[0]["total"].as_u64()), (Some(2), Some(36)));
+
+    room.handle_leave(c);
+    room.handle_tick(900);
+    let counters = latest(&drain(&mut room), "counters");
+    assert_eq!(counters.len(), 1);
+    assert_eq!(counters[0]["viewers"], 1, "the latest state replaces the last one sent");
 }
 
 #[test]
@@ -280,4 +305,42 @@ fn outcomes_applied_out_of_commit_order_keep_the_stock_right() {
     room.handle_buy_outcome(2, &orders[1].ticket, confirm(2), false, Some(8));
     room.handle_buy_outcome(2, &orders[0].ticket, confirm(1), false, Some(9));
     assert_eq!(room.sale(1).map(|s| s.stock_left), Some(8), "two sold out of ten, whatever the order");
+}
+
+#[test]
+fn a_resume_whose_replay_exceeds_the_byte_budget_gets_a_snapshot() {
+    let config = RoomConfig { replay_bytes: 4 * 1024, ..RoomConfig::default() };
+    let mut room = RoomCore::new("r".into(), 42, RoomRecord::default(), config, 1_000);
+    let (host, viewer) = (ParticipantId(1), ParticipantId(2));
+    room.handle_join(0, host, who("hal", Role::Host));
+    room.handle_frame(0, host, br#"{"type":"hello"}"#);
+    let from = room.position();
+    // Ten 400-character lines: about 5 KiB of events, past the 4 KiB budget.
+    for i in 0..10 {
+        let line = format!(r#"{{"type":"chat","text":"{i} {}"}}"#, "y".repeat(400));
+        room.handle_frame(1 + i, host, line.as_bytes());
+    }
+    drain(&mut room);
+    let hello = format!(r#"{{"type":"hello","resume":{{"epoch":{},"seq":{}}}}}"#, from.epoch, from.seq);
+    room.handle_join(20, viewer, who("vic", Role::Viewer));
+    room.handle_frame(20, viewer, hello.as_bytes());
+    let frames = sent_to(&drain(&mut room), viewer);
+    assert_eq!(frames[0]["resumed"], false, "too much to replay at once: {}", frames[0]);
+    assert_eq!(frames[1]["type"], "snapshot");
+    assert_eq!(frames[1]["seq"].as_u64(), Some(room.position().seq));
+
+    // Within the budget the same gap is replayed.
+    let mut roomy = RoomCore::new("r".into(), 42, RoomRecord::default(), RoomConfig::default(), 1_000);
+    roomy.handle_join(0, host, who("hal", Role::Host));
+    roomy.handle_frame(0, host, br#"{"type":"hello"}"#);
+    for i in 0..10 {
+        let line = format!(r#"{{"type":"chat","text":"{i} {}"}}"#, "y".repeat(400));
+        roomy.handle_frame(1 + i, host, line.as_bytes());
+    }
+    drain(&mut roomy);
+    roomy.handle_join(20, viewer, who("vic", Role::Viewer));
+    roomy.handle_frame(20, viewer, hello.as_bytes());
+    let frames = sent_to(&drain(&mut roomy), viewer);
+    assert_eq!(frames[0]["resumed"], true);
+    assert_eq!(frames.iter().filter(|f| f["type"] == "chat").count(), 10);
 }

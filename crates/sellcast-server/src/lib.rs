@@ -26,6 +26,7 @@ use crate::interaction::registry::Rooms;
 use crate::interaction::store_port::StorePort;
 use crate::media::directory::Directory;
 use crate::media::driver::Driver;
+pub use crate::media::offer::CodecPolicy;
 use crate::media::peer::PeerFactory;
 use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
@@ -48,6 +49,8 @@ pub struct Config {
     pub db_path: PathBuf,
     /// HS256 secret for tokens; `None` runs in dev mode (guest tokens, logged loudly).
     pub jwt_secret: Option<String>,
+    /// Which video codec rooms take from their hosts; a host may override it per room.
+    pub video_codec: CodecPolicy,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web")),
             db_path: db_path.into(),
             jwt_secret: None,
+            video_codec: CodecPolicy::Auto,
         }
     }
 }
@@ -168,6 +172,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         web_dir: config.web_dir.clone(),
         auth: auth.clone(),
         rooms,
+        video_codec: config.video_codec,
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let server = warp::serve(http::routes(state))

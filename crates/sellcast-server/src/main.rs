@@ -43,6 +43,10 @@ enum Command {
         /// HS256 secret for tokens. Without it the server runs in dev mode.
         #[arg(long, env = "SELLCAST_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
+        /// Video codec rooms take from their hosts: vp8, h264, or auto (VP8 when the host
+        /// offers it, else H264). A host may choose per room with `?codec=` on its WHIP URL.
+        #[arg(long, default_value = "auto")]
+        video_codec: sellcast_server::CodecPolicy,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -83,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             web_dir,
             db,
             jwt_secret,
+            video_codec,
         } => {
             let config = sellcast_server::Config {
                 http_addr: http,
@@ -92,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
                 web_dir,
                 db_path: db,
                 jwt_secret,
+                video_codec,
             };
             let server = sellcast_server::start(config).await?;
             let base = format!("http://{}", server.http_addr);

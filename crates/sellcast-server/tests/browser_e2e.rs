@@ -54,14 +54,18 @@ async fn host_and_three_viewers_in_chromium() -> Result<()> {
         bail!("browser scenario failed ({status}); see its output above");
     }
     let r = result.context("the scenario printed no RESULT line")?;
-    assert_eq!(r["viewers_on_host_page"], 3);
+    assert_eq!(r["viewers_on_host_page"], 3, "the host page's viewer count: {r}");
     for v in ["viewer1", "viewer2", "viewer3"] {
         assert!(r[v]["frames"].as_u64().unwrap_or(0) > 10, "{v} decoded frames: {r}");
         assert!(r[v]["audio_packets"].as_u64().unwrap_or(0) > 0, "{v} received audio: {r}");
     }
     assert!(r["glass_to_glass_ms"]["samples"].as_u64().unwrap_or(0) > 50);
     assert_eq!(r["commerce"]["viewer_pin_refused"], "forbidden");
-    assert_eq!(r["host_drop"]["resumed"], true);
+    let since_return = r["host_drop"]["frames_since_return"].as_array().context("frames_since_return")?;
+    assert_eq!(since_return.len(), 3, "{r}");
+    for (i, frames) in since_return.iter().enumerate() {
+        assert!(frames.as_u64().unwrap_or(0) > 15, "viewer {} decoded video again after the host came back: {r}", i + 1);
+    }
     println!(
         "glass-to-glass p50={}ms p95={}ms over {} samples",
         r["glass_to_glass_ms"]["p50"], r["glass_to_glass_ms"]["p95"], r["glass_to_glass_ms"]["samples"]

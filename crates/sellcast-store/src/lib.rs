@@ -9,6 +9,7 @@
 mod buy;
 mod catalog;
 mod error;
+mod fault;
 mod model;
 mod schema;
 mod store;
@@ -19,4 +20,4 @@ pub use error::StoreError;
 pub use model::{
     Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, RoomRecord, Sale, SaleDraft,
 };
-pub use store::Store;
+pub use store::{Durability, Store, WriterSnapshot};

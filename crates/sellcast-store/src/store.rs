@@ -9,10 +9,12 @@ use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
+use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::catalog;
 use crate::error::StoreError;
+use crate::fault::Faults;
 use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, RoomRecord, Sale, SaleDraft};
 use crate::schema;
 use crate::writer::{self, Job, WriterStats};
@@ -21,6 +23,27 @@ use crate::writer::{self, Job, WriterStats};
 pub struct Store {
     jobs: Sender<Job>,
     stats: Arc<WriterStats>,
+    durability: Arc<Durability>,
+}
+
+/// The durability settings of the writer's connection, as SQLite reports them back after
+/// they were set (not as requested).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Durability {
+    /// `wal` when write-ahead logging is on.
+    pub journal_mode: String,
+    /// `full` when every commit is fsynced before it returns.
+    pub synchronous: String,
+}
+
+/// The writer's counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WriterSnapshot {
+    pub buys: u64,
+    pub buy_commits: u64,
+    /// A buy batch's writes are done and its commit has not returned yet.
+    pub commit_in_flight: bool,
+    pub confirmations_sent: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -46,14 +69,24 @@ impl Store {
             return Err(StoreError::Invalid(format!("could not enable WAL (got {mode})")));
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")?;
+        let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        let synchronous = match synchronous {
+            0 => "off",
+            1 => "normal",
+            2 => "full",
+            3 => "extra",
+            _ => "unknown",
+        };
+        let durability = Arc::new(Durability { journal_mode: mode.to_ascii_lowercase(), synchronous: synchronous.into() });
         schema::migrate(&mut conn)?;
+        let faults = Faults::from_env();
         let (jobs, rx) = channel();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = stats.clone();
         thread::Builder::new()
             .name("sellcast-store".into())
-            .spawn(move || writer::run(conn, rx, writer_stats))?;
-        Ok(Store { jobs, stats })
+            .spawn(move || writer::run(conn, rx, writer_stats, faults))?;
+        Ok(Store { jobs, stats, durability })
     }
 
     /// Run `f` on the writer's connection and await its result.
@@ -135,6 +168,23 @@ impl Store {
     pub async fn sale_totals(&self, room: &str, sale_id: i64) -> Result<(i64, i64), StoreError> {
         let room = room.to_string();
         self.run(move |c| catalog::sale_totals(c, &room, sale_id)).await
+    }
+
+    pub fn durability(&self) -> &Durability {
+        &self.durability
+    }
+
+    pub fn writer_stats(&self) -> WriterSnapshot {
+        let s = &self.stats;
+        // Ended first: a batch that ends between the two loads then still reads as in flight.
+        let ended = s.batches_ended.load(Ordering::SeqCst);
+        let written = s.batches_written.load(Ordering::SeqCst);
+        WriterSnapshot {
+            buys: s.buys.load(Ordering::Relaxed),
+            buy_commits: s.buy_commits.load(Ordering::Relaxed),
+            commit_in_flight: written > ended,
+            confirmations_sent: s.confirmations_sent.load(Ordering::SeqCst),
+        }
     }
 
     /// `(buys, commits)` so far: commits far below buys means group commit is batching.

@@ -16,7 +16,8 @@ use tracing::error;
 
 use crate::buy;
 use crate::error::StoreError;
-use crate::model::{BuyOutcome, BuyRequest};
+use crate::fault::Faults;
+use crate::model::{BuyOutcome, BuyRequest, BuyResult};
 
 /// Most buys in one transaction: bounds the latency of the last one in a batch.
 const MAX_BATCH: usize = 512;
@@ -28,14 +29,23 @@ pub enum Job {
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
-/// Counters that show group commit at work.
+/// Counters that show group commit at work, read by anyone without asking the writer.
 #[derive(Debug, Default)]
 pub struct WriterStats {
+    /// Buys taken off the queue.
     pub buys: AtomicU64,
+    /// Buy batches committed.
     pub buy_commits: AtomicU64,
+    /// Buy batches whose writes are done and whose commit has begun; above `batches_ended`
+    /// while a commit is in flight.
+    pub batches_written: AtomicU64,
+    /// Buy batches committed or rolled back.
+    pub batches_ended: AtomicU64,
+    /// `order_confirmed` answers handed back to callers (replays of a known key included).
+    pub confirmations_sent: AtomicU64,
 }
 
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>) {
+pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>, faults: Faults) {
     let mut deferred: VecDeque<Job> = VecDeque::new();
     loop {
         let job = match deferred.pop_front() {
@@ -60,18 +70,24 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>) {
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                commit_batch(&mut conn, batch, &stats);
+                commit_batch(&mut conn, batch, &stats, &faults);
             }
         }
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<(BuyRequest, Reply<BuyOutcome>)>, stats: &WriterStats) {
+type Batch = Vec<(BuyRequest, Reply<BuyOutcome>)>;
+
+fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults: &Faults) {
     let n = batch.len() as u64;
-    let mut results: Vec<Result<BuyOutcome, StoreError>> = Vec::with_capacity(batch.len());
+    let buys_taken = stats.buys.fetch_add(n, Ordering::Relaxed) + n;
+    let (requests, replies): (Vec<BuyRequest>, Vec<Reply<BuyOutcome>>) = batch.into_iter().unzip();
+    let mut replies = Some(replies);
+    let mut results: Vec<Result<BuyOutcome, StoreError>> = Vec::with_capacity(requests.len());
+    let mut written = false;
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
-        for (req, _) in &batch {
+        for req in &requests {
             let sp = tx.savepoint()?;
             match buy::execute(&sp, req) {
                 Ok(outcome) => {
@@ -85,21 +101,38 @@ fn commit_batch(conn: &mut Connection, batch: Vec<(BuyRequest, Reply<BuyOutcome>
                 }
             }
         }
+        if faults.ack_before_commit() {
+            // The broken variant the durability tests must catch.
+            answer(replies.take(), std::mem::take(&mut results), stats);
+        }
+        stats.batches_written.fetch_add(1, Ordering::SeqCst);
+        written = true;
+        faults.before_commit(buys_taken);
         tx.commit()
     })();
-    stats.buys.fetch_add(n, Ordering::Relaxed);
     match committed {
         Ok(()) => {
             stats.buy_commits.fetch_add(1, Ordering::Relaxed);
-            for ((_, reply), result) in batch.into_iter().zip(results) {
-                let _ = reply.send(result);
-            }
+            answer(replies, results, stats);
         }
         Err(e) => {
             error!(error = %e, buys = n, "buy batch failed to commit; nothing acknowledged");
-            for (_, reply) in batch {
+            for reply in replies.into_iter().flatten() {
                 let _ = reply.send(Err(StoreError::CommitFailed(e.to_string())));
             }
         }
+    }
+    if written {
+        stats.batches_ended.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Hand each buy its result. Called only once the batch is committed.
+fn answer(replies: Option<Vec<Reply<BuyOutcome>>>, results: Vec<Result<BuyOutcome, StoreError>>, stats: &WriterStats) {
+    for (reply, result) in replies.into_iter().flatten().zip(results) {
+        if matches!(&result, Ok(BuyOutcome { result: BuyResult::Confirmed { .. }, .. })) {
+            stats.confirmations_sent.fetch_add(1, Ordering::SeqCst);
+        }
+        let _ = reply.send(result);
     }
 }

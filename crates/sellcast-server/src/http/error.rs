@@ -13,6 +13,9 @@ pub enum SignalError {
     Offer(#[from] OfferError),
     #[error("the SDP offer was rejected: {0}")]
     BadOffer(String),
+    /// A viewer that cannot decode the live room's video (and asked for video).
+    #[error("{0}")]
+    UnsupportedCodec(String),
     #[error("a host is already live in this room")]
     HostAlreadyLive,
     #[error("body over 64 KiB")]
@@ -44,7 +47,8 @@ impl From<crate::auth::AuthError> for SignalError {
 impl SignalError {
     pub fn status(&self) -> StatusCode {
         match self {
-            SignalError::Offer(OfferError::NoUsableCodec) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            SignalError::Offer(OfferError::NoUsableCodec | OfferError::CodecNotAllowed(_))
+            | SignalError::UnsupportedCodec(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             SignalError::Offer(_) | SignalError::BadOffer(_) | SignalError::BadRoomName => {
                 StatusCode::BAD_REQUEST
             }

@@ -17,7 +17,7 @@ use crate::auth::Auth;
 use crate::interaction::registry::Rooms;
 use crate::media::router::MediaRouter;
 use crate::media::directory::Directory;
-use crate::media::offer::Role;
+use crate::media::offer::{CodecPolicy, Role};
 
 /// Largest SDP body accepted (RFC 9725 leaves it to the server; real offers are 3-10 KiB).
 pub const MAX_SDP_BYTES: u64 = 64 * 1024;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub web_dir: PathBuf,
     pub auth: Arc<Auth>,
     pub rooms: Arc<Rooms>,
+    /// The server's `--video-codec`, for rooms whose host names none.
+    pub video_codec: CodecPolicy,
 }
 
 fn with_state(
@@ -47,16 +49,19 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::body::content_length_limit(MAX_SDP_BYTES))
         .and(warp::body::bytes());
 
+    // `?codec=vp8|h264|auto` lets a host choose the room's video codec.
+    let whip_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let whip = warp::path!("whip" / String)
         .and(warp::post())
+        .and(whip_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, ct, body, st| signalling::offer(Role::Host, room, ct, body, st));
+        .then(|room, query: String, ct, body, st| signalling::offer(Role::Host, room, query, ct, body, st));
     let whep = warp::path!("whep" / String)
         .and(warp::post())
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, ct, body, st| signalling::offer(Role::Viewer, room, ct, body, st));
+        .then(|room, ct, body, st| signalling::offer(Role::Viewer, room, String::new(), ct, body, st));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
@@ -77,6 +82,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .and(with_state(state.clone()))
         .map(|room: String, st: AppState| warp::reply::json(&st.directory.status(&room)));
+    // The store's durability settings as SQLite reports them, and its writer's counters.
+    let store_stats = warp::path!("api" / "stats" / "store")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(|st: AppState| {
+            let store = st.rooms.store().inner();
+            warp::reply::json(&serde_json::json!({ "durability": store.durability(), "writer": store.writer_stats() }))
+        });
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
@@ -103,6 +116,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(whep_end)
         .or(no_trickle)
         .or(media_stats)
+        .or(store_stats)
         .or(api)
         .or(status)
         .or(host_page)

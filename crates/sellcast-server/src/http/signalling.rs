@@ -10,7 +10,7 @@ use warp::reply::{Reply, Response};
 use super::error::SignalError;
 use super::AppState;
 use crate::media::command::{Command, SessionAnswer};
-use crate::media::offer::{check_watch, plan_publish, Role};
+use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, Role};
 
 pub fn valid_room(room: &str) -> bool {
     (1..=64).contains(&room.len())
@@ -29,11 +29,16 @@ fn endpoint(role: Role) -> &'static str {
 pub async fn offer(
     role: Role,
     room: String,
+    query: String,
     (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
     state: AppState,
 ) -> Response {
-    match negotiate(role, &room, (content_type, authorization), body, &state).await {
+    let policy = match codec_choice(&query) {
+        Ok(choice) => choice.unwrap_or(state.video_codec),
+        Err(e) => return e.into_response(),
+    };
+    match negotiate(role, &room, policy, (content_type, authorization), body, &state).await {
         Ok(answer) => {
             let location = format!("/{}/{}/{}", endpoint(role), room, answer.session);
             let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
@@ -47,9 +52,18 @@ pub async fn offer(
     }
 }
 
+/// The host's `codec=` query parameter, if any.
+fn codec_choice(query: &str) -> Result<Option<CodecPolicy>, SignalError> {
+    let Some(value) = query.split('&').find_map(|kv| kv.strip_prefix("codec=")) else {
+        return Ok(None);
+    };
+    value.parse().map(Some).map_err(|e: String| SignalError::Offer(OfferError::Malformed(e)))
+}
+
 async fn negotiate(
     role: Role,
     room: &str,
+    policy: CodecPolicy,
     (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
     state: &AppState,
@@ -79,7 +93,7 @@ async fn negotiate(
         Role::Host => Command::Publish {
             room: room.to_string(),
             identity,
-            plan: plan_publish(&offer)?,
+            plan: plan_publish(&offer, policy)?,
             offer,
             reply,
         },

@@ -36,6 +36,11 @@ impl Rooms {
         })
     }
 
+    /// The durable store every room task writes through.
+    pub fn store(&self) -> &StorePort {
+        &self.store
+    }
+
     /// The room's task, started if needed. Never holds the map entry across an await.
     pub fn get(&self, room: &str) -> RoomHandle {
         if let Some(h) = self.rooms.get(room) {

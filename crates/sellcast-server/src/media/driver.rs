@@ -324,10 +324,13 @@ impl Driver {
                 self.remove_peer(id, "closed");
                 return;
             }
-            PeerEvent::ChannelOpen => self.peers.get(&id).map(|p| RoomMsg::Join {
-                participant: ParticipantId(id.0),
-                identity: p.identity.clone(),
-            }),
+            PeerEvent::ChannelOpen => {
+                self.say_codec_notice(id, now);
+                self.peers.get(&id).map(|p| RoomMsg::Join {
+                    participant: ParticipantId(id.0),
+                    identity: p.identity.clone(),
+                })
+            }
             PeerEvent::ChannelData(bytes) => Some(RoomMsg::Frame { participant: ParticipantId(id.0), bytes }),
             PeerEvent::ChannelClose => Some(RoomMsg::Leave { participant: ParticipantId(id.0) }),
             other => {
@@ -385,10 +388,6 @@ impl Driver {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
-        let codecs = [
-            room.forwarder.codec(TrackKind::Audio),
-            room.forwarder.codec(TrackKind::Video),
-        ];
         let mut left_over = false;
         for viewer in room.forwarder.viewers_mut() {
             if viewer.queued() == 0 {
@@ -403,7 +402,7 @@ impl Driver {
                 let Some(packet) = viewer.pop_packet() else {
                     break;
                 };
-                write_packet(peer, &packet, codecs[packet.kind.index()]);
+                write_packet(peer, &packet);
                 if !packet.replay {
                     self.clock.written(packet.arrival);
                 }
@@ -445,6 +444,12 @@ impl Driver {
         }
         if let Some(t) = self.rooms.get(&room_id).and_then(|r| r.forwarder.poll_timeout()) {
             self.earliest = self.earliest.min(t);
+        }
+    }
+
+    fn mark_dirty(&mut self, room_id: RoomId) {
+        if !self.dirty.contains(&room_id) {
+            self.dirty.push(room_id);
         }
     }
 

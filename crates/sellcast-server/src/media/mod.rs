@@ -13,6 +13,9 @@ pub mod peer;
 pub mod relay;
 pub mod room;
 pub mod router;
+pub mod video_format;
 
 #[cfg(test)]
 mod resend_tests;
+#[cfg(test)]
+mod negotiation_tests;

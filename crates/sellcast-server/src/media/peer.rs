@@ -19,13 +19,18 @@ use str0m::format::Codec as WireCodec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
-use super::offer::{PublishPlan, Role};
+use super::offer::{media_mids, open_bundle_only, PublishPlan, Role};
+use super::video_format::{H264Format, RoomFormat, VideoFormat};
 use super::relay::ShardId;
 use super::router::MAX_SHARDS;
 
 /// Resend cache per viewer video stream: at least 1 s of 8 Mbit/s video.
 const RESEND_CACHE_PACKETS: usize = 1024;
 const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
+
+/// Viewer entries for constrained high H264 (payload type, RTX, packetization mode 1), on
+/// numbers str0m's default entries leave free.
+const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)];
 
 /// Largest data-channel message we advertise (`a=max-message-size`).
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
@@ -71,10 +76,36 @@ pub struct Peer {
     pub last_media: Option<Instant>,
     /// Negotiated m-line per track kind (audio, video).
     pub mids: [Option<Mid>; 2],
-    /// This peer's payload type for each codec we forward (Opus, VP8, H264).
-    pts: [Option<Pt>; 3],
+    /// Every payload type this peer negotiated for a codec we forward, with its parameters.
+    negotiated: Vec<Negotiated>,
+    /// The peer's offer has a live video section (a viewer may take audio only).
+    wants_video: bool,
+    /// Viewers: the payload type each kind (audio, video) is sent on, for the room's current
+    /// format; `None` when the room has no such track or this viewer cannot take it.
+    out_pts: [Option<Pt>; 2],
+    /// Viewers: why the room's video cannot be sent to this one, to be said on its data
+    /// channel (once it is open).
+    pub codec_notice: Option<String>,
     /// Host only: the SSRC currently received per kind, to notice an encoder restart.
     pub source_ssrc: [Option<u32>; 2],
+}
+
+/// One payload type a peer negotiated, as str0m agreed it with the peer's offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub pt: Pt,
+    pub codec: Codec,
+    pub h264: Option<H264Format>,
+}
+
+/// A str0m instance for an accepted offer, its SDP answer and what it negotiated.
+#[derive(Debug)]
+pub struct Accepted {
+    pub rtc: Rtc,
+    pub answer: String,
+    pub negotiated: Vec<Negotiated>,
+    /// The offer has a live video section.
+    pub has_video: bool,
 }
 
 /// Options that are the same for every peer the driver creates.
@@ -82,14 +113,6 @@ pub struct Peer {
 pub struct PeerFactory {
     pub cert: DtlsCert,
     pub candidate_addr: SocketAddr,
-}
-
-fn codec_slot(codec: Codec) -> usize {
-    match codec {
-        Codec::Opus => 0,
-        Codec::Vp8 => 1,
-        Codec::H264 => 2,
-    }
 }
 
 fn from_wire(codec: WireCodec) -> Option<Codec> {
@@ -112,15 +135,13 @@ impl PeerFactory {
     /// Build the str0m instance for an offer and produce the SDP answer. `plan` is the host's
     /// publish plan, `None` for a viewer.
     ///
-    /// A host gets exactly the codecs of its plan, so its encoder cannot pick another one;
-    /// a viewer gets every codec we may forward, and is sent whichever the host uses.
-    pub fn accept(
-        &self,
-        now: Instant,
-        plan: Option<&PublishPlan>,
-        offer: &str,
-    ) -> Result<(Rtc, String), RtcError> {
-        let offer = SdpOffer::from_sdp_string(offer)?;
+    /// A host gets exactly the codecs of its plan (for H264, the one entry of its offer that
+    /// the room carries), so its encoder cannot pick another one; a viewer gets every codec we
+    /// may forward, and is sent whichever the host uses on its own payload type for it.
+    pub fn accept(&self, now: Instant, plan: Option<&PublishPlan>, offer: &str) -> Result<Accepted, RtcError> {
+        let offer = open_bundle_only(offer);
+        let mids = media_mids(&offer);
+        let sdp = SdpOffer::from_sdp_string(&offer)?;
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -129,24 +150,61 @@ impl PeerFactory {
             // (the room refuses anything over 16 KiB) instead of breaking the association.
             .set_sctp_max_message_size(MAX_CHANNEL_MESSAGE)
             .clear_codecs();
-        let (audio, vp8, h264) = match plan {
-            Some(p) => (
-                p.audio.is_some(),
-                p.video == Some(Codec::Vp8),
-                p.video == Some(Codec::H264),
-            ),
-            None => (true, true, true),
-        };
-        config = config
-            .enable_opus(audio, false)
-            .enable_vp8(vp8)
-            .enable_h264(h264);
+        match plan {
+            Some(p) => {
+                config = config.enable_opus(p.audio.is_some(), false).enable_vp8(p.video.is_some_and(|v| v.codec == Codec::Vp8));
+                if let Some(h) = &p.h264 {
+                    let pm1 = h.format.packetization_mode == 1;
+                    config.codec_config().add_h264(h.pt.into(), h.rtx.map(Into::into), pm1, h.format.profile_level_id);
+                }
+            }
+            None => {
+                config = config.enable_opus(true, false).enable_vp8(true).enable_h264(true);
+                // str0m's defaults lack constrained high (640c1f), which Chromium offers.
+                for (pt, rtx, mode1) in CONSTRAINED_HIGH {
+                    config.codec_config().add_h264(pt.into(), Some(rtx.into()), mode1, 0x640c1f);
+                }
+            }
+        }
         let mut rtc = config.build(now);
         let candidate = Candidate::host(self.candidate_addr, "udp")?;
         rtc.add_local_candidate(candidate);
-        let answer = rtc.sdp_api().accept_offer(offer)?;
-        Ok((rtc, answer.to_sdp_string()))
+        let answer = rtc.sdp_api().accept_offer(sdp)?;
+        let negotiated = negotiated_formats(&rtc, &mids);
+        let has_video = mids
+            .iter()
+            .filter_map(|m| rtc.media(Mid::from(m.as_str())))
+            .any(|m| m.kind() == MediaKind::Video && !m.disabled());
+        Ok(Accepted { rtc, answer: answer.to_sdp_string(), negotiated, has_video })
     }
+}
+
+/// What str0m agreed for each of the offer's media sections: the peer's payload type numbers
+/// matched to our codec entries. Entries str0m did not match are left out: their numbers are
+/// str0m's own and mean nothing to the peer.
+fn negotiated_formats(rtc: &Rtc, mids: &[String]) -> Vec<Negotiated> {
+    let params = rtc.codec_config().params();
+    let mut out = Vec::new();
+    for mid in mids {
+        let Some(media) = rtc.media(Mid::from(mid.as_str())) else {
+            continue;
+        };
+        for pt in media.remote_pts() {
+            let Some(p) = params.iter().find(|p| p.pt() == *pt) else {
+                continue;
+            };
+            let spec = p.spec();
+            let Some(codec) = from_wire(spec.codec) else {
+                continue;
+            };
+            let h264 = (codec == Codec::H264).then(|| H264Format {
+                profile_level_id: spec.format.profile_level_id.unwrap_or(0x42000a),
+                packetization_mode: spec.format.packetization_mode.unwrap_or(0),
+            });
+            out.push(Negotiated { pt: *pt, codec, h264 });
+        }
+    }
+    out
 }
 
 impl Peer {
@@ -155,10 +213,11 @@ impl Peer {
         session: String,
         role: Role,
         (room, identity, room_tx): (String, Identity, mpsc::Sender<RoomMsg>),
-        rtc: Rtc,
+        accepted: Accepted,
         now: Instant,
     ) -> Self {
-        let mut peer = Self {
+        let Accepted { rtc, negotiated, has_video, .. } = accepted;
+        Self {
             id,
             session,
             role,
@@ -173,32 +232,69 @@ impl Peer {
             ready_at: None,
             last_media: None,
             mids: [None, None],
-            pts: [None; 3],
+            negotiated,
+            wants_video: has_video,
+            out_pts: [None, None],
+            codec_notice: None,
             source_ssrc: [None, None],
-        };
-        for p in peer.rtc.codec_config().params() {
-            if let Some(codec) = from_wire(p.spec().codec) {
-                let slot = &mut peer.pts[codec_slot(codec)];
-                if slot.is_none() {
-                    *slot = Some(p.pt());
-                }
-            }
         }
-        peer
     }
 
     /// Our codec for an incoming payload type (hosts).
     pub fn codec_of(&self, pt: Pt) -> Option<Codec> {
-        [Codec::Opus, Codec::Vp8, Codec::H264]
-            .into_iter()
-            .find(|c| self.pts[codec_slot(*c)] == Some(pt))
+        self.negotiated.iter().find(|n| n.pt == pt).map(|n| n.codec)
     }
 
-    /// This peer's payload type for a codec (viewers).
-    pub fn pt_for(&self, codec: Codec) -> Option<Pt> {
-        self.pts[codec_slot(codec)]
+    /// The payload type a packet of this kind goes out on (viewers).
+    pub fn out_pt(&self, kind: TrackKind) -> Option<Pt> {
+        self.out_pts[kind.index()]
     }
 
+    /// Choose this viewer's payload types for the room's format. Err says, for people, why the
+    /// room's video cannot be sent to it (audio still is).
+    pub fn choose_formats(&mut self, room: &RoomFormat) -> Result<(), String> {
+        let chosen = choose_out_pts(&self.negotiated, self.wants_video, room);
+        self.out_pts = match &chosen {
+            Ok(pts) => *pts,
+            Err(_) => [room.audio.and_then(|c| self.negotiated.iter().find(|n| n.codec == c)).map(|n| n.pt), None],
+        };
+        chosen.map(|_| ())
+    }
+}
+
+/// A viewer's payload types (audio, video) for a room's format. Err says, for people, why the
+/// room's video cannot be sent to a viewer that asked for video.
+pub fn choose_out_pts(negotiated: &[Negotiated], wants_video: bool, room: &RoomFormat) -> Result<[Option<Pt>; 2], String> {
+    let audio = room.audio.and_then(|c| negotiated.iter().find(|n| n.codec == c)).map(|n| n.pt);
+    let video = room.video.and_then(|v| video_pt_for(negotiated, &v));
+    match room.video {
+        Some(v) if wants_video && video.is_none() => {
+            let offered: Vec<String> = negotiated
+                .iter()
+                .filter(|n| n.codec.kind() == TrackKind::Video)
+                .map(|n| n.h264.map_or_else(|| n.codec.name().to_string(), |h| h.describe()))
+                .collect();
+            let offered = if offered.is_empty() { "no video codec we forward".to_string() } else { offered.join(", ") };
+            Err(format!("this show's video is {}; your player offered {offered}", v.describe()))
+        }
+        _ => Ok([audio, video]),
+    }
+}
+
+/// The best of a peer's payload types for a video format: VP8 is VP8; for H264 the entry with
+/// the same packetization mode whose profile decodes the stream, the closest match first.
+fn video_pt_for(negotiated: &[Negotiated], format: &VideoFormat) -> Option<Pt> {
+    let candidates = negotiated.iter().filter(|n| n.codec == format.codec);
+    match format.h264 {
+        None => candidates.map(|n| n.pt).next(),
+        Some(stream) => candidates
+            .filter_map(|n| Some((n.h264?.fit_for(&stream)?, n.pt)))
+            .min_by_key(|(fit, _)| *fit)
+            .map(|(_, pt)| pt),
+    }
+}
+
+impl Peer {
     /// A media line was negotiated. For a viewer's outgoing video, size the resend cache that
     /// answers its NACKs: the payloads are shared with the room, so this costs one entry per
     /// packet, not a copy.

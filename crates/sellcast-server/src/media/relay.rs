@@ -14,7 +14,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sellcast_sfu::{Codec, MediaPacket};
+use sellcast_sfu::MediaPacket;
+
+use super::video_format::RoomFormat;
 use tokio::sync::mpsc;
 
 /// Host packets one shard may have waiting for another before media is dropped (about two
@@ -28,8 +30,8 @@ pub struct ShardId(pub usize);
 /// What one shard tells another about a room.
 #[derive(Debug)]
 pub(crate) enum Relay {
-    /// A host went live on `home` with these codecs.
-    HostStart { room: Arc<str>, home: ShardId, codecs: Vec<Codec> },
+    /// A host went live on `home` in this format.
+    HostStart { room: Arc<str>, home: ShardId, format: RoomFormat },
     /// The host left.
     HostEnd { room: Arc<str> },
     /// The host's track restarted (new SSRC).

@@ -3,6 +3,7 @@
 //! builds it (`PeerFactory::accept`), the viewer is a second str0m instance, and the test
 //! shuttles datagrams between them, dropping one video packet on the way.
 
+use crate::media::video_format::{RoomFormat, VideoFormat};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,13 +65,15 @@ impl Link {
         change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().expect("an offer");
 
-        let (rtc, answer) = factory.accept(now, None, &offer.to_sdp_string()).expect("server accepts");
-        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
+        let mut accepted = factory.accept(now, None, &offer.to_sdp_string()).expect("server accepts");
+        let answer = SdpAnswer::from_sdp_string(&std::mem::take(&mut accepted.answer)).expect("answer parses");
         client.sdp_api().accept_answer(pending, answer).expect("client accepts");
 
         let (room_tx, _room_rx) = tokio::sync::mpsc::channel(8);
         let identity = Identity { id: "v".into(), name: "v".into(), role: RoomRole::Viewer };
-        let server = Peer::new(PeerId(1), "s".into(), Role::Viewer, ("r".into(), identity, room_tx), rtc, now);
+        let mut server = Peer::new(PeerId(1), "s".into(), Role::Viewer, ("r".into(), identity, room_tx), accepted, now);
+        let vp8_room = RoomFormat { audio: Some(Codec::Opus), video: Some(VideoFormat::vp8()) };
+        server.choose_formats(&vp8_room).expect("the client takes VP8");
         Link {
             now,
             server,
@@ -169,11 +172,11 @@ impl Link {
                 replay: false,
             };
             if nackable {
-                write_packet(&mut self.server, &packet, Some(Codec::Vp8));
+                write_packet(&mut self.server, &packet);
             } else {
                 // Control: the same packet, but not kept for resends.
                 let mid = self.server.mids[TrackKind::Video.index()].expect("video mid");
-                let pt = self.server.pt_for(Codec::Vp8).expect("VP8 negotiated");
+                let pt = self.server.out_pt(TrackKind::Video).expect("VP8 negotiated");
                 let mut api = self.server.rtc.direct_api();
                 let tx = api.stream_tx_by_mid(mid, None).expect("video stream");
                 tx.write_rtp(RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone()).marker(packet.marker));

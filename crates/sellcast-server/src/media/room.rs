@@ -10,6 +10,7 @@ use sellcast_sfu::{Forwarder, ForwarderConfig, TrackKind};
 use super::directory::RoomStatus;
 use super::peer::PeerId;
 use super::relay::ShardId;
+use super::video_format::RoomFormat;
 
 #[derive(Debug)]
 pub struct Room {
@@ -20,6 +21,8 @@ pub struct Room {
     pub relayed_from: Option<ShardId>,
     pub viewers: Vec<PeerId>,
     pub forwarder: Forwarder,
+    /// What the live host sends; viewers are sent it on their own payload types.
+    pub format: Option<RoomFormat>,
     /// Some viewer still has packets queued (a paced replay): flush again at this time.
     pub flush_at: Option<Instant>,
 }
@@ -32,6 +35,7 @@ impl Room {
             relayed_from: None,
             viewers: Vec::new(),
             forwarder: Forwarder::new(config),
+            format: None,
             flush_at: None,
         }
     }

@@ -36,17 +36,23 @@ impl Driver {
                 None => return,
             },
         };
+        if let Relay::HostStart { home, format, .. } = message {
+            if let Some(room) = self.rooms.get_mut(&room_id) {
+                room.relayed_from = Some(home);
+            }
+            self.start_format(room_id, format);
+            self.mark_dirty(room_id);
+            return;
+        }
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
         match message {
             Relay::Media { packet, .. } => room.forwarder.handle_rtp(now, &packet),
-            Relay::HostStart { home, codecs, .. } => {
-                room.relayed_from = Some(home);
-                room.forwarder.handle_publisher_start(&codecs);
-            }
+            Relay::HostStart { .. } => {}
             Relay::HostEnd { .. } => {
                 room.relayed_from = None;
+                room.format = None;
                 room.forwarder.handle_publisher_end();
                 self.drop_room_if_empty(room_id);
                 return;
@@ -54,8 +60,6 @@ impl Driver {
             Relay::SourceReset { .. } => room.forwarder.handle_source_reset(),
             Relay::KeyframeRequest { .. } => room.forwarder.handle_viewer_keyframe_request(now),
         }
-        if !self.dirty.contains(&room_id) {
-            self.dirty.push(room_id);
-        }
+        self.mark_dirty(room_id);
     }
 }

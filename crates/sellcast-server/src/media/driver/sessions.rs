@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use sellcast_room::{Class, Identity, ParticipantId};
+use sellcast_room::{Class, ErrorCode, FrameError, Identity, ParticipantId};
 use sellcast_sfu::ViewerId;
 use tracing::info;
 
@@ -14,7 +14,8 @@ use crate::http::error::SignalError;
 use crate::interaction::messages::RoomMsg;
 use crate::media::command::{Command, SessionAnswer};
 use crate::media::offer::{PublishPlan, Role};
-use crate::media::peer::{Peer, PeerId};
+use crate::media::peer::{choose_out_pts, Accepted, Peer, PeerId};
+use crate::media::video_format::RoomFormat;
 use crate::media::relay::{Relay, ShardId};
 use crate::media::room::Room;
 use crate::media::router::session_id;
@@ -64,34 +65,48 @@ impl Driver {
                 _ => self.remove_peer(current, "replaced by a new host"),
             }
         }
-        let (rtc, answer) = self
+        let mut accepted = self
             .factory
             .accept(now, Some(&plan), offer)
             .map_err(|e| SignalError::BadOffer(e.to_string()))?;
-        let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, rtc);
-        let codecs = plan.codecs();
+        let answer = std::mem::take(&mut accepted.answer);
+        let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, accepted);
+        let format = RoomFormat { audio: plan.audio, video: plan.video };
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.host = Some(id);
-            r.forwarder.handle_publisher_start(&codecs);
             let (name, home) = (&r.name, self.links.me());
-            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, codecs: codecs.clone() });
+            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, format });
         }
-        info!(peer = id.0, %room, codecs = ?plan.codecs(), "host publishing");
+        self.start_format(room_id, format);
+        let video = format.video.map(|v| v.describe());
+        info!(peer = id.0, %room, audio = ?plan.audio, video, "host publishing");
         self.after_join(id, room_id, now);
         Ok(self.answer(id, answer))
     }
 
     pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, SignalError> {
         let room_id = self.room_id(&room);
-        let accepted = self.factory.accept(now, None, offer);
-        let (rtc, answer) = match accepted {
+        let mut accepted = match self.factory.accept(now, None, offer) {
             Ok(ok) => ok,
             Err(e) => {
                 self.drop_room_if_empty(room_id);
                 return Err(SignalError::BadOffer(e.to_string()));
             }
         };
-        let id = self.add_peer(now, Role::Viewer, (room.clone(), identity), room_id, rtc);
+        // A live room's video must be one this viewer can decode; a viewer that asked for
+        // video and cannot is told why now, rather than getting a black player.
+        let live = self.rooms.get(&room_id).and_then(|r| r.format);
+        if let Some(format) = live {
+            if let Err(why) = choose_out_pts(&accepted.negotiated, accepted.has_video, &format) {
+                self.drop_room_if_empty(room_id);
+                return Err(SignalError::UnsupportedCodec(why));
+            }
+        }
+        let answer = std::mem::take(&mut accepted.answer);
+        let id = self.add_peer(now, Role::Viewer, (room.clone(), identity), room_id, accepted);
+        if let Some(format) = live {
+            self.choose_viewer_formats(id, &format);
+        }
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.viewers.push(id);
             r.forwarder.add_viewer(ViewerId(id.0));
@@ -101,15 +116,61 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    pub(super) fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, rtc: str0m::Rtc) -> PeerId {
+    pub(super) fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, accepted: Accepted) -> PeerId {
         let id = PeerId::new(self.links.me(), self.next_peer);
         self.next_peer += 1;
         let session = new_session_id(self.links.me());
         self.sessions.insert(session.clone(), id);
         self.peer_room.insert(id, room_id);
         let room_tx = self.interaction.get(&room).tx;
-        self.peers.insert(id, Peer::new(id, session, role, (room, identity, room_tx), rtc, now));
+        self.peers.insert(id, Peer::new(id, session, role, (room, identity, room_tx), accepted, now));
         id
+    }
+
+    /// A host went live in `format` (here or, for a mirror, on its home shard): the forwarder
+    /// learns the codecs, and each of this shard's viewers gets its payload types for them.
+    pub(super) fn start_format(&mut self, room_id: RoomId, format: RoomFormat) {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        room.forwarder.handle_publisher_start(&format.codecs());
+        room.format = Some(format);
+        let viewers = room.viewers.clone();
+        for id in viewers {
+            self.choose_viewer_formats(id, &format);
+        }
+    }
+
+    /// Point a viewer at the room's format; one that cannot decode its video keeps audio and
+    /// the data channel, and is told why there.
+    pub(super) fn choose_viewer_formats(&mut self, id: PeerId, format: &RoomFormat) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match peer.choose_formats(format) {
+            Ok(()) => peer.codec_notice = None,
+            Err(why) => {
+                info!(peer = id.0, room = %peer.room, %why, "viewer cannot decode the room's video");
+                peer.codec_notice = Some(why);
+                self.say_codec_notice(id, Instant::now());
+            }
+        }
+    }
+
+    /// Say a pending codec notice on the viewer's data channel, once it is open.
+    pub(super) fn say_codec_notice(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let (Some(channel_id), Some(why)) = (peer.channel, peer.codec_notice.take()) else {
+            return;
+        };
+        let frame = FrameError::new(ErrorCode::UnsupportedCodec, why).to_frame();
+        if let Some(mut channel) = peer.rtc.channel(channel_id) {
+            let _ = channel.write(false, frame.as_bytes());
+        }
+        drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+        self.earliest = self.earliest.min(peer.timeout);
     }
 
     /// Write a room frame on data channels. Control frames always go; chat and counters are

@@ -64,11 +64,8 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
 }
 
 /// Hand one rewritten packet to a viewer's outgoing stream (str0m encrypts and queues it).
-pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket, codec: Option<sellcast_sfu::Codec>) {
-    let Some(codec) = codec else {
-        return;
-    };
-    let (Some(mid), Some(pt)) = (peer.mids[packet.kind.index()], peer.pt_for(codec)) else {
+pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket) {
+    let (Some(mid), Some(pt)) = (peer.mids[packet.kind.index()], peer.out_pt(packet.kind)) else {
         return;
     };
     let mut api = peer.rtc.direct_api();

@@ -1,0 +1,227 @@
+//! The HTTP API and room frames over HTTP against the real server, with real tokens: products
+//! `PUT`/`DELETE` for hosts only, WHEP `DELETE` ending a session once, WHIP refused to a viewer
+//! token, the host's snapshot carrying recent orders and blocked words (a viewer's neither),
+//! and moderation (mute, blocked words, `delete_message`) as the room enforces it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use common::Api;
+use reqwest::StatusCode;
+use sellcast_room::Role;
+use sellcast_server::auth::{now_secs, Claims};
+use sellcast_server::RunningServer;
+use serde_json::{json, Value};
+use str0m::media::{Direction, MediaKind};
+
+struct Fixture {
+    server: RunningServer,
+    api: Api,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Result<Fixture> {
+        let dir = tempfile::tempdir()?;
+        let mut config = sellcast_server::Config::local(dir.path().join("sellcast.db"));
+        config.jwt_secret = Some("test-secret".into());
+        let server = sellcast_server::start(config).await?;
+        let api = Api::new(format!("http://{}", server.http_addr));
+        Ok(Fixture { server, api, _dir: dir })
+    }
+
+    fn token(&self, room: &str, role: Role, who: &str) -> Result<String> {
+        let claims = Claims { room: room.into(), sub: who.into(), name: who.into(), role, exp: now_secs() + 600 };
+        Ok(self.server.auth.mint(&claims)?)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api.base)
+    }
+
+    /// The frames a `hello` over HTTP answers with: the welcome and a full snapshot.
+    async fn snapshot(&self, room: &str, token: &str) -> Result<Value> {
+        let frames = self.api.frame(room, token, &json!({"type": "hello"})).await?;
+        frames.into_iter().find(|f| f["type"] == "snapshot").context("hello answered without a snapshot")
+    }
+
+    /// Poll the snapshot `token` gets until `ok` holds (host actions persist before they apply).
+    async fn snapshot_until(&self, room: &str, token: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.snapshot(room, token).await?;
+            if ok(&s) {
+                return Ok(s);
+            }
+            ensure!(Instant::now() < deadline, "{what}: never true in {s}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn offer(direction: Direction) -> String {
+    let mut rtc = str0m::Rtc::builder().set_rtp_mode(true).build(Instant::now());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, direction, None, None, None);
+    change.add_media(MediaKind::Video, direction, None, None, None);
+    let (offer, _pending) = change.apply().expect("a change was made");
+    offer.to_sdp_string()
+}
+
+fn product_body(title: &str, price_minor: i64, stock: u32) -> Value {
+    json!({"title": title, "price_minor": price_minor, "currency": "EUR", "stock": stock})
+}
+
+fn listed(products: &Value, id: i64) -> Option<Value> {
+    products["products"].as_array()?.iter().find(|p| p["id"] == id).cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_put_and_delete_show_in_reads_and_a_viewer_token_gets_403() -> Result<()> {
+    let f = Fixture::start().await?;
+    let (host, viewer) = (f.token("shop", Role::Host, "hana")?, f.token("shop", Role::Viewer, "vic")?);
+    let id = f.api.create_product("shop", &host, "Lipstick", 10).await?;
+
+    let put = f.api.http.put(f.url(&format!("/api/rooms/shop/products/{id}"))).bearer_auth(&host).json(&product_body("Lipstick Red", 2490, 7)).send().await?;
+    assert_eq!(put.status(), StatusCode::OK);
+    let answered: Value = put.json().await?;
+    assert_eq!((answered["title"].as_str(), answered["price_minor"].as_i64()), (Some("Lipstick Red"), Some(2490)));
+    let read = listed(&f.api.products("shop").await?, id).context("the product is listed")?;
+    assert_eq!((read["title"].as_str(), read["price_minor"].as_i64(), read["stock"].as_i64()), (Some("Lipstick Red"), Some(2490), Some(7)));
+
+    // A viewer can change nothing; nor can a caller without a token.
+    let refused = f.api.http.put(f.url(&format!("/api/rooms/shop/products/{id}"))).bearer_auth(&viewer).json(&product_body("Free", 0, 999)).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused = f.api.http.delete(f.url(&format!("/api/rooms/shop/products/{id}"))).bearer_auth(&viewer).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let anonymous = f.api.http.delete(f.url(&format!("/api/rooms/shop/products/{id}"))).send().await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let read = listed(&f.api.products("shop").await?, id).context("still listed after the refusals")?;
+    assert_eq!(read["title"], "Lipstick Red", "the refused changes changed nothing");
+
+    let deleted = f.api.http.delete(f.url(&format!("/api/rooms/shop/products/{id}"))).bearer_auth(&host).send().await?;
+    assert!(deleted.status().is_success(), "host delete: {}", deleted.status());
+    assert!(listed(&f.api.products("shop").await?, id).is_none(), "a deleted product is no longer listed");
+    let again = f.api.http.delete(f.url(&format!("/api/rooms/shop/products/{id}"))).bearer_auth(&host).send().await?;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let put_deleted = f.api.http.put(f.url(&format!("/api/rooms/shop/products/{id}"))).bearer_auth(&host).json(&product_body("Back", 100, 1)).send().await?;
+    assert_eq!(put_deleted.status(), StatusCode::NOT_FOUND);
+    f.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_delete_ends_the_session_once_and_whip_refuses_a_viewer_token() -> Result<()> {
+    let f = Fixture::start().await?;
+    let viewer = f.token("live", Role::Viewer, "vic")?;
+    let post = |path: &'static str, token: String, direction: Direction| {
+        let req = f.api.http.post(f.url(path)).bearer_auth(token).header("content-type", "application/sdp").body(offer(direction));
+        async move { anyhow::Ok(req.send().await?) }
+    };
+
+    let whip = post("/whip/live", viewer.clone(), Direction::SendOnly).await?;
+    assert_eq!(whip.status(), StatusCode::FORBIDDEN, "a viewer token cannot publish");
+    let status: Value = f.api.http.get(f.url("/api/rooms/live")).send().await?.json().await?;
+    assert_eq!(status["live"], false, "the refused publisher never went live");
+
+    let whep = post("/whep/live", viewer.clone(), Direction::RecvOnly).await?;
+    assert_eq!(whep.status(), StatusCode::CREATED);
+    let location = whep.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from).context("Location")?;
+    let peers = || async { anyhow::Ok(f.api.http.get(f.url("/api/stats/media")).send().await?.json::<Value>().await?["peers"].as_u64()) };
+    let viewers = || async { anyhow::Ok(f.api.http.get(f.url("/api/rooms/live")).send().await?.json::<Value>().await?["viewers"].as_u64()) };
+    assert_eq!(viewers().await?, Some(1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while peers().await? != Some(1) {
+        ensure!(Instant::now() < deadline, "the media stats never counted the session: {:?}", peers().await?);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let first = f.api.http.delete(f.url(&location)).send().await?;
+    assert!(first.status().is_success(), "first DELETE: {}", first.status());
+    assert_eq!(viewers().await?, Some(0), "the room lost its viewer at once");
+    let second = f.api.http.delete(f.url(&location)).send().await?;
+    assert_eq!(second.status(), StatusCode::NOT_FOUND, "the session is gone");
+    // The stats are copied out periodically: the peer count drops within a bounded wait.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while peers().await? != Some(0) {
+        ensure!(Instant::now() < deadline, "the server still counts the peer: {:?}", peers().await?);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_snapshot_has_recent_orders_and_blocked_words_and_a_viewer_snapshot_has_neither() -> Result<()> {
+    let f = Fixture::start().await?;
+    let (host, viewer) = (f.token("snap", Role::Host, "hana")?, f.token("snap", Role::Viewer, "vic")?);
+    let product = f.api.create_product("snap", &host, "Sneakers", 10).await?;
+    let sale = f.api.start_sale("snap", &host, product, 5, 2).await?;
+    let bought = f.api.frame("snap", &viewer, &json!({"type": "buy", "sale_id": sale, "qty": 2, "idempotency_key": "k1"})).await?;
+    let order_id = bought.iter().find(|x| x["type"] == "order_confirmed").and_then(|x| x["order_id"].as_i64()).context("order confirmed")?;
+    f.api.frame("snap", &host, &json!({"type": "set_blocked_words", "words": ["scam", "fake"]})).await?;
+
+    let s = f
+        .snapshot_until("snap", &host, "blocked words in the host snapshot", |s| s["blocked_words"].as_array().is_some_and(|w| !w.is_empty()))
+        .await?;
+    let mut words: Vec<&str> = s["blocked_words"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    words.sort_unstable();
+    assert_eq!(words, ["fake", "scam"]);
+    let orders = s["orders"].as_array().context("the host snapshot lists orders")?;
+    let order = orders.iter().find(|o| o["order_id"] == order_id).with_context(|| format!("order {order_id} in {s}"))?;
+    assert_eq!((order["qty"].as_u64(), order["buyer"]["id"].as_str()), (Some(2), Some("vic")), "{order}");
+
+    let v = f.snapshot("snap", &viewer).await?;
+    assert!(v.get("orders").is_none(), "a viewer sees no one's orders: {v}");
+    assert!(v.get("blocked_words").is_none(), "a viewer does not see the blocked words: {v}");
+    assert!(v["sales"].as_array().is_some_and(|s| s.iter().any(|x| x["id"] == sale)), "but does see the sale");
+    f.server.shutdown().await;
+    Ok(())
+}
+
+async fn chat(f: &Fixture, token: &str, text: &str) -> Result<Vec<Value>> {
+    f.api.frame("mod", token, &json!({"type": "chat", "text": text})).await
+}
+
+fn error_code(frames: &[Value]) -> Option<String> {
+    frames.iter().find(|f| f["type"] == "error").and_then(|f| f["code"].as_str().map(String::from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_blocked_words_and_delete_message_are_enforced_by_the_server() -> Result<()> {
+    let f = Fixture::start().await?;
+    let host = f.token("mod", Role::Host, "hana")?;
+    let (ann, bob) = (f.token("mod", Role::Viewer, "ann")?, f.token("mod", Role::Viewer, "bob")?);
+
+    // Blocked words: refused with `blocked`, and never shown.
+    f.api.frame("mod", &host, &json!({"type": "set_blocked_words", "words": ["scam"]})).await?;
+    f.snapshot_until("mod", &host, "blocked words applied", |s| s["blocked_words"].as_array().is_some_and(|w| !w.is_empty())).await?;
+    assert_eq!(error_code(&chat(&f, &ann, "what a SCAM").await?).as_deref(), Some("blocked"));
+
+    // Mute: bob's chat is refused with `muted`; ann still chats.
+    assert_eq!(error_code(&chat(&f, &bob, "before the mute").await?), None);
+    let muted = f.api.frame("mod", &host, &json!({"type": "mute", "identity": "bob", "seconds": 60})).await?;
+    assert_eq!(error_code(&muted), None, "the host may mute: {muted:?}");
+    assert_eq!(error_code(&chat(&f, &bob, "after the mute").await?).as_deref(), Some("muted"));
+    assert_eq!(error_code(&chat(&f, &ann, "hello everyone").await?), None);
+    // A viewer may not mute.
+    assert_eq!(error_code(&f.api.frame("mod", &ann, &json!({"type": "mute", "identity": "hana", "seconds": 60})).await?).as_deref(), Some("forbidden"));
+
+    let s = f.snapshot("mod", &ann).await?;
+    let texts: Vec<&str> = s["chat"].as_array().into_iter().flatten().filter_map(|l| l["text"].as_str()).collect();
+    assert_eq!(texts, ["before the mute", "hello everyone"], "neither refused line was shown");
+
+    // delete_message: the line is gone from the next snapshot; the others stay.
+    let seq = s["chat"].as_array().and_then(|c| c.iter().find(|l| l["text"] == "hello everyone")).and_then(|l| l["seq"].as_u64()).context("seq")?;
+    let refused = f.api.frame("mod", &ann, &json!({"type": "delete_message", "seq": seq})).await?;
+    assert_eq!(error_code(&refused).as_deref(), Some("forbidden"), "a viewer may not delete");
+    let deleted = f.api.frame("mod", &host, &json!({"type": "delete_message", "seq": seq})).await?;
+    assert_eq!(error_code(&deleted), None, "{deleted:?}");
+    let s = f.snapshot("mod", &bob).await?;
+    let texts: Vec<&str> = s["chat"].as_array().into_iter().flatten().filter_map(|l| l["text"].as_str()).collect();
+    assert_eq!(texts, ["before the mute"]);
+    f.server.shutdown().await;
+    Ok(())
+}

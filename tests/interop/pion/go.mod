@@ -1,0 +1,3 @@
+module sellcast/interop/pion
+
+go 1.19
