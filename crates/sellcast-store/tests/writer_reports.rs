@@ -1,0 +1,34 @@
+//! What the store reports about itself: the durability settings SQLite confirmed, and the
+//! writer's counters of buys, commits and confirmations.
+
+use sellcast_store::{BuyRequest, BuyResult, ProductDraft, SaleDraft, Store};
+
+#[tokio::test]
+async fn the_store_reports_wal_and_full_synchronous_as_sqlite_confirms_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    let d = store.durability();
+    assert_eq!((d.journal_mode.as_str(), d.synchronous.as_str()), ("wal", "full"));
+}
+
+#[tokio::test]
+async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit_when_idle() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    let idle = store.writer_stats();
+    assert_eq!((idle.buys, idle.buy_commits, idle.commit_in_flight, idle.confirmations_sent), (0, 0, false, 0));
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 5 };
+    let p = store.create_product("r", draft).await.expect("product");
+    let sd = SaleDraft { product_id: p.id, price_minor: 50, currency: None, stock: 1, per_user_limit: 1, starts_at_ms: 0, ends_at_ms: 10_000 };
+    let s = store.create_sale("r", sd).await.expect("sale");
+    let buy = |who: &str, key: &str| BuyRequest { room: "r".into(), sale_id: s.id, identity: who.into(), qty: 1, idempotency_key: key.into(), now_ms: 5 };
+    // One after another, so each is its own batch: a confirmation, its replay, a rejection.
+    assert!(matches!(store.buy(buy("ann", "a")).await.expect("buy").result, BuyResult::Confirmed { .. }));
+    assert!(store.buy(buy("ann", "a")).await.expect("retry").replayed);
+    assert!(matches!(store.buy(buy("bob", "b")).await.expect("buy").result, BuyResult::Rejected(_)));
+    let after = store.writer_stats();
+    assert_eq!((after.buys, after.buy_commits), (3, 3));
+    assert_eq!(after.confirmations_sent, 2, "the confirmation and its replay, not the rejection");
+    assert!(!after.commit_in_flight, "every batch has ended");
+    assert_eq!(store.commit_stats(), (3, 3));
+}
