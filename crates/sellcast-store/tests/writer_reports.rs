@@ -12,7 +12,7 @@ async fn the_store_reports_wal_and_full_synchronous_as_sqlite_confirms_them() {
 }
 
 #[tokio::test]
-async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit_when_idle() {
+async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit_in_flight_once_idle() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(&dir.path().join("s.db")).expect("open");
     let idle = store.writer_stats();
@@ -29,6 +29,11 @@ async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit
     let after = store.writer_stats();
     assert_eq!((after.buys, after.buy_commits), (3, 3));
     assert_eq!(after.confirmations_sent, 2, "the confirmation and its replay, not the rejection");
-    assert!(!after.commit_in_flight, "every batch has ended");
+    // A batch is marked ended just after its answers go out: wait for that, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.writer_stats().commit_in_flight && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert!(!store.writer_stats().commit_in_flight, "every batch has ended");
     assert_eq!(store.commit_stats(), (3, 3));
 }
