@@ -1,5 +1,5 @@
-//! Where the frame parser draws its lines: the 16 KiB size limit, exactly, and what an
-//! unknown frame type is told back.
+//! Where the frame parser draws its lines: the 16 KiB size limit, exactly, what an
+//! unknown frame type is told back, and the shape of an error frame.
 
 use sellcast_room::protocol::MAX_FRAME_BYTES;
 use sellcast_room::{ClientFrame, ErrorCode};
@@ -29,4 +29,11 @@ fn an_unknown_type_is_named_back_cut_to_40_characters() {
     assert_eq!(err.message, format!("unknown frame type `{}`", "t".repeat(40)));
     let err = ClientFrame::parse(br#"{"type":"teleport"}"#).expect_err("unknown");
     assert_eq!(err.message, "unknown frame type `teleport`");
+}
+
+#[test]
+fn an_error_frame_carries_its_type_code_and_message() {
+    let frame = sellcast_room::FrameError::new(ErrorCode::NotFound, "no sale 7").to_frame();
+    let json: serde_json::Value = serde_json::from_str(&frame).expect("JSON");
+    assert_eq!(json, serde_json::json!({"type": "error", "code": "not_found", "message": "no sale 7"}));
 }

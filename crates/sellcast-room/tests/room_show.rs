@@ -28,6 +28,9 @@ fn start_sale(product_id: i64, price: i64, stock: u32, limit: u32, starts: i64, 
     .into_bytes()
 }
 
+/// What is wrong, the frame at time `t`, the error code expected.
+type SaleCase = (&'static str, fn(i64) -> Vec<u8>, &'static str);
+
 fn a_sale(id: i64, ended_at_ms: Option<i64>) -> sellcast_room::Sale {
     sellcast_room::Sale { id, ended_at_ms, ..sale(10, 2) }
 }
@@ -95,7 +98,7 @@ fn a_valid_sale_is_persisted_as_drafted() {
 fn each_invalid_sale_is_refused_before_the_store() {
     let mut room = show();
     // Error replies are rate-limited (a burst of 5, then 1 a second): one case a second.
-    let cases: [(&str, fn(i64) -> Vec<u8>, &str); 7] = [
+    let cases: [SaleCase; 7] = [
         ("no stock", |t| start_sale(11, 100, 0, 1, t, t + 10), "invalid"),
         ("no limit", |t| start_sale(11, 100, 5, 0, t, t + 10), "invalid"),
         ("ends as it starts", |t| start_sale(11, 100, 5, 1, t + 10, t + 10), "invalid"),
