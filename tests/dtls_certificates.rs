@@ -4,21 +4,13 @@
 //!
 //! The RSA key is made by the `openssl` command line tool at test time (Debian `openssl`).
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use sellcast_peer::{rsa_certificate, PublishOptions, Publisher, Viewer};
-
-async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() > deadline {
-            bail!("timed out after {limit:?}: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
+use support::{bounded, server, until};
 
 fn rsa_key_pkcs8_der(dir: &std::path::Path) -> Result<Vec<u8>> {
     let (pem, der) = (dir.join("rsa.pem"), dir.join("rsa.der"));
@@ -41,10 +33,8 @@ fn rsa_key_pkcs8_der(dir: &std::path::Path) -> Result<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_with_an_rsa_certificate_goes_live() -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    let (server, dir) = server(1).await?;
     let certificate = rsa_certificate(&rsa_key_pkcs8_der(dir.path())?)?;
-    let config = sellcast_server::Config { media_threads: 1, ..sellcast_server::Config::local(dir.path().join("sellcast.db")) };
-    let server = sellcast_server::start(config).await?;
     let base = format!("http://{}", server.http_addr);
     let test = async {
         let options = PublishOptions { certificate: Some(certificate), connect_timeout: Duration::from_secs(10), ..PublishOptions::default() };
@@ -58,7 +48,7 @@ async fn a_publisher_with_an_rsa_certificate_goes_live() -> Result<()> {
         publisher.close().await;
         anyhow::Ok(())
     };
-    let result = tokio::time::timeout(Duration::from_secs(60), test).await.context("test bounded to 60 s")?;
+    let result = bounded(Duration::from_secs(60), test).await;
     server.shutdown().await;
     result
 }
