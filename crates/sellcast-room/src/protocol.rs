@@ -154,6 +154,12 @@ impl FrameError {
     }
 }
 
+/// A direct frame as sent on a data channel.
+pub(crate) fn encode(frame: &DirectFrame) -> std::sync::Arc<str> {
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_string(frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}")).into()
+}
+
 /// Typed reasons a buy is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -236,7 +242,9 @@ pub struct Snapshot {
 pub enum DirectFrame {
     Welcome {
         you: Identity,
-        participant: ParticipantId,
+        /// The session's id in the room; absent for a one-shot call (HTTP), which is none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        participant: Option<ParticipantId>,
         epoch: u64,
         seq: u64,
         server_now_ms: i64,

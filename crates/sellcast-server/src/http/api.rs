@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sellcast_room::{ClientFrame, ProductDraft, Role};
+use sellcast_room::{Answer, ClientFrame, ProductDraft, Role};
 use serde_json::json;
 use tokio::sync::oneshot;
 use warp::http::StatusCode;
@@ -177,8 +177,8 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
     }
 }
 
-/// One frame over HTTP; answers with the frames addressed to the caller (for a buy, after the
-/// store committed).
+/// One frame over HTTP, answered with the room's answer to it (for a buy or a host action,
+/// after the store committed).
 async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Response {
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
@@ -203,12 +203,17 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         return SignalError::Unavailable.into_response();
     }
     match answer.await {
-        Ok(frames) => {
-            let body = format!("[{}]", frames.iter().map(|f| f.as_ref()).collect::<Vec<_>>().join(","));
-            warp::reply::with_header(body, "content-type", "application/json").into_response()
-        }
+        Ok(answer) => answer_response(&answer),
         Err(_) => SignalError::Unavailable.into_response(),
     }
+}
+
+/// The room's answer over HTTP: `200` with a JSON array of the frames a data channel would
+/// have carried (`[]` for a frame that was taken; a refusal is an `error` frame in it).
+fn answer_response(answer: &Answer) -> Response {
+    let frames = answer.to_frames();
+    let body = format!("[{}]", frames.iter().map(|f| f.as_ref()).collect::<Vec<_>>().join(","));
+    warp::reply::with_header(body, "content-type", "application/json").into_response()
 }
 
 /// Ask the room whether `identity` is banned (bans are enforced when a session starts).

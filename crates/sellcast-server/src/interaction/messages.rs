@@ -1,8 +1,6 @@
 //! What the media driver and the HTTP API tell a show task.
 
-use std::sync::Arc;
-
-use sellcast_room::{BuyTicket, ClientFrame, FrameError, Identity, ParticipantId, Product, Sale};
+use sellcast_room::{Answer, BuyTicket, Caller, ClientFrame, FrameError, Identity, ParticipantId, Product, Sale};
 
 use tokio::sync::oneshot;
 
@@ -27,9 +25,9 @@ pub enum ShowMsg {
     Leave { participant: ParticipantId },
     /// One data-channel frame, unparsed (the core checks size and schema).
     Frame { participant: ParticipantId, bytes: Vec<u8> },
-    /// An HTTP caller's frame; the reply carries the frames addressed to that caller, up to and
-    /// including the answer (for `buy`: the confirmation or rejection).
-    Call { identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>> },
+    /// A one-shot caller's frame (HTTP); the reply is the room's answer to it (for `buy`: the
+    /// confirmation or rejection, once the store has answered).
+    Call { identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Answer> },
     /// Product management from the HTTP API (host only, checked by the caller).
     Catalog { op: CatalogOp, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
     /// The store finished a catalog change (internal).
@@ -42,7 +40,7 @@ pub enum ShowMsg {
     /// The store finished a buy.
     BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
-    Persisted { from: ParticipantId, result: Result<Applied, FrameError> },
+    Persisted { from: Caller, result: Result<Applied, FrameError> },
 }
 
 /// A committed host action, ready to apply to the room.
