@@ -129,6 +129,8 @@ pub struct RoomCore {
     orders: VecDeque<OrderLine>,
     revenue: HashMap<i64, i64>,
     counters_dirty: bool,
+    /// Set once the server drains: the reconnect hint every participant is given.
+    draining: Option<u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -155,6 +157,7 @@ impl RoomCore {
             orders: record.recent_orders.into_iter().collect(),
             revenue,
             counters_dirty: false,
+            draining: None,
             outputs: VecDeque::new(),
         }
     }
@@ -351,6 +354,9 @@ impl RoomCore {
         self.send(to, &likes, Class::Latest);
         let counters = self.counters();
         self.send(to, &counters, Class::Latest);
+        if let Some(reconnect_after_ms) = self.draining {
+            self.send(to, &DirectFrame::Draining { reconnect_after_ms }, Class::Control);
+        }
     }
 
     fn snapshot(&self, now_ms: i64, staff: bool) -> Snapshot {
@@ -387,8 +393,34 @@ impl RoomCore {
                 self.send(from, &frame, Class::Control);
             }
             Admission::Joined => {}
+            Admission::Submit(order) if self.draining.is_some() => {
+                // No new work for the store while draining: the reservation `admit` made is
+                // released and nothing is remembered, so the key may be sent again elsewhere.
+                let frame = DirectFrame::BuyNotPlaced {
+                    idempotency_key: key.to_string(),
+                    sale_id,
+                    code: ErrorCode::Unavailable,
+                    message: "the server is restarting: buy again once reconnected".into(),
+                };
+                for to in self.desk.handle_failure(&order.ticket) {
+                    self.send(to, &frame, Class::Control);
+                }
+            }
             Admission::Submit(order) => self.outputs.push_back(Output::Buy(order)),
         }
+    }
+
+    /// The server is going away. Every participant, and anyone who says `hello` later, is told
+    /// to reconnect after `reconnect_after_ms`; new buys are answered `buy_not_placed`, and the
+    /// buys already with the store are answered as usual when it has committed them
+    /// ([`RoomCore::buys_in_flight`] counts them down to zero).
+    pub fn handle_drain(&mut self, reconnect_after_ms: u64) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(reconnect_after_ms);
+        let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
     }
 
     /// The store committed (or replayed) a buy.

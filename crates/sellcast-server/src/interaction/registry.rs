@@ -41,6 +41,11 @@ impl Rooms {
         &self.store
     }
 
+    /// Every room task started so far.
+    pub fn all(&self) -> Vec<RoomHandle> {
+        self.rooms.iter().map(|entry| entry.value().clone()).collect()
+    }
+
     /// The room's task, started if needed. Never holds the map entry across an await.
     pub fn get(&self, room: &str) -> RoomHandle {
         if let Some(h) = self.rooms.get(room) {

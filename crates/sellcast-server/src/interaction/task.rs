@@ -41,6 +41,8 @@ pub struct RoomTask {
     http: HashMap<ParticipantId, HttpCaller>,
     next_http: u64,
     dropped_deliveries: u64,
+    /// Answered with the participant count once draining and no buy is with the store.
+    drained: Option<oneshot::Sender<usize>>,
 }
 
 impl RoomTask {
@@ -53,6 +55,7 @@ impl RoomTask {
             http: HashMap::new(),
             next_http: HTTP_PARTICIPANTS,
             dropped_deliveries: 0,
+            drained: None,
         }
     }
 
@@ -80,6 +83,11 @@ impl RoomTask {
                 _ = tick.tick() => core.handle_tick(wall_ms()),
             }
             self.flush(&mut core);
+            if core.buys_in_flight() == 0 {
+                if let Some(done) = self.drained.take() {
+                    let _ = done.send(core.participant_count());
+                }
+            }
         }
     }
 
@@ -125,6 +133,10 @@ impl RoomTask {
                 Ok(Applied::BlockedWords(words)) => core.apply_blocked_words(words),
                 Err(e) => core.handle_persist_failure(from, e),
             },
+            RoomMsg::Drain { reconnect_after_ms, done } => {
+                core.handle_drain(reconnect_after_ms);
+                self.drained = Some(done);
+            }
         }
     }
 
