@@ -61,7 +61,7 @@ async fn spawn_server(db: &Path, port: u16, drain_seconds: u64) -> Result<(Child
         .args(["--drain-seconds", &drain_seconds.to_string(), "--db"])
         .arg(db)
         .env("RUST_LOG", "info")
-        .env("SELLCAST_FAULT", "commit_delay_ms=20")
+        .env("SELLCAST_FAULT", "commit_delay_ms=40")
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)
@@ -236,10 +236,14 @@ async fn storm_then_sigterm(drain_seconds: u64) -> Result<Run> {
     let signal_at = Instant::now();
     let signalled = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
     anyhow::ensure!(signalled.success(), "SIGTERM delivered");
+    let exit = tokio::spawn(async move {
+        let status = child.wait().await;
+        (status, signal_at.elapsed())
+    });
     let whep = refused_offer(&api, "whep", &host).await;
     let whip = refused_offer(&api, "whip", &host).await;
-    let status = tokio::time::timeout(Duration::from_secs(drain_seconds + 10), child.wait()).await.context("the server never exited")??;
-    let exited_after = signal_at.elapsed();
+    let (status, exited_after) = tokio::time::timeout(Duration::from_secs(drain_seconds + 10), exit).await.context("the server never exited")??;
+    let status = status?;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         let _ = t.await;
