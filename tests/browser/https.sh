@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the HTTPS browser test (https.mjs) inside private network and PID namespaces with one
-# non-loopback address: a dummy interface `sc0` carrying $SELLCAST_TEST_ADDR/24. Chromium treats
+# non-loopback address: a veth `sc0` (its peer `sc1` stays in the namespace) carrying $SELLCAST_TEST_ADDR/24. Chromium treats
 # http://127.0.0.1 as a secure context whatever the scheme; on this address a page is a secure
 # context only over HTTPS, as on a public server. Nothing leaves the namespace.
 # PID namespace with --kill-child: if this process is killed, everything in it dies with it.
@@ -9,4 +9,4 @@ set -e
 here=$(cd "$(dirname "$0")" && pwd)
 addr=${SELLCAST_TEST_ADDR:?set SELLCAST_TEST_ADDR}
 exec unshare --net --pid --fork --kill-child --mount-proc \
-  sh -c "ip link set lo up && ip link add sc0 type dummy && ip addr add $addr/24 dev sc0 && ip link set sc0 up && exec node '$here/https.mjs'"
+  sh -c "ip link set lo up && ip link add sc0 type veth peer name sc1 && ip addr add $addr/24 dev sc0 && ip link set sc1 up && ip link set sc0 up && exec node '$here/https.mjs'"

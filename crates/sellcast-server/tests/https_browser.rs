@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-/// The server's address inside the namespace (a dummy interface there; never routed out).
+/// The server's address inside the namespace (a veth there; never routed out).
 const ADDR: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
 
 fn browser_dir() -> PathBuf {
