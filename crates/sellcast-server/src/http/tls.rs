@@ -115,3 +115,21 @@ where
     drop(listener);
     graceful.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_or_empty_files_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        let missing = dir.path().join("missing.pem");
+        let error = |cert: &PathBuf, key: &PathBuf| {
+            acceptor(&TlsFiles { cert: cert.clone(), key: key.clone() }).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert!(error(&missing, &empty).starts_with(&format!("--tls-cert {}", missing.display())));
+        assert!(error(&empty, &empty).contains("no CERTIFICATE block"));
+    }
+}
