@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sellcast_room::{BuyOrder, Output, ParticipantId, Role, RoomCore};
+use sellcast_room::{BuyOrder, Output, ParticipantId, Role, Show};
 
 const ANN: ParticipantId = ParticipantId(1);
 const LATE: ParticipantId = ParticipantId(3);
@@ -12,7 +12,7 @@ const BOB: ParticipantId = ParticipantId(2);
 const NOW: i64 = SALE_START + 10;
 const HINT_MS: u64 = 2_000;
 
-fn live_room(stock: u32) -> RoomCore {
+fn live_room(stock: u32) -> Show {
     let mut room = room(record(stock, 5));
     room.handle_join(0, ANN, who("ann", Role::Viewer));
     room.handle_join(0, BOB, who("bob", Role::Viewer));
@@ -24,7 +24,7 @@ fn orders(outputs: &[Output]) -> Vec<BuyOrder> {
     outputs.iter().filter_map(|o| if let Output::Buy(b) = o { Some(b.clone()) } else { None }).collect()
 }
 
-fn confirm(room: &mut RoomCore, order: &BuyOrder, order_id: i64) -> Vec<Output> {
+fn confirm(room: &mut Show, order: &BuyOrder, order_id: i64) -> Vec<Output> {
     let answer = sellcast_room::BuyAnswer::Confirmed { order_id, sale_id: SALE, qty: order.qty, price_minor: 990, currency: "EUR".into() };
     room.handle_buy_outcome(NOW, &order.ticket, answer, false, None);
     drain(room)

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
-use crate::interaction::messages::RoomMsg;
+use crate::interaction::messages::ShowMsg;
 use crate::RunningServer;
 
 /// What pages are told: come back after this long (plus up to as long again, at random).
@@ -85,12 +85,12 @@ impl RunningServer {
     pub async fn drain(self, limit: Duration) -> DrainReport {
         let deadline = Instant::now() + limit;
         self.draining.start();
-        let rooms = self.rooms.all();
+        let rooms = self.shows.all();
         let hint = RECONNECT_AFTER.as_millis() as u64;
         let mut waiting = Vec::with_capacity(rooms.len());
         for room in &rooms {
             let (done, answer) = oneshot::channel();
-            if room.tx.send(RoomMsg::Drain { reconnect_after_ms: hint, done }).await.is_ok() {
+            if room.tx.send(ShowMsg::Drain { reconnect_after_ms: hint, done }).await.is_ok() {
                 waiting.push(answer);
             }
         }
@@ -99,7 +99,7 @@ impl RunningServer {
         for answer in waiting {
             match tokio::time::timeout_at(deadline.into(), answer).await {
                 Ok(Ok(count)) => participants += count,
-                // A room task that ended has nothing left to answer.
+                // A show task that ended has nothing left to answer.
                 Ok(Err(_)) => {}
                 Err(_) => unfinished += 1,
             }

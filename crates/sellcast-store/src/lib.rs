@@ -18,6 +18,6 @@ mod writer;
 pub use catalog::MAX_PINS;
 pub use error::StoreError;
 pub use model::{
-    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, RoomRecord, Sale, SaleDraft,
+    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, DurableRoom, Sale, SaleDraft,
 };
 pub use store::{Durability, Store, WriterSnapshot};
