@@ -1,6 +1,7 @@
-//! The README's run command works from any directory: the binary serves the pages built into it
-//! when started where there is no `web/`, and `--web-dir` pointing nowhere stops it at startup
-//! with a message that names the flag.
+//! The README's run command works from any directory: `sellcast serve` with its defaults (but
+//! the ports), started where there is no `web/`, serves the pages built into it and keeps its
+//! database in `./data/`; `--web-dir` pointing nowhere stops it at startup with a message that
+//! names the flag.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -15,12 +16,12 @@ fn free_port() -> Result<u16> {
 }
 
 #[tokio::test]
-async fn pages_are_served_from_a_directory_without_web() -> Result<()> {
+async fn serve_started_in_a_directory_without_web_serves_the_pages() -> Result<()> {
     let cwd = tempfile::tempdir()?;
     assert!(!cwd.path().join("web").exists());
     let port = free_port()?;
     let _child = Command::new(env!("CARGO_BIN_EXE_sellcast"))
-        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--media-threads", "1", "--db", "pages.db"])
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--media-threads", "1"])
         .current_dir(cwd.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -52,6 +53,7 @@ async fn pages_are_served_from_a_directory_without_web() -> Result<()> {
     }
     let missing = http.get(format!("{base}/static/nope.js")).send().await?;
     assert_eq!(missing.status(), 404);
+    assert!(cwd.path().join("data/sellcast.db").exists(), "the default --db, relative to where it runs");
     Ok(())
 }
 

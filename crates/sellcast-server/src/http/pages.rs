@@ -5,6 +5,9 @@
 //! `/static/{file}` answers any file of `web/`. Embedded files carry an `ETag` (their SHA-256)
 //! and `Cache-Control: no-cache`, so a browser revalidates and a new binary's pages are never
 //! hidden behind a stale cache.
+//!
+//! Edits to a file of `web/` rebuild the binary with it; a file added to `web/` is embedded at
+//! the next build of this crate (the derive lists the folder when it runs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
