@@ -144,6 +144,8 @@ pub struct Show {
     orders: VecDeque<OrderLine>,
     revenue: HashMap<i64, i64>,
     counters_dirty: bool,
+    /// Set once the server drains: the reconnect hint every participant is given.
+    draining: Option<u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -170,6 +172,7 @@ impl Show {
             orders: record.recent_orders.into_iter().collect(),
             revenue,
             counters_dirty: false,
+            draining: None,
             outputs: VecDeque::new(),
         }
     }
@@ -386,6 +389,9 @@ impl Show {
         let likes = DirectFrame::Likes { total: self.likes.total(), delta: 0 };
         frames.push((encode(&likes), Class::Latest));
         frames.push((encode(&self.counters()), Class::Latest));
+        if let Some(reconnect_after_ms) = self.draining {
+            frames.push((encode(&DirectFrame::Draining { reconnect_after_ms }), Class::Control));
+        }
         match participant {
             Some(to) => {
                 for (frame, class) in frames {
@@ -427,8 +433,29 @@ impl Show {
         match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
             Admission::Answered(answer) => self.answer(from, Answer::Buy { key: key.to_string(), answer }),
             Admission::Joined => {}
+            Admission::Submit(order) if self.draining.is_some() => {
+                // No new work for the store while draining: the reservation `admit` made is
+                // released and nothing is remembered, so the key may be sent again elsewhere.
+                let error = FrameError::new(ErrorCode::Unavailable, "the server is restarting: buy again once reconnected");
+                for to in self.buys.handle_failure(&order.ticket) {
+                    self.answer(to, Answer::BuyNotPlaced { key: key.to_string(), sale_id, error: error.clone() });
+                }
+            }
             Admission::Submit(order) => self.outputs.push_back(Output::Buy(order)),
         }
+    }
+
+    /// The server is going away. Every participant, and anyone who says `hello` later, is told
+    /// to reconnect after `reconnect_after_ms`; new buys are answered `buy_not_placed`, and the
+    /// buys already with the store are answered as usual when it has committed them
+    /// ([`RoomCore::buys_in_flight`] counts them down to zero).
+    pub fn handle_drain(&mut self, reconnect_after_ms: u64) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(reconnect_after_ms);
+        let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
     }
 
     /// The store committed (or replayed) a buy.
