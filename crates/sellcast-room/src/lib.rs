@@ -18,6 +18,7 @@ mod likes;
 pub mod protocol;
 mod rate_limit;
 mod room;
+mod tally;
 
 pub use buy_desk::{BuyAnswer, BuyOrder, BuyTicket};
 pub use catalog::{Product, Sale, SaleDraft};
@@ -28,3 +29,4 @@ pub use likes::LikeCounter;
 pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, Position};
 pub use rate_limit::TokenBucket;
 pub use room::{Class, HostAction, Output, RoomConfig, RoomCore, RoomRecord};
+pub use tally::{RoomTally, BUY_OUTCOMES, ERROR_CODES};

@@ -17,6 +17,7 @@ use crate::protocol::{
     Snapshot,
 };
 use crate::rate_limit::TokenBucket;
+use crate::tally::RoomTally;
 
 /// How the transport should treat a frame when a viewer's channel is congested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,7 @@ pub struct RoomCore {
     revenue: HashMap<i64, i64>,
     counters_dirty: bool,
     outputs: VecDeque<Output>,
+    tally: RoomTally,
 }
 
 impl RoomCore {
@@ -156,11 +158,17 @@ impl RoomCore {
             revenue,
             counters_dirty: false,
             outputs: VecDeque::new(),
+            tally: RoomTally::default(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Frames, refusals and buy answers handled so far.
+    pub fn tally(&self) -> &RoomTally {
+        &self.tally
     }
 
     pub fn is_banned(&self, identity: &str, now_ms: i64) -> bool {
@@ -213,7 +221,10 @@ impl RoomCore {
             return;
         }
         match ClientFrame::parse(bytes) {
-            Ok(frame) => self.handle_client_frame(now_ms, from, frame),
+            Ok(frame) => {
+                self.tally.frame(&frame);
+                self.handle_client_frame(now_ms, from, frame)
+            }
             Err(e) => self.refuse(now_ms, from, e),
         }
     }
@@ -383,6 +394,7 @@ impl RoomCore {
         let sale = self.sales.iter().find(|s| s.id == sale_id);
         match self.desk.admit(now_ms, from, who, sale, sale_id, qty, key) {
             Admission::Answered(answer) => {
+                self.tally.buy_answered(&answer);
                 let frame = answer_frame(key, &answer);
                 self.send(from, &frame, Class::Control);
             }
@@ -396,6 +408,7 @@ impl RoomCore {
         let waiters = self.desk.handle_outcome(ticket, answer.clone(), replayed);
         let frame = answer_frame(&ticket.key, &answer);
         for to in waiters {
+            self.tally.buy_answered(&answer);
             self.send(to, &frame, Class::Control);
         }
         let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } = answer else {
@@ -449,6 +462,7 @@ impl RoomCore {
     /// The store could not commit a buy: nothing happened, the buyer may retry with its key.
     pub fn handle_buy_failure(&mut self, ticket: &BuyTicket) {
         for to in self.desk.handle_failure(ticket) {
+            self.tally.buy_unavailable();
             let frame = DirectFrame::Error { code: ErrorCode::Unavailable, message: "order not placed, please retry".into() };
             self.send(to, &frame, Class::Control);
         }
@@ -587,6 +601,7 @@ impl RoomCore {
         let Some(p) = self.participants.get_mut(&from) else {
             return;
         };
+        self.tally.refused(error.code);
         let identity = p.identity.id.clone();
         if p.errors.try_take(now_ms) {
             let muted = std::mem::take(&mut p.muted_errors);

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod http;
 pub mod interaction;
 pub mod media;
+pub mod metrics;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub use crate::media::offer::CodecPolicy;
 use crate::media::peer::PeerFactory;
 use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
+use crate::metrics::Metrics;
 
 /// What `sellcast serve` is configured with.
 #[derive(Debug, Clone)]
@@ -51,6 +53,10 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Which video codec rooms take from their hosts; a host may override it per room.
     pub video_codec: CodecPolicy,
+    /// Bearer token for `GET /metrics` on the HTTP port; `None` leaves it off there.
+    pub metrics_token: Option<String>,
+    /// A second listener serving `/metrics` (and `/healthz`) without a token, for a private address.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -65,6 +71,8 @@ impl Config {
             db_path: db_path.into(),
             jwt_secret: None,
             video_codec: CodecPolicy::Auto,
+            metrics_token: None,
+            admin_addr: None,
         }
     }
 }
@@ -80,6 +88,11 @@ pub struct RunningServer {
     pub directory: Arc<Directory>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
     pub auth: Arc<Auth>,
+    /// What `/metrics` serves; a supervisor counts its restarts here.
+    pub metrics: Arc<Metrics>,
+    /// The `--admin` listener's address, when one was asked for.
+    pub admin_addr: Option<SocketAddr>,
+    admin: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     http_stop: oneshot::Sender<()>,
     media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
@@ -166,6 +179,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding HTTP {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::new(directory.clone(), rooms.clone(), tokio::runtime::Handle::current())?);
+    let admin = match config.admin_addr {
+        Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
+        None => None,
+    };
     let state = AppState {
         media,
         directory: directory.clone(),
@@ -173,6 +191,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         auth: auth.clone(),
         rooms,
         video_codec: config.video_codec,
+        metrics: metrics.clone(),
+        metrics_token: config.metrics_token.as_deref().map(Arc::from),
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let server = warp::serve(http::routes(state))
@@ -189,11 +209,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         udp_addrs,
         directory,
         auth,
+        metrics,
+        admin_addr: admin.as_ref().map(|(addr, _)| *addr),
+        admin: admin.map(|(_, running)| running),
         http_stop,
         media_stops,
         http_task,
         media_threads,
     })
+}
+
+/// Bind the `--admin` listener and serve `/metrics` and `/healthz` on it until told to stop.
+async fn serve_admin(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(SocketAddr, (oneshot::Sender<()>, tokio::task::JoinHandle<()>))> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --admin {addr}"))?;
+    let bound = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = warp::serve(http::metrics::admin(metrics)).incoming(listener).graceful(async move {
+        let _ = stopped.await;
+    });
+    info!(admin = %bound, "metrics on the admin listener: /metrics");
+    Ok((bound, (stop, tokio::spawn(server.run()))))
 }
 
 /// Kernel buffer we ask for on the media socket: every viewer's packets pass through one
@@ -244,6 +282,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.http_stop.send(());
         let _ = self.http_task.await;
+        if let Some((stop, task)) = self.admin {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         for stop in self.media_stops {
             let _ = stop.send(());
         }

@@ -3,6 +3,7 @@
 mod api;
 pub mod media_stats;
 pub mod error;
+pub mod metrics;
 mod rejection;
 mod signalling;
 
@@ -18,6 +19,7 @@ use crate::interaction::registry::Rooms;
 use crate::media::router::MediaRouter;
 use crate::media::directory::Directory;
 use crate::media::offer::{CodecPolicy, Role};
+use crate::metrics::Metrics;
 
 /// Largest SDP body accepted (RFC 9725 leaves it to the server; real offers are 3-10 KiB).
 pub const MAX_SDP_BYTES: u64 = 64 * 1024;
@@ -33,6 +35,9 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// The server's `--video-codec`, for rooms whose host names none.
     pub video_codec: CodecPolicy,
+    /// What `/metrics` serves, and the bearer token it asks for on this port (`None`: off here).
+    pub metrics: Arc<Metrics>,
+    pub metrics_token: Option<Arc<str>>,
 }
 
 fn with_state(
@@ -56,12 +61,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(whip_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, query: String, ct, body, st| signalling::offer(Role::Host, room, query, ct, body, st));
+        .then(|room, query: String, ct, body, st| signalling::offer(Role::Host, room, query, ct, body, st))
+        .or_else(signalling::count_too_large(Role::Host, state.metrics.clone()));
     let whep = warp::path!("whep" / String)
         .and(warp::post())
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, ct, body, st| signalling::offer(Role::Viewer, room, String::new(), ct, body, st));
+        .then(|room, ct, body, st| signalling::offer(Role::Viewer, room, String::new(), ct, body, st))
+        .or_else(signalling::count_too_large(Role::Viewer, state.metrics.clone()));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
@@ -78,6 +85,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         });
 
     let api = api::routes(state.clone());
+    let metrics = metrics::guarded(state.metrics.clone(), state.metrics_token.clone());
     let status = warp::path!("api" / "rooms" / String)
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -117,6 +125,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(no_trickle)
         .or(media_stats)
         .or(store_stats)
+        .or(metrics)
         .or(api)
         .or(status)
         .or(host_page)

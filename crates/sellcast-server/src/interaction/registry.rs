@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::messages::RoomMsg;
 use super::store_port::StorePort;
+use super::tally::ServerTally;
 use super::task::RoomTask;
 use crate::media::router::MediaRouter;
 
@@ -24,6 +25,8 @@ pub struct Rooms {
     store: StorePort,
     driver: MediaRouter,
     runtime: tokio::runtime::Handle,
+    /// Every room task's counts, added up for `/metrics`.
+    tally: Arc<ServerTally>,
 }
 
 impl Rooms {
@@ -33,12 +36,23 @@ impl Rooms {
             store,
             driver,
             runtime,
+            tally: Arc::default(),
         })
     }
 
     /// The durable store every room task writes through.
     pub fn store(&self) -> &StorePort {
         &self.store
+    }
+
+    /// What every room task counted: frames, refusals, buy answers.
+    pub fn tally(&self) -> &ServerTally {
+        &self.tally
+    }
+
+    /// Room tasks started (each runs until the server stops).
+    pub fn task_count(&self) -> usize {
+        self.rooms.len()
     }
 
     /// The room's task, started if needed. Never holds the map entry across an await.
@@ -50,7 +64,8 @@ impl Rooms {
             .entry(room.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(ROOM_INBOX);
-                let task = RoomTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone());
+                let task = RoomTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone())
+                    .with_tally(self.tally.clone());
                 self.runtime.spawn(task.run(rx));
                 RoomHandle { tx }
             })

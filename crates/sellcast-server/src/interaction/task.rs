@@ -7,13 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sellcast_room::{
     ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, RoomConfig,
-    RoomCore, RoomRecord,
+    RoomCore, RoomRecord, RoomTally,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 
 use super::messages::{Applied, CatalogOp, RoomMsg};
 use super::store_port::{StoreFailure, StorePort};
+use super::tally::ServerTally;
 use crate::media::command::Command;
 use crate::media::router::MediaRouter;
 
@@ -41,6 +42,10 @@ pub struct RoomTask {
     http: HashMap<ParticipantId, HttpCaller>,
     next_http: u64,
     dropped_deliveries: u64,
+    /// Where this room's counts are added up, and what of them was added already.
+    tally: Option<(Arc<ServerTally>, RoomTally)>,
+    /// A span per data-channel participant (room, peer, role): log lines about one are in it.
+    spans: HashMap<ParticipantId, Span>,
 }
 
 impl RoomTask {
@@ -53,10 +58,29 @@ impl RoomTask {
             http: HashMap::new(),
             next_http: HTTP_PARTICIPANTS,
             dropped_deliveries: 0,
+            tally: None,
+            spans: HashMap::new(),
         }
     }
 
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<RoomMsg>) {
+    /// Report this room's counts into `tally` on every tick.
+    pub fn with_tally(mut self, tally: Arc<ServerTally>) -> Self {
+        self.tally = Some((tally, RoomTally::default()));
+        self
+    }
+
+    fn report_tally(&mut self, core: &RoomCore) {
+        if let Some((totals, reported)) = &mut self.tally {
+            totals.add_new(core.tally(), reported);
+        }
+    }
+
+    pub async fn run(self, inbox: mpsc::Receiver<RoomMsg>) {
+        let span = info_span!("room", room = %self.name);
+        self.serve(inbox).instrument(span).await
+    }
+
+    async fn serve(mut self, mut inbox: mpsc::Receiver<RoomMsg>) {
         let record = match self.store.load_room(&self.name).await {
             Ok(r) => r,
             Err(e) => {
@@ -77,7 +101,10 @@ impl RoomTask {
                     Some(m) => self.handle(&mut core, m),
                     None => break,
                 },
-                _ = tick.tick() => core.handle_tick(wall_ms()),
+                _ = tick.tick() => {
+                    core.handle_tick(wall_ms());
+                    self.report_tally(&core);
+                }
             }
             self.flush(&mut core);
         }
@@ -86,8 +113,19 @@ impl RoomTask {
     fn handle(&mut self, core: &mut RoomCore, msg: RoomMsg) {
         let now = wall_ms();
         match msg {
-            RoomMsg::Join { participant, identity } => core.handle_join(now, participant, identity),
-            RoomMsg::Leave { participant } => core.handle_leave(participant),
+            RoomMsg::Join { participant, identity } => {
+                let role = format!("{:?}", identity.role).to_lowercase();
+                let span = info_span!("participant", room = %self.name, peer = participant.0, role, identity = %identity.id);
+                debug!(parent: &span, "joined the room's data channel");
+                self.spans.insert(participant, span);
+                core.handle_join(now, participant, identity)
+            }
+            RoomMsg::Leave { participant } => {
+                if let Some(span) = self.spans.remove(&participant) {
+                    debug!(parent: &span, "left the room's data channel");
+                }
+                core.handle_leave(participant)
+            }
             RoomMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
             RoomMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
             RoomMsg::Catalog { op, reply } => self.catalog(op, reply),
@@ -208,10 +246,12 @@ impl RoomTask {
                     }
                 }
                 Output::Refused { from, identity, code, message } => {
+                    // A data-channel participant's line is in its span; an HTTP caller's names it.
+                    let span = self.spans.get(&from).cloned().unwrap_or_else(|| info_span!("http_caller", %identity));
                     if code == ErrorCode::RateLimited {
-                        debug!(room = %self.name, participant = from.0, %identity, ?code, %message, "frame refused");
+                        debug!(parent: &span, ?code, %message, "frame refused");
                     } else {
-                        info!(room = %self.name, participant = from.0, %identity, ?code, %message, "frame refused");
+                        info!(parent: &span, ?code, %message, "frame refused");
                     }
                 }
             }

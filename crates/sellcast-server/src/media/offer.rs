@@ -24,6 +24,16 @@ pub enum Role {
     Viewer,
 }
 
+impl Role {
+    /// As logs and metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
 /// Why an offer was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum OfferError {
