@@ -135,7 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     if auth.dev_mode() {
         warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
     }
-    let directory = Arc::new(Directory::default());
+    let directory = Arc::new(Directory::with_shards(shard_count));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
     let media = MediaRouter::new(senders);
     let rooms = Rooms::new(store, media.clone(), tokio::runtime::Handle::current());

@@ -112,6 +112,15 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// A directory for `shards` media shards, each with zeroed counters until it reports.
+    pub fn with_shards(shards: usize) -> Self {
+        let directory = Self::default();
+        for i in 0..shards {
+            directory.publish_media(ShardId(i), MediaStats::default());
+        }
+        directory
+    }
+
     /// The room as a whole: live if its host is live on its home shard, viewers summed.
     pub fn status(&self, room: &str) -> RoomStatus {
         let mut total = RoomStatus { room: room.to_string(), ..RoomStatus::default() };
