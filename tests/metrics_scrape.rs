@@ -103,7 +103,7 @@ const FAMILIES: [&str; 22] = [
     "sellcast_peers",
     "sellcast_rooms",
     "sellcast_rooms_live",
-    "sellcast_room_tasks",
+    "sellcast_show_tasks",
     "sellcast_runtime_alive_tasks",
     "sellcast_forwarded_packets_total",
     "sellcast_forwarded_bytes_total",
@@ -210,7 +210,7 @@ async fn a_live_room_with_chat_and_a_buy_shows_in_every_family() -> Result<()> {
         assert!(unknown.is_empty(), "docs/grafana-dashboard.json queries families the server does not serve: {unknown:?}");
         assert_eq!(first.value("sellcast_rooms", &[]), Some(1.0), "one room is in use");
         assert_eq!(first.value("sellcast_rooms_live", &[]), Some(1.0), "and its host is live");
-        assert!(first.total("sellcast_room_tasks") >= 1.0, "the room has a task");
+        assert!(first.total("sellcast_show_tasks") >= 1.0, "the room has a task");
         assert!(first.total("sellcast_forwarded_bytes_total") > first.total("sellcast_forwarded_packets_total"), "packets carry bytes");
         assert!(first.value("sellcast_channel_frames_total", &[("type", "hello")]) >= Some(VIEWERS as f64), "each viewer said hello");
         assert!(first.value("sellcast_datagrams_total", &[("direction", "out")]) > Some(0.0));

@@ -257,7 +257,7 @@ async fn sample(http: &reqwest::Client, base: &str, pid: u32, started: Instant) 
         rss_mb: proc_stats::rss(pid)? as f64 / 1e6,
         peers: total("sellcast_peers", None),
         rooms: total("sellcast_rooms", None),
-        room_tasks: total("sellcast_room_tasks", None),
+        room_tasks: total("sellcast_show_tasks", None),
         runtime_tasks: total("sellcast_runtime_alive_tasks", None),
         forwarded_packets: total("sellcast_forwarded_packets_total", None),
         chat_frames: total("sellcast_channel_frames_total", Some(("type", "chat"))),

@@ -1,10 +1,10 @@
 //! What a room has handled, counted for operators: data-channel frames by type, refusals by
 //! error code, and the answers given to buy requests by outcome.
 //!
-//! Plain integers: the room's owner is the only writer. Its task copies them out on a tick;
+//! Plain integers: the show's owner is the only writer. Its task copies them out on a tick;
 //! nothing here is shared or locked.
 
-use crate::buy_desk::BuyAnswer;
+use crate::buy_admission::BuyAnswer;
 use crate::protocol::{BuyRejection, ClientFrame, ErrorCode};
 
 /// Names of the error codes, in the order of [`RoomTally::refused`] (as sent on the wire).

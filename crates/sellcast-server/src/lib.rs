@@ -1,5 +1,5 @@
 //! The sellcast server: HTTP signalling (WHIP/WHEP) and pages over warp, the media plane
-//! driven by str0m on one thread and one UDP port per shard, and the room directory tying
+//! driven by str0m on one thread and one UDP port per shard, and the room status board tying
 //! them together.
 //!
 //! `start(Config)` binds the sockets (port 0 works), spawns one media driver thread per shard
@@ -23,9 +23,9 @@ use tracing::{info, warn};
 
 use crate::auth::Auth;
 use crate::http::AppState;
-use crate::interaction::registry::Rooms;
-use crate::interaction::store_port::StorePort;
-use crate::media::directory::Directory;
+use crate::interaction::registry::ShowRegistry;
+use crate::interaction::store_client::StoreClient;
+use crate::media::status_board::StatusBoard;
 use crate::media::driver::Driver;
 pub use crate::media::offer::CodecPolicy;
 use crate::media::peer::PeerFactory;
@@ -85,7 +85,7 @@ pub struct RunningServer {
     /// Every shard's UDP address, in shard order.
     pub udp_addrs: Vec<SocketAddr>,
     /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
-    pub directory: Arc<Directory>,
+    pub status_board: Arc<StatusBoard>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
     pub auth: Arc<Auth>,
     /// What `/metrics` serves; a supervisor counts its restarts here.
@@ -99,8 +99,8 @@ pub struct RunningServer {
     media_threads: Vec<thread::JoinHandle<()>>,
 }
 
-/// Queue depth into the media driver: offers from HTTP and frames from room tasks. Offers wait
-/// here; a room task finding it full drops a delivery and the client resumes by seq.
+/// Queue depth into the media driver: offers from HTTP and frames from show tasks. Offers wait
+/// here; a show task finding it full drops a delivery and the client resumes by seq.
 const COMMAND_QUEUE: usize = 16 * 1024;
 
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
@@ -130,15 +130,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     };
 
-    let store = StorePort::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
+    let store = StoreClient::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
     let auth = Arc::new(Auth::new(config.jwt_secret.as_deref().map(str::as_bytes)));
     if auth.dev_mode() {
         warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
     }
-    let directory = Arc::new(Directory::with_shards(shard_count));
+    let status_board = Arc::new(StatusBoard::with_shards(shard_count));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
     let media = MediaRouter::new(senders);
-    let rooms = Rooms::new(store, media.clone(), tokio::runtime::Handle::current());
+    let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current());
     let mut media_stops = Vec::with_capacity(shard_count);
     let mut media_threads = Vec::with_capacity(shard_count);
     let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
@@ -148,7 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
         };
         let (stop, stop_rx) = oneshot::channel();
-        let (directory, rooms) = (directory.clone(), rooms.clone());
+        let (status_board, shows) = (status_board.clone(), shows.clone());
         let thread = thread::Builder::new().name(format!("sellcast-media-{i}")).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -165,7 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                         return;
                     }
                 };
-                match Driver::new(socket, factory, directory, rooms, links) {
+                match Driver::new(socket, factory, status_board, shows, links) {
                     Ok(driver) => driver.run(command_rx, relays, stop_rx).await,
                     Err(e) => tracing::error!(error = %e, "media driver failed to start"),
                 }
@@ -179,17 +179,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding HTTP {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let metrics = Arc::new(Metrics::new(directory.clone(), rooms.clone(), tokio::runtime::Handle::current())?);
+    let metrics = Arc::new(Metrics::new(status_board.clone(), shows.clone(), tokio::runtime::Handle::current())?);
     let admin = match config.admin_addr {
         Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
         None => None,
     };
     let state = AppState {
         media,
-        directory: directory.clone(),
+        status_board: status_board.clone(),
         web_dir: config.web_dir.clone(),
         auth: auth.clone(),
-        rooms,
+        shows,
         video_codec: config.video_codec,
         metrics: metrics.clone(),
         metrics_token: config.metrics_token.as_deref().map(Arc::from),
@@ -207,7 +207,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_addr,
         udp_addr,
         udp_addrs,
-        directory,
+        status_board,
         auth,
         metrics,
         admin_addr: admin.as_ref().map(|(addr, _)| *addr),
@@ -255,7 +255,7 @@ fn bind_media_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
 
 /// How many media shards to run: as asked, else one per core but one, within `MAX_SHARDS`.
 ///
-/// The core left over runs HTTP, the room tasks and the SQLite writer. On a 2-core box a
+/// The core left over runs HTTP, the show tasks and the SQLite writer. On a 2-core box a
 /// second shard cost 26 % more CPU per forwarded packet at 500 viewers and did not lower the
 /// in-server p99, because the two shards then compete with everything else for the same cores
 /// (`docs/bench/issue5-shards-500.txt`).

@@ -20,6 +20,6 @@ pub use catalog::MAX_PINS;
 pub use error::StoreError;
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
 pub use model::{
-    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, RoomRecord, Sale, SaleDraft,
+    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, DurableRoom, Sale, SaleDraft,
 };
 pub use store::{Durability, Store, WriterSnapshot};

@@ -16,7 +16,7 @@ use crate::catalog;
 use crate::error::StoreError;
 use crate::fault::Faults;
 use crate::histogram::HistogramSnapshot;
-use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, RoomRecord, Sale, SaleDraft};
+use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, DurableRoom, Sale, SaleDraft};
 use crate::schema;
 use crate::writer::{self, Job, WriterStats};
 
@@ -155,7 +155,7 @@ impl Store {
         self.run(move |c| catalog::set_blocked_words(c, &room, &words)).await
     }
 
-    pub async fn load_room(&self, room: &str) -> Result<RoomRecord, StoreError> {
+    pub async fn load_room(&self, room: &str) -> Result<DurableRoom, StoreError> {
         let room = room.to_string();
         self.run(move |c| catalog::load_room(c, &room)).await
     }

@@ -15,8 +15,8 @@ use super::error::SignalError;
 use super::signalling::valid_room;
 use super::{with_state, AppState};
 use crate::auth::{now_secs, Claims};
-use crate::interaction::messages::{CatalogOp, RoomMsg};
-use crate::interaction::store_port::{ProductInput, StoreFailure};
+use crate::interaction::messages::{CatalogOp, ShowMsg};
+use crate::interaction::store_client::{ProductInput, StoreFailure};
 
 /// API bodies are small; frames have the same 16 KiB cap as on the data channel.
 const MAX_API_BODY: u64 = 16 * 1024;
@@ -129,7 +129,7 @@ async fn list_products(room: String, st: AppState) -> Response {
         return SignalError::BadRoomName.into_response();
     }
     let (reply, answer) = oneshot::channel();
-    if st.rooms.get(&room).tx.send(RoomMsg::Sales { reply }).await.is_err() {
+    if st.shows.get(&room).tx.send(ShowMsg::Sales { reply }).await.is_err() {
         return SignalError::Unavailable.into_response();
     }
     match answer.await {
@@ -163,7 +163,7 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
     let created = matches!(op, CatalogOp::Create(_));
     tracing::info!(%room, by = %who.id, ?op, "product change");
     let (reply, answer) = oneshot::channel();
-    if st.rooms.get(&room).tx.send(RoomMsg::Catalog { op, reply }).await.is_err() {
+    if st.shows.get(&room).tx.send(ShowMsg::Catalog { op, reply }).await.is_err() {
         return SignalError::Unavailable.into_response();
     }
     match answer.await {
@@ -198,8 +198,8 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         }
     };
     let (reply, answer) = oneshot::channel();
-    let msg = RoomMsg::Call { identity, frame, reply };
-    if st.rooms.get(&room).tx.send(msg).await.is_err() {
+    let msg = ShowMsg::Call { identity, frame, reply };
+    if st.shows.get(&room).tx.send(msg).await.is_err() {
         return SignalError::Unavailable.into_response();
     }
     match answer.await {
@@ -214,8 +214,8 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
 /// Ask the room whether `identity` is banned (bans are enforced when a session starts).
 pub async fn is_banned(st: &AppState, room: &str, identity: &str) -> bool {
     let (reply, answer) = oneshot::channel();
-    let msg = RoomMsg::IsBanned { identity: identity.to_string(), reply };
-    if st.rooms.get(room).tx.send(msg).await.is_err() {
+    let msg = ShowMsg::IsBanned { identity: identity.to_string(), reply };
+    if st.shows.get(room).tx.send(msg).await.is_err() {
         return false;
     }
     answer.await.unwrap_or(false)

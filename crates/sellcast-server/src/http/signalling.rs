@@ -14,7 +14,7 @@ use warp::Rejection;
 use super::error::SignalError;
 use super::AppState;
 use crate::media::command::{Command, SessionAnswer};
-use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, Role};
+use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, SessionKind};
 use crate::metrics::Metrics;
 
 pub fn valid_room(room: &str) -> bool {
@@ -24,15 +24,15 @@ pub fn valid_room(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn endpoint(role: Role) -> &'static str {
-    match role {
-        Role::Host => "whip",
-        Role::Viewer => "whep",
+fn endpoint(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Publish => "whip",
+        SessionKind::Watch => "whep",
     }
 }
 
 pub async fn offer(
-    role: Role,
+    kind: SessionKind,
     room: String,
     query: String,
     (content_type, authorization): (Option<String>, Option<String>),
@@ -42,23 +42,23 @@ pub async fn offer(
     let policy = match codec_choice(&query) {
         Ok(choice) => choice.unwrap_or(state.video_codec),
         Err(e) => {
-            state.metrics.session_refused(endpoint(role), &e);
+            state.metrics.session_refused(endpoint(kind), &e);
             return e.into_response();
         }
     };
-    let span = tracing::info_span!("offer", endpoint = endpoint(role), %room, role = role.name());
-    let negotiated = negotiate(role, &room, policy, (content_type, authorization), body, &state).instrument(span.clone()).await;
+    let span = tracing::info_span!("offer", endpoint = endpoint(kind), %room);
+    let negotiated = negotiate(kind, &room, policy, (content_type, authorization), body, &state).instrument(span.clone()).await;
     let _in_span = span.enter();
     match negotiated {
         Ok(answer) => {
-            let location = format!("/{}/{}/{}", endpoint(role), room, answer.session);
+            let location = format!("/{}/{}/{}", endpoint(kind), room, answer.session);
             let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
             let reply = warp::reply::with_header(reply, header::CONTENT_TYPE, "application/sdp");
             warp::reply::with_header(reply, header::LOCATION, location).into_response()
         }
         Err(e) => {
             info!(error = %e, status = e.status().as_u16(), "offer refused");
-            state.metrics.session_refused(endpoint(role), &e);
+            state.metrics.session_refused(endpoint(kind), &e);
             e.into_response()
         }
     }
@@ -67,12 +67,12 @@ pub async fn offer(
 /// For `or_else` after an offer route: an offer whose body was over the limit (warp refused it
 /// before the handler ran) is counted, and the rejection goes on to be answered 413.
 pub fn count_too_large(
-    role: Role,
+    kind: SessionKind,
     metrics: Arc<Metrics>,
 ) -> impl Fn(Rejection) -> std::future::Ready<Result<(Response,), Rejection>> + Clone {
     move |rejection: Rejection| {
         if rejection.find::<PayloadTooLarge>().is_some() {
-            metrics.session_refused(endpoint(role), &SignalError::TooLarge);
+            metrics.session_refused(endpoint(kind), &SignalError::TooLarge);
         }
         std::future::ready(Err(rejection))
     }
@@ -87,7 +87,7 @@ fn codec_choice(query: &str) -> Result<Option<CodecPolicy>, SignalError> {
 }
 
 async fn negotiate(
-    role: Role,
+    kind: SessionKind,
     room: &str,
     policy: CodecPolicy,
     (content_type, authorization): (Option<String>, Option<String>),
@@ -97,9 +97,9 @@ async fn negotiate(
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
     }
-    let needed = match role {
-        Role::Host => sellcast_room::Role::Host,
-        Role::Viewer => sellcast_room::Role::Viewer,
+    let needed = match kind {
+        SessionKind::Publish => sellcast_room::Role::Host,
+        SessionKind::Watch => sellcast_room::Role::Viewer,
     };
     let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
     if super::api::is_banned(state, room, &identity.id).await {
@@ -115,15 +115,15 @@ async fn negotiate(
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| SignalError::BadOffer("the body is not UTF-8".into()))?;
     let (reply, answer) = oneshot::channel();
-    let command = match role {
-        Role::Host => Command::Publish {
+    let command = match kind {
+        SessionKind::Publish => Command::Publish {
             room: room.to_string(),
             identity,
             plan: plan_publish(&offer, policy)?,
             offer,
             reply,
         },
-        Role::Viewer => {
+        SessionKind::Watch => {
             check_watch(&offer)?;
             Command::Watch {
                 room: room.to_string(),
@@ -137,13 +137,13 @@ async fn negotiate(
     answer.await.map_err(|_| SignalError::Unavailable)?
 }
 
-pub async fn end(role: Role, room: String, session: String, state: AppState) -> Response {
+pub async fn end(kind: SessionKind, room: String, session: String, state: AppState) -> Response {
     let (reply, done) = oneshot::channel();
     let sent = state
         .media
         .send(Command::End {
             room,
-            role,
+            kind,
             session,
             reply,
         })

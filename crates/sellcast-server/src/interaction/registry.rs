@@ -1,4 +1,4 @@
-//! The registry of room tasks. A room's task is started on first use and loads the room's
+//! The registry of show tasks. A room's show task is started on first use and loads the room's
 //! durable state before it handles anything; messages sent meanwhile wait in its inbox.
 
 use std::sync::Arc;
@@ -6,33 +6,35 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use super::messages::RoomMsg;
-use super::store_port::StorePort;
+use super::messages::ShowMsg;
+use super::store_client::StoreClient;
 use super::tally::ServerTally;
-use super::task::RoomTask;
+use super::task::ShowTask;
 use crate::media::router::MediaRouter;
 
-/// Frames waiting for a room task; beyond this a flooding driver drops (and counts) frames.
+/// Frames waiting for a show task; beyond this a flooding driver drops (and counts) frames.
 pub const ROOM_INBOX: usize = 8192;
 
+/// The way to a running show task: its inbox.
 #[derive(Clone)]
-pub struct RoomHandle {
-    pub tx: mpsc::Sender<RoomMsg>,
+pub struct ShowHandle {
+    pub tx: mpsc::Sender<ShowMsg>,
 }
 
-pub struct Rooms {
-    rooms: DashMap<String, RoomHandle>,
-    store: StorePort,
+/// Every room's show task, by room name, started on first use.
+pub struct ShowRegistry {
+    shows: DashMap<String, ShowHandle>,
+    store: StoreClient,
     driver: MediaRouter,
     runtime: tokio::runtime::Handle,
     /// Every room task's counts, added up for `/metrics`.
     tally: Arc<ServerTally>,
 }
 
-impl Rooms {
-    pub fn new(store: StorePort, driver: MediaRouter, runtime: tokio::runtime::Handle) -> Arc<Self> {
+impl ShowRegistry {
+    pub fn new(store: StoreClient, driver: MediaRouter, runtime: tokio::runtime::Handle) -> Arc<Self> {
         Arc::new(Self {
-            rooms: DashMap::new(),
+            shows: DashMap::new(),
             store,
             driver,
             runtime,
@@ -40,34 +42,34 @@ impl Rooms {
         })
     }
 
-    /// The durable store every room task writes through.
-    pub fn store(&self) -> &StorePort {
+    /// The durable store every show task writes through.
+    pub fn store(&self) -> &StoreClient {
         &self.store
     }
 
-    /// What every room task counted: frames, refusals, buy answers.
+    /// What every show task counted: frames, refusals, buy answers.
     pub fn tally(&self) -> &ServerTally {
         &self.tally
     }
 
-    /// Room tasks started (each runs until the server stops).
+    /// Show tasks started (each runs until the server stops).
     pub fn task_count(&self) -> usize {
-        self.rooms.len()
+        self.shows.len()
     }
 
-    /// The room's task, started if needed. Never holds the map entry across an await.
-    pub fn get(&self, room: &str) -> RoomHandle {
-        if let Some(h) = self.rooms.get(room) {
+    /// The room's show task, started if needed. Never holds the map entry across an await.
+    pub fn get(&self, room: &str) -> ShowHandle {
+        if let Some(h) = self.shows.get(room) {
             return h.value().clone();
         }
-        self.rooms
+        self.shows
             .entry(room.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(ROOM_INBOX);
-                let task = RoomTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone())
+                let task = ShowTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone())
                     .with_tally(self.tally.clone());
                 self.runtime.spawn(task.run(rx));
-                RoomHandle { tx }
+                ShowHandle { tx }
             })
             .value()
             .clone()

@@ -1,4 +1,4 @@
-//! One room's task: the single owner of its [`RoomCore`]. It turns messages into core calls
+//! One room's show task: the single owner of its [`Show`]. It turns messages into core calls
 //! and the core's outputs into deliveries (via the media driver), store jobs and log lines.
 
 use std::collections::HashMap;
@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sellcast_room::{
-    ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, RoomConfig,
-    RoomCore, RoomRecord, RoomTally,
+    ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, ShowLimits,
+    Show, ShowRecord, RoomTally,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 
-use super::messages::{Applied, CatalogOp, RoomMsg};
-use super::store_port::{StoreFailure, StorePort};
+use super::messages::{Applied, CatalogOp, ShowMsg};
+use super::store_client::{StoreFailure, StoreClient};
 use super::tally::ServerTally;
 use crate::media::command::Command;
 use crate::media::router::MediaRouter;
@@ -34,11 +34,12 @@ struct HttpCaller {
     awaits_answer: bool,
 }
 
-pub struct RoomTask {
+/// The task that owns one room's [`Show`] and carries out its outputs.
+pub struct ShowTask {
     name: String,
-    store: StorePort,
+    store: StoreClient,
     driver: MediaRouter,
-    me: mpsc::Sender<RoomMsg>,
+    me: mpsc::Sender<ShowMsg>,
     http: HashMap<ParticipantId, HttpCaller>,
     next_http: u64,
     dropped_deliveries: u64,
@@ -48,8 +49,8 @@ pub struct RoomTask {
     spans: HashMap<ParticipantId, Span>,
 }
 
-impl RoomTask {
-    pub fn new(name: String, store: StorePort, driver: MediaRouter, me: mpsc::Sender<RoomMsg>) -> Self {
+impl ShowTask {
+    pub fn new(name: String, store: StoreClient, driver: MediaRouter, me: mpsc::Sender<ShowMsg>) -> Self {
         Self {
             name,
             store,
@@ -63,36 +64,36 @@ impl RoomTask {
         }
     }
 
-    /// Report this room's counts into `tally` on every tick.
+    /// Report this show's counts into `tally` on every tick.
     pub fn with_tally(mut self, tally: Arc<ServerTally>) -> Self {
         self.tally = Some((tally, RoomTally::default()));
         self
     }
 
-    fn report_tally(&mut self, core: &RoomCore) {
+    fn report_tally(&mut self, core: &Show) {
         if let Some((totals, reported)) = &mut self.tally {
             totals.add_new(core.tally(), reported);
         }
     }
 
-    pub async fn run(self, inbox: mpsc::Receiver<RoomMsg>) {
+    pub async fn run(self, inbox: mpsc::Receiver<ShowMsg>) {
         let span = info_span!("room", room = %self.name);
         self.serve(inbox).instrument(span).await
     }
 
-    async fn serve(mut self, mut inbox: mpsc::Receiver<RoomMsg>) {
+    async fn serve(mut self, mut inbox: mpsc::Receiver<ShowMsg>) {
         let record = match self.store.load_room(&self.name).await {
             Ok(r) => r,
             Err(e) => {
                 // Without its durable state the room must not sell: run with nothing on sale.
                 error!(room = %self.name, error = %e, "loading the room failed; commerce disabled until restart");
-                RoomRecord::default()
+                ShowRecord::default()
             }
         };
         let now = wall_ms();
         // The epoch changes with every process start, so clients resync after a restart.
-        let mut core = RoomCore::new(self.name.clone(), now as u64, record, RoomConfig::default(), now);
-        info!(room = %self.name, "room task started");
+        let mut core = Show::new(self.name.clone(), now as u64, record, ShowLimits::default(), now);
+        info!(room = %self.name, "show task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -110,26 +111,26 @@ impl RoomTask {
         }
     }
 
-    fn handle(&mut self, core: &mut RoomCore, msg: RoomMsg) {
+    fn handle(&mut self, core: &mut Show, msg: ShowMsg) {
         let now = wall_ms();
         match msg {
-            RoomMsg::Join { participant, identity } => {
+            ShowMsg::Join { participant, identity } => {
                 let role = format!("{:?}", identity.role).to_lowercase();
                 let span = info_span!("participant", room = %self.name, peer = participant.0, role, identity = %identity.id);
                 debug!(parent: &span, "joined the room's data channel");
                 self.spans.insert(participant, span);
                 core.handle_join(now, participant, identity)
             }
-            RoomMsg::Leave { participant } => {
+            ShowMsg::Leave { participant } => {
                 if let Some(span) = self.spans.remove(&participant) {
                     debug!(parent: &span, "left the room's data channel");
                 }
                 core.handle_leave(participant)
             }
-            RoomMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
-            RoomMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
-            RoomMsg::Catalog { op, reply } => self.catalog(op, reply),
-            RoomMsg::CatalogDone { result, reply } => {
+            ShowMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
+            ShowMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
+            ShowMsg::Catalog { op, reply } => self.catalog(op, reply),
+            ShowMsg::CatalogDone { result, reply } => {
                 let answer = result.map(|change| match change {
                     Some(product) => {
                         core.apply_product(now, product.clone());
@@ -139,24 +140,24 @@ impl RoomTask {
                 });
                 let _ = reply.send(answer);
             }
-            RoomMsg::ProductDeleted { product_id, reply } => {
+            ShowMsg::ProductDeleted { product_id, reply } => {
                 core.apply_product_deleted(now, product_id);
                 let _ = reply.send(Ok(None));
             }
-            RoomMsg::Sales { reply } => {
+            ShowMsg::Sales { reply } => {
                 let _ = reply.send((core.products().to_vec(), core.sales().to_vec()));
             }
-            RoomMsg::IsBanned { identity, reply } => {
+            ShowMsg::IsBanned { identity, reply } => {
                 let _ = reply.send(core.is_banned(&identity, now));
             }
-            RoomMsg::BuyDone { ticket, result } => match result {
+            ShowMsg::BuyDone { ticket, result } => match result {
                 Ok(r) => core.handle_buy_outcome(now, &ticket, r.answer, r.replayed, r.stock_left),
                 Err(e) => {
                     warn!(room = %self.name, error = %e, "buy not committed");
                     core.handle_buy_failure(&ticket);
                 }
             },
-            RoomMsg::Persisted { from, result } => match result {
+            ShowMsg::Persisted { from, result } => match result {
                 Ok(Applied::Pins(pins)) => core.apply_pins(now, pins),
                 Ok(Applied::Sale(sale)) => core.apply_sale(now, sale),
                 Ok(Applied::Ban(identity, until)) => core.apply_ban(now, identity, until),
@@ -166,7 +167,7 @@ impl RoomTask {
         }
     }
 
-    fn call(&mut self, core: &mut RoomCore, now: i64, identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>>) {
+    fn call(&mut self, core: &mut Show, now: i64, identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>>) {
         let id = ParticipantId(self.next_http);
         self.next_http += 1;
         let awaits_answer = matches!(frame, ClientFrame::Buy { .. });
@@ -180,7 +181,7 @@ impl RoomTask {
         }
     }
 
-    fn finish_http(&mut self, core: &mut RoomCore, id: ParticipantId) {
+    fn finish_http(&mut self, core: &mut Show, id: ParticipantId) {
         if let Some(caller) = self.http.remove(&id) {
             let _ = caller.reply.send(caller.frames);
         }
@@ -193,11 +194,11 @@ impl RoomTask {
         let room = self.name.clone();
         tokio::spawn(async move {
             let msg = match op {
-                CatalogOp::Create(input) => RoomMsg::CatalogDone { result: store.create_product(&room, input).await.map(Some), reply },
-                CatalogOp::Update(id, input) => RoomMsg::CatalogDone { result: store.update_product(&room, id, input).await.map(Some), reply },
+                CatalogOp::Create(input) => ShowMsg::CatalogDone { result: store.create_product(&room, input).await.map(Some), reply },
+                CatalogOp::Update(id, input) => ShowMsg::CatalogDone { result: store.update_product(&room, id, input).await.map(Some), reply },
                 CatalogOp::Delete(id) => match store.delete_product(&room, id).await {
-                    Ok(()) => RoomMsg::ProductDeleted { product_id: id, reply },
-                    Err(e) => RoomMsg::CatalogDone { result: Err(e), reply },
+                    Ok(()) => ShowMsg::ProductDeleted { product_id: id, reply },
+                    Err(e) => ShowMsg::CatalogDone { result: Err(e), reply },
                 },
             };
             let _ = me.send(msg).await;
@@ -205,7 +206,7 @@ impl RoomTask {
     }
 
     /// Carry out everything the core asked for.
-    fn flush(&mut self, core: &mut RoomCore) {
+    fn flush(&mut self, core: &mut Show) {
         let mut finished = Vec::new();
         while let Some(output) = core.poll_output() {
             match output {
@@ -229,7 +230,7 @@ impl RoomTask {
                     let (store, me, room) = (self.store.clone(), self.me.clone(), self.name.clone());
                     tokio::spawn(async move {
                         let result = store.buy(&room, &order, wall_ms()).await;
-                        let _ = me.send(RoomMsg::BuyDone { ticket: order.ticket, result }).await;
+                        let _ = me.send(ShowMsg::BuyDone { ticket: order.ticket, result }).await;
                     });
                 }
                 Output::Persist { from, by, action } => {
@@ -237,7 +238,7 @@ impl RoomTask {
                     let (store, me, room) = (self.store.clone(), self.me.clone(), self.name.clone());
                     tokio::spawn(async move {
                         let result = persist(&store, &room, action).await;
-                        let _ = me.send(RoomMsg::Persisted { from, result }).await;
+                        let _ = me.send(ShowMsg::Persisted { from, result }).await;
                     });
                 }
                 Output::Kick { participant } => {
@@ -272,7 +273,7 @@ impl RoomTask {
     }
 }
 
-async fn persist(store: &StorePort, room: &str, action: HostAction) -> Result<Applied, FrameError> {
+async fn persist(store: &StoreClient, room: &str, action: HostAction) -> Result<Applied, FrameError> {
     let fail = |e: StoreFailure| FrameError::new(e.code(), e.to_string());
     match action {
         HostAction::Pin(ids) => store.set_pins(room, ids.clone()).await.map(|()| Applied::Pins(ids)).map_err(fail),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use sellcast_room::{Class, Identity, ParticipantId};
 use tokio::sync::oneshot;
 
-use super::offer::{PublishPlan, Role};
+use super::offer::{PublishPlan, SessionKind};
 use crate::http::error::SignalError;
 
 /// A WHIP or WHEP session as the HTTP side knows it.
@@ -45,7 +45,7 @@ pub enum Command {
     /// `DELETE` on a session URL.
     End {
         room: String,
-        role: Role,
+        kind: SessionKind,
         session: String,
         reply: oneshot::Sender<Result<(), SignalError>>,
     },

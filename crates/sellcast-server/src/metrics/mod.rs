@@ -14,25 +14,25 @@ use std::sync::Arc;
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::http::error::SignalError;
-use crate::interaction::registry::Rooms;
-use crate::media::directory::Directory;
+use crate::interaction::registry::ShowRegistry;
+use crate::media::status_board::StatusBoard;
 
 /// A part of the server that is restarted when it dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    RoomTask,
+    ShowTask,
     MediaShard,
-    Store,
+    StoreWriter,
 }
 
 impl Part {
-    pub const ALL: [Part; 3] = [Part::RoomTask, Part::MediaShard, Part::Store];
+    pub const ALL: [Part; 3] = [Part::ShowTask, Part::MediaShard, Part::StoreWriter];
 
     pub fn name(self) -> &'static str {
         match self {
-            Part::RoomTask => "room_task",
+            Part::ShowTask => "show_task",
             Part::MediaShard => "media_shard",
-            Part::Store => "store",
+            Part::StoreWriter => "store_writer",
         }
     }
 }
@@ -50,11 +50,11 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A registry reading `directory`, `rooms` (and through them the store) at scrape time;
+    /// A registry reading `status_board`, `shows` (and through them the store) at scrape time;
     /// `runtime` is the one running HTTP and the room tasks.
-    pub fn new(directory: Arc<Directory>, rooms: Arc<Rooms>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
+    pub fn new(status_board: Arc<StatusBoard>, shows: Arc<ShowRegistry>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
         let registry = Registry::new();
-        registry.register(Box::new(scrape::ScrapeCollector::new(directory, rooms, runtime)?))?;
+        registry.register(Box::new(scrape::ScrapeCollector::new(status_board, shows, runtime)?))?;
         let sessions_refused = IntCounterVec::new(
             Opts::new("sellcast_sessions_refused_total", "WHIP and WHEP offers refused, by endpoint, cause and HTTP status."),
             &["endpoint", "cause", "status"],

@@ -1,5 +1,5 @@
 //! The families read at scrape time from what the server's parts already keep: the media
-//! shards' snapshots in the [`Directory`] (copied out twice a second, never per packet), the
+//! shards' snapshots in the [`StatusBoard`] (copied out twice a second, never per packet), the
 //! room tasks' [`ServerTally`](crate::interaction::tally::ServerTally), and the store writer's
 //! atomic counters.
 
@@ -12,13 +12,13 @@ use sellcast_sfu::DropReason;
 use sellcast_store::HistogramSnapshot;
 
 use super::family::{cumulative, Spec};
-use crate::interaction::registry::Rooms;
-use crate::media::directory::{Directory, MediaStats};
+use crate::interaction::registry::ShowRegistry;
+use crate::media::status_board::{MediaStats, StatusBoard};
 
 const PEERS: Spec = Spec::gauge("sellcast_peers", "WebRTC peers in a room, by role and media shard.", &["role", "shard"]);
 const ROOMS: Spec = Spec::gauge("sellcast_rooms", "Rooms with a host or a viewer on some media shard.", &[]);
 const ROOMS_LIVE: Spec = Spec::gauge("sellcast_rooms_live", "Rooms whose host is live.", &[]);
-const ROOM_TASKS: Spec = Spec::gauge("sellcast_room_tasks", "Room tasks running (one per room used since start).", &[]);
+const SHOW_TASKS: Spec = Spec::gauge("sellcast_show_tasks", "Show tasks running (one per room used since start).", &[]);
 const RUNTIME_TASKS: Spec = Spec::gauge("sellcast_runtime_alive_tasks", "Tasks alive on the HTTP and rooms runtime.", &[]);
 const FORWARDED_PACKETS: Spec =
     Spec::counter("sellcast_forwarded_packets_total", "Media packets written to viewers (replays included).", &["shard"]);
@@ -56,7 +56,7 @@ const SPECS: [Spec; 20] = [
     PEERS,
     ROOMS,
     ROOMS_LIVE,
-    ROOM_TASKS,
+    SHOW_TASKS,
     RUNTIME_TASKS,
     FORWARDED_PACKETS,
     FORWARDED_BYTES,
@@ -80,16 +80,16 @@ const LATENCY_BOUNDS_US: [u64; 13] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000
 
 /// Reads every source above when Prometheus scrapes.
 pub struct ScrapeCollector {
-    directory: Arc<Directory>,
-    rooms: Arc<Rooms>,
+    status_board: Arc<StatusBoard>,
+    shows: Arc<ShowRegistry>,
     runtime: tokio::runtime::Handle,
     descs: Vec<Desc>,
 }
 
 impl ScrapeCollector {
-    pub fn new(directory: Arc<Directory>, rooms: Arc<Rooms>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
+    pub fn new(status_board: Arc<StatusBoard>, shows: Arc<ShowRegistry>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
         let descs = SPECS.iter().map(Spec::desc).collect::<prometheus::Result<Vec<_>>>()?;
-        Ok(Self { directory, rooms, runtime, descs })
+        Ok(Self { status_board, shows, runtime, descs })
     }
 
     fn media(&self, shards: &[MediaStats], out: &mut Vec<MetricFamily>) {
@@ -136,7 +136,7 @@ impl ScrapeCollector {
     }
 
     fn interaction(&self, out: &mut Vec<MetricFamily>) {
-        let tally = self.rooms.tally();
+        let tally = self.shows.tally();
         let (mut frames, mut refused, mut buys) = (FRAMES.family(), REFUSED.family(), BUYS.family());
         for (kind, n) in tally.frames() {
             frames.value(&[kind], n as f64);
@@ -151,7 +151,7 @@ impl ScrapeCollector {
     }
 
     fn store(&self, out: &mut Vec<MetricFamily>) {
-        let (commit_us, batch) = self.rooms.store().inner().commit_histograms();
+        let (commit_us, batch) = self.shows.store().inner().commit_histograms();
         let mut commit = COMMIT.family();
         let bounds = commit_us.bounds.iter().map(|us| *us as f64 / 1e6);
         commit.histogram(&[], &cumulative(bounds, &commit_us.counts), commit_us.count(), commit_us.sum as f64 / 1e6);
@@ -167,8 +167,8 @@ impl Collector for ScrapeCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let mut out = Vec::with_capacity(SPECS.len());
-        self.media(&self.directory.media_by_shard(), &mut out);
-        let (rooms, live) = self.directory.room_counts();
+        self.media(&self.status_board.media_by_shard(), &mut out);
+        let (rooms, live) = self.status_board.room_counts();
         let gauge = |spec: Spec, value: usize| {
             let mut family = spec.family();
             family.value(&[], value as f64);
@@ -176,7 +176,7 @@ impl Collector for ScrapeCollector {
         };
         out.push(gauge(ROOMS, rooms));
         out.push(gauge(ROOMS_LIVE, live));
-        out.push(gauge(ROOM_TASKS, self.rooms.task_count()));
+        out.push(gauge(SHOW_TASKS, self.shows.task_count()));
         out.push(gauge(RUNTIME_TASKS, self.runtime.metrics().num_alive_tasks()));
         self.interaction(&mut out);
         self.store(&mut out);
