@@ -40,7 +40,7 @@ pub struct SoakSample {
     pub rss_mb: f64,
     pub peers: f64,
     pub rooms: f64,
-    pub room_tasks: f64,
+    pub show_tasks: f64,
     pub runtime_tasks: f64,
     pub forwarded_packets: f64,
     pub chat_frames: f64,
@@ -94,8 +94,8 @@ pub async fn run(target: &Target, opts: &SoakOptions) -> Result<SoakResult> {
         tokio::time::sleep(opts.sample_every.min(end.saturating_duration_since(Instant::now()))).await;
         let s = sample(&http, &base, pid, started).await?;
         println!(
-            "soak t={:>5.0}s rss={:>6.1}MB peers={:>4} rooms={} room_tasks={} runtime_tasks={} forwarded={:.0} chat={:.0} buys_confirmed={:.0} drops={:.0}",
-            s.at_s, s.rss_mb, s.peers, s.rooms, s.room_tasks, s.runtime_tasks, s.forwarded_packets, s.chat_frames, s.buys_confirmed, s.media_drops
+            "soak t={:>5.0}s rss={:>6.1}MB peers={:>4} rooms={} show_tasks={} runtime_tasks={} forwarded={:.0} chat={:.0} buys_confirmed={:.0} drops={:.0}",
+            s.at_s, s.rss_mb, s.peers, s.rooms, s.show_tasks, s.runtime_tasks, s.forwarded_packets, s.chat_frames, s.buys_confirmed, s.media_drops
         );
         if rss_after_warmup.is_none() && started.elapsed() >= opts.warmup {
             rss_after_warmup = Some(s.rss_mb);
@@ -152,11 +152,11 @@ pub fn print_summary(r: &SoakResult) {
         if r.rss_drift_pct.abs() <= 5.0 { "within" } else { "OUTSIDE" }
     );
     let (b, a) = (&r.baseline, &r.after);
-    println!("after everyone left (before anyone joined): peers {} ({}), rooms {} ({}), room tasks {} ({}), runtime tasks {} ({})",
-        a.peers, b.peers, a.rooms, b.rooms, a.room_tasks, b.room_tasks, a.runtime_tasks, b.runtime_tasks);
+    println!("after everyone left (before anyone joined): peers {} ({}), rooms {} ({}), show tasks {} ({}), runtime tasks {} ({})",
+        a.peers, b.peers, a.rooms, b.rooms, a.show_tasks, b.show_tasks, a.runtime_tasks, b.runtime_tasks);
     let leaked = a.peers != b.peers || a.rooms != b.rooms;
     // The soak room's task lives until the server stops, by design: one more than the baseline.
-    let tasks_ok = a.room_tasks <= b.room_tasks + 1.0 && a.runtime_tasks <= b.runtime_tasks + 1.0;
+    let tasks_ok = a.show_tasks <= b.show_tasks + 1.0 && a.runtime_tasks <= b.runtime_tasks + 1.0;
     println!("leaks: {}", if leaked || !tasks_ok { "YES (see above)" } else { "none (peers and rooms back to baseline; tasks baseline + the room's own)" });
     let end = r.samples.last();
     println!(
@@ -257,7 +257,7 @@ async fn sample(http: &reqwest::Client, base: &str, pid: u32, started: Instant) 
         rss_mb: proc_stats::rss(pid)? as f64 / 1e6,
         peers: total("sellcast_peers", None),
         rooms: total("sellcast_rooms", None),
-        room_tasks: total("sellcast_show_tasks", None),
+        show_tasks: total("sellcast_show_tasks", None),
         runtime_tasks: total("sellcast_runtime_alive_tasks", None),
         forwarded_packets: total("sellcast_forwarded_packets_total", None),
         chat_frames: total("sellcast_channel_frames_total", Some(("type", "chat"))),
