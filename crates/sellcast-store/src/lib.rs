@@ -19,7 +19,5 @@ mod writer;
 pub use catalog::MAX_PINS;
 pub use error::StoreError;
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
-pub use model::{
-    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, DurableRoom, Sale, SaleDraft,
-};
+pub use model::{Ban, BuyOutcome, BuyRequest, DurableRoom, Order};
 pub use store::{Durability, Store, WriterSnapshot};

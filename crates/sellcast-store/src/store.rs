@@ -15,8 +15,10 @@ use tokio::sync::oneshot;
 use crate::catalog;
 use crate::error::StoreError;
 use crate::fault::Faults;
+use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
+
 use crate::histogram::HistogramSnapshot;
-use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, DurableRoom, Sale, SaleDraft};
+use crate::model::{BuyOutcome, BuyRequest, DurableRoom, Order};
 use crate::schema;
 use crate::writer::{self, Job, WriterStats};
 

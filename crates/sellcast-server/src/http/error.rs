@@ -5,6 +5,7 @@ use thiserror::Error;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
+use crate::media::error::MediaError;
 use crate::media::offer::OfferError;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -40,6 +41,18 @@ impl From<crate::auth::AuthError> for SignalError {
         match e {
             AuthError::Missing | AuthError::Invalid(_) => SignalError::Unauthorized(e.to_string()),
             AuthError::WrongRoom | AuthError::Insufficient(_) | AuthError::Banned => SignalError::Forbidden(e.to_string()),
+        }
+    }
+}
+
+/// The media plane's refusals, as the client sees them.
+impl From<MediaError> for SignalError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::OfferRejected(why) => SignalError::BadOffer(why),
+            MediaError::UnsupportedCodec(why) => SignalError::UnsupportedCodec(why),
+            MediaError::HostAlreadyLive => SignalError::HostAlreadyLive,
+            MediaError::SessionNotFound => SignalError::SessionNotFound,
         }
     }
 }
@@ -146,5 +159,19 @@ mod tests {
             assert!(SignalError::CAUSES.contains(&(e.cause(), e.status().as_u16())), "{e:?} is {} {}", e.cause(), e.status());
         }
         assert_eq!(SignalError::CAUSES.len(), all.len());
+    }
+
+    #[test]
+    fn media_refusals_map_to_their_status_and_body() {
+        let cases = [
+            (MediaError::OfferRejected("no ICE".into()), StatusCode::BAD_REQUEST, "the SDP offer was rejected: no ICE"),
+            (MediaError::UnsupportedCodec("the show is H264".into()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "the show is H264"),
+            (MediaError::HostAlreadyLive, StatusCode::CONFLICT, "a host is already live in this room"),
+            (MediaError::SessionNotFound, StatusCode::NOT_FOUND, "no such session"),
+        ];
+        for (media, status, body) in cases {
+            let signal = SignalError::from(media.clone());
+            assert_eq!((signal.status(), signal.to_string().as_str()), (status, body), "{media:?}");
+        }
     }
 }

@@ -134,7 +134,7 @@ async fn negotiate(
         }
     };
     state.media.send(command).await.map_err(|_| SignalError::Unavailable)?;
-    answer.await.map_err(|_| SignalError::Unavailable)?
+    Ok(answer.await.map_err(|_| SignalError::Unavailable)??)
 }
 
 pub async fn end(kind: SessionKind, room: String, session: String, state: AppState) -> Response {
@@ -149,7 +149,7 @@ pub async fn end(kind: SessionKind, room: String, session: String, state: AppSta
         })
         .await;
     let result = match sent {
-        Ok(()) => done.await.unwrap_or(Err(SignalError::Unavailable)),
+        Ok(()) => done.await.map_err(|_| SignalError::Unavailable).and_then(|r| r.map_err(SignalError::from)),
         Err(_) => Err(SignalError::Unavailable),
     };
     match result {

@@ -4,6 +4,7 @@
 pub mod command;
 pub mod status_board;
 pub mod driver;
+pub mod error;
 mod forward_latency;
 mod inbox;
 mod message_plan;

@@ -10,9 +10,9 @@ use tracing::info;
 
 use super::transmit::drain_transmits;
 use super::{Driver, ShardRoomId, CONGESTED_BYTES};
-use crate::http::error::SignalError;
 use crate::interaction::messages::ShowMsg;
 use crate::media::command::{Command, SessionAnswer};
+use crate::media::error::MediaError;
 use crate::media::offer::{PublishPlan, SessionKind};
 use crate::media::peer::{choose_out_pts, Accepted, Peer, PeerId};
 use crate::media::video_format::RoomFormat;
@@ -42,7 +42,7 @@ impl Driver {
                         self.remove_peer(id, "ended by DELETE");
                         Ok(())
                     }
-                    _ => Err(SignalError::SessionNotFound),
+                    _ => Err(MediaError::SessionNotFound),
                 };
                 let _ = reply.send(result);
             }
@@ -57,18 +57,18 @@ impl Driver {
         identity: Identity,
         offer: &str,
         plan: PublishPlan,
-    ) -> Result<SessionAnswer, SignalError> {
+    ) -> Result<SessionAnswer, MediaError> {
         let room_id = self.room_id(&room);
         if let Some(current) = self.rooms.get(&room_id).and_then(|r| r.host) {
             match self.peers.get(&current) {
-                Some(p) if p.holds_room(now) => return Err(SignalError::HostAlreadyLive),
+                Some(p) if p.holds_room(now) => return Err(MediaError::HostAlreadyLive),
                 _ => self.remove_peer(current, "replaced by a new host"),
             }
         }
         let mut accepted = self
             .factory
             .accept(now, Some(&plan), offer)
-            .map_err(|e| SignalError::BadOffer(e.to_string()))?;
+            .map_err(|e| MediaError::OfferRejected(e.to_string()))?;
         let answer = std::mem::take(&mut accepted.answer);
         let id = self.add_peer(now, SessionKind::Publish, (room.clone(), identity), room_id, accepted);
         let format = RoomFormat { audio: plan.audio, video: plan.video };
@@ -86,13 +86,13 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, SignalError> {
+    pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, MediaError> {
         let room_id = self.room_id(&room);
         let mut accepted = match self.factory.accept(now, None, offer) {
             Ok(ok) => ok,
             Err(e) => {
                 self.drop_room_if_empty(room_id);
-                return Err(SignalError::BadOffer(e.to_string()));
+                return Err(MediaError::OfferRejected(e.to_string()));
             }
         };
         // A live room's video must be one this viewer can decode; a viewer that asked for
@@ -101,7 +101,7 @@ impl Driver {
         if let Some(format) = live {
             if let Err(why) = choose_out_pts(&accepted.negotiated, accepted.has_video, &format) {
                 self.drop_room_if_empty(room_id);
-                return Err(SignalError::UnsupportedCodec(why));
+                return Err(MediaError::UnsupportedCodec(why));
             }
         }
         let answer = std::mem::take(&mut accepted.answer);
