@@ -10,6 +10,7 @@ pub mod media_stats;
 pub mod plot;
 pub mod proc_stats;
 pub mod server;
+pub mod soak;
 pub mod step;
 pub mod storm;
 

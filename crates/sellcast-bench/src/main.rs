@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sellcast_bench::{chat, plot, run_step, server, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
+use sellcast_bench::{chat, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
 #[command(name = "sellcast-bench", about = "Load-test sellcast with synthetic viewers")]
 struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Viewers per step; several values make a sweep (e.g. 50,100,200). 0 skips media.
     #[arg(long, value_delimiter = ',', default_value = "20")]
     viewers: Vec<usize>,
@@ -62,6 +64,32 @@ struct Args {
     chat_viewers: usize,
 }
 
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Many viewers with chat and buys for many minutes: RSS drift after warm-up, and peers,
+    /// rooms and tasks after everyone left, read from /metrics (a documented run, not CI).
+    Soak(SoakArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+struct SoakArgs {
+    #[arg(long, default_value_t = 200)]
+    viewers: usize,
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// RSS drift is measured from the end of the warm-up; default: 5 minutes, at most half the run.
+    #[arg(long)]
+    warmup_secs: Option<f64>,
+    #[arg(long, default_value_t = 10)]
+    sample_secs: u64,
+    #[arg(long, default_value_t = 20.0)]
+    join_rate: f64,
+    #[arg(long, default_value_t = 2.0)]
+    chats_per_s: f64,
+    #[arg(long, default_value_t = 2.0)]
+    buys_per_s: f64,
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -74,6 +102,9 @@ async fn main() -> Result<()> {
         bail!("{} not found: cargo build --release -p sellcast-server", args.server_bin.display());
     }
     let target = Target { server_bin: args.server_bin.clone(), http_port: args.http_port, media_threads: args.media_threads };
+    if let Some(Mode::Soak(soak_args)) = &args.mode {
+        return run_soak(&target, soak_args, args.bitrate, &args.out).await;
+    }
     let janus = JanusTarget { janus_bin: args.janus_bin.clone(), http_port: args.janus_http_port, rtp_port: 15004, event_loops: args.janus_event_loops };
     let mut systems = vec![System::Sellcast(target.clone())];
     if args.janus {
@@ -201,6 +232,27 @@ fn summary(steps: &[StepResult]) {
             step::opt(r.sfu_latency_us_p50), step::opt(r.sfu_latency_us_p99)
         );
     }
+}
+
+async fn run_soak(target: &Target, a: &SoakArgs, bitrate: u64, out: &std::path::Path) -> Result<()> {
+    let duration = Duration::from_secs_f64(a.minutes * 60.0);
+    let warmup = a.warmup_secs.map_or_else(|| Duration::from_secs(300).min(duration / 2), Duration::from_secs_f64);
+    let opts = soak::SoakOptions {
+        viewers: a.viewers,
+        duration,
+        warmup,
+        sample_every: Duration::from_secs(a.sample_secs.max(1)),
+        join_rate: a.join_rate,
+        bitrate,
+        chats_per_s: a.chats_per_s,
+        buys_per_s: a.buys_per_s,
+    };
+    let result = soak::run(target, &opts).await?;
+    soak::print_summary(&result);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("soak.json"), serde_json::to_string_pretty(&result)?)?;
+    println!("samples in {}", out.join("soak.json").display());
+    Ok(())
 }
 
 async fn run_storm(target: &Target) -> Result<storm::StormResult> {

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// The bearer token the harness starts the server with, to read its `/metrics`.
+pub const METRICS_TOKEN: &str = "sellcast-bench";
+
 /// Which server binary to run and where it listens.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -25,6 +28,8 @@ pub async fn spawn(args: &Target, dir: &Path) -> Result<(tokio::process::Child, 
     }
     let server = command
         .env("RUST_LOG", "warn")
+        // A server from before `/metrics` ignores it.
+        .env("SELLCAST_METRICS_TOKEN", METRICS_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

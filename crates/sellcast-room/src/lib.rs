@@ -19,6 +19,7 @@ mod likes;
 pub mod protocol;
 mod rate_limit;
 mod show;
+mod tally;
 
 pub use answer::{Answer, CallId, Caller};
 pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
@@ -30,3 +31,4 @@ pub use likes::LikeCounter;
 pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, Position};
 pub use rate_limit::TokenBucket;
 pub use show::{Class, HostAction, Output, ShowLimits, Show, ShowRecord};
+pub use tally::{RoomTally, BUY_OUTCOMES, ERROR_CODES};

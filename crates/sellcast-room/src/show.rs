@@ -18,6 +18,7 @@ use crate::protocol::{
     SaleCounter, Snapshot,
 };
 use crate::rate_limit::TokenBucket;
+use crate::tally::RoomTally;
 
 /// How the transport should treat a frame when a viewer's channel is congested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +148,7 @@ pub struct Show {
     /// Set once the server drains: the reconnect hint every participant is given.
     draining: Option<u64>,
     outputs: VecDeque<Output>,
+    tally: RoomTally,
 }
 
 impl Show {
@@ -174,11 +176,17 @@ impl Show {
             counters_dirty: false,
             draining: None,
             outputs: VecDeque::new(),
+            tally: RoomTally::default(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Frames, refusals and buy answers handled so far.
+    pub fn tally(&self) -> &RoomTally {
+        &self.tally
     }
 
     pub fn is_banned(&self, identity: &str, now_ms: i64) -> bool {
@@ -233,7 +241,10 @@ impl Show {
             return;
         }
         match ClientFrame::parse(bytes) {
-            Ok(frame) => self.handle_client_frame(now_ms, from, frame),
+            Ok(frame) => {
+                self.tally.frame(&frame);
+                self.handle_client_frame(now_ms, from, frame)
+            }
             Err(e) => {
                 let identity = p.identity.id.clone();
                 self.refuse(now_ms, Caller::Session(from), &identity, e);
@@ -253,6 +264,7 @@ impl Show {
     /// exactly one [`Output::Answer`]: now, or once the store has answered (a buy, a host action).
     pub fn handle_call(&mut self, now_ms: i64, call: CallId, identity: Identity, frame: ClientFrame) {
         let caller = Caller::Call(call);
+        self.tally.frame(&frame);
         if self.is_banned(&identity.id, now_ms) {
             self.answer(caller, Answer::Refused(FrameError::new(ErrorCode::Forbidden, "banned from this room")));
             return;
@@ -513,6 +525,7 @@ impl Show {
     /// The store could not commit a buy: nothing happened, the buyer may retry with its key.
     pub fn handle_buy_failure(&mut self, ticket: &BuyTicket) {
         for to in self.buys.handle_failure(ticket) {
+            self.tally.buy_unavailable();
             let error = FrameError::new(ErrorCode::Unavailable, "order not placed, please retry");
             self.answer(to, Answer::Refused(error));
         }
@@ -653,6 +666,9 @@ impl Show {
     }
 
     fn answer(&mut self, to: Caller, answer: Answer) {
+        if let Answer::Buy { answer, .. } = &answer {
+            self.tally.buy_answered(answer);
+        }
         self.outputs.push_back(Output::Answer { to, answer });
     }
 
@@ -666,6 +682,7 @@ impl Show {
     /// Refuse a frame. A session's error replies are rate-limited, so a flood is not answered
     /// with a flood; a call always gets its one answer.
     fn refuse(&mut self, now_ms: i64, from: Caller, identity: &str, error: FrameError) {
+        self.tally.refused(error.code);
         let message = match from {
             Caller::Session(id) => {
                 let Some(p) = self.participants.get_mut(&id) else {

@@ -11,6 +11,7 @@ pub mod drain;
 pub mod http;
 pub mod interaction;
 pub mod media;
+pub mod metrics;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub use crate::media::offer::CodecPolicy;
 use crate::media::peer::PeerFactory;
 use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
+use crate::metrics::Metrics;
 
 /// What `sellcast serve` is configured with.
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Which video codec rooms take from their hosts; a host may override it per room.
     pub video_codec: CodecPolicy,
+    /// Bearer token for `GET /metrics` on the HTTP port; `None` leaves it off there.
+    pub metrics_token: Option<String>,
+    /// A second listener serving `/metrics` (and `/healthz`) without a token, for a private address.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -73,6 +79,8 @@ impl Config {
             db_path: db_path.into(),
             jwt_secret: None,
             video_codec: CodecPolicy::Auto,
+            metrics_token: None,
+            admin_addr: None,
         }
     }
 }
@@ -92,6 +100,11 @@ pub struct RunningServer {
     pub tls: bool,
     draining: Arc<Draining>,
     shows: Arc<ShowRegistry>,
+    /// What `/metrics` serves; a supervisor counts its restarts here.
+    pub metrics: Arc<Metrics>,
+    /// The `--admin` listener's address, when one was asked for.
+    pub admin_addr: Option<SocketAddr>,
+    admin: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     http_stop: oneshot::Sender<()>,
     media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
@@ -138,7 +151,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     if auth.dev_mode() {
         warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
     }
-    let status_board = Arc::new(StatusBoard::default());
+    let status_board = Arc::new(StatusBoard::with_shards(shard_count));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
     let media = MediaRouter::new(senders);
     let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current());
@@ -183,6 +196,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding HTTP {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let draining = Arc::new(Draining::default());
+    let metrics = Arc::new(Metrics::new(status_board.clone(), shows.clone(), tokio::runtime::Handle::current())?);
+    let admin = match config.admin_addr {
+        Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
+        None => None,
+    };
     let state = AppState {
         media,
         status_board: status_board.clone(),
@@ -191,6 +209,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shows: shows.clone(),
         video_codec: config.video_codec,
         draining: draining.clone(),
+        metrics: metrics.clone(),
+        metrics_token: config.metrics_token.as_deref().map(Arc::from),
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let stopped = async move {
@@ -213,11 +233,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tls: tls.is_some(),
         draining,
         shows,
+        metrics,
+        admin_addr: admin.as_ref().map(|(addr, _)| *addr),
+        admin: admin.map(|(_, running)| running),
         http_stop,
         media_stops,
         http_task,
         media_threads,
     })
+}
+
+/// Bind the `--admin` listener and serve `/metrics` and `/healthz` on it until told to stop.
+async fn serve_admin(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(SocketAddr, (oneshot::Sender<()>, tokio::task::JoinHandle<()>))> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --admin {addr}"))?;
+    let bound = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = warp::serve(http::metrics::admin(metrics)).incoming(listener).graceful(async move {
+        let _ = stopped.await;
+    });
+    info!(admin = %bound, "metrics on the admin listener: /metrics");
+    Ok((bound, (stop, tokio::spawn(server.run()))))
 }
 
 /// Kernel buffer we ask for on the media socket: every viewer's packets pass through one
@@ -276,6 +314,10 @@ impl RunningServer {
         let http_cut = tokio::time::timeout_at(deadline.into(), &mut self.http_task).await.is_err();
         if http_cut {
             self.http_task.abort();
+        }
+        if let Some((stop, task)) = self.admin {
+            let _ = stop.send(());
+            let _ = task.await;
         }
         for stop in self.media_stops {
             let _ = stop.send(());

@@ -1,10 +1,11 @@
 //! `sellcast`: the live-selling server binary.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use sellcast_room::Role;
 use sellcast_server::auth::{now_secs, Auth, Claims};
 use tracing_subscriber::EnvFilter;
@@ -14,6 +15,16 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as plain text (no colour codes unless stdout is a terminal) or as JSON
+    /// objects, one per line, for log shippers. RUST_LOG filters either.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +69,14 @@ enum Command {
         /// offers it, else H264). A host may choose per room with `?codec=` on its WHIP URL.
         #[arg(long, default_value = "auto")]
         video_codec: sellcast_server::CodecPolicy,
+        /// Bearer token for `GET /metrics` on the HTTP port. Without it (and without --admin)
+        /// metrics are not served.
+        #[arg(long, env = "SELLCAST_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
+        /// A second listener serving `/metrics` and `/healthz` with no token: bind it to a
+        /// private address (e.g. 127.0.0.1:9090).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -101,13 +120,8 @@ impl Signals {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     match cli.command {
         Command::Serve {
             http,
@@ -122,6 +136,8 @@ async fn main() -> anyhow::Result<()> {
             db,
             jwt_secret,
             video_codec,
+            metrics_token,
+            admin,
         } => {
             let config = sellcast_server::Config {
                 http_addr: http,
@@ -133,6 +149,8 @@ async fn main() -> anyhow::Result<()> {
                 db_path: db,
                 jwt_secret,
                 video_codec,
+                metrics_token,
+                admin_addr: admin,
             };
             let server = sellcast_server::start(config).await?;
             let base = format!("{}://{}", if server.tls { "https" } else { "http" }, server.http_addr);
@@ -142,6 +160,9 @@ async fn main() -> anyhow::Result<()> {
             println!("  WHIP:       {base}/whip/<room>   WHEP: {base}/whep/<room>");
             let ports: Vec<String> = server.udp_addrs.iter().map(|a| a.port().to_string()).collect();
             println!("  media:      udp {} ports {}", server.udp_addr.ip(), ports.join(", "));
+            if let Some(addr) = server.admin_addr {
+                println!("  metrics:    http://{addr}/metrics");
+            }
             let mut signals = Signals::new()?;
             let signal = signals.next().await;
             tracing::info!(signal, drain_seconds, "draining before exit (a second signal exits at once)");
@@ -173,4 +194,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Logs go to stdout. Per-session spans (room, peer, role) come with every line about a
+/// session: as a `session{...}:` prefix in text, as `span` and `spans` fields in JSON.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+    }
 }

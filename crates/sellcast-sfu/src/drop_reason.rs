@@ -59,6 +59,13 @@ impl DropCounters {
         self.counts.iter().sum()
     }
 
+    /// Add another set of counters to these (a retired forwarder's, into its shard's total).
+    pub fn add(&mut self, other: &DropCounters) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (*r, self.get(*r)))
     }

@@ -10,6 +10,7 @@ mod buy;
 mod catalog;
 mod error;
 mod fault;
+mod histogram;
 mod model;
 mod schema;
 mod store;
@@ -17,5 +18,6 @@ mod writer;
 
 pub use catalog::MAX_PINS;
 pub use error::StoreError;
+pub use histogram::{AtomicHistogram, HistogramSnapshot};
 pub use model::{Ban, BuyOutcome, BuyRequest, DurableRoom, Order};
 pub use store::{Durability, Store, WriterSnapshot};

@@ -17,6 +17,7 @@ use crate::error::StoreError;
 use crate::fault::Faults;
 use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
 
+use crate::histogram::HistogramSnapshot;
 use crate::model::{BuyOutcome, BuyRequest, DurableRoom, Order};
 use crate::schema;
 use crate::writer::{self, Job, WriterStats};
@@ -187,6 +188,11 @@ impl Store {
             commit_in_flight: written > ended,
             confirmations_sent: s.confirmations_sent.load(Ordering::SeqCst),
         }
+    }
+
+    /// How long buy batches took to commit (microseconds) and how many buys each carried.
+    pub fn commit_histograms(&self) -> (HistogramSnapshot, HistogramSnapshot) {
+        (self.stats.commit_us.snapshot(), self.stats.batch_size.snapshot())
     }
 
     /// `(buys, commits)` so far: commits far below buys means group commit is batching.

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -19,6 +20,7 @@ use crate::error::StoreError;
 use crate::fault::Faults;
 use sellcast_room::BuyAnswer;
 
+use crate::histogram::AtomicHistogram;
 use crate::model::{BuyOutcome, BuyRequest};
 
 /// Most buys in one transaction: bounds the latency of the last one in a batch.
@@ -31,8 +33,13 @@ pub enum Job {
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
+/// Upper bounds of the commit-latency buckets, in microseconds (250 us to 1 s).
+const COMMIT_US_BOUNDS: &[u64] = &[250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000];
+/// Upper bounds of the batch-size buckets, in buys (up to `MAX_BATCH`).
+const BATCH_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
 /// Counters that show group commit at work, read by anyone without asking the writer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     /// Buys taken off the queue.
     pub buys: AtomicU64,
@@ -45,6 +52,24 @@ pub struct WriterStats {
     pub batches_ended: AtomicU64,
     /// `order_confirmed` answers handed back to callers (replays of a known key included).
     pub confirmations_sent: AtomicU64,
+    /// Microseconds from a buy batch's first write to its commit returning (committed or not).
+    pub commit_us: AtomicHistogram,
+    /// Buys per batch.
+    pub batch_size: AtomicHistogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            buys: AtomicU64::new(0),
+            buy_commits: AtomicU64::new(0),
+            batches_written: AtomicU64::new(0),
+            batches_ended: AtomicU64::new(0),
+            confirmations_sent: AtomicU64::new(0),
+            commit_us: AtomicHistogram::new(COMMIT_US_BOUNDS),
+            batch_size: AtomicHistogram::new(BATCH_BOUNDS),
+        }
+    }
 }
 
 pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>, faults: Faults) {
@@ -87,6 +112,7 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
     let mut replies = Some(replies);
     let mut results: Vec<Result<BuyOutcome, StoreError>> = Vec::with_capacity(requests.len());
     let mut written = false;
+    let started = Instant::now();
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for req in &requests {
@@ -112,6 +138,8 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
         faults.before_commit(buys_taken);
         tx.commit()
     })();
+    stats.commit_us.record(started.elapsed().as_micros() as u64);
+    stats.batch_size.record(n);
     match committed {
         Ok(()) => {
             stats.buy_commits.fetch_add(1, Ordering::Relaxed);

@@ -76,6 +76,49 @@ impl SignalError {
     }
 }
 
+impl SignalError {
+    /// Every cause [`SignalError::cause`] names, with its status: the label values of
+    /// `sellcast_sessions_refused_total`.
+    pub const CAUSES: [(&'static str, u16); 15] = [
+        ("malformed_offer", 400),
+        ("no_media", 400),
+        ("wrong_direction", 400),
+        ("bad_offer", 400),
+        ("bad_room_name", 400),
+        ("unauthorized", 401),
+        ("forbidden", 403),
+        ("session_not_found", 404),
+        ("host_already_live", 409),
+        ("too_large", 413),
+        ("no_usable_codec", 415),
+        ("codec_not_allowed", 415),
+        ("unsupported_codec", 415),
+        ("not_sdp", 415),
+        ("unavailable", 503),
+    ];
+
+    /// A short, stable name for why a session was refused, for metrics.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            SignalError::Offer(OfferError::Malformed(_)) => "malformed_offer",
+            SignalError::Offer(OfferError::NoMedia) => "no_media",
+            SignalError::Offer(OfferError::NoUsableCodec) => "no_usable_codec",
+            SignalError::Offer(OfferError::CodecNotAllowed(_)) => "codec_not_allowed",
+            SignalError::Offer(OfferError::WrongDirection(..)) => "wrong_direction",
+            SignalError::BadOffer(_) => "bad_offer",
+            SignalError::UnsupportedCodec(_) => "unsupported_codec",
+            SignalError::HostAlreadyLive => "host_already_live",
+            SignalError::TooLarge => "too_large",
+            SignalError::NotSdp => "not_sdp",
+            SignalError::BadRoomName => "bad_room_name",
+            SignalError::SessionNotFound => "session_not_found",
+            SignalError::Unavailable => "unavailable",
+            SignalError::Unauthorized(_) => "unauthorized",
+            SignalError::Forbidden(_) => "forbidden",
+        }
+    }
+}
+
 impl Reply for SignalError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -92,6 +135,31 @@ impl Reply for SignalError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_cause_is_listed_with_its_status() {
+        let all = [
+            SignalError::Offer(OfferError::Malformed(String::new())),
+            SignalError::Offer(OfferError::NoMedia),
+            SignalError::Offer(OfferError::NoUsableCodec),
+            SignalError::Offer(OfferError::CodecNotAllowed(String::new())),
+            SignalError::Offer(OfferError::WrongDirection("", "")),
+            SignalError::BadOffer(String::new()),
+            SignalError::UnsupportedCodec(String::new()),
+            SignalError::HostAlreadyLive,
+            SignalError::TooLarge,
+            SignalError::NotSdp,
+            SignalError::BadRoomName,
+            SignalError::SessionNotFound,
+            SignalError::Unavailable,
+            SignalError::Unauthorized(String::new()),
+            SignalError::Forbidden(String::new()),
+        ];
+        for e in &all {
+            assert!(SignalError::CAUSES.contains(&(e.cause(), e.status().as_u16())), "{e:?} is {} {}", e.cause(), e.status());
+        }
+        assert_eq!(SignalError::CAUSES.len(), all.len());
+    }
 
     #[test]
     fn media_refusals_map_to_their_status_and_body() {

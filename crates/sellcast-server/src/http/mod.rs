@@ -4,6 +4,7 @@ mod api;
 pub mod media_stats;
 pub mod pages;
 pub mod error;
+pub mod metrics;
 mod rejection;
 mod signalling;
 pub mod tls;
@@ -19,6 +20,7 @@ use crate::interaction::registry::ShowRegistry;
 use crate::media::router::MediaRouter;
 use crate::media::status_board::StatusBoard;
 use crate::media::offer::{CodecPolicy, SessionKind};
+use crate::metrics::Metrics;
 
 /// Largest SDP body accepted (RFC 9725 leaves it to the server; real offers are 3-10 KiB).
 pub const MAX_SDP_BYTES: u64 = 64 * 1024;
@@ -37,6 +39,9 @@ pub struct AppState {
     pub video_codec: CodecPolicy,
     /// On once the server drains: calls that would start a session are refused.
     pub draining: Arc<crate::drain::Draining>,
+    /// What `/metrics` serves, and the bearer token it asks for on this port (`None`: off here).
+    pub metrics: Arc<Metrics>,
+    pub metrics_token: Option<Arc<str>>,
 }
 
 fn with_state(
@@ -60,12 +65,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(whip_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, query: String, ct, body, st| signalling::offer(SessionKind::Publish, room, query, ct, body, st));
+        .then(|room, query: String, ct, body, st| signalling::offer(SessionKind::Publish, room, query, ct, body, st))
+        .or_else(signalling::count_too_large(SessionKind::Publish, state.metrics.clone()));
     let whep = warp::path!("whep" / String)
         .and(warp::post())
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, ct, body, st| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, st));
+        .then(|room, ct, body, st| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, st))
+        .or_else(signalling::count_too_large(SessionKind::Watch, state.metrics.clone()));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
@@ -82,6 +89,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         });
 
     let api = api::routes(state.clone());
+    let metrics = metrics::guarded(state.metrics.clone(), state.metrics_token.clone());
     let status = warp::path!("api" / "rooms" / String)
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -110,6 +118,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(no_trickle)
         .or(media_stats)
         .or(store_stats)
+        .or(metrics)
         .or(api)
         .or(status)
         .or(pages)

@@ -1,16 +1,21 @@
 //! WHIP (RFC 9725) and WHEP handlers: check the request, hand the offer to the media driver,
 //! answer `201 Created` with the SDP answer and the session's `Location`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use tracing::info;
+use tracing::{info, Instrument};
 use warp::http::{header, StatusCode};
+use warp::reject::PayloadTooLarge;
 use warp::reply::{Reply, Response};
+use warp::Rejection;
 
 use super::error::SignalError;
 use super::AppState;
 use crate::media::command::{Command, SessionAnswer};
 use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, SessionKind};
+use crate::metrics::Metrics;
 
 pub fn valid_room(room: &str) -> bool {
     (1..=64).contains(&room.len())
@@ -39,9 +44,15 @@ pub async fn offer(
     }
     let policy = match codec_choice(&query) {
         Ok(choice) => choice.unwrap_or(state.video_codec),
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            state.metrics.session_refused(endpoint(kind), &e);
+            return e.into_response();
+        }
     };
-    match negotiate(kind, &room, policy, (content_type, authorization), body, &state).await {
+    let span = tracing::info_span!("offer", endpoint = endpoint(kind), %room);
+    let negotiated = negotiate(kind, &room, policy, (content_type, authorization), body, &state).instrument(span.clone()).await;
+    let _in_span = span.enter();
+    match negotiated {
         Ok(answer) => {
             let location = format!("/{}/{}/{}", endpoint(kind), room, answer.session);
             let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
@@ -49,9 +60,24 @@ pub async fn offer(
             warp::reply::with_header(reply, header::LOCATION, location).into_response()
         }
         Err(e) => {
-            info!(%room, kind = ?kind, error = %e, status = e.status().as_u16(), "offer refused");
+            info!(error = %e, status = e.status().as_u16(), "offer refused");
+            state.metrics.session_refused(endpoint(kind), &e);
             e.into_response()
         }
+    }
+}
+
+/// For `or_else` after an offer route: an offer whose body was over the limit (warp refused it
+/// before the handler ran) is counted, and the rejection goes on to be answered 413.
+pub fn count_too_large(
+    kind: SessionKind,
+    metrics: Arc<Metrics>,
+) -> impl Fn(Rejection) -> std::future::Ready<Result<(Response,), Rejection>> + Clone {
+    move |rejection: Rejection| {
+        if rejection.find::<PayloadTooLarge>().is_some() {
+            metrics.session_refused(endpoint(kind), &SignalError::TooLarge);
+        }
+        std::future::ready(Err(rejection))
     }
 }
 

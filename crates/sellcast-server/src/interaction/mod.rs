@@ -5,4 +5,5 @@
 pub mod messages;
 pub mod registry;
 pub mod store_client;
+pub mod tally;
 pub mod task;

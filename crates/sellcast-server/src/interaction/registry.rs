@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::messages::ShowMsg;
 use super::store_client::StoreClient;
+use super::tally::ServerTally;
 use super::task::ShowTask;
 use crate::media::router::MediaRouter;
 
@@ -26,6 +27,8 @@ pub struct ShowRegistry {
     store: StoreClient,
     driver: MediaRouter,
     runtime: tokio::runtime::Handle,
+    /// Every room task's counts, added up for `/metrics`.
+    tally: Arc<ServerTally>,
 }
 
 impl ShowRegistry {
@@ -35,6 +38,7 @@ impl ShowRegistry {
             store,
             driver,
             runtime,
+            tally: Arc::default(),
         })
     }
 
@@ -48,6 +52,16 @@ impl ShowRegistry {
         self.shows.iter().map(|entry| entry.value().clone()).collect()
     }
 
+    /// What every show task counted: frames, refusals, buy answers.
+    pub fn tally(&self) -> &ServerTally {
+        &self.tally
+    }
+
+    /// Show tasks started (each runs until the server stops).
+    pub fn task_count(&self) -> usize {
+        self.shows.len()
+    }
+
     /// The room's show task, started if needed. Never holds the map entry across an await.
     pub fn get(&self, room: &str) -> ShowHandle {
         if let Some(h) = self.shows.get(room) {
@@ -57,7 +71,8 @@ impl ShowRegistry {
             .entry(room.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(ROOM_INBOX);
-                let task = ShowTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone());
+                let task = ShowTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone())
+                    .with_tally(self.tally.clone());
                 self.runtime.spawn(task.run(rx));
                 ShowHandle { tx }
             })

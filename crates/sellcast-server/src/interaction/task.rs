@@ -2,17 +2,19 @@
 //! and the core's outputs into deliveries (via the media driver), store jobs and log lines.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sellcast_room::{
-    Answer, CallId, Caller, Class, ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, Show, ShowLimits,
-    ShowRecord,
+    Answer, CallId, Caller, Class, ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId,
+    RoomTally, Show, ShowLimits, ShowRecord,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 
 use super::messages::{Applied, CatalogOp, ShowMsg};
 use super::store_client::{StoreFailure, StoreClient};
+use super::tally::ServerTally;
 use crate::media::command::Command;
 use crate::media::router::MediaRouter;
 
@@ -35,6 +37,10 @@ pub struct ShowTask {
     dropped_deliveries: u64,
     /// Answered with the participant count once draining and no buy is with the store.
     drained: Option<oneshot::Sender<usize>>,
+    /// Where this room's counts are added up, and what of them was added already.
+    tally: Option<(Arc<ServerTally>, RoomTally)>,
+    /// A span per data-channel participant (room, peer, role): log lines about one are in it.
+    spans: HashMap<ParticipantId, Span>,
 }
 
 impl ShowTask {
@@ -48,10 +54,29 @@ impl ShowTask {
             next_call: 0,
             dropped_deliveries: 0,
             drained: None,
+            tally: None,
+            spans: HashMap::new(),
         }
     }
 
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<ShowMsg>) {
+    /// Report this show's counts into `tally` on every tick.
+    pub fn with_tally(mut self, tally: Arc<ServerTally>) -> Self {
+        self.tally = Some((tally, RoomTally::default()));
+        self
+    }
+
+    fn report_tally(&mut self, core: &Show) {
+        if let Some((totals, reported)) = &mut self.tally {
+            totals.add_new(core.tally(), reported);
+        }
+    }
+
+    pub async fn run(self, inbox: mpsc::Receiver<ShowMsg>) {
+        let span = info_span!("room", room = %self.name);
+        self.serve(inbox).instrument(span).await
+    }
+
+    async fn serve(mut self, mut inbox: mpsc::Receiver<ShowMsg>) {
         let record = match self.store.load_room(&self.name).await {
             Ok(r) => r,
             Err(e) => {
@@ -72,7 +97,10 @@ impl ShowTask {
                     Some(m) => self.handle(&mut core, m),
                     None => break,
                 },
-                _ = tick.tick() => core.handle_tick(wall_ms()),
+                _ = tick.tick() => {
+                    core.handle_tick(wall_ms());
+                    self.report_tally(&core);
+                }
             }
             self.flush(&mut core);
             if core.buys_in_flight() == 0 {
@@ -86,8 +114,19 @@ impl ShowTask {
     fn handle(&mut self, core: &mut Show, msg: ShowMsg) {
         let now = wall_ms();
         match msg {
-            ShowMsg::Join { participant, identity } => core.handle_join(now, participant, identity),
-            ShowMsg::Leave { participant } => core.handle_leave(participant),
+            ShowMsg::Join { participant, identity } => {
+                let role = format!("{:?}", identity.role).to_lowercase();
+                let span = info_span!("participant", room = %self.name, peer = participant.0, role, identity = %identity.id);
+                debug!(parent: &span, "joined the room's data channel");
+                self.spans.insert(participant, span);
+                core.handle_join(now, participant, identity)
+            }
+            ShowMsg::Leave { participant } => {
+                if let Some(span) = self.spans.remove(&participant) {
+                    debug!(parent: &span, "left the room's data channel");
+                }
+                core.handle_leave(participant)
+            }
             ShowMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
             ShowMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
             ShowMsg::Catalog { op, reply } => self.catalog(op, reply),
@@ -200,10 +239,16 @@ impl ShowTask {
                 }
                 Output::Kick { participant } => self.deliver(Command::Kick { peer: participant.0 }),
                 Output::Refused { from, identity, code, message } => {
+                    // A data-channel participant's line is in its span; an HTTP caller's names it.
+                    let span = match from {
+                        Caller::Session(id) => self.spans.get(&id).cloned(),
+                        Caller::Call(_) => None,
+                    }
+                    .unwrap_or_else(|| info_span!("http_caller", %identity));
                     if code == ErrorCode::RateLimited {
-                        debug!(room = %self.name, caller = ?from, %identity, ?code, %message, "frame refused");
+                        debug!(parent: &span, room = %self.name, caller = ?from, ?code, %message, "frame refused");
                     } else {
-                        info!(room = %self.name, caller = ?from, %identity, ?code, %message, "frame refused");
+                        info!(parent: &span, room = %self.name, caller = ?from, ?code, %message, "frame refused");
                     }
                 }
             }

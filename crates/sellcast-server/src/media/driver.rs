@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sellcast_room::ParticipantId;
-use sellcast_sfu::{ForwarderConfig, ForwarderEvent, MediaPacket, TrackKind, ViewerId};
+use sellcast_sfu::{DropCounters, ForwarderConfig, ForwarderEvent, MediaPacket, TrackKind, ViewerId};
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
 use str0m::Input;
@@ -90,7 +90,8 @@ pub(crate) enum PeerEvent {
     ChannelClose,
 }
 
-/// Counters an operator can read from the logs on shutdown (and later from metrics).
+/// Counters an operator reads from `/metrics` (copied out with the rest of [`MediaStats`])
+/// and from the log line on shutdown.
 #[derive(Debug, Default)]
 pub(crate) struct DriverStats {
     datagrams_in: u64,
@@ -101,6 +102,16 @@ pub(crate) struct DriverStats {
     frames_dropped: u64,
     /// Chat or counter frames skipped for a congested viewer.
     frames_skipped_congested: u64,
+    /// Media packets written to viewers, and their payload bytes.
+    forwarded_packets: u64,
+    forwarded_bytes: u64,
+    /// Keyframe requests (PLI or FIR) from viewers, and PLIs sent to hosts.
+    viewer_keyframe_requests: u64,
+    host_keyframe_requests: u64,
+    /// NACK messages from viewers (read from str0m's periodic egress stats).
+    nacks: u64,
+    /// Drop counters of rooms this shard no longer holds.
+    retired_drops: DropCounters,
 }
 
 /// Above this many buffered bytes a viewer's channel is congested: chat and counters wait.
@@ -231,6 +242,13 @@ impl Driver {
         self.latency.sent(now);
         if now >= self.next_stats {
             self.next_stats = now + STATS_EVERY;
+            let mut drops = self.stats.retired_drops.clone();
+            let (mut hosts, mut viewers) = (0, 0);
+            for room in self.rooms.values() {
+                drops.add(room.forwarder.drops());
+                hosts += usize::from(room.host.is_some());
+                viewers += room.viewers.len();
+            }
             self.status_board.publish_media(
                 self.links.me(),
                 MediaStats {
@@ -244,6 +262,19 @@ impl Driver {
                     relay_dropped: self.links.stats.dropped,
                     peers: self.peers.len(),
                     forward_latency_us: Some(self.latency.histogram().clone()),
+                    hosts,
+                    viewers,
+                    forwarded_packets: self.stats.forwarded_packets,
+                    forwarded_bytes: self.stats.forwarded_bytes,
+                    drops,
+                    unknown_source: self.stats.unknown_source,
+                    input_errors: self.stats.input_errors,
+                    no_payload_type: self.stats.no_payload_type,
+                    frames_dropped: self.stats.frames_dropped,
+                    frames_skipped_congested: self.stats.frames_skipped_congested,
+                    viewer_keyframe_requests: self.stats.viewer_keyframe_requests,
+                    host_keyframe_requests: self.stats.host_keyframe_requests,
+                    nacks: self.stats.nacks,
                 },
             );
         }
@@ -298,7 +329,7 @@ impl Driver {
         };
         if let Err(e) = peer.rtc.handle_input(input) {
             self.stats.input_errors += 1;
-            debug!(peer = id.0, error = %e, "input rejected");
+            debug!(parent: &peer.span, error = %e, "input rejected");
         }
         self.poll_peer(id, now);
     }
@@ -369,7 +400,7 @@ impl Driver {
             PeerEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.connected = true;
-                    info!(peer = id.0, room = %room.name, kind = ?peer.kind, "peer connected");
+                    info!(parent: &peer.span, "peer connected");
                     if peer.kind == SessionKind::Watch {
                         let at = now + VIEWER_SETTLE;
                         peer.ready_at = Some(at);
@@ -410,6 +441,8 @@ impl Driver {
                     break;
                 };
                 write_packet(peer, &packet);
+                self.stats.forwarded_packets += 1;
+                self.stats.forwarded_bytes += packet.payload.len() as u64;
                 if !packet.replay {
                     self.latency.written(packet.arrival);
                 }
@@ -444,6 +477,7 @@ impl Driver {
                     if let Some(rx) = api.stream_rx_by_mid(mid, None) {
                         debug!(peer = host.0, "keyframe requested from host");
                         rx.request_keyframe(KeyframeRequestKind::Pli);
+                        self.stats.host_keyframe_requests += 1;
                     }
                 }
                 self.poll_peer(host, now);

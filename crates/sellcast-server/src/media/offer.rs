@@ -27,6 +27,16 @@ pub enum SessionKind {
     Watch,
 }
 
+impl SessionKind {
+    /// The peer's part in the show as logs and metrics label it: a publisher is the host.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            SessionKind::Publish => "host",
+            SessionKind::Watch => "viewer",
+        }
+    }
+}
+
 /// Why an offer was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum OfferError {

@@ -32,6 +32,10 @@ const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
 /// numbers str0m's default entries leave free.
 const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)];
 
+/// How often a viewer's str0m reports its egress stats; the NACK count in `/metrics` is read
+/// from them, so it trails by up to this much.
+const VIEWER_STATS_EVERY: Duration = Duration::from_secs(5);
+
 /// Largest data-channel message we advertise (`a=max-message-size`).
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
 
@@ -88,6 +92,10 @@ pub struct Peer {
     pub codec_notice: Option<String>,
     /// Host only: the SSRC currently received per kind, to notice an encoder restart.
     pub source_ssrc: [Option<u32>; 2],
+    /// Viewers: NACKs per kind already counted from str0m's cumulative egress stats.
+    pub nacks_seen: [u64; 2],
+    /// Every log line about this session is in this span: its room, peer id and role.
+    pub span: tracing::Span,
 }
 
 /// One payload type a peer negotiated, as str0m agreed it with the peer's offer.
@@ -159,7 +167,11 @@ impl PeerFactory {
                 }
             }
             None => {
-                config = config.enable_opus(true, false).enable_vp8(true).enable_h264(true);
+                config = config
+                    .enable_opus(true, false)
+                    .enable_vp8(true)
+                    .enable_h264(true)
+                    .set_stats_interval(Some(VIEWER_STATS_EVERY));
                 // str0m's defaults lack constrained high (640c1f), which Chromium offers.
                 for (pt, rtx, mode1) in CONSTRAINED_HIGH {
                     config.codec_config().add_h264(pt.into(), Some(rtx.into()), mode1, 0x640c1f);
@@ -217,6 +229,7 @@ impl Peer {
         now: Instant,
     ) -> Self {
         let Accepted { rtc, negotiated, has_video, .. } = accepted;
+        let span = tracing::info_span!("session", %room, peer = id.0, role = kind.role_name(), identity = %identity.id);
         Self {
             id,
             session,
@@ -237,6 +250,8 @@ impl Peer {
             out_pts: [None, None],
             codec_notice: None,
             source_ssrc: [None, None],
+            nacks_seen: [0, 0],
+            span,
         }
     }
 

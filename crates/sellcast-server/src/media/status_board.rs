@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
+use sellcast_sfu::DropCounters;
 use serde::Serialize;
 
 use super::relay::ShardId;
@@ -43,6 +44,27 @@ pub struct MediaStats {
     pub peers: usize,
     /// Microseconds from a live packet's arrival to its copies leaving, since start.
     pub forward_latency_us: Option<Histogram<u64>>,
+    /// Peers in a room on this shard, by role.
+    pub hosts: usize,
+    pub viewers: usize,
+    /// Media packets written to viewers, and their payload bytes.
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    /// The forwarders' drops by reason, rooms already gone included.
+    pub drops: DropCounters,
+    /// Datagrams from an address no peer owns, that str0m refused, or with an unknown payload type.
+    pub unknown_source: u64,
+    pub input_errors: u64,
+    pub no_payload_type: u64,
+    /// Data-channel frames a room task's full inbox refused, and chat or counter frames
+    /// skipped for a congested viewer.
+    pub frames_dropped: u64,
+    pub frames_skipped_congested: u64,
+    /// Keyframe requests (PLI or FIR) from viewers, and PLIs sent to hosts.
+    pub viewer_keyframe_requests: u64,
+    pub host_keyframe_requests: u64,
+    /// NACK messages from viewers.
+    pub nacks: u64,
 }
 
 impl MediaStats {
@@ -57,6 +79,19 @@ impl MediaStats {
         self.relayed += other.relayed;
         self.relay_dropped += other.relay_dropped;
         self.peers += other.peers;
+        self.hosts += other.hosts;
+        self.viewers += other.viewers;
+        self.forwarded_packets += other.forwarded_packets;
+        self.forwarded_bytes += other.forwarded_bytes;
+        self.drops.add(&other.drops);
+        self.unknown_source += other.unknown_source;
+        self.input_errors += other.input_errors;
+        self.no_payload_type += other.no_payload_type;
+        self.frames_dropped += other.frames_dropped;
+        self.frames_skipped_congested += other.frames_skipped_congested;
+        self.viewer_keyframe_requests += other.viewer_keyframe_requests;
+        self.host_keyframe_requests += other.host_keyframe_requests;
+        self.nacks += other.nacks;
         match (&mut self.forward_latency_us, &other.forward_latency_us) {
             (Some(mine), Some(theirs)) => {
                 // Both come from ForwardLatency with the same bounds, so adding cannot fail;
@@ -78,6 +113,15 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
+    /// A board for `shards` media shards, each with zeroed counters until it reports.
+    pub fn with_shards(shards: usize) -> Self {
+        let board = Self::default();
+        for i in 0..shards {
+            board.publish_media(ShardId(i), MediaStats::default());
+        }
+        board
+    }
+
     /// The room as a whole: live if its host is live on its home shard, viewers summed.
     pub fn status(&self, room: &str) -> RoomStatus {
         let mut total = RoomStatus { room: room.to_string(), ..RoomStatus::default() };
@@ -89,6 +133,12 @@ impl StatusBoard {
             }
         }
         total
+    }
+
+    /// Rooms with a host or a viewer on some shard, and those of them with a live host.
+    pub fn room_counts(&self) -> (usize, usize) {
+        let live = self.rooms.iter().filter(|r| r.value().iter().any(|(_, part)| part.live)).count();
+        (self.rooms.len(), live)
     }
 
     /// Every shard's counters summed, latency histograms merged.

@@ -79,7 +79,9 @@ impl Driver {
         }
         self.start_format(room_id, format);
         let video = format.video.map(|v| v.describe());
-        info!(peer = id.0, %room, audio = ?plan.audio, video, "host publishing");
+        if let Some(peer) = self.peers.get(&id) {
+            info!(parent: &peer.span, audio = ?plan.audio, video, "host publishing");
+        }
         self.after_join(id, room_id, now);
         Ok(self.answer(id, answer))
     }
@@ -111,7 +113,9 @@ impl Driver {
             r.viewers.push(id);
             r.forwarder.add_viewer(ViewerId(id.0));
         }
-        info!(peer = id.0, %room, "viewer joined");
+        if let Some(peer) = self.peers.get(&id) {
+            info!(parent: &peer.span, "viewer joined");
+        }
         self.after_join(id, room_id, now);
         Ok(self.answer(id, answer))
     }
@@ -150,7 +154,7 @@ impl Driver {
         match peer.choose_formats(format) {
             Ok(()) => peer.codec_notice = None,
             Err(why) => {
-                info!(peer = id.0, room = %peer.room, %why, "viewer cannot decode the room's video");
+                info!(parent: &peer.span, %why, "viewer cannot decode the room's video");
                 peer.codec_notice = Some(why);
                 self.say_codec_notice(id, Instant::now());
             }
@@ -264,7 +268,7 @@ impl Driver {
                     room.forwarder.remove_viewer(ViewerId(id.0));
                 }
             }
-            info!(peer = id.0, room = %room.name, kind = ?peer.kind, why, "peer left");
+            info!(parent: &peer.span, why, "peer left");
         }
         self.publish_status(room_id);
         self.drop_room_if_empty(room_id);
@@ -274,6 +278,7 @@ impl Driver {
         if self.rooms.get(&room_id).is_some_and(ShardRoom::is_empty) {
             if let Some(room) = self.rooms.remove(&room_id) {
                 self.room_ids.remove(&*room.name);
+                self.stats.retired_drops.add(room.forwarder.drops());
             }
         }
     }

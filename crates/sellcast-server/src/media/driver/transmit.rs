@@ -26,7 +26,19 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
             peer.handle_media_added(m.mid, m.kind, m.direction);
             None
         }
-        Event::KeyframeRequest(_) if peer.kind == SessionKind::Watch => Some(PeerEvent::KeyframeRequest),
+        Event::KeyframeRequest(_) if peer.kind == SessionKind::Watch => {
+            stats.viewer_keyframe_requests += 1;
+            Some(PeerEvent::KeyframeRequest)
+        }
+        Event::MediaEgressStats(egress) => {
+            // Cumulative per stream: count what is new since this stream's last report.
+            if let Some(kind) = peer.mids.iter().position(|m| *m == Some(egress.mid)) {
+                let seen = &mut peer.nacks_seen[kind];
+                stats.nacks += egress.nacks.saturating_sub(*seen);
+                *seen = (*seen).max(egress.nacks);
+            }
+            None
+        }
         Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
             peer.channel = Some(id);
             Some(PeerEvent::ChannelOpen)
@@ -103,7 +115,7 @@ pub(super) fn drain_transmits(
                 }
             }
             Err(e) => {
-                warn!(peer = peer.id.0, error = %e, "peer failed");
+                warn!(parent: &peer.span, error = %e, "peer failed");
                 pending.push_back((peer.id, PeerEvent::Closed));
                 return;
             }

@@ -1,0 +1,71 @@
+//! `GET /metrics` over HTTP: on the public port for a scraper holding the bearer token
+//! (`--metrics-token`), and on the `--admin` listener, which is meant for a private address,
+//! without one.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::metrics::Metrics;
+
+/// The public port's route. Without a configured token it answers 404 and says how to turn
+/// metrics on; with one, a request without that exact bearer token gets 401.
+pub fn guarded(
+    metrics: Arc<Metrics>,
+    token: Option<Arc<str>>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .map(move |authorization: Option<String>| {
+            let Some(token) = &token else {
+                let text = "metrics are off on this port: start with --metrics-token (or scrape the --admin listener)\n";
+                return warp::reply::with_status(text, StatusCode::NOT_FOUND).into_response();
+            };
+            let presented = authorization.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+            if !presented.is_some_and(|p| same_secret(p.trim().as_bytes(), token.as_bytes())) {
+                let mut response = warp::reply::with_status("a valid metrics bearer token is required\n", StatusCode::UNAUTHORIZED).into_response();
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            exposition(&metrics)
+        })
+}
+
+/// The `--admin` listener's routes: `/metrics` without a token, and `/healthz`.
+pub fn admin(metrics: Arc<Metrics>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let scrape = warp::path!("metrics").and(warp::get()).map(move || exposition(&metrics));
+    let health = warp::path!("healthz").map(|| "ok\n".into_response());
+    scrape
+        .or(health)
+        .unify()
+        .or(warp::any().map(|| warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()))
+        .unify()
+}
+
+fn exposition(metrics: &Metrics) -> Response {
+    let reply = warp::reply::with_header(metrics.render(), header::CONTENT_TYPE, prometheus::TEXT_FORMAT);
+    reply.into_response()
+}
+
+/// Compares every byte whatever the first difference, so the answer time says nothing about
+/// how much of the token a guess got right.
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len() && presented.iter().zip(expected).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+}

@@ -1,0 +1,99 @@
+//! `/metrics`: the server's state and counters in the Prometheus text format, one registry per
+//! server (tests run several servers in one process).
+//!
+//! Nothing on the media path touches the registry. The shards' counters are read at scrape
+//! time from the snapshots they copy out twice a second (`scrape`), as are the room tasks'
+//! and the store writer's. Only rare HTTP-side events (a refused session, a restart) are
+//! counted in the registry as they happen.
+
+mod family;
+mod scrape;
+
+use std::sync::Arc;
+
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+
+use crate::http::error::SignalError;
+use crate::interaction::registry::ShowRegistry;
+use crate::media::status_board::StatusBoard;
+
+/// A part of the server that is restarted when it dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    ShowTask,
+    MediaShard,
+    StoreWriter,
+}
+
+impl Part {
+    pub const ALL: [Part; 3] = [Part::ShowTask, Part::MediaShard, Part::StoreWriter];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::ShowTask => "show_task",
+            Part::MediaShard => "media_shard",
+            Part::StoreWriter => "store_writer",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    sessions_refused: IntCounterVec,
+    restarts: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A registry reading `status_board`, `shows` (and through them the store) at scrape time;
+    /// `runtime` is the one running HTTP and the room tasks.
+    pub fn new(status_board: Arc<StatusBoard>, shows: Arc<ShowRegistry>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        registry.register(Box::new(scrape::ScrapeCollector::new(status_board, shows, runtime)?))?;
+        let sessions_refused = IntCounterVec::new(
+            Opts::new("sellcast_sessions_refused_total", "WHIP and WHEP offers refused, by endpoint, cause and HTTP status."),
+            &["endpoint", "cause", "status"],
+        )?;
+        let restarts = IntCounterVec::new(
+            Opts::new("sellcast_restarts_total", "Supervised parts restarted after they died."),
+            &["part"],
+        )?;
+        registry.register(Box::new(sessions_refused.clone()))?;
+        registry.register(Box::new(restarts.clone()))?;
+        // Every series exists from the start at 0, so dashboards and rate() see the first event.
+        for endpoint in ["whip", "whep"] {
+            for (cause, status) in SignalError::CAUSES {
+                sessions_refused.with_label_values(&[endpoint, cause, &status.to_string()]);
+            }
+        }
+        for part in Part::ALL {
+            restarts.with_label_values(&[part.name()]);
+        }
+        Ok(Self { registry, sessions_refused, restarts })
+    }
+
+    /// An offer on `endpoint` ("whip" or "whep") was answered with `error`.
+    pub fn session_refused(&self, endpoint: &str, error: &SignalError) {
+        let status = error.status().as_u16().to_string();
+        self.sessions_refused.with_label_values(&[endpoint, error.cause(), &status]).inc();
+    }
+
+    /// The supervisor restarted `part`: the hook for whoever restarts it.
+    pub fn restarted(&self, part: Part) {
+        self.restarts.with_label_values(&[part.name()]).inc();
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding /metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,222 @@
+//! The families read at scrape time from what the server's parts already keep: the media
+//! shards' snapshots in the [`StatusBoard`] (copied out twice a second, never per packet), the
+//! room tasks' [`ServerTally`](crate::interaction::tally::ServerTally), and the store writer's
+//! atomic counters.
+
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use sellcast_sfu::DropReason;
+use sellcast_store::HistogramSnapshot;
+
+use super::family::{cumulative, Spec};
+use crate::interaction::registry::ShowRegistry;
+use crate::media::status_board::{MediaStats, StatusBoard};
+
+const PEERS: Spec = Spec::gauge("sellcast_peers", "WebRTC peers in a room, by role and media shard.", &["role", "shard"]);
+const ROOMS: Spec = Spec::gauge("sellcast_rooms", "Rooms with a host or a viewer on some media shard.", &[]);
+const ROOMS_LIVE: Spec = Spec::gauge("sellcast_rooms_live", "Rooms whose host is live.", &[]);
+const SHOW_TASKS: Spec = Spec::gauge("sellcast_show_tasks", "Show tasks running (one per room used since start).", &[]);
+const RUNTIME_TASKS: Spec = Spec::gauge("sellcast_runtime_alive_tasks", "Tasks alive on the HTTP and rooms runtime.", &[]);
+const FORWARDED_PACKETS: Spec =
+    Spec::counter("sellcast_forwarded_packets_total", "Media packets written to viewers (replays included).", &["shard"]);
+const FORWARDED_BYTES: Spec =
+    Spec::counter("sellcast_forwarded_bytes_total", "RTP payload bytes of the packets written to viewers.", &["shard"]);
+const DATAGRAMS: Spec = Spec::counter("sellcast_datagrams_total", "UDP datagrams received and sent.", &["direction", "shard"]);
+const RELAYED: Spec =
+    Spec::counter("sellcast_relayed_packets_total", "Host packets handed from a room's home shard to another shard.", &["shard"]);
+const DROPS: Spec = Spec::counter("sellcast_media_drops_total", "Media packets or datagrams not delivered, by reason.", &["reason", "shard"]);
+const CHANNEL_DROPS: Spec = Spec::counter(
+    "sellcast_channel_frames_dropped_total",
+    "Data-channel frames dropped: a room task's inbox was full, or a congested viewer skipped chat or counters.",
+    &["reason", "shard"],
+);
+const NACKS: Spec = Spec::counter("sellcast_nacks_received_total", "NACK messages from viewers (answered from the resend cache).", &["shard"]);
+const KEYFRAME_REQUESTS: Spec =
+    Spec::counter("sellcast_keyframe_requests_received_total", "Keyframe requests (PLI or FIR) from viewers.", &["shard"]);
+const PLIS_SENT: Spec = Spec::counter("sellcast_plis_sent_total", "PLIs sent to hosts, after throttling.", &["shard"]);
+const FORWARD_LATENCY: Spec = Spec::histogram(
+    "sellcast_forward_latency_seconds",
+    "Time a live packet spends in the server: arrival to its copies leaving.",
+    &["shard"],
+);
+const FRAMES: Spec = Spec::counter("sellcast_channel_frames_total", "Data-channel frames received that parsed, by type.", &["type"]);
+const REFUSED: Spec = Spec::counter(
+    "sellcast_frames_refused_total",
+    "Frames refused with an error (data channel and HTTP frames API), by error code.",
+    &["code"],
+);
+const BUYS: Spec = Spec::counter("sellcast_buys_total", "Answers to buy requests, by outcome (retries included).", &["outcome"]);
+const COMMIT: Spec = Spec::histogram("sellcast_store_commit_seconds", "Time from a buy batch's first write to its commit returning.", &[]);
+const BATCH: Spec = Spec::histogram("sellcast_store_batch_size", "Buys committed together in one transaction.", &[]);
+
+const SPECS: [Spec; 20] = [
+    PEERS,
+    ROOMS,
+    ROOMS_LIVE,
+    SHOW_TASKS,
+    RUNTIME_TASKS,
+    FORWARDED_PACKETS,
+    FORWARDED_BYTES,
+    DATAGRAMS,
+    RELAYED,
+    DROPS,
+    CHANNEL_DROPS,
+    NACKS,
+    KEYFRAME_REQUESTS,
+    PLIS_SENT,
+    FORWARD_LATENCY,
+    FRAMES,
+    REFUSED,
+    BUYS,
+    COMMIT,
+    BATCH,
+];
+
+/// Upper bounds of the forward-latency buckets, in microseconds (25 us to 250 ms).
+const LATENCY_BOUNDS_US: [u64; 13] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
+
+/// Reads every source above when Prometheus scrapes.
+pub struct ScrapeCollector {
+    status_board: Arc<StatusBoard>,
+    shows: Arc<ShowRegistry>,
+    runtime: tokio::runtime::Handle,
+    descs: Vec<Desc>,
+}
+
+impl ScrapeCollector {
+    pub fn new(status_board: Arc<StatusBoard>, shows: Arc<ShowRegistry>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
+        let descs = SPECS.iter().map(Spec::desc).collect::<prometheus::Result<Vec<_>>>()?;
+        Ok(Self { status_board, shows, runtime, descs })
+    }
+
+    fn media(&self, shards: &[MediaStats], out: &mut Vec<MetricFamily>) {
+        let ids: Vec<String> = (0..shards.len()).map(|i| i.to_string()).collect();
+        let each = |spec: Spec, value: &dyn Fn(&MediaStats) -> u64| {
+            let mut family = spec.family();
+            for (shard, stats) in ids.iter().zip(shards) {
+                family.value(&[shard], value(stats) as f64);
+            }
+            family.done()
+        };
+        out.push(each(FORWARDED_PACKETS, &|s| s.forwarded_packets));
+        out.push(each(FORWARDED_BYTES, &|s| s.forwarded_bytes));
+        out.push(each(RELAYED, &|s| s.relayed));
+        out.push(each(NACKS, &|s| s.nacks));
+        out.push(each(KEYFRAME_REQUESTS, &|s| s.viewer_keyframe_requests));
+        out.push(each(PLIS_SENT, &|s| s.host_keyframe_requests));
+
+        let (mut peers, mut datagrams, mut drops, mut channel, mut latency) =
+            (PEERS.family(), DATAGRAMS.family(), DROPS.family(), CHANNEL_DROPS.family(), FORWARD_LATENCY.family());
+        for (shard, s) in ids.iter().map(String::as_str).zip(shards) {
+            peers.value(&["host", shard], s.hosts as f64).value(&["viewer", shard], s.viewers as f64);
+            datagrams.value(&["in", shard], s.datagrams_in as f64).value(&["out", shard], s.datagrams_out as f64);
+            for reason in DropReason::ALL {
+                drops.value(&[reason.name(), shard], s.drops.get(reason) as f64);
+            }
+            let shard_drops = [
+                ("socket_send_buffer_full", s.datagrams_dropped),
+                ("relay_queue_full", s.relay_dropped),
+                ("unknown_source", s.unknown_source),
+                ("input_error", s.input_errors),
+                ("no_payload_type", s.no_payload_type),
+            ];
+            for (reason, n) in shard_drops {
+                drops.value(&[reason, shard], n as f64);
+            }
+            channel
+                .value(&["room_inbox_full", shard], s.frames_dropped as f64)
+                .value(&["viewer_congested", shard], s.frames_skipped_congested as f64);
+            let (buckets, count, sum) = latency_buckets(s.forward_latency_us.as_ref());
+            latency.histogram(&[shard], &buckets, count, sum);
+        }
+        out.extend([peers.done(), datagrams.done(), drops.done(), channel.done(), latency.done()]);
+    }
+
+    fn interaction(&self, out: &mut Vec<MetricFamily>) {
+        let tally = self.shows.tally();
+        let (mut frames, mut refused, mut buys) = (FRAMES.family(), REFUSED.family(), BUYS.family());
+        for (kind, n) in tally.frames() {
+            frames.value(&[kind], n as f64);
+        }
+        for (code, n) in tally.refused() {
+            refused.value(&[code], n as f64);
+        }
+        for (outcome, n) in tally.buys() {
+            buys.value(&[outcome], n as f64);
+        }
+        out.extend([frames.done(), refused.done(), buys.done()]);
+    }
+
+    fn store(&self, out: &mut Vec<MetricFamily>) {
+        let (commit_us, batch) = self.shows.store().inner().commit_histograms();
+        let mut commit = COMMIT.family();
+        let bounds = commit_us.bounds.iter().map(|us| *us as f64 / 1e6);
+        commit.histogram(&[], &cumulative(bounds, &commit_us.counts), commit_us.count(), commit_us.sum as f64 / 1e6);
+        out.push(commit.done());
+        out.push(plain_histogram(BATCH, &batch));
+    }
+}
+
+impl Collector for ScrapeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut out = Vec::with_capacity(SPECS.len());
+        self.media(&self.status_board.media_by_shard(), &mut out);
+        let (rooms, live) = self.status_board.room_counts();
+        let gauge = |spec: Spec, value: usize| {
+            let mut family = spec.family();
+            family.value(&[], value as f64);
+            family.done()
+        };
+        out.push(gauge(ROOMS, rooms));
+        out.push(gauge(ROOMS_LIVE, live));
+        out.push(gauge(SHOW_TASKS, self.shows.task_count()));
+        out.push(gauge(RUNTIME_TASKS, self.runtime.metrics().num_alive_tasks()));
+        self.interaction(&mut out);
+        self.store(&mut out);
+        out
+    }
+}
+
+fn plain_histogram(spec: Spec, h: &HistogramSnapshot) -> MetricFamily {
+    let mut family = spec.family();
+    let bounds = h.bounds.iter().map(|b| *b as f64);
+    family.histogram(&[], &cumulative(bounds, &h.counts), h.count(), h.sum as f64);
+    family.done()
+}
+
+/// The shard's latency histogram (microseconds, since start) as Prometheus buckets in
+/// seconds. The sum is the histogram's mean times its count: hdrhistogram keeps no exact sum.
+fn latency_buckets(h: Option<&Histogram<u64>>) -> (Vec<(f64, u64)>, u64, f64) {
+    let Some(h) = h.filter(|h| !h.is_empty()) else {
+        return (LATENCY_BOUNDS_US.iter().map(|us| (*us as f64 / 1e6, 0)).collect(), 0, 0.0);
+    };
+    let buckets = LATENCY_BOUNDS_US.iter().map(|us| (*us as f64 / 1e6, h.count_between(0, *us))).collect();
+    (buckets, h.len(), h.mean() * h.len() as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_cumulative_and_in_seconds() -> Result<(), hdrhistogram::CreationError> {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2)?;
+        for us in [10, 60, 60, 300_000] {
+            h.saturating_record(us);
+        }
+        let (buckets, count, sum) = latency_buckets(Some(&h));
+        assert_eq!(buckets[0], (25e-6, 1));
+        assert_eq!(buckets[2], (100e-6, 3));
+        assert_eq!(buckets.last().map(|b| b.1), Some(3), "300 ms is above the last bound: only in the count");
+        assert_eq!(count, 4);
+        assert!((sum - 0.30013).abs() < 0.01, "sum {sum}");
+        Ok(())
+    }
+}
