@@ -4,9 +4,14 @@
 //! the same transaction (one SAVEPOINT each, so one failing buy never aborts the others), and
 //! one fsync makes them all durable. Replies go out only after the commit returned: nothing is
 //! acknowledged that a crash could lose.
+//!
+//! A panic here unwinds out of [`run`] to the supervisor in `store.rs`: the open transaction
+//! rolls back as it is dropped, and the replies of the jobs being worked on are dropped, so
+//! their callers hear `Closed` (never a confirmation of something not committed). Jobs still
+//! in the queue stay there for the restarted writer.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -16,7 +21,7 @@ use tracing::error;
 
 use crate::buy;
 use crate::error::StoreError;
-use crate::fault::Faults;
+use crate::fault::{Faults, PanicPoint};
 use crate::model::{BuyOutcome, BuyRequest, BuyResult};
 
 /// Most buys in one transaction: bounds the latency of the last one in a batch.
@@ -43,9 +48,14 @@ pub struct WriterStats {
     pub batches_ended: AtomicU64,
     /// `order_confirmed` answers handed back to callers (replays of a known key included).
     pub confirmations_sent: AtomicU64,
+    /// True while a writer is running on an open connection.
+    pub up: AtomicBool,
+    /// Times the writer was restarted after a panic.
+    pub restarts: AtomicU64,
 }
 
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>, faults: Faults) {
+/// Take jobs until every `Store` handle is gone. Panics unwind to the caller (the supervisor).
+pub fn run(mut conn: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, faults: &Faults) {
     let mut deferred: VecDeque<Job> = VecDeque::new();
     loop {
         let job = match deferred.pop_front() {
@@ -70,7 +80,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>, f
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                commit_batch(&mut conn, batch, &stats, &faults);
+                commit_batch(&mut conn, batch, stats, faults);
             }
         }
     }
@@ -108,11 +118,13 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
         stats.batches_written.fetch_add(1, Ordering::SeqCst);
         written = true;
         faults.before_commit(buys_taken);
+        faults.panic_at(PanicPoint::BeforeCommit);
         tx.commit()
     })();
     match committed {
         Ok(()) => {
             stats.buy_commits.fetch_add(1, Ordering::Relaxed);
+            faults.panic_at(PanicPoint::AfterCommit);
             answer(replies, results, stats);
         }
         Err(e) => {

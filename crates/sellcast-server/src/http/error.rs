@@ -28,6 +28,9 @@ pub enum SignalError {
     SessionNotFound,
     #[error("the media plane is not running")]
     Unavailable,
+    /// The room's task could not answer (it is restarting); nothing was done, try again.
+    #[error("the room is restarting; try again")]
+    RoomUnavailable,
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -56,7 +59,7 @@ impl SignalError {
             SignalError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             SignalError::NotSdp => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             SignalError::SessionNotFound => StatusCode::NOT_FOUND,
-            SignalError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            SignalError::Unavailable | SignalError::RoomUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             SignalError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             SignalError::Forbidden(_) => StatusCode::FORBIDDEN,
         }

@@ -21,6 +21,10 @@ pub enum RoomMsg {
     /// A participant's data channel opened.
     Join { participant: ParticipantId, identity: Identity },
     Leave { participant: ParticipantId },
+    /// A participant whose data channel was open when the room task restarted: join it again
+    /// and greet it as a new channel would be (a `welcome` and, the epoch being new, a
+    /// `snapshot`).
+    Rejoin { participant: ParticipantId, identity: Identity },
     /// One data-channel frame, unparsed (the core checks size and schema).
     Frame { participant: ParticipantId, bytes: Vec<u8> },
     /// An HTTP caller's frame; the reply carries the frames addressed to that caller, up to and
@@ -39,6 +43,9 @@ pub enum RoomMsg {
     BuyDone { ticket: BuyTicket, result: Result<BuyResult, StoreFailure> },
     /// The store finished a durable host action.
     Persisted { from: ParticipantId, result: Result<Applied, FrameError> },
+    /// Test hook: the room task panics on this message.
+    #[cfg(feature = "test-hooks")]
+    InjectPanic { hold: Option<crate::supervision::RestartHold> },
 }
 
 /// A committed host action, ready to apply to the room.

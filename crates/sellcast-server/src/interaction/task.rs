@@ -5,12 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sellcast_room::{
-    ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, RoomConfig,
-    RoomCore, RoomRecord,
-};
+use sellcast_room::{ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, RoomCore};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::messages::{Applied, CatalogOp, RoomMsg};
 use super::store_port::{StoreFailure, StorePort};
@@ -56,18 +53,9 @@ impl RoomTask {
         }
     }
 
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<RoomMsg>) {
-        let record = match self.store.load_room(&self.name).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Without its durable state the room must not sell: run with nothing on sale.
-                error!(room = %self.name, error = %e, "loading the room failed; commerce disabled until restart");
-                RoomRecord::default()
-            }
-        };
-        let now = wall_ms();
-        // The epoch changes with every process start, so clients resync after a restart.
-        let mut core = RoomCore::new(self.name.clone(), now as u64, record, RoomConfig::default(), now);
+    /// Handle messages until every sender is gone. The inbox is borrowed: it belongs to the
+    /// room's supervisor and outlives a panic here (see `registry`).
+    pub async fn run(mut self, mut core: RoomCore, inbox: &mut mpsc::Receiver<RoomMsg>) {
         info!(room = %self.name, "room task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,6 +76,10 @@ impl RoomTask {
         match msg {
             RoomMsg::Join { participant, identity } => core.handle_join(now, participant, identity),
             RoomMsg::Leave { participant } => core.handle_leave(participant),
+            RoomMsg::Rejoin { participant, identity } => {
+                core.handle_join(now, participant, identity);
+                core.handle_client_frame(now, participant, ClientFrame::Hello { resume: None });
+            }
             RoomMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
             RoomMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
             RoomMsg::Catalog { op, reply } => self.catalog(op, reply),
@@ -125,6 +117,10 @@ impl RoomTask {
                 Ok(Applied::BlockedWords(words)) => core.apply_blocked_words(words),
                 Err(e) => core.handle_persist_failure(from, e),
             },
+            #[cfg(feature = "test-hooks")]
+            RoomMsg::InjectPanic { hold } => {
+                std::panic::panic_any(crate::supervision::InjectedPanic { hold });
+            }
         }
     }
 

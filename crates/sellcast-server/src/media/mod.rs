@@ -13,6 +13,7 @@ pub mod peer;
 pub mod relay;
 pub mod room;
 pub mod router;
+pub(crate) mod shard;
 pub mod video_format;
 
 #[cfg(test)]
