@@ -240,7 +240,9 @@ mod tests {
             }
         }))
         .await;
-        let payload = outcome.err().expect("the panic came back as an error");
+        let Err(payload) = outcome else {
+            panic!("the panic did not come back as an error");
+        };
         assert_eq!(panic_message(payload.as_ref()), "injected by a test");
         assert_eq!(inbox, vec![1, 2], "the borrowed state outlives the panic");
     }

@@ -34,6 +34,10 @@ pub enum PanicPoint {
 #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 pub struct RestartHold(pub std::sync::mpsc::Receiver<()>);
 
+/// A panic a test armed, waiting for its point.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub type ArmedPanic = Option<(PanicPoint, Option<RestartHold>)>;
+
 /// The payload of an injected panic, so the supervisor can tell it from a real one.
 #[derive(Debug)]
 #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
@@ -54,7 +58,7 @@ mod active {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use super::{InjectedPanic, PanicPoint, RestartHold};
+    use super::{ArmedPanic, InjectedPanic, PanicPoint};
 
     /// Longest a held commit waits for the kill that a test promised.
     const HOLD_LIMIT: Duration = Duration::from_secs(60);
@@ -66,12 +70,12 @@ mod active {
         hold_after_buys: Option<u64>,
         held: AtomicBool,
         /// A panic armed by a test for the next buy batch.
-        armed: Arc<Mutex<Option<(PanicPoint, Option<RestartHold>)>>>,
+        armed: Arc<Mutex<ArmedPanic>>,
     }
 
     impl Faults {
         /// The slot a test arms a panic in; shared with the `Store` handle.
-        pub fn armed(&self) -> Arc<Mutex<Option<(PanicPoint, Option<RestartHold>)>>> {
+        pub fn armed(&self) -> Arc<Mutex<ArmedPanic>> {
             self.armed.clone()
         }
 

@@ -28,7 +28,7 @@ pub struct Store {
     durability: Arc<Durability>,
     /// Where a test arms a writer panic (`fault-injection` only).
     #[cfg(feature = "fault-injection")]
-    armed: Arc<std::sync::Mutex<Option<(crate::fault::PanicPoint, Option<crate::fault::RestartHold>)>>>,
+    armed: Arc<std::sync::Mutex<crate::fault::ArmedPanic>>,
 }
 
 /// The durability settings of the writer's connection, as SQLite reports them back after
