@@ -135,7 +135,7 @@ async fn viewer_that_cannot_take_a_control_event_is_disconnected_and_comes_back_
         let steady = Viewer::connect(&base, "jam", viewer_opts(None, None)).await?;
         let welcome = welcomed(&stuck).await?;
         welcomed(&steady).await?;
-        until(Duration::from_secs(5), "two viewers in the room", || server.directory.status("jam").viewers == 2).await?;
+        until(Duration::from_secs(5), "two viewers in the room", || server.status_board.status("jam").viewers == 2).await?;
         let host = api.token("host", "the-host").await?;
         // Three products with long image URLs: each `pinned` event carries all three, ~7 KB.
         let url = format!("https://img.example/{}", "p".repeat(2000));
@@ -155,13 +155,13 @@ async fn viewer_that_cannot_take_a_control_event_is_disconnected_and_comes_back_
         // Control events past what the server may buffer for one viewer (128 KiB): it cannot
         // skip them, so it must let the viewer go.
         let mut pins = 0;
-        while server.directory.status("jam").viewers == 2 && pins < 40 {
+        while server.status_board.status("jam").viewers == 2 && pins < 40 {
             let order: Vec<i64> = if pins % 2 == 0 { products.clone() } else { products.iter().rev().copied().collect() };
             api.frame_ok(&host, &json!({ "type": "pin", "product_ids": order })).await?;
             pins += 1;
             tokio::time::sleep(Duration::from_millis(30)).await; // within the host's frame rate
         }
-        until(Duration::from_secs(10), "the server disconnects the stuck viewer", || server.directory.status("jam").viewers == 1).await?;
+        until(Duration::from_secs(10), "the server disconnects the stuck viewer", || server.status_board.status("jam").viewers == 1).await?;
         println!("the stuck viewer was disconnected after {pins} pins of ~7 KB (plus {LONG_LINES} long chat lines)");
         stall.set_stalled(false);
 
@@ -181,7 +181,7 @@ async fn viewer_that_cannot_take_a_control_event_is_disconnected_and_comes_back_
         api.frame_ok(&host, &json!({ "type": "chat", "text": "welcome back" })).await?;
         until(Duration::from_secs(10), "the next event", || !room_events(&back).is_empty()).await?;
         assert_eq!(seqs(&room_events(&back)), vec![last + 1], "the first live event follows the snapshot");
-        assert_eq!(server.directory.status("jam").viewers, 2, "the returning viewer is in the room");
+        assert_eq!(server.status_board.status("jam").viewers, 2, "the returning viewer is in the room");
         stuck.close().await;
         back.close().await;
         steady.close().await;

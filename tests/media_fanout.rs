@@ -217,7 +217,7 @@ async fn early_viewers_get_the_host_and_seq_continues_across_a_host_restart() ->
             assert_eq!(v.inspect(|s| s.first_video_is_keyframe), Some(true), "early viewer {i} starts on a keyframe");
         }
         first.close().await;
-        until(Duration::from_secs(10), "room offline", || !server.directory.status("restart").live).await?;
+        until(Duration::from_secs(10), "room offline", || !server.status_board.status("restart").live).await?;
         let at_drop: Vec<(u64, u64)> = viewers.iter().map(|v| v.inspect(|s| (s.video.packets, s.audio.packets))).collect();
 
         // A new host session (new SSRCs, seq and timestamp bases, counters from 0) in the same room.

@@ -148,7 +148,7 @@ async fn a_slow_viewer_loses_only_its_own_packets_and_timestamps_follow_the_host
 
         // 3. The host restarts (new SSRCs, sequence and timestamp bases).
         first_host.close().await;
-        until(Duration::from_secs(10), "room offline", || !server.directory.status("slow").live).await?;
+        until(Duration::from_secs(10), "room offline", || !server.status_board.status("slow").live).await?;
         let at_drop: Vec<u64> = all.iter().map(|v| v.inspect(|s| s.video.packets)).collect();
         // Off air for a second: a rewrite that bridged the gap with a fixed step instead of
         // the time that passed would put the second host's timestamps a second off.

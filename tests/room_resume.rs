@@ -45,7 +45,7 @@ async fn a_viewer_resuming_on_the_same_server_gets_exactly_the_events_it_missed(
         let applied = room_events(&leaver).last().cloned().context("an event")?;
         let (epoch, seq) = (applied["epoch"].clone(), applied["seq"].as_u64().context("seq")?);
         leaver.close().await;
-        until(Duration::from_secs(10), "the viewer left", || server.directory.status("again").viewers == 1).await?;
+        until(Duration::from_secs(10), "the viewer left", || server.status_board.status("again").viewers == 1).await?;
 
         // While it is away: chat, a pin and a deleted message.
         chat(&api, &host, "away", 3).await?;

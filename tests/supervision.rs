@@ -100,7 +100,7 @@ fn server_base(server: &RunningServer) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_task_panic_restarts_the_room_from_the_store_and_its_viewers_resync() -> Result<()> {
+async fn a_show_task_panic_restarts_the_room_from_the_store_and_its_viewers_resync() -> Result<()> {
     bounded(Duration::from_secs(90), async {
         let (server, _dir) = support::server(1).await?;
         let base = server_base(&server);
@@ -116,17 +116,17 @@ async fn a_room_task_panic_restarts_the_room_from_the_store_and_its_viewers_resy
         assert_eq!(health(&base).await?.0, 200, "healthy before the panic");
 
         let release = server.test_hooks().panic_room("phoenix", true).await;
-        let down = health_until(&base, Duration::from_secs(10), "the room task reported down", |s, b| {
-            s == 503 && b["room_tasks"]["status"] == "degraded"
+        let down = health_until(&base, Duration::from_secs(10), "the show task reported down", |s, b| {
+            s == 503 && b["show_tasks"]["status"] == "degraded"
         })
         .await?;
-        assert_eq!(down["room_tasks"]["restarts"], 1, "{down}");
+        assert_eq!(down["show_tasks"]["restarts"], 1, "{down}");
         // Fail closed: while the room cannot answer a ban check, nobody is let in.
         let guest = api.token("viewer", "guest-while-down").await?;
         assert_eq!(whep_status(&base, "phoenix", &guest).await?, 503, "a ban check the room cannot answer refuses");
         drop(release);
 
-        health_until(&base, Duration::from_secs(10), "healthy again", |s, b| s == 200 && b["room_tasks"]["down"] == 0).await?;
+        health_until(&base, Duration::from_secs(10), "healthy again", |s, b| s == 200 && b["show_tasks"]["down"] == 0).await?;
         // The viewer's channel was joined to the new room task: a new welcome and a snapshot.
         until(Duration::from_secs(10), "a second welcome and a snapshot", || {
             of_type(&viewer, "welcome").len() >= 2 && of_type(&viewer, "snapshot").len() >= 2
@@ -174,7 +174,7 @@ async fn a_shard_panic_closes_its_peers_and_the_show_goes_on_on_live_shards() ->
         let a = Viewer::connect(&base, room, with_channel(None)).await?;
         let b = Viewer::connect(&base, room, with_channel(None)).await?;
         all_receive_more(&[&a, &b], "both viewers receive video").await?;
-        until(Duration::from_secs(10), "two viewers counted", || server.directory.status(room).viewers == 2).await?;
+        until(Duration::from_secs(10), "two viewers counted", || server.status_board.status(room).viewers == 2).await?;
 
         // The shard without the host dies: its viewer's session ends, the other keeps watching.
         let release = server.test_hooks().panic_shard(other, true).await;
@@ -183,7 +183,7 @@ async fn a_shard_panic_closes_its_peers_and_the_show_goes_on_on_live_shards() ->
         })
         .await?;
         assert_eq!(down["media_shards"]["status"], "degraded", "{down}");
-        until(Duration::from_secs(10), "the dead shard's viewer is gone", || server.directory.status(room).viewers == 1).await?;
+        until(Duration::from_secs(10), "the dead shard's viewer is gone", || server.status_board.status(room).viewers == 1).await?;
         drop(release);
         health_until(&base, Duration::from_secs(10), "healthy again", |s, b| s == 200 && b["media_shards"]["restarts"] == 1).await?;
         let (lost, survivor) = if shard_of(&a)? == other { (a, b) } else { (b, a) };
@@ -200,7 +200,7 @@ async fn a_shard_panic_closes_its_peers_and_the_show_goes_on_on_live_shards() ->
         // every viewer on the other shard gets its video again.
         let _ = server.test_hooks().panic_shard(home, false).await;
         health_until(&base, Duration::from_secs(10), "the home shard restarted", |s, b| s == 200 && b["media_shards"]["restarts"] == 2).await?;
-        until(Duration::from_secs(10), "the room is not live", || !server.directory.status(room).live).await?;
+        until(Duration::from_secs(10), "the room is not live", || !server.status_board.status(room).live).await?;
         let host_again = Publisher::connect(&base, room, PublishOptions::default()).await?;
         let mut on_other = Vec::new();
         for v in [&survivor, &c, &d] {

@@ -9,7 +9,7 @@
 //! the current time as an argument; `poll_output` for frames to send and work to persist.
 //! It must never do IO, read the clock, or acknowledge an order the store has not committed.
 
-mod buy_desk;
+mod buy_admission;
 mod catalog;
 mod chat;
 mod event_log;
@@ -17,9 +17,9 @@ mod identity;
 mod likes;
 pub mod protocol;
 mod rate_limit;
-mod room;
+mod show;
 
-pub use buy_desk::{BuyAnswer, BuyOrder, BuyTicket};
+pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
 pub use catalog::{Product, Sale, SaleDraft};
 pub use chat::ChatLimits;
 pub use event_log::EventLog;
@@ -27,4 +27,4 @@ pub use identity::{Identity, ParticipantId, Role};
 pub use likes::LikeCounter;
 pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, Position};
 pub use rate_limit::TokenBucket;
-pub use room::{Class, HostAction, Output, RoomConfig, RoomCore, RoomRecord};
+pub use show::{Class, HostAction, Output, ShowLimits, Show, ShowRecord};

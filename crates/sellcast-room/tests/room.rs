@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sellcast_room::{
-    BuyAnswer, Class, Identity, Output, ParticipantId, Product, Role, RoomConfig, RoomCore, RoomRecord,
+    BuyAnswer, Class, Identity, Output, ParticipantId, Product, Role, ShowLimits, Show, ShowRecord,
     Sale,
 };
 use serde_json::Value;
@@ -27,8 +27,8 @@ fn sale(stock: u32, limit: u32) -> Sale {
     }
 }
 
-fn room_with_sale(stock: u32, limit: u32) -> RoomCore {
-    let record = RoomRecord {
+fn room_with_sale(stock: u32, limit: u32) -> Show {
+    let record = ShowRecord {
         products: vec![Product {
             id: 10,
             title: "Lipstick".into(),
@@ -38,12 +38,12 @@ fn room_with_sale(stock: u32, limit: u32) -> RoomCore {
             stock: 100,
         }],
         sales: vec![sale(stock, limit)],
-        ..RoomRecord::default()
+        ..ShowRecord::default()
     };
-    RoomCore::new("r".into(), 42, record, RoomConfig::default(), 1_000)
+    Show::new("r".into(), 42, record, ShowLimits::default(), 1_000)
 }
 
-fn drain(room: &mut RoomCore) -> Vec<Output> {
+fn drain(room: &mut Show) -> Vec<Output> {
     std::iter::from_fn(|| room.poll_output()).collect()
 }
 
@@ -309,8 +309,8 @@ fn outcomes_applied_out_of_commit_order_keep_the_stock_right() {
 
 #[test]
 fn a_resume_whose_replay_exceeds_the_byte_budget_gets_a_snapshot() {
-    let config = RoomConfig { replay_bytes: 4 * 1024, ..RoomConfig::default() };
-    let mut room = RoomCore::new("r".into(), 42, RoomRecord::default(), config, 1_000);
+    let config = ShowLimits { replay_bytes: 4 * 1024, ..ShowLimits::default() };
+    let mut room = Show::new("r".into(), 42, ShowRecord::default(), config, 1_000);
     let (host, viewer) = (ParticipantId(1), ParticipantId(2));
     room.handle_join(0, host, who("hal", Role::Host));
     room.handle_frame(0, host, br#"{"type":"hello"}"#);
@@ -330,7 +330,7 @@ fn a_resume_whose_replay_exceeds_the_byte_budget_gets_a_snapshot() {
     assert_eq!(frames[1]["seq"].as_u64(), Some(room.position().seq));
 
     // Within the budget the same gap is replayed.
-    let mut roomy = RoomCore::new("r".into(), 42, RoomRecord::default(), RoomConfig::default(), 1_000);
+    let mut roomy = Show::new("r".into(), 42, ShowRecord::default(), ShowLimits::default(), 1_000);
     roomy.handle_join(0, host, who("hal", Role::Host));
     roomy.handle_frame(0, host, br#"{"type":"hello"}"#);
     for i in 0..10 {

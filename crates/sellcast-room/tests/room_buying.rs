@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use sellcast_room::{BuyAnswer, BuyOrder, BuyRejection, BuyTicket, Output, ParticipantId, Role, RoomCore, RoomRecord};
+use sellcast_room::{BuyAnswer, BuyOrder, BuyRejection, BuyTicket, Output, ParticipantId, Role, Show, ShowRecord};
 
 const ANN: ParticipantId = ParticipantId(1);
 const BOB: ParticipantId = ParticipantId(2);
@@ -13,7 +13,7 @@ const HOST: ParticipantId = ParticipantId(3);
 /// Inside the sale window.
 const NOW: i64 = SALE_START + 10;
 
-fn room_with(record: RoomRecord) -> RoomCore {
+fn room_with(record: ShowRecord) -> Show {
     let mut room = room(record);
     room.handle_join(0, ANN, who("ann", Role::Viewer));
     room.handle_join(0, BOB, who("bob", Role::Viewer));
@@ -27,7 +27,7 @@ fn orders(outputs: &[Output]) -> Vec<BuyOrder> {
 }
 
 /// Buy and return either the order sent to the store or the rejection reason answered.
-fn try_buy(room: &mut RoomCore, now_ms: i64, from: ParticipantId, qty: u32, key: &str) -> Result<BuyOrder, String> {
+fn try_buy(room: &mut Show, now_ms: i64, from: ParticipantId, qty: u32, key: &str) -> Result<BuyOrder, String> {
     let out = frame(room, now_ms, from, &buy_frame(SALE, qty, key));
     if let Some(order) = orders(&out).pop() {
         return Ok(order);

@@ -4,13 +4,13 @@
 mod common;
 
 use common::*;
-use sellcast_room::{HostAction, Output, ParticipantId, Role, RoomCore};
+use sellcast_room::{HostAction, Output, ParticipantId, Role, Show};
 
 const VIEWER: ParticipantId = ParticipantId(1);
 const MODERATOR: ParticipantId = ParticipantId(2);
 const HOST: ParticipantId = ParticipantId(3);
 
-fn staffed_room() -> RoomCore {
+fn staffed_room() -> Show {
     let mut room = room(record(10, 2));
     room.handle_join(0, VIEWER, who("vic", Role::Viewer));
     room.handle_join(0, MODERATOR, who("mo", Role::Moderator));
@@ -19,7 +19,7 @@ fn staffed_room() -> RoomCore {
     room
 }
 
-fn chat(room: &mut RoomCore, now_ms: i64, from: ParticipantId, text: &str) -> Vec<Output> {
+fn chat(room: &mut Show, now_ms: i64, from: ParticipantId, text: &str) -> Vec<Output> {
     frame(room, now_ms, from, serde_json::json!({"type": "chat", "text": text}).to_string().as_bytes())
 }
 
@@ -27,7 +27,7 @@ fn chat_seq(out: &[Output]) -> u64 {
     broadcasts_of(out, "chat")[0]["seq"].as_u64().expect("a chat event")
 }
 
-fn snapshot_of(room: &mut RoomCore, now_ms: i64, to: ParticipantId) -> serde_json::Value {
+fn snapshot_of(room: &mut Show, now_ms: i64, to: ParticipantId) -> serde_json::Value {
     let out = frame(room, now_ms, to, br#"{"type":"hello"}"#);
     of_type(&direct(&out, to), "snapshot").remove(0)
 }

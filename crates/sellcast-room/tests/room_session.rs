@@ -5,14 +5,14 @@
 mod common;
 
 use common::*;
-use sellcast_room::{Class, Output, ParticipantId, Role, RoomConfig, RoomCore, RoomRecord};
+use sellcast_room::{Class, Output, ParticipantId, Role, ShowLimits, Show, ShowRecord};
 use serde_json::json;
 
 const HOST: ParticipantId = ParticipantId(1);
 const ANN: ParticipantId = ParticipantId(2);
 const BOB: ParticipantId = ParticipantId(3);
 
-fn chat(room: &mut RoomCore, now_ms: i64, from: ParticipantId, text: &str) -> Vec<Output> {
+fn chat(room: &mut Show, now_ms: i64, from: ParticipantId, text: &str) -> Vec<Output> {
     frame(room, now_ms, from, json!({"type": "chat", "text": text}).to_string().as_bytes())
 }
 
@@ -27,7 +27,7 @@ fn hello_answers_welcome_snapshot_likes_and_counters_in_that_order() {
     rec.likes_total = 100;
     // A sale that is over is not in the snapshot.
     rec.sales.push(sellcast_room::Sale { id: 2, ends_at_ms: 500, ..sale(3, 1) });
-    let mut room = RoomCore::new("show".into(), 42, rec, RoomConfig::default(), 0);
+    let mut room = Show::new("show".into(), 42, rec, ShowLimits::default(), 0);
     assert_eq!(room.name(), "show");
     room.handle_join(0, HOST, who("hana", Role::Host));
     room.handle_join(0, ANN, who("ann", Role::Viewer));
@@ -184,8 +184,8 @@ fn the_snapshot_keeps_the_latest_50_chat_messages() {
 
 #[test]
 fn frames_beyond_the_burst_are_refused_as_rate_limited() {
-    let config = RoomConfig { frame_burst: 3, frames_per_second: 1.0, ..RoomConfig::default() };
-    let mut room = RoomCore::new("r".into(), 1, RoomRecord::default(), config, 0);
+    let config = ShowLimits { frame_burst: 3, frames_per_second: 1.0, ..ShowLimits::default() };
+    let mut room = Show::new("r".into(), 1, ShowRecord::default(), config, 0);
     room.handle_join(0, ANN, who("ann", Role::Viewer));
     let mut codes = Vec::new();
     for _ in 0..4 {

@@ -4,14 +4,14 @@
 mod common;
 
 use common::*;
-use sellcast_room::{ErrorCode, FrameError, HostAction, ParticipantId, Role, RoomCore, SaleDraft};
+use sellcast_room::{ErrorCode, FrameError, HostAction, ParticipantId, Role, Show, SaleDraft};
 use serde_json::json;
 
 const VIEWER: ParticipantId = ParticipantId(1);
 const HOST: ParticipantId = ParticipantId(2);
 const NOW: i64 = 100_000;
 
-fn show() -> RoomCore {
+fn show() -> Show {
     let mut rec = record(10, 2);
     rec.products = (10..15).map(product).collect();
     let mut room = room(rec);
@@ -178,7 +178,7 @@ fn a_sale_update_replaces_the_held_sale() {
 fn a_sale_ends_by_the_clock_for_a_room_loaded_after_it_ended_without_a_new_announcement() {
     let mut rec = record(10, 2);
     rec.sales.push(sellcast_room::Sale { id: 2, ends_at_ms: 50, ..sale(3, 1) });
-    let mut room = RoomCore::new("r".into(), 42, rec, sellcast_room::RoomConfig::default(), 100);
+    let mut room = Show::new("r".into(), 42, rec, sellcast_room::ShowLimits::default(), 100);
     room.handle_tick(200);
     assert!(broadcasts_of(&drain(&mut room), "sale_ended").is_empty(), "it was over before the room started");
     room.handle_tick(SALE_END);

@@ -1,12 +1,12 @@
 //! The sellcast server: HTTP signalling (WHIP/WHEP) and pages over warp, the media plane
-//! driven by str0m on one thread and one UDP port per shard, and the room directory tying
+//! driven by str0m on one thread and one UDP port per shard, and the room status board tying
 //! them together.
 //!
 //! `start(Config)` binds the sockets (port 0 works), spawns one media driver thread per shard
 //! and the HTTP server on the caller's runtime, and returns at once: a test starts the real
 //! server in one line. It must never block the HTTP runtime on media work or vice versa.
 //!
-//! Room tasks, media shards and the store writer each run under a supervisor that restarts
+//! Show tasks, media shards and the store writer each run under a supervisor that restarts
 //! them after a panic (`supervision` says how); `/healthz` reports what is down.
 
 pub mod auth;
@@ -28,9 +28,9 @@ use tracing::{info, warn};
 
 use crate::auth::Auth;
 use crate::http::AppState;
-use crate::interaction::registry::Rooms;
-use crate::interaction::store_port::StorePort;
-use crate::media::directory::Directory;
+use crate::interaction::registry::ShowRegistry;
+use crate::interaction::store_client::StoreClient;
+use crate::media::status_board::StatusBoard;
 pub use crate::media::offer::CodecPolicy;
 use crate::media::peer::PeerFactory;
 use crate::media::relay;
@@ -84,7 +84,7 @@ pub struct RunningServer {
     /// Every shard's UDP address, in shard order.
     pub udp_addrs: Vec<SocketAddr>,
     /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
-    pub directory: Arc<Directory>,
+    pub status_board: Arc<StatusBoard>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
     pub auth: Arc<Auth>,
     /// Restart counts and what is down right now (what `/healthz` reports).
@@ -97,8 +97,8 @@ pub struct RunningServer {
     media_threads: Vec<thread::JoinHandle<()>>,
 }
 
-/// Queue depth into the media driver: offers from HTTP and frames from room tasks. Offers wait
-/// here; a room task finding it full drops a delivery and the client resumes by seq.
+/// Queue depth into the media driver: offers from HTTP and frames from show tasks. Offers wait
+/// here; a show task finding it full drops a delivery and the client resumes by seq.
 const COMMAND_QUEUE: usize = 16 * 1024;
 
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
@@ -128,20 +128,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     };
 
-    let store = StorePort::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
+    let store = StoreClient::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
     let auth = Arc::new(Auth::new(config.jwt_secret.as_deref().map(str::as_bytes)));
     if auth.dev_mode() {
         warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
     }
-    let directory = Arc::new(Directory::default());
+    let status_board = Arc::new(StatusBoard::default());
     let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
     let media = MediaRouter::new(senders);
     #[cfg(feature = "test-hooks")]
     let store_handle = store.inner().clone();
-    let rooms = Rooms::new(store, media.clone(), tokio::runtime::Handle::current(), supervision.clone());
+    let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current(), supervision.clone());
     #[cfg(feature = "test-hooks")]
-    let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), rooms.clone());
+    let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), shows.clone());
     let mut media_stops = Vec::with_capacity(shard_count);
     let mut media_threads = Vec::with_capacity(shard_count);
     let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
@@ -154,8 +154,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let parts = ShardParts {
             udp,
             factory,
-            directory: directory.clone(),
-            rooms: rooms.clone(),
+            status_board: status_board.clone(),
+            shows: shows.clone(),
             links,
             commands: command_rx,
             relays,
@@ -173,10 +173,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let http_addr = listener.local_addr()?;
     let state = AppState {
         media,
-        directory: directory.clone(),
+        status_board: status_board.clone(),
         web_dir: config.web_dir.clone(),
         auth: auth.clone(),
-        rooms,
+        shows,
         video_codec: config.video_codec,
         supervision: supervision.clone(),
     };
@@ -193,7 +193,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_addr,
         udp_addr,
         udp_addrs,
-        directory,
+        status_board,
         auth,
         supervision,
         #[cfg(feature = "test-hooks")]
@@ -226,7 +226,7 @@ fn bind_media_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
 
 /// How many media shards to run: as asked, else one per core but one, within `MAX_SHARDS`.
 ///
-/// The core left over runs HTTP, the room tasks and the SQLite writer. On a 2-core box a
+/// The core left over runs HTTP, the show tasks and the SQLite writer. On a 2-core box a
 /// second shard cost 26 % more CPU per forwarded packet at 500 viewers and did not lower the
 /// in-server p99, because the two shards then compete with everything else for the same cores
 /// (`docs/bench/issue5-shards-500.txt`).

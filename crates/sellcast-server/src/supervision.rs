@@ -2,14 +2,14 @@
 //! `/healthz` and the metrics read about them.
 //!
 //! Three kinds of part run for the life of the process, each with its own supervisor:
-//! - **room tasks** (`interaction::registry`): the supervisor owns the room's inbox, so a
+//! - **show tasks** (one per room, `interaction::registry`): the supervisor owns the room's inbox, so a
 //!   panic loses only the message being handled. It reloads the room from the store (retrying
-//!   while the store is down: without its bans a room must not run), starts a new core with a
+//!   while the store is down: without its bans a room must not run), starts a new `Show` with a
 //!   new epoch, and asks the shards to join every open data channel of the room again: each
 //!   viewer gets a `welcome` and a `snapshot`, as after a reconnect.
 //! - **media shards** (`media::shard`): the shard thread catches the panic, closes every peer
-//!   of the dead driver as on shutdown (DTLS close, so pages reconnect at once; room `leave`s;
-//!   the host's end to the other shards; its directory entries), and runs a new driver on the
+//!   of the dead driver as on shutdown (DTLS close, so pages reconnect at once; show `leave`s;
+//!   the host's end to the other shards; its status-board entries), and runs a new driver on the
 //!   same socket, queues and links. Its peers' sessions are gone; a page that reconnects lands
 //!   on any live shard (a host on its room's home shard, which is this one, running again).
 //! - **the store writer** (`sellcast-store`): restarted on a new connection by its own
@@ -60,7 +60,7 @@ impl PartHealth {
 /// Restart counts per part at one moment, as the metrics exporter reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RestartCounts {
-    pub room_tasks: u64,
+    pub show_tasks: u64,
     pub media_shards: u64,
     pub store_writer: u64,
 }
@@ -70,7 +70,7 @@ pub struct RestartCounts {
 /// its own counters, read through the store handle.
 #[derive(Debug)]
 pub struct Supervision {
-    pub room_tasks: PartHealth,
+    pub show_tasks: PartHealth,
     pub media_shards: PartHealth,
     store: sellcast_store::Store,
 }
@@ -98,19 +98,19 @@ pub struct PartReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
     pub ok: bool,
-    pub room_tasks: PartReport,
+    pub show_tasks: PartReport,
     pub media_shards: PartReport,
     pub store: PartReport,
 }
 
 impl Supervision {
     pub fn new(store: sellcast_store::Store) -> Self {
-        Self { room_tasks: PartHealth::default(), media_shards: PartHealth::default(), store }
+        Self { show_tasks: PartHealth::default(), media_shards: PartHealth::default(), store }
     }
 
     pub fn restarts(&self) -> RestartCounts {
         RestartCounts {
-            room_tasks: self.room_tasks.restarts(),
+            show_tasks: self.show_tasks.restarts(),
             media_shards: self.media_shards.restarts(),
             store_writer: self.store.writer_restarts(),
         }
@@ -131,9 +131,9 @@ impl Supervision {
             restarts: self.store.writer_restarts(),
             down: u64::from(!store_up),
         };
-        let (room_tasks, media_shards) = (many(&self.room_tasks), many(&self.media_shards));
-        let ok = [&room_tasks, &media_shards, &store].iter().all(|p| p.status == PartStatus::Ok);
-        HealthReport { ok, room_tasks, media_shards, store }
+        let (show_tasks, media_shards) = (many(&self.show_tasks), many(&self.media_shards));
+        let ok = [&show_tasks, &media_shards, &store].iter().all(|p| p.status == PartStatus::Ok);
+        HealthReport { ok, show_tasks, media_shards, store }
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use sellcast_store::PanicPoint;
 
-use crate::interaction::messages::RoomMsg;
-use crate::interaction::registry::Rooms;
+use crate::interaction::messages::ShowMsg;
+use crate::interaction::registry::ShowRegistry;
 use crate::media::command::Command;
 use crate::media::router::MediaRouter;
 use crate::supervision::{Release, RestartHold};
@@ -20,7 +20,7 @@ pub use sellcast_store::PanicPoint as StorePanic;
 pub struct TestHooks {
     store: sellcast_store::Store,
     media: MediaRouter,
-    rooms: Arc<Rooms>,
+    shows: Arc<ShowRegistry>,
 }
 
 impl std::fmt::Debug for TestHooks {
@@ -39,14 +39,14 @@ fn hold(held: bool) -> (Option<RestartHold>, Option<Release>) {
 }
 
 impl TestHooks {
-    pub(crate) fn new(store: sellcast_store::Store, media: MediaRouter, rooms: Arc<Rooms>) -> Self {
-        Self { store, media, rooms }
+    pub(crate) fn new(store: sellcast_store::Store, media: MediaRouter, shows: Arc<ShowRegistry>) -> Self {
+        Self { store, media, shows }
     }
 
-    /// The room's task panics on its next message after those already queued.
+    /// The room's show task panics on its next message after those already queued.
     pub async fn panic_room(&self, room: &str, held: bool) -> Option<Release> {
         let (hold, release) = hold(held);
-        let _ = self.rooms.get(room).tx.send(RoomMsg::InjectPanic { hold }).await;
+        let _ = self.shows.get(room).tx.send(ShowMsg::InjectPanic { hold }).await;
         release
     }
 

@@ -1,5 +1,5 @@
 //! 2,000 concurrent one-tap buys, 30% retried with the same key, on 100 units with a per-user
-//! limit of 2, through the real server (HTTP -> room task -> SQLite group commit).
+//! limit of 2, through the real server (HTTP -> show task -> SQLite group commit).
 
 mod common;
 

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
-use crate::model::{Ban, Order, Product, ProductDraft, RoomRecord, Sale, SaleDraft};
+use crate::model::{Ban, Order, Product, ProductDraft, DurableRoom, Sale, SaleDraft};
 
 pub const MAX_PINS: usize = 3;
 
@@ -203,7 +203,7 @@ pub fn set_blocked_words(conn: &mut Connection, room: &str, words: &[String]) ->
     Ok(())
 }
 
-pub fn load_room(conn: &Connection, room: &str) -> Result<RoomRecord, StoreError> {
+pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreError> {
     let products = conn
         .prepare(&format!("SELECT {PRODUCT_COLS} FROM products WHERE room = ?1 AND deleted = 0 ORDER BY id"))?
         .query_map([room], product_row)?
@@ -230,7 +230,7 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<RoomRecord, StoreError
         .map(|row| row.map(|(s, i, q)| (s, i, u32::try_from(q).unwrap_or(u32::MAX))))
         .collect::<Result<Vec<_>, _>>()?;
     let answers = crate::buy::room_answers(conn, room)?;
-    Ok(RoomRecord { products, sales, pins, bans, blocked_words, purchased, answers })
+    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased, answers })
 }
 
 pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {

@@ -24,6 +24,6 @@ pub use error::StoreError;
 #[cfg(feature = "fault-injection")]
 pub use fault::{PanicPoint, RestartHold};
 pub use model::{
-    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, RoomRecord, Sale, SaleDraft,
+    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, DurableRoom, Sale, SaleDraft,
 };
 pub use store::{Durability, Store, WriterSnapshot};

@@ -70,9 +70,9 @@ pub struct Ban {
     pub until_ms: Option<i64>,
 }
 
-/// Everything a room reloads on start.
+/// The durable part of a room (catalog, sales, moderation, buys), as a room reloads it on start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoomRecord {
+pub struct DurableRoom {
     pub products: Vec<Product>,
     pub sales: Vec<Sale>,
     pub pins: Vec<i64>,

@@ -17,7 +17,7 @@ use tracing::{error, info};
 use crate::catalog;
 use crate::error::StoreError;
 use crate::fault::{Faults, InjectedPanic};
-use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, RoomRecord, Sale, SaleDraft};
+use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, DurableRoom, Sale, SaleDraft};
 use crate::schema;
 use crate::writer::{self, Job, WriterStats};
 
@@ -182,7 +182,7 @@ impl Store {
         self.run(move |c| catalog::set_blocked_words(c, &room, &words)).await
     }
 
-    pub async fn load_room(&self, room: &str) -> Result<RoomRecord, StoreError> {
+    pub async fn load_room(&self, room: &str) -> Result<DurableRoom, StoreError> {
         let room = room.to_string();
         self.run(move |c| catalog::load_room(c, &room)).await
     }

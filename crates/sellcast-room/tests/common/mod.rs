@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sellcast_room::{Class, Identity, Output, ParticipantId, Product, Role, RoomConfig, RoomCore, RoomRecord, Sale};
+use sellcast_room::{Class, Identity, Output, ParticipantId, Product, Role, ShowLimits, Show, ShowRecord, Sale};
 use serde_json::Value;
 
 pub const PRODUCT: i64 = 10;
@@ -36,15 +36,15 @@ pub fn sale(stock: u32, limit: u32) -> Sale {
     }
 }
 
-pub fn record(stock: u32, limit: u32) -> RoomRecord {
-    RoomRecord { products: vec![product(PRODUCT)], sales: vec![sale(stock, limit)], ..RoomRecord::default() }
+pub fn record(stock: u32, limit: u32) -> ShowRecord {
+    ShowRecord { products: vec![product(PRODUCT)], sales: vec![sale(stock, limit)], ..ShowRecord::default() }
 }
 
-pub fn room(record: RoomRecord) -> RoomCore {
-    RoomCore::new("r".into(), 42, record, RoomConfig::default(), 0)
+pub fn room(record: ShowRecord) -> Show {
+    Show::new("r".into(), 42, record, ShowLimits::default(), 0)
 }
 
-pub fn drain(room: &mut RoomCore) -> Vec<Output> {
+pub fn drain(room: &mut Show) -> Vec<Output> {
     std::iter::from_fn(|| room.poll_output()).collect()
 }
 
@@ -107,7 +107,7 @@ pub fn buy_frame(sale_id: i64, qty: u32, key: &str) -> Vec<u8> {
 }
 
 /// Send `frame` from `from` and return what the room answered.
-pub fn frame(room: &mut RoomCore, now_ms: i64, from: ParticipantId, bytes: &[u8]) -> Vec<Output> {
+pub fn frame(room: &mut Show, now_ms: i64, from: ParticipantId, bytes: &[u8]) -> Vec<Output> {
     room.handle_frame(now_ms, from, bytes);
     drain(room)
 }

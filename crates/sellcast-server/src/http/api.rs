@@ -16,8 +16,8 @@ use super::error::SignalError;
 use super::signalling::valid_room;
 use super::{with_state, AppState};
 use crate::auth::{now_secs, Claims};
-use crate::interaction::messages::{CatalogOp, RoomMsg};
-use crate::interaction::store_port::{ProductInput, StoreFailure};
+use crate::interaction::messages::{CatalogOp, ShowMsg};
+use crate::interaction::store_client::{ProductInput, StoreFailure};
 
 /// API bodies are small; frames have the same 16 KiB cap as on the data channel.
 const MAX_API_BODY: u64 = 16 * 1024;
@@ -85,9 +85,9 @@ fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Res
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
-/// The room's task did not answer (it panicked with this call in hand, and is restarting):
-/// a typed `unavailable` error. Nothing the call asked for was acknowledged; a buy retried
-/// with the same idempotency key gets the store's one answer.
+/// The room's show task did not answer (it panicked with this call in hand, and is
+/// restarting): a typed `unavailable` error. Nothing the call asked for was acknowledged; a
+/// buy retried with the same idempotency key gets the store's one answer.
 fn room_unavailable() -> Response {
     json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", SignalError::RoomUnavailable.to_string())
 }
@@ -137,7 +137,7 @@ async fn list_products(room: String, st: AppState) -> Response {
         return SignalError::BadRoomName.into_response();
     }
     let (reply, answer) = oneshot::channel();
-    if st.rooms.get(&room).tx.send(RoomMsg::Sales { reply }).await.is_err() {
+    if st.shows.get(&room).tx.send(ShowMsg::Sales { reply }).await.is_err() {
         return room_unavailable();
     }
     match answer.await {
@@ -171,7 +171,7 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
     let created = matches!(op, CatalogOp::Create(_));
     tracing::info!(%room, by = %who.id, ?op, "product change");
     let (reply, answer) = oneshot::channel();
-    if st.rooms.get(&room).tx.send(RoomMsg::Catalog { op, reply }).await.is_err() {
+    if st.shows.get(&room).tx.send(ShowMsg::Catalog { op, reply }).await.is_err() {
         return room_unavailable();
     }
     match answer.await {
@@ -206,8 +206,8 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         }
     };
     let (reply, answer) = oneshot::channel();
-    let msg = RoomMsg::Call { identity, frame, reply };
-    if st.rooms.get(&room).tx.send(msg).await.is_err() {
+    let msg = ShowMsg::Call { identity, frame, reply };
+    if st.shows.get(&room).tx.send(msg).await.is_err() {
         return room_unavailable();
     }
     match answer.await {
@@ -227,9 +227,9 @@ const BAN_CHECK_LIMIT: Duration = Duration::from_secs(5);
 /// `BAN_CHECK_LIMIT`), the caller is refused with `RoomUnavailable` (503), never let in.
 pub async fn check_not_banned(st: &AppState, room: &str, identity: &str) -> Result<(), SignalError> {
     let (reply, answer) = oneshot::channel();
-    let msg = RoomMsg::IsBanned { identity: identity.to_string(), reply };
+    let msg = ShowMsg::IsBanned { identity: identity.to_string(), reply };
     let asked = async {
-        st.rooms.get(room).tx.send(msg).await.map_err(|_| SignalError::RoomUnavailable)?;
+        st.shows.get(room).tx.send(msg).await.map_err(|_| SignalError::RoomUnavailable)?;
         answer.await.map_err(|_| SignalError::RoomUnavailable)
     };
     match tokio::time::timeout(BAN_CHECK_LIMIT, asked).await {

@@ -5,6 +5,7 @@ use thiserror::Error;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
+use crate::media::error::MediaError;
 use crate::media::offer::OfferError;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -47,6 +48,18 @@ impl From<crate::auth::AuthError> for SignalError {
     }
 }
 
+/// The media plane's refusals, as the client sees them.
+impl From<MediaError> for SignalError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::OfferRejected(why) => SignalError::BadOffer(why),
+            MediaError::UnsupportedCodec(why) => SignalError::UnsupportedCodec(why),
+            MediaError::HostAlreadyLive => SignalError::HostAlreadyLive,
+            MediaError::SessionNotFound => SignalError::SessionNotFound,
+        }
+    }
+}
+
 impl SignalError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -76,5 +89,24 @@ impl Reply for SignalError {
                 .insert(warp::http::header::WWW_AUTHENTICATE, warp::http::HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_refusals_map_to_their_status_and_body() {
+        let cases = [
+            (MediaError::OfferRejected("no ICE".into()), StatusCode::BAD_REQUEST, "the SDP offer was rejected: no ICE"),
+            (MediaError::UnsupportedCodec("the show is H264".into()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "the show is H264"),
+            (MediaError::HostAlreadyLive, StatusCode::CONFLICT, "a host is already live in this room"),
+            (MediaError::SessionNotFound, StatusCode::NOT_FOUND, "no such session"),
+        ];
+        for (media, status, body) in cases {
+            let signal = SignalError::from(media.clone());
+            assert_eq!((signal.status(), signal.to_string().as_str()), (status, body), "{media:?}");
+        }
     }
 }

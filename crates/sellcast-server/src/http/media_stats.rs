@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::directory::MediaStats;
+use crate::media::status_board::MediaStats;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct MediaReport {

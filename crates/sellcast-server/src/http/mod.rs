@@ -15,10 +15,10 @@ use warp::http::Uri;
 use warp::{Filter, Reply};
 
 use crate::auth::Auth;
-use crate::interaction::registry::Rooms;
+use crate::interaction::registry::ShowRegistry;
 use crate::media::router::MediaRouter;
-use crate::media::directory::Directory;
-use crate::media::offer::{CodecPolicy, Role};
+use crate::media::status_board::StatusBoard;
+use crate::media::offer::{CodecPolicy, SessionKind};
 
 /// Largest SDP body accepted (RFC 9725 leaves it to the server; real offers are 3-10 KiB).
 pub const MAX_SDP_BYTES: u64 = 64 * 1024;
@@ -28,10 +28,10 @@ pub const MAX_SDP_BYTES: u64 = 64 * 1024;
 pub struct AppState {
     /// Reaches the media shards (offers, session ends).
     pub media: MediaRouter,
-    pub directory: Arc<Directory>,
+    pub status_board: Arc<StatusBoard>,
     pub web_dir: PathBuf,
     pub auth: Arc<Auth>,
-    pub rooms: Arc<Rooms>,
+    pub shows: Arc<ShowRegistry>,
     /// The server's `--video-codec`, for rooms whose host names none.
     pub video_codec: CodecPolicy,
     /// Supervised restarts per part and what is down now (`/healthz`; metrics).
@@ -59,20 +59,20 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(whip_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, query: String, ct, body, st| signalling::offer(Role::Host, room, query, ct, body, st));
+        .then(|room, query: String, ct, body, st| signalling::offer(SessionKind::Publish, room, query, ct, body, st));
     let whep = warp::path!("whep" / String)
         .and(warp::post())
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, ct, body, st| signalling::offer(Role::Viewer, room, String::new(), ct, body, st));
+        .then(|room, ct, body, st| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, st));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
-        .then(|room, session, st| signalling::end(Role::Host, room, session, st));
+        .then(|room, session, st| signalling::end(SessionKind::Publish, room, session, st));
     let whep_end = warp::path!("whep" / String / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
-        .then(|room, session, st| signalling::end(Role::Viewer, room, session, st));
+        .then(|room, session, st| signalling::end(SessionKind::Watch, room, session, st));
     // Trickle ICE is not needed against an ICE-lite server: say so as RFC 9725 asks.
     let no_trickle = warp::path!(String / String / String)
         .and(warp::patch())
@@ -84,20 +84,20 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let status = warp::path!("api" / "rooms" / String)
         .and(warp::get())
         .and(with_state(state.clone()))
-        .map(|room: String, st: AppState| warp::reply::json(&st.directory.status(&room)));
+        .map(|room: String, st: AppState| warp::reply::json(&st.status_board.status(&room)));
     // The store's durability settings as SQLite reports them, and its writer's counters.
     let store_stats = warp::path!("api" / "stats" / "store")
         .and(warp::get())
         .and(with_state(state.clone()))
         .map(|st: AppState| {
-            let store = st.rooms.store().inner();
+            let store = st.shows.store().inner();
             warp::reply::json(&serde_json::json!({ "durability": store.durability(), "writer": store.writer_stats() }))
         });
     let health = health::route(state.clone());
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
-        .map(|st: AppState| warp::reply::json(&media_stats::report(&st.directory.media_stats(), &st.directory.media_by_shard())));
+        .map(|st: AppState| warp::reply::json(&media_stats::report(&st.status_board.media_stats(), &st.status_board.media_by_shard())));
 
     let host_page = warp::path!("host" / String)
         .and(warp::get())

@@ -10,7 +10,7 @@ use warp::reply::{Reply, Response};
 use super::error::SignalError;
 use super::AppState;
 use crate::media::command::{Command, SessionAnswer};
-use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, Role};
+use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, SessionKind};
 
 pub fn valid_room(room: &str) -> bool {
     (1..=64).contains(&room.len())
@@ -19,15 +19,15 @@ pub fn valid_room(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn endpoint(role: Role) -> &'static str {
-    match role {
-        Role::Host => "whip",
-        Role::Viewer => "whep",
+fn endpoint(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Publish => "whip",
+        SessionKind::Watch => "whep",
     }
 }
 
 pub async fn offer(
-    role: Role,
+    kind: SessionKind,
     room: String,
     query: String,
     (content_type, authorization): (Option<String>, Option<String>),
@@ -38,15 +38,15 @@ pub async fn offer(
         Ok(choice) => choice.unwrap_or(state.video_codec),
         Err(e) => return e.into_response(),
     };
-    match negotiate(role, &room, policy, (content_type, authorization), body, &state).await {
+    match negotiate(kind, &room, policy, (content_type, authorization), body, &state).await {
         Ok(answer) => {
-            let location = format!("/{}/{}/{}", endpoint(role), room, answer.session);
+            let location = format!("/{}/{}/{}", endpoint(kind), room, answer.session);
             let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
             let reply = warp::reply::with_header(reply, header::CONTENT_TYPE, "application/sdp");
             warp::reply::with_header(reply, header::LOCATION, location).into_response()
         }
         Err(e) => {
-            info!(%room, role = ?role, error = %e, status = e.status().as_u16(), "offer refused");
+            info!(%room, kind = ?kind, error = %e, status = e.status().as_u16(), "offer refused");
             e.into_response()
         }
     }
@@ -61,7 +61,7 @@ fn codec_choice(query: &str) -> Result<Option<CodecPolicy>, SignalError> {
 }
 
 async fn negotiate(
-    role: Role,
+    kind: SessionKind,
     room: &str,
     policy: CodecPolicy,
     (content_type, authorization): (Option<String>, Option<String>),
@@ -71,9 +71,9 @@ async fn negotiate(
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
     }
-    let needed = match role {
-        Role::Host => sellcast_room::Role::Host,
-        Role::Viewer => sellcast_room::Role::Viewer,
+    let needed = match kind {
+        SessionKind::Publish => sellcast_room::Role::Host,
+        SessionKind::Watch => sellcast_room::Role::Viewer,
     };
     let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
     super::api::check_not_banned(state, room, &identity.id).await?;
@@ -87,15 +87,15 @@ async fn negotiate(
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| SignalError::BadOffer("the body is not UTF-8".into()))?;
     let (reply, answer) = oneshot::channel();
-    let command = match role {
-        Role::Host => Command::Publish {
+    let command = match kind {
+        SessionKind::Publish => Command::Publish {
             room: room.to_string(),
             identity,
             plan: plan_publish(&offer, policy)?,
             offer,
             reply,
         },
-        Role::Viewer => {
+        SessionKind::Watch => {
             check_watch(&offer)?;
             Command::Watch {
                 room: room.to_string(),
@@ -106,22 +106,22 @@ async fn negotiate(
         }
     };
     state.media.send(command).await.map_err(|_| SignalError::Unavailable)?;
-    answer.await.map_err(|_| SignalError::Unavailable)?
+    Ok(answer.await.map_err(|_| SignalError::Unavailable)??)
 }
 
-pub async fn end(role: Role, room: String, session: String, state: AppState) -> Response {
+pub async fn end(kind: SessionKind, room: String, session: String, state: AppState) -> Response {
     let (reply, done) = oneshot::channel();
     let sent = state
         .media
         .send(Command::End {
             room,
-            role,
+            kind,
             session,
             reply,
         })
         .await;
     let result = match sent {
-        Ok(()) => done.await.unwrap_or(Err(SignalError::Unavailable)),
+        Ok(()) => done.await.map_err(|_| SignalError::Unavailable).and_then(|r| r.map_err(SignalError::from)),
         Err(_) => Err(SignalError::Unavailable),
     };
     match result {

@@ -1,4 +1,4 @@
-//! What the media driver and the HTTP API tell a room task.
+//! What the media driver and the HTTP API tell a show task.
 
 use std::sync::Arc;
 
@@ -6,7 +6,7 @@ use sellcast_room::{BuyTicket, ClientFrame, FrameError, Identity, ParticipantId,
 
 use tokio::sync::oneshot;
 
-use super::store_port::{BuyResult, ProductInput, StoreFailure};
+use super::store_client::{BuyResult, ProductInput, StoreFailure};
 
 /// A product change made over the HTTP API.
 #[derive(Debug)]
@@ -16,8 +16,9 @@ pub enum CatalogOp {
     Delete(i64),
 }
 
+/// A message to a show task.
 #[derive(Debug)]
-pub enum RoomMsg {
+pub enum ShowMsg {
     /// A participant's data channel opened.
     Join { participant: ParticipantId, identity: Identity },
     Leave { participant: ParticipantId },

@@ -1,10 +1,10 @@
-//! The registry of room tasks. A room's task is started on first use and loads the room's
+//! The registry of show tasks. A room's show task is started on first use and loads the room's
 //! durable state before it handles anything; messages sent meanwhile wait in its inbox.
 //!
 //! Each room runs under a supervisor that owns its inbox and lends it to the task. When the
 //! task panics, only the message it was handling is lost: the supervisor reloads the room
-//! from the store, starts a new core with a new epoch (the event log was in memory), and asks
-//! the media shards to join the room's open data channels again, so each client gets a
+//! from the store, starts a new [`Show`] with a new epoch (the event log was in memory), and
+//! asks the media shards to join the room's open data channels again, so each client gets a
 //! `welcome` and a `snapshot` and goes on as after a reconnect. Senders (HTTP handlers,
 //! peers) keep the same inbox throughout; a caller whose reply was lost in the panic hears
 //! that the room is unavailable and may retry (a buy with the same idempotency key).
@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use sellcast_room::{RoomConfig, RoomCore, RoomRecord};
+use sellcast_room::{Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use super::messages::RoomMsg;
-use super::store_port::StorePort;
-use super::task::{wall_ms, RoomTask};
+use super::messages::ShowMsg;
+use super::store_client::StoreClient;
+use super::task::{wall_ms, ShowTask};
 use crate::media::command::Command;
 use crate::media::router::MediaRouter;
 use crate::supervision::{hold_if_injected, panic_message, CatchUnwind, Supervision};
@@ -30,26 +30,28 @@ const CRASH_LOOP_PAUSE: Duration = Duration::from_secs(1);
 /// Longest pause between two attempts to load a room while the store cannot answer.
 const LOAD_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Frames waiting for a room task; beyond this a flooding driver drops (and counts) frames.
+/// Frames waiting for a show task; beyond this a flooding driver drops (and counts) frames.
 pub const ROOM_INBOX: usize = 8192;
 
+/// The way to a running show task: its inbox.
 #[derive(Clone)]
-pub struct RoomHandle {
-    pub tx: mpsc::Sender<RoomMsg>,
+pub struct ShowHandle {
+    pub tx: mpsc::Sender<ShowMsg>,
 }
 
-pub struct Rooms {
-    rooms: DashMap<String, RoomHandle>,
-    store: StorePort,
+/// Every room's show task, by room name, started on first use.
+pub struct ShowRegistry {
+    shows: DashMap<String, ShowHandle>,
+    store: StoreClient,
     driver: MediaRouter,
     runtime: tokio::runtime::Handle,
     supervision: Arc<Supervision>,
 }
 
-impl Rooms {
-    pub fn new(store: StorePort, driver: MediaRouter, runtime: tokio::runtime::Handle, supervision: Arc<Supervision>) -> Arc<Self> {
+impl ShowRegistry {
+    pub fn new(store: StoreClient, driver: MediaRouter, runtime: tokio::runtime::Handle, supervision: Arc<Supervision>) -> Arc<Self> {
         Arc::new(Self {
-            rooms: DashMap::new(),
+            shows: DashMap::new(),
             store,
             driver,
             runtime,
@@ -57,21 +59,21 @@ impl Rooms {
         })
     }
 
-    /// The durable store every room task writes through.
-    pub fn store(&self) -> &StorePort {
+    /// The durable store every show task writes through.
+    pub fn store(&self) -> &StoreClient {
         &self.store
     }
 
-    /// The room's task, started if needed. Never holds the map entry across an await.
-    pub fn get(&self, room: &str) -> RoomHandle {
-        if let Some(h) = self.rooms.get(room) {
+    /// The room's show task, started if needed. Never holds the map entry across an await.
+    pub fn get(&self, room: &str) -> ShowHandle {
+        if let Some(h) = self.shows.get(room) {
             return h.value().clone();
         }
-        self.rooms
+        self.shows
             .entry(room.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(ROOM_INBOX);
-                let supervisor = RoomSupervisor {
+                let supervisor = ShowSupervisor {
                     name: room.to_string(),
                     store: self.store.clone(),
                     driver: self.driver.clone(),
@@ -79,24 +81,24 @@ impl Rooms {
                     supervision: self.supervision.clone(),
                 };
                 self.runtime.spawn(supervisor.run(rx));
-                RoomHandle { tx }
+                ShowHandle { tx }
             })
             .value()
             .clone()
     }
 }
 
-/// Runs one room's task and restarts it after a panic (see the module doc).
-struct RoomSupervisor {
+/// Runs one room's show task and restarts it after a panic (see the module doc).
+struct ShowSupervisor {
     name: String,
-    store: StorePort,
+    store: StoreClient,
     driver: MediaRouter,
-    me: mpsc::Sender<RoomMsg>,
+    me: mpsc::Sender<ShowMsg>,
     supervision: Arc<Supervision>,
 }
 
-impl RoomSupervisor {
-    async fn run(self, mut inbox: mpsc::Receiver<RoomMsg>) {
+impl ShowSupervisor {
+    async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>) {
         let mut last_epoch = 0_u64;
         let mut last_panic: Option<Instant> = None;
         loop {
@@ -106,21 +108,21 @@ impl RoomSupervisor {
             // restart falls within the same millisecond.
             let epoch = (now as u64).max(last_epoch + 1);
             last_epoch = epoch;
-            let core = RoomCore::new(self.name.clone(), epoch, record, RoomConfig::default(), now);
+            let core = Show::new(self.name.clone(), epoch, record, ShowLimits::default(), now);
             if last_panic.is_some() {
-                self.supervision.room_tasks.came_back();
-                info!(room = %self.name, epoch, "room task restarted; rejoining its data channels");
+                self.supervision.show_tasks.came_back();
+                info!(room = %self.name, epoch, "show task restarted; rejoining its data channels");
                 // The shards' rejoins queue behind what is already in the inbox.
                 if self.driver.send(Command::Rejoin { room: self.name.clone() }).await.is_err() {
                     error!(room = %self.name, "the media plane is gone; the room's channels were not rejoined");
                 }
             }
-            let task = RoomTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone());
+            let task = ShowTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone());
             match CatchUnwind(Box::pin(task.run(core, &mut inbox))).await {
                 Ok(()) => return,
                 Err(mut payload) => {
-                    self.supervision.room_tasks.went_down();
-                    error!(room = %self.name, panic = %panic_message(payload.as_ref()), "room task panicked; restarting it from the store");
+                    self.supervision.show_tasks.went_down();
+                    error!(room = %self.name, panic = %panic_message(payload.as_ref()), "show task panicked; restarting it from the store");
                     if let Some(hold) = hold_if_injected(&mut payload) {
                         hold.wait_async().await;
                     }
@@ -135,7 +137,7 @@ impl RoomSupervisor {
 
     /// The room's durable state. A room must not run without it (its bans would be gone), so
     /// while the store cannot answer, this waits and tries again; messages wait in the inbox.
-    async fn load(&self) -> RoomRecord {
+    async fn load(&self) -> ShowRecord {
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.store.load_room(&self.name).await {

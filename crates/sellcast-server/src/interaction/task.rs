@@ -1,16 +1,16 @@
-//! One room's task: the single owner of its [`RoomCore`]. It turns messages into core calls
+//! One room's show task: the single owner of its [`Show`]. It turns messages into core calls
 //! and the core's outputs into deliveries (via the media driver), store jobs and log lines.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sellcast_room::{ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, RoomCore};
+use sellcast_room::{ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, Show};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::messages::{Applied, CatalogOp, RoomMsg};
-use super::store_port::{StoreFailure, StorePort};
+use super::messages::{Applied, CatalogOp, ShowMsg};
+use super::store_client::{StoreFailure, StoreClient};
 use crate::media::command::Command;
 use crate::media::router::MediaRouter;
 
@@ -30,18 +30,19 @@ struct HttpCaller {
     awaits_answer: bool,
 }
 
-pub struct RoomTask {
+/// The task that owns one room's [`Show`] and carries out its outputs.
+pub struct ShowTask {
     name: String,
-    store: StorePort,
+    store: StoreClient,
     driver: MediaRouter,
-    me: mpsc::Sender<RoomMsg>,
+    me: mpsc::Sender<ShowMsg>,
     http: HashMap<ParticipantId, HttpCaller>,
     next_http: u64,
     dropped_deliveries: u64,
 }
 
-impl RoomTask {
-    pub fn new(name: String, store: StorePort, driver: MediaRouter, me: mpsc::Sender<RoomMsg>) -> Self {
+impl ShowTask {
+    pub fn new(name: String, store: StoreClient, driver: MediaRouter, me: mpsc::Sender<ShowMsg>) -> Self {
         Self {
             name,
             store,
@@ -55,8 +56,8 @@ impl RoomTask {
 
     /// Handle messages until every sender is gone. The inbox is borrowed: it belongs to the
     /// room's supervisor and outlives a panic here (see `registry`).
-    pub async fn run(mut self, mut core: RoomCore, inbox: &mut mpsc::Receiver<RoomMsg>) {
-        info!(room = %self.name, "room task started");
+    pub async fn run(mut self, mut core: Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
+        info!(room = %self.name, "show task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -71,19 +72,19 @@ impl RoomTask {
         }
     }
 
-    fn handle(&mut self, core: &mut RoomCore, msg: RoomMsg) {
+    fn handle(&mut self, core: &mut Show, msg: ShowMsg) {
         let now = wall_ms();
         match msg {
-            RoomMsg::Join { participant, identity } => core.handle_join(now, participant, identity),
-            RoomMsg::Leave { participant } => core.handle_leave(participant),
-            RoomMsg::Rejoin { participant, identity } => {
+            ShowMsg::Join { participant, identity } => core.handle_join(now, participant, identity),
+            ShowMsg::Leave { participant } => core.handle_leave(participant),
+            ShowMsg::Rejoin { participant, identity } => {
                 core.handle_join(now, participant, identity);
                 core.handle_client_frame(now, participant, ClientFrame::Hello { resume: None });
             }
-            RoomMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
-            RoomMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
-            RoomMsg::Catalog { op, reply } => self.catalog(op, reply),
-            RoomMsg::CatalogDone { result, reply } => {
+            ShowMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
+            ShowMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
+            ShowMsg::Catalog { op, reply } => self.catalog(op, reply),
+            ShowMsg::CatalogDone { result, reply } => {
                 let answer = result.map(|change| match change {
                     Some(product) => {
                         core.apply_product(now, product.clone());
@@ -93,24 +94,24 @@ impl RoomTask {
                 });
                 let _ = reply.send(answer);
             }
-            RoomMsg::ProductDeleted { product_id, reply } => {
+            ShowMsg::ProductDeleted { product_id, reply } => {
                 core.apply_product_deleted(now, product_id);
                 let _ = reply.send(Ok(None));
             }
-            RoomMsg::Sales { reply } => {
+            ShowMsg::Sales { reply } => {
                 let _ = reply.send((core.products().to_vec(), core.sales().to_vec()));
             }
-            RoomMsg::IsBanned { identity, reply } => {
+            ShowMsg::IsBanned { identity, reply } => {
                 let _ = reply.send(core.is_banned(&identity, now));
             }
-            RoomMsg::BuyDone { ticket, result } => match result {
+            ShowMsg::BuyDone { ticket, result } => match result {
                 Ok(r) => core.handle_buy_outcome(now, &ticket, r.answer, r.replayed, r.stock_left),
                 Err(e) => {
                     warn!(room = %self.name, error = %e, "buy not committed");
                     core.handle_buy_failure(&ticket);
                 }
             },
-            RoomMsg::Persisted { from, result } => match result {
+            ShowMsg::Persisted { from, result } => match result {
                 Ok(Applied::Pins(pins)) => core.apply_pins(now, pins),
                 Ok(Applied::Sale(sale)) => core.apply_sale(now, sale),
                 Ok(Applied::Ban(identity, until)) => core.apply_ban(now, identity, until),
@@ -118,13 +119,13 @@ impl RoomTask {
                 Err(e) => core.handle_persist_failure(from, e),
             },
             #[cfg(feature = "test-hooks")]
-            RoomMsg::InjectPanic { hold } => {
+            ShowMsg::InjectPanic { hold } => {
                 std::panic::panic_any(crate::supervision::InjectedPanic { hold });
             }
         }
     }
 
-    fn call(&mut self, core: &mut RoomCore, now: i64, identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>>) {
+    fn call(&mut self, core: &mut Show, now: i64, identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>>) {
         let id = ParticipantId(self.next_http);
         self.next_http += 1;
         let awaits_answer = matches!(frame, ClientFrame::Buy { .. });
@@ -138,7 +139,7 @@ impl RoomTask {
         }
     }
 
-    fn finish_http(&mut self, core: &mut RoomCore, id: ParticipantId) {
+    fn finish_http(&mut self, core: &mut Show, id: ParticipantId) {
         if let Some(caller) = self.http.remove(&id) {
             let _ = caller.reply.send(caller.frames);
         }
@@ -151,11 +152,11 @@ impl RoomTask {
         let room = self.name.clone();
         tokio::spawn(async move {
             let msg = match op {
-                CatalogOp::Create(input) => RoomMsg::CatalogDone { result: store.create_product(&room, input).await.map(Some), reply },
-                CatalogOp::Update(id, input) => RoomMsg::CatalogDone { result: store.update_product(&room, id, input).await.map(Some), reply },
+                CatalogOp::Create(input) => ShowMsg::CatalogDone { result: store.create_product(&room, input).await.map(Some), reply },
+                CatalogOp::Update(id, input) => ShowMsg::CatalogDone { result: store.update_product(&room, id, input).await.map(Some), reply },
                 CatalogOp::Delete(id) => match store.delete_product(&room, id).await {
-                    Ok(()) => RoomMsg::ProductDeleted { product_id: id, reply },
-                    Err(e) => RoomMsg::CatalogDone { result: Err(e), reply },
+                    Ok(()) => ShowMsg::ProductDeleted { product_id: id, reply },
+                    Err(e) => ShowMsg::CatalogDone { result: Err(e), reply },
                 },
             };
             let _ = me.send(msg).await;
@@ -163,7 +164,7 @@ impl RoomTask {
     }
 
     /// Carry out everything the core asked for.
-    fn flush(&mut self, core: &mut RoomCore) {
+    fn flush(&mut self, core: &mut Show) {
         let mut finished = Vec::new();
         while let Some(output) = core.poll_output() {
             match output {
@@ -187,7 +188,7 @@ impl RoomTask {
                     let (store, me, room) = (self.store.clone(), self.me.clone(), self.name.clone());
                     tokio::spawn(async move {
                         let result = store.buy(&room, &order, wall_ms()).await;
-                        let _ = me.send(RoomMsg::BuyDone { ticket: order.ticket, result }).await;
+                        let _ = me.send(ShowMsg::BuyDone { ticket: order.ticket, result }).await;
                     });
                 }
                 Output::Persist { from, by, action } => {
@@ -195,7 +196,7 @@ impl RoomTask {
                     let (store, me, room) = (self.store.clone(), self.me.clone(), self.name.clone());
                     tokio::spawn(async move {
                         let result = persist(&store, &room, action).await;
-                        let _ = me.send(RoomMsg::Persisted { from, result }).await;
+                        let _ = me.send(ShowMsg::Persisted { from, result }).await;
                     });
                 }
                 Output::Kick { participant } => {
@@ -228,7 +229,7 @@ impl RoomTask {
     }
 }
 
-async fn persist(store: &StorePort, room: &str, action: HostAction) -> Result<Applied, FrameError> {
+async fn persist(store: &StoreClient, room: &str, action: HostAction) -> Result<Applied, FrameError> {
     let fail = |e: StoreFailure| FrameError::new(e.code(), e.to_string());
     match action {
         HostAction::Pin(ids) => store.set_pins(room, ids.clone()).await.map(|()| Applied::Pins(ids)).map_err(fail),

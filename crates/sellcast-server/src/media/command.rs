@@ -1,12 +1,13 @@
-//! Messages from the HTTP side to the media driver, which alone owns peers and rooms.
+//! Messages from the HTTP side and the show tasks to the media driver, which alone owns peers
+//! and rooms. Refusals come back as [`MediaError`], never as an HTTP type.
 
 use std::sync::Arc;
 
 use sellcast_room::{Class, Identity, ParticipantId};
 use tokio::sync::oneshot;
 
-use super::offer::{PublishPlan, Role};
-use crate::http::error::SignalError;
+use super::error::MediaError;
+use super::offer::{PublishPlan, SessionKind};
 
 /// A WHIP or WHEP session as the HTTP side knows it.
 #[derive(Debug, Clone)]
@@ -24,14 +25,14 @@ pub enum Command {
         identity: Identity,
         offer: String,
         plan: PublishPlan,
-        reply: oneshot::Sender<Result<SessionAnswer, SignalError>>,
+        reply: oneshot::Sender<Result<SessionAnswer, MediaError>>,
     },
     /// A viewer offers to watch (WHEP).
     Watch {
         room: String,
         identity: Identity,
         offer: String,
-        reply: oneshot::Sender<Result<SessionAnswer, SignalError>>,
+        reply: oneshot::Sender<Result<SessionAnswer, MediaError>>,
     },
     /// Write a frame on data channels: to one participant, or to everyone in the room.
     Deliver {
@@ -50,8 +51,8 @@ pub enum Command {
     /// `DELETE` on a session URL.
     End {
         room: String,
-        role: Role,
+        kind: SessionKind,
         session: String,
-        reply: oneshot::Sender<Result<(), SignalError>>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
     },
 }

@@ -30,14 +30,14 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use super::command::Command;
-use super::directory::{Directory, MediaStats};
+use super::status_board::{StatusBoard, MediaStats};
 use super::relay::{Relay, RelayInbox, ShardLinks};
-use super::forward_clock::ForwardClock;
+use super::forward_latency::ForwardLatency;
 use super::inbox::Inbox;
-use super::offer::Role;
+use super::offer::SessionKind;
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
-use super::room::Room;
+use super::shard_room::ShardRoom;
 
 mod recovery;
 mod relay_in;
@@ -48,8 +48,8 @@ mod transmit;
 pub(crate) use transmit::translate_event;
 pub(crate) use transmit::write_packet;
 use transmit::drain_transmits;
-use crate::interaction::messages::RoomMsg;
-use crate::interaction::registry::Rooms;
+use crate::interaction::messages::ShowMsg;
+use crate::interaction::registry::ShowRegistry;
 
 /// The loop wakes at least this often even when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
@@ -74,9 +74,9 @@ const RECV_BURST: usize = 32;
 /// How often the media counters are copied out for the HTTP side.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 
-/// Index of a room inside the driver.
+/// Index of a [`ShardRoom`] inside this shard's driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct RoomId(u32);
+struct ShardRoomId(u32);
 
 /// What a peer's output means for its room.
 #[derive(Debug)]
@@ -98,7 +98,7 @@ pub(crate) struct DriverStats {
     unknown_source: u64,
     input_errors: u64,
     no_payload_type: u64,
-    /// Data-channel frames the room task could not take (its inbox was full).
+    /// Data-channel frames the show task could not take (its inbox was full).
     frames_dropped: u64,
     /// Chat or counter frames skipped for a congested viewer.
     frames_skipped_congested: u64,
@@ -116,26 +116,26 @@ pub struct Driver {
     /// Datagrams waiting for the end of this turn of the loop (or a full batch).
     outbox: Outbox,
     /// Time live packets spend in the server.
-    clock: ForwardClock,
-    /// When the counters are next copied out to the directory.
+    latency: ForwardLatency,
+    /// When the counters are next copied out to the status board.
     next_stats: Instant,
     local_addr: SocketAddr,
     factory: PeerFactory,
-    interaction: Arc<Rooms>,
+    shows: Arc<ShowRegistry>,
     forwarder_config: ForwarderConfig,
-    directory: Arc<Directory>,
+    status_board: Arc<StatusBoard>,
     peers: HashMap<PeerId, Peer>,
     sessions: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
-    peer_room: HashMap<PeerId, RoomId>,
-    rooms: HashMap<RoomId, Room>,
-    room_ids: HashMap<String, RoomId>,
+    peer_room: HashMap<PeerId, ShardRoomId>,
+    rooms: HashMap<ShardRoomId, ShardRoom>,
+    room_ids: HashMap<String, ShardRoomId>,
     next_peer: u64,
     next_room: u32,
     earliest: Instant,
     /// Reused buffers: events waiting to be applied and rooms whose viewers need writing.
     pending: VecDeque<(PeerId, PeerEvent)>,
-    dirty: Vec<RoomId>,
+    dirty: Vec<ShardRoomId>,
     /// Peers due in `handle_timeouts`, reused.
     due: Vec<PeerId>,
     stats: DriverStats,
@@ -145,20 +145,20 @@ impl Driver {
     pub(crate) fn new(
         socket: UdpSocket,
         factory: PeerFactory,
-        directory: Arc<Directory>,
-        interaction: Arc<Rooms>,
+        status_board: Arc<StatusBoard>,
+        shows: Arc<ShowRegistry>,
         links: ShardLinks,
     ) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
-        Ok(Self::assemble(socket, local_addr, factory, directory, interaction, links))
+        Ok(Self::assemble(socket, local_addr, factory, status_board, shows, links))
     }
 
     fn assemble(
         socket: UdpSocket,
         local_addr: SocketAddr,
         factory: PeerFactory,
-        directory: Arc<Directory>,
-        interaction: Arc<Rooms>,
+        status_board: Arc<StatusBoard>,
+        shows: Arc<ShowRegistry>,
         links: ShardLinks,
     ) -> Self {
         Self {
@@ -166,13 +166,13 @@ impl Driver {
             links,
             inbox: Inbox::with_capacity(RECV_BURST),
             outbox: Outbox::new(),
-            clock: ForwardClock::new(),
+            latency: ForwardLatency::new(),
             next_stats: Instant::now(),
             local_addr,
             factory,
-            interaction,
+            shows,
             forwarder_config: ForwarderConfig::default(),
-            directory,
+            status_board,
             peers: HashMap::new(),
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
@@ -234,14 +234,14 @@ impl Driver {
     }
 
     /// Everything this turn produced leaves now, in as few syscalls as it fits; then the
-    /// forward clock stops for the packets it carried.
+    /// forward-latency clock stops for the packets it carried.
     fn end_turn(&mut self) {
         self.outbox.flush(&self.socket);
         let now = Instant::now();
-        self.clock.sent(now);
+        self.latency.sent(now);
         if now >= self.next_stats {
             self.next_stats = now + STATS_EVERY;
-            self.directory.publish_media(
+            self.status_board.publish_media(
                 self.links.me(),
                 MediaStats {
                     datagrams_in: self.stats.datagrams_in,
@@ -253,7 +253,7 @@ impl Driver {
                     relayed: self.links.stats.sent,
                     relay_dropped: self.links.stats.dropped,
                     peers: self.peers.len(),
-                    forward_latency_us: Some(self.clock.histogram().clone()),
+                    forward_latency_us: Some(self.latency.histogram().clone()),
                 },
             );
         }
@@ -341,20 +341,20 @@ impl Driver {
             }
             PeerEvent::ChannelOpen => {
                 self.say_codec_notice(id, now);
-                self.peers.get(&id).map(|p| RoomMsg::Join {
+                self.peers.get(&id).map(|p| ShowMsg::Join {
                     participant: ParticipantId(id.0),
                     identity: p.identity.clone(),
                 })
             }
-            PeerEvent::ChannelData(bytes) => Some(RoomMsg::Frame { participant: ParticipantId(id.0), bytes }),
-            PeerEvent::ChannelClose => Some(RoomMsg::Leave { participant: ParticipantId(id.0) }),
+            PeerEvent::ChannelData(bytes) => Some(ShowMsg::Frame { participant: ParticipantId(id.0), bytes }),
+            PeerEvent::ChannelClose => Some(ShowMsg::Leave { participant: ParticipantId(id.0) }),
             other => {
                 self.apply_media(id, other, now);
                 return;
             }
         };
         if let (Some(msg), Some(peer)) = (to_room, self.peers.get(&id)) {
-            if peer.room_tx.try_send(msg).is_err() {
+            if peer.show_tx.try_send(msg).is_err() {
                 self.stats.frames_dropped += 1;
             }
         }
@@ -377,8 +377,8 @@ impl Driver {
             PeerEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.connected = true;
-                    info!(peer = id.0, room = %room.name, role = ?peer.role, "peer connected");
-                    if peer.role == Role::Viewer {
+                    info!(peer = id.0, room = %room.name, kind = ?peer.kind, "peer connected");
+                    if peer.kind == SessionKind::Watch {
                         let at = now + VIEWER_SETTLE;
                         peer.ready_at = Some(at);
                         self.earliest = self.earliest.min(at);
@@ -399,7 +399,7 @@ impl Driver {
     }
 
     /// Write every viewer's queued packets into its transport and relay keyframe requests.
-    fn flush_room(&mut self, room_id: RoomId, now: Instant) {
+    fn flush_room(&mut self, room_id: ShardRoomId, now: Instant) {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
@@ -419,7 +419,7 @@ impl Driver {
                 };
                 write_packet(peer, &packet);
                 if !packet.replay {
-                    self.clock.written(packet.arrival);
+                    self.latency.written(packet.arrival);
                 }
             }
             left_over |= viewer.queued() > 0;
@@ -462,7 +462,7 @@ impl Driver {
         }
     }
 
-    fn mark_dirty(&mut self, room_id: RoomId) {
+    fn mark_dirty(&mut self, room_id: ShardRoomId) {
         if !self.dirty.contains(&room_id) {
             self.dirty.push(room_id);
         }

@@ -2,16 +2,17 @@
 //! peers and its part of every room; host packets reach the other shards through `relay`.
 
 pub mod command;
-pub mod directory;
+pub mod status_board;
 pub mod driver;
-mod forward_clock;
+pub mod error;
+mod forward_latency;
 mod inbox;
 mod message_plan;
 pub mod offer;
 mod outbox;
 pub mod peer;
 pub mod relay;
-pub mod room;
+pub mod shard_room;
 pub mod router;
 pub(crate) mod shard;
 pub mod video_format;

@@ -17,11 +17,14 @@ use super::video_format::{H264Format, VideoFormat};
 /// Most m-lines an offer may carry: a host or viewer needs audio, video and one data channel.
 const MAX_SECTIONS: usize = 16;
 
-/// Which side of the room an offer comes from.
+/// Which kind of media session an offer opens. This is the session's direction, not what its
+/// user may do in the room (that is `sellcast_room::Role`: a moderator watches too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Host,
-    Viewer,
+pub enum SessionKind {
+    /// A host sending the show's media (WHIP).
+    Publish,
+    /// A viewer receiving it (WHEP).
+    Watch,
 }
 
 /// Why an offer was refused.

@@ -12,14 +12,14 @@ use sellcast_sfu::{Codec, TrackKind};
 use str0m::channel::ChannelId;
 use tokio::sync::mpsc;
 
-use crate::interaction::messages::RoomMsg;
+use crate::interaction::messages::ShowMsg;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec as WireCodec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
-use super::offer::{media_mids, normalize_offer, PublishPlan, Role};
+use super::offer::{media_mids, normalize_offer, PublishPlan, SessionKind};
 use super::video_format::{H264Format, RoomFormat, VideoFormat};
 use super::relay::ShardId;
 use super::router::MAX_SHARDS;
@@ -36,7 +36,7 @@ const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
 
 /// Server-wide key of a peer; viewers use it as their `ViewerId` in the forwarding core and
-/// the room task as their `ParticipantId`. It carries the peer's shard, so anything addressed
+/// the show task as their `ParticipantId`. It carries the peer's shard, so anything addressed
 /// to a peer is routed without a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u64);
@@ -57,15 +57,15 @@ pub struct Peer {
     pub id: PeerId,
     /// The secret part of the session URL (`Location`), required to `DELETE` it.
     pub session: String,
-    pub role: Role,
+    pub kind: SessionKind,
     pub room: String,
     /// Who this is, from the token presented at WHIP/WHEP time.
     pub identity: Identity,
     pub rtc: Rtc,
     /// The `sellcast` data channel once the peer opened it.
     pub channel: Option<ChannelId>,
-    /// The room task that gets this peer's data-channel frames.
-    pub room_tx: mpsc::Sender<RoomMsg>,
+    /// The show task that gets this peer's data-channel frames.
+    pub show_tx: mpsc::Sender<ShowMsg>,
     /// When str0m next wants `Input::Timeout`.
     pub timeout: Instant,
     pub created: Instant,
@@ -211,8 +211,8 @@ impl Peer {
     pub fn new(
         id: PeerId,
         session: String,
-        role: Role,
-        (room, identity, room_tx): (String, Identity, mpsc::Sender<RoomMsg>),
+        kind: SessionKind,
+        (room, identity, show_tx): (String, Identity, mpsc::Sender<ShowMsg>),
         accepted: Accepted,
         now: Instant,
     ) -> Self {
@@ -220,12 +220,12 @@ impl Peer {
         Self {
             id,
             session,
-            role,
+            kind,
             room,
             identity,
             rtc,
             channel: None,
-            room_tx,
+            show_tx,
             timeout: now,
             created: now,
             connected: false,
@@ -301,7 +301,7 @@ impl Peer {
     pub fn handle_media_added(&mut self, mid: Mid, kind: MediaKind, direction: Direction) {
         let kind = track_kind(kind);
         self.mids[kind.index()] = Some(mid);
-        if self.role == Role::Viewer && kind == TrackKind::Video && direction.is_sending() {
+        if self.kind == SessionKind::Watch && kind == TrackKind::Video && direction.is_sending() {
             let mut api = self.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
                 tx.set_rtx_cache(RESEND_CACHE_PACKETS, RESEND_CACHE_AGE, None);

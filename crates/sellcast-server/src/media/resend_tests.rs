@@ -18,7 +18,7 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::driver::{translate_event, write_packet, DriverStats, PeerEvent};
-use super::offer::Role;
+use super::offer::SessionKind;
 use super::peer::{Peer, PeerFactory, PeerId};
 
 const SERVER: &str = "127.0.0.1:5000";
@@ -69,9 +69,9 @@ impl Link {
         let answer = SdpAnswer::from_sdp_string(&std::mem::take(&mut accepted.answer)).expect("answer parses");
         client.sdp_api().accept_answer(pending, answer).expect("client accepts");
 
-        let (room_tx, _room_rx) = tokio::sync::mpsc::channel(8);
+        let (show_tx, _show_rx) = tokio::sync::mpsc::channel(8);
         let identity = Identity { id: "v".into(), name: "v".into(), role: RoomRole::Viewer };
-        let mut server = Peer::new(PeerId(1), "s".into(), Role::Viewer, ("r".into(), identity, room_tx), accepted, now);
+        let mut server = Peer::new(PeerId(1), "s".into(), SessionKind::Watch, ("r".into(), identity, show_tx), accepted, now);
         let vp8_room = RoomFormat { audio: Some(Codec::Opus), video: Some(VideoFormat::vp8()) };
         server.choose_formats(&vp8_room).expect("the client takes VP8");
         Link {

@@ -1,4 +1,4 @@
-//! Which media shard a command from HTTP or a room task goes to.
+//! Which media shard a command from HTTP or a show task goes to.
 //!
 //! A room's host always lands on the room's home shard (a stable hash of its name), so a
 //! second host is refused by the one shard that knows the first. Viewers are dealt round
@@ -53,7 +53,7 @@ pub fn session_id(shard: ShardId, random: [u8; 16]) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Undelivered;
 
-/// The handle HTTP handlers and room tasks hold to reach the media shards.
+/// The handle HTTP handlers and show tasks hold to reach the media shards.
 #[derive(Clone)]
 pub struct MediaRouter {
     shards: Arc<[mpsc::Sender<Command>]>,
@@ -103,7 +103,7 @@ impl MediaRouter {
         }
     }
 
-    /// Send without waiting (room tasks). Err: some shard's queue was full or gone; the
+    /// Send without waiting (show tasks). Err: some shard's queue was full or gone; the
     /// client sees the seq gap and resumes.
     pub fn try_send(&self, command: Command) -> Result<(), Undelivered> {
         match self.route(&command) {

@@ -5,8 +5,8 @@
 //! 1. closes every peer of the dead driver as a shutdown would: a DTLS close goes to each, so
 //!    the pages see their connection end and reconnect at once (`web/session.js` retries on a
 //!    closed or failed connection; a client that misses the close notices the silence through
-//!    its ICE checks); each open data channel leaves its room; a host's end goes to the other
-//!    shards; the shard's part of each room leaves the directory. If that too panics, a bare
+//!    its ICE checks); each open data channel leaves its show; a host's end goes to the other
+//!    shards; the shard's part of each room leaves the status board. If that too panics, a bare
 //!    version that does not touch str0m does the room and directory part;
 //! 2. starts a new driver on the same socket, queues and links, with no peers. Peer ids go on
 //!    from where the dead driver stopped, so a room frame addressed to a dead peer can never
@@ -26,19 +26,19 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
 use super::command::Command;
-use super::directory::Directory;
+use super::status_board::StatusBoard;
 use super::driver::Driver;
 use super::peer::PeerFactory;
 use super::relay::{RelayInbox, ShardLinks};
-use crate::interaction::registry::Rooms;
+use crate::interaction::registry::ShowRegistry;
 use crate::supervision::{hold_if_injected, panic_message, Supervision};
 
 /// What one shard thread is given at start.
 pub(crate) struct ShardParts {
     pub udp: std::net::UdpSocket,
     pub factory: PeerFactory,
-    pub directory: Arc<Directory>,
-    pub rooms: Arc<Rooms>,
+    pub status_board: Arc<StatusBoard>,
+    pub shows: Arc<ShowRegistry>,
     pub links: ShardLinks,
     pub commands: mpsc::Receiver<Command>,
     pub relays: RelayInbox,
@@ -48,7 +48,7 @@ pub(crate) struct ShardParts {
 
 /// The shard thread's body: run a driver until stopped, restarting it after a panic.
 pub(crate) fn run(parts: ShardParts) {
-    let ShardParts { udp, factory, directory, rooms, links, mut commands, mut relays, mut stop, supervision } = parts;
+    let ShardParts { udp, factory, status_board, shows, links, mut commands, mut relays, mut stop, supervision } = parts;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,7 +58,7 @@ pub(crate) fn run(parts: ShardParts) {
     };
     let driver = runtime.block_on(async move {
         let socket = tokio::net::UdpSocket::from_std(udp)?;
-        Driver::new(socket, factory, directory, rooms, links)
+        Driver::new(socket, factory, status_board, shows, links)
     });
     let mut driver = match driver {
         Ok(d) => d,

@@ -5,8 +5,8 @@
 use sellcast_room::ParticipantId;
 
 use super::Driver;
-use crate::interaction::messages::RoomMsg;
-use crate::media::directory::RoomStatus;
+use crate::interaction::messages::ShowMsg;
+use crate::media::status_board::RoomStatus;
 use crate::media::relay::{Relay, ShardId};
 
 impl Driver {
@@ -14,7 +14,7 @@ impl Driver {
         self.links.me()
     }
 
-    /// Close every peer as a shutdown does (DTLS close, room leaves, host ends, directory),
+    /// Close every peer as a shutdown does (DTLS close, show leaves, host ends, status board),
     /// and send what that produced.
     pub(crate) fn close_after_panic(&mut self) {
         self.pending.clear();
@@ -28,11 +28,11 @@ impl Driver {
     pub(crate) fn forget_after_panic(&mut self) {
         let me = self.links.me();
         for peer in self.peers.values().filter(|p| p.channel.is_some()) {
-            let _ = peer.room_tx.try_send(RoomMsg::Leave { participant: ParticipantId(peer.id.0) });
+            let _ = peer.show_tx.try_send(ShowMsg::Leave { participant: ParticipantId(peer.id.0) });
         }
         let names: Vec<_> = self.rooms.values().map(|r| (r.name.clone(), r.host.is_some())).collect();
         for (name, hosted_here) in names {
-            self.directory.publish(me, RoomStatus { room: name.to_string(), ..RoomStatus::default() });
+            self.status_board.publish(me, RoomStatus { room: name.to_string(), ..RoomStatus::default() });
             if hosted_here {
                 self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
             }
@@ -43,10 +43,10 @@ impl Driver {
     /// A new driver on this one's socket and links, with no peers or rooms; it asks the other
     /// shards to announce their live hosts to it again.
     pub(crate) fn restarted(self) -> Driver {
-        let Driver { socket, local_addr, factory, directory, interaction, mut links, next_peer, .. } = self;
+        let Driver { socket, local_addr, factory, status_board, shows, mut links, next_peer, .. } = self;
         let me = links.me();
         links.broadcast(|| Relay::ShardRestarted { shard: me });
-        let mut fresh = Driver::assemble(socket, local_addr, factory, directory, interaction, links);
+        let mut fresh = Driver::assemble(socket, local_addr, factory, status_board, shows, links);
         fresh.next_peer = next_peer;
         fresh
     }

@@ -1,4 +1,4 @@
-//! Commands from HTTP and room tasks: hosts and viewers joining and leaving, data-channel
+//! Commands from HTTP and show tasks: hosts and viewers joining and leaving, data-channel
 //! deliveries, kicks. Not on the per-packet path.
 
 use std::collections::VecDeque;
@@ -9,15 +9,15 @@ use sellcast_sfu::ViewerId;
 use tracing::info;
 
 use super::transmit::drain_transmits;
-use super::{Driver, RoomId, CONGESTED_BYTES};
-use crate::http::error::SignalError;
-use crate::interaction::messages::RoomMsg;
+use super::{Driver, ShardRoomId, CONGESTED_BYTES};
+use crate::interaction::messages::ShowMsg;
 use crate::media::command::{Command, SessionAnswer};
-use crate::media::offer::{PublishPlan, Role};
+use crate::media::error::MediaError;
+use crate::media::offer::{PublishPlan, SessionKind};
 use crate::media::peer::{choose_out_pts, Accepted, Peer, PeerId};
 use crate::media::video_format::RoomFormat;
 use crate::media::relay::{Relay, ShardId};
-use crate::media::room::Room;
+use crate::media::shard_room::ShardRoom;
 use crate::media::router::session_id;
 
 impl Driver {
@@ -37,15 +37,15 @@ impl Driver {
             Command::Rejoin { room } => self.rejoin(&room),
             #[cfg(feature = "test-hooks")]
             Command::InjectPanic { hold, .. } => std::panic::panic_any(crate::supervision::InjectedPanic { hold }),
-            Command::End { room, role, session, reply } => {
+            Command::End { room, kind, session, reply } => {
                 let result = match self.sessions.get(&session).copied() {
                     Some(id)
-                        if self.peers.get(&id).is_some_and(|p| p.role == role && p.room == room) =>
+                        if self.peers.get(&id).is_some_and(|p| p.kind == kind && p.room == room) =>
                     {
                         self.remove_peer(id, "ended by DELETE");
                         Ok(())
                     }
-                    _ => Err(SignalError::SessionNotFound),
+                    _ => Err(MediaError::SessionNotFound),
                 };
                 let _ = reply.send(result);
             }
@@ -60,20 +60,20 @@ impl Driver {
         identity: Identity,
         offer: &str,
         plan: PublishPlan,
-    ) -> Result<SessionAnswer, SignalError> {
+    ) -> Result<SessionAnswer, MediaError> {
         let room_id = self.room_id(&room);
         if let Some(current) = self.rooms.get(&room_id).and_then(|r| r.host) {
             match self.peers.get(&current) {
-                Some(p) if p.holds_room(now) => return Err(SignalError::HostAlreadyLive),
+                Some(p) if p.holds_room(now) => return Err(MediaError::HostAlreadyLive),
                 _ => self.remove_peer(current, "replaced by a new host"),
             }
         }
         let mut accepted = self
             .factory
             .accept(now, Some(&plan), offer)
-            .map_err(|e| SignalError::BadOffer(e.to_string()))?;
+            .map_err(|e| MediaError::OfferRejected(e.to_string()))?;
         let answer = std::mem::take(&mut accepted.answer);
-        let id = self.add_peer(now, Role::Host, (room.clone(), identity), room_id, accepted);
+        let id = self.add_peer(now, SessionKind::Publish, (room.clone(), identity), room_id, accepted);
         let format = RoomFormat { audio: plan.audio, video: plan.video };
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.host = Some(id);
@@ -87,13 +87,13 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, SignalError> {
+    pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, MediaError> {
         let room_id = self.room_id(&room);
         let mut accepted = match self.factory.accept(now, None, offer) {
             Ok(ok) => ok,
             Err(e) => {
                 self.drop_room_if_empty(room_id);
-                return Err(SignalError::BadOffer(e.to_string()));
+                return Err(MediaError::OfferRejected(e.to_string()));
             }
         };
         // A live room's video must be one this viewer can decode; a viewer that asked for
@@ -102,11 +102,11 @@ impl Driver {
         if let Some(format) = live {
             if let Err(why) = choose_out_pts(&accepted.negotiated, accepted.has_video, &format) {
                 self.drop_room_if_empty(room_id);
-                return Err(SignalError::UnsupportedCodec(why));
+                return Err(MediaError::UnsupportedCodec(why));
             }
         }
         let answer = std::mem::take(&mut accepted.answer);
-        let id = self.add_peer(now, Role::Viewer, (room.clone(), identity), room_id, accepted);
+        let id = self.add_peer(now, SessionKind::Watch, (room.clone(), identity), room_id, accepted);
         if let Some(format) = live {
             self.choose_viewer_formats(id, &format);
         }
@@ -119,20 +119,20 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    pub(super) fn add_peer(&mut self, now: Instant, role: Role, (room, identity): (String, Identity), room_id: RoomId, accepted: Accepted) -> PeerId {
+    pub(super) fn add_peer(&mut self, now: Instant, kind: SessionKind, (room, identity): (String, Identity), room_id: ShardRoomId, accepted: Accepted) -> PeerId {
         let id = PeerId::new(self.links.me(), self.next_peer);
         self.next_peer += 1;
         let session = new_session_id(self.links.me());
         self.sessions.insert(session.clone(), id);
         self.peer_room.insert(id, room_id);
-        let room_tx = self.interaction.get(&room).tx;
-        self.peers.insert(id, Peer::new(id, session, role, (room, identity, room_tx), accepted, now));
+        let show_tx = self.shows.get(&room).tx;
+        self.peers.insert(id, Peer::new(id, session, kind, (room, identity, show_tx), accepted, now));
         id
     }
 
     /// A host went live in `format` (here or, for a mirror, on its home shard): the forwarder
     /// learns the codecs, and each of this shard's viewers gets its payload types for them.
-    pub(super) fn start_format(&mut self, room_id: RoomId, format: RoomFormat) {
+    pub(super) fn start_format(&mut self, room_id: ShardRoomId, format: RoomFormat) {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
@@ -216,7 +216,7 @@ impl Driver {
         }
     }
 
-    /// Tell the room's (restarted) task about every peer here whose data channel is open.
+    /// Tell the room's (restarted) show task about every peer here whose data channel is open.
     pub(super) fn rejoin(&mut self, room: &str) {
         let Some(r) = self.room_ids.get(room).and_then(|id| self.rooms.get(id)) else {
             return;
@@ -225,8 +225,8 @@ impl Driver {
             let Some(peer) = self.peers.get(id).filter(|p| p.channel.is_some()) else {
                 continue;
             };
-            let msg = RoomMsg::Rejoin { participant: ParticipantId(id.0), identity: peer.identity.clone() };
-            if peer.room_tx.try_send(msg).is_err() {
+            let msg = ShowMsg::Rejoin { participant: ParticipantId(id.0), identity: peer.identity.clone() };
+            if peer.show_tx.try_send(msg).is_err() {
                 self.stats.frames_dropped += 1;
             }
         }
@@ -237,19 +237,19 @@ impl Driver {
         SessionAnswer { session, sdp }
     }
 
-    pub(super) fn after_join(&mut self, id: PeerId, room_id: RoomId, now: Instant) {
+    pub(super) fn after_join(&mut self, id: PeerId, room_id: ShardRoomId, now: Instant) {
         self.publish_status(room_id);
         self.poll_peer(id, now);
     }
 
-    pub(super) fn room_id(&mut self, name: &str) -> RoomId {
+    pub(super) fn room_id(&mut self, name: &str) -> ShardRoomId {
         if let Some(id) = self.room_ids.get(name) {
             return *id;
         }
-        let id = RoomId(self.next_room);
+        let id = ShardRoomId(self.next_room);
         self.next_room += 1;
         self.room_ids.insert(name.to_string(), id);
-        self.rooms.insert(id, Room::new(name, self.forwarder_config.clone()));
+        self.rooms.insert(id, ShardRoom::new(name, self.forwarder_config.clone()));
         id
     }
 
@@ -263,43 +263,43 @@ impl Driver {
         drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
         self.sessions.remove(&peer.session);
         if peer.channel.is_some() {
-            let _ = peer.room_tx.try_send(RoomMsg::Leave { participant: ParticipantId(id.0) });
+            let _ = peer.show_tx.try_send(ShowMsg::Leave { participant: ParticipantId(id.0) });
         }
         self.by_addr.retain(|_, p| *p != id);
         let Some(room_id) = self.peer_room.remove(&id) else {
             return;
         };
         if let Some(room) = self.rooms.get_mut(&room_id) {
-            match peer.role {
-                Role::Host if room.host == Some(id) => {
+            match peer.kind {
+                SessionKind::Publish if room.host == Some(id) => {
                     room.host = None;
                     room.forwarder.handle_publisher_end();
                     let name = &room.name;
                     self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
                 }
-                Role::Host => {}
-                Role::Viewer => {
+                SessionKind::Publish => {}
+                SessionKind::Watch => {
                     room.viewers.retain(|v| *v != id);
                     room.forwarder.remove_viewer(ViewerId(id.0));
                 }
             }
-            info!(peer = id.0, room = %room.name, role = ?peer.role, why, "peer left");
+            info!(peer = id.0, room = %room.name, kind = ?peer.kind, why, "peer left");
         }
         self.publish_status(room_id);
         self.drop_room_if_empty(room_id);
     }
 
-    pub(super) fn drop_room_if_empty(&mut self, room_id: RoomId) {
-        if self.rooms.get(&room_id).is_some_and(Room::is_empty) {
+    pub(super) fn drop_room_if_empty(&mut self, room_id: ShardRoomId) {
+        if self.rooms.get(&room_id).is_some_and(ShardRoom::is_empty) {
             if let Some(room) = self.rooms.remove(&room_id) {
                 self.room_ids.remove(&*room.name);
             }
         }
     }
 
-    pub(super) fn publish_status(&self, room_id: RoomId) {
+    pub(super) fn publish_status(&self, room_id: ShardRoomId) {
         if let Some(room) = self.rooms.get(&room_id) {
-            self.directory.publish(self.links.me(), room.status());
+            self.status_board.publish(self.links.me(), room.status());
         }
     }
 

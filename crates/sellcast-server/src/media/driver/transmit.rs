@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tracing::warn;
 
 use super::{DriverStats, PeerEvent};
-use crate::media::offer::Role;
+use crate::media::offer::SessionKind;
 use crate::media::outbox::Outbox;
 use crate::media::peer::{Peer, PeerId};
 
@@ -26,7 +26,7 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
             peer.handle_media_added(m.mid, m.kind, m.direction);
             None
         }
-        Event::KeyframeRequest(_) if peer.role == Role::Viewer => Some(PeerEvent::KeyframeRequest),
+        Event::KeyframeRequest(_) if peer.kind == SessionKind::Watch => Some(PeerEvent::KeyframeRequest),
         Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
             peer.channel = Some(id);
             Some(PeerEvent::ChannelOpen)
@@ -36,7 +36,7 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
             peer.channel = None;
             Some(PeerEvent::ChannelClose)
         }
-        Event::RtpPacket(p) if peer.role == Role::Host => {
+        Event::RtpPacket(p) if peer.kind == SessionKind::Publish => {
             let Some(codec) = peer.codec_of(p.header.payload_type) else {
                 stats.no_payload_type += 1;
                 return None;

@@ -16,12 +16,13 @@ use hdrhistogram::Histogram;
 /// 4,096 viewers. Beyond it packets are simply not sampled.
 const TURN_CAPACITY: usize = 4096;
 
-pub(crate) struct ForwardClock {
+/// The in-server forwarding latency histogram, and the packets written this turn.
+pub(crate) struct ForwardLatency {
     written: Vec<Instant>,
     histogram: Histogram<u64>,
 }
 
-impl ForwardClock {
+impl ForwardLatency {
     pub(crate) fn new() -> Self {
         // 1 us .. 60 s, 2 significant digits: a few KiB, fixed after construction.
         let histogram = Histogram::new_with_bounds(1, 60_000_000, 2).expect("constant bounds are valid");
@@ -55,17 +56,17 @@ mod tests {
 
     #[test]
     fn measures_from_arrival_to_the_end_of_the_turn() {
-        let mut clock = ForwardClock::new();
+        let mut latency = ForwardLatency::new();
         let t0 = Instant::now();
-        clock.written(t0);
-        clock.written(t0 + Duration::from_micros(300));
-        clock.sent(t0 + Duration::from_micros(500));
-        let h = clock.histogram();
+        latency.written(t0);
+        latency.written(t0 + Duration::from_micros(300));
+        latency.sent(t0 + Duration::from_micros(500));
+        let h = latency.histogram();
         assert_eq!(h.len(), 2);
         assert!((195..=205).contains(&h.min()), "{}", h.min());
         assert!((495..=505).contains(&h.max()), "{}", h.max());
         // The next turn starts empty.
-        clock.sent(t0 + Duration::from_secs(1));
-        assert_eq!(clock.histogram().len(), 2);
+        latency.sent(t0 + Duration::from_secs(1));
+        assert_eq!(latency.histogram().len(), 2);
     }
 }

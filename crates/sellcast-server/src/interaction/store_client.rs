@@ -1,10 +1,10 @@
-//! The room tasks' view of the durable store: `sellcast-store` calls translated into the room
+//! The show tasks' view of the durable store: `sellcast-store` calls translated into the room
 //! core's types, and store errors into error codes a client understands.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use sellcast_room::{BuyAnswer, BuyOrder, BuyRejection, ErrorCode, OrderLine, Product, RoomRecord, Sale, SaleDraft};
+use sellcast_room::{BuyAnswer, BuyOrder, BuyRejection, ErrorCode, OrderLine, Product, ShowRecord, Sale, SaleDraft};
 use sellcast_store as store;
 use serde::Deserialize;
 use thiserror::Error;
@@ -60,15 +60,15 @@ impl From<store::StoreError> for StoreFailure {
     }
 }
 
-
+/// The show tasks' client of the store thread: calls and answers in the room core's types.
 #[derive(Clone)]
-pub struct StorePort {
+pub struct StoreClient {
     store: Arc<store::Store>,
     /// Currency used for sales whose product has none recorded.
     default_currency: String,
 }
 
-impl StorePort {
+impl StoreClient {
     pub fn open(path: &Path) -> Result<Self, StoreFailure> {
         Ok(Self {
             store: Arc::new(store::Store::open(path)?),
@@ -80,11 +80,11 @@ impl StorePort {
         &self.store
     }
 
-    pub async fn load_room(&self, room: &str) -> Result<RoomRecord, StoreFailure> {
+    pub async fn load_room(&self, room: &str) -> Result<ShowRecord, StoreFailure> {
         let r = self.store.load_room(room).await?;
         let mut orders = self.store.recent_orders(room, 50).await?;
         orders.reverse();
-        Ok(RoomRecord {
+        Ok(ShowRecord {
             products: r.products.into_iter().map(product).collect(),
             sales: r.sales.into_iter().map(sale).collect(),
             pinned: r.pins,

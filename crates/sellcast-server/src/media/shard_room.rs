@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use sellcast_sfu::{Forwarder, ForwarderConfig, TrackKind};
 
-use super::directory::RoomStatus;
+use super::status_board::RoomStatus;
 use super::peer::PeerId;
 use super::relay::ShardId;
 use super::video_format::RoomFormat;
 
+/// One room's media on one shard: its home part (with the host) or a mirror fed by relay.
 #[derive(Debug)]
-pub struct Room {
+pub struct ShardRoom {
     /// Shared with the relay messages that name this room.
     pub name: Arc<str>,
     pub host: Option<PeerId>,
@@ -27,7 +28,7 @@ pub struct Room {
     pub flush_at: Option<Instant>,
 }
 
-impl Room {
+impl ShardRoom {
     pub fn new(name: &str, config: ForwarderConfig) -> Self {
         Self {
             name: Arc::from(name),

@@ -63,8 +63,9 @@ struct InFlight {
     waiters: Vec<ParticipantId>,
 }
 
+/// Decides each buy from memory where it can, and holds reservations and remembered answers.
 #[derive(Debug, Default)]
-pub struct BuyDesk {
+pub struct BuyAdmission {
     answers: HashMap<BuyTicket, BuyAnswer>,
     in_flight: HashMap<BuyTicket, InFlight>,
     /// Committed quantity per (sale, identity), loaded from the store at start.
@@ -74,7 +75,7 @@ pub struct BuyDesk {
     reserved_sale: HashMap<i64, u32>,
 }
 
-impl BuyDesk {
+impl BuyAdmission {
     pub fn new(
         bought: impl IntoIterator<Item = (i64, String, u32)>,
         answers: impl IntoIterator<Item = (String, String, BuyAnswer)>,

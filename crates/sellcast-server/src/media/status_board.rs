@@ -59,7 +59,7 @@ impl MediaStats {
         self.peers += other.peers;
         match (&mut self.forward_latency_us, &other.forward_latency_us) {
             (Some(mine), Some(theirs)) => {
-                // Both come from ForwardClock with the same bounds, so adding cannot fail;
+                // Both come from ForwardLatency with the same bounds, so adding cannot fail;
                 // if it ever did, the sum would only undercount.
                 let _ = mine.add(theirs);
             }
@@ -69,14 +69,15 @@ impl MediaStats {
     }
 }
 
+/// Room statuses and media counters the shards post for the HTTP side to read.
 #[derive(Debug, Default)]
-pub struct Directory {
+pub struct StatusBoard {
     /// Per room, each shard's part of it.
     rooms: DashMap<String, Vec<(ShardId, RoomStatus)>>,
     media: Mutex<Vec<MediaStats>>,
 }
 
-impl Directory {
+impl StatusBoard {
     /// The room as a whole: live if its host is live on its home shard, viewers summed.
     pub fn status(&self, room: &str) -> RoomStatus {
         let mut total = RoomStatus { room: room.to_string(), ..RoomStatus::default() };
@@ -142,30 +143,30 @@ mod tests {
 
     #[test]
     fn a_room_sums_its_shards() {
-        let directory = Directory::default();
-        directory.publish(ShardId(0), part(3, true));
-        directory.publish(ShardId(1), part(4, false));
-        assert_eq!(directory.status("shop"), RoomStatus { room: "shop".into(), live: true, viewers: 7, video_codec: Some("VP8") });
-        directory.publish(ShardId(0), part(2, false));
-        assert_eq!((directory.status("shop").live, directory.status("shop").viewers), (false, 6));
-        directory.publish(ShardId(0), part(0, false));
-        directory.publish(ShardId(1), part(0, false));
-        assert!(directory.rooms.is_empty(), "an empty room is forgotten");
+        let status_board = StatusBoard::default();
+        status_board.publish(ShardId(0), part(3, true));
+        status_board.publish(ShardId(1), part(4, false));
+        assert_eq!(status_board.status("shop"), RoomStatus { room: "shop".into(), live: true, viewers: 7, video_codec: Some("VP8") });
+        status_board.publish(ShardId(0), part(2, false));
+        assert_eq!((status_board.status("shop").live, status_board.status("shop").viewers), (false, 6));
+        status_board.publish(ShardId(0), part(0, false));
+        status_board.publish(ShardId(1), part(0, false));
+        assert!(status_board.rooms.is_empty(), "an empty room is forgotten");
     }
 
     #[test]
     fn media_counters_add_up() -> Result<(), hdrhistogram::CreationError> {
-        let directory = Directory::default();
+        let status_board = StatusBoard::default();
         let mut histogram = Histogram::<u64>::new(3)?;
         let _ = histogram.record(100);
         let one = MediaStats { datagrams_out: 10, peers: 2, forward_latency_us: Some(histogram.clone()), ..MediaStats::default() };
         let two = MediaStats { datagrams_out: 5, peers: 1, forward_latency_us: Some(histogram), ..MediaStats::default() };
-        directory.publish_media(ShardId(1), two);
-        directory.publish_media(ShardId(0), one);
-        let sum = directory.media_stats();
+        status_board.publish_media(ShardId(1), two);
+        status_board.publish_media(ShardId(0), one);
+        let sum = status_board.media_stats();
         assert_eq!((sum.datagrams_out, sum.peers), (15, 3));
         assert_eq!(sum.forward_latency_us.map(|h| h.len()), Some(2));
-        assert_eq!(directory.media_by_shard().len(), 2);
+        assert_eq!(status_board.media_by_shard().len(), 2);
         Ok(())
     }
 }

@@ -1,12 +1,12 @@
 //! A room's interaction state and the decisions on every frame: who may do what, what is
 //! broadcast with which sequence number, what is answered directly, what must be made
-//! durable first. No IO: the room task feeds frames, store results and ticks, and carries
+//! durable first. No IO: the show task feeds frames, store results and ticks, and carries
 //! out the [`Output`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::buy_desk::{Admission, BuyAnswer, BuyDesk, BuyOrder, BuyTicket};
+use crate::buy_admission::{Admission, BuyAnswer, BuyAdmission, BuyOrder, BuyTicket};
 use crate::catalog::{Product, Sale, SaleDraft};
 use crate::chat::{ChatDesk, ChatLimits};
 use crate::event_log::EventLog;
@@ -44,7 +44,7 @@ pub enum HostAction {
 pub enum Output {
     Send { to: ParticipantId, frame: Arc<str>, class: Class },
     Broadcast { frame: Arc<str>, class: Class },
-    /// Commit this buy in the store, then call [`RoomCore::handle_buy_outcome`].
+    /// Commit this buy in the store, then call [`Show::handle_buy_outcome`].
     Buy(BuyOrder),
     /// Persist this action, then call the matching `apply_*`; `from` gets an error if it fails.
     Persist { from: ParticipantId, by: Identity, action: HostAction },
@@ -54,9 +54,9 @@ pub enum Output {
     Refused { from: ParticipantId, identity: String, code: ErrorCode, message: String },
 }
 
-/// Everything the room loads from the store when it is created.
+/// The durable record a [`Show`] starts from: everything its room loads from the store.
 #[derive(Debug, Clone, Default)]
-pub struct RoomRecord {
+pub struct ShowRecord {
     pub products: Vec<Product>,
     pub sales: Vec<Sale>,
     pub pinned: Vec<i64>,
@@ -70,8 +70,9 @@ pub struct RoomRecord {
     pub likes_total: u64,
 }
 
+/// The limits a show enforces: frame rates, chat, likes, replay size, pins.
 #[derive(Debug, Clone)]
-pub struct RoomConfig {
+pub struct ShowLimits {
     pub chat: ChatLimits,
     pub replay_events: usize,
     /// The most bytes of missed events a resume replays; past it the client gets a snapshot.
@@ -85,7 +86,7 @@ pub struct RoomConfig {
     pub max_pins: usize,
 }
 
-impl Default for RoomConfig {
+impl Default for ShowLimits {
     fn default() -> Self {
         Self {
             chat: ChatLimits::default(),
@@ -111,10 +112,12 @@ struct Participant {
 /// Orders kept for the host feed snapshot.
 const RECENT_ORDERS: usize = 50;
 
+/// The sans-IO interaction core of one room's live show: participants, chat, likes, pins,
+/// sales and buy admission, and the ordered event stream. One show task owns it.
 #[derive(Debug)]
-pub struct RoomCore {
+pub struct Show {
     name: String,
-    config: RoomConfig,
+    config: ShowLimits,
     log: EventLog,
     participants: HashMap<ParticipantId, Participant>,
     products: Vec<Product>,
@@ -125,15 +128,15 @@ pub struct RoomCore {
     banned: HashMap<String, Option<i64>>,
     chat: ChatDesk,
     likes: LikeCounter,
-    desk: BuyDesk,
+    buys: BuyAdmission,
     orders: VecDeque<OrderLine>,
     revenue: HashMap<i64, i64>,
     counters_dirty: bool,
     outputs: VecDeque<Output>,
 }
 
-impl RoomCore {
-    pub fn new(name: String, epoch: u64, record: RoomRecord, config: RoomConfig, now_ms: i64) -> Self {
+impl Show {
+    pub fn new(name: String, epoch: u64, record: ShowRecord, config: ShowLimits, now_ms: i64) -> Self {
         let mut revenue = HashMap::new();
         for o in &record.recent_orders {
             *revenue.entry(o.sale_id).or_insert(0) += o.price_minor * i64::from(o.qty);
@@ -143,7 +146,7 @@ impl RoomCore {
             log: EventLog::new(epoch, config.replay_events),
             chat: ChatDesk::new(config.chat.clone(), record.blocked_words, now_ms),
             likes: LikeCounter::new(record.likes_total, config.likes_per_user_per_tick),
-            desk: BuyDesk::new(record.bought, record.answers),
+            buys: BuyAdmission::new(record.bought, record.answers),
             name,
             config,
             participants: HashMap::new(),
@@ -381,7 +384,7 @@ impl RoomCore {
 
     fn buy(&mut self, now_ms: i64, from: ParticipantId, who: &Identity, sale_id: i64, qty: u32, key: &str) {
         let sale = self.sales.iter().find(|s| s.id == sale_id);
-        match self.desk.admit(now_ms, from, who, sale, sale_id, qty, key) {
+        match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
             Admission::Answered(answer) => {
                 let frame = answer_frame(key, &answer);
                 self.send(from, &frame, Class::Control);
@@ -393,7 +396,7 @@ impl RoomCore {
 
     /// The store committed (or replayed) a buy.
     pub fn handle_buy_outcome(&mut self, now_ms: i64, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool, stock_left: Option<u32>) {
-        let waiters = self.desk.handle_outcome(ticket, answer.clone(), replayed);
+        let waiters = self.buys.handle_outcome(ticket, answer.clone(), replayed);
         let frame = answer_frame(&ticket.key, &answer);
         for to in waiters {
             self.send(to, &frame, Class::Control);
@@ -448,7 +451,7 @@ impl RoomCore {
 
     /// The store could not commit a buy: nothing happened, the buyer may retry with its key.
     pub fn handle_buy_failure(&mut self, ticket: &BuyTicket) {
-        for to in self.desk.handle_failure(ticket) {
+        for to in self.buys.handle_failure(ticket) {
             let frame = DirectFrame::Error { code: ErrorCode::Unavailable, message: "order not placed, please retry".into() };
             self.send(to, &frame, Class::Control);
         }
@@ -605,7 +608,7 @@ impl RoomCore {
     }
 
     pub fn bought(&self, sale_id: i64, identity: &str) -> u32 {
-        self.desk.bought(sale_id, identity)
+        self.buys.bought(sale_id, identity)
     }
 
     pub fn products(&self) -> &[Product] {
@@ -617,7 +620,7 @@ impl RoomCore {
     }
 
     pub fn buys_in_flight(&self) -> usize {
-        self.desk.in_flight()
+        self.buys.in_flight()
     }
 
     pub fn position(&self) -> Position {
