@@ -309,3 +309,55 @@ async fn a_store_writer_panic_loses_no_order_and_a_retried_key_makes_exactly_one
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_buy_in_flight_when_its_show_task_panics_is_answered_unavailable_and_its_retry_makes_one_order() -> Result<()> {
+    bounded(Duration::from_secs(90), async {
+        let (server, dir) = support::server(1).await?;
+        let db = dir.path().join("sellcast.db");
+        let base = server_base(&server);
+        let api = Api::new(&base, "tap");
+        let host = api.token("host", "the-host").await?;
+        let product = api.product(&host, "Scarf", "").await?;
+        let sale = start_sale(&api, &host, product).await?;
+        let token = api.token("viewer", "tapper").await?;
+        let viewer = Viewer::connect(&base, "tap", with_channel(Some(token))).await?;
+        welcomed(&viewer).await?;
+
+        // The store writer is down, so the buy waits for it: in flight in the show.
+        let store_release = server.test_hooks().panic_store(StorePanic::Now, true);
+        health_until(&base, Duration::from_secs(10), "the store down", |_, b| b["store"]["status"] == "restarting").await?;
+        let buy = json!({ "type": "buy", "sale_id": sale, "qty": 1, "idempotency_key": "tap-1" });
+        viewer.send(&buy.to_string()).await?;
+        // Frames of one channel reach the show in order: once this chat line is back, the
+        // show has taken the buy and handed it to the store.
+        viewer.send(&json!({ "type": "chat", "text": "after the tap" }).to_string()).await?;
+        until(Duration::from_secs(10), "the chat line after the tap", || {
+            room_events(&viewer).iter().any(|e| e["type"] == "chat" && e["text"] == "after the tap")
+        })
+        .await?;
+
+        let _ = server.test_hooks().panic_room("tap", false).await;
+        until(Duration::from_secs(10), "the buyer hears unavailable", || {
+            of_type(&viewer, "error").iter().any(|e| e["code"] == "unavailable")
+        })
+        .await?;
+        drop(store_release);
+        health_until(&base, Duration::from_secs(10), "healthy again", |s, _| s == 200).await?;
+        until(Duration::from_secs(10), "the channel rejoined", || of_type(&viewer, "welcome").len() >= 2).await?;
+        // The store committed the buy after the show that took it had died.
+        let committed = orders_with_key(&db, "tap-1")?;
+        assert_eq!(committed.len(), 1, "the tap's buy was committed once");
+        assert!(of_type(&viewer, "order_confirmed").is_empty(), "nobody confirmed it yet");
+
+        viewer.send(&buy.to_string()).await?;
+        until(Duration::from_secs(10), "the retry's answer", || !of_type(&viewer, "order_confirmed").is_empty()).await?;
+        let answer = of_type(&viewer, "order_confirmed").pop().context("answer")?;
+        assert_eq!(answer["order_id"].as_i64(), Some(committed[0]), "the retry gets the committed order: {answer}");
+        assert_eq!(orders_with_key(&db, "tap-1")?, committed, "still exactly one order");
+        viewer.close().await;
+        server.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -9,11 +9,12 @@
 //! peers) keep the same inbox throughout; a caller whose reply was lost in the panic hears
 //! that the room is unavailable and may retry (a buy with the same idempotency key).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use sellcast_room::{Show, ShowLimits, ShowRecord};
+use sellcast_room::{Output, Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -108,7 +109,7 @@ impl ShowSupervisor {
             // restart falls within the same millisecond.
             let epoch = (now as u64).max(last_epoch + 1);
             last_epoch = epoch;
-            let core = Show::new(self.name.clone(), epoch, record, ShowLimits::default(), now);
+            let mut core = Show::new(self.name.clone(), epoch, record, ShowLimits::default(), now);
             if last_panic.is_some() {
                 self.supervision.show_tasks.came_back();
                 info!(room = %self.name, epoch, "show task restarted; rejoining its data channels");
@@ -118,11 +119,12 @@ impl ShowSupervisor {
                 }
             }
             let task = ShowTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone());
-            match CatchUnwind(Box::pin(task.run(core, &mut inbox))).await {
+            match CatchUnwind(Box::pin(task.run(&mut core, &mut inbox))).await {
                 Ok(()) => return,
                 Err(mut payload) => {
                     self.supervision.show_tasks.went_down();
                     error!(room = %self.name, panic = %panic_message(payload.as_ref()), "show task panicked; restarting it from the store");
+                    self.abandon_buys(core);
                     if let Some(hold) = hold_if_injected(&mut payload) {
                         hold.wait_async().await;
                     }
@@ -132,6 +134,29 @@ impl ShowSupervisor {
                     last_panic = Some(Instant::now());
                 }
             }
+        }
+    }
+
+    /// Buyers of the dead show still waiting for the store hear `unavailable` on their data
+    /// channel (HTTP callers already heard it: their replies were dropped). If the dead show is
+    /// too broken for that, they hear nothing and the log says so.
+    fn abandon_buys(&self, mut dead: Show) {
+        let frames = catch_unwind(AssertUnwindSafe(move || {
+            dead.abandon_buys_in_flight();
+            let mut frames = Vec::new();
+            while let Some(output) = dead.poll_output() {
+                if let Output::Send { to, frame, class } = output {
+                    frames.push((to, frame, class));
+                }
+            }
+            frames
+        }));
+        let Ok(frames) = frames else {
+            error!(room = %self.name, "the dead show could not list its buys in flight; their buyers were not told");
+            return;
+        };
+        for (to, frame, class) in frames {
+            let _ = self.driver.try_send(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
         }
     }
 

@@ -56,19 +56,19 @@ impl ShowTask {
 
     /// Handle messages until every sender is gone. The inbox is borrowed: it belongs to the
     /// room's supervisor and outlives a panic here (see `registry`).
-    pub async fn run(mut self, mut core: Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
+    pub async fn run(mut self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
         info!(room = %self.name, "show task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = inbox.recv() => match msg {
-                    Some(m) => self.handle(&mut core, m),
+                    Some(m) => self.handle(core, m),
                     None => break,
                 },
                 _ = tick.tick() => core.handle_tick(wall_ms()),
             }
-            self.flush(&mut core);
+            self.flush(core);
         }
     }
 
