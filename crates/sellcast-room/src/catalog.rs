@@ -1,7 +1,8 @@
-//! The show's products and flash sales as the room holds them in memory. The store is the
-//! durable copy; these are loaded from it and updated only after it committed.
+//! The show's products and flash sales: one definition, held in memory by the room and made
+//! durable by `sellcast-store`. The room loads them from the store and updates them only after
+//! the store committed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Product {
@@ -10,6 +11,18 @@ pub struct Product {
     /// Price in minor units (cents) of `currency`.
     pub price_minor: i64,
     pub currency: String,
+    pub image_url: String,
+    pub stock: u32,
+}
+
+/// A product as a host submits it (over the HTTP API); the store validates it and gives it an id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductDraft {
+    pub title: String,
+    pub price_minor: i64,
+    pub currency: String,
+    #[serde(default)]
     pub image_url: String,
     pub stock: u32,
 }
@@ -50,6 +63,8 @@ impl Sale {
 pub struct SaleDraft {
     pub product_id: i64,
     pub price_minor: i64,
+    /// `None`: the product's currency.
+    pub currency: Option<String>,
     pub stock: u32,
     pub per_user_limit: u32,
     pub starts_at_ms: i64,

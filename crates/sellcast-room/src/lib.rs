@@ -20,7 +20,7 @@ mod rate_limit;
 mod show;
 
 pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
-pub use catalog::{Product, Sale, SaleDraft};
+pub use catalog::{Product, ProductDraft, Sale, SaleDraft};
 pub use chat::ChatLimits;
 pub use event_log::EventLog;
 pub use identity::{Identity, ParticipantId, Role};

@@ -258,7 +258,7 @@ impl Show {
                     if stock == 0 || per_user_limit == 0 || ends_at_ms <= starts_at_ms || price_minor < 0 || ends_at_ms <= now_ms {
                         return Err(FrameError::new(ErrorCode::Invalid, "a sale needs stock >= 1, a limit >= 1, a price >= 0 and an end in the future after its start"));
                     }
-                    let draft = SaleDraft { product_id, price_minor, stock, per_user_limit, starts_at_ms, ends_at_ms };
+                    let draft = SaleDraft { product_id, price_minor, currency: None, stock, per_user_limit, starts_at_ms, ends_at_ms };
                     self.persist(from, &who, HostAction::StartSale(draft));
                     Ok(())
                 })

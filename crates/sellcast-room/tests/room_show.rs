@@ -89,7 +89,7 @@ fn a_product_change_replaces_or_adds_the_product_and_is_announced() {
 fn a_valid_sale_is_persisted_as_drafted() {
     let mut room = show();
     let out = frame(&mut room, NOW, HOST, &start_sale(11, 0, 1, 1, NOW, NOW + 1));
-    let draft = SaleDraft { product_id: 11, price_minor: 0, stock: 1, per_user_limit: 1, starts_at_ms: NOW, ends_at_ms: NOW + 1 };
+    let draft = SaleDraft { product_id: 11, price_minor: 0, currency: None, stock: 1, per_user_limit: 1, starts_at_ms: NOW, ends_at_ms: NOW + 1 };
     assert_eq!(persisted(&out), vec![HostAction::StartSale(draft)], "free, one unit, one millisecond: the smallest valid sale");
     assert!(error_codes(&out, HOST).is_empty());
 }

@@ -4,25 +4,47 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{BuyOutcome, BuyRequest, BuyResult, Rejection};
+use sellcast_room::{BuyAnswer, BuyRejection};
+
+use crate::model::{BuyOutcome, BuyRequest};
 
 pub fn execute(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyOutcome> {
-    if let Some(previous) = previous_answer(tx, req)? {
-        return Ok(BuyOutcome { result: previous, replayed: true });
+    if let Some((answer, stock_left)) = previous_answer(tx, req)? {
+        return Ok(BuyOutcome { answer, replayed: true, stock_left });
     }
-    let result = decide(tx, req)?;
-    let (order_id, rejection, stock_left) = match &result {
-        BuyResult::Confirmed { order_id, stock_left, .. } => (Some(*order_id), None, Some(*stock_left)),
-        BuyResult::Rejected(r) => (None, Some(r.as_str()), None),
+    let (answer, stock_left) = decide(tx, req)?;
+    let (order_id, rejection) = match &answer {
+        BuyAnswer::Confirmed { order_id, .. } => (Some(*order_id), None),
+        BuyAnswer::Rejected { reason, .. } => (None, Some(rejection_code(*reason))),
     };
     tx.execute(
         "INSERT INTO idempotency (room, identity, key, sale_id, order_id, rejection, stock_left) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![req.room, req.identity, req.idempotency_key, req.sale_id, order_id, rejection, stock_left],
     )?;
-    Ok(BuyOutcome { result, replayed: false })
+    Ok(BuyOutcome { answer, replayed: false, stock_left })
 }
 
-fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyResult> {
+/// How a rejection is stored in `idempotency.rejection`.
+fn rejection_code(reason: BuyRejection) -> &'static str {
+    match reason {
+        BuyRejection::SoldOut => "sold_out",
+        BuyRejection::LimitReached => "limit_reached",
+        BuyRejection::SaleNotActive => "sale_not_active",
+        BuyRejection::Invalid => "invalid",
+    }
+}
+
+fn parse_rejection(code: &str) -> Option<BuyRejection> {
+    [BuyRejection::SoldOut, BuyRejection::LimitReached, BuyRejection::SaleNotActive, BuyRejection::Invalid]
+        .into_iter()
+        .find(|r| rejection_code(*r) == code)
+}
+
+/// A buy's answer, and the stock left after it when it was confirmed.
+type Decided = (BuyAnswer, Option<u32>);
+
+fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
+    let reject = |reason| Ok((BuyAnswer::Rejected { sale_id: req.sale_id, reason }, None));
     let sale = tx
         .query_row(
             "SELECT price_minor, currency, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms
@@ -41,14 +63,14 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyResult> {
         )
         .optional()?;
     let Some((price_minor, currency, limit, starts, ends, ended)) = sale else {
-        return Ok(BuyResult::Rejected(Rejection::SaleNotActive));
+        return reject(BuyRejection::SaleNotActive);
     };
     if ended.is_some() || req.now_ms < starts || req.now_ms >= ends {
-        return Ok(BuyResult::Rejected(Rejection::SaleNotActive));
+        return reject(BuyRejection::SaleNotActive);
     }
     let qty = i64::from(req.qty);
     if qty < 1 || qty > limit {
-        return Ok(BuyResult::Rejected(Rejection::Invalid));
+        return reject(BuyRejection::Invalid);
     }
     let already: i64 = tx.query_row(
         "SELECT COALESCE(SUM(qty), 0) FROM orders WHERE sale_id = ?1 AND identity = ?2",
@@ -56,14 +78,14 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyResult> {
         |r| r.get(0),
     )?;
     if already + qty > limit {
-        return Ok(BuyResult::Rejected(Rejection::LimitReached));
+        return reject(BuyRejection::LimitReached);
     }
     let taken = tx.execute(
         "UPDATE sales SET stock_left = stock_left - ?1 WHERE id = ?2 AND stock_left >= ?1",
         params![qty, req.sale_id],
     )?;
     if taken != 1 {
-        return Ok(BuyResult::Rejected(Rejection::SoldOut));
+        return reject(BuyRejection::SoldOut);
     }
     tx.execute(
         "INSERT INTO orders (room, sale_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms)
@@ -71,33 +93,27 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyResult> {
         params![req.room, req.sale_id, req.identity, qty, price_minor, currency, req.idempotency_key, req.now_ms],
     )?;
     let order_id = tx.last_insert_rowid();
-    let stock_left: i64 = tx.query_row("SELECT stock_left FROM sales WHERE id = ?1", [req.sale_id], |r| r.get(0))?;
-    Ok(BuyResult::Confirmed {
-        order_id,
-        sale_id: req.sale_id,
-        qty: req.qty,
-        price_minor,
-        currency,
-        stock_left: u32::try_from(stock_left).unwrap_or(0),
-    })
+    let stock_left: u32 = tx.query_row("SELECT stock_left FROM sales WHERE id = ?1", [req.sale_id], |r| r.get(0))?;
+    let answer = BuyAnswer::Confirmed { order_id, sale_id: req.sale_id, qty: req.qty, price_minor, currency };
+    Ok((answer, Some(stock_left)))
 }
 
 /// Every stored answer of a room, for reloading its idempotency memory.
-pub fn room_answers(conn: &Connection, room: &str) -> rusqlite::Result<Vec<(String, String, i64, BuyResult)>> {
+pub fn room_answers(conn: &Connection, room: &str) -> rusqlite::Result<Vec<(String, String, BuyAnswer)>> {
     let mut stmt = conn.prepare(
         "SELECT i.identity, i.key, i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency, i.stock_left
          FROM idempotency i LEFT JOIN orders o ON o.id = i.order_id WHERE i.room = ?1",
     )?;
     let rows = stmt.query_map([room], |r| {
         let (identity, key, sale_id): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        let answer = answer_from_row(
+        let (answer, _) = answer_from_row(
             sale_id,
             r.get(3)?,
             r.get(4)?,
             (r.get(5)?, r.get(6)?, r.get(7)?),
             r.get(8)?,
         );
-        Ok((identity, key, sale_id, answer))
+        Ok((identity, key, answer))
     })?;
     rows.collect()
 }
@@ -106,24 +122,27 @@ fn answer_from_row(
     sale_id: i64,
     order_id: Option<i64>,
     rejection: Option<String>,
-    (qty, price, currency): (Option<i64>, Option<i64>, Option<String>),
-    stock_left: Option<i64>,
-) -> BuyResult {
-    match (order_id, rejection.as_deref().and_then(Rejection::parse)) {
-        (Some(order_id), _) => BuyResult::Confirmed {
-            order_id,
-            sale_id,
-            qty: qty.and_then(|q| u32::try_from(q).ok()).unwrap_or(0),
-            price_minor: price.unwrap_or(0),
-            currency: currency.unwrap_or_default(),
-            stock_left: stock_left.and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
-        },
-        (None, Some(r)) => BuyResult::Rejected(r),
-        (None, None) => BuyResult::Rejected(Rejection::Invalid),
+    (qty, price, currency): (Option<u32>, Option<i64>, Option<String>),
+    stock_left: Option<u32>,
+) -> Decided {
+    let rejected = |reason| (BuyAnswer::Rejected { sale_id, reason }, None);
+    match (order_id, rejection.as_deref().and_then(parse_rejection)) {
+        (Some(order_id), _) => {
+            let answer = BuyAnswer::Confirmed {
+                order_id,
+                sale_id,
+                qty: qty.unwrap_or(0),
+                price_minor: price.unwrap_or(0),
+                currency: currency.unwrap_or_default(),
+            };
+            (answer, Some(stock_left.unwrap_or(0)))
+        }
+        (None, Some(reason)) => rejected(reason),
+        (None, None) => rejected(BuyRejection::Invalid),
     }
 }
 
-fn previous_answer(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Option<BuyResult>> {
+fn previous_answer(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Option<Decided>> {
     let row = tx
         .query_row(
             "SELECT i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency, i.stock_left
@@ -136,10 +155,10 @@ fn previous_answer(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Option
                     r.get::<_, i64>(0)?,
                     r.get::<_, Option<i64>>(1)?,
                     r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<u32>>(3)?,
                     r.get::<_, Option<i64>>(4)?,
                     r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<u32>>(6)?,
                 ))
             },
         )

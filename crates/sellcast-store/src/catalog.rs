@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
-use crate::model::{Ban, Order, Product, ProductDraft, DurableRoom, Sale, SaleDraft};
+use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
+
+use crate::model::{Ban, DurableRoom, Order};
 
 pub const MAX_PINS: usize = 3;
 
@@ -41,33 +43,30 @@ fn validate_currency(c: &str) -> Result<(), StoreError> {
 fn product_row(r: &Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
         id: r.get(0)?,
-        room: r.get(1)?,
-        title: r.get(2)?,
-        price_minor: r.get(3)?,
-        currency: r.get(4)?,
-        image_url: r.get(5)?,
-        stock: r.get(6)?,
-        created_at_ms: r.get(7)?,
+        title: r.get(1)?,
+        price_minor: r.get(2)?,
+        currency: r.get(3)?,
+        image_url: r.get(4)?,
+        stock: r.get(5)?,
     })
 }
 
-const PRODUCT_COLS: &str = "id, room, title, price_minor, currency, image_url, stock, created_at_ms";
+const PRODUCT_COLS: &str = "id, title, price_minor, currency, image_url, stock";
 const SALE_COLS: &str =
-    "id, room, product_id, price_minor, currency, stock_total, stock_left, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms";
+    "id, product_id, price_minor, currency, stock_total, stock_left, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms";
 
 fn sale_row(r: &Row<'_>) -> rusqlite::Result<Sale> {
     Ok(Sale {
         id: r.get(0)?,
-        room: r.get(1)?,
-        product_id: r.get(2)?,
-        price_minor: r.get(3)?,
-        currency: r.get(4)?,
-        stock_total: r.get(5)?,
-        stock_left: r.get(6)?,
-        per_user_limit: r.get(7)?,
-        starts_at_ms: r.get(8)?,
-        ends_at_ms: r.get(9)?,
-        ended_at_ms: r.get(10)?,
+        product_id: r.get(1)?,
+        price_minor: r.get(2)?,
+        currency: r.get(3)?,
+        stock_total: r.get(4)?,
+        stock_left: r.get(5)?,
+        per_user_limit: r.get(6)?,
+        starts_at_ms: r.get(7)?,
+        ends_at_ms: r.get(8)?,
+        ended_at_ms: r.get(9)?,
     })
 }
 
@@ -226,8 +225,7 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreErro
         .collect::<Result<Vec<String>, _>>()?;
     let purchased = conn
         .prepare("SELECT sale_id, identity, SUM(qty) FROM orders WHERE room = ?1 GROUP BY sale_id, identity")?
-        .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
-        .map(|row| row.map(|(s, i, q)| (s, i, u32::try_from(q).unwrap_or(u32::MAX))))
+        .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     let answers = crate::buy::room_answers(conn, room)?;
     Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased, answers })

@@ -23,7 +23,5 @@ pub use catalog::MAX_PINS;
 pub use error::StoreError;
 #[cfg(feature = "fault-injection")]
 pub use fault::{PanicPoint, RestartHold};
-pub use model::{
-    Ban, BuyOutcome, BuyRequest, BuyResult, Order, Product, ProductDraft, Rejection, DurableRoom, Sale, SaleDraft,
-};
+pub use model::{Ban, BuyOutcome, BuyRequest, DurableRoom, Order};
 pub use store::{Durability, Store, WriterSnapshot};

@@ -17,7 +17,9 @@ use tracing::{error, info};
 use crate::catalog;
 use crate::error::StoreError;
 use crate::fault::{Faults, InjectedPanic};
-use crate::model::{BuyOutcome, BuyRequest, Order, Product, ProductDraft, DurableRoom, Sale, SaleDraft};
+use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
+
+use crate::model::{BuyOutcome, BuyRequest, DurableRoom, Order};
 use crate::schema;
 use crate::writer::{self, Job, WriterStats};
 

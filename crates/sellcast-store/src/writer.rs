@@ -22,7 +22,9 @@ use tracing::error;
 use crate::buy;
 use crate::error::StoreError;
 use crate::fault::{Faults, PanicPoint};
-use crate::model::{BuyOutcome, BuyRequest, BuyResult};
+use sellcast_room::BuyAnswer;
+
+use crate::model::{BuyOutcome, BuyRequest};
 
 /// Most buys in one transaction: bounds the latency of the last one in a batch.
 const MAX_BATCH: usize = 512;
@@ -142,7 +144,7 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
 /// Hand each buy its result. Called only once the batch is committed.
 fn answer(replies: Option<Vec<Reply<BuyOutcome>>>, results: Vec<Result<BuyOutcome, StoreError>>, stats: &WriterStats) {
     for (reply, result) in replies.into_iter().flatten().zip(results) {
-        if matches!(&result, Ok(BuyOutcome { result: BuyResult::Confirmed { .. }, .. })) {
+        if matches!(&result, Ok(BuyOutcome { answer: BuyAnswer::Confirmed { .. }, .. })) {
             stats.confirmations_sent.fetch_add(1, Ordering::SeqCst);
         }
         let _ = reply.send(result);

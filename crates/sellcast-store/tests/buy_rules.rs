@@ -2,7 +2,8 @@
 //! the stock, each checked at its boundary, and the full answer a retry gets back (also after
 //! a reopen). The room checks most of this first; these tests prove the store does not rely on it.
 
-use sellcast_store::{BuyRequest, BuyResult, ProductDraft, Rejection, SaleDraft, Store};
+use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft};
+use sellcast_store::{BuyRequest, Store};
 
 /// Sale window used throughout: open on [START, END).
 const START: i64 = 1_000_000;
@@ -25,18 +26,24 @@ fn req(sale_id: i64, who: &str, qty: u32, key: &str, now_ms: i64) -> BuyRequest 
     BuyRequest { room: "r".into(), sale_id, identity: who.into(), qty, idempotency_key: key.into(), now_ms }
 }
 
-async fn result(store: &Store, r: BuyRequest) -> BuyResult {
-    store.buy(r).await.expect("buy").result
+/// The answer to a buy, and the stock left after it (confirmed buys only).
+async fn result(store: &Store, r: BuyRequest) -> (BuyAnswer, Option<u32>) {
+    let outcome = store.buy(r).await.expect("buy");
+    (outcome.answer, outcome.stock_left)
+}
+
+fn rejected(sale_id: i64, reason: BuyRejection) -> (BuyAnswer, Option<u32>) {
+    (BuyAnswer::Rejected { sale_id, reason }, None)
 }
 
 #[tokio::test]
 async fn a_buy_is_accepted_only_inside_the_sale_window() {
     let (_dir, store) = open().await;
     let s = sale(&store, "r", 10, 10).await;
-    let not_active = BuyResult::Rejected(Rejection::SaleNotActive);
+    let not_active = rejected(s, BuyRejection::SaleNotActive);
     assert_eq!(result(&store, req(s, "a", 1, "early", START - 1)).await, not_active, "one ms before the start");
-    assert!(matches!(result(&store, req(s, "a", 1, "start", START)).await, BuyResult::Confirmed { .. }), "at the start");
-    assert!(matches!(result(&store, req(s, "a", 1, "last", END - 1)).await, BuyResult::Confirmed { .. }), "last ms");
+    assert!(matches!(result(&store, req(s, "a", 1, "start", START)).await, (BuyAnswer::Confirmed { .. }, Some(_))), "at the start");
+    assert!(matches!(result(&store, req(s, "a", 1, "last", END - 1)).await, (BuyAnswer::Confirmed { .. }, Some(_))), "last ms");
     assert_eq!(result(&store, req(s, "a", 1, "end", END)).await, not_active, "the end is exclusive");
     assert_eq!(result(&store, req(s, "a", 1, "late", END + 1)).await, not_active, "after the end");
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 2, "only the two buys inside the window were sold");
@@ -49,7 +56,7 @@ async fn an_ended_sale_rejects_buys_inside_its_window() {
     let ended = store.end_sale("r", s, START + 10).await.expect("end");
     assert_eq!(ended.ended_at_ms, Some(START + 10));
     let r = result(&store, req(s, "a", 1, "k", START + 20)).await;
-    assert_eq!(r, BuyResult::Rejected(Rejection::SaleNotActive));
+    assert_eq!(r, rejected(s, BuyRejection::SaleNotActive));
     assert_eq!(store.sale_totals("r", s).await.expect("totals"), (0, 0));
 }
 
@@ -58,18 +65,18 @@ async fn a_sale_of_another_room_is_not_for_sale_here() {
     let (_dir, store) = open().await;
     let s = sale(&store, "other", 10, 10).await;
     let r = result(&store, req(s, "a", 1, "k", START)).await;
-    assert_eq!(r, BuyResult::Rejected(Rejection::SaleNotActive));
+    assert_eq!(r, rejected(s, BuyRejection::SaleNotActive));
 }
 
 #[tokio::test]
 async fn quantity_must_be_between_one_and_the_per_user_limit() {
     let (_dir, store) = open().await;
     let s = sale(&store, "r", 10, 3).await;
-    let invalid = BuyResult::Rejected(Rejection::Invalid);
+    let invalid = rejected(s, BuyRejection::Invalid);
     assert_eq!(result(&store, req(s, "zero", 0, "k0", START)).await, invalid, "zero units");
     assert_eq!(result(&store, req(s, "four", 4, "k4", START)).await, invalid, "over the limit in one buy");
-    assert!(matches!(result(&store, req(s, "three", 3, "k3", START)).await, BuyResult::Confirmed { qty: 3, .. }), "exactly the limit");
-    assert!(matches!(result(&store, req(s, "one", 1, "k1", START)).await, BuyResult::Confirmed { qty: 1, .. }), "one unit");
+    assert!(matches!(result(&store, req(s, "three", 3, "k3", START)).await, (BuyAnswer::Confirmed { qty: 3, .. }, Some(_))), "exactly the limit");
+    assert!(matches!(result(&store, req(s, "one", 1, "k1", START)).await, (BuyAnswer::Confirmed { qty: 1, .. }, Some(_))), "one unit");
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 4);
 }
 
@@ -77,16 +84,16 @@ async fn quantity_must_be_between_one_and_the_per_user_limit() {
 async fn the_per_user_limit_counts_earlier_orders_of_that_user_only() {
     let (_dir, store) = open().await;
     let s = sale(&store, "r", 10, 3).await;
-    assert!(matches!(result(&store, req(s, "ann", 2, "a1", START)).await, BuyResult::Confirmed { .. }));
+    assert!(matches!(result(&store, req(s, "ann", 2, "a1", START)).await, (BuyAnswer::Confirmed { .. }, Some(_))));
     // 2 bought, 1 more reaches the limit exactly: allowed.
-    assert!(matches!(result(&store, req(s, "ann", 1, "a2", START)).await, BuyResult::Confirmed { .. }));
+    assert!(matches!(result(&store, req(s, "ann", 1, "a2", START)).await, (BuyAnswer::Confirmed { .. }, Some(_))));
     // 3 bought, 1 more is over it.
-    assert_eq!(result(&store, req(s, "ann", 1, "a3", START)).await, BuyResult::Rejected(Rejection::LimitReached));
+    assert_eq!(result(&store, req(s, "ann", 1, "a3", START)).await, rejected(s, BuyRejection::LimitReached));
     // 2 over it from a user with 1: also refused, and it is the limit, not the quantity check.
-    assert!(matches!(result(&store, req(s, "bob", 1, "b1", START)).await, BuyResult::Confirmed { .. }));
-    assert_eq!(result(&store, req(s, "bob", 3, "b2", START)).await, BuyResult::Rejected(Rejection::LimitReached));
+    assert!(matches!(result(&store, req(s, "bob", 1, "b1", START)).await, (BuyAnswer::Confirmed { .. }, Some(_))));
+    assert_eq!(result(&store, req(s, "bob", 3, "b2", START)).await, rejected(s, BuyRejection::LimitReached));
     // Another user is not counted against ann's orders.
-    assert!(matches!(result(&store, req(s, "cy", 3, "c1", START)).await, BuyResult::Confirmed { qty: 3, .. }));
+    assert!(matches!(result(&store, req(s, "cy", 3, "c1", START)).await, (BuyAnswer::Confirmed { qty: 3, .. }, Some(_))));
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 7);
 }
 
@@ -94,9 +101,9 @@ async fn the_per_user_limit_counts_earlier_orders_of_that_user_only() {
 async fn the_last_units_sell_and_a_buy_over_the_stock_is_sold_out() {
     let (_dir, store) = open().await;
     let s = sale(&store, "r", 3, 3).await;
-    assert!(matches!(result(&store, req(s, "a", 2, "a", START)).await, BuyResult::Confirmed { stock_left: 1, .. }));
-    assert_eq!(result(&store, req(s, "b", 2, "b", START)).await, BuyResult::Rejected(Rejection::SoldOut), "2 wanted, 1 left");
-    assert!(matches!(result(&store, req(s, "c", 1, "c", START)).await, BuyResult::Confirmed { stock_left: 0, .. }), "the last unit");
+    assert!(matches!(result(&store, req(s, "a", 2, "a", START)).await, (BuyAnswer::Confirmed { .. }, Some(1))));
+    assert_eq!(result(&store, req(s, "b", 2, "b", START)).await, rejected(s, BuyRejection::SoldOut), "2 wanted, 1 left");
+    assert!(matches!(result(&store, req(s, "c", 1, "c", START)).await, (BuyAnswer::Confirmed { .. }, Some(0))), "the last unit");
     assert_eq!(store.load_room("r").await.expect("load").sales[0].stock_left, 0);
 }
 
@@ -106,10 +113,10 @@ async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged() {
     let s = sale(&store, "r", 10, 5).await;
     let first = store.buy(req(s, "ann", 2, "k", START + 5)).await.expect("buy");
     assert!(!first.replayed);
-    let BuyResult::Confirmed { order_id, sale_id, qty, price_minor, ref currency, stock_left } = first.result else {
-        panic!("not confirmed: {:?}", first.result)
+    let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, ref currency } = first.answer else {
+        panic!("not confirmed: {:?}", first.answer)
     };
-    assert_eq!((sale_id, qty, price_minor, currency.as_str(), stock_left), (s, 2, 750, "EUR", 8), "sale price and currency, not the product's");
+    assert_eq!((sale_id, qty, price_minor, currency.as_str(), first.stock_left), (s, 2, 750, "EUR", Some(8)), "sale price and currency, not the product's");
     let orders = store.recent_orders("r", 10).await.expect("orders");
     assert_eq!(orders.len(), 1);
     let o = &orders[0];
@@ -117,17 +124,17 @@ async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged() {
     assert_eq!((o.currency.as_str(), o.idempotency_key.as_str(), o.created_at_ms, o.room.as_str()), ("EUR", "k", START + 5, "r"));
 
     // Another buy moves the stock on; the retry still answers with the stock of its own order.
-    assert!(matches!(result(&store, req(s, "bob", 1, "other", START)).await, BuyResult::Confirmed { stock_left: 7, .. }));
+    assert!(matches!(result(&store, req(s, "bob", 1, "other", START)).await, (BuyAnswer::Confirmed { .. }, Some(7))));
     let retry = store.buy(req(s, "ann", 2, "k", START + 6)).await.expect("retry");
     assert!(retry.replayed);
-    assert_eq!(retry.result, first.result);
+    assert_eq!((&retry.answer, retry.stock_left), (&first.answer, first.stock_left));
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 3, "the retry sold nothing");
 
     drop(store);
     let store = Store::open(&dir.path().join("s.db")).expect("reopen");
     let retry = store.buy(req(s, "ann", 2, "k", START + 7)).await.expect("retry after reopen");
     assert!(retry.replayed);
-    assert_eq!(retry.result, first.result, "the full answer survives a restart");
+    assert_eq!((&retry.answer, retry.stock_left), (&first.answer, first.stock_left), "the full answer survives a restart");
 }
 
 #[tokio::test]
@@ -135,11 +142,11 @@ async fn each_rejection_is_stored_and_reloaded_as_itself() {
     let (dir, store) = open().await;
     let s = sale(&store, "r", 2, 2).await;
     let cases = [
-        (req(s, "a", 1, "not-active", START - 1), Some(Rejection::SaleNotActive)),
-        (req(s, "a", 0, "invalid", START), Some(Rejection::Invalid)),
+        (req(s, "a", 1, "not-active", START - 1), Some(BuyRejection::SaleNotActive)),
+        (req(s, "a", 0, "invalid", START), Some(BuyRejection::Invalid)),
         (req(s, "a", 2, "ok", START), None),
-        (req(s, "a", 1, "limit", START), Some(Rejection::LimitReached)),
-        (req(s, "b", 1, "sold-out", START), Some(Rejection::SoldOut)),
+        (req(s, "a", 1, "limit", START), Some(BuyRejection::LimitReached)),
+        (req(s, "b", 1, "sold-out", START), Some(BuyRejection::SoldOut)),
     ];
     let mut expected = Vec::new();
     for (r, want) in cases {
@@ -147,10 +154,10 @@ async fn each_rejection_is_stored_and_reloaded_as_itself() {
         let who = r.identity.clone();
         let got = result(&store, r).await;
         match want {
-            Some(rejection) => assert_eq!(got, BuyResult::Rejected(rejection), "{key}"),
-            None => assert!(matches!(got, BuyResult::Confirmed { stock_left: 0, .. }), "{key}"),
+            Some(rejection) => assert_eq!(got, rejected(s, rejection), "{key}"),
+            None => assert!(matches!(got, (BuyAnswer::Confirmed { .. }, Some(0))), "{key}"),
         }
-        expected.push((who, key, s, got));
+        expected.push((who, key, got.0));
     }
     drop(store);
     let store = Store::open(&dir.path().join("s.db")).expect("reopen");
@@ -158,9 +165,9 @@ async fn each_rejection_is_stored_and_reloaded_as_itself() {
     answers.sort_by(|a, b| a.1.cmp(&b.1));
     expected.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(answers, expected, "every answer comes back with its identity, key, sale and result");
-    for (who, key, _, answer) in expected {
+    for (who, key, answer) in expected {
         let again = store.buy(req(s, &who, 1, &key, START)).await.expect("retry");
         assert!(again.replayed, "{key}");
-        assert_eq!(again.result, answer, "{key}");
+        assert_eq!(again.answer, answer, "{key}");
     }
 }

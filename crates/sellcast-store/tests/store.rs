@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sellcast_store::{BuyRequest, BuyResult, ProductDraft, Rejection, SaleDraft, Store, StoreError};
+use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft};
+use sellcast_store::{BuyRequest, Store, StoreError};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -40,7 +41,8 @@ async fn state_survives_a_reopen() {
         store.ban("r", "troll", None).await.expect("ban");
         store.set_blocked_words("r", vec!["Spam".into(), " scam ".into()]).await.expect("words");
         let out = store.buy(buy("r", s, "ann", 2, "k1")).await.expect("buy");
-        assert!(matches!(out.result, BuyResult::Confirmed { qty: 2, stock_left: 8, .. }));
+        assert!(matches!(out.answer, BuyAnswer::Confirmed { qty: 2, .. }));
+        assert_eq!(out.stock_left, Some(8));
         (p, s)
     };
     let store = Store::open(&path).expect("reopen");
@@ -86,9 +88,9 @@ async fn two_thousand_concurrent_buys_sell_exactly_the_stock() {
         latencies.push(latency);
         if let Some(r) = retry {
             assert!(r.replayed, "a retry never acts twice");
-            assert_eq!(r.result, first.result, "a retry gets the original answer");
+            assert_eq!((&r.answer, r.stock_left), (&first.answer, first.stock_left), "a retry gets the original answer");
         }
-        if let BuyResult::Confirmed { qty: q, .. } = first.result {
+        if let BuyAnswer::Confirmed { qty: q, .. } = first.answer {
             assert_eq!(q, qty);
             sold += q;
             *per_user.entry(who).or_insert(0) += q;
@@ -117,18 +119,18 @@ async fn rejections_are_idempotent_too() {
     let store = Store::open(&dir.path().join("s.db")).expect("open");
     let (_, sale_id) = sale(&store, "r", 1, 1).await;
     let ok = store.buy(buy("r", sale_id, "ann", 1, "a")).await.expect("buy");
-    assert!(matches!(ok.result, BuyResult::Confirmed { .. }));
+    assert!(matches!(ok.answer, BuyAnswer::Confirmed { .. }));
     let late = store.buy(buy("r", sale_id, "bob", 1, "b")).await.expect("buy");
-    assert_eq!(late.result, BuyResult::Rejected(Rejection::SoldOut));
+    assert_eq!(late.answer, BuyAnswer::Rejected { sale_id, reason: BuyRejection::SoldOut });
     store.end_sale("r", sale_id, now_ms()).await.expect("end");
     // Conditions changed (the sale is over now), the answer to the same key did not.
     let again = store.buy(buy("r", sale_id, "bob", 1, "b")).await.expect("retry");
-    assert_eq!(again.result, BuyResult::Rejected(Rejection::SoldOut));
+    assert_eq!(again.answer, BuyAnswer::Rejected { sale_id, reason: BuyRejection::SoldOut });
     assert!(again.replayed);
     let fresh = store.buy(buy("r", sale_id, "bob", 1, "c")).await.expect("new key");
-    assert_eq!(fresh.result, BuyResult::Rejected(Rejection::SaleNotActive));
+    assert_eq!(fresh.answer, BuyAnswer::Rejected { sale_id, reason: BuyRejection::SaleNotActive });
     let over = store.buy(buy("r", 999, "bob", 1, "d")).await.expect("unknown sale");
-    assert_eq!(over.result, BuyResult::Rejected(Rejection::SaleNotActive));
+    assert_eq!(over.answer, BuyAnswer::Rejected { sale_id: 999, reason: BuyRejection::SaleNotActive });
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! writer's counters of buys, commits and confirmations, and that no order is answered before
 //! another connection can read it.
 
-use sellcast_store::{BuyRequest, BuyResult, ProductDraft, SaleDraft, Store};
+use sellcast_room::{BuyAnswer, ProductDraft, SaleDraft};
+use sellcast_store::{BuyRequest, Store};
 
 #[tokio::test]
 async fn the_store_reports_wal_and_full_synchronous_as_sqlite_confirms_them() {
@@ -24,9 +25,9 @@ async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit
     let s = store.create_sale("r", sd).await.expect("sale");
     let buy = |who: &str, key: &str| BuyRequest { room: "r".into(), sale_id: s.id, identity: who.into(), qty: 1, idempotency_key: key.into(), now_ms: 5 };
     // One after another, so each is its own batch: a confirmation, its replay, a rejection.
-    assert!(matches!(store.buy(buy("ann", "a")).await.expect("buy").result, BuyResult::Confirmed { .. }));
+    assert!(matches!(store.buy(buy("ann", "a")).await.expect("buy").answer, BuyAnswer::Confirmed { .. }));
     assert!(store.buy(buy("ann", "a")).await.expect("retry").replayed);
-    assert!(matches!(store.buy(buy("bob", "b")).await.expect("buy").result, BuyResult::Rejected(_)));
+    assert!(matches!(store.buy(buy("bob", "b")).await.expect("buy").answer, BuyAnswer::Rejected { .. }));
     let after = store.writer_stats();
     assert_eq!((after.buys, after.buy_commits), (3, 3));
     assert_eq!(after.confirmations_sent, 2, "the confirmation and its replay, not the rejection");
@@ -53,11 +54,11 @@ async fn every_confirmed_order_is_already_readable_by_another_connection_when_it
     for i in 0..200 {
         let store = store.clone();
         let req = BuyRequest { room: "r".into(), sale_id: s.id, identity: format!("u{i}"), qty: 1, idempotency_key: "k".into(), now_ms: 5 };
-        tasks.push(tokio::spawn(async move { store.buy(req).await.expect("buy").result }));
+        tasks.push(tokio::spawn(async move { store.buy(req).await.expect("buy").answer }));
     }
     let mut confirmed = 0;
     for t in tasks {
-        if let BuyResult::Confirmed { order_id, .. } = t.await.expect("task") {
+        if let BuyAnswer::Confirmed { order_id, .. } = t.await.expect("task") {
             let found: i64 = reader.query_row("SELECT COUNT(*) FROM orders WHERE id = ?1", [order_id], |r| r.get(0)).expect("read");
             assert_eq!(found, 1, "order {order_id} was answered before it was committed");
             confirmed += 1;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sellcast_room::{ClientFrame, Role};
+use sellcast_room::{ClientFrame, ProductDraft, Role};
 use serde_json::json;
 use tokio::sync::oneshot;
 use warp::http::StatusCode;
@@ -17,7 +17,7 @@ use super::signalling::valid_room;
 use super::{with_state, AppState};
 use crate::auth::{now_secs, Claims};
 use crate::interaction::messages::{CatalogOp, ShowMsg};
-use crate::interaction::store_client::{ProductInput, StoreFailure};
+use crate::interaction::store_client::StoreFailure;
 
 /// API bodies are small; frames have the same 16 KiB cap as on the data channel.
 const MAX_API_BODY: u64 = 16 * 1024;
@@ -158,7 +158,7 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
         }
     };
     let op = match (body, id) {
-        (Some(b), id) => match serde_json::from_slice::<ProductInput>(&b) {
+        (Some(b), id) => match serde_json::from_slice::<ProductDraft>(&b) {
             Ok(input) => match id {
                 Some(id) => CatalogOp::Update(id, input),
                 None => CatalogOp::Create(input),

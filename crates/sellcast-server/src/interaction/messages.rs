@@ -6,13 +6,16 @@ use sellcast_room::{BuyTicket, ClientFrame, FrameError, Identity, ParticipantId,
 
 use tokio::sync::oneshot;
 
-use super::store_client::{BuyResult, ProductInput, StoreFailure};
+use sellcast_room::ProductDraft;
+use sellcast_store::BuyOutcome;
+
+use super::store_client::StoreFailure;
 
 /// A product change made over the HTTP API.
 #[derive(Debug)]
 pub enum CatalogOp {
-    Create(ProductInput),
-    Update(i64, ProductInput),
+    Create(ProductDraft),
+    Update(i64, ProductDraft),
     Delete(i64),
 }
 
@@ -41,7 +44,7 @@ pub enum ShowMsg {
     Sales { reply: oneshot::Sender<(Vec<Product>, Vec<Sale>)> },
     IsBanned { identity: String, reply: oneshot::Sender<bool> },
     /// The store finished a buy.
-    BuyDone { ticket: BuyTicket, result: Result<BuyResult, StoreFailure> },
+    BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
     Persisted { from: ParticipantId, result: Result<Applied, FrameError> },
     /// Test hook: the room task panics on this message.
