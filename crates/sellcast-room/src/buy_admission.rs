@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 
 use crate::catalog::Sale;
-use crate::identity::{Identity, ParticipantId};
+use crate::answer::Caller;
+use crate::identity::Identity;
 use crate::protocol::{BuyRejection, MAX_KEY_CHARS};
 
 /// Answers remembered in memory; the store keeps every durable answer forever.
@@ -50,7 +51,7 @@ pub enum BuyAnswer {
 pub enum Admission {
     /// Answered from memory (a retry, or a rejection memory can prove).
     Answered(BuyAnswer),
-    /// Same ticket already in flight; this participant will get its answer too.
+    /// Same ticket already in flight; this caller will get its answer too.
     Joined,
     /// Reserved: send this to the store.
     Submit(BuyOrder),
@@ -60,7 +61,16 @@ pub enum Admission {
 struct InFlight {
     sale_id: i64,
     qty: u32,
-    waiters: Vec<ParticipantId>,
+    /// Who placed it (the order feed names them).
+    buyer: Identity,
+    waiters: Vec<Caller>,
+}
+
+/// Who waits for a ticket's answer, and who placed it.
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub waiters: Vec<Caller>,
+    pub buyer: Option<Identity>,
 }
 
 /// Decides each buy from memory where it can, and holds reservations and remembered answers.
@@ -93,7 +103,7 @@ impl BuyAdmission {
     pub fn admit(
         &mut self,
         now_ms: i64,
-        from: ParticipantId,
+        from: Caller,
         buyer: &Identity,
         sale: Option<&Sale>,
         sale_id: i64,
@@ -137,6 +147,7 @@ impl BuyAdmission {
                     InFlight {
                         sale_id,
                         qty,
+                        buyer: buyer.clone(),
                         waiters: vec![from],
                     },
                 );
@@ -158,23 +169,23 @@ impl BuyAdmission {
         Ok(())
     }
 
-    /// The store answered. Returns who is waiting for the answer, and whether it is a new
-    /// commit (true) rather than a replay of an answer the store already had.
-    pub fn handle_outcome(&mut self, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool) -> Vec<ParticipantId> {
+    /// The store answered (`replayed`: with an answer it already had). Returns who is
+    /// waiting for the answer and who placed the buy.
+    pub fn handle_outcome(&mut self, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool) -> Settled {
         let Some(flight) = self.in_flight.remove(ticket) else {
-            return Vec::new();
+            return Settled::default();
         };
         self.release(ticket, &flight);
         if let (BuyAnswer::Confirmed { sale_id, qty, .. }, false) = (&answer, replayed) {
             *self.bought.entry((*sale_id, ticket.identity.clone())).or_insert(0) += qty;
         }
         self.remember(ticket.clone(), answer);
-        flight.waiters
+        Settled { waiters: flight.waiters, buyer: Some(flight.buyer) }
     }
 
     /// The store failed (nothing committed): release the reservation, remember nothing, so a
     /// retry with the same key tries again.
-    pub fn handle_failure(&mut self, ticket: &BuyTicket) -> Vec<ParticipantId> {
+    pub fn handle_failure(&mut self, ticket: &BuyTicket) -> Vec<Caller> {
         let Some(flight) = self.in_flight.remove(ticket) else {
             return Vec::new();
         };

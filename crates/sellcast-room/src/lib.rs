@@ -9,6 +9,7 @@
 //! the current time as an argument; `poll_output` for frames to send and work to persist.
 //! It must never do IO, read the clock, or acknowledge an order the store has not committed.
 
+mod answer;
 mod buy_admission;
 mod catalog;
 mod chat;
@@ -19,6 +20,7 @@ pub mod protocol;
 mod rate_limit;
 mod show;
 
+pub use answer::{Answer, CallId, Caller};
 pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
 pub use catalog::{Product, ProductDraft, Sale, SaleDraft};
 pub use chat::ChatLimits;

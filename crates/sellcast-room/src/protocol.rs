@@ -154,6 +154,12 @@ impl FrameError {
     }
 }
 
+/// A direct frame as sent on a data channel.
+pub(crate) fn encode(frame: &DirectFrame) -> std::sync::Arc<str> {
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_string(frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}")).into()
+}
+
 /// Typed reasons a buy is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -236,7 +242,9 @@ pub struct Snapshot {
 pub enum DirectFrame {
     Welcome {
         you: Identity,
-        participant: ParticipantId,
+        /// The session's id in the room; absent for a one-shot call (HTTP), which is none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        participant: Option<ParticipantId>,
         epoch: u64,
         seq: u64,
         server_now_ms: i64,
@@ -260,6 +268,20 @@ pub enum DirectFrame {
         idempotency_key: String,
         sale_id: i64,
         reason: BuyRejection,
+    },
+    /// A buy the server did not take (it is draining). Not an answer for the key: nothing was
+    /// reserved or remembered, and the same key may be sent again after reconnecting.
+    BuyNotPlaced {
+        idempotency_key: String,
+        sale_id: i64,
+        code: ErrorCode,
+        message: String,
+    },
+    /// The server is going away (a restart or a deploy): reconnect after this long, plus up to
+    /// as long again at random so a full room does not come back in one instant. The server
+    /// closes the session itself once the buys it took are answered.
+    Draining {
+        reconnect_after_ms: u64,
     },
     /// Host feed: one order just committed.
     Order {

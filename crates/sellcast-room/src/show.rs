@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::answer::{Answer, CallId, Caller};
 use crate::buy_admission::{Admission, BuyAnswer, BuyAdmission, BuyOrder, BuyTicket};
 use crate::catalog::{Product, Sale, SaleDraft};
 use crate::chat::{ChatDesk, ChatLimits};
@@ -13,8 +14,8 @@ use crate::event_log::EventLog;
 use crate::identity::{Identity, ParticipantId};
 use crate::likes::LikeCounter;
 use crate::protocol::{
-    ChatLine, ClientFrame, DirectFrame, ErrorCode, FrameError, OrderLine, Position, RoomEvent, SaleCounter,
-    Snapshot,
+    encode, ChatLine, ClientFrame, DirectFrame, ErrorCode, FrameError, OrderLine, Position, RoomEvent,
+    SaleCounter, Snapshot,
 };
 use crate::rate_limit::TokenBucket;
 
@@ -42,16 +43,19 @@ pub enum HostAction {
 /// What the room asks its task to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// A frame of one session's stream (welcome, replay or snapshot, counters, the order feed).
     Send { to: ParticipantId, frame: Arc<str>, class: Class },
     Broadcast { frame: Arc<str>, class: Class },
+    /// The answer to a frame from `to`.
+    Answer { to: Caller, answer: Answer },
     /// Commit this buy in the store, then call [`Show::handle_buy_outcome`].
     Buy(BuyOrder),
-    /// Persist this action, then call the matching `apply_*`; `from` gets an error if it fails.
-    Persist { from: ParticipantId, by: Identity, action: HostAction },
+    /// Persist this action, then call the matching `apply_*` and [`Show::handle_persisted`].
+    Persist { from: Caller, by: Identity, action: HostAction },
     /// Close this participant's session (banned).
     Kick { participant: ParticipantId },
     /// A frame was refused; the task logs it (debug for rate limits, info otherwise).
-    Refused { from: ParticipantId, identity: String, code: ErrorCode, message: String },
+    Refused { from: Caller, identity: String, code: ErrorCode, message: String },
 }
 
 /// The durable record a [`Show`] starts from: everything its room loads from the store.
@@ -100,6 +104,14 @@ impl Default for ShowLimits {
     }
 }
 
+/// What became of a frame the room took.
+enum Taken {
+    /// Done: a call is told so now.
+    Done,
+    /// Waits for the store, which answers the caller when it has committed.
+    AwaitsStore,
+}
+
 #[derive(Debug)]
 struct Participant {
     identity: Identity,
@@ -132,6 +144,8 @@ pub struct Show {
     orders: VecDeque<OrderLine>,
     revenue: HashMap<i64, i64>,
     counters_dirty: bool,
+    /// Set once the server drains: the reconnect hint every participant is given.
+    draining: Option<u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -158,6 +172,7 @@ impl Show {
             orders: record.recent_orders.into_iter().collect(),
             revenue,
             counters_dirty: false,
+            draining: None,
             outputs: VecDeque::new(),
         }
     }
@@ -212,33 +227,53 @@ impl Show {
             return;
         };
         if !p.frames.try_take(now_ms) {
-            self.refuse(now_ms, from, FrameError::new(ErrorCode::RateLimited, "too many frames"));
+            let error = FrameError::new(ErrorCode::RateLimited, "too many frames");
+            let identity = p.identity.id.clone();
+            self.refuse(now_ms, Caller::Session(from), &identity, error);
             return;
         }
         match ClientFrame::parse(bytes) {
             Ok(frame) => self.handle_client_frame(now_ms, from, frame),
-            Err(e) => self.refuse(now_ms, from, e),
+            Err(e) => {
+                let identity = p.identity.id.clone();
+                self.refuse(now_ms, Caller::Session(from), &identity, e);
+            }
         }
     }
 
-    /// A parsed frame (the HTTP API enters here too).
+    /// A parsed frame from a participant.
     pub fn handle_client_frame(&mut self, now_ms: i64, from: ParticipantId, frame: ClientFrame) {
         let Some(who) = self.participants.get(&from).map(|p| p.identity.clone()) else {
             return;
         };
+        self.dispatch(now_ms, Caller::Session(from), who, frame);
+    }
+
+    /// A one-shot call (the HTTP API) from `identity`, which is not a participant. It gets
+    /// exactly one [`Output::Answer`]: now, or once the store has answered (a buy, a host action).
+    pub fn handle_call(&mut self, now_ms: i64, call: CallId, identity: Identity, frame: ClientFrame) {
+        let caller = Caller::Call(call);
+        if self.is_banned(&identity.id, now_ms) {
+            self.answer(caller, Answer::Refused(FrameError::new(ErrorCode::Forbidden, "banned from this room")));
+            return;
+        }
+        self.dispatch(now_ms, caller, identity, frame);
+    }
+
+    fn dispatch(&mut self, now_ms: i64, from: Caller, who: Identity, frame: ClientFrame) {
         let result = match frame {
             ClientFrame::Hello { resume } => {
                 self.hello(now_ms, from, &who, resume);
-                Ok(())
+                return;
             }
-            ClientFrame::Chat { text } => self.chat(now_ms, &who, &text),
+            ClientFrame::Chat { text } => self.chat(now_ms, &who, &text).map(|()| Taken::Done),
             ClientFrame::Like { count } => {
                 self.likes.handle_likes(&who.id, count);
-                Ok(())
+                Ok(Taken::Done)
             }
             ClientFrame::Buy { sale_id, qty, idempotency_key } => {
                 self.buy(now_ms, from, &who, sale_id, qty, &idempotency_key);
-                Ok(())
+                return;
             }
             ClientFrame::Pin { product_ids } => self.host_only(&who, "pin products").and_then(|()| {
                 if product_ids.len() > self.config.max_pins {
@@ -247,8 +282,7 @@ impl Show {
                 if let Some(missing) = product_ids.iter().find(|id| !self.products.iter().any(|p| p.id == **id)) {
                     return Err(FrameError::new(ErrorCode::NotFound, format!("no product {missing}")));
                 }
-                self.persist(from, &who, HostAction::Pin(product_ids));
-                Ok(())
+                Ok(self.persist(from, &who, HostAction::Pin(product_ids)))
             }),
             ClientFrame::StartSale { product_id, price_minor, stock, per_user_limit, starts_at_ms, ends_at_ms } => {
                 self.host_only(&who, "start a sale").and_then(|()| {
@@ -259,15 +293,13 @@ impl Show {
                         return Err(FrameError::new(ErrorCode::Invalid, "a sale needs stock >= 1, a limit >= 1, a price >= 0 and an end in the future after its start"));
                     }
                     let draft = SaleDraft { product_id, price_minor, currency: None, stock, per_user_limit, starts_at_ms, ends_at_ms };
-                    self.persist(from, &who, HostAction::StartSale(draft));
-                    Ok(())
+                    Ok(self.persist(from, &who, HostAction::StartSale(draft)))
                 })
             }
             ClientFrame::EndSale { sale_id } => self.host_only(&who, "end a sale").and_then(|()| {
                 match self.sales.iter().find(|s| s.id == sale_id) {
                     Some(s) if s.ended_at_ms.is_none() => {
-                        self.persist(from, &who, HostAction::EndSale(sale_id));
-                        Ok(())
+                        Ok(self.persist(from, &who, HostAction::EndSale(sale_id)))
                     }
                     Some(_) => Err(FrameError::new(ErrorCode::Invalid, "sale already ended")),
                     None => Err(FrameError::new(ErrorCode::NotFound, format!("no sale {sale_id}"))),
@@ -276,7 +308,7 @@ impl Show {
             ClientFrame::DeleteMessage { seq } => self.moderator_only(&who, "delete messages").and_then(|()| {
                 if self.chat.delete(seq) {
                     self.broadcast_event(now_ms, RoomEvent::ChatDeleted { target_seq: seq, by: who.clone() });
-                    Ok(())
+                    Ok(Taken::Done)
                 } else {
                     Err(FrameError::new(ErrorCode::NotFound, format!("no recent message {seq}")))
                 }
@@ -285,21 +317,22 @@ impl Show {
                 let until_ms = now_ms + i64::from(seconds.min(7 * 24 * 3600)) * 1000;
                 self.chat.mute(&identity, until_ms);
                 self.broadcast_event(now_ms, RoomEvent::UserMuted { identity, until_ms });
-                Ok(())
+                Ok(Taken::Done)
             }),
-            ClientFrame::Ban { identity } => self.moderator_only(&who, "ban").map(|()| {
-                self.persist(from, &who, HostAction::Ban(identity));
-            }),
+            ClientFrame::Ban { identity } => {
+                self.moderator_only(&who, "ban").map(|()| self.persist(from, &who, HostAction::Ban(identity)))
+            }
             ClientFrame::SetBlockedWords { words } => self.moderator_only(&who, "set blocked words").and_then(|()| {
                 if words.len() > 500 || words.iter().any(|w| w.chars().count() > 64) {
                     return Err(FrameError::new(ErrorCode::Invalid, "at most 500 words of at most 64 characters"));
                 }
-                self.persist(from, &who, HostAction::SetBlockedWords(words));
-                Ok(())
+                Ok(self.persist(from, &who, HostAction::SetBlockedWords(words)))
             }),
         };
-        if let Err(e) = result {
-            self.refuse(now_ms, from, e);
+        match result {
+            Ok(Taken::Done) => self.accepted(from),
+            Ok(Taken::AwaitsStore) => {}
+            Err(e) => self.refuse(now_ms, from, &who.id, e),
         }
     }
 
@@ -319,41 +352,54 @@ impl Show {
         }
     }
 
-    fn persist(&mut self, from: ParticipantId, by: &Identity, action: HostAction) {
+    fn persist(&mut self, from: Caller, by: &Identity, action: HostAction) -> Taken {
         self.outputs.push_back(Output::Persist { from, by: by.clone(), action });
+        Taken::AwaitsStore
     }
 
-    fn hello(&mut self, now_ms: i64, to: ParticipantId, who: &Identity, resume: Option<Position>) {
+    /// A session gets its stream opened (welcome, then the missed events or a snapshot, then
+    /// the latest counters); a call gets the same frames as its answer.
+    fn hello(&mut self, now_ms: i64, from: Caller, who: &Identity, resume: Option<Position>) {
         let position = self.log.position();
         let budget = self.config.replay_bytes;
         let missed = resume
             .and_then(|r| self.log.replay_after(r))
             .filter(|frames| frames.iter().map(|f| f.len()).sum::<usize>() <= budget);
+        let participant = match from {
+            Caller::Session(id) => Some(id),
+            Caller::Call(_) => None,
+        };
         let welcome = DirectFrame::Welcome {
             you: who.clone(),
-            participant: to,
+            participant,
             epoch: position.epoch,
             seq: position.seq,
             server_now_ms: now_ms,
             resumed: missed.is_some(),
         };
-        self.send(to, &welcome, Class::Control);
+        let mut frames = vec![(encode(&welcome), Class::Control)];
         match missed {
-            Some(frames) => {
-                for frame in frames {
-                    self.outputs.push_back(Output::Send { to, frame, class: Class::Control });
-                }
-            }
+            Some(replayed) => frames.extend(replayed.into_iter().map(|f| (f, Class::Control))),
             None => {
                 let snapshot = self.snapshot(now_ms, who.role.can_moderate());
-                self.send(to, &DirectFrame::Snapshot(snapshot), Class::Control);
+                frames.push((encode(&DirectFrame::Snapshot(snapshot)), Class::Control));
             }
         }
         // Latest state follows the stream position, so counters are never stale on join.
         let likes = DirectFrame::Likes { total: self.likes.total(), delta: 0 };
-        self.send(to, &likes, Class::Latest);
-        let counters = self.counters();
-        self.send(to, &counters, Class::Latest);
+        frames.push((encode(&likes), Class::Latest));
+        frames.push((encode(&self.counters()), Class::Latest));
+        if let Some(reconnect_after_ms) = self.draining {
+            frames.push((encode(&DirectFrame::Draining { reconnect_after_ms }), Class::Control));
+        }
+        match participant {
+            Some(to) => {
+                for (frame, class) in frames {
+                    self.outputs.push_back(Output::Send { to, frame, class });
+                }
+            }
+            None => self.answer(from, Answer::Welcome(frames.into_iter().map(|(f, _)| f).collect())),
+        }
     }
 
     fn snapshot(&self, now_ms: i64, staff: bool) -> Snapshot {
@@ -382,24 +428,41 @@ impl Show {
         Ok(())
     }
 
-    fn buy(&mut self, now_ms: i64, from: ParticipantId, who: &Identity, sale_id: i64, qty: u32, key: &str) {
+    fn buy(&mut self, now_ms: i64, from: Caller, who: &Identity, sale_id: i64, qty: u32, key: &str) {
         let sale = self.sales.iter().find(|s| s.id == sale_id);
         match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
-            Admission::Answered(answer) => {
-                let frame = answer_frame(key, &answer);
-                self.send(from, &frame, Class::Control);
-            }
+            Admission::Answered(answer) => self.answer(from, Answer::Buy { key: key.to_string(), answer }),
             Admission::Joined => {}
+            Admission::Submit(order) if self.draining.is_some() => {
+                // No new work for the store while draining: the reservation `admit` made is
+                // released and nothing is remembered, so the key may be sent again elsewhere.
+                let error = FrameError::new(ErrorCode::Unavailable, "the server is restarting: buy again once reconnected");
+                for to in self.buys.handle_failure(&order.ticket) {
+                    self.answer(to, Answer::BuyNotPlaced { key: key.to_string(), sale_id, error: error.clone() });
+                }
+            }
             Admission::Submit(order) => self.outputs.push_back(Output::Buy(order)),
         }
     }
 
+    /// The server is going away. Every participant, and anyone who says `hello` later, is told
+    /// to reconnect after `reconnect_after_ms`; new buys are answered `buy_not_placed`, and the
+    /// buys already with the store are answered as usual when it has committed them
+    /// ([`RoomCore::buys_in_flight`] counts them down to zero).
+    pub fn handle_drain(&mut self, reconnect_after_ms: u64) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(reconnect_after_ms);
+        let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
+    }
+
     /// The store committed (or replayed) a buy.
     pub fn handle_buy_outcome(&mut self, now_ms: i64, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool, stock_left: Option<u32>) {
-        let waiters = self.buys.handle_outcome(ticket, answer.clone(), replayed);
-        let frame = answer_frame(&ticket.key, &answer);
-        for to in waiters {
-            self.send(to, &frame, Class::Control);
+        let settled = self.buys.handle_outcome(ticket, answer.clone(), replayed);
+        for to in settled.waiters {
+            self.answer(to, Answer::Buy { key: ticket.key.clone(), answer: answer.clone() });
         }
         let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } = answer else {
             return;
@@ -419,11 +482,9 @@ impl Show {
         };
         let sold_out = sale.stock_left == 0;
         let sale_sold = sale.sold();
-        let buyer = self
-            .participants
-            .values()
-            .find(|p| p.identity.id == ticket.identity)
-            .map(|p| p.identity.clone())
+        let buyer = settled
+            .buyer
+            .or_else(|| self.participants.values().find(|p| p.identity.id == ticket.identity).map(|p| p.identity.clone()))
             .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
         let order = OrderLine { order_id, sale_id, buyer, qty, price_minor, currency, at_ms: now_ms };
         let revenue = self.revenue.entry(sale_id).or_insert(0);
@@ -452,8 +513,8 @@ impl Show {
     /// The store could not commit a buy: nothing happened, the buyer may retry with its key.
     pub fn handle_buy_failure(&mut self, ticket: &BuyTicket) {
         for to in self.buys.handle_failure(ticket) {
-            let frame = DirectFrame::Error { code: ErrorCode::Unavailable, message: "order not placed, please retry".into() };
-            self.send(to, &frame, Class::Control);
+            let error = FrameError::new(ErrorCode::Unavailable, "order not placed, please retry");
+            self.answer(to, Answer::Refused(error));
         }
     }
 
@@ -463,8 +524,8 @@ impl Show {
     pub fn abandon_buys_in_flight(&mut self) {
         for ticket in self.buys.tickets_in_flight() {
             for to in self.buys.handle_failure(&ticket) {
-                let message = "the room restarted before this order was answered; retry it".into();
-                self.send(to, &DirectFrame::Error { code: ErrorCode::Unavailable, message }, Class::Control);
+                let error = FrameError::new(ErrorCode::Unavailable, "the room restarted before this order was answered; retry it");
+                self.answer(to, Answer::Refused(error));
             }
         }
     }
@@ -535,9 +596,14 @@ impl Show {
         self.chat.set_blocked_words(words);
     }
 
+    /// The store committed a host action and its `apply_*` ran: a call is told it is done.
+    pub fn handle_persisted(&mut self, from: Caller) {
+        self.accepted(from);
+    }
+
     /// A durable action failed; tell whoever asked.
-    pub fn handle_persist_failure(&mut self, to: ParticipantId, error: FrameError) {
-        self.send(to, &DirectFrame::Error { code: error.code, message: error.message }, Class::Control);
+    pub fn handle_persist_failure(&mut self, to: Caller, error: FrameError) {
+        self.answer(to, Answer::Refused(error));
     }
 
     // ----- time -----
@@ -598,20 +664,41 @@ impl Show {
         self.outputs.push_back(Output::Broadcast { frame: encode(frame), class });
     }
 
-    fn refuse(&mut self, now_ms: i64, from: ParticipantId, error: FrameError) {
-        let Some(p) = self.participants.get_mut(&from) else {
-            return;
-        };
-        let identity = p.identity.id.clone();
-        if p.errors.try_take(now_ms) {
-            let muted = std::mem::take(&mut p.muted_errors);
-            let message = if muted > 0 { format!("{} ({muted} similar errors not reported)", error.message) } else { error.message.clone() };
-            let frame = DirectFrame::Error { code: error.code, message };
-            self.send(from, &frame, Class::Control);
-            self.outputs.push_back(Output::Refused { from, identity, code: error.code, message: error.message });
-        } else {
-            p.muted_errors += 1;
+    fn answer(&mut self, to: Caller, answer: Answer) {
+        self.outputs.push_back(Output::Answer { to, answer });
+    }
+
+    /// Only a call is told that a frame was taken; a session sees its effects.
+    fn accepted(&mut self, to: Caller) {
+        if let Caller::Call(_) = to {
+            self.answer(to, Answer::Accepted);
         }
+    }
+
+    /// Refuse a frame. A session's error replies are rate-limited, so a flood is not answered
+    /// with a flood; a call always gets its one answer.
+    fn refuse(&mut self, now_ms: i64, from: Caller, identity: &str, error: FrameError) {
+        let message = match from {
+            Caller::Session(id) => {
+                let Some(p) = self.participants.get_mut(&id) else {
+                    return;
+                };
+                if !p.errors.try_take(now_ms) {
+                    p.muted_errors += 1;
+                    return;
+                }
+                let muted = std::mem::take(&mut p.muted_errors);
+                if muted > 0 {
+                    format!("{} ({muted} similar errors not reported)", error.message)
+                } else {
+                    error.message.clone()
+                }
+            }
+            Caller::Call(_) => error.message.clone(),
+        };
+        self.answer(from, Answer::Refused(FrameError::new(error.code, message)));
+        let identity = identity.to_string();
+        self.outputs.push_back(Output::Refused { from, identity, code: error.code, message: error.message });
     }
 
     /// Memory and store must agree on this after every commit: used by tests and the bench.
@@ -638,27 +725,4 @@ impl Show {
     pub fn position(&self) -> Position {
         self.log.position()
     }
-}
-
-fn answer_frame(key: &str, answer: &BuyAnswer) -> DirectFrame {
-    match answer {
-        BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } => DirectFrame::OrderConfirmed {
-            idempotency_key: key.to_string(),
-            order_id: *order_id,
-            sale_id: *sale_id,
-            qty: *qty,
-            price_minor: *price_minor,
-            currency: currency.clone(),
-        },
-        BuyAnswer::Rejected { sale_id, reason } => DirectFrame::BuyRejected {
-            idempotency_key: key.to_string(),
-            sale_id: *sale_id,
-            reason: *reason,
-        },
-    }
-}
-
-fn encode(frame: &DirectFrame) -> Arc<str> {
-    // Plain data with string keys: serialization cannot fail.
-    serde_json::to_string(frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}")).into()
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sellcast_room::{
-    BuyAnswer, Class, Identity, Output, ParticipantId, Product, Role, ShowLimits, Show, ShowRecord,
+    BuyAnswer, Caller, Class, Identity, Output, ParticipantId, Product, Role, ShowLimits, Show, ShowRecord,
     Sale,
 };
 use serde_json::Value;
@@ -54,10 +54,11 @@ fn json(frame: &Arc<str>) -> Value {
 fn sent_to(outputs: &[Output], to: ParticipantId) -> Vec<Value> {
     outputs
         .iter()
-        .filter_map(|o| match o {
-            Output::Send { to: t, frame, .. } if *t == to => Some(json(frame)),
-            Output::Broadcast { frame, .. } => Some(json(frame)),
-            _ => None,
+        .flat_map(|o| match o {
+            Output::Send { to: t, frame, .. } if *t == to => vec![json(frame)],
+            Output::Answer { to: Caller::Session(t), answer } if *t == to => answer.to_frames().iter().map(json).collect(),
+            Output::Broadcast { frame, .. } => vec![json(frame)],
+            _ => Vec::new(),
         })
         .collect()
 }

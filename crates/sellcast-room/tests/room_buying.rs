@@ -240,14 +240,14 @@ fn staff_see_each_order_with_the_buyer_units_sold_and_running_revenue() {
 }
 
 #[test]
-fn an_order_from_a_buyer_who_left_names_them_by_id() {
+fn an_order_from_a_buyer_who_left_still_names_them_as_they_bought() {
     let mut room = room_with(record(10, 3));
     let order = try_buy(&mut room, NOW, ANN, 1, "a").expect("submitted");
     room.handle_leave(ANN);
     room.handle_buy_outcome(NOW, &order.ticket, confirmed(2, 1), false, Some(9));
     let out = drain(&mut room);
     let feed = &of_type(&direct(&out, HOST), "order")[0];
-    assert_eq!(feed["order"]["buyer"], serde_json::json!({"id": "ann", "name": "ann", "role": "viewer"}));
+    assert_eq!(feed["order"]["buyer"], serde_json::json!({"id": "ann", "name": "ann name", "role": "viewer"}));
 }
 
 #[test]

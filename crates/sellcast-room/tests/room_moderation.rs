@@ -90,7 +90,7 @@ fn a_ban_is_persisted_first_then_kicks_the_viewer_and_refuses_their_return() {
     let mut room = staffed_room();
     let out = frame(&mut room, 1, MODERATOR, br#"{"type":"ban","identity":"vic"}"#);
     assert_eq!(persisted(&out), vec![HostAction::Ban("vic".into())]);
-    assert!(out.iter().any(|o| matches!(o, Output::Persist { from, by, .. } if *from == MODERATOR && by.id == "mo")));
+    assert!(out.iter().any(|o| matches!(o, Output::Persist { from, by, .. } if *from == sellcast_room::Caller::Session(MODERATOR) && by.id == "mo")));
     assert!(!out.iter().any(|o| matches!(o, Output::Kick { .. })), "nothing happens before the store committed");
     let second = ParticipantId(4);
     room.handle_join(1, second, who("vic", Role::Viewer));

@@ -189,7 +189,7 @@ fn a_sale_ends_by_the_clock_for_a_room_loaded_after_it_ended_without_a_new_annou
 #[test]
 fn a_failed_host_action_is_reported_to_whoever_asked() {
     let mut room = show();
-    room.handle_persist_failure(HOST, FrameError::new(ErrorCode::Unavailable, "store is down"));
+    room.handle_persist_failure(sellcast_room::Caller::Session(HOST), FrameError::new(ErrorCode::Unavailable, "store is down"));
     let out = drain(&mut room);
     let errors = of_type(&direct(&out, HOST), "error");
     assert_eq!((errors[0]["code"].as_str(), errors[0]["message"].as_str()), (Some("unavailable"), Some("store is down")));

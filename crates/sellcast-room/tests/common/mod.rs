@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sellcast_room::{Class, Identity, Output, ParticipantId, Product, Role, ShowLimits, Show, ShowRecord, Sale};
+use sellcast_room::{Caller, Class, Identity, Output, ParticipantId, Product, Role, Sale, Show, ShowLimits, ShowRecord};
 use serde_json::Value;
 
 pub const PRODUCT: i64 = 10;
@@ -52,24 +52,22 @@ pub fn json(frame: &Arc<str>) -> Value {
     serde_json::from_str(frame).expect("frames are JSON")
 }
 
-/// Frames sent to `to` alone, in order.
+/// Frames sent to `to` alone, in order: its stream, and its answers as its data channel
+/// carries them.
 pub fn direct(outputs: &[Output], to: ParticipantId) -> Vec<Value> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send { to: t, frame, .. } if *t == to => Some(json(frame)),
-            _ => None,
-        })
-        .collect()
+    direct_classed(outputs, to).into_iter().map(|(frame, _)| frame).collect()
 }
 
-/// Frames sent to `to` alone with their class.
+/// Frames sent to `to` alone with their class (answers are control frames).
 pub fn direct_classed(outputs: &[Output], to: ParticipantId) -> Vec<(Value, Class)> {
     outputs
         .iter()
-        .filter_map(|o| match o {
-            Output::Send { to: t, frame, class } if *t == to => Some((json(frame), *class)),
-            _ => None,
+        .flat_map(|o| match o {
+            Output::Send { to: t, frame, class } if *t == to => vec![(json(frame), *class)],
+            Output::Answer { to: Caller::Session(t), answer } if *t == to => {
+                answer.to_frames().iter().map(|f| (json(f), Class::Control)).collect()
+            }
+            _ => Vec::new(),
         })
         .collect()
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sellcast_room::{ClientFrame, ProductDraft, Role};
+use sellcast_room::{Answer, ClientFrame, ProductDraft, Role};
 use serde_json::json;
 use tokio::sync::oneshot;
 use warp::http::StatusCode;
@@ -185,9 +185,12 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
     }
 }
 
-/// One frame over HTTP; answers with the frames addressed to the caller (for a buy, after the
-/// store committed).
+/// One frame over HTTP, answered with the room's answer to it (for a buy or a host action,
+/// after the store committed).
 async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Response {
+    if st.draining.is_on() {
+        return crate::drain::refusal();
+    }
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }
@@ -211,12 +214,17 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         return room_unavailable();
     }
     match answer.await {
-        Ok(frames) => {
-            let body = format!("[{}]", frames.iter().map(|f| f.as_ref()).collect::<Vec<_>>().join(","));
-            warp::reply::with_header(body, "content-type", "application/json").into_response()
-        }
+        Ok(answer) => answer_response(&answer),
         Err(_) => room_unavailable(),
     }
+}
+
+/// The room's answer over HTTP: `200` with a JSON array of the frames a data channel would
+/// have carried (`[]` for a frame that was taken; a refusal is an `error` frame in it).
+fn answer_response(answer: &Answer) -> Response {
+    let frames = answer.to_frames();
+    let body = format!("[{}]", frames.iter().map(|f| f.as_ref()).collect::<Vec<_>>().join(","));
+    warp::reply::with_header(body, "content-type", "application/json").into_response()
 }
 
 /// Longest a ban check waits for the room (a room restarting reloads its bans first).

@@ -1,8 +1,6 @@
 //! What the media driver and the HTTP API tell a show task.
 
-use std::sync::Arc;
-
-use sellcast_room::{BuyTicket, ClientFrame, FrameError, Identity, ParticipantId, Product, Sale};
+use sellcast_room::{Answer, BuyTicket, Caller, ClientFrame, FrameError, Identity, ParticipantId, Product, Sale};
 
 use tokio::sync::oneshot;
 
@@ -31,9 +29,9 @@ pub enum ShowMsg {
     Rejoin { participant: ParticipantId, identity: Identity },
     /// One data-channel frame, unparsed (the core checks size and schema).
     Frame { participant: ParticipantId, bytes: Vec<u8> },
-    /// An HTTP caller's frame; the reply carries the frames addressed to that caller, up to and
-    /// including the answer (for `buy`: the confirmation or rejection).
-    Call { identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>> },
+    /// A one-shot caller's frame (HTTP); the reply is the room's answer to it (for `buy`: the
+    /// confirmation or rejection, once the store has answered).
+    Call { identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Answer> },
     /// Product management from the HTTP API (host only, checked by the caller).
     Catalog { op: CatalogOp, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
     /// The store finished a catalog change (internal).
@@ -46,8 +44,12 @@ pub enum ShowMsg {
     /// The store finished a buy.
     BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
-    Persisted { from: ParticipantId, result: Result<Applied, FrameError> },
-    /// Test hook: the room task panics on this message.
+    Persisted { from: Caller, result: Result<Applied, FrameError> },
+    /// The server is draining: tell the participants to reconnect after `reconnect_after_ms`,
+    /// take no new buys, and answer `done` with the participant count once no buy is left
+    /// with the store.
+    Drain { reconnect_after_ms: u64, done: oneshot::Sender<usize> },
+    /// Test hook: the show task panics on this message.
     #[cfg(feature = "test-hooks")]
     InjectPanic { hold: Option<crate::supervision::RestartHold> },
 }

@@ -2,10 +2,12 @@
 //! and the core's outputs into deliveries (via the media driver), store jobs and log lines.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sellcast_room::{ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId, Show};
+use sellcast_room::{
+    Answer, CallId, Caller, Class, ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, Show, ShowLimits,
+    ShowRecord,
+};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -16,18 +18,9 @@ use crate::media::router::MediaRouter;
 
 /// Likes and counters are announced on this fixed tick.
 const TICK: Duration = Duration::from_millis(300);
-/// Participant ids at or above this are HTTP callers, never data channels.
-const HTTP_PARTICIPANTS: u64 = 1 << 52;
 
 pub fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-struct HttpCaller {
-    reply: oneshot::Sender<Vec<Arc<str>>>,
-    frames: Vec<Arc<str>>,
-    /// A buy is answered later, when the store has committed.
-    awaits_answer: bool,
 }
 
 /// The task that owns one room's [`Show`] and carries out its outputs.
@@ -36,9 +29,12 @@ pub struct ShowTask {
     store: StoreClient,
     driver: MediaRouter,
     me: mpsc::Sender<ShowMsg>,
-    http: HashMap<ParticipantId, HttpCaller>,
-    next_http: u64,
+    /// One-shot callers (HTTP) waiting for the room's answer.
+    calls: HashMap<CallId, oneshot::Sender<Answer>>,
+    next_call: u64,
     dropped_deliveries: u64,
+    /// Answered with the participant count once draining and no buy is with the store.
+    drained: Option<oneshot::Sender<usize>>,
 }
 
 impl ShowTask {
@@ -48,9 +44,10 @@ impl ShowTask {
             store,
             driver,
             me,
-            http: HashMap::new(),
-            next_http: HTTP_PARTICIPANTS,
+            calls: HashMap::new(),
+            next_call: 0,
             dropped_deliveries: 0,
+            drained: None,
         }
     }
 
@@ -69,6 +66,11 @@ impl ShowTask {
                 _ = tick.tick() => core.handle_tick(wall_ms()),
             }
             self.flush(core);
+            if core.buys_in_flight() == 0 {
+                if let Some(done) = self.drained.take() {
+                    let _ = done.send(core.participant_count());
+                }
+            }
         }
     }
 
@@ -112,38 +114,33 @@ impl ShowTask {
                 }
             },
             ShowMsg::Persisted { from, result } => match result {
-                Ok(Applied::Pins(pins)) => core.apply_pins(now, pins),
-                Ok(Applied::Sale(sale)) => core.apply_sale(now, sale),
-                Ok(Applied::Ban(identity, until)) => core.apply_ban(now, identity, until),
-                Ok(Applied::BlockedWords(words)) => core.apply_blocked_words(words),
+                Ok(applied) => {
+                    match applied {
+                        Applied::Pins(pins) => core.apply_pins(now, pins),
+                        Applied::Sale(sale) => core.apply_sale(now, sale),
+                        Applied::Ban(identity, until) => core.apply_ban(now, identity, until),
+                        Applied::BlockedWords(words) => core.apply_blocked_words(words),
+                    }
+                    core.handle_persisted(from);
+                }
                 Err(e) => core.handle_persist_failure(from, e),
             },
             #[cfg(feature = "test-hooks")]
             ShowMsg::InjectPanic { hold } => {
                 std::panic::panic_any(crate::supervision::InjectedPanic { hold });
             }
+            ShowMsg::Drain { reconnect_after_ms, done } => {
+                core.handle_drain(reconnect_after_ms);
+                self.drained = Some(done);
+            }
         }
     }
 
-    fn call(&mut self, core: &mut Show, now: i64, identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Vec<Arc<str>>>) {
-        let id = ParticipantId(self.next_http);
-        self.next_http += 1;
-        let awaits_answer = matches!(frame, ClientFrame::Buy { .. });
-        self.http.insert(id, HttpCaller { reply, frames: Vec::new(), awaits_answer });
-        core.handle_join(now, id, identity);
-        core.handle_client_frame(now, id, frame);
-        self.flush(core);
-        // Anything that is not waiting for the store is answered now.
-        if self.http.get(&id).is_some_and(|c| !c.awaits_answer) {
-            self.finish_http(core, id);
-        }
-    }
-
-    fn finish_http(&mut self, core: &mut Show, id: ParticipantId) {
-        if let Some(caller) = self.http.remove(&id) {
-            let _ = caller.reply.send(caller.frames);
-        }
-        core.handle_leave(id);
+    fn call(&mut self, core: &mut Show, now: i64, identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Answer>) {
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        self.calls.insert(id, reply);
+        core.handle_call(now, id, identity, frame);
     }
 
     fn catalog(&self, op: CatalogOp, reply: oneshot::Sender<Result<Option<sellcast_room::Product>, StoreFailure>>) {
@@ -165,20 +162,21 @@ impl ShowTask {
 
     /// Carry out everything the core asked for.
     fn flush(&mut self, core: &mut Show) {
-        let mut finished = Vec::new();
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Send { to, frame, class } => {
-                    if let Some(caller) = self.http.get_mut(&to) {
-                        let is_answer = ["\"type\":\"order_confirmed\"", "\"type\":\"buy_rejected\"", "\"type\":\"error\""]
-                            .iter()
-                            .any(|t| frame.starts_with(&format!("{{{t}")));
-                        caller.frames.push(frame);
-                        if is_answer && caller.awaits_answer {
-                            finished.push(to);
-                        }
-                    } else {
+                    self.deliver(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
+                }
+                // A session reads its answer on its data channel; a call gets it as its reply.
+                Output::Answer { to: Caller::Session(to), answer } => {
+                    for frame in answer.to_frames() {
+                        let class = Class::Control;
                         self.deliver(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
+                    }
+                }
+                Output::Answer { to: Caller::Call(id), answer } => {
+                    if let Some(reply) = self.calls.remove(&id) {
+                        let _ = reply.send(answer);
                     }
                 }
                 Output::Broadcast { frame, class } => {
@@ -199,22 +197,15 @@ impl ShowTask {
                         let _ = me.send(ShowMsg::Persisted { from, result }).await;
                     });
                 }
-                Output::Kick { participant } => {
-                    if participant.0 < HTTP_PARTICIPANTS {
-                        self.deliver(Command::Kick { peer: participant.0 });
-                    }
-                }
+                Output::Kick { participant } => self.deliver(Command::Kick { peer: participant.0 }),
                 Output::Refused { from, identity, code, message } => {
                     if code == ErrorCode::RateLimited {
-                        debug!(room = %self.name, participant = from.0, %identity, ?code, %message, "frame refused");
+                        debug!(room = %self.name, caller = ?from, %identity, ?code, %message, "frame refused");
                     } else {
-                        info!(room = %self.name, participant = from.0, %identity, ?code, %message, "frame refused");
+                        info!(room = %self.name, caller = ?from, %identity, ?code, %message, "frame refused");
                     }
                 }
             }
-        }
-        for id in finished {
-            self.finish_http(core, id);
         }
     }
 
