@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use sellcast_room::{Output, Show, ShowLimits, ShowRecord};
+use sellcast_room::{Caller, Class, Output, Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -150,8 +150,12 @@ impl ShowSupervisor {
             dead.abandon_buys_in_flight();
             let mut frames = Vec::new();
             while let Some(output) = dead.poll_output() {
-                if let Output::Send { to, frame, class } = output {
-                    frames.push((to, frame, class));
+                match output {
+                    Output::Send { to, frame, class } => frames.push((to, frame, class)),
+                    Output::Answer { to: Caller::Session(to), answer } => {
+                        frames.extend(answer.to_frames().into_iter().map(|frame| (to, frame, Class::Control)));
+                    }
+                    _ => {}
                 }
             }
             frames
