@@ -96,6 +96,13 @@ function applyEvent(f) {
   }
 }
 
+// Per sale, the key of the buy tap that has no confirmation or rejection yet.
+const unanswered = new Map();
+
+function answered(key) {
+  for (const [sale, k] of unanswered) if (k === key) unanswered.delete(sale);
+}
+
 function applyDirect(f) {
   switch (f.type) {
     case 'likes': $('likes').textContent = f.total; for (let i = 0; i < Math.min(f.delta, 8); i++) floatHeart(); break;
@@ -103,8 +110,8 @@ function applyDirect(f) {
       state.applyCounters(f);
       renderProducts();
       break;
-    case 'order_confirmed': toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok'); break;
-    case 'buy_rejected': toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad'); break;
+    case 'order_confirmed': answered(f.idempotency_key); toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok'); break;
+    case 'buy_rejected': answered(f.idempotency_key); toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad'); break;
     case 'buy_not_placed': toast('The show is moving to another server: tap Buy again in a moment.', 'bad'); break;
     case 'error': toast(f.message, 'bad'); break;
   }
@@ -163,7 +170,10 @@ function renderProducts() {
       const buy = el('button', { class: 'buy', dataset: { saleId: String(sale.id) } }, left > 0 ? 'Buy' : 'Sold out');
       buy.disabled = left === 0;
       buy.onclick = () => {
-        const key = newKey();
+        // A tap not answered yet (or answered `unavailable`: the server restarted with it in
+        // hand) is retried with its own key, so it can never become a second order.
+        const key = unanswered.get(sale.id) || newKey();
+        unanswered.set(sale.id, key);
         if (!link.send({ type: 'buy', sale_id: sale.id, qty: 1, idempotency_key: key })) toast('Reconnecting, try again in a moment', 'bad');
       };
       info.append(buy);

@@ -378,6 +378,14 @@ impl Viewer {
         Ok(())
     }
 
+    /// The WHEP session's URL (its `Location`); `None` for a Janus session.
+    pub fn session_url(&self) -> Option<&str> {
+        match &self.session {
+            Session::Whep { location, .. } => Some(location),
+            Session::Janus(_) => None,
+        }
+    }
+
     /// End the session (WHEP: DELETE on its URL; Janus: destroy) and close the connection.
     pub async fn close(self) {
         self.session.end().await;

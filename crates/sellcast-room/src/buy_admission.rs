@@ -221,4 +221,9 @@ impl BuyAdmission {
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
+
+    /// Every ticket waiting for the store.
+    pub fn tickets_in_flight(&self) -> Vec<BuyTicket> {
+        self.in_flight.keys().cloned().collect()
+    }
 }

@@ -531,6 +531,18 @@ impl Show {
         }
     }
 
+    /// The show's task is being replaced (it panicked): tell every buyer still waiting for
+    /// the store that its answer is unknown. The store may still commit the buy; a retry with
+    /// the same key gets the store's one answer, so the buyer must retry with that key.
+    pub fn abandon_buys_in_flight(&mut self) {
+        for ticket in self.buys.tickets_in_flight() {
+            for to in self.buys.handle_failure(&ticket) {
+                let error = FrameError::new(ErrorCode::Unavailable, "the room restarted before this order was answered; retry it");
+                self.answer(to, Answer::Refused(error));
+            }
+        }
+    }
+
     // ----- durable host actions, applied after the store committed -----
 
     pub fn apply_product(&mut self, now_ms: i64, product: Product) {

@@ -279,3 +279,26 @@ fn an_outcome_for_a_sale_the_room_does_not_hold_changes_no_sale() {
     assert!(broadcasts_of(&out, "sold_out").is_empty());
     assert_eq!(room.sale(SALE).map(|s| s.stock_left), Some(10));
 }
+
+#[test]
+fn abandoning_buys_in_flight_tells_every_waiting_buyer_unavailable_and_forgets_nothing_else() {
+    let mut room = room_with(record(10, 5));
+    try_buy(&mut room, NOW, ANN, 1, "ann-1").expect("in flight");
+    try_buy(&mut room, NOW, BOB, 1, "bob-1").expect("in flight");
+    let answered = try_buy(&mut room, NOW, BOB, 1, "bob-2").expect("in flight");
+    room.handle_buy_outcome(NOW, &answered.ticket, confirmed(7, 1), false, Some(9));
+    drain(&mut room);
+
+    room.abandon_buys_in_flight();
+    let out = drain(&mut room);
+    for (who, n) in [(ANN, 1), (BOB, 1), (HOST, 0)] {
+        let codes = error_codes(&out, who);
+        assert_eq!(codes, vec!["unavailable".to_string(); n], "{who:?}: {out:?}");
+    }
+    assert_eq!(room.buys_in_flight(), 0);
+    // Nothing was remembered for the abandoned keys: their retry goes to the store again,
+    // while the answered key keeps its answer.
+    assert!(try_buy(&mut room, NOW, ANN, 1, "ann-1").is_ok(), "the retry of an abandoned key is sent to the store");
+    let again = frame(&mut room, NOW, BOB, &buy_frame(SALE, 1, "bob-2"));
+    assert_eq!(of_type(&direct(&again, BOB), "order_confirmed").len(), 1, "{again:?}");
+}

@@ -5,6 +5,9 @@
 //! `start(Config)` binds the sockets (port 0 works), spawns one media driver thread per shard
 //! and the HTTP server on the caller's runtime, and returns at once: a test starts the real
 //! server in one line. It must never block the HTTP runtime on media work or vice versa.
+//!
+//! Show tasks, media shards and the store writer each run under a supervisor that restarts
+//! them after a panic (`supervision` says how); `/healthz` reports what is down.
 
 pub mod auth;
 pub mod drain;
@@ -12,6 +15,9 @@ pub mod http;
 pub mod interaction;
 pub mod media;
 pub mod metrics;
+pub mod supervision;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -31,12 +37,13 @@ use crate::http::AppState;
 use crate::interaction::registry::ShowRegistry;
 use crate::interaction::store_client::StoreClient;
 use crate::media::status_board::StatusBoard;
-use crate::media::driver::Driver;
 pub use crate::media::offer::CodecPolicy;
 use crate::media::peer::PeerFactory;
 use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
 use crate::metrics::Metrics;
+use crate::media::shard::{self, ShardParts};
+use crate::supervision::Supervision;
 
 /// What `sellcast serve` is configured with.
 #[derive(Debug, Clone)]
@@ -105,6 +112,10 @@ pub struct RunningServer {
     /// The `--admin` listener's address, when one was asked for.
     pub admin_addr: Option<SocketAddr>,
     admin: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// Restart counts and what is down right now (what `/healthz` reports).
+    pub supervision: Arc<Supervision>,
+    #[cfg(feature = "test-hooks")]
+    hooks: test_hooks::TestHooks,
     http_stop: oneshot::Sender<()>,
     media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
@@ -152,9 +163,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
     }
     let status_board = Arc::new(StatusBoard::with_shards(shard_count));
+    let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
     let media = MediaRouter::new(senders);
-    let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current());
+    #[cfg(feature = "test-hooks")]
+    let store_handle = store.inner().clone();
+    let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current(), supervision.clone());
+    #[cfg(feature = "test-hooks")]
+    let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), shows.clone());
     let mut media_stops = Vec::with_capacity(shard_count);
     let mut media_threads = Vec::with_capacity(shard_count);
     let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
@@ -164,29 +180,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
         };
         let (stop, stop_rx) = oneshot::channel();
-        let (status_board, shows) = (status_board.clone(), shows.clone());
-        let thread = thread::Builder::new().name(format!("sellcast-media-{i}")).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "media runtime failed to start");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let socket = match tokio::net::UdpSocket::from_std(udp) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "UDP socket unusable");
-                        return;
-                    }
-                };
-                match Driver::new(socket, factory, status_board, shows, links) {
-                    Ok(driver) => driver.run(command_rx, relays, stop_rx).await,
-                    Err(e) => tracing::error!(error = %e, "media driver failed to start"),
-                }
-            });
-        })?;
+        let parts = ShardParts {
+            udp,
+            factory,
+            status_board: status_board.clone(),
+            shows: shows.clone(),
+            links,
+            commands: command_rx,
+            relays,
+            stop: stop_rx,
+            supervision: supervision.clone(),
+        };
+        let thread = thread::Builder::new().name(format!("sellcast-media-{i}")).spawn(move || shard::run(parts))?;
         media_stops.push(stop);
         media_threads.push(thread);
     }
@@ -211,6 +216,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         draining: draining.clone(),
         metrics: metrics.clone(),
         metrics_token: config.metrics_token.as_deref().map(Arc::from),
+        supervision: supervision.clone(),
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let stopped = async move {
@@ -236,6 +242,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics,
         admin_addr: admin.as_ref().map(|(addr, _)| *addr),
         admin: admin.map(|(_, running)| running),
+        supervision,
+        #[cfg(feature = "test-hooks")]
+        hooks,
         http_stop,
         media_stops,
         http_task,
@@ -302,6 +311,12 @@ fn shard_addr(first: SocketAddr, i: usize) -> anyhow::Result<SocketAddr> {
 }
 
 impl RunningServer {
+    /// Test-only ways to make each supervised part panic.
+    #[cfg(feature = "test-hooks")]
+    pub fn test_hooks(&self) -> &test_hooks::TestHooks {
+        &self.hooks
+    }
+
     /// Stop accepting HTTP, close every peer (DTLS close), and wait for both sides to finish.
     pub async fn shutdown(self) {
         self.stop(Instant::now() + Duration::from_secs(10)).await;

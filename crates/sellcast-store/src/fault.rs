@@ -9,11 +9,56 @@
 //!   in which an early answer could be seen before its order is readable).
 //! - `hold_commit_after_buys=N`: the first batch to begin once N buys have been taken stops
 //!   before its commit and waits there (up to 60 s) for the process to be killed.
+//!
+//! Tests in the same process arm a writer panic with [`crate::Store::inject_panic`]: the
+//! writer panics at the chosen point of its next buy batch (or at once), and its supervisor
+//! restarts it. The panic may carry a [`RestartHold`]: the supervisor then waits until the
+//! test drops the matching sender before it restarts, so the test sees the writer down.
+
+/// Where an injected writer panic strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub enum PanicPoint {
+    /// As soon as the writer takes the job (nothing in flight but the queue behind it).
+    Now,
+    /// In the next buy batch, after its writes, before its commit: nothing of it is durable.
+    BeforeCommit,
+    /// In the next buy batch, after its commit, before any answer: all of it is durable and
+    /// none of its buyers heard so.
+    AfterCommit,
+}
+
+/// Carried by an injected panic: the supervisor waits for the test's sender to be dropped
+/// (at most `HOLD_LIMIT`) before it restarts the writer.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub struct RestartHold(pub std::sync::mpsc::Receiver<()>);
+
+/// A panic a test armed, waiting for its point.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub type ArmedPanic = Option<(PanicPoint, Option<RestartHold>)>;
+
+/// The payload of an injected panic, so the supervisor can tell it from a real one.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub struct InjectedPanic {
+    pub hold: Option<RestartHold>,
+}
+
+impl RestartHold {
+    /// Block until the test lets the restart go (drops its sender), or the limit passes.
+    pub fn wait(self) {
+        let _ = self.0.recv_timeout(std::time::Duration::from_secs(60));
+    }
+}
 
 #[cfg(feature = "fault-injection")]
 mod active {
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    use super::{ArmedPanic, InjectedPanic, PanicPoint};
 
     /// Longest a held commit waits for the kill that a test promised.
     const HOLD_LIMIT: Duration = Duration::from_secs(60);
@@ -24,9 +69,30 @@ mod active {
         commit_delay: Option<Duration>,
         hold_after_buys: Option<u64>,
         held: AtomicBool,
+        /// A panic armed by a test for the next buy batch.
+        armed: Arc<Mutex<ArmedPanic>>,
     }
 
     impl Faults {
+        /// The slot a test arms a panic in; shared with the `Store` handle.
+        pub fn armed(&self) -> Arc<Mutex<ArmedPanic>> {
+            self.armed.clone()
+        }
+
+        /// Panic here if a test armed a panic for this point.
+        pub fn panic_at(&self, point: PanicPoint) {
+            let mut slot = match self.armed.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if slot.as_ref().is_some_and(|(at, _)| *at == point) {
+                if let Some((_, hold)) = slot.take() {
+                    drop(slot);
+                    std::panic::panic_any(InjectedPanic { hold });
+                }
+            }
+        }
+
         pub fn from_env() -> Self {
             let mut f = Faults::default();
             let spec = std::env::var("SELLCAST_FAULT").unwrap_or_default();
@@ -66,6 +132,8 @@ mod active {
 
 #[cfg(not(feature = "fault-injection"))]
 mod active {
+    use super::PanicPoint;
+
     /// Without the feature there is nothing to inject: every check is a constant.
     #[derive(Debug, Default)]
     pub struct Faults;
@@ -82,6 +150,9 @@ mod active {
 
         #[inline(always)]
         pub fn before_commit(&self, _buys_taken: u64) {}
+
+        #[inline(always)]
+        pub fn panic_at(&self, _point: PanicPoint) {}
     }
 }
 

@@ -5,6 +5,10 @@
 //! and await replies. Buys waiting together commit together (group commit), each answered only
 //! after its transaction is on disk. It must never acknowledge an uncommitted order, let stock
 //! go below zero, or give a retried idempotency key a different answer.
+//!
+//! A supervisor restarts the writer on a new connection if it panics: the buys it held are
+//! answered `Closed` (nothing of an uncommitted batch is durable; a committed one is found by
+//! its idempotency keys on retry), and the jobs queued behind them are served by the new writer.
 
 mod buy;
 mod catalog;
@@ -19,5 +23,7 @@ mod writer;
 pub use catalog::MAX_PINS;
 pub use error::StoreError;
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
+#[cfg(feature = "fault-injection")]
+pub use fault::{PanicPoint, RestartHold};
 pub use model::{Ban, BuyOutcome, BuyRequest, DurableRoom, Order};
 pub use store::{Durability, Store, WriterSnapshot};

@@ -1,20 +1,22 @@
 //! The handle everyone holds: cheap to clone, every call a job for the writer thread, awaited
 //! without blocking the caller's runtime.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::oneshot;
+use tracing::{error, info};
 
 use crate::catalog;
 use crate::error::StoreError;
-use crate::fault::Faults;
+use crate::fault::{Faults, InjectedPanic};
 use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
 
 use crate::histogram::HistogramSnapshot;
@@ -27,6 +29,9 @@ pub struct Store {
     jobs: Sender<Job>,
     stats: Arc<WriterStats>,
     durability: Arc<Durability>,
+    /// Where a test arms a writer panic (`fault-injection` only).
+    #[cfg(feature = "fault-injection")]
+    armed: Arc<std::sync::Mutex<crate::fault::ArmedPanic>>,
 }
 
 /// The durability settings of the writer's connection, as SQLite reports them back after
@@ -60,36 +65,59 @@ fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Open (creating if needed) the database at `path` and start its writer thread.
+    /// Open (creating if needed) the database at `path` and start its writer thread, which a
+    /// supervisor restarts on a fresh connection if it panics (see [`supervise`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut conn = Connection::open(path)?;
-        // WAL: readers never block the writer. FULL: a committed order survives power loss.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Invalid(format!("could not enable WAL (got {mode})")));
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")?;
-        let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
-        let synchronous = match synchronous {
-            0 => "off",
-            1 => "normal",
-            2 => "full",
-            3 => "extra",
-            _ => "unknown",
-        };
-        let durability = Arc::new(Durability { journal_mode: mode.to_ascii_lowercase(), synchronous: synchronous.into() });
+        let (mut conn, durability) = open_connection(path)?;
         schema::migrate(&mut conn)?;
         let faults = Faults::from_env();
+        #[cfg(feature = "fault-injection")]
+        let armed = faults.armed();
         let (jobs, rx) = channel();
         let stats = Arc::new(WriterStats::default());
+        stats.up.store(true, Ordering::SeqCst);
         let writer_stats = stats.clone();
+        let path = path.to_path_buf();
         thread::Builder::new()
             .name("sellcast-store".into())
-            .spawn(move || writer::run(conn, rx, writer_stats, faults))?;
-        Ok(Store { jobs, stats, durability })
+            .spawn(move || supervise(&path, conn, &rx, &writer_stats, &faults))?;
+        Ok(Store {
+            jobs,
+            stats,
+            durability: Arc::new(durability),
+            #[cfg(feature = "fault-injection")]
+            armed,
+        })
+    }
+
+    /// Test-only: make the writer panic at `at` (`Now`: with the next job it takes; otherwise
+    /// in its next buy batch). With `hold`, the supervisor restarts it only once the hold's
+    /// sender is dropped.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self, at: crate::fault::PanicPoint, hold: Option<crate::fault::RestartHold>) {
+        if at == crate::fault::PanicPoint::Now {
+            let job = Job::Run(Box::new(move |_| std::panic::panic_any(crate::fault::InjectedPanic { hold })));
+            let _ = self.jobs.send(job);
+            return;
+        }
+        let mut slot = match self.armed.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some((at, hold));
+    }
+
+    /// True while the writer runs; false between its panic and its restart.
+    pub fn writer_up(&self) -> bool {
+        self.stats.up.load(Ordering::SeqCst)
+    }
+
+    /// Times the writer was restarted after a panic.
+    pub fn writer_restarts(&self) -> u64 {
+        self.stats.restarts.load(Ordering::SeqCst)
     }
 
     /// Run `f` on the writer's connection and await its result.
@@ -198,5 +226,74 @@ impl Store {
     /// `(buys, commits)` so far: commits far below buys means group commit is batching.
     pub fn commit_stats(&self) -> (u64, u64) {
         (self.stats.buys.load(Ordering::Relaxed), self.stats.buy_commits.load(Ordering::Relaxed))
+    }
+}
+
+/// The write connection with WAL and `synchronous=FULL` set, and what SQLite reports back.
+fn open_connection(path: &Path) -> Result<(Connection, Durability), StoreError> {
+    let conn = Connection::open(path)?;
+    // WAL: readers never block the writer. FULL: a committed order survives power loss.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Invalid(format!("could not enable WAL (got {mode})")));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    let synchronous = match synchronous {
+        0 => "off",
+        1 => "normal",
+        2 => "full",
+        3 => "extra",
+        _ => "unknown",
+    };
+    Ok((conn, Durability { journal_mode: mode.to_ascii_lowercase(), synchronous: synchronous.into() }))
+}
+
+/// Longest pause between two attempts to reopen the database after a writer panic.
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// The writer thread's supervisor. It runs the writer; when the writer panics, the panic has
+/// already rolled back the open transaction and dropped the replies of the jobs in hand (their
+/// callers hear `Closed`, so a buy is answered `unavailable`, never confirmed uncommitted). It
+/// then reopens the database and runs a new writer on the same queue, so jobs that were still
+/// waiting are served, not lost. While the database cannot be reopened, jobs are refused
+/// (dropped: `Closed`) rather than left waiting, with a growing pause between attempts.
+/// It returns when every `Store` handle is gone.
+fn supervise(path: &Path, first: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, faults: &Faults) {
+    let mut conn = Some(first);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match open_connection(path) {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    error!(error = %e, "the store cannot reopen its database; refusing jobs until it can");
+                    while jobs.try_recv().is_ok() {}
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(REOPEN_BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        stats.up.store(true, Ordering::SeqCst);
+        match catch_unwind(AssertUnwindSafe(|| writer::run(c, jobs, stats, faults))) {
+            Ok(()) => return,
+            Err(payload) => {
+                stats.up.store(false, Ordering::SeqCst);
+                stats.restarts.fetch_add(1, Ordering::SeqCst);
+                // A batch that died between its writes and its commit has ended (rolled back).
+                stats.batches_ended.store(stats.batches_written.load(Ordering::SeqCst), Ordering::SeqCst);
+                let injected = payload.downcast::<InjectedPanic>();
+                error!(injected = injected.is_ok(), "the store writer panicked; restarting it on a new connection");
+                if let Ok(injected) = injected {
+                    if let Some(hold) = injected.hold {
+                        hold.wait();
+                    }
+                }
+                backoff = Duration::from_millis(50);
+                info!("store writer restarting");
+            }
+        }
     }
 }

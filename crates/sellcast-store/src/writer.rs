@@ -4,9 +4,14 @@
 //! the same transaction (one SAVEPOINT each, so one failing buy never aborts the others), and
 //! one fsync makes them all durable. Replies go out only after the commit returned: nothing is
 //! acknowledged that a crash could lose.
+//!
+//! A panic here unwinds out of [`run`] to the supervisor in `store.rs`: the open transaction
+//! rolls back as it is dropped, and the replies of the jobs being worked on are dropped, so
+//! their callers hear `Closed` (never a confirmation of something not committed). Jobs still
+//! in the queue stay there for the restarted writer.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +22,7 @@ use tracing::error;
 
 use crate::buy;
 use crate::error::StoreError;
-use crate::fault::Faults;
+use crate::fault::{Faults, PanicPoint};
 use sellcast_room::BuyAnswer;
 
 use crate::histogram::AtomicHistogram;
@@ -56,6 +61,10 @@ pub struct WriterStats {
     pub commit_us: AtomicHistogram,
     /// Buys per batch.
     pub batch_size: AtomicHistogram,
+    /// True while a writer is running on an open connection.
+    pub up: AtomicBool,
+    /// Times the writer was restarted after a panic.
+    pub restarts: AtomicU64,
 }
 
 impl Default for WriterStats {
@@ -68,11 +77,14 @@ impl Default for WriterStats {
             confirmations_sent: AtomicU64::new(0),
             commit_us: AtomicHistogram::new(COMMIT_US_BOUNDS),
             batch_size: AtomicHistogram::new(BATCH_BOUNDS),
+            up: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
         }
     }
 }
 
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>, faults: Faults) {
+/// Take jobs until every `Store` handle is gone. Panics unwind to the caller (the supervisor).
+pub fn run(mut conn: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, faults: &Faults) {
     let mut deferred: VecDeque<Job> = VecDeque::new();
     loop {
         let job = match deferred.pop_front() {
@@ -97,7 +109,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, stats: Arc<WriterStats>, f
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                commit_batch(&mut conn, batch, &stats, &faults);
+                commit_batch(&mut conn, batch, stats, faults);
             }
         }
     }
@@ -136,6 +148,7 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
         stats.batches_written.fetch_add(1, Ordering::SeqCst);
         written = true;
         faults.before_commit(buys_taken);
+        faults.panic_at(PanicPoint::BeforeCommit);
         tx.commit()
     })();
     stats.commit_us.record(started.elapsed().as_micros() as u64);
@@ -143,6 +156,7 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
     match committed {
         Ok(()) => {
             stats.buy_commits.fetch_add(1, Ordering::Relaxed);
+            faults.panic_at(PanicPoint::AfterCommit);
             answer(replies, results, stats);
         }
         Err(e) => {

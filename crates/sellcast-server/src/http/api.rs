@@ -2,6 +2,7 @@
 //! HTTP (the same frames as the data channel, for tools and clients without WebRTC).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use sellcast_room::{Answer, ClientFrame, ProductDraft, Role};
@@ -84,6 +85,13 @@ fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Res
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
+/// The room's show task did not answer (it panicked with this call in hand, and is
+/// restarting): a typed `unavailable` error. Nothing the call asked for was acknowledged; a
+/// buy retried with the same idempotency key gets the store's one answer.
+fn room_unavailable() -> Response {
+    json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", SignalError::RoomUnavailable.to_string())
+}
+
 fn store_error(e: StoreFailure) -> Response {
     let status = match e.code() {
         sellcast_room::ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -130,11 +138,11 @@ async fn list_products(room: String, st: AppState) -> Response {
     }
     let (reply, answer) = oneshot::channel();
     if st.shows.get(&room).tx.send(ShowMsg::Sales { reply }).await.is_err() {
-        return SignalError::Unavailable.into_response();
+        return room_unavailable();
     }
     match answer.await {
         Ok((products, sales)) => warp::reply::json(&json!({ "products": products, "sales": sales })).into_response(),
-        Err(_) => SignalError::Unavailable.into_response(),
+        Err(_) => room_unavailable(),
     }
 }
 
@@ -164,7 +172,7 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
     tracing::info!(%room, by = %who.id, ?op, "product change");
     let (reply, answer) = oneshot::channel();
     if st.shows.get(&room).tx.send(ShowMsg::Catalog { op, reply }).await.is_err() {
-        return SignalError::Unavailable.into_response();
+        return room_unavailable();
     }
     match answer.await {
         Ok(Ok(Some(product))) => {
@@ -173,7 +181,7 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
         }
         Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(e)) => store_error(e),
-        Err(_) => SignalError::Unavailable.into_response(),
+        Err(_) => room_unavailable(),
     }
 }
 
@@ -190,8 +198,8 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         Ok(who) => who,
         Err(e) => return SignalError::from(e).into_response(),
     };
-    if is_banned(&st, &room, &identity.id).await {
-        return SignalError::from(crate::auth::AuthError::Banned).into_response();
+    if let Err(e) = check_not_banned(&st, &room, &identity.id).await {
+        return e.into_response();
     }
     let frame = match ClientFrame::parse(&body) {
         Ok(f) => f,
@@ -203,11 +211,11 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
     let (reply, answer) = oneshot::channel();
     let msg = ShowMsg::Call { identity, frame, reply };
     if st.shows.get(&room).tx.send(msg).await.is_err() {
-        return SignalError::Unavailable.into_response();
+        return room_unavailable();
     }
     match answer.await {
         Ok(answer) => answer_response(&answer),
-        Err(_) => SignalError::Unavailable.into_response(),
+        Err(_) => room_unavailable(),
     }
 }
 
@@ -219,13 +227,24 @@ fn answer_response(answer: &Answer) -> Response {
     warp::reply::with_header(body, "content-type", "application/json").into_response()
 }
 
+/// Longest a ban check waits for the room (a room restarting reloads its bans first).
+const BAN_CHECK_LIMIT: Duration = Duration::from_secs(5);
+
 /// Ask the room whether `identity` is banned (bans are enforced when a session starts).
-pub async fn is_banned(st: &AppState, room: &str, identity: &str) -> bool {
+/// Fails closed: when the room cannot answer (restarting, gone, or slower than
+/// `BAN_CHECK_LIMIT`), the caller is refused with `RoomUnavailable` (503), never let in.
+pub async fn check_not_banned(st: &AppState, room: &str, identity: &str) -> Result<(), SignalError> {
     let (reply, answer) = oneshot::channel();
     let msg = ShowMsg::IsBanned { identity: identity.to_string(), reply };
-    if st.shows.get(room).tx.send(msg).await.is_err() {
-        return false;
+    let asked = async {
+        st.shows.get(room).tx.send(msg).await.map_err(|_| SignalError::RoomUnavailable)?;
+        answer.await.map_err(|_| SignalError::RoomUnavailable)
+    };
+    match tokio::time::timeout(BAN_CHECK_LIMIT, asked).await {
+        Ok(Ok(false)) => Ok(()),
+        Ok(Ok(true)) => Err(crate::auth::AuthError::Banned.into()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(SignalError::RoomUnavailable),
     }
-    answer.await.unwrap_or(false)
 }
 

@@ -29,6 +29,9 @@ pub enum SignalError {
     SessionNotFound,
     #[error("the media plane is not running")]
     Unavailable,
+    /// The room's task could not answer (it is restarting); nothing was done, try again.
+    #[error("the room is restarting; try again")]
+    RoomUnavailable,
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -69,7 +72,7 @@ impl SignalError {
             SignalError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             SignalError::NotSdp => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             SignalError::SessionNotFound => StatusCode::NOT_FOUND,
-            SignalError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            SignalError::Unavailable | SignalError::RoomUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             SignalError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             SignalError::Forbidden(_) => StatusCode::FORBIDDEN,
         }
@@ -79,7 +82,7 @@ impl SignalError {
 impl SignalError {
     /// Every cause [`SignalError::cause`] names, with its status: the label values of
     /// `sellcast_sessions_refused_total`.
-    pub const CAUSES: [(&'static str, u16); 15] = [
+    pub const CAUSES: [(&'static str, u16); 16] = [
         ("malformed_offer", 400),
         ("no_media", 400),
         ("wrong_direction", 400),
@@ -95,6 +98,7 @@ impl SignalError {
         ("unsupported_codec", 415),
         ("not_sdp", 415),
         ("unavailable", 503),
+        ("room_unavailable", 503),
     ];
 
     /// A short, stable name for why a session was refused, for metrics.
@@ -113,6 +117,7 @@ impl SignalError {
             SignalError::BadRoomName => "bad_room_name",
             SignalError::SessionNotFound => "session_not_found",
             SignalError::Unavailable => "unavailable",
+            SignalError::RoomUnavailable => "room_unavailable",
             SignalError::Unauthorized(_) => "unauthorized",
             SignalError::Forbidden(_) => "forbidden",
         }

@@ -1,6 +1,7 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
 mod api;
+mod health;
 pub mod media_stats;
 pub mod pages;
 pub mod error;
@@ -42,6 +43,8 @@ pub struct AppState {
     /// What `/metrics` serves, and the bearer token it asks for on this port (`None`: off here).
     pub metrics: Arc<Metrics>,
     pub metrics_token: Option<Arc<str>>,
+    /// Supervised restarts per part and what is down now (`/healthz`; metrics).
+    pub supervision: Arc<crate::supervision::Supervision>,
 }
 
 fn with_state(
@@ -102,6 +105,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             let store = st.shows.store().inner();
             warp::reply::json(&serde_json::json!({ "durability": store.durability(), "writer": store.writer_stats() }))
         });
+    let health = health::route(state.clone());
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
@@ -110,7 +114,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let root = warp::path::end()
         .and(warp::get())
         .map(|| warp::redirect::see_other(Uri::from_static("/host/demo")));
-    let health = warp::path!("healthz").map(|| "ok\n");
 
     whip.or(whep)
         .or(whip_end)

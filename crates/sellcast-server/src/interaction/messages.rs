@@ -23,6 +23,10 @@ pub enum ShowMsg {
     /// A participant's data channel opened.
     Join { participant: ParticipantId, identity: Identity },
     Leave { participant: ParticipantId },
+    /// A participant whose data channel was open when the room task restarted: join it again
+    /// and greet it as a new channel would be (a `welcome` and, the epoch being new, a
+    /// `snapshot`).
+    Rejoin { participant: ParticipantId, identity: Identity },
     /// One data-channel frame, unparsed (the core checks size and schema).
     Frame { participant: ParticipantId, bytes: Vec<u8> },
     /// A one-shot caller's frame (HTTP); the reply is the room's answer to it (for `buy`: the
@@ -45,6 +49,9 @@ pub enum ShowMsg {
     /// take no new buys, and answer `done` with the participant count once no buy is left
     /// with the store.
     Drain { reconnect_after_ms: u64, done: oneshot::Sender<usize> },
+    /// Test hook: the show task panics on this message.
+    #[cfg(feature = "test-hooks")]
+    InjectPanic { hold: Option<crate::supervision::RestartHold> },
 }
 
 /// A committed host action, ready to apply to the room.

@@ -1,16 +1,36 @@
 //! The registry of show tasks. A room's show task is started on first use and loads the room's
 //! durable state before it handles anything; messages sent meanwhile wait in its inbox.
+//!
+//! Each room runs under a supervisor that owns its inbox and lends it to the task. When the
+//! task panics, only the message it was handling is lost: the supervisor reloads the room
+//! from the store, starts a new [`Show`] with a new epoch (the event log was in memory), and
+//! asks the media shards to join the room's open data channels again, so each client gets a
+//! `welcome` and a `snapshot` and goes on as after a reconnect. Senders (HTTP handlers,
+//! peers) keep the same inbox throughout; a caller whose reply was lost in the panic hears
+//! that the room is unavailable and may retry (a buy with the same idempotency key).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use sellcast_room::{Caller, Class, Output, Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
+use tracing::{error, info};
 
 use super::messages::ShowMsg;
 use super::store_client::StoreClient;
 use super::tally::ServerTally;
-use super::task::ShowTask;
+use super::task::{wall_ms, ShowTask};
+use crate::media::command::Command;
 use crate::media::router::MediaRouter;
+use crate::supervision::{hold_if_injected, panic_message, CatchUnwind, Supervision};
+
+/// A room that panics again this soon after its last restart waits this long before the
+/// next one, so a crash loop cannot spin on the store.
+const CRASH_LOOP_PAUSE: Duration = Duration::from_secs(1);
+/// Longest pause between two attempts to load a room while the store cannot answer.
+const LOAD_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Frames waiting for a show task; beyond this a flooding driver drops (and counts) frames.
 pub const ROOM_INBOX: usize = 8192;
@@ -29,16 +49,18 @@ pub struct ShowRegistry {
     runtime: tokio::runtime::Handle,
     /// Every room task's counts, added up for `/metrics`.
     tally: Arc<ServerTally>,
+    supervision: Arc<Supervision>,
 }
 
 impl ShowRegistry {
-    pub fn new(store: StoreClient, driver: MediaRouter, runtime: tokio::runtime::Handle) -> Arc<Self> {
+    pub fn new(store: StoreClient, driver: MediaRouter, runtime: tokio::runtime::Handle, supervision: Arc<Supervision>) -> Arc<Self> {
         Arc::new(Self {
             shows: DashMap::new(),
             store,
             driver,
             runtime,
             tally: Arc::default(),
+            supervision,
         })
     }
 
@@ -71,12 +93,112 @@ impl ShowRegistry {
             .entry(room.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(ROOM_INBOX);
-                let task = ShowTask::new(room.to_string(), self.store.clone(), self.driver.clone(), tx.clone())
-                    .with_tally(self.tally.clone());
-                self.runtime.spawn(task.run(rx));
+                let supervisor = ShowSupervisor {
+                    name: room.to_string(),
+                    store: self.store.clone(),
+                    driver: self.driver.clone(),
+                    me: tx.clone(),
+                    supervision: self.supervision.clone(),
+                    tally: self.tally.clone(),
+                };
+                self.runtime.spawn(supervisor.run(rx));
                 ShowHandle { tx }
             })
             .value()
             .clone()
+    }
+}
+
+/// Runs one room's show task and restarts it after a panic (see the module doc).
+struct ShowSupervisor {
+    name: String,
+    store: StoreClient,
+    driver: MediaRouter,
+    me: mpsc::Sender<ShowMsg>,
+    supervision: Arc<Supervision>,
+    tally: Arc<ServerTally>,
+}
+
+impl ShowSupervisor {
+    async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>) {
+        let mut last_epoch = 0_u64;
+        let mut last_panic: Option<Instant> = None;
+        loop {
+            let record = self.load().await;
+            let now = wall_ms();
+            // Clients resync on a new epoch: it must differ from the last one even when the
+            // restart falls within the same millisecond.
+            let epoch = (now as u64).max(last_epoch + 1);
+            last_epoch = epoch;
+            let mut core = Show::new(self.name.clone(), epoch, record, ShowLimits::default(), now);
+            if last_panic.is_some() {
+                self.supervision.show_tasks.came_back();
+                info!(room = %self.name, epoch, "show task restarted; rejoining its data channels");
+                // The shards' rejoins queue behind what is already in the inbox.
+                if self.driver.send(Command::Rejoin { room: self.name.clone() }).await.is_err() {
+                    error!(room = %self.name, "the media plane is gone; the room's channels were not rejoined");
+                }
+            }
+            let task = ShowTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone())
+                .with_tally(self.tally.clone());
+            match CatchUnwind(Box::pin(task.run(&mut core, &mut inbox))).await {
+                Ok(()) => return,
+                Err(mut payload) => {
+                    self.supervision.show_tasks.went_down();
+                    error!(room = %self.name, panic = %panic_message(payload.as_ref()), "show task panicked; restarting it from the store");
+                    self.abandon_buys(core);
+                    if let Some(hold) = hold_if_injected(&mut payload) {
+                        hold.wait_async().await;
+                    }
+                    if last_panic.is_some_and(|at| at.elapsed() < CRASH_LOOP_PAUSE) {
+                        tokio::time::sleep(CRASH_LOOP_PAUSE).await;
+                    }
+                    last_panic = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Buyers of the dead show still waiting for the store hear `unavailable` on their data
+    /// channel (HTTP callers already heard it: their replies were dropped). If the dead show is
+    /// too broken for that, they hear nothing and the log says so.
+    fn abandon_buys(&self, mut dead: Show) {
+        let frames = catch_unwind(AssertUnwindSafe(move || {
+            dead.abandon_buys_in_flight();
+            let mut frames = Vec::new();
+            while let Some(output) = dead.poll_output() {
+                match output {
+                    Output::Send { to, frame, class } => frames.push((to, frame, class)),
+                    Output::Answer { to: Caller::Session(to), answer } => {
+                        frames.extend(answer.to_frames().into_iter().map(|frame| (to, frame, Class::Control)));
+                    }
+                    _ => {}
+                }
+            }
+            frames
+        }));
+        let Ok(frames) = frames else {
+            error!(room = %self.name, "the dead show could not list its buys in flight; their buyers were not told");
+            return;
+        };
+        for (to, frame, class) in frames {
+            let _ = self.driver.try_send(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
+        }
+    }
+
+    /// The room's durable state. A room must not run without it (its bans would be gone), so
+    /// while the store cannot answer, this waits and tries again; messages wait in the inbox.
+    async fn load(&self) -> ShowRecord {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.store.load_room(&self.name).await {
+                Ok(record) => return record,
+                Err(e) => {
+                    error!(room = %self.name, error = %e, "loading the room failed; retrying before it runs");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(LOAD_BACKOFF_MAX);
+                }
+            }
+        }
     }
 }

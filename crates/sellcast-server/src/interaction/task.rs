@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sellcast_room::{
     Answer, CallId, Caller, Class, ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId,
-    RoomTally, Show, ShowLimits, ShowRecord,
+    RoomTally, Show,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, info_span, warn, Instrument, Span};
+use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::messages::{Applied, CatalogOp, ShowMsg};
 use super::store_client::{StoreFailure, StoreClient};
@@ -71,30 +71,21 @@ impl ShowTask {
         }
     }
 
-    pub async fn run(self, inbox: mpsc::Receiver<ShowMsg>) {
+    /// Handle messages until every sender is gone. The inbox is borrowed: it belongs to the
+    /// room's supervisor and outlives a panic here (see `registry`).
+    pub async fn run(self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
         let span = info_span!("room", room = %self.name);
-        self.serve(inbox).instrument(span).await
+        self.serve(core, inbox).instrument(span).await
     }
 
-    async fn serve(mut self, mut inbox: mpsc::Receiver<ShowMsg>) {
-        let record = match self.store.load_room(&self.name).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Without its durable state the room must not sell: run with nothing on sale.
-                error!(room = %self.name, error = %e, "loading the room failed; commerce disabled until restart");
-                ShowRecord::default()
-            }
-        };
-        let now = wall_ms();
-        // The epoch changes with every process start, so clients resync after a restart.
-        let mut core = Show::new(self.name.clone(), now as u64, record, ShowLimits::default(), now);
+    async fn serve(mut self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
         info!(room = %self.name, "show task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = inbox.recv() => match msg {
-                    Some(m) => self.handle(&mut core, m),
+                    Some(m) => self.handle(core, m),
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -102,7 +93,7 @@ impl ShowTask {
                     self.report_tally(&core);
                 }
             }
-            self.flush(&mut core);
+            self.flush(core);
             if core.buys_in_flight() == 0 {
                 if let Some(done) = self.drained.take() {
                     let _ = done.send(core.participant_count());
@@ -126,6 +117,14 @@ impl ShowTask {
                     debug!(parent: &span, "left the room's data channel");
                 }
                 core.handle_leave(participant)
+            }
+            ShowMsg::Rejoin { participant, identity } => {
+                let role = format!("{:?}", identity.role).to_lowercase();
+                let span = info_span!("participant", room = %self.name, peer = participant.0, role, identity = %identity.id);
+                debug!(parent: &span, "joined again after the show task restarted");
+                self.spans.insert(participant, span);
+                core.handle_join(now, participant, identity);
+                core.handle_client_frame(now, participant, ClientFrame::Hello { resume: None });
             }
             ShowMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
             ShowMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
@@ -169,6 +168,10 @@ impl ShowTask {
                 }
                 Err(e) => core.handle_persist_failure(from, e),
             },
+            #[cfg(feature = "test-hooks")]
+            ShowMsg::InjectPanic { hold } => {
+                std::panic::panic_any(crate::supervision::InjectedPanic { hold });
+            }
             ShowMsg::Drain { reconnect_after_ms, done } => {
                 core.handle_drain(reconnect_after_ms);
                 self.drained = Some(done);

@@ -43,6 +43,11 @@ pub enum Command {
     },
     /// Close a peer's session (a banned participant).
     Kick { peer: u64 },
+    /// The room's task was restarted: join each of the room's open data channels to it again.
+    Rejoin { room: String },
+    /// Test hook: the shard's driver panics on this command.
+    #[cfg(feature = "test-hooks")]
+    InjectPanic { shard: usize, hold: Option<crate::supervision::RestartHold> },
     /// `DELETE` on a session URL.
     End {
         room: String,

@@ -39,6 +39,7 @@ use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
 use super::shard_room::ShardRoom;
 
+mod recovery;
 mod relay_in;
 mod sessions;
 mod transmit;
@@ -160,7 +161,18 @@ impl Driver {
         links: ShardLinks,
     ) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
-        Ok(Self {
+        Ok(Self::assemble(socket, local_addr, factory, status_board, shows, links))
+    }
+
+    fn assemble(
+        socket: UdpSocket,
+        local_addr: SocketAddr,
+        factory: PeerFactory,
+        status_board: Arc<StatusBoard>,
+        shows: Arc<ShowRegistry>,
+        links: ShardLinks,
+    ) -> Self {
+        Self {
             socket,
             links,
             inbox: Inbox::with_capacity(RECV_BURST),
@@ -185,15 +197,18 @@ impl Driver {
             dirty: Vec::with_capacity(16),
             due: Vec::with_capacity(256),
             stats: DriverStats::default(),
-        })
+        }
     }
 
-    /// Run until `shutdown` fires or every command sender is gone.
+    /// Run until `shutdown` fires or every command sender is gone. The queues are borrowed
+    /// from the shard's supervisor (`media::shard`), and the driver is left in place if this
+    /// panics, so the supervisor can close its peers and start a new driver on the same
+    /// socket and queues.
     pub(crate) async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut relays: RelayInbox,
-        mut shutdown: oneshot::Receiver<()>,
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        relays: &mut RelayInbox,
+        shutdown: &mut oneshot::Receiver<()>,
     ) {
         // With one shard nobody can send to us: the arm would return `None` at once, forever.
         let mut relays_open = self.links.has_peers();
@@ -207,13 +222,13 @@ impl Driver {
             let wake = self.earliest.min(Instant::now() + IDLE_WAKE);
             tokio::select! {
                 biased;
-                _ = &mut shutdown => break,
+                _ = &mut *shutdown => break,
                 readable = self.socket.readable() => match readable {
                     Ok(()) => self.receive_burst(),
                     Err(e) => debug!(error = %e, "udp readiness error"),
                 },
                 relay = relays.recv(), if relays_open => match relay {
-                    Some(message) => self.receive_relays(message, &mut relays),
+                    Some(message) => self.receive_relays(message, relays),
                     None => relays_open = false,
                 },
                 command = commands.recv() => match command {

@@ -14,6 +14,7 @@ pub mod peer;
 pub mod relay;
 pub mod shard_room;
 pub mod router;
+pub(crate) mod shard;
 pub mod video_format;
 
 #[cfg(test)]

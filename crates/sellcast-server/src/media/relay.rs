@@ -40,6 +40,8 @@ pub(crate) enum Relay {
     Media { room: Arc<str>, packet: MediaPacket },
     /// A mirror's viewers need a keyframe (sent to the home shard).
     KeyframeRequest { room: Arc<str> },
+    /// That shard restarted with no rooms: announce each live host to it again.
+    ShardRestarted { shard: ShardId },
 }
 
 impl Relay {

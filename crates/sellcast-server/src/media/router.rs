@@ -81,6 +81,9 @@ impl MediaRouter {
             Command::Deliver { to: Some(p), .. } => Route::One(PeerId(p.0).shard()),
             Command::Deliver { to: None, .. } => Route::All,
             Command::Kick { peer } => Route::One(PeerId(*peer).shard()),
+            Command::Rejoin { .. } => Route::All,
+            #[cfg(feature = "test-hooks")]
+            Command::InjectPanic { shard, .. } => Route::One(ShardId(*shard)),
             // An id that names no shard goes to shard 0, which answers "no such session".
             Command::End { session, .. } => Route::One(session_shard(session).unwrap_or(ShardId(0))),
         }
@@ -123,9 +126,10 @@ impl MediaRouter {
     }
 }
 
-/// A room-wide delivery, copied for one shard (the frame is shared, not copied).
+/// A room-wide command, copied for one shard (a frame is shared, not copied).
 fn copy_broadcast(command: &Command) -> Option<Command> {
     match command {
+        Command::Rejoin { room } => Some(Command::Rejoin { room: room.clone() }),
         Command::Deliver { room, to: None, frame, class } => Some(Command::Deliver {
             room: room.clone(),
             to: None,

@@ -25,6 +25,10 @@ impl Driver {
     /// mirror's keyframe request.
     pub(super) fn handle_relay(&mut self, message: Relay, now: Instant) {
         let room_id = match &message {
+            Relay::ShardRestarted { shard } => {
+                self.announce_hosts_to(*shard);
+                return;
+            }
             // A host going live creates the mirror, so its keyframe cache is warm before
             // this shard's first viewer of the room arrives.
             Relay::HostStart { room, .. } => self.room_id(room),
@@ -49,7 +53,7 @@ impl Driver {
         };
         match message {
             Relay::Media { packet, .. } => room.forwarder.handle_rtp(now, &packet),
-            Relay::HostStart { .. } => {}
+            Relay::HostStart { .. } | Relay::ShardRestarted { .. } => {}
             Relay::HostEnd { .. } => {
                 room.relayed_from = None;
                 room.format = None;

@@ -34,6 +34,9 @@ impl Driver {
             }
             Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
             Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
+            Command::Rejoin { room } => self.rejoin(&room),
+            #[cfg(feature = "test-hooks")]
+            Command::InjectPanic { hold, .. } => std::panic::panic_any(crate::supervision::InjectedPanic { hold }),
             Command::End { room, kind, session, reply } => {
                 let result = match self.sessions.get(&session).copied() {
                     Some(id)
@@ -214,6 +217,22 @@ impl Driver {
         // resumes from its last seq, so nothing is missed.
         for id in broken {
             self.remove_peer(id, "data channel overflow");
+        }
+    }
+
+    /// Tell the room's (restarted) show task about every peer here whose data channel is open.
+    pub(super) fn rejoin(&mut self, room: &str) {
+        let Some(r) = self.room_ids.get(room).and_then(|id| self.rooms.get(id)) else {
+            return;
+        };
+        for id in r.host.iter().chain(r.viewers.iter()) {
+            let Some(peer) = self.peers.get(id).filter(|p| p.channel.is_some()) else {
+                continue;
+            };
+            let msg = ShowMsg::Rejoin { participant: ParticipantId(id.0), identity: peer.identity.clone() };
+            if peer.show_tx.try_send(msg).is_err() {
+                self.stats.frames_dropped += 1;
+            }
         }
     }
 
