@@ -61,6 +61,7 @@ const link = new RoomLink({
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
+  onDraining: f => session.moveAfter(f.reconnect_after_ms),
 });
 
 const session = new Session({

@@ -4,10 +4,12 @@
 // On a new channel (reconnect) it says hello with that position and the server sends exactly
 // the missed events, or a snapshot when it cannot (other epoch / too far behind). A gap inside
 // one channel (a frame the server could not deliver) triggers the same resume.
+// A `draining` frame (the server is restarting) goes to onDraining: the page's Session moves
+// when the server closes the connection.
 
 export class RoomLink {
   constructor(handlers) {
-    this.handlers = handlers; // { onEvent(frame), onDirect(frame), onSnapshot(snapshot), onWelcome(frame) }
+    this.handlers = handlers; // { onEvent(frame), onDirect(frame), onSnapshot(snapshot), onWelcome(frame), onDraining(frame) }
     this.position = null;     // { epoch, seq } of the last applied event
     this.channel = null;
     this.pendingResume = false;
@@ -38,6 +40,10 @@ export class RoomLink {
       this.pendingResume = false;
       this.handlers.onWelcome?.(frame);
       if (!frame.resumed) this.position = { epoch: frame.epoch, seq: frame.seq };
+      return;
+    }
+    if (frame.type === 'draining') {
+      this.handlers.onDraining?.(frame);
       return;
     }
     if (frame.type === 'snapshot') {

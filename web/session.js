@@ -4,6 +4,9 @@
 // the offer (so the server sees it in the SDP), POSTs the offer, applies the answer, and when
 // the connection fails it starts over with backoff. The server is ICE-lite and puts its own
 // candidate in the answer, so there is no trickle and no waiting for ICE gathering.
+// A draining server (restart, deploy) says when to come back: `moveAfter` from its `draining`
+// frame, or `Retry-After` on a 503; the page waits that long plus up to as long again at random,
+// so a full room does not reconnect in one instant.
 
 // The page's token: from `?token=`, else (dev mode only) a guest token from the server, kept in
 // localStorage. `fresh` skips the stored one: a dev-mode server signs with a new random secret
@@ -37,6 +40,15 @@ export function roomFromPath() {
   return decodeURIComponent(parts[parts.length - 1] || 'demo');
 }
 
+// The server's words for a refusal: the `message` of a JSON error body, else the text itself.
+function reason(text) {
+  try {
+    const body = JSON.parse(text);
+    if (typeof body?.message === 'string') return body.message;
+  } catch { /* plain text */ }
+  return text.trim();
+}
+
 export class Session {
   // endpoint: 'whip' | 'whep'; setup(pc) adds transceivers; onState(state, detail);
   // onChannel(channel) is called with each new data channel; renewToken() (optional) returns a
@@ -50,6 +62,7 @@ export class Session {
     this.stopped = true;
     this.attempt = 0;
     this.timer = null;
+    this.moveHint = null; // ms to wait before reconnecting once this connection ends
   }
 
   async start() {
@@ -66,6 +79,8 @@ export class Session {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     const channel = pc.createDataChannel('sellcast', { ordered: true });
+    // The draining server closes the session after its last answers: move then.
+    channel.addEventListener('close', () => { if (pc === this.pc && this.moveHint !== null) this.retry('server moved'); });
     this.onChannel?.(channel);
     this.setup(pc);
     pc.ontrack = ev => this.onTrack?.(ev);
@@ -84,8 +99,10 @@ export class Session {
       });
       const text = await resp.text();
       if (resp.status !== 201) {
-        const err = new Error(text.trim() || `HTTP ${resp.status}`);
+        const err = new Error(reason(text) || `HTTP ${resp.status}`);
         err.status = resp.status;
+        const after = Number(resp.headers.get('retry-after'));
+        if (resp.status === 503 && after > 0) err.retryAfterMs = after * 1000;
         throw err;
       }
       this.location = resp.headers.get('location');
@@ -110,13 +127,22 @@ export class Session {
         this.onState?.('error', e.message);
         return;
       }
-      this.retry(e.message);
+      this.retry(e.message, e.retryAfterMs);
     }
   }
 
-  retry(why) {
+  // The server is draining: stay until it closes this connection (its last answers are still
+  // coming), then reconnect after `ms` instead of the usual backoff.
+  moveAfter(ms) {
+    this.moveHint = Math.max(0, Number(ms) || 0);
+    this.onState?.('moving', 'the server is restarting');
+  }
+
+  retry(why, afterMs) {
     if (this.stopped || this.timer) return;
-    const delay = Math.min(5000, 500 * 2 ** this.attempt);
+    const hinted = afterMs ?? this.moveHint;
+    this.moveHint = null;
+    const delay = hinted != null ? hinted + Math.random() * hinted : Math.min(5000, 500 * 2 ** this.attempt);
     this.attempt += 1;
     this.onState?.('reconnecting', why);
     this.endRemote(true);

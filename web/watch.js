@@ -42,6 +42,7 @@ const link = new RoomLink({
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
+  onDraining: f => session.moveAfter(f.reconnect_after_ms),
 });
 
 const session = new Session({
@@ -104,6 +105,7 @@ function applyDirect(f) {
       break;
     case 'order_confirmed': toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok'); break;
     case 'buy_rejected': toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad'); break;
+    case 'buy_not_placed': toast('The show is moving to another server: tap Buy again in a moment.', 'bad'); break;
     case 'error': toast(f.message, 'bad'); break;
   }
 }

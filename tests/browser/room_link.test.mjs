@@ -43,3 +43,14 @@ test('an event from another epoch sends the hello again', () => {
   assert.deepEqual(applied, []);
   assert.deepEqual(channel.sent.at(-1), { type: 'hello', resume: { epoch: 5, seq: 10 } });
 });
+
+test('a draining frame goes to onDraining and is neither an event nor a direct frame', () => {
+  const drained = [], direct = [], applied = [];
+  const link = new RoomLink({ onDraining: f => drained.push(f), onDirect: f => direct.push(f), onEvent: f => applied.push(f) });
+  const channel = { readyState: 'open', sent: [], send(text) { this.sent.push(JSON.parse(text)); } };
+  link.attach(channel);
+  channel.onmessage({ data: JSON.stringify({ type: 'draining', reconnect_after_ms: 2000 }) });
+  assert.deepEqual(drained, [{ type: 'draining', reconnect_after_ms: 2000 }]);
+  assert.deepEqual(direct, []);
+  assert.deepEqual(applied, []);
+});

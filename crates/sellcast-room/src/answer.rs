@@ -36,6 +36,9 @@ pub enum Answer {
     Welcome(Vec<Arc<str>>),
     /// A buy's final answer, for its idempotency key.
     Buy { key: String, answer: BuyAnswer },
+    /// A buy the server did not take (it is draining): nothing was reserved or remembered, so
+    /// the same key may be sent again after reconnecting.
+    BuyNotPlaced { key: String, sale_id: i64, error: FrameError },
     /// Refused; nothing happened.
     Refused(FrameError),
 }
@@ -48,6 +51,12 @@ impl Answer {
             Answer::Accepted => Vec::new(),
             Answer::Welcome(frames) => frames.clone(),
             Answer::Buy { key, answer } => vec![encode(&buy_frame(key, answer))],
+            Answer::BuyNotPlaced { key, sale_id, error } => vec![encode(&DirectFrame::BuyNotPlaced {
+                idempotency_key: key.clone(),
+                sale_id: *sale_id,
+                code: error.code,
+                message: error.message.clone(),
+            })],
             Answer::Refused(error) => vec![error.to_frame().into()],
         }
     }

@@ -269,6 +269,20 @@ pub enum DirectFrame {
         sale_id: i64,
         reason: BuyRejection,
     },
+    /// A buy the server did not take (it is draining). Not an answer for the key: nothing was
+    /// reserved or remembered, and the same key may be sent again after reconnecting.
+    BuyNotPlaced {
+        idempotency_key: String,
+        sale_id: i64,
+        code: ErrorCode,
+        message: String,
+    },
+    /// The server is going away (a restart or a deploy): reconnect after this long, plus up to
+    /// as long again at random so a full room does not come back in one instant. The server
+    /// closes the session itself once the buys it took are answered.
+    Draining {
+        reconnect_after_ms: u64,
+    },
     /// Host feed: one order just committed.
     Order {
         order: OrderLine,

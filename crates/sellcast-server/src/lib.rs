@@ -7,6 +7,7 @@
 //! server in one line. It must never block the HTTP runtime on media work or vice versa.
 
 pub mod auth;
+pub mod drain;
 pub mod http;
 pub mod interaction;
 pub mod media;
@@ -15,12 +16,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::auth::Auth;
+use crate::drain::Draining;
+use crate::http::pages::Pages;
+pub use crate::http::tls::TlsFiles;
 use crate::http::AppState;
 use crate::interaction::registry::ShowRegistry;
 use crate::interaction::store_client::StoreClient;
@@ -43,8 +48,10 @@ pub struct Config {
     pub media_threads: usize,
     /// Address announced in ICE candidates; defaults to the UDP bind IP.
     pub announce_ip: Option<IpAddr>,
-    /// Directory holding the pages (`web/`).
-    pub web_dir: PathBuf,
+    /// A directory to serve the pages from instead of the ones built into the binary.
+    pub web_dir: Option<PathBuf>,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     /// The SQLite file with products, sales and orders.
     pub db_path: PathBuf,
     /// HS256 secret for tokens; `None` runs in dev mode (guest tokens, logged loudly).
@@ -61,7 +68,8 @@ impl Config {
             udp_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             media_threads: 0,
             announce_ip: None,
-            web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web")),
+            web_dir: None,
+            tls: None,
             db_path: db_path.into(),
             jwt_secret: None,
             video_codec: CodecPolicy::Auto,
@@ -80,6 +88,10 @@ pub struct RunningServer {
     pub status_board: Arc<StatusBoard>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
     pub auth: Arc<Auth>,
+    /// Whether HTTP is served over TLS (`https://`).
+    pub tls: bool,
+    draining: Arc<Draining>,
+    shows: Arc<ShowRegistry>,
     http_stop: oneshot::Sender<()>,
     media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
@@ -91,6 +103,10 @@ pub struct RunningServer {
 const COMMAND_QUEUE: usize = 16 * 1024;
 
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    // Checked before anything is bound, so a wrong path fails at once with its own message.
+    let pages = Pages::new(config.web_dir.as_deref())?;
+    let tls = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
+
     // The crypto provider is process-wide; a second install (a second server in one test
     // process) is harmless.
     let provider = str0m::crypto::from_feature_flags();
@@ -166,22 +182,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding HTTP {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
+    let draining = Arc::new(Draining::default());
     let state = AppState {
         media,
         status_board: status_board.clone(),
-        web_dir: config.web_dir.clone(),
+        pages: pages.clone(),
         auth: auth.clone(),
-        shows,
+        shows: shows.clone(),
         video_codec: config.video_codec,
+        draining: draining.clone(),
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
-    let server = warp::serve(http::routes(state))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = http_stop_rx.await;
-        });
-    let http_task = tokio::spawn(server.run());
-    info!(%http_addr, udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
+    let stopped = async move {
+        let _ = http_stop_rx.await;
+    };
+    let routes = http::routes(state);
+    let http_task = match tls.clone() {
+        Some(acceptor) => tokio::spawn(http::tls::serve(listener, acceptor, warp::service(routes), stopped)),
+        None => tokio::spawn(warp::serve(routes).incoming(listener).graceful(stopped).run()),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
 
     Ok(RunningServer {
         http_addr,
@@ -189,6 +210,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         udp_addrs,
         status_board,
         auth,
+        tls: tls.is_some(),
+        draining,
+        shows,
         http_stop,
         media_stops,
         http_task,
@@ -241,8 +265,17 @@ fn shard_addr(first: SocketAddr, i: usize) -> anyhow::Result<SocketAddr> {
 impl RunningServer {
     /// Stop accepting HTTP, close every peer (DTLS close), and wait for both sides to finish.
     pub async fn shutdown(self) {
+        self.stop(Instant::now() + Duration::from_secs(10)).await;
+    }
+
+    /// Stop HTTP (requests in progress may finish until `deadline`), then the media shards;
+    /// true when HTTP had to be cut at the deadline.
+    async fn stop(mut self, deadline: Instant) -> bool {
         let _ = self.http_stop.send(());
-        let _ = self.http_task.await;
+        let http_cut = tokio::time::timeout_at(deadline.into(), &mut self.http_task).await.is_err();
+        if http_cut {
+            self.http_task.abort();
+        }
         for stop in self.media_stops {
             let _ = stop.send(());
         }
@@ -254,5 +287,6 @@ impl RunningServer {
         })
         .await;
         info!("sellcast stopped");
+        http_cut
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sellcast_room::Role;
@@ -34,9 +35,19 @@ enum Command {
         /// Address announced in ICE candidates (a public IP behind 1:1 NAT); defaults to --udp-ip.
         #[arg(long)]
         announce_ip: Option<IpAddr>,
-        /// Directory with the pages.
-        #[arg(long, default_value = "web")]
-        web_dir: PathBuf,
+        /// Serve the pages from this directory (while developing them) instead of the copy
+        /// built into the binary.
+        #[arg(long)]
+        web_dir: Option<PathBuf>,
+        /// PEM certificate chain: serve HTTPS (pages, API, WHIP, WHEP) instead of HTTP.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// On SIGTERM or Ctrl-C: seconds to finish the buys in flight before exiting.
+        #[arg(long, default_value_t = 10)]
+        drain_seconds: u64,
         /// SQLite database with products, sales and orders.
         #[arg(long, default_value = "data/sellcast.db")]
         db: PathBuf,
@@ -68,6 +79,26 @@ enum Command {
     },
 }
 
+/// SIGTERM (systemd, containers) and SIGINT (Ctrl-C) both start a drain.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -85,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
             media_threads,
             announce_ip,
             web_dir,
+            tls_cert,
+            tls_key,
+            drain_seconds,
             db,
             jwt_secret,
             video_codec,
@@ -95,21 +129,32 @@ async fn main() -> anyhow::Result<()> {
                 media_threads,
                 announce_ip,
                 web_dir,
+                tls: tls_cert.zip(tls_key).map(|(cert, key)| sellcast_server::TlsFiles { cert, key }),
                 db_path: db,
                 jwt_secret,
                 video_codec,
             };
             let server = sellcast_server::start(config).await?;
-            let base = format!("http://{}", server.http_addr);
+            let base = format!("{}://{}", if server.tls { "https" } else { "http" }, server.http_addr);
             println!("sellcast is live");
             println!("  host page:  {base}/host/demo");
             println!("  watch page: {base}/watch/demo");
             println!("  WHIP:       {base}/whip/<room>   WHEP: {base}/whep/<room>");
             let ports: Vec<String> = server.udp_addrs.iter().map(|a| a.port().to_string()).collect();
             println!("  media:      udp {} ports {}", server.udp_addr.ip(), ports.join(", "));
-            tokio::signal::ctrl_c().await?;
-            tracing::info!("Ctrl-C: shutting down");
-            server.shutdown().await;
+            let mut signals = Signals::new()?;
+            let signal = signals.next().await;
+            tracing::info!(signal, drain_seconds, "draining before exit (a second signal exits at once)");
+            let report = tokio::select! {
+                report = server.drain(Duration::from_secs(drain_seconds)) => report,
+                signal = signals.next() => {
+                    tracing::warn!(signal, "exiting without finishing the drain");
+                    std::process::exit(1);
+                }
+            };
+            if !report.finished() {
+                std::process::exit(1);
+            }
         }
         Command::Token { room, role, identity, name, hours, jwt_secret } => {
             let role = match role.as_str() {

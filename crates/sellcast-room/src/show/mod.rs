@@ -91,6 +91,8 @@ pub struct Show {
     orders: VecDeque<OrderLine>,
     revenue: HashMap<i64, i64>,
     counters_dirty: bool,
+    /// Set once the server drains: the reconnect hint every participant is given.
+    draining: Option<u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -117,6 +119,7 @@ impl Show {
             orders: record.recent_orders.into_iter().collect(),
             revenue,
             counters_dirty: false,
+            draining: None,
             outputs: VecDeque::new(),
         }
     }

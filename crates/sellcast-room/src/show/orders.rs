@@ -4,7 +4,7 @@
 use crate::answer::{Answer, Caller};
 use crate::buy_admission::{Admission, BuyAnswer, BuyTicket};
 use crate::identity::{Identity, ParticipantId};
-use crate::protocol::{DirectFrame, ErrorCode, FrameError, OrderLine, RoomEvent};
+use crate::protocol::{encode, DirectFrame, ErrorCode, FrameError, OrderLine, RoomEvent};
 
 use super::{Class, Output, Show};
 
@@ -17,8 +17,29 @@ impl Show {
         match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
             Admission::Answered(answer) => self.answer(from, Answer::Buy { key: key.to_string(), answer }),
             Admission::Joined => {}
+            Admission::Submit(order) if self.draining.is_some() => {
+                // No new work for the store while draining: the reservation `admit` made is
+                // released and nothing is remembered, so the key may be sent again elsewhere.
+                let error = FrameError::new(ErrorCode::Unavailable, "the server is restarting: buy again once reconnected");
+                for to in self.buys.handle_failure(&order.ticket) {
+                    self.answer(to, Answer::BuyNotPlaced { key: key.to_string(), sale_id, error: error.clone() });
+                }
+            }
             Admission::Submit(order) => self.outputs.push_back(Output::Buy(order)),
         }
+    }
+
+    /// The server is going away. Every participant, and anyone who says `hello` later, is told
+    /// to reconnect after `reconnect_after_ms`; new buys are answered `buy_not_placed`, and the
+    /// buys already with the store are answered as usual when it has committed them
+    /// ([`Show::buys_in_flight`] counts them down to zero).
+    pub fn handle_drain(&mut self, reconnect_after_ms: u64) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(reconnect_after_ms);
+        let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
     }
 
     /// The store committed (or replayed) a buy.

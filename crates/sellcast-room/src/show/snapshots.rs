@@ -40,6 +40,9 @@ impl Show {
         let likes = DirectFrame::Likes { total: self.likes.total(), delta: 0 };
         frames.push((encode(&likes), Class::Latest));
         frames.push((encode(&self.counters()), Class::Latest));
+        if let Some(reconnect_after_ms) = self.draining {
+            frames.push((encode(&DirectFrame::Draining { reconnect_after_ms }), Class::Control));
+        }
         match participant {
             Some(to) => {
                 for (frame, class) in frames {

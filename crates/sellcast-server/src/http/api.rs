@@ -180,6 +180,9 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
 /// One frame over HTTP, answered with the room's answer to it (for a buy or a host action,
 /// after the store committed).
 async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Response {
+    if st.draining.is_on() {
+        return crate::drain::refusal();
+    }
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }

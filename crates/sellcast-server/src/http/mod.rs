@@ -2,12 +2,13 @@
 
 mod api;
 pub mod media_stats;
+pub mod pages;
 pub mod error;
 mod rejection;
 mod signalling;
+pub mod tls;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use warp::http::Uri;
@@ -28,11 +29,14 @@ pub struct AppState {
     /// Reaches the media shards (offers, session ends).
     pub media: MediaRouter,
     pub status_board: Arc<StatusBoard>,
-    pub web_dir: PathBuf,
+    /// The pages: built in, or `--web-dir`.
+    pub pages: pages::Pages,
     pub auth: Arc<Auth>,
     pub shows: Arc<ShowRegistry>,
     /// The server's `--video-codec`, for rooms whose host names none.
     pub video_codec: CodecPolicy,
+    /// On once the server drains: calls that would start a session are refused.
+    pub draining: Arc<crate::drain::Draining>,
 }
 
 fn with_state(
@@ -42,7 +46,7 @@ fn with_state(
 }
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let web = state.web_dir.clone();
+    let pages = pages::routes(state.pages.clone());
     let sdp_body = warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<String>("authorization"))
         .map(|ct, auth| (ct, auth))
@@ -95,17 +99,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state(state))
         .map(|st: AppState| warp::reply::json(&media_stats::report(&st.status_board.media_stats(), &st.status_board.media_by_shard())));
 
-    let host_page = warp::path!("host" / String)
-        .and(warp::get())
-        .map(|_room: String| ())
-        .untuple_one()
-        .and(warp::fs::file(web.join("host.html")));
-    let watch_page = warp::path!("watch" / String)
-        .and(warp::get())
-        .map(|_room: String| ())
-        .untuple_one()
-        .and(warp::fs::file(web.join("watch.html")));
-    let assets = warp::path("static").and(warp::fs::dir(web));
     let root = warp::path::end()
         .and(warp::get())
         .map(|| warp::redirect::see_other(Uri::from_static("/host/demo")));
@@ -119,9 +112,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(store_stats)
         .or(api)
         .or(status)
-        .or(host_page)
-        .or(watch_page)
-        .or(assets)
+        .or(pages)
         .or(root)
         .or(health)
         .recover(rejection::recover)

@@ -34,6 +34,9 @@ pub async fn offer(
     body: Bytes,
     state: AppState,
 ) -> Response {
+    if state.draining.is_on() {
+        return crate::drain::refusal();
+    }
     let policy = match codec_choice(&query) {
         Ok(choice) => choice.unwrap_or(state.video_codec),
         Err(e) => return e.into_response(),

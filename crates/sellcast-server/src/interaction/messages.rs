@@ -41,6 +41,10 @@ pub enum ShowMsg {
     BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
     Persisted { from: Caller, result: Result<Applied, FrameError> },
+    /// The server is draining: tell the participants to reconnect after `reconnect_after_ms`,
+    /// take no new buys, and answer `done` with the participant count once no buy is left
+    /// with the store.
+    Drain { reconnect_after_ms: u64, done: oneshot::Sender<usize> },
 }
 
 /// A committed host action, ready to apply to the room.

@@ -43,6 +43,11 @@ impl ShowRegistry {
         &self.store
     }
 
+    /// Every show task started so far.
+    pub fn all(&self) -> Vec<ShowHandle> {
+        self.shows.iter().map(|entry| entry.value().clone()).collect()
+    }
+
     /// The room's show task, started if needed. Never holds the map entry across an await.
     pub fn get(&self, room: &str) -> ShowHandle {
         if let Some(h) = self.shows.get(room) {

@@ -33,6 +33,8 @@ pub struct ShowTask {
     calls: HashMap<CallId, oneshot::Sender<Answer>>,
     next_call: u64,
     dropped_deliveries: u64,
+    /// Answered with the participant count once draining and no buy is with the store.
+    drained: Option<oneshot::Sender<usize>>,
 }
 
 impl ShowTask {
@@ -45,6 +47,7 @@ impl ShowTask {
             calls: HashMap::new(),
             next_call: 0,
             dropped_deliveries: 0,
+            drained: None,
         }
     }
 
@@ -72,6 +75,11 @@ impl ShowTask {
                 _ = tick.tick() => core.handle_tick(wall_ms()),
             }
             self.flush(&mut core);
+            if core.buys_in_flight() == 0 {
+                if let Some(done) = self.drained.take() {
+                    let _ = done.send(core.participant_count());
+                }
+            }
         }
     }
 
@@ -122,6 +130,10 @@ impl ShowTask {
                 }
                 Err(e) => core.handle_persist_failure(from, e),
             },
+            ShowMsg::Drain { reconnect_after_ms, done } => {
+                core.handle_drain(reconnect_after_ms);
+                self.drained = Some(done);
+            }
         }
     }
 

@@ -212,6 +212,11 @@ impl Driver {
             }
             self.end_turn();
         }
+        // What was queued before the stop (a drain's last answers) is written before every
+        // peer is closed, and leaves in the same turn.
+        while let Ok(command) = commands.try_recv() {
+            self.handle_command(command);
+        }
         self.close_all();
         self.end_turn();
         info!(stats = ?self.stats, received = ?self.inbox.stats, sent = ?self.outbox.stats, "media driver stopped");
@@ -266,7 +271,9 @@ impl Driver {
     fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         self.stats.datagrams_in += 1;
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, data) else {
+        // str0m takes a STUN request only on one of our candidates, and ours is the announced
+        // address: behind 1:1 NAT, or bound to 0.0.0.0, the socket's own address is not it.
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.factory.candidate_addr, data) else {
             self.stats.input_errors += 1;
             return;
         };
