@@ -288,10 +288,9 @@ fn bind_media_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
 
 /// How many media shards to run: as asked, else one per core but one, within `MAX_SHARDS`.
 ///
-/// The core left over runs HTTP, the show tasks and the SQLite writer. On a 2-core box a
-/// second shard cost 26 % more CPU per forwarded packet at 500 viewers and did not lower the
-/// in-server p99, because the two shards then compete with everything else for the same cores
-/// (`docs/bench/issue5-shards-500.txt`).
+/// The core left over runs HTTP, the show tasks and the SQLite writer: a shard on it would
+/// compete with them for the same core, which costs CPU per packet and does not lower the
+/// in-server latency (`docs/performance.md`, "Why these constants").
 fn media_threads(asked: usize) -> usize {
     let wanted = match asked {
         0 => thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),

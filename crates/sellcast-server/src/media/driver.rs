@@ -11,7 +11,7 @@
 //!
 //! A turn reads up to `RECV_BURST` datagrams before forwarding: a frame's packets arrive back
 //! to back, and forwarding them together costs one poll of each viewer's str0m instance for
-//! several packets instead of one per packet (100 viewers: 3.9 -> 2.9 us per forwarded packet).
+//! several packets instead of one per packet (figures in `docs/performance.md`).
 //!
 //! Per forwarded packet it must not allocate in our code, log above debug, or touch JSON.
 
@@ -62,10 +62,9 @@ const PACE_INTERVAL: Duration = Duration::from_millis(2);
 /// Media to a new viewer starts this long after our side of DTLS completes. We are the DTLS
 /// server, so we finish first; a client that installs its SRTP keys asynchronously would drop
 /// the replayed keyframe if it arrived in the same instant, and then need a PLI (seconds).
-/// The client finishes only when our last DTLS flight reaches it, so a starved client needs
-/// longer: at 5 ms the debug-build 20-viewer test lost a viewer's replayed keyframe in about 1
-/// run in 4 on a busy 2-core machine (2026-11-30, once in CI). 15 ms held in every run so far;
-/// it costs each viewer 10 ms of first frame against 5 ms.
+/// The client finishes only when our last DTLS flight reaches it, so the wait must cover a
+/// client whose CPU is starved as well as an idle one; it costs every viewer this much of its
+/// first frame. Why 15 ms and not less: `docs/performance.md`, "Why these constants".
 const VIEWER_SETTLE: Duration = Duration::from_millis(15);
 
 /// Most datagrams read before forwarding what they carried. Below `PACKETS_PER_FLUSH`, so a

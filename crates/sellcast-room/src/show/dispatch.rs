@@ -1,0 +1,187 @@
+//! Every frame from a caller, admitted or refused: size, schema and rate first (sessions), then
+//! role, then the frame's own rules. What a frame changes is decided here or in the concern it
+//! belongs to (chat, orders, host actions persisted first).
+
+use crate::answer::{Answer, CallId, Caller};
+use crate::identity::{Identity, ParticipantId};
+use crate::catalog::SaleDraft;
+use crate::protocol::{ClientFrame, ErrorCode, FrameError, RoomEvent};
+
+use super::{HostAction, Output, Show};
+
+/// What became of a frame the room took.
+pub(super) enum Taken {
+    /// Done: a call is told so now.
+    Done,
+    /// Waits for the store, which answers the caller when it has committed.
+    AwaitsStore,
+}
+
+impl Show {
+    /// One raw frame from a participant's data channel.
+    pub fn handle_frame(&mut self, now_ms: i64, from: ParticipantId, bytes: &[u8]) {
+        let Some(p) = self.participants.get_mut(&from) else {
+            return;
+        };
+        if !p.frames.try_take(now_ms) {
+            let error = FrameError::new(ErrorCode::RateLimited, "too many frames");
+            let identity = p.identity.id.clone();
+            self.refuse(now_ms, Caller::Session(from), &identity, error);
+            return;
+        }
+        match ClientFrame::parse(bytes) {
+            Ok(frame) => {
+                self.tally.frame(&frame);
+                self.handle_client_frame(now_ms, from, frame)
+            }
+            Err(e) => {
+                let identity = p.identity.id.clone();
+                self.refuse(now_ms, Caller::Session(from), &identity, e);
+            }
+        }
+    }
+
+    /// A parsed frame from a participant.
+    pub fn handle_client_frame(&mut self, now_ms: i64, from: ParticipantId, frame: ClientFrame) {
+        let Some(who) = self.participants.get(&from).map(|p| p.identity.clone()) else {
+            return;
+        };
+        self.dispatch(now_ms, Caller::Session(from), who, frame);
+    }
+
+    /// A one-shot call (the HTTP API) from `identity`, which is not a participant. It gets
+    /// exactly one [`Output::Answer`]: now, or once the store has answered (a buy, a host action).
+    pub fn handle_call(&mut self, now_ms: i64, call: CallId, identity: Identity, frame: ClientFrame) {
+        let caller = Caller::Call(call);
+        self.tally.frame(&frame);
+        if self.is_banned(&identity.id, now_ms) {
+            self.answer(caller, Answer::Refused(FrameError::new(ErrorCode::Forbidden, "banned from this room")));
+            return;
+        }
+        self.dispatch(now_ms, caller, identity, frame);
+    }
+
+    pub(super) fn dispatch(&mut self, now_ms: i64, from: Caller, who: Identity, frame: ClientFrame) {
+        let result = match frame {
+            ClientFrame::Hello { resume } => {
+                self.hello(now_ms, from, &who, resume);
+                return;
+            }
+            ClientFrame::Chat { text } => self.chat(now_ms, &who, &text).map(|()| Taken::Done),
+            ClientFrame::Like { count } => {
+                self.likes.handle_likes(&who.id, count);
+                Ok(Taken::Done)
+            }
+            ClientFrame::Buy { sale_id, qty, idempotency_key } => {
+                self.buy(now_ms, from, &who, sale_id, qty, &idempotency_key);
+                return;
+            }
+            ClientFrame::Pin { product_ids } => self.host_only(&who, "pin products").and_then(|()| {
+                if product_ids.len() > self.config.max_pins {
+                    return Err(FrameError::new(ErrorCode::Invalid, format!("at most {} products can be highlighted", self.config.max_pins)));
+                }
+                if let Some(missing) = product_ids.iter().find(|id| !self.products.iter().any(|p| p.id == **id)) {
+                    return Err(FrameError::new(ErrorCode::NotFound, format!("no product {missing}")));
+                }
+                Ok(self.persist(from, &who, HostAction::Pin(product_ids)))
+            }),
+            ClientFrame::StartSale { product_id, price_minor, stock, per_user_limit, starts_at_ms, ends_at_ms } => {
+                self.host_only(&who, "start a sale").and_then(|()| {
+                    if !self.products.iter().any(|p| p.id == product_id) {
+                        return Err(FrameError::new(ErrorCode::NotFound, format!("no product {product_id}")));
+                    }
+                    if stock == 0 || per_user_limit == 0 || ends_at_ms <= starts_at_ms || price_minor < 0 || ends_at_ms <= now_ms {
+                        return Err(FrameError::new(ErrorCode::Invalid, "a sale needs stock >= 1, a limit >= 1, a price >= 0 and an end in the future after its start"));
+                    }
+                    let draft = SaleDraft { product_id, price_minor, currency: None, stock, per_user_limit, starts_at_ms, ends_at_ms };
+                    Ok(self.persist(from, &who, HostAction::StartSale(draft)))
+                })
+            }
+            ClientFrame::EndSale { sale_id } => self.host_only(&who, "end a sale").and_then(|()| {
+                match self.sales.iter().find(|s| s.id == sale_id) {
+                    Some(s) if s.ended_at_ms.is_none() => {
+                        Ok(self.persist(from, &who, HostAction::EndSale(sale_id)))
+                    }
+                    Some(_) => Err(FrameError::new(ErrorCode::Invalid, "sale already ended")),
+                    None => Err(FrameError::new(ErrorCode::NotFound, format!("no sale {sale_id}"))),
+                }
+            }),
+            ClientFrame::DeleteMessage { seq } => self.moderator_only(&who, "delete messages").and_then(|()| {
+                if self.chat.delete(seq) {
+                    self.broadcast_event(now_ms, RoomEvent::ChatDeleted { target_seq: seq, by: who.clone() });
+                    Ok(Taken::Done)
+                } else {
+                    Err(FrameError::new(ErrorCode::NotFound, format!("no recent message {seq}")))
+                }
+            }),
+            ClientFrame::Mute { identity, seconds } => self.moderator_only(&who, "mute").and_then(|()| {
+                let until_ms = now_ms + i64::from(seconds.min(7 * 24 * 3600)) * 1000;
+                self.chat.mute(&identity, until_ms);
+                self.broadcast_event(now_ms, RoomEvent::UserMuted { identity, until_ms });
+                Ok(Taken::Done)
+            }),
+            ClientFrame::Ban { identity } => {
+                self.moderator_only(&who, "ban").map(|()| self.persist(from, &who, HostAction::Ban(identity)))
+            }
+            ClientFrame::SetBlockedWords { words } => self.moderator_only(&who, "set blocked words").and_then(|()| {
+                if words.len() > 500 || words.iter().any(|w| w.chars().count() > 64) {
+                    return Err(FrameError::new(ErrorCode::Invalid, "at most 500 words of at most 64 characters"));
+                }
+                Ok(self.persist(from, &who, HostAction::SetBlockedWords(words)))
+            }),
+        };
+        match result {
+            Ok(Taken::Done) => self.accepted(from),
+            Ok(Taken::AwaitsStore) => {}
+            Err(e) => self.refuse(now_ms, from, &who.id, e),
+        }
+    }
+
+    pub(super) fn host_only(&self, who: &Identity, what: &str) -> Result<(), FrameError> {
+        if who.role.can_run_show() {
+            Ok(())
+        } else {
+            Err(FrameError::new(ErrorCode::Forbidden, format!("only the host may {what}")))
+        }
+    }
+
+    pub(super) fn moderator_only(&self, who: &Identity, what: &str) -> Result<(), FrameError> {
+        if who.role.can_moderate() {
+            Ok(())
+        } else {
+            Err(FrameError::new(ErrorCode::Forbidden, format!("only the host or a moderator may {what}")))
+        }
+    }
+
+    pub(super) fn persist(&mut self, from: Caller, by: &Identity, action: HostAction) -> Taken {
+        self.outputs.push_back(Output::Persist { from, by: by.clone(), action });
+        Taken::AwaitsStore
+    }
+
+    /// Refuse a frame. A session's error replies are rate-limited, so a flood is not answered
+    /// with a flood; a call always gets its one answer.
+    pub(super) fn refuse(&mut self, now_ms: i64, from: Caller, identity: &str, error: FrameError) {
+        self.tally.refused(error.code);
+        let message = match from {
+            Caller::Session(id) => {
+                let Some(p) = self.participants.get_mut(&id) else {
+                    return;
+                };
+                if !p.errors.try_take(now_ms) {
+                    p.muted_errors += 1;
+                    return;
+                }
+                let muted = std::mem::take(&mut p.muted_errors);
+                if muted > 0 {
+                    format!("{} ({muted} similar errors not reported)", error.message)
+                } else {
+                    error.message.clone()
+                }
+            }
+            Caller::Call(_) => error.message.clone(),
+        };
+        self.answer(from, Answer::Refused(FrameError::new(error.code, message)));
+        let identity = identity.to_string();
+        self.outputs.push_back(Output::Refused { from, identity, code: error.code, message: error.message });
+    }
+}

@@ -1,0 +1,33 @@
+//! The limits a show enforces.
+
+use crate::chat::ChatLimits;
+
+/// The limits a show enforces: frame rates, chat, likes, replay size, pins.
+#[derive(Debug, Clone)]
+pub struct ShowLimits {
+    pub chat: ChatLimits,
+    pub replay_events: usize,
+    /// The most bytes of missed events a resume replays; past it the client gets a snapshot.
+    /// A transport buffers about this much for a viewer (the server's data channels take
+    /// 128 KiB), and a replay it cannot take would cost the viewer its connection again.
+    pub replay_bytes: usize,
+    pub likes_per_user_per_tick: u32,
+    /// Frames of any kind per participant: burst and per second.
+    pub frame_burst: u32,
+    pub frames_per_second: f64,
+    pub max_pins: usize,
+}
+
+impl Default for ShowLimits {
+    fn default() -> Self {
+        Self {
+            chat: ChatLimits::default(),
+            replay_events: 2048,
+            replay_bytes: 64 * 1024,
+            likes_per_user_per_tick: 30,
+            frame_burst: 60,
+            frames_per_second: 30.0,
+            max_pins: 3,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! A room's interaction state and the decisions on every frame: who may do what, what is
+//! broadcast with which sequence number, what is answered directly, what must be made
+//! durable first. No IO: the show task feeds frames, store results and ticks, and carries
+//! out the [`Output`]s.
+//!
+//! One concern per file: `participants`, `dispatch` (every frame in), `chat`, `orders`,
+//! `host_actions`, `ticks`, `snapshots`; `limits` and `record` are what a show is built from.
+
+mod chat;
+mod dispatch;
+mod host_actions;
+mod limits;
+mod orders;
+mod participants;
+mod record;
+mod snapshots;
+mod ticks;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::answer::{Answer, Caller};
+use crate::buy_admission::{BuyAdmission, BuyOrder};
+use crate::catalog::{Product, Sale, SaleDraft};
+use crate::chat::ChatDesk;
+use crate::event_log::EventLog;
+use crate::identity::{Identity, ParticipantId};
+use crate::likes::LikeCounter;
+use crate::protocol::{encode, DirectFrame, ErrorCode, OrderLine, Position, RoomEvent};
+use crate::tally::RoomTally;
+
+pub use limits::ShowLimits;
+use participants::Participant;
+pub use record::ShowRecord;
+
+/// How the transport should treat a frame when a viewer's channel is congested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Commerce and control: always delivered, in order.
+    Control,
+    /// Chat: dropped for a congested viewer before anything else.
+    Chat,
+    /// Latest-state counters: a newer one replaces it, so it may be skipped.
+    Latest,
+}
+
+/// An action that must be made durable before the room applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAction {
+    Pin(Vec<i64>),
+    StartSale(SaleDraft),
+    EndSale(i64),
+    Ban(String),
+    SetBlockedWords(Vec<String>),
+}
+
+/// What the room asks its task to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A frame of one session's stream (welcome, replay or snapshot, counters, the order feed).
+    Send { to: ParticipantId, frame: Arc<str>, class: Class },
+    Broadcast { frame: Arc<str>, class: Class },
+    /// The answer to a frame from `to`.
+    Answer { to: Caller, answer: Answer },
+    /// Commit this buy in the store, then call [`Show::handle_buy_outcome`].
+    Buy(BuyOrder),
+    /// Persist this action, then call the matching `apply_*` and [`Show::handle_persisted`].
+    Persist { from: Caller, by: Identity, action: HostAction },
+    /// Close this participant's session (banned).
+    Kick { participant: ParticipantId },
+    /// A frame was refused; the task logs it (debug for rate limits, info otherwise).
+    Refused { from: Caller, identity: String, code: ErrorCode, message: String },
+}
+
+/// The sans-IO interaction core of one room's live show: participants, chat, likes, pins,
+/// sales and buy admission, and the ordered event stream. One show task owns it.
+#[derive(Debug)]
+pub struct Show {
+    name: String,
+    config: ShowLimits,
+    log: EventLog,
+    participants: HashMap<ParticipantId, Participant>,
+    products: Vec<Product>,
+    pinned: Vec<i64>,
+    sales: Vec<Sale>,
+    /// Sales whose end (by the clock) has been announced.
+    end_announced: Vec<i64>,
+    banned: HashMap<String, Option<i64>>,
+    chat: ChatDesk,
+    likes: LikeCounter,
+    buys: BuyAdmission,
+    orders: VecDeque<OrderLine>,
+    revenue: HashMap<i64, i64>,
+    counters_dirty: bool,
+    /// Set once the server drains: the reconnect hint every participant is given.
+    draining: Option<u64>,
+    /// Frames, refusals and buy answers handled so far (read by the task for metrics).
+    tally: RoomTally,
+    outputs: VecDeque<Output>,
+}
+
+impl Show {
+    pub fn new(name: String, epoch: u64, record: ShowRecord, config: ShowLimits, now_ms: i64) -> Self {
+        let mut revenue = HashMap::new();
+        for o in &record.recent_orders {
+            *revenue.entry(o.sale_id).or_insert(0) += o.price_minor * i64::from(o.qty);
+        }
+        let end_announced = record.sales.iter().filter(|s| s.is_over(now_ms)).map(|s| s.id).collect();
+        Self {
+            log: EventLog::new(epoch, config.replay_events),
+            chat: ChatDesk::new(config.chat.clone(), record.blocked_words, now_ms),
+            likes: LikeCounter::new(record.likes_total, config.likes_per_user_per_tick),
+            buys: BuyAdmission::new(record.bought, record.answers),
+            name,
+            config,
+            participants: HashMap::new(),
+            products: record.products,
+            pinned: record.pinned,
+            sales: record.sales,
+            end_announced,
+            banned: record.banned.into_iter().collect(),
+            orders: record.recent_orders.into_iter().collect(),
+            revenue,
+            counters_dirty: false,
+            draining: None,
+            tally: RoomTally::default(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn broadcast_event(&mut self, now_ms: i64, event: RoomEvent) {
+        let (_, frame) = self.log.append(&event, now_ms);
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
+    }
+
+    fn send(&mut self, to: ParticipantId, frame: &DirectFrame, class: Class) {
+        self.outputs.push_back(Output::Send { to, frame: encode(frame), class });
+    }
+
+    fn broadcast(&mut self, frame: &DirectFrame, class: Class) {
+        self.outputs.push_back(Output::Broadcast { frame: encode(frame), class });
+    }
+
+    /// Frames, refusals and buy answers handled so far.
+    pub fn tally(&self) -> &RoomTally {
+        &self.tally
+    }
+
+    fn answer(&mut self, to: Caller, answer: Answer) {
+        if let Answer::Buy { answer, .. } = &answer {
+            self.tally.buy_answered(answer);
+        }
+        self.outputs.push_back(Output::Answer { to, answer });
+    }
+
+    /// Only a call is told that a frame was taken; a session sees its effects.
+    fn accepted(&mut self, to: Caller) {
+        if let Caller::Call(_) = to {
+            self.answer(to, Answer::Accepted);
+        }
+    }
+
+    /// Memory and store must agree on this after every commit: used by tests and the bench.
+    pub fn sale(&self, sale_id: i64) -> Option<&Sale> {
+        self.sales.iter().find(|s| s.id == sale_id)
+    }
+
+    pub fn bought(&self, sale_id: i64, identity: &str) -> u32 {
+        self.buys.bought(sale_id, identity)
+    }
+
+    pub fn products(&self) -> &[Product] {
+        &self.products
+    }
+
+    pub fn sales(&self) -> &[Sale] {
+        &self.sales
+    }
+
+    pub fn buys_in_flight(&self) -> usize {
+        self.buys.in_flight()
+    }
+
+    pub fn position(&self) -> Position {
+        self.log.position()
+    }
+}

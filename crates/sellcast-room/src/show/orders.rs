@@ -1,0 +1,118 @@
+//! One-tap buys: admission from memory, the store's outcome or failure, and what a committed
+//! order changes (stock, the staff's order feed, revenue, sold out).
+
+use crate::answer::{Answer, Caller};
+use crate::buy_admission::{Admission, BuyAnswer, BuyTicket};
+use crate::identity::{Identity, ParticipantId};
+use crate::protocol::{encode, DirectFrame, ErrorCode, FrameError, OrderLine, RoomEvent};
+
+use super::{Class, Output, Show};
+
+/// Orders kept for the host feed snapshot.
+pub(super) const RECENT_ORDERS: usize = 50;
+
+impl Show {
+    pub(super) fn buy(&mut self, now_ms: i64, from: Caller, who: &Identity, sale_id: i64, qty: u32, key: &str) {
+        let sale = self.sales.iter().find(|s| s.id == sale_id);
+        match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
+            Admission::Answered(answer) => self.answer(from, Answer::Buy { key: key.to_string(), answer }),
+            Admission::Joined => {}
+            Admission::Submit(order) if self.draining.is_some() => {
+                // No new work for the store while draining: the reservation `admit` made is
+                // released and nothing is remembered, so the key may be sent again elsewhere.
+                let error = FrameError::new(ErrorCode::Unavailable, "the server is restarting: buy again once reconnected");
+                for to in self.buys.handle_failure(&order.ticket) {
+                    self.answer(to, Answer::BuyNotPlaced { key: key.to_string(), sale_id, error: error.clone() });
+                }
+            }
+            Admission::Submit(order) => self.outputs.push_back(Output::Buy(order)),
+        }
+    }
+
+    /// The server is going away. Every participant, and anyone who says `hello` later, is told
+    /// to reconnect after `reconnect_after_ms`; new buys are answered `buy_not_placed`, and the
+    /// buys already with the store are answered as usual when it has committed them
+    /// ([`Show::buys_in_flight`] counts them down to zero).
+    pub fn handle_drain(&mut self, reconnect_after_ms: u64) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(reconnect_after_ms);
+        let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
+    }
+
+    /// The store committed (or replayed) a buy.
+    pub fn handle_buy_outcome(&mut self, now_ms: i64, ticket: &BuyTicket, answer: BuyAnswer, replayed: bool, stock_left: Option<u32>) {
+        let settled = self.buys.handle_outcome(ticket, answer.clone(), replayed);
+        for to in settled.waiters {
+            self.answer(to, Answer::Buy { key: ticket.key.clone(), answer: answer.clone() });
+        }
+        let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } = answer else {
+            return;
+        };
+        if replayed {
+            return;
+        }
+        let Some(sale) = self.sales.iter_mut().find(|s| s.id == sale_id) else {
+            return;
+        };
+        // Outcomes of one group commit may be applied in any order; the store's stock only ever
+        // goes down, so the lowest value it reported is the committed truth. Without a report,
+        // count this order off.
+        sale.stock_left = match stock_left {
+            Some(left) => left.min(sale.stock_left),
+            None => sale.stock_left.saturating_sub(qty),
+        };
+        let sold_out = sale.stock_left == 0;
+        let sale_sold = sale.sold();
+        let buyer = settled
+            .buyer
+            .or_else(|| self.participants.values().find(|p| p.identity.id == ticket.identity).map(|p| p.identity.clone()))
+            .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
+        let order = OrderLine { order_id, sale_id, buyer, qty, price_minor, currency, at_ms: now_ms };
+        let revenue = self.revenue.entry(sale_id).or_insert(0);
+        *revenue += price_minor * i64::from(qty);
+        let revenue_minor = *revenue;
+        if self.orders.len() == RECENT_ORDERS {
+            self.orders.pop_front();
+        }
+        self.orders.push_back(order.clone());
+        let feed = DirectFrame::Order { order, sale_sold, revenue_minor };
+        let staff: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.identity.role.can_moderate())
+            .map(|(id, _)| *id)
+            .collect();
+        for to in staff {
+            self.send(to, &feed, Class::Control);
+        }
+        self.counters_dirty = true;
+        if sold_out {
+            self.broadcast_event(now_ms, RoomEvent::SoldOut { sale_id });
+        }
+    }
+
+    /// The store could not commit a buy: nothing happened, the buyer may retry with its key.
+    pub fn handle_buy_failure(&mut self, ticket: &BuyTicket) {
+        for to in self.buys.handle_failure(ticket) {
+            self.tally.buy_unavailable();
+            let error = FrameError::new(ErrorCode::Unavailable, "order not placed, please retry");
+            self.answer(to, Answer::Refused(error));
+        }
+    }
+
+    /// The show's task is being replaced (it panicked): tell every buyer still waiting for
+    /// the store that its answer is unknown. The store may still commit the buy; a retry with
+    /// the same key gets the store's one answer, so the buyer must retry with that key.
+    pub fn abandon_buys_in_flight(&mut self) {
+        for ticket in self.buys.tickets_in_flight() {
+            for to in self.buys.handle_failure(&ticket) {
+                self.tally.buy_unavailable();
+                let error = FrameError::new(ErrorCode::Unavailable, "the room restarted before this order was answered; retry it");
+                self.answer(to, Answer::Refused(error));
+            }
+        }
+    }
+}
