@@ -201,7 +201,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding HTTP {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let draining = Arc::new(Draining::default());
-    let metrics = Arc::new(Metrics::new(status_board.clone(), shows.clone(), tokio::runtime::Handle::current())?);
+    let metrics = Arc::new(Metrics::new(status_board.clone(), shows.clone(), supervision.clone(), tokio::runtime::Handle::current())?);
     let admin = match config.admin_addr {
         Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
         None => None,

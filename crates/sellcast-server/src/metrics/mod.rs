@@ -16,6 +16,7 @@ use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use crate::http::error::SignalError;
 use crate::interaction::registry::ShowRegistry;
 use crate::media::status_board::StatusBoard;
+use crate::supervision::Supervision;
 
 /// A part of the server that is restarted when it dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,9 @@ pub struct Metrics {
     registry: Registry,
     sessions_refused: IntCounterVec,
     restarts: IntCounterVec,
+    /// Where the supervisors count restarts; copied into `restarts` at each scrape, under
+    /// the lock so two scrapes at once cannot add the same restart twice.
+    supervision: std::sync::Mutex<Arc<Supervision>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -52,7 +56,12 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A registry reading `status_board`, `shows` (and through them the store) at scrape time;
     /// `runtime` is the one running HTTP and the room tasks.
-    pub fn new(status_board: Arc<StatusBoard>, shows: Arc<ShowRegistry>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
+    pub fn new(
+        status_board: Arc<StatusBoard>,
+        shows: Arc<ShowRegistry>,
+        supervision: Arc<Supervision>,
+        runtime: tokio::runtime::Handle,
+    ) -> prometheus::Result<Self> {
         let registry = Registry::new();
         registry.register(Box::new(scrape::ScrapeCollector::new(status_board, shows, runtime)?))?;
         let sessions_refused = IntCounterVec::new(
@@ -74,7 +83,7 @@ impl Metrics {
         for part in Part::ALL {
             restarts.with_label_values(&[part.name()]);
         }
-        Ok(Self { registry, sessions_refused, restarts })
+        Ok(Self { registry, sessions_refused, restarts, supervision: std::sync::Mutex::new(supervision) })
     }
 
     /// An offer on `endpoint` ("whip" or "whep") was answered with `error`.
@@ -83,13 +92,25 @@ impl Metrics {
         self.sessions_refused.with_label_values(&[endpoint, error.cause(), &status]).inc();
     }
 
-    /// The supervisor restarted `part`: the hook for whoever restarts it.
-    pub fn restarted(&self, part: Part) {
-        self.restarts.with_label_values(&[part.name()]).inc();
+    /// Bring `sellcast_restarts_total` up to the supervisors' own counts.
+    fn sync_restarts(&self) {
+        let Ok(supervision) = self.supervision.lock() else {
+            return;
+        };
+        let counts = supervision.restarts();
+        for (part, count) in [
+            (Part::ShowTask, counts.show_tasks),
+            (Part::MediaShard, counts.media_shards),
+            (Part::StoreWriter, counts.store_writer),
+        ] {
+            let counter = self.restarts.with_label_values(&[part.name()]);
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
     }
 
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
+        self.sync_restarts();
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding /metrics failed");
