@@ -157,6 +157,7 @@ mod tests {
             SignalError::BadRoomName,
             SignalError::SessionNotFound,
             SignalError::Unavailable,
+            SignalError::RoomUnavailable,
             SignalError::Unauthorized(String::new()),
             SignalError::Forbidden(String::new()),
         ];
