@@ -9,4 +9,4 @@ set -e
 here=$(cd "$(dirname "$0")" && pwd)
 addr=${SELLCAST_TEST_ADDR:?set SELLCAST_TEST_ADDR}
 exec unshare --net --pid --fork --kill-child --mount-proc \
-  sh -c "ip link set lo up && ip link add sc0 type veth peer name sc1 && ip addr add $addr/24 dev sc0 && ip link set sc1 up && ip link set sc0 up && exec node '$here/https.mjs'"
+  sh -c "ip link set lo up && '$here/../netns/veth.sh' sc0 sc1 $addr/24 && exec node '$here/https.mjs'"

@@ -7,7 +7,7 @@ set -e
 here=$(cd "$(dirname "$0")" && pwd)
 veth=true
 if [ -n "${GST_PLUGIN_DIR:-}" ]; then
-  veth='ip link add v0 type veth peer name v1 && ip addr add 127.0.0.2/32 dev v0 && ip link set v1 up && ip link set v0 up'
+  veth="'$here/../netns/veth.sh' v0 v1 127.0.0.2/32"
 fi
 exec unshare --net --pid --fork --kill-child --mount-proc \
   sh -c "ip link set lo up && $veth && exec node '$here/matrix.mjs'"
