@@ -223,9 +223,16 @@ pub struct Snapshot {
     pub epoch: u64,
     pub seq: u64,
     pub server_now_ms: i64,
+    /// The highlighted products, then the catalog in id order as far as the snapshot's byte
+    /// budget goes (see `more_products`).
     pub products: Vec<Product>,
+    /// True when the catalog did not fit: the rest is read from the HTTP products list
+    /// (`GET /api/rooms/{room}/products`). A snapshot must fit the channel's send buffer, or
+    /// the viewer it is for is disconnected instead of served.
+    pub more_products: bool,
     pub pinned: Vec<i64>,
     pub sales: Vec<Sale>,
+    /// The newest chat lines that fit the snapshot's chat budget, oldest first.
     pub chat: Vec<ChatLine>,
     pub likes_total: u64,
     pub viewers: usize,

@@ -38,6 +38,7 @@ use crate::interaction::registry::ShowRegistry;
 use crate::interaction::store_client::StoreClient;
 use crate::media::status_board::StatusBoard;
 pub use crate::media::offer::CodecPolicy;
+pub use crate::media::lifetime::SessionTimeouts;
 use crate::media::peer::PeerFactory;
 use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
@@ -71,6 +72,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// A second listener serving `/metrics` (and `/healthz`) without a token, for a private address.
     pub admin_addr: Option<SocketAddr>,
+    /// How long a WHIP/WHEP session may stay unconnected, or silent once connected, before
+    /// its peer is freed (`media::lifetime`). Tests shorten it; the server runs the default.
+    pub session_timeouts: SessionTimeouts,
 }
 
 impl Config {
@@ -88,6 +92,7 @@ impl Config {
             video_codec: CodecPolicy::Auto,
             metrics_token: None,
             admin_addr: None,
+            session_timeouts: SessionTimeouts::default(),
         }
     }
 }
@@ -178,6 +183,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let factory = PeerFactory {
             cert: cert.clone(),
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
+            timeouts: config.session_timeouts,
         };
         let (stop, stop_rx) = oneshot::channel();
         let parts = ShardParts {

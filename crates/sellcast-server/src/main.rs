@@ -151,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
                 video_codec,
                 metrics_token,
                 admin_addr: admin,
+                session_timeouts: Default::default(),
             };
             let server = sellcast_server::start(config).await?;
             let base = format!("{}://{}", if server.tls { "https" } else { "http" }, server.http_addr);

@@ -4,6 +4,7 @@
 
 pub mod messages;
 pub mod registry;
+pub mod session_inbox;
 pub mod store_client;
 pub mod tally;
 pub mod task;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use super::messages::ShowMsg;
+use super::session_inbox::{session_inbox, SessionReceiver, SessionSender, FRAME_QUEUE_BYTES};
 use super::store_client::StoreClient;
 use super::tally::ServerTally;
 use super::task::{wall_ms, ShowTask};
@@ -32,13 +33,16 @@ const CRASH_LOOP_PAUSE: Duration = Duration::from_secs(1);
 /// Longest pause between two attempts to load a room while the store cannot answer.
 const LOAD_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Frames waiting for a show task; beyond this a flooding driver drops (and counts) frames.
+/// Calls and internal messages waiting for a show task (HTTP callers wait for room here).
+/// Data-channel frames and joins come through the session inbox instead.
 pub const ROOM_INBOX: usize = 8192;
 
-/// The way to a running show task: its inbox.
+/// The way to a running show task: its inbox for calls, and its session inbox for the media
+/// shards (joins, leaves and frames; see `session_inbox`).
 #[derive(Clone)]
 pub struct ShowHandle {
     pub tx: mpsc::Sender<ShowMsg>,
+    pub sessions: SessionSender,
 }
 
 /// Every room's show task, by room name, started on first use.
@@ -93,6 +97,7 @@ impl ShowRegistry {
             .entry(room.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(ROOM_INBOX);
+                let (sessions, sessions_rx) = session_inbox(FRAME_QUEUE_BYTES);
                 let supervisor = ShowSupervisor {
                     name: room.to_string(),
                     store: self.store.clone(),
@@ -101,8 +106,8 @@ impl ShowRegistry {
                     supervision: self.supervision.clone(),
                     tally: self.tally.clone(),
                 };
-                self.runtime.spawn(supervisor.run(rx));
-                ShowHandle { tx }
+                self.runtime.spawn(supervisor.run(rx, sessions_rx));
+                ShowHandle { tx, sessions }
             })
             .value()
             .clone()
@@ -120,7 +125,7 @@ struct ShowSupervisor {
 }
 
 impl ShowSupervisor {
-    async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>) {
+    async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>, mut sessions: SessionReceiver) {
         let mut last_epoch = 0_u64;
         let mut last_panic: Option<Instant> = None;
         loop {
@@ -141,7 +146,7 @@ impl ShowSupervisor {
             }
             let task = ShowTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone())
                 .with_tally(self.tally.clone());
-            match CatchUnwind(Box::pin(task.run(&mut core, &mut inbox))).await {
+            match CatchUnwind(Box::pin(task.run(&mut core, &mut inbox, &mut sessions))).await {
                 Ok(()) => return,
                 Err(mut payload) => {
                     self.supervision.show_tasks.went_down();

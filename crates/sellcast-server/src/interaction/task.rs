@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::messages::{Applied, CatalogOp, ShowMsg};
+use super::session_inbox::SessionReceiver;
 use super::store_client::{StoreFailure, StoreClient};
 use super::tally::ServerTally;
 use crate::media::command::Command;
@@ -73,20 +74,27 @@ impl ShowTask {
 
     /// Handle messages until every sender is gone. The inbox is borrowed: it belongs to the
     /// room's supervisor and outlives a panic here (see `registry`).
-    pub async fn run(self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
+    pub async fn run(self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>, sessions: &mut SessionReceiver) {
         let span = info_span!("room", room = %self.name);
-        self.serve(core, inbox).instrument(span).await
+        self.serve(core, inbox, sessions).instrument(span).await
     }
 
-    async fn serve(mut self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>) {
+    async fn serve(mut self, core: &mut Show, inbox: &mut mpsc::Receiver<ShowMsg>, sessions: &mut SessionReceiver) {
         info!(room = %self.name, "show task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Senders live in the registry and in peers; once all are gone the arm is switched off
+        // (it would be ready with `None` forever).
+        let mut sessions_open = true;
         loop {
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(m) => self.handle(core, m),
                     None => break,
+                },
+                msg = sessions.recv(), if sessions_open => match msg {
+                    Some(m) => self.handle(core, m),
+                    None => sessions_open = false,
                 },
                 _ = tick.tick() => {
                     core.handle_tick(wall_ms());

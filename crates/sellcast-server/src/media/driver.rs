@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sellcast_room::ParticipantId;
+use sellcast_room::{ErrorCode, FrameError, ParticipantId};
 use sellcast_sfu::{DropCounters, ForwarderConfig, ForwarderEvent, MediaPacket, TrackKind, ViewerId};
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
@@ -34,6 +34,8 @@ use super::status_board::{StatusBoard, MediaStats};
 use super::relay::{Relay, RelayInbox, ShardLinks};
 use super::forward_latency::ForwardLatency;
 use super::inbox::Inbox;
+use super::lifetime::{expiry, Expiry};
+use super::stun_route::binding_request_ufrag;
 use super::offer::SessionKind;
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
@@ -50,6 +52,7 @@ pub(crate) use transmit::write_packet;
 use transmit::drain_transmits;
 use crate::interaction::messages::ShowMsg;
 use crate::interaction::registry::ShowRegistry;
+use crate::interaction::session_inbox::FrameRefused;
 
 /// The loop wakes at least this often even when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
@@ -72,6 +75,9 @@ const VIEWER_SETTLE: Duration = Duration::from_millis(15);
 const RECV_BURST: usize = 32;
 /// How often the media counters are copied out for the HTTP side.
 const STATS_EVERY: Duration = Duration::from_millis(500);
+/// How often peers are checked against their deadlines (`media::lifetime`); a peer outlives
+/// its deadline by at most this much.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Index of a [`ShardRoom`] inside this shard's driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,11 +101,18 @@ pub(crate) enum PeerEvent {
 #[derive(Debug, Default)]
 pub(crate) struct DriverStats {
     datagrams_in: u64,
+    /// Datagrams from an address no peer owns that were not a binding request naming one of
+    /// our ufrags (or that the named peer refused): dropped without asking any peer.
     unknown_source: u64,
     input_errors: u64,
     no_payload_type: u64,
-    /// Data-channel frames the show task could not take (its inbox was full).
+    /// Data-channel frames the show task could not take (its frame budget was used up).
     frames_dropped: u64,
+    /// Data-channel frames over the protocol's limit, refused with `too_large` before queueing.
+    frames_oversize: u64,
+    /// Peers freed because they missed a deadline (`media::lifetime`), by reason.
+    expired_unconnected: u64,
+    expired_idle: u64,
     /// Chat or counter frames skipped for a congested viewer.
     frames_skipped_congested: u64,
     /// Media packets written to viewers, and their payload bytes.
@@ -137,6 +150,8 @@ pub struct Driver {
     peers: HashMap<PeerId, Peer>,
     sessions: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// Our ICE ufrag of each peer: a first STUN request from a new address names its peer.
+    by_ufrag: HashMap<Box<[u8]>, PeerId>,
     peer_room: HashMap<PeerId, ShardRoomId>,
     rooms: HashMap<ShardRoomId, ShardRoom>,
     room_ids: HashMap<String, ShardRoomId>,
@@ -148,6 +163,8 @@ pub struct Driver {
     dirty: Vec<ShardRoomId>,
     /// Peers due in `handle_timeouts`, reused.
     due: Vec<PeerId>,
+    /// When peers are next checked against their deadlines.
+    next_sweep: Instant,
     stats: DriverStats,
 }
 
@@ -186,6 +203,7 @@ impl Driver {
             peers: HashMap::new(),
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
             peer_room: HashMap::new(),
             rooms: HashMap::new(),
             room_ids: HashMap::new(),
@@ -195,6 +213,7 @@ impl Driver {
             pending: VecDeque::with_capacity(256),
             dirty: Vec::with_capacity(16),
             due: Vec::with_capacity(256),
+            next_sweep: Instant::now() + SWEEP_EVERY,
             stats: DriverStats::default(),
         }
     }
@@ -285,6 +304,9 @@ impl Driver {
                     input_errors: self.stats.input_errors,
                     no_payload_type: self.stats.no_payload_type,
                     frames_dropped: self.stats.frames_dropped,
+                    frames_oversize: self.stats.frames_oversize,
+                    expired_unconnected: self.stats.expired_unconnected,
+                    expired_idle: self.stats.expired_idle,
                     frames_skipped_congested: self.stats.frames_skipped_congested,
                     viewer_keyframe_requests: self.stats.viewer_keyframe_requests,
                     host_keyframe_requests: self.stats.host_keyframe_requests,
@@ -317,6 +339,19 @@ impl Driver {
     fn handle_datagram(&mut self, source: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         self.stats.datagrams_in += 1;
+        // A new address is routed by the ufrag its STUN request names, one lookup; anything
+        // else from it is dropped before it is parsed further (`media::stun_route`).
+        let known = self.by_addr.get(&source).copied();
+        let id = match known {
+            Some(id) => id,
+            None => match binding_request_ufrag(data).and_then(|ufrag| self.by_ufrag.get(ufrag)) {
+                Some(id) => *id,
+                None => {
+                    self.stats.unknown_source += 1;
+                    return;
+                }
+            },
+        };
         // str0m takes a STUN request only on one of our candidates, and ours is the announced
         // address: behind 1:1 NAT, or bound to 0.0.0.0, the socket's own address is not it.
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.factory.candidate_addr, data) else {
@@ -324,23 +359,20 @@ impl Driver {
             return;
         };
         let input = Input::Receive(now, receive);
-        let id = match self.by_addr.get(&source) {
-            Some(id) => *id,
-            None => {
-                // First packet from this address: the STUN username tells whose it is.
-                let Some(id) = self.peers.values().find(|p| p.rtc.accepts(&input)).map(|p| p.id) else {
-                    self.stats.unknown_source += 1;
-                    return;
-                };
-                debug!(peer = id.0, %source, "peer address learned");
-                self.by_addr.insert(source, id);
-                id
-            }
-        };
         let Some(peer) = self.peers.get_mut(&id) else {
             self.by_addr.remove(&source);
             return;
         };
+        if known.is_none() {
+            // The named peer checks the request's integrity before its address is learned.
+            if !peer.rtc.accepts(&input) {
+                self.stats.unknown_source += 1;
+                return;
+            }
+            debug!(peer = id.0, %source, "peer address learned");
+            self.by_addr.insert(source, id);
+        }
+        peer.last_input = now;
         if let Err(e) = peer.rtc.handle_input(input) {
             self.stats.input_errors += 1;
             debug!(parent: &peer.span, error = %e, "input rejected");
@@ -383,7 +415,10 @@ impl Driver {
                     identity: p.identity.clone(),
                 })
             }
-            PeerEvent::ChannelData(bytes) => Some(ShowMsg::Frame { participant: ParticipantId(id.0), bytes }),
+            PeerEvent::ChannelData(bytes) => {
+                self.frame_to_room(id, bytes, now);
+                return;
+            }
             PeerEvent::ChannelClose => Some(ShowMsg::Leave { participant: ParticipantId(id.0) }),
             other => {
                 self.apply_media(id, other, now);
@@ -391,8 +426,29 @@ impl Driver {
             }
         };
         if let (Some(msg), Some(peer)) = (to_room, self.peers.get(&id)) {
-            if peer.show_tx.try_send(msg).is_err() {
-                self.stats.frames_dropped += 1;
+            peer.show_tx.lifecycle(msg);
+        }
+    }
+
+    /// Queue a data-channel frame for the show task, within its byte budget; a frame over the
+    /// protocol's limit is answered with `too_large` here and never queued.
+    fn frame_to_room(&mut self, id: PeerId, bytes: Vec<u8>, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let len = bytes.len();
+        match peer.show_tx.frame(ParticipantId(id.0), bytes) {
+            Ok(()) | Err(FrameRefused::Closed) => {}
+            Err(FrameRefused::Full) => self.stats.frames_dropped += 1,
+            Err(FrameRefused::TooLarge) => {
+                self.stats.frames_oversize += 1;
+                let limit = sellcast_room::protocol::MAX_FRAME_BYTES;
+                let error = FrameError::new(ErrorCode::TooLarge, format!("frame of {len} bytes exceeds {limit}"));
+                if let Some(mut channel) = peer.channel.and_then(|c| peer.rtc.channel(c)) {
+                    let _ = channel.write(false, error.to_frame().as_bytes());
+                }
+                drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+                self.earliest = self.earliest.min(peer.timeout);
             }
         }
     }
@@ -508,7 +564,35 @@ impl Driver {
         }
     }
 
+    /// Free every peer past its connect or idle deadline (`media::lifetime`).
+    fn sweep_expired(&mut self, now: Instant) {
+        let timeouts = self.factory.timeouts;
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        due.extend(
+            self.peers
+                .values()
+                .filter(|p| expiry(&timeouts, now, p.created, p.connected, p.last_input).is_some())
+                .map(|p| p.id),
+        );
+        for &id in &due {
+            let Some(why) = self.peers.get(&id).and_then(|p| expiry(&timeouts, now, p.created, p.connected, p.last_input)) else {
+                continue;
+            };
+            match why {
+                Expiry::Unconnected => self.stats.expired_unconnected += 1,
+                Expiry::Idle => self.stats.expired_idle += 1,
+            }
+            self.remove_peer(id, why.name());
+        }
+        self.due = due;
+    }
+
     fn handle_timeouts(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+            self.sweep_expired(now);
+        }
         // Reused buffer: a wake allocates nothing.
         let mut due = std::mem::take(&mut self.due);
         due.clear();
@@ -557,6 +641,7 @@ impl Driver {
             .flat_map(|p| [Some(p.timeout), p.ready_at])
             .flatten()
             .chain(self.rooms.values().flat_map(|r| [r.forwarder.poll_timeout(), r.flush_at]).flatten())
+            .chain((!self.peers.is_empty()).then_some(self.next_sweep))
             .min()
             .unwrap_or(now + IDLE_WAKE)
             .max(now + Duration::from_micros(100));

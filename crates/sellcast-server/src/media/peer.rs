@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use sellcast_room::Identity;
 use sellcast_sfu::{Codec, TrackKind};
 use str0m::channel::ChannelId;
-use tokio::sync::mpsc;
 
-use crate::interaction::messages::ShowMsg;
+use crate::interaction::session_inbox::SessionSender;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec as WireCodec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
+use super::lifetime::SessionTimeouts;
 use super::offer::{media_mids, normalize_offer, PublishPlan, SessionKind};
 use super::video_format::{H264Format, RoomFormat, VideoFormat};
 use super::relay::ShardId;
@@ -68,12 +68,16 @@ pub struct Peer {
     pub rtc: Rtc,
     /// The `sellcast` data channel once the peer opened it.
     pub channel: Option<ChannelId>,
-    /// The show task that gets this peer's data-channel frames.
-    pub show_tx: mpsc::Sender<ShowMsg>,
+    /// The show task that gets this peer's data-channel frames and its joins and leaves.
+    pub show_tx: SessionSender,
     /// When str0m next wants `Input::Timeout`.
     pub timeout: Instant,
     pub created: Instant,
     pub connected: bool,
+    /// Our ICE ufrag (from the answer): a first STUN request names it (`media::stun_route`).
+    pub ufrag: String,
+    /// Last datagram received from this peer (the idle deadline counts from it).
+    pub last_input: Instant,
     /// A viewer starts receiving media at this time (shortly after DTLS completes).
     pub ready_at: Option<Instant>,
     /// Last media packet received (hosts) — tells a live host from a vanished one.
@@ -114,6 +118,8 @@ pub struct Accepted {
     pub negotiated: Vec<Negotiated>,
     /// The offer has a live video section.
     pub has_video: bool,
+    /// Our ICE ufrag for this peer, as the answer gives it.
+    pub ufrag: String,
 }
 
 /// Options that are the same for every peer the driver creates.
@@ -121,6 +127,8 @@ pub struct Accepted {
 pub struct PeerFactory {
     pub cert: DtlsCert,
     pub candidate_addr: SocketAddr,
+    /// How long a peer may stay unconnected, or silent once connected.
+    pub timeouts: SessionTimeouts,
 }
 
 fn from_wire(codec: WireCodec) -> Option<Codec> {
@@ -187,7 +195,8 @@ impl PeerFactory {
             .iter()
             .filter_map(|m| rtc.media(Mid::from(m.as_str())))
             .any(|m| m.kind() == MediaKind::Video && !m.disabled());
-        Ok(Accepted { rtc, answer: answer.to_sdp_string(), negotiated, has_video })
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Ok(Accepted { rtc, answer: answer.to_sdp_string(), negotiated, has_video, ufrag })
     }
 }
 
@@ -224,11 +233,11 @@ impl Peer {
         id: PeerId,
         session: String,
         kind: SessionKind,
-        (room, identity, show_tx): (String, Identity, mpsc::Sender<ShowMsg>),
+        (room, identity, show_tx): (String, Identity, SessionSender),
         accepted: Accepted,
         now: Instant,
     ) -> Self {
-        let Accepted { rtc, negotiated, has_video, .. } = accepted;
+        let Accepted { rtc, negotiated, has_video, ufrag, .. } = accepted;
         let span = tracing::info_span!("session", %room, peer = id.0, role = kind.role_name(), identity = %identity.id);
         Self {
             id,
@@ -242,6 +251,8 @@ impl Peer {
             timeout: now,
             created: now,
             connected: false,
+            ufrag,
+            last_input: now,
             ready_at: None,
             last_media: None,
             mids: [None, None],

@@ -56,7 +56,7 @@ impl Link {
         let now = Instant::now();
         let provider = str0m::crypto::from_feature_flags();
         let cert = provider.dtls_provider.generate_certificate().expect("a DTLS certificate");
-        let factory = PeerFactory { cert, candidate_addr: addr(SERVER) };
+        let factory = PeerFactory { cert, candidate_addr: addr(SERVER), timeouts: Default::default() };
 
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("candidate"));
@@ -69,7 +69,7 @@ impl Link {
         let answer = SdpAnswer::from_sdp_string(&std::mem::take(&mut accepted.answer)).expect("answer parses");
         client.sdp_api().accept_answer(pending, answer).expect("client accepts");
 
-        let (show_tx, _show_rx) = tokio::sync::mpsc::channel(8);
+        let (show_tx, _show_rx) = crate::interaction::session_inbox::session_inbox(1024);
         let identity = Identity { id: "v".into(), name: "v".into(), role: RoomRole::Viewer };
         let mut server = Peer::new(PeerId(1), "s".into(), SessionKind::Watch, ("r".into(), identity, show_tx), accepted, now);
         let vp8_room = RoomFormat { audio: Some(Codec::Opus), video: Some(VideoFormat::vp8()) };

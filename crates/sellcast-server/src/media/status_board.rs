@@ -59,6 +59,11 @@ pub struct MediaStats {
     /// Data-channel frames a room task's full inbox refused, and chat or counter frames
     /// skipped for a congested viewer.
     pub frames_dropped: u64,
+    /// Data-channel frames over the protocol's size limit, refused before reaching the room.
+    pub frames_oversize: u64,
+    /// Peers freed for missing a deadline: not connected in time, or silent too long.
+    pub expired_unconnected: u64,
+    pub expired_idle: u64,
     pub frames_skipped_congested: u64,
     /// Keyframe requests (PLI or FIR) from viewers, and PLIs sent to hosts.
     pub viewer_keyframe_requests: u64,
@@ -88,6 +93,9 @@ impl MediaStats {
         self.input_errors += other.input_errors;
         self.no_payload_type += other.no_payload_type;
         self.frames_dropped += other.frames_dropped;
+        self.frames_oversize += other.frames_oversize;
+        self.expired_unconnected += other.expired_unconnected;
+        self.expired_idle += other.expired_idle;
         self.frames_skipped_congested += other.frames_skipped_congested;
         self.viewer_keyframe_requests += other.viewer_keyframe_requests;
         self.host_keyframe_requests += other.host_keyframe_requests;

@@ -30,7 +30,19 @@ const RELAYED: Spec =
 const DROPS: Spec = Spec::counter("sellcast_media_drops_total", "Media packets or datagrams not delivered, by reason.", &["reason", "shard"]);
 const CHANNEL_DROPS: Spec = Spec::counter(
     "sellcast_channel_frames_dropped_total",
-    "Data-channel frames dropped: a room task's inbox was full, or a congested viewer skipped chat or counters.",
+    "Data-channel frames dropped: a room's frame budget was used up, a congested viewer skipped chat or counters, or a frame was over the size limit.",
+    &["reason", "shard"],
+);
+const MEDIA_PEERS: Spec =
+    Spec::gauge("sellcast_media_peers", "WebRTC peers a media shard holds, connected or not (each answered offer until it is freed).", &["shard"]);
+const UNKNOWN_SOURCE: Spec = Spec::counter(
+    "sellcast_media_unknown_source_datagrams_total",
+    "Datagrams from an address no peer owns that did not name a peer's ICE ufrag: dropped without a scan.",
+    &["shard"],
+);
+const PEERS_REMOVED: Spec = Spec::counter(
+    "sellcast_peers_removed_total",
+    "Peers the server freed on its own: not connected within 10 s of the answer, or silent for 30 s.",
     &["reason", "shard"],
 );
 const NACKS: Spec = Spec::counter("sellcast_nacks_received_total", "NACK messages from viewers (answered from the resend cache).", &["shard"]);
@@ -52,7 +64,10 @@ const BUYS: Spec = Spec::counter("sellcast_buys_total", "Answers to buy requests
 const COMMIT: Spec = Spec::histogram("sellcast_store_commit_seconds", "Time from a buy batch's first write to its commit returning.", &[]);
 const BATCH: Spec = Spec::histogram("sellcast_store_batch_size", "Buys committed together in one transaction.", &[]);
 
-const SPECS: [Spec; 20] = [
+const SPECS: [Spec; 23] = [
+    MEDIA_PEERS,
+    UNKNOWN_SOURCE,
+    PEERS_REMOVED,
     PEERS,
     ROOMS,
     ROOMS_LIVE,
@@ -105,6 +120,13 @@ impl ScrapeCollector {
         out.push(each(FORWARDED_BYTES, &|s| s.forwarded_bytes));
         out.push(each(RELAYED, &|s| s.relayed));
         out.push(each(NACKS, &|s| s.nacks));
+        out.push(each(MEDIA_PEERS, &|s| s.peers as u64));
+        out.push(each(UNKNOWN_SOURCE, &|s| s.unknown_source));
+        let mut removed = PEERS_REMOVED.family();
+        for (shard, s) in ids.iter().map(String::as_str).zip(shards) {
+            removed.value(&["timeout_unconnected", shard], s.expired_unconnected as f64).value(&["idle", shard], s.expired_idle as f64);
+        }
+        out.push(removed.done());
         out.push(each(KEYFRAME_REQUESTS, &|s| s.viewer_keyframe_requests));
         out.push(each(PLIS_SENT, &|s| s.host_keyframe_requests));
 
@@ -128,7 +150,8 @@ impl ScrapeCollector {
             }
             channel
                 .value(&["room_inbox_full", shard], s.frames_dropped as f64)
-                .value(&["viewer_congested", shard], s.frames_skipped_congested as f64);
+                .value(&["viewer_congested", shard], s.frames_skipped_congested as f64)
+                .value(&["oversize", shard], s.frames_oversize as f64);
             let (buckets, count, sum) = latency_buckets(s.forward_latency_us.as_ref());
             latency.histogram(&[shard], &buckets, count, sum);
         }

@@ -28,7 +28,7 @@ impl Driver {
     pub(crate) fn forget_after_panic(&mut self) {
         let me = self.links.me();
         for peer in self.peers.values().filter(|p| p.channel.is_some()) {
-            let _ = peer.show_tx.try_send(ShowMsg::Leave { participant: ParticipantId(peer.id.0) });
+            peer.show_tx.lifecycle(ShowMsg::Leave { participant: ParticipantId(peer.id.0) });
         }
         let names: Vec<_> = self.rooms.values().map(|r| (r.name.clone(), r.host.is_some())).collect();
         for (name, hosted_here) in names {

@@ -129,8 +129,14 @@ impl Driver {
         let session = new_session_id(self.links.me());
         self.sessions.insert(session.clone(), id);
         self.peer_room.insert(id, room_id);
-        let show_tx = self.shows.get(&room).tx;
+        let show_tx = self.shows.get(&room).sessions;
+        let ufrag = accepted.ufrag.clone();
         self.peers.insert(id, Peer::new(id, session, kind, (room, identity, show_tx), accepted, now));
+        // Random per peer (str0m draws it); a clash would only make the older peer's first
+        // STUN from a new address go unrouted, and is logged.
+        if let Some(other) = self.by_ufrag.insert(ufrag.into_bytes().into_boxed_slice(), id) {
+            tracing::warn!(peer = id.0, other = other.0, "two peers share an ICE ufrag");
+        }
         id
     }
 
@@ -230,9 +236,7 @@ impl Driver {
                 continue;
             };
             let msg = ShowMsg::Rejoin { participant: ParticipantId(id.0), identity: peer.identity.clone() };
-            if peer.show_tx.try_send(msg).is_err() {
-                self.stats.frames_dropped += 1;
-            }
+            peer.show_tx.lifecycle(msg);
         }
     }
 
@@ -267,9 +271,12 @@ impl Driver {
         drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
         self.sessions.remove(&peer.session);
         if peer.channel.is_some() {
-            let _ = peer.show_tx.try_send(ShowMsg::Leave { participant: ParticipantId(id.0) });
+            peer.show_tx.lifecycle(ShowMsg::Leave { participant: ParticipantId(id.0) });
         }
         self.by_addr.retain(|_, p| *p != id);
+        if self.by_ufrag.get(peer.ufrag.as_bytes()) == Some(&id) {
+            self.by_ufrag.remove(peer.ufrag.as_bytes());
+        }
         let Some(room_id) = self.peer_room.remove(&id) else {
             return;
         };
