@@ -6,7 +6,8 @@
 //! needs the viewer in its own namespace; in the peer's own socket path the test can aim at
 //! one viewer of many in one process.
 //!
-//! Only what arrives is impaired: what the viewer sends (NACKs, SACKs, STUN) still leaves.
+//! Only what arrives is impaired, unless the peer is muted: then nothing it sends leaves
+//! either (a client that vanished without a goodbye).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -23,6 +24,8 @@ use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
 #[derive(Default)]
 pub struct Impairment {
     stalled: AtomicBool,
+    /// Drop everything the peer sends.
+    muted: AtomicBool,
     /// Policed receive rate in bits per second; 0 means no limit.
     rate_bps: AtomicU64,
     /// Lose the first copy of every video RTP packet whose seq is a multiple of this; 0: none.
@@ -64,6 +67,11 @@ impl Impairment {
     /// Drop every datagram that arrives (true) or none for this reason (false).
     pub fn set_stalled(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::Relaxed);
+    }
+
+    /// Drop every datagram the peer sends (true), as a client gone without a goodbye.
+    pub fn set_muted(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
     }
 
     /// Police what arrives to `bps` bits per second (0: no limit).
@@ -180,6 +188,9 @@ impl AsyncUdpSocket for ImpairedSocket {
     }
 
     fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+        if self.impairment.muted.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(transmit.contents.len()));
+        }
         self.inner.poll_send(cx, transmit)
     }
 

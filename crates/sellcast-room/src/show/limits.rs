@@ -13,8 +13,10 @@ pub struct ShowLimits {
     pub replay_bytes: usize,
     /// The most bytes a snapshot frame takes. It is written at once behind the welcome, into a
     /// channel buffer of 128 KiB (str0m's default, which the server keeps): a larger one is
-    /// refused there and costs the viewer its connection on every join. Chat and the host's
-    /// order feed get a quarter each, the products what is left (`show::snapshots`).
+    /// refused there and costs the viewer its connection on every join. It also stays under
+    /// 64 KiB, the largest message a peer that does not advertise `a=max-message-size` takes
+    /// (RFC 8841). Chat and the host's order feed get a quarter each, the products what is
+    /// left (`show::snapshots`).
     pub snapshot_bytes: usize,
     pub likes_per_user_per_tick: u32,
     /// Frames of any kind per participant: burst and per second.
@@ -29,7 +31,7 @@ impl Default for ShowLimits {
             chat: ChatLimits::default(),
             replay_events: 2048,
             replay_bytes: 64 * 1024,
-            snapshot_bytes: 64 * 1024,
+            snapshot_bytes: 60 * 1024,
             likes_per_user_per_tick: 30,
             frame_burst: 60,
             frames_per_second: 30.0,

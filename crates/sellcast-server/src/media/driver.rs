@@ -355,7 +355,10 @@ impl Driver {
         // str0m takes a STUN request only on one of our candidates, and ours is the announced
         // address: behind 1:1 NAT, or bound to 0.0.0.0, the socket's own address is not it.
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.factory.candidate_addr, data) else {
-            self.stats.input_errors += 1;
+            match known {
+                Some(_) => self.stats.input_errors += 1,
+                None => self.stats.unknown_source += 1,
+            }
             return;
         };
         let input = Input::Receive(now, receive);
