@@ -177,6 +177,7 @@ function togglePin(id) {
 // ----- frames -----
 function applySnapshot(s) {
   state.applySnapshot(s);
+  state.loadMoreProducts(s, room).then(added => { if (added) renderProducts(); });
   $('likes').textContent = s.likes_total;
   $('chat').replaceChildren();
   for (const line of s.chat) addChat(line.seq, line.from, line.text);

@@ -108,6 +108,20 @@ export class Show {
     this.sales = new Map(s.sales.map(x => [x.id, x]));
   }
 
+  // A snapshot carries the highlighted products and as much of the catalog as fits the data
+  // channel (`more_products` says the rest is in the HTTP list). Resolves true when products
+  // were added, so the caller re-renders. Products the channel already updated are kept.
+  async loadMoreProducts(s, room) {
+    if (!s.more_products) return false;
+    const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+    if (!r) return false;
+    let added = false;
+    for (const p of r.products) {
+      if (!this.products.has(p.id)) { this.products.set(p.id, p); added = true; }
+    }
+    return added;
+  }
+
   // Applies a commerce event; true if products or sales changed (the caller re-renders).
   applyEvent(f) {
     switch (f.type) {

@@ -186,3 +186,71 @@ mod tests {
         assert!(!tx.lifecycle(join(1)));
     }
 }
+
+/// A room's show task behind a frame flood: its joins and leaves still arrive, so its
+/// participant count comes back to zero.
+#[cfg(test)]
+mod flood_tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use sellcast_room::{Identity, ParticipantId, Role};
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::FrameRefused;
+    use crate::interaction::messages::ShowMsg;
+    use crate::interaction::registry::{ShowHandle, ShowRegistry};
+    use crate::interaction::store_client::StoreClient;
+    use crate::media::router::MediaRouter;
+    use crate::supervision::Supervision;
+
+    const PEOPLE: u64 = 200;
+
+    /// Frames from one participant until the room's budget refuses some (the task does not
+    /// run meanwhile: this test's runtime has one thread and nothing here awaits).
+    fn flood(room: &ShowHandle) -> usize {
+        let like = br#"{"type":"like","count":1}"#;
+        (0..20_000).filter(|_| room.sessions.frame(ParticipantId(1), like.to_vec()) == Err(FrameRefused::Full)).count()
+    }
+
+    /// The show's participant count, asked until it is `expected` or 10 s pass. The ask goes
+    /// through the call inbox, which the task serves alongside the session inbox, so it may
+    /// overtake messages still queued there: hence the polling.
+    async fn participants_become(room: &ShowHandle, expected: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (done, count) = oneshot::channel();
+            room.tx.send(ShowMsg::Drain { reconnect_after_ms: 60_000, done }).await?;
+            let count = count.await?;
+            if count == expected {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the room counts {count} participants, not {expected}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn joins_and_leaves_reach_a_flooded_room_and_its_participants_return_to_zero() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = StoreClient::open(&dir.path().join("s.db")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let supervision = Arc::new(Supervision::new(store.inner().clone()));
+        let (media_tx, _media_rx) = mpsc::channel(1 << 16);
+        let shows = ShowRegistry::new(store, MediaRouter::new(vec![media_tx]), tokio::runtime::Handle::current(), supervision);
+        let room = shows.get("flooded");
+        let who = |n: u64| Identity { id: format!("viewer-{n}"), name: format!("viewer {n}"), role: Role::Viewer };
+
+        assert!(flood(&room) > 0, "the flood outran the room's frame budget");
+        for n in 0..PEOPLE {
+            assert!(room.sessions.lifecycle(ShowMsg::Join { participant: ParticipantId(10 + n), identity: who(n) }));
+        }
+        participants_become(&room, PEOPLE as usize).await?;
+
+        assert!(flood(&room) > 0, "flooded again");
+        for n in 0..PEOPLE {
+            assert!(room.sessions.lifecycle(ShowMsg::Leave { participant: ParticipantId(10 + n) }));
+        }
+        participants_become(&room, 0).await?;
+        Ok(())
+    }
+}
