@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod drain;
+pub mod fuzzing;
 pub mod http;
 pub mod interaction;
 pub mod media;
