@@ -33,22 +33,24 @@ fn factory() -> &'static PeerFactory {
 /// A WHIP or WHEP body: the signalling side's checks (`plan_publish` under each codec policy,
 /// `check_watch`), and for an offer that passes them what the media thread does with it
 /// (normalised, parsed by str0m and answered, `PeerFactory::accept`). A refusal is fine; a
-/// panic is a bug.
-pub fn sdp_offer(data: &[u8]) {
+/// panic is a bug. Returns how many of those four sessions str0m answered.
+pub fn sdp_offer(data: &[u8]) -> usize {
     if data.len() as u64 > MAX_SDP_BYTES {
-        return;
+        return 0;
     }
     let Ok(offer) = std::str::from_utf8(data) else {
-        return;
+        return 0;
     };
+    let mut answered = 0;
     for policy in [CodecPolicy::Auto, CodecPolicy::Vp8, CodecPolicy::H264] {
         if let Ok(plan) = plan_publish(offer, policy) {
-            let _ = factory().accept(Instant::now(), Some(&plan), offer);
+            answered += usize::from(factory().accept(Instant::now(), Some(&plan), offer).is_ok());
         }
     }
     if check_watch(offer).is_ok() {
-        let _ = factory().accept(Instant::now(), None, offer);
+        answered += usize::from(factory().accept(Instant::now(), None, offer).is_ok());
     }
+    answered
 }
 
 /// An HTTP API body, read both ways the API reads a body: as a product create/update

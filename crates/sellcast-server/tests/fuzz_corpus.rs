@@ -21,12 +21,15 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Run `body` on every file of `target`'s corpus; fail naming each file it panicked on.
-fn replay(target: &str, body: fn(&[u8])) {
+fn replay<T>(target: &str, body: fn(&[u8]) -> T) {
     let files = corpus(target);
     assert!(files.len() >= 5, "fuzz/corpus/{target} holds {} files: the seed corpus is missing", files.len());
     let panicked: Vec<&str> = files
         .iter()
-        .filter(|(_, bytes)| catch_unwind(AssertUnwindSafe(|| body(bytes))).is_err())
+        .filter(|(_, bytes)| catch_unwind(AssertUnwindSafe(|| {
+            let _ = body(bytes);
+        }))
+        .is_err())
         .map(|(name, _)| name.as_str())
         .collect();
     assert!(panicked.is_empty(), "fuzz/corpus/{target}: {} of {} inputs panicked: {panicked:?}", panicked.len(), files.len());
@@ -40,4 +43,17 @@ fn sdp_offer_corpus_is_checked_and_answered_without_a_panic() {
 #[test]
 fn api_bodies_corpus_is_validated_and_answered_without_a_panic() {
     replay("api_bodies", sellcast_server::fuzzing::api_bodies);
+}
+
+/// The target reaches str0m: a real browser offer passes the signalling checks and is answered
+/// (a host's under each of the three codec policies, a viewer's once).
+#[test]
+fn sdp_offer_target_answers_the_chromium_seed_offers() {
+    let files = corpus("sdp_offer");
+    let answered = |name: &str| {
+        let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("seed {name} is missing"));
+        sellcast_server::fuzzing::sdp_offer(bytes)
+    };
+    assert_eq!(answered("chromium_156_whip_offer.sdp"), 3);
+    assert_eq!(answered("chromium_156_whep_offer.sdp"), 1);
 }
