@@ -10,7 +10,9 @@
 //! them after a panic (`supervision` says how); `/healthz` reports what is down.
 
 pub mod auth;
+pub mod dev_secret;
 pub mod drain;
+pub mod fuzzing;
 pub mod http;
 pub mod interaction;
 pub mod media;
@@ -32,6 +34,8 @@ use tracing::{info, warn};
 use crate::auth::Auth;
 use crate::drain::Draining;
 use crate::http::pages::Pages;
+pub use crate::http::connections::ConnectionLimits;
+use crate::http::connections::ConnectionTable;
 pub use crate::http::tls::TlsFiles;
 use crate::http::AppState;
 use crate::interaction::registry::ShowRegistry;
@@ -64,8 +68,11 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The SQLite file with products, sales and orders.
     pub db_path: PathBuf,
-    /// HS256 secret for tokens; `None` runs in dev mode (guest tokens, logged loudly).
+    /// HS256 secret for tokens (at least 32 bytes); `None` runs in dev mode (guest tokens,
+    /// logged loudly), which `start` allows only on a loopback `http_addr` or with `dev`.
     pub jwt_secret: Option<String>,
+    /// Allow dev mode (no secret) on a non-loopback `http_addr`: `--dev`, for a trusted network.
+    pub dev: bool,
     /// Which video codec rooms take from their hosts; a host may override it per room.
     pub video_codec: CodecPolicy,
     /// Bearer token for `GET /metrics` on the HTTP port; `None` leaves it off there.
@@ -75,10 +82,13 @@ pub struct Config {
     /// How long a WHIP/WHEP session may stay unconnected, or silent once connected, before
     /// its peer is freed (`media::lifetime`). Tests shorten it; the server runs the default.
     pub session_timeouts: SessionTimeouts,
+    /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
+    pub http_limits: ConnectionLimits,
 }
 
 impl Config {
-    /// Everything on loopback with OS-chosen ports, for tests and local runs.
+    /// Everything on loopback with OS-chosen ports and no secret (dev mode, which loopback
+    /// allows), for tests and local runs.
     pub fn local(db_path: impl Into<PathBuf>) -> Self {
         Self {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -89,10 +99,12 @@ impl Config {
             tls: None,
             db_path: db_path.into(),
             jwt_secret: None,
+            dev: false,
             video_codec: CodecPolicy::Auto,
             metrics_token: None,
             admin_addr: None,
             session_timeouts: SessionTimeouts::default(),
+            http_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -131,7 +143,21 @@ pub struct RunningServer {
 /// here; a show task finding it full drops a delivery and the client resumes by seq.
 const COMMAND_QUEUE: usize = 16 * 1024;
 
+/// Start the server. Refuses, before binding anything, to run without a secret on a
+/// non-loopback address unless `config.dev` is set (the error is an [`auth::AuthSetupError`]).
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let data_dir = match config.db_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let auth = Arc::new(Auth::for_server(config.jwt_secret.as_deref(), config.dev, config.http_addr, &data_dir)?);
+    if auth.dev_mode() {
+        warn!(
+            dev_secret = %data_dir.join(dev_secret::FILE_NAME).display(),
+            "DEV MODE: no --jwt-secret configured; anyone who reaches {} can get host and guest tokens from /api/dev/token",
+            config.http_addr
+        );
+    }
     // Checked before anything is bound, so a wrong path fails at once with its own message.
     let pages = Pages::new(config.web_dir.as_deref())?;
     let tls = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
@@ -163,10 +189,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
 
     let store = StoreClient::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
-    let auth = Arc::new(Auth::new(config.jwt_secret.as_deref().map(str::as_bytes)));
-    if auth.dev_mode() {
-        warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
-    }
     let status_board = Arc::new(StatusBoard::with_shards(shard_count));
     let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
@@ -229,10 +251,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let _ = http_stop_rx.await;
     };
     let routes = http::routes(state);
-    let http_task = match tls.clone() {
-        Some(acceptor) => tokio::spawn(http::tls::serve(listener, acceptor, warp::service(routes), stopped)),
-        None => tokio::spawn(warp::serve(routes).incoming(listener).graceful(stopped).run()),
-    };
+    let connections = ConnectionTable::new(config.http_limits);
+    metrics.watch_connections(connections.clone());
+    let http_task = tokio::spawn(http::connections::serve(
+        listener,
+        tls.clone(),
+        connections,
+        metrics.clone(),
+        warp::service(routes),
+        stopped,
+    ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
 

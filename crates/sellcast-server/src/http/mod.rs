@@ -1,12 +1,14 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
 mod api;
+pub mod connections;
 mod health;
 pub mod media_stats;
 pub mod pages;
 pub mod error;
 pub mod metrics;
 mod rejection;
+pub mod security_headers;
 mod signalling;
 pub mod tls;
 
@@ -128,6 +130,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(root)
         .or(health)
         .recover(rejection::recover)
+        .with(warp::reply::with::headers(security_headers::all()))
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
         }))
