@@ -26,7 +26,7 @@ fn factory() -> &'static PeerFactory {
             Some(cert) => cert,
             None => panic!("the crypto provider makes no DTLS certificate"),
         };
-        PeerFactory { cert, candidate_addr: SocketAddr::from(([127, 0, 0, 1], 9)) }
+        PeerFactory { cert, candidate_addr: SocketAddr::from(([127, 0, 0, 1], 9)), timeouts: Default::default() }
     })
 }
 

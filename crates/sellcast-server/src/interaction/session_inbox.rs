@@ -220,7 +220,10 @@ mod flood_tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (done, count) = oneshot::channel();
-            room.tx.send(ShowMsg::Drain { reconnect_after_ms: 60_000, done }).await?;
+            room.tx
+                .send(ShowMsg::Drain { reconnect_after_ms: 60_000, done })
+                .await
+                .map_err(|_| anyhow::anyhow!("the room task is gone"))?;
             let count = count.await?;
             if count == expected {
                 return Ok(());
