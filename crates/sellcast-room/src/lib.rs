@@ -14,6 +14,7 @@ mod buy_admission;
 mod catalog;
 mod chat;
 mod event_log;
+pub mod fuzzing;
 mod identity;
 mod likes;
 pub mod protocol;

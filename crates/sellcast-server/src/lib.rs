@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod dev_secret;
 pub mod drain;
+pub mod fuzzing;
 pub mod http;
 pub mod interaction;
 pub mod media;

@@ -14,7 +14,8 @@ fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
-fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
+/// A product as a host submitted it is fit to store (also the `api_bodies` fuzz target's check).
+pub fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
     let title_len = d.title.trim().chars().count();
     if !(1..=200).contains(&title_len) {
         return Err(invalid("title must be 1-200 characters"));
