@@ -44,7 +44,7 @@ impl Default for IdentityRates {
             chat: Rate { burst: 5, per_second: 1.0 },
             staff_chat_factor: 5.0,
             buys: Rate { burst: 10, per_second: 2.0 },
-            snapshots: Rate { burst: 3, per_second: 0.2 },
+            snapshots: Rate { burst: 5, per_second: 1.0 },
             max_identities: 20_000,
         }
     }
@@ -169,7 +169,8 @@ mod tests {
 
     #[test]
     fn buckets_belong_to_the_identity_and_entries_go_once_full_again() {
-        let mut limits = IdentityLimits::new(IdentityRates::default(), 0);
+        let rates = IdentityRates { snapshots: Rate { burst: 3, per_second: 0.2 }, ..IdentityRates::default() };
+        let mut limits = IdentityLimits::new(rates, 0);
         let ann = viewer("ann");
         let granted = (0..20).filter(|_| limits.try_take(0, &ann, Limit::Snapshot)).count();
         assert_eq!(granted, 3, "burst of 3 snapshots");
