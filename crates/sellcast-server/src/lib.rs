@@ -32,6 +32,8 @@ use tracing::{info, warn};
 use crate::auth::Auth;
 use crate::drain::Draining;
 use crate::http::pages::Pages;
+pub use crate::http::connections::ConnectionLimits;
+use crate::http::connections::ConnectionTable;
 pub use crate::http::tls::TlsFiles;
 use crate::http::AppState;
 use crate::interaction::registry::ShowRegistry;
@@ -71,6 +73,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// A second listener serving `/metrics` (and `/healthz`) without a token, for a private address.
     pub admin_addr: Option<SocketAddr>,
+    /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
+    pub http_limits: ConnectionLimits,
 }
 
 impl Config {
@@ -88,6 +92,7 @@ impl Config {
             video_codec: CodecPolicy::Auto,
             metrics_token: None,
             admin_addr: None,
+            http_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -223,10 +228,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let _ = http_stop_rx.await;
     };
     let routes = http::routes(state);
-    let http_task = match tls.clone() {
-        Some(acceptor) => tokio::spawn(http::tls::serve(listener, acceptor, warp::service(routes), stopped)),
-        None => tokio::spawn(warp::serve(routes).incoming(listener).graceful(stopped).run()),
-    };
+    let connections = ConnectionTable::new(config.http_limits);
+    metrics.watch_connections(connections.clone());
+    let http_task = tokio::spawn(http::connections::serve(
+        listener,
+        tls.clone(),
+        connections,
+        metrics.clone(),
+        warp::service(routes),
+        stopped,
+    ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
 

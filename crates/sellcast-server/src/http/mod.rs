@@ -1,6 +1,7 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
 mod api;
+pub mod connections;
 mod health;
 pub mod media_stats;
 pub mod pages;

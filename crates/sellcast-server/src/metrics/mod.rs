@@ -11,7 +11,9 @@ mod scrape;
 
 use std::sync::Arc;
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::http::connections::{ConnectionTable, Refusal, RefusalCounter};
 
 use crate::http::error::SignalError;
 use crate::interaction::registry::ShowRegistry;
@@ -42,6 +44,10 @@ pub struct Metrics {
     registry: Registry,
     sessions_refused: IntCounterVec,
     restarts: IntCounterVec,
+    http_connections: IntGauge,
+    http_connections_refused: IntCounterVec,
+    /// The HTTP listener's connection table, read into `http_connections` at scrape time.
+    connections: std::sync::Mutex<Option<Arc<ConnectionTable>>>,
     /// Where the supervisors count restarts; copied into `restarts` at each scrape, under
     /// the lock so two scrapes at once cannot add the same restart twice.
     supervision: std::sync::Mutex<Arc<Supervision>>,
@@ -72,8 +78,18 @@ impl Metrics {
             Opts::new("sellcast_restarts_total", "Supervised parts restarted after they died."),
             &["part"],
         )?;
+        let http_connections = IntGauge::new("sellcast_http_connections", "HTTP(S) connections held now.")?;
+        let http_connections_refused = IntCounterVec::new(
+            Opts::new("sellcast_http_connections_refused_total", "HTTP(S) connections closed on accept, by the cap they were over."),
+            &["cap"],
+        )?;
         registry.register(Box::new(sessions_refused.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
+        registry.register(Box::new(http_connections.clone()))?;
+        registry.register(Box::new(http_connections_refused.clone()))?;
+        for why in Refusal::ALL {
+            http_connections_refused.with_label_values(&[why.name()]);
+        }
         // Every series exists from the start at 0, so dashboards and rate() see the first event.
         for endpoint in ["whip", "whep"] {
             for (cause, status) in SignalError::CAUSES {
@@ -83,7 +99,22 @@ impl Metrics {
         for part in Part::ALL {
             restarts.with_label_values(&[part.name()]);
         }
-        Ok(Self { registry, sessions_refused, restarts, supervision: std::sync::Mutex::new(supervision) })
+        Ok(Self {
+            registry,
+            sessions_refused,
+            restarts,
+            http_connections,
+            http_connections_refused,
+            connections: std::sync::Mutex::new(None),
+            supervision: std::sync::Mutex::new(supervision),
+        })
+    }
+
+    /// Report the connections `table` holds as `sellcast_http_connections`.
+    pub fn watch_connections(&self, table: Arc<ConnectionTable>) {
+        if let Ok(mut slot) = self.connections.lock() {
+            *slot = Some(table);
+        }
     }
 
     /// An offer on `endpoint` ("whip" or "whep") was answered with `error`.
@@ -111,10 +142,21 @@ impl Metrics {
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         self.sync_restarts();
+        if let Ok(table) = self.connections.lock() {
+            if let Some(table) = table.as_ref() {
+                self.http_connections.set(i64::try_from(table.held()).unwrap_or(i64::MAX));
+            }
+        }
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding /metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl RefusalCounter for Metrics {
+    fn refused(&self, why: Refusal) {
+        self.http_connections_refused.with_label_values(&[why.name()]).inc();
     }
 }
