@@ -68,7 +68,7 @@ impl Show {
     pub(super) fn dispatch(&mut self, now_ms: i64, from: Caller, who: Identity, frame: ClientFrame) {
         let result = match frame {
             ClientFrame::Hello { resume } => {
-                if self.snapshot_allowed(now_ms, from, &who) {
+                if self.can_resume(resume) || self.snapshot_allowed(now_ms, from, &who) {
                     self.hello(now_ms, from, &who, resume);
                     return;
                 }
@@ -212,8 +212,17 @@ impl Show {
         }
     }
 
-    /// A `hello` builds a snapshot. A session's first one is always served (it opens the
-    /// stream); a call's, or a session's next ones, draw on the identity's snapshot bucket.
+    /// The missed events since `resume` can be replayed within the budget (no snapshot needed).
+    fn can_resume(&self, resume: Option<crate::protocol::Position>) -> bool {
+        let budget = self.config.replay_bytes;
+        resume
+            .and_then(|r| self.log.replay_after(r))
+            .is_some_and(|frames| frames.iter().map(|f| f.len()).sum::<usize>() <= budget)
+    }
+
+    /// A `hello` that cannot resume builds a snapshot. A session's first one is always served
+    /// (it opens the stream); a call's, or a session's next ones, draw on the identity's
+    /// snapshot bucket.
     fn snapshot_allowed(&mut self, now_ms: i64, from: Caller, who: &Identity) -> bool {
         let first = match from {
             Caller::Session(id) => self.participants.get_mut(&id).is_some_and(|p| !std::mem::replace(&mut p.greeted, true)),
