@@ -3,7 +3,8 @@
 //!
 //! It owns the room's ordered event stream (`(epoch, seq)` on every broadcast, a replay buffer
 //! for reconnects), admission of every frame (size, schema, role, rate), and the in-memory side
-//! of commerce (stock reservations, per-user limits, idempotent answers).
+//! of commerce (stock reservations, per-user limits, a bounded cache of idempotent answers whose
+//! source of truth is the store), and rate limits that follow the identity.
 //!
 //! Its loop is driven from outside: `handle_*` with frames, store results and ticks, all with
 //! the current time as an argument; `poll_output` for frames to send and work to persist.
