@@ -239,15 +239,20 @@ async fn an_http_frames_flood_with_one_token_gets_no_more_through_than_its_ident
     let f = Fixture::start().await?;
     let token = f.token("flood", Role::Viewer, "flooder")?;
     let started = Instant::now();
-    let mut sends = tokio::task::JoinSet::new();
-    for i in 0..250 {
-        let (http, url, token) = (f.api.http.clone(), f.url("/api/rooms/flood/frames"), token.clone());
-        sends.spawn(async move {
-            let r = http.post(url).bearer_auth(token).json(&json!({"type": "chat", "text": format!("spam {i}")})).send().await?;
-            anyhow::Ok(r.json::<Vec<Value>>().await?)
-        });
+    // Five waves of 50 concurrent calls (under the server's connections per address).
+    let mut answers: Vec<Result<Vec<Value>>> = Vec::new();
+    for wave in 0..5 {
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let (http, url, token) = (f.api.http.clone(), f.url("/api/rooms/flood/frames"), token.clone());
+            sends.spawn(async move {
+                let text = format!("spam {wave}-{i}");
+                let r = http.post(url).bearer_auth(token).json(&json!({"type": "chat", "text": text})).send().await?;
+                anyhow::Ok(r.json::<Vec<Value>>().await?)
+            });
+        }
+        answers.extend(sends.join_all().await);
     }
-    let answers: Vec<Result<Vec<Value>>> = sends.join_all().await;
     let elapsed = started.elapsed().as_secs_f64();
     let accepted = answers.iter().filter(|a| a.as_ref().is_ok_and(|frames| frames.is_empty())).count();
     // The chat bucket: a burst of 5 and one a second, exactly as on a data channel.
