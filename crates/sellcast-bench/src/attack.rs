@@ -172,11 +172,17 @@ async fn run_against(base: &str, udp_port: u16, db: std::path::PathBuf, opts: &A
     let http = reqwest::Client::new();
     let publisher = Publisher::connect(base, ROOM, PublishOptions { bitrate_bps: opts.bitrate, ..PublishOptions::default() }).await?;
     let sale = crate::soak::open_sale_in(&http, base, ROOM).await?;
+    let t0 = Instant::now();
+    let progress = |what: &str| println!("attack t={:>6.1}s {what}", t0.elapsed().as_secs_f64());
+    progress("host live, sale open; honest viewers joining");
     let mut viewers = Vec::with_capacity(opts.viewers);
     for _ in 0..opts.viewers {
         let v = Viewer::connect_with(base, ROOM, None, true).await?;
         v.channel_ready(Duration::from_secs(20)).await?;
         viewers.push(Arc::new(v));
+        if viewers.len() % 10 == 0 {
+            progress(&format!("{} honest viewers in", viewers.len()));
+        }
         // Inside the default WHEP rate for one address.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -188,6 +194,7 @@ async fn run_against(base: &str, udp_port: u16, db: std::path::PathBuf, opts: &A
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // every viewer streaming
+    progress("honest viewers joined; measuring without attackers");
     let orders = Arc::new(Mutex::new(Orders::default()));
 
     let baseline = phase(&publisher, &viewers, opts, sale, &orders, "base").await?;
@@ -195,12 +202,15 @@ async fn run_against(base: &str, udp_port: u16, db: std::path::PathBuf, opts: &A
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(AttackTally::default()));
+    progress("attack starts");
     let attackers = tokio::spawn(attack(base.to_string(), udp_port, opts.clone(), stop.clone(), tally.clone()));
     // Let the attackers get going before the honest side is measured under them.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let attacked = phase(&publisher, &viewers, opts, sale, &orders, "attack").await?;
+    progress("honest phase under attack done; stopping the attackers");
     stop.store(true, Ordering::SeqCst);
     attackers.await.context("the attackers' task")??;
+    progress("attack stopped; waiting for the server to free what the attackers held");
     let stopped = Instant::now();
     let at_attack_end = residue(&http, base).await?;
     let (after, freed_after_s) = loop {
@@ -484,6 +494,12 @@ async fn attack(base: String, udp_port: u16, opts: AttackOptions, stop: Arc<Atom
             anyhow::Ok(())
         }
     };
+    let t0 = Instant::now();
+    let done = |what: &str| println!("attack: {what} done after {:.1} s", t0.elapsed().as_secs_f64());
+    let whep = async { let r = whep.await; done("WHEP offers"); r };
+    let rooms = async { let r = rooms.await; done("random rooms"); r };
+    let flood = async { let r = flood.await; done("frames flood"); r };
+    let big = async { let r = big.await; done("big SDP"); r };
     let (w, r, f, b) = tokio::join!(whep, rooms, flood, big);
     w?;
     r?;

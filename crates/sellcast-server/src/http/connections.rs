@@ -32,8 +32,8 @@ use warp::Filter;
 /// The caps and deadlines of HTTP connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Connections one client address may hold at once. Browsers open up to 6 per origin;
-    /// several people behind one NAT share an address.
+    /// Connections one client address may hold at once. A browser opens up to 6 per origin,
+    /// and a mobile carrier's NAT puts many phones behind one address: generous, but a bound.
     pub per_ip: usize,
     /// Connections the server holds at once: kept well under the usual 65,536 file
     /// descriptors a service gets, so the media socket and SQLite always have theirs.
@@ -44,7 +44,7 @@ pub struct ConnectionLimits {
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        Self { per_ip: 64, total: 16_384, header_timeout: Duration::from_secs(10) }
+        Self { per_ip: 256, total: 16_384, header_timeout: Duration::from_secs(10) }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod pages;
 pub mod error;
 pub mod metrics;
 mod rejection;
+pub mod security_headers;
 mod signalling;
 pub mod tls;
 
@@ -129,6 +130,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(root)
         .or(health)
         .recover(rejection::recover)
+        .with(warp::reply::with::headers(security_headers::all()))
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
         }))
