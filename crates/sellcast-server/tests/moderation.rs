@@ -70,7 +70,7 @@ async fn a_ban_is_enforced_on_reconnect_and_survives_a_restart() -> Result<()> {
 async fn roles_bound_moderation_and_an_unban_over_http_or_a_frame_lets_the_identity_back() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = sellcast_server::Config::local(dir.path().join("sellcast.db"));
-    config.jwt_secret = Some("test-secret".into());
+    config.jwt_secret = Some("test-secret-that-is-at-least-32-bytes".into());
     let server = sellcast_server::start(config.clone()).await?;
     let api = Api::new(format!("http://{}", server.http_addr));
     let mint = |role: sellcast_room::Role, who: &str| {
