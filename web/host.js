@@ -185,6 +185,7 @@ function applySnapshot(s) {
   for (const o of s.orders || []) addOrder(o);
   if (s.blocked_words) $('blocked-words').value = s.blocked_words.join(', ');
   renderProducts();
+  loadBans();
 }
 
 function applyEvent(f) {
@@ -192,6 +193,7 @@ function applyEvent(f) {
   switch (f.type) {
     case 'chat': addChat(f.seq, f.from, f.text); break;
     case 'chat_deleted': document.querySelector(`#chat [data-seq="${f.target_seq}"]`)?.remove(); break;
+    case 'user_banned': case 'user_unbanned': loadBans(); break;
   }
 }
 
@@ -236,6 +238,29 @@ function addChat(seq, from, text) {
   $('chat').scrollTop = $('chat').scrollHeight;
 }
 
+// ----- bans -----
+// The bans in force, from the staff-only API; each with an Unban button (DELETE on the ban).
+async function loadBans() {
+  if (!state.token) return;
+  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/bans`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
+  if (!r?.ok) return;
+  const { bans } = await r.json();
+  $('bans').replaceChildren(...bans.map(b => el('li', { dataset: { identity: b.identity } },
+    el('b', {}, b.identity), b.until_ms ? ` until ${new Date(b.until_ms).toLocaleString()} ` : ' ',
+    el('button', { class: 'unban', onclick: () => unban(b.identity) }, 'Unban'))));
+}
+
+async function unban(identity) {
+  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/bans/${encodeURIComponent(identity)}`, {
+    method: 'DELETE', headers: { authorization: `Bearer ${state.token}` },
+  });
+  if (r.status !== 204) {
+    const answer = await r.json().catch(() => ({}));
+    $('message').textContent = `${answer.code || r.status}: ${answer.message || 'unban refused'}`;
+  }
+  loadBans();
+}
+
 $('chat-form').onsubmit = ev => {
   ev.preventDefault();
   const text = $('chat-input').value.trim();
@@ -260,6 +285,7 @@ $('words-form').onsubmit = ev => {
   }
   pollViewers();
   setInterval(pollViewers, 1000);
+  loadBans();
   const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`).then(r => r.json()).catch(() => null);
   if (r) {
     for (const p of r.products) state.products.set(p.id, p);
@@ -267,4 +293,4 @@ $('words-form').onsubmit = ev => {
     renderProducts();
   }
 })();
-window.sellcast = { session, link, state };
+window.sellcast = { session, link, state, loadBans };

@@ -63,6 +63,11 @@ export class RoomLink {
       this.handlers.onEvent?.(frame);
       return;
     }
+    if (frame.type === 'error' && frame.code === 'rate_limited' && this.pendingResume) {
+      // Snapshots are throttled per identity: ask again once the next one is allowed.
+      setTimeout(() => this.hello(), 1200);
+      return;
+    }
     this.handlers.onDirect?.(frame);
   }
 }

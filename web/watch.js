@@ -113,7 +113,9 @@ function applyDirect(f) {
       break;
     case 'order_confirmed': answered(f.idempotency_key); toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok'); break;
     case 'buy_rejected': answered(f.idempotency_key); toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad'); break;
-    case 'buy_not_placed': toast('The show is moving to another server: tap Buy again in a moment.', 'bad'); break;
+    case 'buy_not_placed':
+      toast(f.code === 'rate_limited' ? 'Too many taps: tap Buy again in a moment.' : 'The show is moving to another server: tap Buy again in a moment.', 'bad');
+      break;
     case 'error': toast(f.message, 'bad'); break;
   }
 }

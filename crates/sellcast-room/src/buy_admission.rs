@@ -2,18 +2,23 @@
 //! from memory (retries, sold out, limits, inactive sales) and holds reservations for buys
 //! in flight, so the store only sees buys that can succeed and stock never goes negative.
 //!
-//! Idempotency: the answer to `(identity, key)` is remembered, errors included; a retry while
-//! the first attempt is still in flight waits for that attempt's answer.
+//! Idempotency: the store holds the one answer to every `(identity, key)` it was asked about,
+//! rejections included, and is the source of truth. Memory keeps only a bounded cache of recent
+//! answers. A key missing from that cache may still have an answer in the store (an old retry),
+//! so a buy this desk cannot answer from the cache always goes to the store: a buy that can
+//! succeed as a reservation, one that cannot with the desk's verdict, which the store records
+//! only if the key has no answer yet (else it replays that answer). The store looks the key up
+//! by its primary key inside the same group-commit transaction, so a first-time buy pays no
+//! extra round trip, and a retry can never place a second order. A retry while the first
+//! attempt is still in flight waits for that attempt's answer.
 
 use std::collections::HashMap;
 
 use crate::catalog::Sale;
 use crate::answer::Caller;
 use crate::identity::Identity;
+use crate::money::{MAX_ORDER_QTY};
 use crate::protocol::{BuyRejection, MAX_KEY_CHARS};
-
-/// Answers remembered in memory; the store keeps every durable answer forever.
-const MAX_REMEMBERED: usize = 200_000;
 
 /// Identifies one buy attempt: the buyer and their idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -22,12 +27,15 @@ pub struct BuyTicket {
     pub key: String,
 }
 
-/// A buy the store must commit.
+/// A buy the store must answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuyOrder {
     pub ticket: BuyTicket,
     pub sale_id: i64,
     pub qty: u32,
+    /// `Some`: the desk found this buy cannot succeed. The store records this rejection as the
+    /// key's answer, unless the key already has one (then it replays that).
+    pub verdict: Option<BuyRejection>,
 }
 
 /// The final answer to a ticket.
@@ -53,8 +61,44 @@ pub enum Admission {
     Answered(BuyAnswer),
     /// Same ticket already in flight; this caller will get its answer too.
     Joined,
-    /// Reserved: send this to the store.
+    /// Send this to the store (reserved when it can succeed).
     Submit(BuyOrder),
+}
+
+/// A bounded cache of recent answers, least recently used out first (approximately: two
+/// generations; a hit in the older one moves the entry to the newer one). Holds at most
+/// `capacity` answers; the store holds them all.
+#[derive(Debug)]
+struct RecentAnswers {
+    current: HashMap<BuyTicket, BuyAnswer>,
+    previous: HashMap<BuyTicket, BuyAnswer>,
+    generation: usize,
+}
+
+impl RecentAnswers {
+    fn new(capacity: usize) -> Self {
+        Self { current: HashMap::new(), previous: HashMap::new(), generation: (capacity / 2).max(1) }
+    }
+
+    fn get(&mut self, ticket: &BuyTicket) -> Option<BuyAnswer> {
+        if let Some(a) = self.current.get(ticket) {
+            return Some(a.clone());
+        }
+        let (ticket, answer) = self.previous.remove_entry(ticket)?;
+        self.insert(ticket, answer.clone());
+        Some(answer)
+    }
+
+    fn insert(&mut self, ticket: BuyTicket, answer: BuyAnswer) {
+        if self.current.len() >= self.generation && !self.current.contains_key(&ticket) {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(ticket, answer);
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
 }
 
 #[derive(Debug)]
@@ -74,9 +118,9 @@ pub struct Settled {
 }
 
 /// Decides each buy from memory where it can, and holds reservations and remembered answers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BuyAdmission {
-    answers: HashMap<BuyTicket, BuyAnswer>,
+    answers: RecentAnswers,
     in_flight: HashMap<BuyTicket, InFlight>,
     /// Committed quantity per (sale, identity), loaded from the store at start.
     bought: HashMap<(i64, String), u32>,
@@ -86,17 +130,15 @@ pub struct BuyAdmission {
 }
 
 impl BuyAdmission {
-    pub fn new(
-        bought: impl IntoIterator<Item = (i64, String, u32)>,
-        answers: impl IntoIterator<Item = (String, String, BuyAnswer)>,
-    ) -> Self {
+    /// `bought`: committed quantity per (sale, identity), from the store; `recent_answers`:
+    /// how many answers the cache holds.
+    pub fn new(bought: impl IntoIterator<Item = (i64, String, u32)>, recent_answers: usize) -> Self {
         Self {
+            answers: RecentAnswers::new(recent_answers),
+            in_flight: HashMap::new(),
             bought: bought.into_iter().map(|(s, i, q)| ((s, i), q)).collect(),
-            answers: answers
-                .into_iter()
-                .map(|(identity, key, answer)| (BuyTicket { identity, key }, answer))
-                .collect(),
-            ..Self::default()
+            reserved_user: HashMap::new(),
+            reserved_sale: HashMap::new(),
         }
     }
 
@@ -115,7 +157,7 @@ impl BuyAdmission {
             key: key.to_string(),
         };
         if let Some(answer) = self.answers.get(&ticket) {
-            return Admission::Answered(answer.clone());
+            return Admission::Answered(answer);
         }
         if let Some(flight) = self.in_flight.get_mut(&ticket) {
             flight.waiters.push(from);
@@ -128,20 +170,23 @@ impl BuyAdmission {
         } else {
             match sale {
                 None => Err(BuyRejection::Invalid),
-                Some(s) if qty == 0 || qty > s.per_user_limit => Err(BuyRejection::Invalid),
+                Some(s) if qty == 0 || qty > MAX_ORDER_QTY || qty > s.per_user_limit => Err(BuyRejection::Invalid),
                 Some(s) if !s.is_active(now_ms) => Err(BuyRejection::SaleNotActive),
                 Some(s) => self.check_stock_and_limit(s, &buyer.id, qty),
             }
         };
         match verdict {
             Err(reason) => {
-                let answer = reject(reason);
-                self.remember(ticket, answer.clone());
-                Admission::Answered(answer)
+                // Not in the cache: the store may hold an older answer for this key, which
+                // must win. It records this rejection only if it does not.
+                self.in_flight.insert(ticket.clone(), InFlight { sale_id, qty: 0, buyer: buyer.clone(), waiters: vec![from] });
+                Admission::Submit(BuyOrder { ticket, sale_id, qty, verdict: Some(reason) })
             }
             Ok(()) => {
-                *self.reserved_user.entry((sale_id, buyer.id.clone())).or_insert(0) += qty;
-                *self.reserved_sale.entry(sale_id).or_insert(0) += qty;
+                        let user = self.reserved_user.entry((sale_id, buyer.id.clone())).or_insert(0);
+                *user = user.saturating_add(qty);
+                let sale = self.reserved_sale.entry(sale_id).or_insert(0);
+                *sale = sale.saturating_add(qty);
                 self.in_flight.insert(
                     ticket.clone(),
                     InFlight {
@@ -151,7 +196,7 @@ impl BuyAdmission {
                         waiters: vec![from],
                     },
                 );
-                Admission::Submit(BuyOrder { ticket, sale_id, qty })
+                Admission::Submit(BuyOrder { ticket, sale_id, qty, verdict: None })
             }
         }
     }
@@ -162,8 +207,8 @@ impl BuyAdmission {
             return Err(BuyRejection::SoldOut);
         }
         let k = (sale.id, identity.to_string());
-        let mine = self.bought.get(&k).copied().unwrap_or(0) + self.reserved_user.get(&k).copied().unwrap_or(0);
-        if mine + qty > sale.per_user_limit {
+        let mine = self.bought.get(&k).copied().unwrap_or(0).saturating_add(self.reserved_user.get(&k).copied().unwrap_or(0));
+        if mine.saturating_add(qty) > sale.per_user_limit {
             return Err(BuyRejection::LimitReached);
         }
         Ok(())
@@ -177,7 +222,8 @@ impl BuyAdmission {
         };
         self.release(ticket, &flight);
         if let (BuyAnswer::Confirmed { sale_id, qty, .. }, false) = (&answer, replayed) {
-            *self.bought.entry((*sale_id, ticket.identity.clone())).or_insert(0) += qty;
+            let bought = self.bought.entry((*sale_id, ticket.identity.clone())).or_insert(0);
+            *bought = bought.saturating_add(*qty);
         }
         self.remember(ticket.clone(), answer);
         Settled { waiters: flight.waiters, buyer: Some(flight.buyer) }
@@ -203,15 +249,19 @@ impl BuyAdmission {
         }
         if let Some(r) = self.reserved_sale.get_mut(&flight.sale_id) {
             *r = r.saturating_sub(flight.qty);
+            if *r == 0 {
+                self.reserved_sale.remove(&flight.sale_id);
+            }
         }
     }
 
     fn remember(&mut self, ticket: BuyTicket, answer: BuyAnswer) {
-        if self.answers.len() >= MAX_REMEMBERED {
-            // Durable answers survive in the store; memory only bounds itself.
-            self.answers.clear();
-        }
         self.answers.insert(ticket, answer);
+    }
+
+    /// Answers in the cache now.
+    pub fn cached_answers(&self) -> usize {
+        self.answers.len()
     }
 
     pub fn bought(&self, sale_id: i64, identity: &str) -> u32 {

@@ -134,6 +134,11 @@ impl FakeStore {
                 }
                 Output::Buy(order) => {
                     let answer = match show.sale(order.sale_id) {
+                        // The desk's verdict, recorded as the key's answer (no older one here).
+                        _ if order.verdict.is_some() => BuyAnswer::Rejected {
+                            sale_id: order.sale_id,
+                            reason: order.verdict.unwrap_or(crate::BuyRejection::Invalid),
+                        },
                         Some(sale) => {
                             self.next_id += 1;
                             BuyAnswer::Confirmed {
@@ -185,7 +190,8 @@ impl FakeStore {
                     show.apply_sale(now_ms, ended);
                 }
             }
-            HostAction::Ban(identity) => show.apply_ban(now_ms, identity, None),
+            HostAction::Ban { identity, by } => show.apply_ban(now_ms, identity, None, by),
+            HostAction::Unban(identity) => show.apply_unban(now_ms, identity),
             HostAction::SetBlockedWords(words) => show.apply_blocked_words(words),
         }
     }

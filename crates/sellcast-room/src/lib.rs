@@ -3,7 +3,8 @@
 //!
 //! It owns the room's ordered event stream (`(epoch, seq)` on every broadcast, a replay buffer
 //! for reconnects), admission of every frame (size, schema, role, rate), and the in-memory side
-//! of commerce (stock reservations, per-user limits, idempotent answers).
+//! of commerce (stock reservations, per-user limits, a bounded cache of idempotent answers whose
+//! source of truth is the store), and rate limits that follow the identity.
 //!
 //! Its loop is driven from outside: `handle_*` with frames, store results and ticks, all with
 //! the current time as an argument; `poll_output` for frames to send and work to persist.
@@ -16,7 +17,9 @@ mod chat;
 mod event_log;
 pub mod fuzzing;
 mod identity;
+mod identity_limits;
 mod likes;
+pub mod money;
 pub mod protocol;
 mod rate_limit;
 mod show;
@@ -28,8 +31,9 @@ pub use catalog::{ImageUrlError, Product, ProductDraft, Sale, SaleDraft, MAX_IMA
 pub use chat::ChatLimits;
 pub use event_log::EventLog;
 pub use identity::{Identity, ParticipantId, Role};
+pub use identity_limits::{IdentityRates, Rate};
 pub use likes::LikeCounter;
 pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, Position};
 pub use rate_limit::TokenBucket;
-pub use show::{Class, HostAction, Output, ShowLimits, Show, ShowRecord};
+pub use show::{Ban, Class, HostAction, Output, ShowLimits, Show, ShowRecord};
 pub use tally::{RoomTally, BUY_OUTCOMES, ERROR_CODES};

@@ -70,13 +70,21 @@ pub enum ClientFrame {
     Ban {
         identity: String,
     },
+    /// Lift a ban (persisted like the ban).
+    Unban {
+        identity: String,
+    },
+    /// Lift a mute before its end.
+    Unmute {
+        identity: String,
+    },
     SetBlockedWords {
         words: Vec<String>,
     },
 }
 
 impl ClientFrame {
-    pub const TYPES: [&'static str; 11] = [
+    pub const TYPES: [&'static str; 13] = [
         "hello",
         "chat",
         "like",
@@ -88,6 +96,8 @@ impl ClientFrame {
         "mute",
         "ban",
         "set_blocked_words",
+        "unban",
+        "unmute",
     ];
 
     /// Parse one frame, size-limited, with a typed error for each way it can be wrong.
@@ -129,6 +139,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The viewer cannot decode the show's video codec: it gets audio and the data channel only.
     UnsupportedCodec,
+    /// The caller may moderate, but not this target: its role is at or above the caller's
+    /// (or the ban or mute was placed by a higher role).
+    NotPermitted,
 }
 
 /// A refused frame: what is sent back as `{"type":"error",...}`.
@@ -205,6 +218,8 @@ pub enum RoomEvent {
     SoldOut { sale_id: i64 },
     UserMuted { identity: String, until_ms: i64 },
     UserBanned { identity: String },
+    UserUnbanned { identity: String },
+    UserUnmuted { identity: String },
 }
 
 /// A [`RoomEvent`] with its place in the stream and the server's clock.
@@ -357,6 +372,8 @@ mod tests {
                 r#"{"type":"set_blocked_words","words":["spam"]}"#,
                 ClientFrame::SetBlockedWords { words: vec!["spam".into()] },
             ),
+            (r#"{"type":"unban","identity":"bob"}"#, ClientFrame::Unban { identity: "bob".into() }),
+            (r#"{"type":"unmute","identity":"bob"}"#, ClientFrame::Unmute { identity: "bob".into() }),
         ];
         for (text, expected) in &frames {
             assert_eq!(ClientFrame::parse(text.as_bytes()).as_ref(), Ok(expected), "{text}");

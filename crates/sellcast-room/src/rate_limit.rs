@@ -35,6 +35,12 @@ impl TokenBucket {
         }
     }
 
+    /// Would be at capacity at `now_ms` (nothing taken is still missing).
+    pub fn is_full(&self, now_ms: i64) -> bool {
+        let elapsed = (now_ms - self.last_ms).max(0) as f64;
+        self.tokens + elapsed * self.per_ms >= self.capacity
+    }
+
     fn refill(&mut self, now_ms: i64) {
         let elapsed = (now_ms - self.last_ms).max(0) as f64;
         self.tokens = (self.tokens + elapsed * self.per_ms).min(self.capacity);

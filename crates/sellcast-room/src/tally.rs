@@ -8,7 +8,7 @@ use crate::buy_admission::BuyAnswer;
 use crate::protocol::{BuyRejection, ClientFrame, ErrorCode};
 
 /// Names of the error codes, in the order of [`RoomTally::refused`] (as sent on the wire).
-pub const ERROR_CODES: [&str; 11] = [
+pub const ERROR_CODES: [&str; 12] = [
     "too_large",
     "malformed",
     "unknown_type",
@@ -20,6 +20,7 @@ pub const ERROR_CODES: [&str; 11] = [
     "not_found",
     "unavailable",
     "unsupported_codec",
+    "not_permitted",
 ];
 
 /// Names of the buy outcomes, in the order of [`RoomTally::buys`]. `unavailable` is a buy the
@@ -50,6 +51,8 @@ impl RoomTally {
             ClientFrame::Mute { .. } => 8,
             ClientFrame::Ban { .. } => 9,
             ClientFrame::SetBlockedWords { .. } => 10,
+            ClientFrame::Unban { .. } => 11,
+            ClientFrame::Unmute { .. } => 12,
         };
         self.frames[i] += 1;
     }
@@ -67,6 +70,7 @@ impl RoomTally {
             ErrorCode::NotFound => 8,
             ErrorCode::Unavailable => 9,
             ErrorCode::UnsupportedCodec => 10,
+            ErrorCode::NotPermitted => 11,
         };
         self.refused[i] += 1;
     }
@@ -105,6 +109,8 @@ mod tests {
             (r#"{"type":"mute","identity":"a","seconds":1}"#, "mute"),
             (r#"{"type":"ban","identity":"a"}"#, "ban"),
             (r#"{"type":"set_blocked_words","words":[]}"#, "set_blocked_words"),
+            (r#"{"type":"unban","identity":"a"}"#, "unban"),
+            (r#"{"type":"unmute","identity":"a"}"#, "unmute"),
         ];
         for (json, name) in frames {
             let mut tally = RoomTally::default();
@@ -130,6 +136,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::Unavailable,
             ErrorCode::UnsupportedCodec,
+            ErrorCode::NotPermitted,
         ];
         for code in codes {
             let mut tally = RoomTally::default();

@@ -133,7 +133,7 @@ fn every_refused_call_is_told_why_however_many_there_are() {
 #[test]
 fn a_banned_caller_is_refused_and_nothing_happens() {
     let mut room = room_with_viewer();
-    room.apply_ban(NOW, "eve".into(), None);
+    room.apply_ban(NOW, "eve".into(), None, Role::Moderator);
     drain(&mut room);
     room.handle_call(NOW, CALL, who("eve", Role::Viewer), parse(r#"{"type":"chat","text":"back"}"#));
     let out = drain(&mut room);

@@ -149,7 +149,7 @@ fn the_room_chat_as_a_whole_is_limited_too() {
 }
 
 #[test]
-fn a_users_chat_allowance_is_kept_while_any_of_their_sessions_stays() {
+fn a_users_chat_allowance_is_kept_across_sessions_and_rejoins() {
     let mut room = room(record(10, 2));
     let (phone, laptop) = (ParticipantId(5), ParticipantId(6));
     room.handle_join(0, phone, who("ann", Role::Viewer));
@@ -159,11 +159,12 @@ fn a_users_chat_allowance_is_kept_while_any_of_their_sessions_stays() {
     assert_eq!(burst, 5);
     room.handle_leave(phone);
     assert_eq!(chats_accepted(&chat(&mut room, 0, laptop, "still me")), 0, "leaving one session does not reset the allowance");
-    // The last session leaves while someone else stays: the allowance is forgotten.
+    // The last session leaves and ann comes back: the allowance is ann's, not the session's.
     room.handle_leave(laptop);
     let back = ParticipantId(7);
     room.handle_join(0, back, who("ann", Role::Viewer));
-    assert_eq!(chats_accepted(&chat(&mut room, 0, back, "back")), 1, "a user who left entirely starts afresh");
+    assert_eq!(chats_accepted(&chat(&mut room, 0, back, "back")), 0, "rejoining does not refill it");
+    assert_eq!(chats_accepted(&chat(&mut room, 1_000, back, "later")), 1, "time does");
 }
 
 #[test]
@@ -184,7 +185,8 @@ fn the_snapshot_keeps_the_latest_50_chat_messages() {
 
 #[test]
 fn frames_beyond_the_burst_are_refused_as_rate_limited() {
-    let config = ShowLimits { frame_burst: 3, frames_per_second: 1.0, ..ShowLimits::default() };
+    let mut config = ShowLimits::default();
+    config.identities.frames = sellcast_room::Rate { burst: 3, per_second: 1.0 };
     let mut room = Show::new("r".into(), 1, ShowRecord::default(), config, 0);
     room.handle_join(0, ANN, who("ann", Role::Viewer));
     let mut codes = Vec::new();

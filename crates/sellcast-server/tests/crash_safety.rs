@@ -41,7 +41,7 @@ fn free_port() -> Result<u16> {
 
 async fn spawn_server(db: &Path, port: u16, faults: &str) -> Result<(Child, Api)> {
     let child = Command::new(env!("CARGO_BIN_EXE_sellcast"))
-        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--db"])
+        .args(["serve", "--http-connections-per-ip", "100000", "--http", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--db"])
         .arg(db)
         .env("RUST_LOG", "warn")
         .env("SELLCAST_FAULT", faults)

@@ -20,7 +20,9 @@ const LIMIT: u32 = 2;
 async fn purchase_storm_sells_exactly_the_stock() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("sellcast.db");
-    let server = sellcast_server::start(sellcast_server::Config::local(&db)).await?;
+    let mut config = sellcast_server::Config::local(&db);
+    config.http_limits.per_ip = 100_000;
+    let server = sellcast_server::start(config).await?;
     let api = Arc::new(Api::new(format!("http://{}", server.http_addr)));
     let room = "storm";
     let host = api.dev_token(room, "host", "host-1").await?;

@@ -1,9 +1,11 @@
 //! One buy inside the group-commit transaction. Order matters: a known key answers first
-//! (whatever changed since), then the sale window, the quantity, the per-user limit, and only
-//! then the conditional stock decrement, so stock can never go below zero.
+//! (whatever changed since; looked up by the table's primary key), then the room's verdict if
+//! it sent one, then the sale window, the quantity, the per-user limit, and only then the
+//! conditional stock decrement, so stock can never go below zero.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use sellcast_room::money::{self, MAX_ORDER_QTY};
 use sellcast_room::{BuyAnswer, BuyRejection};
 
 use crate::model::{BuyOutcome, BuyRequest};
@@ -12,7 +14,10 @@ pub fn execute(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyOutcome
     if let Some((answer, stock_left)) = previous_answer(tx, req)? {
         return Ok(BuyOutcome { answer, replayed: true, stock_left });
     }
-    let (answer, stock_left) = decide(tx, req)?;
+    let (answer, stock_left) = match req.verdict {
+        Some(reason) => (BuyAnswer::Rejected { sale_id: req.sale_id, reason }, None),
+        None => decide(tx, req)?,
+    };
     let (order_id, rejection) = match &answer {
         BuyAnswer::Confirmed { order_id, .. } => (Some(*order_id), None),
         BuyAnswer::Rejected { reason, .. } => (None, Some(rejection_code(*reason))),
@@ -69,7 +74,7 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
         return reject(BuyRejection::SaleNotActive);
     }
     let qty = i64::from(req.qty);
-    if qty < 1 || qty > limit {
+    if qty < 1 || qty > limit || req.qty > MAX_ORDER_QTY || money::line_total(price_minor, req.qty).is_err() {
         return reject(BuyRejection::Invalid);
     }
     let already: i64 = tx.query_row(
@@ -77,7 +82,7 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
         params![req.sale_id, req.identity],
         |r| r.get(0),
     )?;
-    if already + qty > limit {
+    if already.saturating_add(qty) > limit {
         return reject(BuyRejection::LimitReached);
     }
     let taken = tx.execute(
@@ -96,26 +101,6 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
     let stock_left: u32 = tx.query_row("SELECT stock_left FROM sales WHERE id = ?1", [req.sale_id], |r| r.get(0))?;
     let answer = BuyAnswer::Confirmed { order_id, sale_id: req.sale_id, qty: req.qty, price_minor, currency };
     Ok((answer, Some(stock_left)))
-}
-
-/// Every stored answer of a room, for reloading its idempotency memory.
-pub fn room_answers(conn: &Connection, room: &str) -> rusqlite::Result<Vec<(String, String, BuyAnswer)>> {
-    let mut stmt = conn.prepare(
-        "SELECT i.identity, i.key, i.sale_id, i.order_id, i.rejection, o.qty, o.price_minor, o.currency, i.stock_left
-         FROM idempotency i LEFT JOIN orders o ON o.id = i.order_id WHERE i.room = ?1",
-    )?;
-    let rows = stmt.query_map([room], |r| {
-        let (identity, key, sale_id): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        let (answer, _) = answer_from_row(
-            sale_id,
-            r.get(3)?,
-            r.get(4)?,
-            (r.get(5)?, r.get(6)?, r.get(7)?),
-            r.get(8)?,
-        );
-        Ok((identity, key, answer))
-    })?;
-    rows.collect()
 }
 
 fn answer_from_row(

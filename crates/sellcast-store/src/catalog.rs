@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
-use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
+use sellcast_room::money::{self, AmountError};
+use sellcast_room::{Product, ProductDraft, Role, Sale, SaleDraft};
 
 use crate::model::{Ban, DurableRoom, Order};
 
@@ -14,6 +15,10 @@ fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
+fn out_of_range(e: AmountError) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
 /// A product as a host submitted it is fit to store (also the `api_bodies` fuzz target's check).
 pub fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
     let title_len = d.title.trim().chars().count();
@@ -21,9 +26,8 @@ pub fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
         return Err(invalid("title must be 1-200 characters"));
     }
     validate_currency(&d.currency)?;
-    if d.price_minor < 0 {
-        return Err(invalid("price_minor must be >= 0"));
-    }
+    money::check_price(d.price_minor).map_err(out_of_range)?;
+    money::check_stock(d.stock).map_err(out_of_range)?;
     d.check_image_url().map_err(|e| invalid(e.to_string()))
 }
 
@@ -122,9 +126,9 @@ pub fn create_sale(conn: &mut Connection, room: &str, d: &SaleDraft) -> Result<S
     if d.ends_at_ms <= d.starts_at_ms {
         return Err(invalid("a sale must end after it starts"));
     }
-    if d.price_minor < 0 {
-        return Err(invalid("price_minor must be >= 0"));
-    }
+    money::check_price(d.price_minor).map_err(out_of_range)?;
+    money::check_stock(d.stock).map_err(out_of_range)?;
+    money::check_stock(d.per_user_limit).map_err(out_of_range)?;
     let currency = d.currency.clone().unwrap_or(p.currency);
     validate_currency(&currency)?;
     conn.execute(
@@ -164,14 +168,31 @@ pub fn set_pins(conn: &mut Connection, room: &str, ids: &[i64]) -> Result<(), St
     Ok(())
 }
 
-pub fn ban(conn: &mut Connection, room: &str, identity: &str, until_ms: Option<i64>) -> Result<(), StoreError> {
+/// How a banning role is stored in `bans.by_role` (NULL, in rows older than the column: host).
+fn role_code(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "viewer",
+        Role::Moderator => "moderator",
+        Role::Host => "host",
+    }
+}
+
+fn parse_role(code: Option<String>) -> Role {
+    match code.as_deref() {
+        Some("viewer") => Role::Viewer,
+        Some("moderator") => Role::Moderator,
+        _ => Role::Host,
+    }
+}
+
+pub fn ban(conn: &mut Connection, room: &str, identity: &str, until_ms: Option<i64>, by: Role) -> Result<(), StoreError> {
     if identity.is_empty() || identity.len() > 256 {
         return Err(invalid("identity must be 1-256 bytes"));
     }
     conn.execute(
-        "INSERT INTO bans (room, identity, until_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT (room, identity) DO UPDATE SET until_ms = excluded.until_ms",
-        params![room, identity, until_ms],
+        "INSERT INTO bans (room, identity, until_ms, by_role) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (room, identity) DO UPDATE SET until_ms = excluded.until_ms, by_role = excluded.by_role",
+        params![room, identity, until_ms, role_code(by)],
     )?;
     Ok(())
 }
@@ -211,8 +232,8 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreErro
         .query_map([room], |r| r.get(0))?
         .collect::<Result<Vec<i64>, _>>()?;
     let bans = conn
-        .prepare("SELECT identity, until_ms FROM bans WHERE room = ?1")?
-        .query_map([room], |r| Ok(Ban { identity: r.get(0)?, until_ms: r.get(1)? }))?
+        .prepare("SELECT identity, until_ms, by_role FROM bans WHERE room = ?1")?
+        .query_map([room], |r| Ok(Ban { identity: r.get(0)?, until_ms: r.get(1)?, by: parse_role(r.get(2)?) }))?
         .collect::<Result<Vec<_>, _>>()?;
     let blocked_words = conn
         .prepare("SELECT word FROM blocked_words WHERE room = ?1 ORDER BY word")?
@@ -222,8 +243,7 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreErro
         .prepare("SELECT sale_id, identity, SUM(qty) FROM orders WHERE room = ?1 GROUP BY sale_id, identity")?
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    let answers = crate::buy::room_answers(conn, room)?;
-    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased, answers })
+    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased })
 }
 
 pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {

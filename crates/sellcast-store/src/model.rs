@@ -2,7 +2,7 @@
 //! drafts, `BuyAnswer`, `BuyRejection`) are `sellcast-room`'s: the store makes them durable.
 //! Money is in minor units of a 3-letter currency.
 
-use sellcast_room::{BuyAnswer, Product, Sale};
+use sellcast_room::{BuyAnswer, BuyRejection, Product, Role, Sale};
 use serde::Serialize;
 
 /// An order as stored: the row behind an `order_confirmed`, with the key that placed it.
@@ -24,6 +24,8 @@ pub struct Ban {
     pub identity: String,
     /// `None`: forever.
     pub until_ms: Option<i64>,
+    /// The role that placed the ban: it binds only roles below this one.
+    pub by: Role,
 }
 
 /// The durable part of a room (catalog, sales, moderation, buys), as a room reloads it on start.
@@ -34,11 +36,9 @@ pub struct DurableRoom {
     pub pins: Vec<i64>,
     pub bans: Vec<Ban>,
     pub blocked_words: Vec<String>,
-    /// Committed quantity per (sale, identity).
+    /// Committed quantity per (sale, identity). Idempotency answers are not loaded: every buy
+    /// the room cannot answer from its cache comes here, and the key is looked up then.
     pub purchased: Vec<(i64, String, u32)>,
-    /// Every answer the store gave, by (identity, idempotency key): a retry after a restart
-    /// must get the same answer even when memory alone would now say otherwise.
-    pub answers: Vec<(String, String, BuyAnswer)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct BuyRequest {
     pub qty: u32,
     pub idempotency_key: String,
     pub now_ms: i64,
+    /// `Some`: the room found the buy cannot succeed; record this rejection as the key's
+    /// answer unless the key already has one (which is then replayed).
+    pub verdict: Option<BuyRejection>,
 }
 
 /// The store's answer to a buy.

@@ -72,6 +72,9 @@ CREATE TABLE pins (
     product_id INTEGER NOT NULL REFERENCES products(id),
     PRIMARY KEY (room, position)
 ) WITHOUT ROWID;
+"#, r#"
+-- The role that placed a ban: it binds only roles below it (NULL in older rows: host).
+ALTER TABLE bans ADD COLUMN by_role TEXT;
 "#];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

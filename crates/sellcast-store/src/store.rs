@@ -170,9 +170,10 @@ impl Store {
         self.run(move |c| catalog::set_pins(c, &room, &product_ids)).await
     }
 
-    pub async fn ban(&self, room: &str, identity: &str, until_ms: Option<i64>) -> Result<(), StoreError> {
+    /// Ban `identity` in `room` until `until_ms` (`None`: for good); `by` is the banning role.
+    pub async fn ban(&self, room: &str, identity: &str, until_ms: Option<i64>, by: sellcast_room::Role) -> Result<(), StoreError> {
         let (room, identity) = (room.to_string(), identity.to_string());
-        self.run(move |c| catalog::ban(c, &room, &identity, until_ms)).await
+        self.run(move |c| catalog::ban(c, &room, &identity, until_ms, by)).await
     }
 
     pub async fn unban(&self, room: &str, identity: &str) -> Result<(), StoreError> {

@@ -174,17 +174,18 @@ async fn highlights_keep_their_order_and_are_at_most_three() {
 #[tokio::test]
 async fn bans_are_per_identity_updatable_and_removable() {
     let (_dir, store) = open().await;
-    assert!(is_invalid(store.ban("r", "", None).await));
-    assert!(is_invalid(store.ban("r", &"x".repeat(257), None).await));
+    assert!(is_invalid(store.ban("r", "", None, sellcast_room::Role::Host).await));
+    assert!(is_invalid(store.ban("r", &"x".repeat(257), None, sellcast_room::Role::Host).await));
     let longest = "x".repeat(256);
-    store.ban("r", &longest, None).await.expect("256 bytes");
-    store.ban("r", "troll", Some(5000)).await.expect("ban");
-    store.ban("r", "troll", Some(9000)).await.expect("extend");
+    store.ban("r", &longest, None, sellcast_room::Role::Host).await.expect("256 bytes");
+    store.ban("r", "troll", Some(5000), sellcast_room::Role::Host).await.expect("ban");
+    store.ban("r", "troll", Some(9000), sellcast_room::Role::Host).await.expect("extend");
     let mut bans = store.load_room("r").await.expect("load").bans;
     bans.sort_by(|a, b| a.identity.cmp(&b.identity));
-    assert_eq!(bans, vec![Ban { identity: "troll".into(), until_ms: Some(9000) }, Ban { identity: longest.clone(), until_ms: None }]);
+    let host = sellcast_room::Role::Host;
+    assert_eq!(bans, vec![Ban { identity: "troll".into(), until_ms: Some(9000), by: host }, Ban { identity: longest.clone(), until_ms: None, by: host }]);
     store.unban("r", "troll").await.expect("unban");
-    assert_eq!(store.load_room("r").await.expect("load").bans, vec![Ban { identity: longest, until_ms: None }]);
+    assert_eq!(store.load_room("r").await.expect("load").bans, vec![Ban { identity: longest, until_ms: None, by: host }]);
     assert!(store.load_room("other").await.expect("load").bans.is_empty());
 }
 
@@ -223,6 +224,7 @@ async fn recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and
         qty,
         idempotency_key: key.into(),
         now_ms: 1500,
+        verdict: None,
     };
     for (who, qty, key) in [("a", 1, "k1"), ("b", 2, "k2"), ("c", 1, "k3")] {
         assert!(matches!(store.buy(buy(who, qty, key)).await.expect("buy").answer, BuyAnswer::Confirmed { .. }));

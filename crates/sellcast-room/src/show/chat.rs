@@ -7,7 +7,7 @@ use super::{Class, Output, Show};
 
 impl Show {
     pub(super) fn chat(&mut self, now_ms: i64, who: &Identity, text: &str) -> Result<(), FrameError> {
-        let text = self.chat.admit(now_ms, who, text)?;
+        let text = self.chat.admit(now_ms, who, text, &mut self.limits)?;
         let event = RoomEvent::Chat { from: who.clone(), text: text.clone(), at_ms: now_ms };
         let (seq, frame) = self.log.append(&event, now_ms);
         self.chat.record(ChatLine { seq, from: who.clone(), text, at_ms: now_ms });

@@ -4,7 +4,9 @@
 
 use crate::answer::{Answer, CallId, Caller};
 use crate::identity::{Identity, ParticipantId};
+use crate::identity_limits::Limit;
 use crate::catalog::SaleDraft;
+use crate::money;
 use crate::protocol::{ClientFrame, ErrorCode, FrameError, RoomEvent};
 
 use super::{HostAction, Output, Show};
@@ -20,24 +22,20 @@ pub(super) enum Taken {
 impl Show {
     /// One raw frame from a participant's data channel.
     pub fn handle_frame(&mut self, now_ms: i64, from: ParticipantId, bytes: &[u8]) {
-        let Some(p) = self.participants.get_mut(&from) else {
+        let Some(who) = self.participants.get(&from).map(|p| p.identity.clone()) else {
             return;
         };
-        if !p.frames.try_take(now_ms) {
+        if !self.limits.try_take(now_ms, &who, Limit::Frame) {
             let error = FrameError::new(ErrorCode::RateLimited, "too many frames");
-            let identity = p.identity.id.clone();
-            self.refuse(now_ms, Caller::Session(from), &identity, error);
+            self.refuse(now_ms, Caller::Session(from), &who.id, error);
             return;
         }
         match ClientFrame::parse(bytes) {
             Ok(frame) => {
                 self.tally.frame(&frame);
-                self.handle_client_frame(now_ms, from, frame)
+                self.dispatch(now_ms, Caller::Session(from), who, frame)
             }
-            Err(e) => {
-                let identity = p.identity.id.clone();
-                self.refuse(now_ms, Caller::Session(from), &identity, e);
-            }
+            Err(e) => self.refuse(now_ms, Caller::Session(from), &who.id, e),
         }
     }
 
@@ -51,21 +49,30 @@ impl Show {
 
     /// A one-shot call (the HTTP API) from `identity`, which is not a participant. It gets
     /// exactly one [`Output::Answer`]: now, or once the store has answered (a buy, a host action).
+    /// It draws on the same buckets as the identity's sessions.
     pub fn handle_call(&mut self, now_ms: i64, call: CallId, identity: Identity, frame: ClientFrame) {
         let caller = Caller::Call(call);
         self.tally.frame(&frame);
-        if self.is_banned(&identity.id, now_ms) {
+        if self.is_banned_as(&identity.id, identity.role, now_ms) {
             self.answer(caller, Answer::Refused(FrameError::new(ErrorCode::Forbidden, "banned from this room")));
             return;
         }
+        if !self.limits.try_take(now_ms, &identity, Limit::Frame) {
+            self.refuse(now_ms, caller, &identity.id, FrameError::new(ErrorCode::RateLimited, "too many frames"));
+            return;
+        }
+        self.saw(&identity);
         self.dispatch(now_ms, caller, identity, frame);
     }
 
     pub(super) fn dispatch(&mut self, now_ms: i64, from: Caller, who: Identity, frame: ClientFrame) {
         let result = match frame {
             ClientFrame::Hello { resume } => {
-                self.hello(now_ms, from, &who, resume);
-                return;
+                if self.can_resume(resume) || self.snapshot_allowed(now_ms, from, &who) {
+                    self.hello(now_ms, from, &who, resume);
+                    return;
+                }
+                Err(FrameError::new(ErrorCode::RateLimited, "too many snapshots: keep the stream you have, or wait"))
             }
             ClientFrame::Chat { text } => self.chat(now_ms, &who, &text).map(|()| Taken::Done),
             ClientFrame::Like { count } => {
@@ -93,6 +100,9 @@ impl Show {
                     if stock == 0 || per_user_limit == 0 || ends_at_ms <= starts_at_ms || price_minor < 0 || ends_at_ms <= now_ms {
                         return Err(FrameError::new(ErrorCode::Invalid, "a sale needs stock >= 1, a limit >= 1, a price >= 0 and an end in the future after its start"));
                     }
+                    money::check_price(price_minor)?;
+                    money::check_stock(stock)?;
+                    money::check_stock(per_user_limit)?;
                     let draft = SaleDraft { product_id, price_minor, currency: None, stock, per_user_limit, starts_at_ms, ends_at_ms };
                     Ok(self.persist(from, &who, HostAction::StartSale(draft)))
                 })
@@ -107,6 +117,14 @@ impl Show {
                 }
             }),
             ClientFrame::DeleteMessage { seq } => self.moderator_only(&who, "delete messages").and_then(|()| {
+                let author = self.chat.line(seq).map(|l| l.from.clone());
+                if let Some(author) = author.filter(|a| a.id != who.id) {
+                    // The role the message was sent with, or a higher one known now.
+                    let role = author.role.max(self.role_of(&author.id));
+                    if role >= who.role {
+                        return Err(FrameError::new(ErrorCode::NotPermitted, "cannot delete the messages of someone at or above your role"));
+                    }
+                }
                 if self.chat.delete(seq) {
                     self.broadcast_event(now_ms, RoomEvent::ChatDeleted { target_seq: seq, by: who.clone() });
                     Ok(Taken::Done)
@@ -115,14 +133,34 @@ impl Show {
                 }
             }),
             ClientFrame::Mute { identity, seconds } => self.moderator_only(&who, "mute").and_then(|()| {
+                self.may_act_on(&who, &identity, "mute")?;
+                self.may_lift(&who, self.chat.mute_of(&identity, now_ms).map(|m| m.by), "mute")?;
                 let until_ms = now_ms + i64::from(seconds.min(7 * 24 * 3600)) * 1000;
-                self.chat.mute(&identity, until_ms);
+                self.chat.mute(now_ms, &identity, until_ms, who.role);
                 self.broadcast_event(now_ms, RoomEvent::UserMuted { identity, until_ms });
                 Ok(Taken::Done)
             }),
-            ClientFrame::Ban { identity } => {
-                self.moderator_only(&who, "ban").map(|()| self.persist(from, &who, HostAction::Ban(identity)))
-            }
+            ClientFrame::Unmute { identity } => self.moderator_only(&who, "unmute").and_then(|()| {
+                let Some(mute) = self.chat.mute_of(&identity, now_ms) else {
+                    return Err(FrameError::new(ErrorCode::NotFound, format!("{identity} is not muted")));
+                };
+                self.may_lift(&who, Some(mute.by), "mute")?;
+                self.chat.unmute(&identity);
+                self.broadcast_event(now_ms, RoomEvent::UserUnmuted { identity });
+                Ok(Taken::Done)
+            }),
+            ClientFrame::Ban { identity } => self.moderator_only(&who, "ban").and_then(|()| {
+                self.may_act_on(&who, &identity, "ban")?;
+                self.may_lift(&who, self.ban_of(&identity, now_ms).map(|b| b.by), "ban")?;
+                Ok(self.persist(from, &who, HostAction::Ban { identity, by: who.role }))
+            }),
+            ClientFrame::Unban { identity } => self.moderator_only(&who, "unban").and_then(|()| {
+                let Some(ban) = self.ban_of(&identity, now_ms) else {
+                    return Err(FrameError::new(ErrorCode::NotFound, format!("{identity} is not banned")));
+                };
+                self.may_lift(&who, Some(ban.by), "ban")?;
+                Ok(self.persist(from, &who, HostAction::Unban(identity)))
+            }),
             ClientFrame::SetBlockedWords { words } => self.moderator_only(&who, "set blocked words").and_then(|()| {
                 if words.len() > 500 || words.iter().any(|w| w.chars().count() > 64) {
                     return Err(FrameError::new(ErrorCode::Invalid, "at most 500 words of at most 64 characters"));
@@ -151,6 +189,47 @@ impl Show {
         } else {
             Err(FrameError::new(ErrorCode::Forbidden, format!("only the host or a moderator may {what}")))
         }
+    }
+
+    /// Nobody acts on themselves or on someone at or above their own role.
+    fn may_act_on(&self, who: &Identity, target: &str, what: &str) -> Result<(), FrameError> {
+        if target == who.id {
+            return Err(FrameError::new(ErrorCode::NotPermitted, format!("you cannot {what} yourself")));
+        }
+        if self.role_of(target) >= who.role {
+            return Err(FrameError::new(ErrorCode::NotPermitted, format!("cannot {what} someone at or above your role")));
+        }
+        Ok(())
+    }
+
+    /// A ban or mute placed by a higher role is not undone (or replaced) by a lower one.
+    fn may_lift(&self, who: &Identity, placed_by: Option<crate::identity::Role>, what: &str) -> Result<(), FrameError> {
+        match placed_by {
+            Some(by) if by > who.role => {
+                Err(FrameError::new(ErrorCode::NotPermitted, format!("this {what} was placed by a higher role")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The missed events since `resume` can be replayed within the budget (no snapshot needed).
+    fn can_resume(&self, resume: Option<crate::protocol::Position>) -> bool {
+        let budget = self.config.replay_bytes;
+        resume
+            .and_then(|r| self.log.replay_after(r))
+            .is_some_and(|frames| frames.iter().map(|f| f.len()).sum::<usize>() <= budget)
+    }
+
+    /// A `hello` that cannot resume builds a snapshot. A session's first one is always served
+    /// (it opens the stream); a call's, or a session's next ones, draw on the identity's
+    /// snapshot bucket.
+    fn snapshot_allowed(&mut self, now_ms: i64, from: Caller, who: &Identity) -> bool {
+        let first = match from {
+            Caller::Session(id) => self.participants.get_mut(&id).is_some_and(|p| !std::mem::replace(&mut p.greeted, true)),
+            Caller::Call(_) => false,
+        };
+        let token = self.limits.try_take(now_ms, who, Limit::Snapshot);
+        first || token
     }
 
     pub(super) fn persist(&mut self, from: Caller, by: &Identity, action: HostAction) -> Taken {

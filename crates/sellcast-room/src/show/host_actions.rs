@@ -3,7 +3,7 @@
 
 use crate::answer::{Answer, Caller};
 use crate::catalog::{Product, Sale};
-use crate::identity::ParticipantId;
+use crate::identity::{ParticipantId, Role};
 use crate::protocol::{FrameError, RoomEvent};
 
 use super::{Output, Show};
@@ -53,12 +53,13 @@ impl Show {
         self.counters_dirty = true;
     }
 
-    pub fn apply_ban(&mut self, now_ms: i64, identity: String, until_ms: Option<i64>) {
-        self.banned.insert(identity.clone(), until_ms);
+    /// A committed ban: sessions of `identity` below the banning role `by` are closed.
+    pub fn apply_ban(&mut self, now_ms: i64, identity: String, until_ms: Option<i64>, by: Role) {
+        self.banned.insert(identity.clone(), super::Ban { until_ms, by });
         let kicked: Vec<ParticipantId> = self
             .participants
             .iter()
-            .filter(|(_, p)| p.identity.id == identity && !p.identity.role.can_run_show())
+            .filter(|(_, p)| p.identity.id == identity && p.identity.role < by)
             .map(|(id, _)| *id)
             .collect();
         for participant in kicked {
@@ -67,6 +68,13 @@ impl Show {
         }
         self.broadcast_event(now_ms, RoomEvent::UserBanned { identity });
         self.counters_dirty = true;
+    }
+
+    /// A committed unban: the identity may join and chat again.
+    pub fn apply_unban(&mut self, now_ms: i64, identity: String) {
+        if self.banned.remove(&identity).is_some() {
+            self.broadcast_event(now_ms, RoomEvent::UserUnbanned { identity });
+        }
     }
 
     pub fn apply_blocked_words(&mut self, words: Vec<String>) {

@@ -1,6 +1,7 @@
 //! The limits a show enforces.
 
 use crate::chat::ChatLimits;
+use crate::identity_limits::IdentityRates;
 
 /// The limits a show enforces: frame rates, chat, likes, replay size, pins.
 #[derive(Debug, Clone)]
@@ -19,10 +20,12 @@ pub struct ShowLimits {
     /// left (`show::snapshots`).
     pub snapshot_bytes: usize,
     pub likes_per_user_per_tick: u32,
-    /// Frames of any kind per participant: burst and per second.
-    pub frame_burst: u32,
-    pub frames_per_second: f64,
+    /// Each identity's buckets (frames, chat, buys, snapshots), shared by all its sessions
+    /// and calls.
+    pub identities: IdentityRates,
     pub max_pins: usize,
+    /// Buy answers kept in memory; older ones are read back from the store.
+    pub recent_answers: usize,
 }
 
 impl Default for ShowLimits {
@@ -33,9 +36,9 @@ impl Default for ShowLimits {
             replay_bytes: 64 * 1024,
             snapshot_bytes: 60 * 1024,
             likes_per_user_per_tick: 30,
-            frame_burst: 60,
-            frames_per_second: 30.0,
+            identities: IdentityRates::default(),
             max_pins: 3,
+            recent_answers: 100_000,
         }
     }
 }

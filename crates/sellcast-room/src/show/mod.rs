@@ -24,7 +24,8 @@ use crate::buy_admission::{BuyAdmission, BuyOrder};
 use crate::catalog::{Product, Sale, SaleDraft};
 use crate::chat::ChatDesk;
 use crate::event_log::EventLog;
-use crate::identity::{Identity, ParticipantId};
+use crate::identity::{Identity, ParticipantId, Role};
+use crate::identity_limits::IdentityLimits;
 use crate::likes::LikeCounter;
 use crate::protocol::{encode, DirectFrame, ErrorCode, OrderLine, Position, RoomEvent};
 use crate::tally::RoomTally;
@@ -50,8 +51,19 @@ pub enum HostAction {
     Pin(Vec<i64>),
     StartSale(SaleDraft),
     EndSale(i64),
-    Ban(String),
+    /// Ban `identity`; `by` is the banning role (the ban binds only roles below it).
+    Ban { identity: String, by: Role },
+    Unban(String),
     SetBlockedWords(Vec<String>),
+}
+
+/// A ban as the room holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ban {
+    /// `None`: for good.
+    pub until_ms: Option<i64>,
+    /// The role that placed it: it binds roles below this one only.
+    pub by: Role,
 }
 
 /// What the room asks its task to do.
@@ -85,7 +97,12 @@ pub struct Show {
     sales: Vec<Sale>,
     /// Sales whose end (by the clock) has been announced.
     end_announced: Vec<i64>,
-    banned: HashMap<String, Option<i64>>,
+    banned: HashMap<String, Ban>,
+    /// Roles of the staff (hosts, moderators) seen in this room, so a moderator cannot act on
+    /// one who is offline; a ban placed anyway would not bind them (see [`Ban::by`]).
+    staff_seen: HashMap<String, Role>,
+    /// Every identity's rate limits, shared by its sessions and calls.
+    limits: IdentityLimits,
     chat: ChatDesk,
     likes: LikeCounter,
     buys: BuyAdmission,
@@ -101,16 +118,19 @@ pub struct Show {
 
 impl Show {
     pub fn new(name: String, epoch: u64, record: ShowRecord, config: ShowLimits, now_ms: i64) -> Self {
-        let mut revenue = HashMap::new();
+        let mut revenue: HashMap<i64, i64> = HashMap::new();
         for o in &record.recent_orders {
-            *revenue.entry(o.sale_id).or_insert(0) += o.price_minor * i64::from(o.qty);
+            let total = revenue.entry(o.sale_id).or_insert(0);
+            *total = crate::money::add_line(*total, o.price_minor, o.qty);
         }
         let end_announced = record.sales.iter().filter(|s| s.is_over(now_ms)).map(|s| s.id).collect();
         Self {
             log: EventLog::new(epoch, config.replay_events),
             chat: ChatDesk::new(config.chat.clone(), record.blocked_words, now_ms),
             likes: LikeCounter::new(record.likes_total, config.likes_per_user_per_tick),
-            buys: BuyAdmission::new(record.bought, record.answers),
+            buys: BuyAdmission::new(record.bought, config.recent_answers),
+            limits: IdentityLimits::new(config.identities.clone(), now_ms),
+            staff_seen: HashMap::new(),
             name,
             config,
             participants: HashMap::new(),
@@ -118,7 +138,7 @@ impl Show {
             pinned: record.pinned,
             sales: record.sales,
             end_announced,
-            banned: record.banned.into_iter().collect(),
+            banned: record.banned.into_iter().map(|(id, until_ms, by)| (id, Ban { until_ms, by })).collect(),
             orders: record.recent_orders.into_iter().collect(),
             revenue,
             counters_dirty: false,
@@ -187,6 +207,16 @@ impl Show {
 
     pub fn buys_in_flight(&self) -> usize {
         self.buys.in_flight()
+    }
+
+    /// Buy answers cached in memory now (bounded by [`ShowLimits::recent_answers`]).
+    pub fn cached_answers(&self) -> usize {
+        self.buys.cached_answers()
+    }
+
+    /// Identities whose rate limits are tracked now (bounded; see `identity_limits`).
+    pub fn tracked_identities(&self) -> usize {
+        self.limits.tracked()
     }
 
     pub fn position(&self) -> Position {

@@ -4,6 +4,7 @@
 use crate::answer::{Answer, Caller};
 use crate::buy_admission::{Admission, BuyAnswer, BuyTicket};
 use crate::identity::{Identity, ParticipantId};
+use crate::identity_limits::Limit;
 use crate::protocol::{encode, DirectFrame, ErrorCode, FrameError, OrderLine, RoomEvent};
 
 use super::{Class, Output, Show};
@@ -13,6 +14,13 @@ pub(super) const RECENT_ORDERS: usize = 50;
 
 impl Show {
     pub(super) fn buy(&mut self, now_ms: i64, from: Caller, who: &Identity, sale_id: i64, qty: u32, key: &str) {
+        if !self.limits.try_take(now_ms, who, Limit::Buy) {
+            // Nothing reserved or remembered: the same key may be sent again a moment later.
+            self.tally.refused(ErrorCode::RateLimited);
+            let error = FrameError::new(ErrorCode::RateLimited, "too many buys: tap again in a moment");
+            self.answer(from, Answer::BuyNotPlaced { key: key.to_string(), sale_id, error });
+            return;
+        }
         let sale = self.sales.iter().find(|s| s.id == sale_id);
         match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
             Admission::Answered(answer) => self.answer(from, Answer::Buy { key: key.to_string(), answer }),
@@ -72,7 +80,7 @@ impl Show {
             .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
         let order = OrderLine { order_id, sale_id, buyer, qty, price_minor, currency, at_ms: now_ms };
         let revenue = self.revenue.entry(sale_id).or_insert(0);
-        *revenue += price_minor * i64::from(qty);
+        *revenue = crate::money::add_line(*revenue, price_minor, qty);
         let revenue_minor = *revenue;
         if self.orders.len() == RECENT_ORDERS {
             self.orders.pop_front();

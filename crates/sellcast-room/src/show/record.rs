@@ -1,7 +1,7 @@
 //! The durable record a show starts from.
 
-use crate::buy_admission::BuyAnswer;
 use crate::catalog::{Product, Sale};
+use crate::identity::Role;
 use crate::protocol::OrderLine;
 
 /// The durable record a [`Show`](super::Show) starts from: everything its room loads from the store.
@@ -10,12 +10,12 @@ pub struct ShowRecord {
     pub products: Vec<Product>,
     pub sales: Vec<Sale>,
     pub pinned: Vec<i64>,
-    pub banned: Vec<(String, Option<i64>)>,
+    /// Banned identities: until when (`None`: for good), and the role of who banned them (a
+    /// ban binds only roles below it).
+    pub banned: Vec<(String, Option<i64>, Role)>,
     pub blocked_words: Vec<String>,
     /// Committed quantity per (sale, identity).
     pub bought: Vec<(i64, String, u32)>,
-    /// Answers the store already gave, by (identity, idempotency key).
-    pub answers: Vec<(String, String, BuyAnswer)>,
     pub recent_orders: Vec<OrderLine>,
     pub likes_total: u64,
 }

@@ -8,6 +8,7 @@ use super::{Class, Show};
 impl Show {
     /// Fixed tick (every 250-500 ms): likes, counters, sales ending by the clock.
     pub fn handle_tick(&mut self, now_ms: i64) {
+        self.limits.handle_tick(now_ms);
         if let Some((total, delta)) = self.likes.handle_tick() {
             self.broadcast(&DirectFrame::Likes { total, delta }, Class::Latest);
         }

@@ -40,8 +40,12 @@ pub fn record(stock: u32, limit: u32) -> ShowRecord {
     ShowRecord { products: vec![product(PRODUCT)], sales: vec![sale(stock, limit)], ..ShowRecord::default() }
 }
 
+/// A room with the default limits, except buys: the buying tests place many from one identity
+/// at one instant (the buy rate itself is tested on its own).
 pub fn room(record: ShowRecord) -> Show {
-    Show::new("r".into(), 42, record, ShowLimits::default(), 0)
+    let mut limits = ShowLimits::default();
+    limits.identities.buys = sellcast_room::Rate { burst: 10_000, per_second: 10_000.0 };
+    Show::new("r".into(), 42, record, limits, 0)
 }
 
 pub fn drain(room: &mut Show) -> Vec<Output> {

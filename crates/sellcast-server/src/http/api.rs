@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sellcast_room::{Answer, ClientFrame, ProductDraft, Role};
+use sellcast_room::{Answer, ClientFrame, ErrorCode, Identity, ProductDraft, Role};
 use serde_json::json;
 use tokio::sync::oneshot;
 use warp::http::StatusCode;
@@ -62,8 +62,23 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(auth)
         .and(body)
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(post_frame);
+    let bans = warp::path!("api" / "rooms" / String / "bans")
+        .and(warp::get())
+        .and(auth)
+        .and(with_state(state.clone()))
+        .then(list_bans);
+    let unban = warp::path!("api" / "rooms" / String / "bans" / String)
+        .and(warp::delete())
+        .and(auth)
+        .and(with_state(state.clone()))
+        .then(|room, identity, auth, st| lift(room, identity, auth, st, Lift::Ban));
+    let unmute = warp::path!("api" / "rooms" / String / "mutes" / String)
+        .and(warp::delete())
+        .and(auth)
+        .and(with_state(state))
+        .then(|room, identity, auth, st| lift(room, identity, auth, st, Lift::Mute));
 
     config
         .or(dev_token)
@@ -77,6 +92,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(delete)
         .unify()
         .or(frames)
+        .unify()
+        .or(bans)
+        .unify()
+        .or(unban)
+        .unify()
+        .or(unmute)
         .unify()
 }
 
@@ -198,7 +219,7 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         Ok(who) => who,
         Err(e) => return SignalError::from(e).into_response(),
     };
-    if let Err(e) = check_not_banned(&st, &room, &identity.id).await {
+    if let Err(e) = check_not_banned(&st, &room, &identity).await {
         return e.into_response();
     }
     let frame = match ClientFrame::parse(&body) {
@@ -227,15 +248,111 @@ fn answer_response(answer: &Answer) -> Response {
     warp::reply::with_header(body, "content-type", "application/json").into_response()
 }
 
+/// The bans in force, for the host and moderators: `{"bans":[{"identity","until_ms","by"}]}`.
+async fn list_bans(room: String, auth: Auth, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    if let Err(e) = st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
+        return SignalError::from(e).into_response();
+    }
+    let (reply, answer) = oneshot::channel();
+    if st.shows.get(&room).tx.send(ShowMsg::Bans { reply }).await.is_err() {
+        return room_unavailable();
+    }
+    match answer.await {
+        Ok(bans) => {
+            let bans: Vec<_> = bans
+                .into_iter()
+                .map(|(identity, ban)| json!({ "identity": identity, "until_ms": ban.until_ms, "by": ban.by }))
+                .collect();
+            warp::reply::json(&json!({ "bans": bans })).into_response()
+        }
+        Err(_) => room_unavailable(),
+    }
+}
+
+/// What `DELETE` on a ban or a mute lifts.
+#[derive(Clone, Copy)]
+enum Lift {
+    Ban,
+    Mute,
+}
+
+/// Lift a ban or a mute: the `unban` / `unmute` frame as a call, so the room applies the same
+/// role rules as on the data channel. `204` once done (an unban once the store committed it),
+/// `403` `forbidden` / `not_permitted`, `404` `not_found` when there is none.
+async fn lift(room: String, identity: String, auth: Auth, st: AppState, what: Lift) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let who = match st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
+        Ok(who) => who,
+        Err(e) => return SignalError::from(e).into_response(),
+    };
+    let Some(identity) = percent_decode(&identity) else {
+        return json_error(StatusCode::BAD_REQUEST, "malformed", "the identity in the path is not valid percent-encoded UTF-8");
+    };
+    let frame = match what {
+        Lift::Ban => ClientFrame::Unban { identity },
+        Lift::Mute => ClientFrame::Unmute { identity },
+    };
+    match call(&st, &room, who, frame).await {
+        Ok(Answer::Accepted) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Answer::Refused(e)) => {
+            let status = match e.code {
+                ErrorCode::Forbidden | ErrorCode::NotPermitted => StatusCode::FORBIDDEN,
+                ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let code = serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            json_error(status, &code, e.message)
+        }
+        Ok(other) => answer_response(&other),
+        Err(response) => response,
+    }
+}
+
+/// One frame to the room's show task as a call, and its answer.
+async fn call(st: &AppState, room: &str, identity: Identity, frame: ClientFrame) -> Result<Answer, Response> {
+    let (reply, answer) = oneshot::channel();
+    let msg = ShowMsg::Call { identity, frame, reply };
+    if st.shows.get(room).tx.send(msg).await.is_err() {
+        return Err(room_unavailable());
+    }
+    answer.await.map_err(|_| room_unavailable())
+}
+
+/// `%XX` escapes of a path segment decoded; `None` for a bad escape or invalid UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Longest a ban check waits for the room (a room restarting reloads its bans first).
 const BAN_CHECK_LIMIT: Duration = Duration::from_secs(5);
 
-/// Ask the room whether `identity` is banned (bans are enforced when a session starts).
-/// Fails closed: when the room cannot answer (restarting, gone, or slower than
-/// `BAN_CHECK_LIMIT`), the caller is refused with `RoomUnavailable` (503), never let in.
-pub async fn check_not_banned(st: &AppState, room: &str, identity: &str) -> Result<(), SignalError> {
+/// Ask the room whether `who` is banned (bans are enforced when a session starts; a ban binds
+/// only roles below the one that placed it). Fails closed: when the room cannot answer
+/// (restarting, gone, or slower than `BAN_CHECK_LIMIT`), the caller is refused with
+/// `RoomUnavailable` (503), never let in.
+pub async fn check_not_banned(st: &AppState, room: &str, who: &Identity) -> Result<(), SignalError> {
     let (reply, answer) = oneshot::channel();
-    let msg = ShowMsg::IsBanned { identity: identity.to_string(), reply };
+    let msg = ShowMsg::IsBanned { identity: who.id.clone(), role: who.role, reply };
     let asked = async {
         st.shows.get(room).tx.send(msg).await.map_err(|_| SignalError::RoomUnavailable)?;
         answer.await.map_err(|_| SignalError::RoomUnavailable)

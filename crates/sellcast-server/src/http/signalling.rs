@@ -105,7 +105,7 @@ async fn negotiate(
         SessionKind::Watch => sellcast_room::Role::Viewer,
     };
     let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
-    super::api::check_not_banned(state, room, &identity.id).await?;
+    super::api::check_not_banned(state, room, &identity).await?;
     let is_sdp = content_type
         .as_deref()
         .and_then(|ct| ct.split(';').next())

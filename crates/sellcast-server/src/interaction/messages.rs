@@ -1,6 +1,6 @@
 //! What the media driver and the HTTP API tell a show task.
 
-use sellcast_room::{Answer, BuyTicket, Caller, ClientFrame, FrameError, Identity, ParticipantId, Product, Sale};
+use sellcast_room::{Answer, Ban, BuyTicket, Caller, ClientFrame, FrameError, Identity, ParticipantId, Product, Role, Sale};
 
 use tokio::sync::oneshot;
 
@@ -40,7 +40,10 @@ pub enum ShowMsg {
     ProductDeleted { product_id: i64, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
     /// Room state for the HTTP API.
     Sales { reply: oneshot::Sender<(Vec<Product>, Vec<Sale>)> },
-    IsBanned { identity: String, reply: oneshot::Sender<bool> },
+    /// Whether `identity` coming with `role` is turned away (a ban binds roles below its placer's).
+    IsBanned { identity: String, role: Role, reply: oneshot::Sender<bool> },
+    /// The bans in force, for staff.
+    Bans { reply: oneshot::Sender<Vec<(String, Ban)>> },
     /// The store finished a buy.
     BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
@@ -59,6 +62,7 @@ pub enum ShowMsg {
 pub enum Applied {
     Pins(Vec<i64>),
     Sale(Sale),
-    Ban(String, Option<i64>),
+    Ban(String, Option<i64>, Role),
+    Unban(String),
     BlockedWords(Vec<String>),
 }

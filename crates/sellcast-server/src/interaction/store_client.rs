@@ -62,10 +62,9 @@ impl StoreClient {
             products: r.products,
             sales: r.sales,
             pinned: r.pins,
-            banned: r.bans.into_iter().map(|b| (b.identity, b.until_ms)).collect(),
+            banned: r.bans.into_iter().map(|b| (b.identity, b.until_ms, b.by)).collect(),
             blocked_words: r.blocked_words,
             bought: r.purchased,
-            answers: r.answers,
             recent_orders: orders.into_iter().map(order_line).collect(),
             likes_total: 0,
         })
@@ -79,6 +78,7 @@ impl StoreClient {
             qty: order.qty,
             idempotency_key: order.ticket.key.clone(),
             now_ms,
+            verdict: order.verdict,
         };
         Ok(self.store.buy(req).await?)
     }
@@ -107,8 +107,12 @@ impl StoreClient {
         Ok(self.store.end_sale(room, id, now_ms).await?)
     }
 
-    pub async fn ban(&self, room: &str, identity: &str, until_ms: Option<i64>) -> Result<(), StoreFailure> {
-        Ok(self.store.ban(room, identity, until_ms).await?)
+    pub async fn ban(&self, room: &str, identity: &str, until_ms: Option<i64>, by: Role) -> Result<(), StoreFailure> {
+        Ok(self.store.ban(room, identity, until_ms, by).await?)
+    }
+
+    pub async fn unban(&self, room: &str, identity: &str) -> Result<(), StoreFailure> {
+        Ok(self.store.unban(room, identity).await?)
     }
 
     pub async fn set_blocked_words(&self, room: &str, words: Vec<String>) -> Result<(), StoreFailure> {

@@ -154,8 +154,11 @@ impl ShowTask {
             ShowMsg::Sales { reply } => {
                 let _ = reply.send((core.products().to_vec(), core.sales().to_vec()));
             }
-            ShowMsg::IsBanned { identity, reply } => {
-                let _ = reply.send(core.is_banned(&identity, now));
+            ShowMsg::IsBanned { identity, role, reply } => {
+                let _ = reply.send(core.is_banned_as(&identity, role, now));
+            }
+            ShowMsg::Bans { reply } => {
+                let _ = reply.send(core.bans(now));
             }
             ShowMsg::BuyDone { ticket, result } => match result {
                 Ok(r) => core.handle_buy_outcome(now, &ticket, r.answer, r.replayed, r.stock_left),
@@ -169,7 +172,8 @@ impl ShowTask {
                     match applied {
                         Applied::Pins(pins) => core.apply_pins(now, pins),
                         Applied::Sale(sale) => core.apply_sale(now, sale),
-                        Applied::Ban(identity, until) => core.apply_ban(now, identity, until),
+                        Applied::Ban(identity, until, by) => core.apply_ban(now, identity, until, by),
+                        Applied::Unban(identity) => core.apply_unban(now, identity),
                         Applied::BlockedWords(words) => core.apply_blocked_words(words),
                     }
                     core.handle_persisted(from);
@@ -283,11 +287,12 @@ async fn persist(store: &StoreClient, room: &str, action: HostAction) -> Result<
         HostAction::Pin(ids) => store.set_pins(room, ids.clone()).await.map(|()| Applied::Pins(ids)).map_err(fail),
         HostAction::StartSale(draft) => store.create_sale(room, draft).await.map(Applied::Sale).map_err(fail),
         HostAction::EndSale(id) => store.end_sale(room, id, wall_ms()).await.map(Applied::Sale).map_err(fail),
-        HostAction::Ban(identity) => store
-            .ban(room, &identity, None)
+        HostAction::Ban { identity, by } => store
+            .ban(room, &identity, None, by)
             .await
-            .map(|()| Applied::Ban(identity, None))
+            .map(|()| Applied::Ban(identity, None, by))
             .map_err(fail),
+        HostAction::Unban(identity) => store.unban(room, &identity).await.map(|()| Applied::Unban(identity)).map_err(fail),
         HostAction::SetBlockedWords(words) => store
             .set_blocked_words(room, words.clone())
             .await
