@@ -8,8 +8,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -25,6 +27,36 @@ use warp::reply::Response;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TCP peer of an HTTPS connection, put in each of its requests' extensions (warp's own
+/// server records its own peer address, which a service served by hand does not get).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// `inner`, with every request marked with the connection's [`ClientAddr`].
+#[derive(Clone)]
+struct WithClientAddr<S> {
+    inner: S,
+    client: SocketAddr,
+}
+
+impl<S, B> tower_service::Service<warp::http::Request<B>> for WithClientAddr<S>
+where
+    S: tower_service::Service<warp::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: warp::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ClientAddr(self.client));
+        self.inner.call(request)
+    }
+}
 
 /// The PEM files HTTPS is served with.
 #[derive(Debug, Clone)]
@@ -106,6 +138,7 @@ where
                 }
             };
             let builder = auto::Builder::new(TokioExecutor::new());
+            let service = WithClientAddr { inner: service, client: remote };
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
             if let Err(e) = watcher.watch(connection).await {
                 debug!(%remote, error = %e, "HTTPS connection ended with an error");

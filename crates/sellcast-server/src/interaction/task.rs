@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::messages::{Applied, CatalogOp, ShowMsg};
+use super::registry::Idle;
 use super::store_client::{StoreFailure, StoreClient};
 use super::tally::ServerTally;
 use crate::media::command::Command;
@@ -41,6 +42,8 @@ pub struct ShowTask {
     tally: Option<(Arc<ServerTally>, RoomTally)>,
     /// A span per data-channel participant (room, peer, role): log lines about one are in it.
     spans: HashMap<ParticipantId, Span>,
+    /// Unloads the room once nobody has used it for a while (`registry`).
+    idle: Option<Idle>,
 }
 
 impl ShowTask {
@@ -56,7 +59,37 @@ impl ShowTask {
             drained: None,
             tally: None,
             spans: HashMap::new(),
+            idle: None,
         }
+    }
+
+    /// Unload the room after `idle.after` without any use (see `registry`).
+    pub(super) fn with_idle(mut self, idle: Idle) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// Nothing in the room is in use: no participant, no call or buy waiting, no drain, and
+    /// no sender to the inbox but the room's own (no peer, HTTP call or store job).
+    fn is_idle(&self, core: &Show) -> bool {
+        core.participant_count() == 0
+            && core.buys_in_flight() == 0
+            && self.calls.is_empty()
+            && self.drained.is_none()
+            && Idle::unused(&self.me)
+    }
+
+    /// On a tick: true once the room has been idle for `idle.after` and left the registry.
+    fn unloaded(&self, core: &Show, inbox: &mpsc::Receiver<ShowMsg>, idle_since: &mut Option<tokio::time::Instant>) -> bool {
+        let Some(idle) = &self.idle else {
+            return false;
+        };
+        if !self.is_idle(core) {
+            *idle_since = None;
+            return false;
+        }
+        let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+        since.elapsed() >= idle.after && idle.try_unload(&self.name, &self.me, inbox)
     }
 
     /// Report this show's counts into `tally` on every tick.
@@ -82,7 +115,9 @@ impl ShowTask {
         info!(room = %self.name, "show task started");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle_since = None;
         loop {
+            let mut ticked = false;
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(m) => self.handle(core, m),
@@ -91,6 +126,7 @@ impl ShowTask {
                 _ = tick.tick() => {
                     core.handle_tick(wall_ms());
                     self.report_tally(&core);
+                    ticked = true;
                 }
             }
             self.flush(core);
@@ -98,6 +134,11 @@ impl ShowTask {
                 if let Some(done) = self.drained.take() {
                     let _ = done.send(core.participant_count());
                 }
+            }
+            if ticked && self.unloaded(core, inbox, &mut idle_since) {
+                self.report_tally(core);
+                info!(room = %self.name, "room unloaded: unused");
+                break;
             }
         }
     }

@@ -11,9 +11,11 @@ mod scrape;
 
 use std::sync::Arc;
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::admission::Admission;
 use crate::http::error::SignalError;
+use crate::http::rate_limit::{Bucket, RateLimiters};
 use crate::interaction::registry::ShowRegistry;
 use crate::media::status_board::StatusBoard;
 use crate::supervision::Supervision;
@@ -42,6 +44,15 @@ pub struct Metrics {
     registry: Registry,
     sessions_refused: IntCounterVec,
     restarts: IntCounterVec,
+    /// Requests refused by a rate limit, by bucket (signalling, api).
+    rate_limited: IntCounterVec,
+    /// Sessions held under the caps, by kind; rooms and addresses holding them; addresses
+    /// the rate limiters keep a state for. Set from `limits` at each scrape.
+    sessions: IntGaugeVec,
+    session_rooms: IntGauge,
+    session_addresses: IntGauge,
+    rate_limited_addresses: IntGauge,
+    limits: std::sync::OnceLock<(Arc<Admission>, Arc<RateLimiters>)>,
     /// Where the supervisors count restarts; copied into `restarts` at each scrape, under
     /// the lock so two scrapes at once cannot add the same restart twice.
     supervision: std::sync::Mutex<Arc<Supervision>>,
@@ -72,8 +83,28 @@ impl Metrics {
             Opts::new("sellcast_restarts_total", "Supervised parts restarted after they died."),
             &["part"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("sellcast_rate_limited_total", "Requests refused with 429 by a per-client rate limit, by bucket."),
+            &["bucket"],
+        )?;
+        let sessions = IntGaugeVec::new(
+            Opts::new("sellcast_sessions", "WHIP and WHEP sessions holding a place under the caps, by kind."),
+            &["kind"],
+        )?;
+        let session_rooms = IntGauge::new("sellcast_session_rooms", "Rooms holding at least one session.")?;
+        let session_addresses = IntGauge::new("sellcast_session_addresses", "Client addresses holding at least one session.")?;
+        let rate_limited_addresses =
+            IntGauge::new("sellcast_rate_limiter_addresses", "Client addresses the rate limiters keep a state for.")?;
         registry.register(Box::new(sessions_refused.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(sessions.clone()))?;
+        registry.register(Box::new(session_rooms.clone()))?;
+        registry.register(Box::new(session_addresses.clone()))?;
+        registry.register(Box::new(rate_limited_addresses.clone()))?;
+        for bucket in [Bucket::Signalling, Bucket::Api] {
+            rate_limited.with_label_values(&[bucket_name(bucket)]);
+        }
         // Every series exists from the start at 0, so dashboards and rate() see the first event.
         for endpoint in ["whip", "whep"] {
             for (cause, status) in SignalError::CAUSES {
@@ -83,7 +114,40 @@ impl Metrics {
         for part in Part::ALL {
             restarts.with_label_values(&[part.name()]);
         }
-        Ok(Self { registry, sessions_refused, restarts, supervision: std::sync::Mutex::new(supervision) })
+        Ok(Self {
+            registry,
+            sessions_refused,
+            restarts,
+            rate_limited,
+            sessions,
+            session_rooms,
+            session_addresses,
+            rate_limited_addresses,
+            limits: std::sync::OnceLock::new(),
+            supervision: std::sync::Mutex::new(supervision),
+        })
+    }
+
+    /// Read the session counts and rate limiters at each scrape.
+    pub fn watch_limits(&self, admission: Arc<Admission>, limiters: Arc<RateLimiters>) {
+        let _ = self.limits.set((admission, limiters));
+    }
+
+    /// A request was refused by the `bucket` rate limit.
+    pub fn rate_limited(&self, bucket: Bucket) {
+        self.rate_limited.with_label_values(&[bucket_name(bucket)]).inc();
+    }
+
+    fn sync_limits(&self) {
+        let Some((admission, limiters)) = self.limits.get() else {
+            return;
+        };
+        let counts = admission.counts();
+        self.sessions.with_label_values(&["host"]).set(counts.hosts as i64);
+        self.sessions.with_label_values(&["viewer"]).set(counts.viewers as i64);
+        self.session_rooms.set(counts.rooms as i64);
+        self.session_addresses.set(counts.addresses as i64);
+        self.rate_limited_addresses.set(limiters.tracked() as i64);
     }
 
     /// An offer on `endpoint` ("whip" or "whep") was answered with `error`.
@@ -111,10 +175,18 @@ impl Metrics {
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         self.sync_restarts();
+        self.sync_limits();
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding /metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn bucket_name(bucket: Bucket) -> &'static str {
+    match bucket {
+        Bucket::Signalling => "signalling",
+        Bucket::Api => "api",
     }
 }
