@@ -342,6 +342,13 @@ impl RunningServer {
         &self.hooks
     }
 
+    /// Create `room` as its host would (by publishing or writing a product), without a
+    /// session: viewers may then join before the host is live. Unused, it is unloaded after
+    /// `room_idle` like any room.
+    pub fn open_room(&self, room: &str) -> Result<(), admission::CapHit> {
+        self.shows.open(room).map(drop)
+    }
+
     /// Rooms loaded now (show tasks); a room nobody uses is unloaded after `room_idle`.
     pub fn rooms_loaded(&self) -> usize {
         self.shows.task_count()

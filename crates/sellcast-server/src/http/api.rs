@@ -217,7 +217,13 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         Ok(who) => who,
         Err(e) => return SignalError::from(e).into_response(),
     };
-    let show = match existing_room(&st, &room).await {
+    // A host's frame may create the room (its actions are writes); anyone else's needs one.
+    let show = if identity.role == Role::Host {
+        st.shows.open(&room).map_err(|full| SignalError::Full(full).into_response())
+    } else {
+        existing_room(&st, &room).await
+    };
+    let show = match show {
         Ok(show) => show,
         Err(response) => return response,
     };

@@ -103,8 +103,10 @@ struct Request<'a> {
     client: IpAddr,
 }
 
-/// The request's own checks first (room name, token, content type, the offer itself), then
-/// what it would take from the server (the room, a session place), then the media plane.
+/// In order: the request's own checks (room name, token), the ban (a banned identity is
+/// told so whatever it sent; a room that does not exist has no bans), the offer itself, then
+/// what the session takes from the server (the room, a place under the caps) and the media
+/// plane. Only a host creates a room, and only with an offer that passed.
 async fn negotiate(
     request: Request<'_>,
     (content_type, authorization): (Option<String>, Option<String>),
@@ -120,6 +122,10 @@ async fn negotiate(
         SessionKind::Watch => sellcast_room::Role::Viewer,
     };
     let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
+    let existing = existing_room(room, state).await?;
+    if let Some(show) = &existing {
+        super::api::check_not_banned(show, &identity.id).await?;
+    }
     let is_sdp = content_type
         .as_deref()
         .and_then(|ct| ct.split(';').next())
@@ -136,8 +142,11 @@ async fn negotiate(
         }
     };
     // Held until the media plane answered: the room cannot be unloaded under this offer.
-    let show = show_for(kind, room, state).await?;
-    super::api::check_not_banned(&show, &identity.id).await?;
+    let show = match (existing, kind) {
+        (Some(show), _) => show,
+        (None, SessionKind::Publish) => state.shows.open(room)?,
+        (None, SessionKind::Watch) => return Err(SignalError::RoomNotFound),
+    };
     let ticket = state.admission.admit(room, client, kind)?;
     let (reply, answer) = oneshot::channel();
     let room = room.to_string();
@@ -151,16 +160,14 @@ async fn negotiate(
     Ok(answered?)
 }
 
-/// A host creates its room; a viewer may only join one that exists (live, or known to the
-/// store: a viewer may open the page before the host goes live).
-async fn show_for(kind: SessionKind, room: &str, state: &AppState) -> Result<ShowHandle, SignalError> {
-    match kind {
-        SessionKind::Publish => Ok(state.shows.open(room)?),
-        SessionKind::Watch => state.shows.find(room).await.map_err(|e| match e {
-            RoomLookup::NotFound => SignalError::RoomNotFound,
-            RoomLookup::Full => SignalError::Full(crate::admission::CapHit::Rooms),
-            RoomLookup::Unavailable => SignalError::RoomUnavailable,
-        }),
+/// The room if it is loaded or the store knows it (a viewer may open the page before the
+/// host goes live); `None` for a name no host created, with nothing loaded for it.
+async fn existing_room(room: &str, state: &AppState) -> Result<Option<ShowHandle>, SignalError> {
+    match state.shows.find(room).await {
+        Ok(show) => Ok(Some(show)),
+        Err(RoomLookup::NotFound) => Ok(None),
+        Err(RoomLookup::Full) => Err(SignalError::Full(crate::admission::CapHit::Rooms)),
+        Err(RoomLookup::Unavailable) => Err(SignalError::RoomUnavailable),
     }
 }
 
