@@ -4,6 +4,7 @@
 //! It measures the server process alone (CPU from /proc/<pid>/stat, RSS), never the load
 //! generator, and reports; it asserts nothing (tests do that).
 
+pub mod attack;
 pub mod chat;
 pub mod janus;
 pub mod media_stats;

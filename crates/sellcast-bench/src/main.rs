@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sellcast_bench::{chat, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
+use sellcast_bench::{attack, chat, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -59,6 +59,13 @@ struct Args {
     /// Also run the purchase storm (2,000 buys with 30% retries on 100 units, then 5 s sustained).
     #[arg(long)]
     storm: bool,
+    /// Run the attack instead of the viewer steps: 50 honest viewers (10 chatting and buying)
+    /// measured without and then with attackers on every door (issue 11; src/attack.rs).
+    #[arg(long)]
+    attack: bool,
+    /// Seconds of each attack phase (without, then with attackers).
+    #[arg(long, default_value_t = 30)]
+    attack_seconds: u64,
     /// Also measure chat fan-out to this many data-channel viewers.
     #[arg(long, default_value_t = 0)]
     chat_viewers: usize,
@@ -101,7 +108,10 @@ async fn main() -> Result<()> {
     if !args.server_bin.exists() {
         bail!("{} not found: cargo build --release -p sellcast-server", args.server_bin.display());
     }
-    let target = Target { server_bin: args.server_bin.clone(), http_port: args.http_port, media_threads: args.media_threads };
+    let target = Target { media_threads: args.media_threads, ..Target::new(args.server_bin.clone(), args.http_port) };
+    if args.attack {
+        return run_attack(&target, args.attack_seconds, &args.out).await;
+    }
     if let Some(Mode::Soak(soak_args)) = &args.mode {
         return run_soak(&target, soak_args, args.bitrate, &args.out).await;
     }
@@ -232,6 +242,18 @@ fn summary(steps: &[StepResult]) {
             step::opt(r.sfu_latency_us_p50), step::opt(r.sfu_latency_us_p99)
         );
     }
+}
+
+async fn run_attack(target: &Target, seconds: u64, out: &std::path::Path) -> Result<()> {
+    let opts = attack::AttackOptions { phase: Duration::from_secs(seconds.max(5)), ..attack::AttackOptions::full() };
+    let target = attack::target_for(target, &opts)?;
+    println!("attack: {} honest viewers ({} chatting and buying), {} s without attackers, then {} s with", opts.viewers, opts.chatters, seconds, seconds);
+    let result = attack::run(&target, &opts).await?;
+    attack::print_summary(&result);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("attack.json"), serde_json::to_string_pretty(&result)?)?;
+    println!("figures in {}", out.join("attack.json").display());
+    Ok(())
 }
 
 async fn run_soak(target: &Target, a: &SoakArgs, bitrate: u64, out: &std::path::Path) -> Result<()> {

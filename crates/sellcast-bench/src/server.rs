@@ -16,13 +16,25 @@ pub struct Target {
     pub http_port: u16,
     /// Passed as `--media-threads` when set (a server from before sharding lacks the flag).
     pub media_threads: Option<usize>,
+    /// The first media port (`--udp-port`); 0 lets the server pick.
+    pub udp_port: u16,
+    /// More `serve` arguments (limits for a run, say).
+    pub extra_args: Vec<String>,
+}
+
+impl Target {
+    /// `server_bin` on `http_port`, everything else as the server defaults it.
+    pub fn new(server_bin: impl Into<PathBuf>, http_port: u16) -> Self {
+        Self { server_bin: server_bin.into(), http_port, media_threads: None, udp_port: 0, extra_args: Vec::new() }
+    }
 }
 
 pub async fn spawn(args: &Target, dir: &Path) -> Result<(tokio::process::Child, u32, String)> {
     let mut command = tokio::process::Command::new(&args.server_bin);
     command
-        .args(["serve", "--http", &format!("127.0.0.1:{}", args.http_port), "--udp-port", "0", "--db"])
-        .arg(dir.join("bench.db"));
+        .args(["serve", "--http", &format!("127.0.0.1:{}", args.http_port), "--udp-port", &args.udp_port.to_string(), "--db"])
+        .arg(dir.join("bench.db"))
+        .args(&args.extra_args);
     if let Some(threads) = args.media_threads {
         command.args(["--media-threads", &threads.to_string()]);
     }

@@ -204,16 +204,22 @@ async fn activity(viewers: Vec<Arc<Viewer>>, sale: i64, opts: SoakOptions, chats
 
 /// A product and a sale that will not sell out during the soak; the sale's id.
 async fn open_sale(http: &reqwest::Client, base: &str) -> Result<i64> {
+    open_sale_in(http, base, ROOM).await
+}
+
+/// A product in `room` with a flash sale that will not sell out during a run, opened by a
+/// dev-mode host; the sale's id.
+pub(crate) async fn open_sale_in(http: &reqwest::Client, base: &str, room: &str) -> Result<i64> {
     let token: serde_json::Value = http
         .get(format!("{base}/api/dev/token"))
-        .query(&[("room", ROOM), ("role", "host"), ("identity", "soak-host")])
+        .query(&[("room", room), ("role", "host"), ("identity", "soak-host")])
         .send()
         .await?
         .json()
         .await?;
     let host = token["token"].as_str().context("a dev token (is the server in dev mode?)")?;
     let product: serde_json::Value = http
-        .post(format!("{base}/api/rooms/{ROOM}/products"))
+        .post(format!("{base}/api/rooms/{room}/products"))
         .bearer_auth(host)
         .json(&json!({ "title": "Soak item", "price_minor": 100, "currency": "EUR", "stock": 10_000_000 }))
         .send()
@@ -224,15 +230,15 @@ async fn open_sale(http: &reqwest::Client, base: &str) -> Result<i64> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let start = json!({ "type": "start_sale", "product_id": product, "price_minor": 100, "stock": 10_000_000,
                         "per_user_limit": 1_000_000, "starts_at_ms": now - 1000, "ends_at_ms": now + 24 * 3_600_000 });
-    http.post(format!("{base}/api/rooms/{ROOM}/frames")).bearer_auth(host).json(&start).send().await?.error_for_status()?;
+    http.post(format!("{base}/api/rooms/{room}/frames")).bearer_auth(host).json(&start).send().await?.error_for_status()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v: serde_json::Value = http.get(format!("{base}/api/rooms/{ROOM}/products")).send().await?.json().await?;
+        let v: serde_json::Value = http.get(format!("{base}/api/rooms/{room}/products")).send().await?.json().await?;
         if let Some(id) = v["sales"].as_array().and_then(|s| s.iter().find(|s| s["product_id"] == product)).and_then(|s| s["id"].as_i64()) {
             return Ok(id);
         }
         if Instant::now() > deadline {
-            bail!("the soak's sale did not start");
+            bail!("the sale did not start");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

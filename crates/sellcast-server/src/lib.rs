@@ -35,6 +35,8 @@ use crate::admission::Admission;
 use crate::auth::Auth;
 use crate::drain::Draining;
 use crate::http::pages::Pages;
+pub use crate::http::connections::ConnectionLimits;
+use crate::http::connections::ConnectionTable;
 pub use crate::http::tls::TlsFiles;
 use crate::http::AppState;
 pub use crate::http::rate_limit::{Rate, RateLimits};
@@ -82,6 +84,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// A room nobody uses is unloaded after this long (and reloaded from the store on next use).
     pub room_idle: Duration,
+    /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
+    pub http_limits: ConnectionLimits,
 }
 
 impl Config {
@@ -104,6 +108,7 @@ impl Config {
             admission: AdmissionLimits::generous(),
             rate_limits: RateLimits::OFF,
             room_idle: RoomLimits::default().idle_after,
+            http_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -248,10 +253,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let _ = http_stop_rx.await;
     };
     let routes = http::routes(state);
-    let http_task = match tls.clone() {
-        Some(acceptor) => tokio::spawn(http::tls::serve(listener, acceptor, warp::service(routes), stopped)),
-        None => tokio::spawn(warp::serve(routes).incoming(listener).graceful(stopped).run()),
-    };
+    let connections = ConnectionTable::new(config.http_limits);
+    metrics.watch_connections(connections.clone());
+    let http_task = tokio::spawn(http::connections::serve(
+        listener,
+        tls.clone(),
+        connections,
+        metrics.clone(),
+        warp::service(routes),
+        stopped,
+    ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
 

@@ -28,6 +28,30 @@ enum LogFormat {
     Json,
 }
 
+/// Caps and deadlines of HTTP(S) connections (`http/connections.rs` says why).
+#[derive(clap::Args, Debug)]
+struct ConnectionArgs {
+    /// HTTP(S) connections one client address may hold at once; more are closed on accept.
+    #[arg(long, default_value_t = sellcast_server::ConnectionLimits::default().per_ip)]
+    http_connections_per_ip: usize,
+    /// HTTP(S) connections the server holds at once.
+    #[arg(long, default_value_t = sellcast_server::ConnectionLimits::default().total)]
+    http_connections: usize,
+    /// Seconds a client has to send a request head (and finish a TLS handshake).
+    #[arg(long, default_value_t = sellcast_server::ConnectionLimits::default().header_timeout.as_secs())]
+    http_header_timeout: u64,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> sellcast_server::ConnectionLimits {
+        sellcast_server::ConnectionLimits {
+            per_ip: self.http_connections_per_ip,
+            total: self.http_connections,
+            header_timeout: std::time::Duration::from_secs(self.http_header_timeout.max(1)),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: HTTP (pages, WHIP, WHEP) and one UDP port per media thread.
@@ -80,6 +104,8 @@ enum Command {
         admin: Option<SocketAddr>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        connections: ConnectionArgs,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -192,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
             metrics_token,
             admin,
             limits,
+            connections,
         } => {
             let mut config = sellcast_server::Config {
                 http_addr: http,
@@ -208,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
                 admission: AdmissionLimits::default(),
                 rate_limits: RateLimits::default(),
                 room_idle: Duration::from_secs(60),
+                http_limits: connections.limits(),
             };
             limits.apply(&mut config);
             let server = sellcast_server::start(config).await?;

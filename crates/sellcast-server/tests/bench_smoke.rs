@@ -7,7 +7,7 @@ use sellcast_bench::{run_step, StepOptions, System, Target};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_viewers_for_five_seconds_each_lose_under_one_percent() -> Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let target = Target { server_bin: env!("CARGO_BIN_EXE_sellcast").into(), http_port: port, media_threads: None };
+    let target = Target::new(env!("CARGO_BIN_EXE_sellcast"), port);
     let opts = StepOptions { viewers: 10, seconds: 5, join_rate: 20.0, bitrate: 2_500_000 };
     let r = run_step(&System::Sellcast(target), &opts, &|_, _| {}).await?;
     println!("bench smoke: {r:?}");

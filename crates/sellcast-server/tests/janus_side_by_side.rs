@@ -47,7 +47,7 @@ fn free_port() -> Result<u16> {
 
 async fn inside() -> Result<()> {
     let opts = StepOptions { viewers: 3, seconds: 3, join_rate: 20.0, bitrate: 1_000_000 };
-    let sellcast = System::Sellcast(Target { server_bin: env!("CARGO_BIN_EXE_sellcast").into(), http_port: free_port()?, media_threads: None });
+    let sellcast = System::Sellcast(Target::new(env!("CARGO_BIN_EXE_sellcast"), free_port()?));
     let janus = System::Janus(JanusTarget {
         janus_bin: "/usr/bin/janus".into(),
         http_port: free_port()?,

@@ -1,6 +1,7 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
 mod api;
+pub mod connections;
 mod health;
 pub mod media_stats;
 pub mod offer_check;
@@ -55,13 +56,7 @@ pub struct AppState {
     pub rate_limits: Arc<rate_limit::RateLimiters>,
 }
 
-/// The client's address: the TCP peer (warp's own server), or what the TLS accept loop
-/// recorded for the connection (`tls::ClientAddr`).
-pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<tls::ClientAddr>()
-        .and(warp::addr::remote())
-        .map(|tls: Option<tls::ClientAddr>, remote: Option<SocketAddr>| tls.map(|c| c.0).or(remote))
-}
+use connections::client_addr;
 
 /// Over its rate limit, a request is refused before anything else is looked at.
 #[derive(Debug)]

@@ -3,60 +3,16 @@
 //!
 //! Browsers give the camera only to secure origins, so a host page on a public server needs
 //! this (or a TLS-terminating reverse proxy, docs/deploy.md). warp 0.4 has no TLS of its own:
-//! this accept loop hands each rustls stream to hyper with the warp filter as its service, and
-//! stops like warp's graceful server (no new connections; requests in progress finish).
+//! the accept loop in `connections` hands each rustls stream to hyper with the warp filter as
+//! its service. This file builds the rustls acceptor.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tracing::debug;
-use warp::reply::Response;
-
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The TCP peer of an HTTPS connection, put in each of its requests' extensions (warp's own
-/// server records its own peer address, which a service served by hand does not get).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
-/// `inner`, with every request marked with the connection's [`ClientAddr`].
-#[derive(Clone)]
-struct WithClientAddr<S> {
-    inner: S,
-    client: SocketAddr,
-}
-
-impl<S, B> tower_service::Service<warp::http::Request<B>> for WithClientAddr<S>
-where
-    S: tower_service::Service<warp::http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: warp::http::Request<B>) -> Self::Future {
-        request.extensions_mut().insert(ClientAddr(self.client));
-        self.inner.call(request)
-    }
-}
 
 /// The PEM files HTTPS is served with.
 #[derive(Debug, Clone)]
@@ -97,56 +53,6 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serve `service` over TLS on `listener` until `shutdown` resolves, then wait for the
-/// requests in progress.
-pub async fn serve<S>(listener: TcpListener, acceptor: TlsAcceptor, service: S, shutdown: impl Future<Output = ()>)
-where
-    S: tower_service::Service<warp::http::Request<hyper::body::Incoming>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    debug!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let (acceptor, service, watcher) = (acceptor.clone(), service.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    debug!(%remote, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%remote, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let service = WithClientAddr { inner: service, client: remote };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-            if let Err(e) = watcher.watch(connection).await {
-                debug!(%remote, error = %e, "HTTPS connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 #[cfg(test)]

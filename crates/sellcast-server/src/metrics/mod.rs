@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::http::connections::{ConnectionTable, Refusal, RefusalCounter};
+
 use crate::admission::Admission;
 use crate::http::error::SignalError;
 use crate::http::rate_limit::{Bucket, RateLimiters};
@@ -53,6 +55,10 @@ pub struct Metrics {
     session_addresses: IntGauge,
     rate_limited_addresses: IntGauge,
     limits: std::sync::OnceLock<(Arc<Admission>, Arc<RateLimiters>)>,
+    http_connections: IntGauge,
+    http_connections_refused: IntCounterVec,
+    /// The HTTP listener's connection table, read into `http_connections` at scrape time.
+    connections: std::sync::Mutex<Option<Arc<ConnectionTable>>>,
     /// Where the supervisors count restarts; copied into `restarts` at each scrape, under
     /// the lock so two scrapes at once cannot add the same restart twice.
     supervision: std::sync::Mutex<Arc<Supervision>>,
@@ -105,6 +111,16 @@ impl Metrics {
         for bucket in [Bucket::Signalling, Bucket::Api] {
             rate_limited.with_label_values(&[bucket_name(bucket)]);
         }
+        let http_connections = IntGauge::new("sellcast_http_connections", "HTTP(S) connections held now.")?;
+        let http_connections_refused = IntCounterVec::new(
+            Opts::new("sellcast_http_connections_refused_total", "HTTP(S) connections closed on accept, by the cap they were over."),
+            &["cap"],
+        )?;
+        registry.register(Box::new(http_connections.clone()))?;
+        registry.register(Box::new(http_connections_refused.clone()))?;
+        for why in Refusal::ALL {
+            http_connections_refused.with_label_values(&[why.name()]);
+        }
         // Every series exists from the start at 0, so dashboards and rate() see the first event.
         for endpoint in ["whip", "whep"] {
             for (cause, status) in SignalError::CAUSES {
@@ -124,6 +140,9 @@ impl Metrics {
             session_addresses,
             rate_limited_addresses,
             limits: std::sync::OnceLock::new(),
+            http_connections,
+            http_connections_refused,
+            connections: std::sync::Mutex::new(None),
             supervision: std::sync::Mutex::new(supervision),
         })
     }
@@ -148,6 +167,13 @@ impl Metrics {
         self.session_rooms.set(counts.rooms as i64);
         self.session_addresses.set(counts.addresses as i64);
         self.rate_limited_addresses.set(limiters.tracked() as i64);
+    }
+
+    /// Report the connections `table` holds as `sellcast_http_connections`.
+    pub fn watch_connections(&self, table: Arc<ConnectionTable>) {
+        if let Ok(mut slot) = self.connections.lock() {
+            *slot = Some(table);
+        }
     }
 
     /// An offer on `endpoint` ("whip" or "whep") was answered with `error`.
@@ -176,11 +202,22 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.sync_restarts();
         self.sync_limits();
+        if let Ok(table) = self.connections.lock() {
+            if let Some(table) = table.as_ref() {
+                self.http_connections.set(i64::try_from(table.held()).unwrap_or(i64::MAX));
+            }
+        }
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding /metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl RefusalCounter for Metrics {
+    fn refused(&self, why: Refusal) {
+        self.http_connections_refused.with_label_values(&[why.name()]).inc();
     }
 }
 
