@@ -8,12 +8,32 @@
 // frame, or `Retry-After` on a 503; the page waits that long plus up to as long again at random,
 // so a full room does not reconnect in one instant.
 
-// The page's token: from `?token=`, else (dev mode only) a guest token from the server, kept in
-// localStorage. `fresh` skips the stored one: a dev-mode server signs with a new random secret
-// each time it starts, so after a restart the stored token is refused with 401.
+// A token handed to the page (by the embedding site, or in a link a host sends) comes in the URL
+// fragment, `#token=...`, which a browser never sends to a server. It is moved to sessionStorage
+// (this tab only) and taken out of the address bar before anything else runs, and from then on
+// travels only in `Authorization` headers. A `?token=` in the query is not used: the server and
+// any proxy have already seen it in the request line; it is removed from the address bar too.
+const givenKey = `sellcast.given-token.${location.pathname}`;
+(function takeTokenFromUrl() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  if (!hash.has('token') && !query.has('token')) return;
+  if (hash.get('token')) sessionStorage.setItem(givenKey, hash.get('token'));
+  if (query.has('token')) console.warn('sellcast: a token in the query string is ignored; pass it as #token=... instead');
+  hash.delete('token');
+  query.delete('token');
+  const q = query.toString();
+  const h = hash.toString();
+  history.replaceState(history.state, '', `${location.pathname}${q ? `?${q}` : ''}${h ? `#${h}` : ''}`);
+})();
+
+// The page's token: the one it was given (above), else (dev mode only) a guest token from the
+// server, kept in localStorage. `fresh` skips the stored guest token: one that expired, or
+// that a server with a new dev secret (its data directory was reset) refuses with 401.
 export async function getToken(room, role, { fresh = false } = {}) {
+  const given = sessionStorage.getItem(givenKey);
+  if (given) return given;
   const params = new URLSearchParams(location.search);
-  if (params.get('token')) return params.get('token');
   const name = params.get('name') || '';
   const storageKey = `sellcast.token.${room}.${role}.${name}`;
   const stored = localStorage.getItem(storageKey);

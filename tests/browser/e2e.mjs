@@ -3,9 +3,11 @@
 //
 // In order: go live; three viewers decode video and receive audio; the host shows 3 viewers;
 // glass-to-glass from the frame numbers (reported, not asserted); unmute; mic switch while live
-// (replaceTrack, same PeerConnection); chat/likes/products/sale/buy; a second host is refused;
+// (replaceTrack, same PeerConnection); chat/likes/products/sale/buy; a viewer given its token in
+// a link's #fragment (never in a URL the server sees); a second host is refused;
 // host reload -> viewers wait, then resume without reload; server SIGKILL + restart -> every page
-// reconnects by itself; End -> room offline.
+// reconnects by itself; End -> room offline. Throughout, the pages run under the server's
+// Content-Security-Policy and must not trip it.
 //
 // Env: SELLCAST_BIN (default target/debug/sellcast), SELLCAST_HTTP_PORT (18080), CHROMIUM
 // (/usr/bin/chromium), E2E_DEADLINE_MS (150000). Prints `RESULT {json}` and exits non-zero on the
@@ -29,6 +31,7 @@ const ROOM = 'e2e';
 const DEADLINE_MS = Number(process.env.E2E_DEADLINE_MS || 150_000);
 const result = {};
 let server = null; // the running server child; replaced when the scenario restarts it
+const cspViolations = []; // what Chromium reported blocking under the pages' Content-Security-Policy
 
 function fail(msg) { throw new Error(msg); }
 const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -113,6 +116,8 @@ async function main() {
       '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
       '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
   });
+  // Chromium logs every load or script the page's CSP blocks; the pages must cause none.
+  browser.on('page', page => page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); }));
   try {
     await run(browser, tmp);
   } catch (e) {
@@ -130,7 +135,9 @@ async function run(browser, tmp) {
   // ----- the host goes live -----
   const host = await browser.newPage();
   host.on('pageerror', e => console.error('host page error:', e.message));
-  await host.goto(`${base}/host/${ROOM}?name=Hana`);
+  const hostPage = await host.goto(`${base}/host/${ROOM}?name=Hana`);
+  const csp = hostPage.headers()['content-security-policy'] || null;
+  if (!csp) fail('the host page came without a Content-Security-Policy header');
   await waitFor('host idle', () => host.evaluate(() => document.body.dataset.state === 'idle'));
   const devices = await host.evaluate(() => ({ cameras: document.querySelectorAll('#camera option').length, mics: document.querySelectorAll('#mic option').length }));
   if (devices.cameras < 1 || devices.mics < 1) fail(`device pickers are empty: ${JSON.stringify(devices)}`);
@@ -164,10 +171,40 @@ async function run(browser, tmp) {
   await unmute(viewers[0]);
   await switchMic(host, viewers[0], devices.mics);
   await commerce(host, viewers);
+  await linkedViewer(host);
   await secondHost(host);
   await hostDrop(host, viewers);
   await serverRestart(tmp, host, viewers);
   await endShow(host, viewers);
+  if (cspViolations.length) fail(`the pages broke their Content-Security-Policy: ${cspViolations.join(' | ')}`);
+  result.csp = { header: csp, violations: cspViolations.length };
+}
+
+// A viewer given its token in a link's fragment (`#token=...`): the page takes it out of the
+// address bar, keeps it for the tab, and sends it only in `Authorization` headers; no URL it
+// requests carries it. The server stamps its chat with the token's name, not a guest's.
+async function linkedViewer(host) {
+  const q = new URLSearchParams({ room: ROOM, role: 'viewer', name: 'Linked', identity: 'linked-viewer' });
+  const { token } = await (await fetch(`${base}/api/dev/token?${q}`)).json();
+  const page = await host.context().newPage();
+  page.on('pageerror', e => console.error('linked viewer page error:', e.message));
+  const sent = []; // [url as the server sees it (no fragment), authorization header]
+  page.on('request', r => sent.push([r.url().split('#')[0], r.headers().authorization || null]));
+  await page.goto(`${base}/watch/${ROOM}?name=Linked#token=${token}`);
+  await waitFor('the linked viewer is live', () => page.evaluate(() => document.body.dataset.state === 'live'), 30_000);
+  const address = await page.evaluate(() => location.href);
+  if (address.includes('token')) fail(`the token stayed in the address bar: ${address}`);
+  await page.fill('#chat-input', 'sent with a linked token');
+  await page.press('#chat-input', 'Enter');
+  await waitFor("host sees the linked viewer's chat under its token's name", () => host.evaluate(() =>
+    [...document.querySelectorAll('#chat li')].some(li => li.dataset.identity === 'linked-viewer' && li.querySelector('b')?.textContent === 'Linked'
+      && li.querySelector('.text')?.textContent === 'sent with a linked token')));
+  const inUrls = sent.filter(([url]) => url.includes(token)).map(([url]) => url);
+  if (inUrls.length) fail(`the token was sent in a URL: ${inUrls.join(', ')}`);
+  const offer = sent.find(([url]) => url.endsWith(`/whep/${ROOM}`));
+  if (offer?.[1] !== `Bearer ${token}`) fail(`the WHEP offer did not carry the linked token in its Authorization header: ${JSON.stringify(offer)}`);
+  await page.close();
+  result.linked_viewer = { address_without_token: true, token_in_urls: inUrls.length, whep_bearer: true };
 }
 
 // A second host page for a room that is already live: the server refuses its WHIP offer and the

@@ -43,7 +43,8 @@ async function waitFor(what, fn, timeoutMs = 20_000, every = 100) {
 
 // The server, started in a directory with no web/: the pages come from the binary.
 async function startServer(tmp, { tls = true, port = PORT } = {}) {
-  const args = ['serve', '--http', `${ADDR}:${port}`, '--udp-ip', ADDR, '--udp-port', '0', '--db', path.join(tmp, 'sellcast.db')];
+  // A non-loopback address without a secret: dev mode needs --dev there.
+  const args = ['serve', '--http', `${ADDR}:${port}`, '--dev', '--udp-ip', ADDR, '--udp-port', '0', '--db', path.join(tmp, 'sellcast.db')];
   if (tls) args.push('--tls-cert', path.join(TLS, 'cert.pem'), '--tls-key', path.join(TLS, 'key.pem'));
   const cwd = fs.mkdtempSync(path.join(tmp, 'cwd-'));
   const child = spawn(bin, args, { cwd, env: { ...process.env, RUST_LOG: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });

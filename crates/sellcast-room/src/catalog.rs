@@ -27,6 +27,63 @@ pub struct ProductDraft {
     pub stock: u32,
 }
 
+/// Longest `image_url` accepted.
+pub const MAX_IMAGE_URL: usize = 2048;
+
+/// Why a product's `image_url` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageUrlError {
+    TooLong,
+    /// Not `https://host...` nor a path on this server (`/...`, not `//...`).
+    NotHttpsOrPath,
+    /// A control character, whitespace or a backslash: browsers drop or rewrite these when
+    /// they parse a URL (`/\host` becomes `//host`), so what was checked is not what loads.
+    UnsafeCharacter,
+}
+
+impl std::fmt::Display for ImageUrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageUrlError::TooLong => write!(f, "image_url is over {MAX_IMAGE_URL} characters"),
+            ImageUrlError::NotHttpsOrPath => {
+                f.write_str("image_url must be an https:// URL or a path on this server starting with a single /")
+            }
+            ImageUrlError::UnsafeCharacter => f.write_str("image_url must not hold spaces, control characters or backslashes"),
+        }
+    }
+}
+
+impl std::error::Error for ImageUrlError {}
+
+impl ProductDraft {
+    /// The page shows `image_url` in an `<img>`: only an `https:` URL or a path on this
+    /// server (empty: no image). Plain `http:` would be mixed content and readable on the way;
+    /// `//host`, `data:` and `javascript:` are not what a merchant means by an image link.
+    pub fn check_image_url(&self) -> Result<(), ImageUrlError> {
+        let url = self.image_url.as_str();
+        if url.is_empty() {
+            return Ok(());
+        }
+        if url.len() > MAX_IMAGE_URL {
+            return Err(ImageUrlError::TooLong);
+        }
+        if url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+            return Err(ImageUrlError::UnsafeCharacter);
+        }
+        let https_host = url
+            .get(..8)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+            .and_then(|_| url[8..].chars().next())
+            .is_some_and(|first| !matches!(first, '/' | '?' | '#'));
+        let same_origin_path = url.starts_with('/') && !url.starts_with("//");
+        if https_host || same_origin_path {
+            Ok(())
+        } else {
+            Err(ImageUrlError::NotHttpsOrPath)
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sale {
     pub id: i64,
@@ -69,4 +126,37 @@ pub struct SaleDraft {
     pub per_user_limit: u32,
     pub starts_at_ms: i64,
     pub ends_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_image(url: &str) -> ProductDraft {
+        ProductDraft { title: "Mug".into(), price_minor: 1200, currency: "EUR".into(), image_url: url.into(), stock: 3 }
+    }
+
+    #[test]
+    fn image_urls_are_https_or_a_path_on_this_server() {
+        for ok in ["", "https://cdn.example.com/mug.jpg", "HTTPS://cdn.example.com/a?b=c", "/static/mug.png", "/a//b"] {
+            assert_eq!(with_image(ok).check_image_url(), Ok(()), "{ok:?}");
+        }
+        let refused = [
+            ("http://cdn.example.com/mug.jpg", ImageUrlError::NotHttpsOrPath),
+            ("//evil.example/mug.jpg", ImageUrlError::NotHttpsOrPath),
+            ("javascript:alert(1)", ImageUrlError::NotHttpsOrPath),
+            ("data:image/png;base64,AAAA", ImageUrlError::NotHttpsOrPath),
+            ("https:///path-only", ImageUrlError::NotHttpsOrPath),
+            ("https://", ImageUrlError::NotHttpsOrPath),
+            ("mug.png", ImageUrlError::NotHttpsOrPath),
+            ("/\\evil.example/mug.jpg", ImageUrlError::UnsafeCharacter),
+            ("/\t/evil.example/mug.jpg", ImageUrlError::UnsafeCharacter),
+            (" https://cdn.example.com/mug.jpg", ImageUrlError::UnsafeCharacter),
+        ];
+        for (url, why) in refused {
+            assert_eq!(with_image(url).check_image_url(), Err(why), "{url:?}");
+        }
+        let long = format!("https://cdn.example.com/{}", "a".repeat(MAX_IMAGE_URL));
+        assert_eq!(with_image(&long).check_image_url(), Err(ImageUrlError::TooLong));
+    }
 }

@@ -14,6 +14,7 @@ mod buy_admission;
 mod catalog;
 mod chat;
 mod event_log;
+pub mod fuzzing;
 mod identity;
 mod likes;
 pub mod protocol;
@@ -23,7 +24,7 @@ mod tally;
 
 pub use answer::{Answer, CallId, Caller};
 pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
-pub use catalog::{Product, ProductDraft, Sale, SaleDraft};
+pub use catalog::{ImageUrlError, Product, ProductDraft, Sale, SaleDraft, MAX_IMAGE_URL};
 pub use chat::ChatLimits;
 pub use event_log::EventLog;
 pub use identity::{Identity, ParticipantId, Role};

@@ -11,7 +11,9 @@
 
 pub mod admission;
 pub mod auth;
+pub mod dev_secret;
 pub mod drain;
+pub mod fuzzing;
 pub mod http;
 pub mod interaction;
 pub mod media;
@@ -70,8 +72,11 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The SQLite file with products, sales and orders.
     pub db_path: PathBuf,
-    /// HS256 secret for tokens; `None` runs in dev mode (guest tokens, logged loudly).
+    /// HS256 secret for tokens (at least 32 bytes); `None` runs in dev mode (guest tokens,
+    /// logged loudly), which `start` allows only on a loopback `http_addr` or with `dev`.
     pub jwt_secret: Option<String>,
+    /// Allow dev mode (no secret) on a non-loopback `http_addr`: `--dev`, for a trusted network.
+    pub dev: bool,
     /// Which video codec rooms take from their hosts; a host may override it per room.
     pub video_codec: CodecPolicy,
     /// Bearer token for `GET /metrics` on the HTTP port; `None` leaves it off there.
@@ -89,9 +94,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Everything on loopback with OS-chosen ports, for tests and local runs. Every client is
-    /// 127.0.0.1 here, so there is no rate limit and no per-address cap below the server's;
-    /// `sellcast serve` has the production limits.
+    /// Everything on loopback with OS-chosen ports and no secret (dev mode, which loopback
+    /// allows), for tests and local runs. Every client is 127.0.0.1 here, so there is no rate
+    /// limit and no per-address cap below the server's; `sellcast serve` has the production limits.
     pub fn local(db_path: impl Into<PathBuf>) -> Self {
         Self {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -102,6 +107,7 @@ impl Config {
             tls: None,
             db_path: db_path.into(),
             jwt_secret: None,
+            dev: false,
             video_codec: CodecPolicy::Auto,
             metrics_token: None,
             admin_addr: None,
@@ -149,7 +155,21 @@ pub struct RunningServer {
 /// here; a show task finding it full drops a delivery and the client resumes by seq.
 const COMMAND_QUEUE: usize = 16 * 1024;
 
+/// Start the server. Refuses, before binding anything, to run without a secret on a
+/// non-loopback address unless `config.dev` is set (the error is an [`auth::AuthSetupError`]).
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let data_dir = match config.db_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let auth = Arc::new(Auth::for_server(config.jwt_secret.as_deref(), config.dev, config.http_addr, &data_dir)?);
+    if auth.dev_mode() {
+        warn!(
+            dev_secret = %data_dir.join(dev_secret::FILE_NAME).display(),
+            "DEV MODE: no --jwt-secret configured; anyone who reaches {} can get host and guest tokens from /api/dev/token",
+            config.http_addr
+        );
+    }
     // Checked before anything is bound, so a wrong path fails at once with its own message.
     let pages = Pages::new(config.web_dir.as_deref())?;
     let tls = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
@@ -181,10 +201,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
 
     let store = StoreClient::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
-    let auth = Arc::new(Auth::new(config.jwt_secret.as_deref().map(str::as_bytes)));
-    if auth.dev_mode() {
-        warn!("DEV MODE: no --jwt-secret configured; anyone can get host and guest tokens from /api/dev/token");
-    }
     let status_board = Arc::new(StatusBoard::with_shards(shard_count));
     let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sellcast_room::Role;
-use sellcast_server::auth::{now_secs, Auth, Claims};
 use sellcast_server::{AdmissionLimits, Rate, RateLimits};
+use anyhow::Context;
+use sellcast_server::auth::{now_secs, Auth, AuthSetupError, Claims};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -87,9 +88,14 @@ enum Command {
         /// SQLite database with products, sales and orders.
         #[arg(long, default_value = "data/sellcast.db")]
         db: PathBuf,
-        /// HS256 secret for tokens. Without it the server runs in dev mode.
+        /// HS256 secret for tokens, at least 32 bytes (`openssl rand -base64 48`). Without it the
+        /// server runs in dev mode, which it does only on a loopback --http address or with --dev.
         #[arg(long, env = "SELLCAST_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
+        /// Run dev mode (no secret: anyone can get host and guest tokens) on a non-loopback
+        /// --http address. Only for a trusted network.
+        #[arg(long)]
+        dev: bool,
         /// Video codec rooms take from their hosts: vp8, h264, or auto (VP8 when the host
         /// offers it, else H264). A host may choose per room with `?codec=` on its WHIP URL.
         #[arg(long, default_value = "auto")]
@@ -214,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
             drain_seconds,
             db,
             jwt_secret,
+            dev,
             video_codec,
             metrics_token,
             admin,
@@ -229,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
                 tls: tls_cert.zip(tls_key).map(|(cert, key)| sellcast_server::TlsFiles { cert, key }),
                 db_path: db,
                 jwt_secret,
+                dev,
                 video_codec,
                 metrics_token,
                 admin_addr: admin,
@@ -238,7 +246,17 @@ async fn main() -> anyhow::Result<()> {
                 http_limits: connections.limits(),
             };
             limits.apply(&mut config);
-            let server = sellcast_server::start(config).await?;
+            let server = match sellcast_server::start(config).await {
+                Ok(server) => server,
+                Err(e) => match e.downcast_ref::<AuthSetupError>() {
+                    // A configuration the operator must change: the message says how, alone.
+                    Some(setup) => {
+                        eprintln!("sellcast: refusing to start: {setup}");
+                        std::process::exit(2);
+                    }
+                    None => return Err(e),
+                },
+            };
             let base = format!("{}://{}", if server.tls { "https" } else { "http" }, server.http_addr);
             println!("sellcast is live");
             println!("  host page:  {base}/host/demo");
@@ -276,7 +294,8 @@ async fn main() -> anyhow::Result<()> {
                 role,
                 exp: now_secs() + hours * 3600,
             };
-            println!("{}", Auth::new(Some(jwt_secret.as_bytes())).mint(&claims)?);
+            let auth = Auth::new(jwt_secret.as_bytes()).context("--jwt-secret / SELLCAST_JWT_SECRET")?;
+            println!("{}", auth.mint(&claims)?);
         }
     }
     Ok(())

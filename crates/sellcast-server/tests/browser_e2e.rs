@@ -65,6 +65,10 @@ async fn host_and_three_viewers_in_chromium() -> Result<()> {
     }
     assert!(r["glass_to_glass_ms"]["samples"].as_u64().unwrap_or(0) > 50);
     assert_eq!(r["commerce"]["viewer_pin_refused"], "forbidden");
+    let csp = r["csp"]["header"].as_str().unwrap_or_default();
+    assert!(csp.starts_with("default-src 'self'"), "the pages are served under a strict CSP: {r}");
+    assert_eq!(r["csp"]["violations"], 0, "nothing the pages do is blocked by it: {r}");
+    assert_eq!(r["linked_viewer"]["token_in_urls"], 0, "a token given in #token= never travels in a URL: {r}");
     let since_return = r["host_drop"]["frames_since_return"].as_array().context("frames_since_return")?;
     assert_eq!(since_return.len(), 3, "{r}");
     for (i, frames) in since_return.iter().enumerate() {

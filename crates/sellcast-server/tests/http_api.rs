@@ -26,7 +26,7 @@ impl Fixture {
     async fn start() -> Result<Fixture> {
         let dir = tempfile::tempdir()?;
         let mut config = sellcast_server::Config::local(dir.path().join("sellcast.db"));
-        config.jwt_secret = Some("test-secret".into());
+        config.jwt_secret = Some("test-secret-that-is-at-least-32-bytes".into());
         let server = sellcast_server::start(config).await?;
         let api = Api::new(format!("http://{}", server.http_addr));
         Ok(Fixture { server, api, _dir: dir })

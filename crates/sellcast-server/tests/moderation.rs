@@ -13,7 +13,7 @@ async fn a_ban_is_enforced_on_reconnect_and_survives_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("sellcast.db");
     let mut config = sellcast_server::Config::local(&db);
-    config.jwt_secret = Some("test-secret".into());
+    config.jwt_secret = Some("test-secret-that-is-at-least-32-bytes".into());
     let server = sellcast_server::start(config.clone()).await?;
     let api = Api::new(format!("http://{}", server.http_addr));
     // The host created the room (a viewer's frame to a room nobody created is a 404).

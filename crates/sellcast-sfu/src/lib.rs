@@ -13,6 +13,7 @@
 mod codec;
 mod drop_reason;
 mod forwarder;
+pub mod fuzzing;
 mod keyframe_cache;
 mod keyframe_requester;
 mod munger;

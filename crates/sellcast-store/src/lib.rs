@@ -20,7 +20,7 @@ mod schema;
 mod store;
 mod writer;
 
-pub use catalog::MAX_PINS;
+pub use catalog::{validate_product, MAX_PINS};
 pub use error::StoreError;
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
 #[cfg(feature = "fault-injection")]

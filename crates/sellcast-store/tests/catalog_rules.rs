@@ -64,13 +64,13 @@ async fn price_may_be_zero_but_not_negative() {
 }
 
 #[tokio::test]
-async fn image_url_is_empty_http_https_or_a_path_of_at_most_2048_bytes() {
+async fn image_url_is_empty_https_or_a_path_of_at_most_2048_bytes() {
     let (_dir, store) = open().await;
     let with = |url: String| ProductDraft { image_url: url, ..draft("x") };
-    for ok in ["", "https://cdn.example/a.jpg", "http://cdn.example/a.jpg", "/static/a.jpg"] {
+    for ok in ["", "https://cdn.example/a.jpg", "/static/a.jpg"] {
         assert!(store.create_product("r", with(ok.into())).await.is_ok(), "{ok:?}");
     }
-    for bad in ["javascript:alert(1)", "ftp://x/a.jpg", "data:image/png;base64,AA", "a.jpg"] {
+    for bad in ["javascript:alert(1)", "ftp://x/a.jpg", "data:image/png;base64,AA", "a.jpg", "http://cdn.example/a.jpg", "//cdn.example/a.jpg"] {
         assert!(is_invalid(store.create_product("r", with(bad.into())).await), "{bad:?}");
     }
     let longest = format!("/{}", "a".repeat(2047));

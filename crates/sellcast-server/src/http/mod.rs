@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod rate_limit;
 mod rejection;
+pub mod security_headers;
 mod signalling;
 pub mod tls;
 
@@ -175,6 +176,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(root)
         .or(health))
         .recover(rejection::recover)
+        .with(warp::reply::with::headers(security_headers::all()))
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
         }))

@@ -1,0 +1,38 @@
+//! Replays the saved fuzz corpus (`fuzz/corpus/<target>/`, docs/fuzzing.md) through the
+//! function its fuzz target calls, so every input the fuzzer found interesting (and every crash
+//! it found, once fixed) is rerun on stable by `cargo test`, without cargo-fuzz.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+/// Every file of one target's corpus, by name.
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .map(|entry| {
+            let path = entry.expect("a directory entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            (path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Run `body` on every file of `target`'s corpus; fail naming each file it panicked on.
+fn replay(target: &str, body: fn(&[u8])) {
+    let files = corpus(target);
+    assert!(files.len() >= 5, "fuzz/corpus/{target} holds {} files: the seed corpus is missing", files.len());
+    let panicked: Vec<&str> = files
+        .iter()
+        .filter(|(_, bytes)| catch_unwind(AssertUnwindSafe(|| body(bytes))).is_err())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(panicked.is_empty(), "fuzz/corpus/{target}: {} of {} inputs panicked: {panicked:?}", panicked.len(), files.len());
+}
+
+#[test]
+fn client_frame_corpus_is_handled_by_the_room_without_a_panic() {
+    replay("client_frame", sellcast_room::fuzzing::client_frame);
+}
