@@ -53,6 +53,7 @@ async fn congested_viewer_loses_chat_and_ticks_but_gets_every_commerce_event() -
         let (server, _dir) = server(1).await?;
         let base = format!("http://{}", server.http_addr);
         let api = Api::new(&base, "busy");
+        server.open_room("busy")?;
         let stall = Impairment::new();
         let congested = Viewer::connect(&base, "busy", viewer_opts(Some(stall.clone()), None)).await?;
         let steady = Viewer::connect(&base, "busy", viewer_opts(None, None)).await?;
@@ -130,6 +131,7 @@ async fn viewer_that_cannot_take_a_control_event_is_disconnected_and_comes_back_
         let (server, _dir) = server(1).await?;
         let base = format!("http://{}", server.http_addr);
         let api = Api::new(&base, "jam");
+        server.open_room("jam")?;
         let stall = Impairment::new();
         let stuck = Viewer::connect(&base, "jam", viewer_opts(Some(stall.clone()), None)).await?;
         let steady = Viewer::connect(&base, "jam", viewer_opts(None, None)).await?;

@@ -36,6 +36,7 @@ async fn one_abusive_client_does_not_stop_the_room() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("db.sqlite"))).await?;
     let base = format!("http://{}", server.http_addr);
+    server.open_room("abuse")?;
     let mut abuser = Viewer::connect_with(&base, "abuse", None, true).await?;
     let mut alice = Viewer::connect_with(&base, "abuse", None, true).await?;
     let mut bob = Viewer::connect_with(&base, "abuse", None, true).await?;

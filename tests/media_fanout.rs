@@ -204,6 +204,7 @@ async fn early_viewers_get_the_host_and_seq_continues_across_a_host_restart() ->
         let (server, _dir) = server().await?;
         let base = format!("http://{}", server.http_addr);
         // Viewers join the room before the host is live.
+        server.open_room("restart")?;
         let mut viewers = Vec::new();
         for _ in 0..3 {
             viewers.push(Viewer::connect(&base, "restart", None).await?);

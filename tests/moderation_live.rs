@@ -63,6 +63,7 @@ async fn a_deleted_line_reaches_others_and_a_banned_live_viewer_is_kicked() -> R
     let dir = tempfile::tempdir()?;
     let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("db.sqlite"))).await?;
     let http = Http { client: reqwest::Client::new(), base: format!("http://{}", server.http_addr) };
+    server.open_room(ROOM)?;
     let host = http.token("host", "hana").await?;
     let ann_token = http.token("viewer", "ann").await?;
     let ann = Viewer::connect_with(&http.base, ROOM, Some(ann_token.clone()), true).await?;

@@ -125,6 +125,7 @@ async fn a_resume_from_more_events_back_than_the_replay_buffer_holds_gets_a_snap
         let (server, _dir) = server(1).await?;
         let base = format!("http://{}", server.http_addr);
         let api = Api::new(&base, "far");
+        server.open_room("far")?;
         let first_mod = api.token("moderator", "mod-0").await?;
         let viewer = Viewer::connect(&base, "far", with_channel(None)).await?;
         welcomed(&viewer).await?;

@@ -207,6 +207,8 @@ async fn a_watching_viewer_that_cannot_decode_the_new_show_is_told_on_its_channe
     let dir = tempfile::tempdir()?;
     let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("sellcast.db"))).await?;
     let base = format!("http://{}", server.http_addr);
+    // A viewer joins before the host: the room exists (its host created it earlier).
+    server.open_room("later")?;
     let test = async {
         let options = sellcast_peer::ViewerOptions { data_channel: true, ..Default::default() };
         let viewer = sellcast_peer::Viewer::connect(&base, "later", options).await?;

@@ -9,6 +9,7 @@
 //! Show tasks, media shards and the store writer each run under a supervisor that restarts
 //! them after a panic (`supervision` says how); `/healthz` reports what is down.
 
+pub mod admission;
 pub mod auth;
 pub mod dev_secret;
 pub mod drain;
@@ -31,6 +32,8 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+pub use crate::admission::AdmissionLimits;
+use crate::admission::Admission;
 use crate::auth::Auth;
 use crate::drain::Draining;
 use crate::http::pages::Pages;
@@ -38,7 +41,9 @@ pub use crate::http::connections::ConnectionLimits;
 use crate::http::connections::ConnectionTable;
 pub use crate::http::tls::TlsFiles;
 use crate::http::AppState;
-use crate::interaction::registry::ShowRegistry;
+pub use crate::http::rate_limit::{Rate, RateLimits};
+use crate::http::rate_limit::RateLimiters;
+use crate::interaction::registry::{RoomLimits, ShowRegistry};
 use crate::interaction::store_client::StoreClient;
 use crate::media::status_board::StatusBoard;
 pub use crate::media::offer::CodecPolicy;
@@ -82,13 +87,20 @@ pub struct Config {
     /// How long a WHIP/WHEP session may stay unconnected, or silent once connected, before
     /// its peer is freed (`media::lifetime`). Tests shorten it; the server runs the default.
     pub session_timeouts: SessionTimeouts,
+    /// Caps on sessions (total, per room, per client address) and on rooms.
+    pub admission: AdmissionLimits,
+    /// Per-client rate limits on WHIP/WHEP and the API.
+    pub rate_limits: RateLimits,
+    /// A room nobody uses is unloaded after this long (and reloaded from the store on next use).
+    pub room_idle: Duration,
     /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
     pub http_limits: ConnectionLimits,
 }
 
 impl Config {
     /// Everything on loopback with OS-chosen ports and no secret (dev mode, which loopback
-    /// allows), for tests and local runs.
+    /// allows), for tests and local runs. Every client is 127.0.0.1 here, so there is no rate
+    /// limit and no per-address cap below the server's; `sellcast serve` has the production limits.
     pub fn local(db_path: impl Into<PathBuf>) -> Self {
         Self {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -104,6 +116,9 @@ impl Config {
             metrics_token: None,
             admin_addr: None,
             session_timeouts: SessionTimeouts::default(),
+            admission: AdmissionLimits::generous(),
+            rate_limits: RateLimits::OFF,
+            room_idle: RoomLimits::default().idle_after,
             http_limits: ConnectionLimits::default(),
         }
     }
@@ -131,6 +146,8 @@ pub struct RunningServer {
     admin: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     /// Restart counts and what is down right now (what `/healthz` reports).
     pub supervision: Arc<Supervision>,
+    /// Sessions held under the caps.
+    pub admission: Arc<Admission>,
     #[cfg(feature = "test-hooks")]
     hooks: test_hooks::TestHooks,
     http_stop: oneshot::Sender<()>,
@@ -195,7 +212,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let media = MediaRouter::new(senders);
     #[cfg(feature = "test-hooks")]
     let store_handle = store.inner().clone();
-    let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current(), supervision.clone());
+    let rooms = RoomLimits { max_rooms: config.admission.max_rooms, idle_after: config.room_idle };
+    let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current(), supervision.clone(), rooms);
+    let admission = Admission::new(config.admission);
+    let rate_limits = RateLimiters::new(config.rate_limits);
+    RateLimiters::sweep_on_a_timer(&rate_limits);
     #[cfg(feature = "test-hooks")]
     let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), shows.clone());
     let mut media_stops = Vec::with_capacity(shard_count);
@@ -230,6 +251,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let http_addr = listener.local_addr()?;
     let draining = Arc::new(Draining::default());
     let metrics = Arc::new(Metrics::new(status_board.clone(), shows.clone(), supervision.clone(), tokio::runtime::Handle::current())?);
+    metrics.watch_limits(admission.clone(), rate_limits.clone());
     let admin = match config.admin_addr {
         Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
         None => None,
@@ -245,6 +267,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics: metrics.clone(),
         metrics_token: config.metrics_token.as_deref().map(Arc::from),
         supervision: supervision.clone(),
+        admission: admission.clone(),
+        rate_limits,
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let stopped = async move {
@@ -277,6 +301,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admin_addr: admin.as_ref().map(|(addr, _)| *addr),
         admin: admin.map(|(_, running)| running),
         supervision,
+        admission,
         #[cfg(feature = "test-hooks")]
         hooks,
         http_stop,
@@ -348,6 +373,18 @@ impl RunningServer {
     #[cfg(feature = "test-hooks")]
     pub fn test_hooks(&self) -> &test_hooks::TestHooks {
         &self.hooks
+    }
+
+    /// Create `room` as its host would (by publishing or writing a product), without a
+    /// session: viewers may then join before the host is live. Unused, it is unloaded after
+    /// `room_idle` like any room.
+    pub fn open_room(&self, room: &str) -> Result<(), admission::CapHit> {
+        self.shows.open(room).map(drop)
+    }
+
+    /// Rooms loaded now (show tasks); a room nobody uses is unloaded after `room_idle`.
+    pub fn rooms_loaded(&self) -> usize {
+        self.shows.task_count()
     }
 
     /// Stop accepting HTTP, close every peer (DTLS close), and wait for both sides to finish.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sellcast_room::Role;
+use sellcast_server::{AdmissionLimits, Rate, RateLimits};
 use anyhow::Context;
 use sellcast_server::auth::{now_secs, Auth, AuthSetupError, Claims};
 use tracing_subscriber::EnvFilter;
@@ -108,6 +109,8 @@ enum Command {
         #[arg(long)]
         admin: Option<SocketAddr>,
         #[command(flatten)]
+        limits: LimitArgs,
+        #[command(flatten)]
         connections: ConnectionArgs,
     },
     /// Mint a token (uses the same secret as `serve`).
@@ -128,6 +131,56 @@ enum Command {
         #[arg(long, env = "SELLCAST_JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
     },
+}
+
+/// Caps and rate limits. The defaults are for a public server; a load test from one address
+/// raises the per-address cap and turns the rate limits off (0). Behind a reverse proxy every
+/// client has the proxy's address, so the per-address cap and rate limits apply per proxy.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Most WHIP and WHEP sessions on the server.
+    #[arg(long, env = "SELLCAST_MAX_SESSIONS", default_value_t = AdmissionLimits::default().max_sessions)]
+    max_sessions: usize,
+    /// Most sessions in one room.
+    #[arg(long, env = "SELLCAST_MAX_SESSIONS_PER_ROOM", default_value_t = AdmissionLimits::default().max_sessions_per_room)]
+    max_sessions_per_room: usize,
+    /// Most sessions from one client address (an IPv6 client: its /64).
+    #[arg(long, env = "SELLCAST_MAX_SESSIONS_PER_IP", default_value_t = AdmissionLimits::default().max_sessions_per_ip)]
+    max_sessions_per_ip: usize,
+    /// Most rooms holding sessions or loaded at once.
+    #[arg(long, env = "SELLCAST_MAX_ROOMS", default_value_t = AdmissionLimits::default().max_rooms)]
+    max_rooms: usize,
+    /// WHIP/WHEP requests per second per client address (0: no limit).
+    #[arg(long, env = "SELLCAST_SIGNAL_RATE", default_value_t = RateLimits::default().signalling.per_second)]
+    signal_rate: u32,
+    /// Burst of WHIP/WHEP requests per client address above the rate.
+    #[arg(long, env = "SELLCAST_SIGNAL_BURST", default_value_t = RateLimits::default().signalling.burst)]
+    signal_burst: u32,
+    /// `/api/` requests per second per client address (0: no limit).
+    #[arg(long, env = "SELLCAST_API_RATE", default_value_t = RateLimits::default().api.per_second)]
+    api_rate: u32,
+    /// Burst of `/api/` requests per client address above the rate.
+    #[arg(long, env = "SELLCAST_API_BURST", default_value_t = RateLimits::default().api.burst)]
+    api_burst: u32,
+    /// Seconds an unused room stays loaded (it reloads from the database on next use).
+    #[arg(long, default_value_t = 60)]
+    room_idle_seconds: u64,
+}
+
+impl LimitArgs {
+    fn apply(self, config: &mut sellcast_server::Config) {
+        config.admission = AdmissionLimits {
+            max_sessions: self.max_sessions,
+            max_sessions_per_room: self.max_sessions_per_room,
+            max_sessions_per_ip: self.max_sessions_per_ip,
+            max_rooms: self.max_rooms,
+        };
+        config.rate_limits = RateLimits {
+            signalling: Rate { per_second: self.signal_rate, burst: self.signal_burst },
+            api: Rate { per_second: self.api_rate, burst: self.api_burst },
+        };
+        config.room_idle = Duration::from_secs(self.room_idle_seconds);
+    }
 }
 
 /// SIGTERM (systemd, containers) and SIGINT (Ctrl-C) both start a drain.
@@ -171,9 +224,10 @@ async fn main() -> anyhow::Result<()> {
             video_codec,
             metrics_token,
             admin,
+            limits,
             connections,
         } => {
-            let config = sellcast_server::Config {
+            let mut config = sellcast_server::Config {
                 http_addr: http,
                 udp_addr: SocketAddr::new(udp_ip, udp_port),
                 media_threads,
@@ -187,8 +241,12 @@ async fn main() -> anyhow::Result<()> {
                 metrics_token,
                 admin_addr: admin,
                 session_timeouts: Default::default(),
+                admission: AdmissionLimits::default(),
+                rate_limits: RateLimits::default(),
+                room_idle: Duration::from_secs(60),
                 http_limits: connections.limits(),
             };
+            limits.apply(&mut config);
             let server = match sellcast_server::start(config).await {
                 Ok(server) => server,
                 Err(e) => match e.downcast_ref::<AuthSetupError>() {

@@ -31,6 +31,10 @@ async fn host_and_three_viewers_in_chromium() -> Result<()> {
         .arg(dir.join("run.sh"))
         .env("SELLCAST_BIN", env!("CARGO_BIN_EXE_sellcast"))
         .env("SELLCAST_HTTP_PORT", "18080")
+        // Every client here is 127.0.0.1: no per-address cap below the server's, no rate limits.
+        .env("SELLCAST_MAX_SESSIONS_PER_IP", "10000")
+        .env("SELLCAST_SIGNAL_RATE", "0")
+        .env("SELLCAST_API_RATE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -61,6 +61,10 @@ async fn spawn_server(db: &Path, port: u16, drain_seconds: u64) -> Result<(Child
         .args(["--drain-seconds", &drain_seconds.to_string(), "--db"])
         .arg(db)
         .env("RUST_LOG", "info")
+        // Every client here is 127.0.0.1: no per-address cap below the server's, no rate limits.
+        .env("SELLCAST_MAX_SESSIONS_PER_IP", "10000")
+        .env("SELLCAST_SIGNAL_RATE", "0")
+        .env("SELLCAST_API_RATE", "0")
         .env("SELLCAST_FAULT", "commit_delay_ms=40")
         .stdout(Stdio::null())
         .stderr(log)

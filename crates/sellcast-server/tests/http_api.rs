@@ -123,6 +123,8 @@ async fn products_put_and_delete_show_in_reads_and_a_viewer_token_gets_403() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_delete_ends_the_session_once_and_whip_refuses_a_viewer_token() -> Result<()> {
     let f = Fixture::start().await?;
+    // The host created the room earlier; a WHEP to a room nobody created is a 404.
+    f.server.open_room("live")?;
     let viewer = f.token("live", Role::Viewer, "vic")?;
     let post = |path: &'static str, token: String, direction: Direction| {
         let req = f.api.http.post(f.url(path)).bearer_auth(token).header("content-type", "application/sdp").body(offer(direction));

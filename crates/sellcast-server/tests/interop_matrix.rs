@@ -113,6 +113,10 @@ async fn third_party_publishers_and_viewers_exchange_media_pairwise() -> Result<
     cmd.arg(dir.join("run.sh"))
         .env("SELLCAST_BIN", env!("CARGO_BIN_EXE_sellcast"))
         .env("SELLCAST_HTTP_PORT", "18090")
+        // Every client here is 127.0.0.1: no per-address cap below the server's, no rate limits.
+        .env("SELLCAST_MAX_SESSIONS_PER_IP", "10000")
+        .env("SELLCAST_SIGNAL_RATE", "0")
+        .env("SELLCAST_API_RATE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);

@@ -16,6 +16,8 @@ async fn a_ban_is_enforced_on_reconnect_and_survives_a_restart() -> Result<()> {
     config.jwt_secret = Some("test-secret-that-is-at-least-32-bytes".into());
     let server = sellcast_server::start(config.clone()).await?;
     let api = Api::new(format!("http://{}", server.http_addr));
+    // The host created the room (a viewer's frame to a room nobody created is a 404).
+    server.open_room("mod")?;
     let mint = |role: sellcast_room::Role, who: &str| {
         server.auth.mint(&sellcast_server::auth::Claims {
             room: "mod".into(),

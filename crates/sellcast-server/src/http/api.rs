@@ -17,6 +17,7 @@ use super::signalling::valid_room;
 use super::{with_state, AppState};
 use crate::auth::{now_secs, Claims};
 use crate::interaction::messages::{CatalogOp, ShowMsg};
+use crate::interaction::registry::{RoomLookup, ShowHandle};
 use crate::interaction::store_client::StoreFailure;
 
 /// API bodies are small; frames have the same 16 KiB cap as on the data channel.
@@ -113,6 +114,15 @@ fn room_unavailable() -> Response {
     json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", SignalError::RoomUnavailable.to_string())
 }
 
+/// A reader's room: loaded, or known to the store; any other name is a 404 that loads nothing.
+async fn existing_room(st: &AppState, room: &str) -> Result<ShowHandle, Response> {
+    st.shows.find(room).await.map_err(|e| match e {
+        RoomLookup::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", SignalError::RoomNotFound.to_string()),
+        RoomLookup::Full => SignalError::Full(crate::admission::CapHit::Rooms).into_response(),
+        RoomLookup::Unavailable => room_unavailable(),
+    })
+}
+
 fn store_error(e: StoreFailure) -> Response {
     let status = match e.code() {
         sellcast_room::ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -157,8 +167,12 @@ async fn list_products(room: String, st: AppState) -> Response {
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }
+    let show = match existing_room(&st, &room).await {
+        Ok(show) => show,
+        Err(response) => return response,
+    };
     let (reply, answer) = oneshot::channel();
-    if st.shows.get(&room).tx.send(ShowMsg::Sales { reply }).await.is_err() {
+    if show.tx.send(ShowMsg::Sales { reply }).await.is_err() {
         return room_unavailable();
     }
     match answer.await {
@@ -191,8 +205,13 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
     };
     let created = matches!(op, CatalogOp::Create(_));
     tracing::info!(%room, by = %who.id, ?op, "product change");
+    // A host's product write creates the room.
+    let show = match st.shows.open(&room) {
+        Ok(show) => show,
+        Err(full) => return SignalError::Full(full).into_response(),
+    };
     let (reply, answer) = oneshot::channel();
-    if st.shows.get(&room).tx.send(ShowMsg::Catalog { op, reply }).await.is_err() {
+    if show.tx.send(ShowMsg::Catalog { op, reply }).await.is_err() {
         return room_unavailable();
     }
     match answer.await {
@@ -219,7 +238,17 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         Ok(who) => who,
         Err(e) => return SignalError::from(e).into_response(),
     };
-    if let Err(e) = check_not_banned(&st, &room, &identity).await {
+    // A host's frame may create the room (its actions are writes); anyone else's needs one.
+    let show = if identity.role == Role::Host {
+        st.shows.open(&room).map_err(|full| SignalError::Full(full).into_response())
+    } else {
+        existing_room(&st, &room).await
+    };
+    let show = match show {
+        Ok(show) => show,
+        Err(response) => return response,
+    };
+    if let Err(e) = check_not_banned(&show, &identity).await {
         return e.into_response();
     }
     let frame = match ClientFrame::parse(&body) {
@@ -231,7 +260,7 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
     };
     let (reply, answer) = oneshot::channel();
     let msg = ShowMsg::Call { identity, frame, reply };
-    if st.shows.get(&room).tx.send(msg).await.is_err() {
+    if show.tx.send(msg).await.is_err() {
         return room_unavailable();
     }
     match answer.await {
@@ -350,11 +379,11 @@ const BAN_CHECK_LIMIT: Duration = Duration::from_secs(5);
 /// only roles below the one that placed it). Fails closed: when the room cannot answer
 /// (restarting, gone, or slower than `BAN_CHECK_LIMIT`), the caller is refused with
 /// `RoomUnavailable` (503), never let in.
-pub async fn check_not_banned(st: &AppState, room: &str, who: &Identity) -> Result<(), SignalError> {
+pub async fn check_not_banned(show: &ShowHandle, who: &Identity) -> Result<(), SignalError> {
     let (reply, answer) = oneshot::channel();
     let msg = ShowMsg::IsBanned { identity: who.id.clone(), role: who.role, reply };
     let asked = async {
-        st.shows.get(room).tx.send(msg).await.map_err(|_| SignalError::RoomUnavailable)?;
+        show.tx.send(msg).await.map_err(|_| SignalError::RoomUnavailable)?;
         answer.await.map_err(|_| SignalError::RoomUnavailable)
     };
     match tokio::time::timeout(BAN_CHECK_LIMIT, asked).await {

@@ -5,8 +5,13 @@ use thiserror::Error;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
+use crate::admission::CapHit;
 use crate::media::error::MediaError;
 use crate::media::offer::OfferError;
+use super::offer_check::OfferRejection;
+
+/// A client refused by a session cap is told to come back after this long.
+pub const FULL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SignalError {
@@ -36,6 +41,18 @@ pub enum SignalError {
     Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The offer failed the HTTP side's checks (`offer_check`); the media plane never saw it.
+    #[error("{0}")]
+    Rejected(#[from] OfferRejection),
+    /// A session cap is reached (`admission`): `503` with `Retry-After`.
+    #[error("{0}; try again later")]
+    Full(#[from] CapHit),
+    /// Over the client's rate limit: `429` with `Retry-After` (this long, rounded up to seconds).
+    #[error("too many requests; slow down")]
+    RateLimited(std::time::Duration),
+    /// No host ever created this room (no show, no products).
+    #[error("no such room")]
+    RoomNotFound,
 }
 
 impl From<crate::auth::AuthError> for SignalError {
@@ -75,6 +92,19 @@ impl SignalError {
             SignalError::Unavailable | SignalError::RoomUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             SignalError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             SignalError::Forbidden(_) => StatusCode::FORBIDDEN,
+            SignalError::Rejected(_) => StatusCode::BAD_REQUEST,
+            SignalError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SignalError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            SignalError::RoomNotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// How long the client should wait before trying again, for the refusals that pass.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            SignalError::Full(_) => Some(FULL_RETRY_AFTER),
+            SignalError::RateLimited(wait) => Some(*wait),
+            _ => None,
         }
     }
 }
@@ -82,23 +112,34 @@ impl SignalError {
 impl SignalError {
     /// Every cause [`SignalError::cause`] names, with its status: the label values of
     /// `sellcast_sessions_refused_total`.
-    pub const CAUSES: [(&'static str, u16); 16] = [
+    pub const CAUSES: [(&'static str, u16); 27] = [
         ("malformed_offer", 400),
         ("no_media", 400),
         ("wrong_direction", 400),
         ("bad_offer", 400),
         ("bad_room_name", 400),
+        ("offer_too_large", 400),
+        ("offer_not_utf8", 400),
+        ("offer_too_many_lines", 400),
+        ("offer_too_many_sections", 400),
+        ("offer_missing_credentials", 400),
         ("unauthorized", 401),
         ("forbidden", 403),
         ("session_not_found", 404),
+        ("room_not_found", 404),
         ("host_already_live", 409),
         ("too_large", 413),
         ("no_usable_codec", 415),
         ("codec_not_allowed", 415),
         ("unsupported_codec", 415),
         ("not_sdp", 415),
+        ("rate_limited", 429),
         ("unavailable", 503),
         ("room_unavailable", 503),
+        ("server_full", 503),
+        ("room_full", 503),
+        ("address_full", 503),
+        ("too_many_rooms", 503),
     ];
 
     /// A short, stable name for why a session was refused, for metrics.
@@ -120,6 +161,10 @@ impl SignalError {
             SignalError::RoomUnavailable => "room_unavailable",
             SignalError::Unauthorized(_) => "unauthorized",
             SignalError::Forbidden(_) => "forbidden",
+            SignalError::Rejected(why) => why.cause(),
+            SignalError::Full(cap) => cap.cause(),
+            SignalError::RateLimited(_) => "rate_limited",
+            SignalError::RoomNotFound => "room_not_found",
         }
     }
 }
@@ -127,12 +172,33 @@ impl SignalError {
 impl Reply for SignalError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let Some(wait) = self.retry_after() {
+            return self.retry_later(status, wait);
+        }
         let mut response = warp::reply::with_status(format!("{self}\n"), status).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(warp::http::header::WWW_AUTHENTICATE, warp::http::HeaderValue::from_static("Bearer"));
         }
+        response
+    }
+}
+
+impl SignalError {
+    /// A refusal that passes: a JSON error (as the drain's) and `Retry-After` in whole seconds,
+    /// rounded up so a client that obeys it is let in.
+    fn retry_later(self, status: StatusCode, wait: std::time::Duration) -> Response {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let body = serde_json::json!({
+            "type": "error",
+            "code": self.cause(),
+            "message": self.to_string(),
+            "retry_after_ms": seconds * 1000,
+        });
+        let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        response.headers_mut().insert(warp::http::header::RETRY_AFTER, warp::http::HeaderValue::from(seconds));
         response
     }
 }
@@ -160,6 +226,17 @@ mod tests {
             SignalError::RoomUnavailable,
             SignalError::Unauthorized(String::new()),
             SignalError::Forbidden(String::new()),
+            SignalError::Rejected(OfferRejection::TooLarge),
+            SignalError::Rejected(OfferRejection::NotUtf8),
+            SignalError::Rejected(OfferRejection::TooManyLines),
+            SignalError::Rejected(OfferRejection::TooManyMLines),
+            SignalError::Rejected(OfferRejection::NoFingerprint),
+            SignalError::RoomNotFound,
+            SignalError::RateLimited(std::time::Duration::from_millis(1)),
+            SignalError::Full(CapHit::Sessions),
+            SignalError::Full(CapHit::Room),
+            SignalError::Full(CapHit::Address),
+            SignalError::Full(CapHit::Rooms),
         ];
         for e in &all {
             assert!(SignalError::CAUSES.contains(&(e.cause(), e.status().as_u16())), "{e:?} is {} {}", e.cause(), e.status());

@@ -4,20 +4,24 @@ mod api;
 pub mod connections;
 mod health;
 pub mod media_stats;
+pub mod offer_check;
 pub mod pages;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 mod rejection;
 pub mod security_headers;
 mod signalling;
 pub mod tls;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use warp::http::Uri;
-use warp::{Filter, Reply};
+use warp::{Filter, Rejection, Reply};
 
+use crate::admission::Admission;
 use crate::auth::Auth;
 use crate::interaction::registry::ShowRegistry;
 use crate::media::router::MediaRouter;
@@ -47,6 +51,43 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Supervised restarts per part and what is down now (`/healthz`; metrics).
     pub supervision: Arc<crate::supervision::Supervision>,
+    /// Session caps; each admitted session's ticket travels with its offer to the peer.
+    pub admission: Arc<Admission>,
+    /// Per-client rate limits on signalling and the API.
+    pub rate_limits: Arc<rate_limit::RateLimiters>,
+}
+
+use connections::client_addr;
+
+/// Over its rate limit, a request is refused before anything else is looked at.
+#[derive(Debug)]
+pub(crate) struct Limited(pub std::time::Duration);
+
+impl warp::reject::Reject for Limited {}
+
+/// Counts each request against its client's rate limit: `/whip/...` and `/whep/...` against
+/// signalling, `/api/...` against the API; pages, `/metrics` and `/healthz` are not limited.
+fn rate_gate(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    let (limiters, metrics) = (state.rate_limits.clone(), state.metrics.clone());
+    warp::path::peek()
+        .and(client_addr())
+        .and_then(move |path: warp::path::Peek, client: Option<SocketAddr>| {
+            let bucket = match path.segments().next() {
+                Some("whip" | "whep") => Some(rate_limit::Bucket::Signalling),
+                Some("api") => Some(rate_limit::Bucket::Api),
+                _ => None,
+            };
+            let verdict = match bucket.map(|b| (b, limiters.check(b, client))) {
+                Some((bucket, Err(wait))) => {
+                    metrics.rate_limited(bucket);
+                    tracing::debug!(?client, ?bucket, ?wait, "rate limited");
+                    Err(warp::reject::custom(Limited(wait)))
+                }
+                _ => Ok(()),
+            };
+            std::future::ready(verdict)
+        })
+        .untuple_one()
 }
 
 fn with_state(
@@ -57,6 +98,7 @@ fn with_state(
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let pages = pages::routes(state.pages.clone());
+    let state_for_gate = state.clone();
     let sdp_body = warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<String>("authorization"))
         .map(|ct, auth| (ct, auth))
@@ -70,13 +112,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(whip_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, query: String, ct, body, st| signalling::offer(SessionKind::Publish, room, query, ct, body, st))
+        .and(client_addr())
+        .then(|room, query: String, ct, body, st, client| signalling::offer(SessionKind::Publish, room, query, ct, body, (st, client)))
         .or_else(signalling::count_too_large(SessionKind::Publish, state.metrics.clone()));
     let whep = warp::path!("whep" / String)
         .and(warp::post())
         .and(sdp_body)
         .and(with_state(state.clone()))
-        .then(|room, ct, body, st| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, st))
+        .and(client_addr())
+        .then(|room, ct, body, st, client| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, (st, client)))
         .or_else(signalling::count_too_large(SessionKind::Watch, state.metrics.clone()));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())
@@ -113,11 +157,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state(state))
         .map(|st: AppState| warp::reply::json(&media_stats::report(&st.status_board.media_stats(), &st.status_board.media_by_shard())));
 
+    let gate = rate_gate(&state_for_gate);
     let root = warp::path::end()
         .and(warp::get())
         .map(|| warp::redirect::see_other(Uri::from_static("/host/demo")));
 
-    whip.or(whep)
+    gate.and(
+        whip.or(whep)
         .or(whip_end)
         .or(whep_end)
         .or(no_trickle)
@@ -128,7 +174,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(status)
         .or(pages)
         .or(root)
-        .or(health)
+        .or(health))
         .recover(rejection::recover)
         .with(warp::reply::with::headers(security_headers::all()))
         .with(warp::log::custom(|info| {

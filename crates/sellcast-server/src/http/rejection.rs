@@ -7,6 +7,9 @@ use warp::reject::{LengthRequired, MethodNotAllowed, PayloadTooLarge};
 use warp::{Rejection, Reply};
 
 pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    if let Some(super::Limited(wait)) = rejection.find::<super::Limited>() {
+        return Ok(super::error::SignalError::RateLimited(*wait).into_response());
+    }
     let (status, text) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not found")
     } else if rejection.find::<PayloadTooLarge>().is_some() {

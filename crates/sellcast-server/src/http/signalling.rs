@@ -1,6 +1,7 @@
 //! WHIP (RFC 9725) and WHEP handlers: check the request, hand the offer to the media driver,
 //! answer `201 Created` with the SDP answer and the session's `Location`.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +13,9 @@ use warp::reply::{Reply, Response};
 use warp::Rejection;
 
 use super::error::SignalError;
+use super::offer_check::check_offer;
 use super::AppState;
+use crate::interaction::registry::{RoomLookup, ShowHandle};
 use crate::media::command::{Command, SessionAnswer};
 use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, SessionKind};
 use crate::metrics::Metrics;
@@ -37,7 +40,7 @@ pub async fn offer(
     query: String,
     (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
-    state: AppState,
+    (state, client): (AppState, Option<SocketAddr>),
 ) -> Response {
     if state.draining.is_on() {
         return crate::drain::refusal();
@@ -50,7 +53,10 @@ pub async fn offer(
         }
     };
     let span = tracing::info_span!("offer", endpoint = endpoint(kind), %room);
-    let negotiated = negotiate(kind, &room, policy, (content_type, authorization), body, &state).instrument(span.clone()).await;
+    // Every transport we serve has a peer address; without one the client shares one count.
+    let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let request = Request { kind, room: &room, policy, client };
+    let negotiated = negotiate(request, (content_type, authorization), body, &state).instrument(span.clone()).await;
     let _in_span = span.enter();
     match negotiated {
         Ok(answer) => {
@@ -60,7 +66,7 @@ pub async fn offer(
             warp::reply::with_header(reply, header::LOCATION, location).into_response()
         }
         Err(e) => {
-            info!(error = %e, status = e.status().as_u16(), "offer refused");
+            info!(error = %e, cause = e.cause(), status = e.status().as_u16(), "offer refused");
             state.metrics.session_refused(endpoint(kind), &e);
             e.into_response()
         }
@@ -89,14 +95,25 @@ fn codec_choice(query: &str) -> Result<Option<CodecPolicy>, SignalError> {
     value.parse().map(Some).map_err(|e: String| SignalError::Offer(OfferError::Malformed(e)))
 }
 
-async fn negotiate(
+/// What an offer asks for, besides its body.
+struct Request<'a> {
     kind: SessionKind,
-    room: &str,
+    room: &'a str,
     policy: CodecPolicy,
+    client: IpAddr,
+}
+
+/// In order: the request's own checks (room name, token), the ban (a banned identity is
+/// told so whatever it sent; a room that does not exist has no bans), the offer itself, then
+/// what the session takes from the server (the room, a place under the caps) and the media
+/// plane. Only a host creates a room, and only with an offer that passed.
+async fn negotiate(
+    request: Request<'_>,
     (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
     state: &AppState,
 ) -> Result<SessionAnswer, SignalError> {
+    let Request { kind, room, policy, client } = request;
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
     }
@@ -105,7 +122,10 @@ async fn negotiate(
         SessionKind::Watch => sellcast_room::Role::Viewer,
     };
     let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
-    super::api::check_not_banned(state, room, &identity).await?;
+    let existing = existing_room(room, state).await?;
+    if let Some(show) = &existing {
+        super::api::check_not_banned(show, &identity).await?;
+    }
     let is_sdp = content_type
         .as_deref()
         .and_then(|ct| ct.split(';').next())
@@ -113,29 +133,42 @@ async fn negotiate(
     if !is_sdp {
         return Err(SignalError::NotSdp);
     }
-    let offer = String::from_utf8(body.to_vec())
-        .map_err(|_| SignalError::BadOffer("the body is not UTF-8".into()))?;
-    let (reply, answer) = oneshot::channel();
-    let command = match kind {
-        SessionKind::Publish => Command::Publish {
-            room: room.to_string(),
-            identity,
-            plan: plan_publish(&offer, policy)?,
-            offer,
-            reply,
-        },
+    let offer = check_offer(&body)?;
+    let plan = match kind {
+        SessionKind::Publish => Some(plan_publish(offer.as_str(), policy)?),
         SessionKind::Watch => {
-            check_watch(&offer)?;
-            Command::Watch {
-                room: room.to_string(),
-                identity,
-                offer,
-                reply,
-            }
+            check_watch(offer.as_str())?;
+            None
         }
     };
+    // Held until the media plane answered: the room cannot be unloaded under this offer.
+    let show = match (existing, kind) {
+        (Some(show), _) => show,
+        (None, SessionKind::Publish) => state.shows.open(room)?,
+        (None, SessionKind::Watch) => return Err(SignalError::RoomNotFound),
+    };
+    let ticket = state.admission.admit(room, client, kind)?;
+    let (reply, answer) = oneshot::channel();
+    let room = room.to_string();
+    let command = match plan {
+        Some(plan) => Command::Publish { room, identity, offer, plan, ticket, reply },
+        None => Command::Watch { room, identity, offer, ticket, reply },
+    };
     state.media.send(command).await.map_err(|_| SignalError::Unavailable)?;
-    Ok(answer.await.map_err(|_| SignalError::Unavailable)??)
+    let answered = answer.await.map_err(|_| SignalError::Unavailable)?;
+    drop(show);
+    Ok(answered?)
+}
+
+/// The room if it is loaded or the store knows it (a viewer may open the page before the
+/// host goes live); `None` for a name no host created, with nothing loaded for it.
+async fn existing_room(room: &str, state: &AppState) -> Result<Option<ShowHandle>, SignalError> {
+    match state.shows.find(room).await {
+        Ok(show) => Ok(Some(show)),
+        Err(RoomLookup::NotFound) => Ok(None),
+        Err(RoomLookup::Full) => Err(SignalError::Full(crate::admission::CapHit::Rooms)),
+        Err(RoomLookup::Unavailable) => Err(SignalError::RoomUnavailable),
+    }
 }
 
 pub async fn end(kind: SessionKind, room: String, session: String, state: AppState) -> Response {

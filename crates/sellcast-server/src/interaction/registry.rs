@@ -1,5 +1,12 @@
-//! The registry of show tasks. A room's show task is started on first use and loads the room's
-//! durable state before it handles anything; messages sent meanwhile wait in its inbox.
+//! The registry of show tasks. A room's show task loads the room's durable state before it
+//! handles anything; messages sent meanwhile wait in its inbox.
+//!
+//! Only a host creates a room: a WHIP publish or a product write ([`ShowRegistry::open`]).
+//! Readers ([`ShowRegistry::find`]) reach a room that is loaded or that the store knows (it
+//! has products, sales, orders or moderation state); any other name is not found, and nothing
+//! is started for it. A room with no participant, no peer, no call or store job in flight
+//! (nobody holds a sender to its inbox but the room itself) for [`RoomLimits::idle_after`]
+//! is unloaded, and loaded again from the store on next use.
 //!
 //! Each room runs under a supervisor that owns its inbox and lends it to the task. When the
 //! task panics, only the message it was handling is lost: the supervisor reloads the room
@@ -24,6 +31,7 @@ use super::store_client::StoreClient;
 use super::tally::ServerTally;
 use super::task::{wall_ms, ShowTask};
 use crate::media::command::Command;
+use crate::admission::CapHit;
 use crate::media::router::MediaRouter;
 use crate::supervision::{hold_if_injected, panic_message, CatchUnwind, Supervision};
 
@@ -37,6 +45,10 @@ const LOAD_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Data-channel frames and joins come through the session inbox instead.
 pub const ROOM_INBOX: usize = 8192;
 
+/// Senders of a room's inbox that belong to the room itself: the registry's handle, the
+/// supervisor's and the running task's. Any other sender is someone still using the room.
+const ROOM_OWN_SENDERS: usize = 3;
+
 /// The way to a running show task: its inbox for calls, and its session inbox for the media
 /// shards (joins, leaves and frames; see `session_inbox`).
 #[derive(Clone)]
@@ -45,9 +57,36 @@ pub struct ShowHandle {
     pub sessions: SessionSender,
 }
 
-/// Every room's show task, by room name, started on first use.
+/// How many rooms may be loaded, and when an unused one is unloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomLimits {
+    pub max_rooms: usize,
+    pub idle_after: Duration,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        Self { max_rooms: crate::admission::AdmissionLimits::default().max_rooms, idle_after: Duration::from_secs(60) }
+    }
+}
+
+/// Why a reader could not reach a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomLookup {
+    /// No host ever created it: nothing is loaded for it.
+    NotFound,
+    /// It exists, but the server holds as many rooms as it may.
+    Full,
+    /// The store could not say.
+    Unavailable,
+}
+
+type Shows = Arc<DashMap<String, ShowHandle>>;
+
+/// Every loaded room's show task, by room name.
 pub struct ShowRegistry {
-    shows: DashMap<String, ShowHandle>,
+    shows: Shows,
+    limits: RoomLimits,
     store: StoreClient,
     driver: MediaRouter,
     runtime: tokio::runtime::Handle,
@@ -57,9 +96,16 @@ pub struct ShowRegistry {
 }
 
 impl ShowRegistry {
-    pub fn new(store: StoreClient, driver: MediaRouter, runtime: tokio::runtime::Handle, supervision: Arc<Supervision>) -> Arc<Self> {
+    pub fn new(
+        store: StoreClient,
+        driver: MediaRouter,
+        runtime: tokio::runtime::Handle,
+        supervision: Arc<Supervision>,
+        limits: RoomLimits,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            shows: DashMap::new(),
+            shows: Arc::default(),
+            limits,
             store,
             driver,
             runtime,
@@ -83,16 +129,53 @@ impl ShowRegistry {
         &self.tally
     }
 
-    /// Show tasks started (each runs until the server stops).
+    /// Show tasks loaded now (idle rooms are unloaded).
     pub fn task_count(&self) -> usize {
         self.shows.len()
     }
 
-    /// The room's show task, started if needed. Never holds the map entry across an await.
+    /// A host's way in: the room's show task, created if needed, unless the server holds
+    /// `max_rooms` rooms already.
+    pub fn open(&self, room: &str) -> Result<ShowHandle, CapHit> {
+        if let Some(h) = self.shows.get(room) {
+            return Ok(h.value().clone());
+        }
+        if self.shows.len() >= self.limits.max_rooms {
+            return Err(CapHit::Rooms);
+        }
+        Ok(self.get_with(room, None))
+    }
+
+    /// A reader's way in: the room if it is loaded, or loaded from the store if the store
+    /// knows it. A name no host created is [`RoomLookup::NotFound`] and starts nothing.
+    pub async fn find(&self, room: &str) -> Result<ShowHandle, RoomLookup> {
+        if let Some(h) = self.shows.get(room) {
+            return Ok(h.value().clone());
+        }
+        let record = self.store.load_room(room).await.map_err(|_| RoomLookup::Unavailable)?;
+        if !created(&record) {
+            return Err(RoomLookup::NotFound);
+        }
+        if self.shows.len() >= self.limits.max_rooms && !self.shows.contains_key(room) {
+            return Err(RoomLookup::Full);
+        }
+        Ok(self.get_with(room, Some(record)))
+    }
+
+    /// The room's show task, started if needed, for a caller that already passed [`open`] or
+    /// [`find`] (a peer joining: its room may have been unloaded in between, and is loaded
+    /// again). Never holds the map entry across an await.
+    ///
+    /// [`open`]: ShowRegistry::open
+    /// [`find`]: ShowRegistry::find
     pub fn get(&self, room: &str) -> ShowHandle {
         if let Some(h) = self.shows.get(room) {
             return h.value().clone();
         }
+        self.get_with(room, None)
+    }
+
+    fn get_with(&self, room: &str, loaded: Option<ShowRecord>) -> ShowHandle {
         self.shows
             .entry(room.to_string())
             .or_insert_with(|| {
@@ -105,12 +188,51 @@ impl ShowRegistry {
                     me: tx.clone(),
                     supervision: self.supervision.clone(),
                     tally: self.tally.clone(),
+                    idle: Idle { after: self.limits.idle_after, shows: self.shows.clone() },
                 };
-                self.runtime.spawn(supervisor.run(rx, sessions_rx));
+                self.runtime.spawn(supervisor.run(rx, sessions_rx, loaded));
                 ShowHandle { tx, sessions }
             })
             .value()
             .clone()
+    }
+}
+
+/// Whether a host ever left anything of this room in the store.
+fn created(record: &ShowRecord) -> bool {
+    !(record.products.is_empty()
+        && record.sales.is_empty()
+        && record.pinned.is_empty()
+        && record.banned.is_empty()
+        && record.blocked_words.is_empty()
+        && record.recent_orders.is_empty())
+}
+
+/// What a show task needs to unload its room when nobody uses it.
+#[derive(Clone)]
+pub(super) struct Idle {
+    pub after: Duration,
+    shows: Shows,
+}
+
+impl Idle {
+    /// Remove the room from the registry if nobody but the room holds a sender to its inboxes
+    /// and the call inbox is empty. Checked under the map's lock: a new sender is only ever cloned
+    /// from the registry's handle under that lock, or from one counted here, so once removed
+    /// nobody can reach the old inbox and the next user loads the room afresh.
+    pub(super) fn try_unload(&self, room: &str, me: &mpsc::Sender<ShowMsg>, inbox: &mpsc::Receiver<ShowMsg>) -> bool {
+        self.shows
+            .remove_if(room, |_, h| {
+                // Peers hold the session inbox's sender, not the call inbox's: the room's own
+                // handle is the only holder once every peer is gone.
+                h.tx.same_channel(me) && Self::unused(me) && h.sessions.holders() <= 1 && inbox.is_empty()
+            })
+            .is_some()
+    }
+
+    /// Nobody outside the room holds a sender to its inbox.
+    pub(super) fn unused(me: &mpsc::Sender<ShowMsg>) -> bool {
+        me.strong_count() <= ROOM_OWN_SENDERS
     }
 }
 
@@ -122,14 +244,18 @@ struct ShowSupervisor {
     me: mpsc::Sender<ShowMsg>,
     supervision: Arc<Supervision>,
     tally: Arc<ServerTally>,
+    idle: Idle,
 }
 
 impl ShowSupervisor {
-    async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>, mut sessions: SessionReceiver) {
+    async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>, mut sessions: SessionReceiver, mut loaded: Option<ShowRecord>) {
         let mut last_epoch = 0_u64;
         let mut last_panic: Option<Instant> = None;
         loop {
-            let record = self.load().await;
+            let record = match loaded.take() {
+                Some(record) => record,
+                None => self.load().await,
+            };
             let now = wall_ms();
             // Clients resync on a new epoch: it must differ from the last one even when the
             // restart falls within the same millisecond.
@@ -145,7 +271,8 @@ impl ShowSupervisor {
                 }
             }
             let task = ShowTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone())
-                .with_tally(self.tally.clone());
+                .with_tally(self.tally.clone())
+                .with_idle(self.idle.clone());
             match CatchUnwind(Box::pin(task.run(&mut core, &mut inbox, &mut sessions))).await {
                 Ok(()) => return,
                 Err(mut payload) => {

@@ -69,6 +69,11 @@ fn cost(msg: &ShowMsg) -> usize {
 }
 
 impl SessionSender {
+    /// How many senders exist: the registry's handle holds one, and each peer of the room one.
+    pub fn holders(&self) -> usize {
+        self.tx.strong_count()
+    }
+
     /// Queue a `Join`, `Leave` or `Rejoin`: never refused while the task runs. False if the
     /// task is gone.
     pub fn lifecycle(&self, msg: ShowMsg) -> bool {
@@ -239,7 +244,7 @@ mod flood_tests {
         let store = StoreClient::open(&dir.path().join("s.db")).map_err(|e| anyhow::anyhow!("{e}"))?;
         let supervision = Arc::new(Supervision::new(store.inner().clone()));
         let (media_tx, _media_rx) = mpsc::channel(1 << 16);
-        let shows = ShowRegistry::new(store, MediaRouter::new(vec![media_tx]), tokio::runtime::Handle::current(), supervision);
+        let shows = ShowRegistry::new(store, MediaRouter::new(vec![media_tx]), tokio::runtime::Handle::current(), supervision, Default::default());
         let room = shows.get("flooded");
         let who = |n: u64| Identity { id: format!("viewer-{n}"), name: format!("viewer {n}"), role: Role::Viewer };
 

@@ -14,6 +14,7 @@ use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::messages::{Applied, CatalogOp, ShowMsg};
 use super::session_inbox::SessionReceiver;
+use super::registry::Idle;
 use super::store_client::{StoreFailure, StoreClient};
 use super::tally::ServerTally;
 use crate::media::command::Command;
@@ -42,6 +43,8 @@ pub struct ShowTask {
     tally: Option<(Arc<ServerTally>, RoomTally)>,
     /// A span per data-channel participant (room, peer, role): log lines about one are in it.
     spans: HashMap<ParticipantId, Span>,
+    /// Unloads the room once nobody has used it for a while (`registry`).
+    idle: Option<Idle>,
 }
 
 impl ShowTask {
@@ -57,7 +60,37 @@ impl ShowTask {
             drained: None,
             tally: None,
             spans: HashMap::new(),
+            idle: None,
         }
+    }
+
+    /// Unload the room after `idle.after` without any use (see `registry`).
+    pub(super) fn with_idle(mut self, idle: Idle) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// Nothing in the room is in use: no participant, no call or buy waiting, no drain, and
+    /// no sender to the inbox but the room's own (no peer, HTTP call or store job).
+    fn is_idle(&self, core: &Show) -> bool {
+        core.participant_count() == 0
+            && core.buys_in_flight() == 0
+            && self.calls.is_empty()
+            && self.drained.is_none()
+            && Idle::unused(&self.me)
+    }
+
+    /// On a tick: true once the room has been idle for `idle.after` and left the registry.
+    fn unloaded(&self, core: &Show, inbox: &mpsc::Receiver<ShowMsg>, idle_since: &mut Option<tokio::time::Instant>) -> bool {
+        let Some(idle) = &self.idle else {
+            return false;
+        };
+        if !self.is_idle(core) {
+            *idle_since = None;
+            return false;
+        }
+        let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+        since.elapsed() >= idle.after && idle.try_unload(&self.name, &self.me, inbox)
     }
 
     /// Report this show's counts into `tally` on every tick.
@@ -86,7 +119,9 @@ impl ShowTask {
         // Senders live in the registry and in peers; once all are gone the arm is switched off
         // (it would be ready with `None` forever).
         let mut sessions_open = true;
+        let mut idle_since = None;
         loop {
+            let mut ticked = false;
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(m) => self.handle(core, m),
@@ -99,6 +134,7 @@ impl ShowTask {
                 _ = tick.tick() => {
                     core.handle_tick(wall_ms());
                     self.report_tally(&core);
+                    ticked = true;
                 }
             }
             self.flush(core);
@@ -106,6 +142,11 @@ impl ShowTask {
                 if let Some(done) = self.drained.take() {
                     let _ = done.send(core.participant_count());
                 }
+            }
+            if ticked && self.unloaded(core, inbox, &mut idle_since) {
+                self.report_tally(core);
+                info!(room = %self.name, "room unloaded: unused");
+                break;
             }
         }
     }

@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 
 use super::error::MediaError;
 use super::offer::{PublishPlan, SessionKind};
+use crate::admission::SessionTicket;
+use crate::http::offer_check::CheckedOffer;
 
 /// A WHIP or WHEP session as the HTTP side knows it.
 #[derive(Debug, Clone)]
@@ -23,15 +25,19 @@ pub enum Command {
     Publish {
         room: String,
         identity: Identity,
-        offer: String,
+        offer: CheckedOffer,
         plan: PublishPlan,
+        /// The session's place under the caps; the peer keeps it, and it is freed with the
+        /// peer (or with this command, if the offer is refused).
+        ticket: SessionTicket,
         reply: oneshot::Sender<Result<SessionAnswer, MediaError>>,
     },
     /// A viewer offers to watch (WHEP).
     Watch {
         room: String,
         identity: Identity,
-        offer: String,
+        offer: CheckedOffer,
+        ticket: SessionTicket,
         reply: oneshot::Sender<Result<SessionAnswer, MediaError>>,
     },
     /// Write a frame on data channels: to one participant, or to everyone in the room.

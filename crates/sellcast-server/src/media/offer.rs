@@ -15,7 +15,8 @@ use thiserror::Error;
 use super::video_format::{H264Format, VideoFormat};
 
 /// Most m-lines an offer may carry: a host or viewer needs audio, video and one data channel.
-const MAX_SECTIONS: usize = 16;
+/// The HTTP side refuses more before the offer reaches a shard (`http::offer_check`).
+pub const MAX_SECTIONS: usize = 16;
 
 /// Which kind of media session an offer opens. This is the session's direction, not what its
 /// user may do in the room (that is `sellcast_room::Role`: a moderator watches too).

@@ -100,6 +100,8 @@ pub struct Peer {
     pub nacks_seen: [u64; 2],
     /// Every log line about this session is in this span: its room, peer id and role.
     pub span: tracing::Span,
+    /// The session's place under the caps (`admission`): freed when the peer is dropped.
+    pub ticket: Option<crate::admission::SessionTicket>,
 }
 
 /// One payload type a peer negotiated, as str0m agreed it with the peer's offer.
@@ -263,6 +265,7 @@ impl Peer {
             source_ssrc: [None, None],
             nacks_seen: [0, 0],
             span,
+            ticket: None,
         }
     }
 

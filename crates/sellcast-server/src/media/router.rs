@@ -156,7 +156,10 @@ mod tests {
         Command::Watch {
             room: "shop".into(),
             identity: Identity { id: "v".into(), name: "v".into(), role: Role::Viewer },
-            offer: String::new(),
+            offer: crate::http::offer_check::sample(),
+            ticket: crate::admission::Admission::new(crate::admission::AdmissionLimits::default())
+                .admit("shop", std::net::Ipv4Addr::LOCALHOST.into(), crate::media::offer::SessionKind::Watch)
+                .expect("an empty server admits"),
             reply,
         }
     }

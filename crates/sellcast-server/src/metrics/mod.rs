@@ -11,11 +11,13 @@ mod scrape;
 
 use std::sync::Arc;
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::http::connections::{ConnectionTable, Refusal, RefusalCounter};
 
+use crate::admission::Admission;
 use crate::http::error::SignalError;
+use crate::http::rate_limit::{Bucket, RateLimiters};
 use crate::interaction::registry::ShowRegistry;
 use crate::media::status_board::StatusBoard;
 use crate::supervision::Supervision;
@@ -44,6 +46,15 @@ pub struct Metrics {
     registry: Registry,
     sessions_refused: IntCounterVec,
     restarts: IntCounterVec,
+    /// Requests refused by a rate limit, by bucket (signalling, api).
+    rate_limited: IntCounterVec,
+    /// Sessions held under the caps, by kind; rooms and addresses holding them; addresses
+    /// the rate limiters keep a state for. Set from `limits` at each scrape.
+    sessions: IntGaugeVec,
+    session_rooms: IntGauge,
+    session_addresses: IntGauge,
+    rate_limited_addresses: IntGauge,
+    limits: std::sync::OnceLock<(Arc<Admission>, Arc<RateLimiters>)>,
     http_connections: IntGauge,
     http_connections_refused: IntCounterVec,
     /// The HTTP listener's connection table, read into `http_connections` at scrape time.
@@ -78,13 +89,33 @@ impl Metrics {
             Opts::new("sellcast_restarts_total", "Supervised parts restarted after they died."),
             &["part"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("sellcast_rate_limited_total", "Requests refused with 429 by a per-client rate limit, by bucket."),
+            &["bucket"],
+        )?;
+        let sessions = IntGaugeVec::new(
+            Opts::new("sellcast_sessions", "WHIP and WHEP sessions holding a place under the caps, by kind."),
+            &["kind"],
+        )?;
+        let session_rooms = IntGauge::new("sellcast_session_rooms", "Rooms holding at least one session.")?;
+        let session_addresses = IntGauge::new("sellcast_session_addresses", "Client addresses holding at least one session.")?;
+        let rate_limited_addresses =
+            IntGauge::new("sellcast_rate_limiter_addresses", "Client addresses the rate limiters keep a state for.")?;
+        registry.register(Box::new(sessions_refused.clone()))?;
+        registry.register(Box::new(restarts.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(sessions.clone()))?;
+        registry.register(Box::new(session_rooms.clone()))?;
+        registry.register(Box::new(session_addresses.clone()))?;
+        registry.register(Box::new(rate_limited_addresses.clone()))?;
+        for bucket in [Bucket::Signalling, Bucket::Api] {
+            rate_limited.with_label_values(&[bucket_name(bucket)]);
+        }
         let http_connections = IntGauge::new("sellcast_http_connections", "HTTP(S) connections held now.")?;
         let http_connections_refused = IntCounterVec::new(
             Opts::new("sellcast_http_connections_refused_total", "HTTP(S) connections closed on accept, by the cap they were over."),
             &["cap"],
         )?;
-        registry.register(Box::new(sessions_refused.clone()))?;
-        registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(http_connections.clone()))?;
         registry.register(Box::new(http_connections_refused.clone()))?;
         for why in Refusal::ALL {
@@ -103,11 +134,39 @@ impl Metrics {
             registry,
             sessions_refused,
             restarts,
+            rate_limited,
+            sessions,
+            session_rooms,
+            session_addresses,
+            rate_limited_addresses,
+            limits: std::sync::OnceLock::new(),
             http_connections,
             http_connections_refused,
             connections: std::sync::Mutex::new(None),
             supervision: std::sync::Mutex::new(supervision),
         })
+    }
+
+    /// Read the session counts and rate limiters at each scrape.
+    pub fn watch_limits(&self, admission: Arc<Admission>, limiters: Arc<RateLimiters>) {
+        let _ = self.limits.set((admission, limiters));
+    }
+
+    /// A request was refused by the `bucket` rate limit.
+    pub fn rate_limited(&self, bucket: Bucket) {
+        self.rate_limited.with_label_values(&[bucket_name(bucket)]).inc();
+    }
+
+    fn sync_limits(&self) {
+        let Some((admission, limiters)) = self.limits.get() else {
+            return;
+        };
+        let counts = admission.counts();
+        self.sessions.with_label_values(&["host"]).set(counts.hosts as i64);
+        self.sessions.with_label_values(&["viewer"]).set(counts.viewers as i64);
+        self.session_rooms.set(counts.rooms as i64);
+        self.session_addresses.set(counts.addresses as i64);
+        self.rate_limited_addresses.set(limiters.tracked() as i64);
     }
 
     /// Report the connections `table` holds as `sellcast_http_connections`.
@@ -142,6 +201,7 @@ impl Metrics {
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         self.sync_restarts();
+        self.sync_limits();
         if let Ok(table) = self.connections.lock() {
             if let Some(table) = table.as_ref() {
                 self.http_connections.set(i64::try_from(table.held()).unwrap_or(i64::MAX));
@@ -158,5 +218,12 @@ impl Metrics {
 impl RefusalCounter for Metrics {
     fn refused(&self, why: Refusal) {
         self.http_connections_refused.with_label_values(&[why.name()]).inc();
+    }
+}
+
+fn bucket_name(bucket: Bucket) -> &'static str {
+    match bucket {
+        Bucket::Signalling => "signalling",
+        Bucket::Api => "api",
     }
 }

@@ -18,7 +18,7 @@ use crate::media::status_board::{MediaStats, StatusBoard};
 const PEERS: Spec = Spec::gauge("sellcast_peers", "WebRTC peers in a room, by role and media shard.", &["role", "shard"]);
 const ROOMS: Spec = Spec::gauge("sellcast_rooms", "Rooms with a host or a viewer on some media shard.", &[]);
 const ROOMS_LIVE: Spec = Spec::gauge("sellcast_rooms_live", "Rooms whose host is live.", &[]);
-const SHOW_TASKS: Spec = Spec::gauge("sellcast_show_tasks", "Show tasks running (one per room used since start).", &[]);
+const SHOW_TASKS: Spec = Spec::gauge("sellcast_show_tasks", "Show tasks running: rooms loaded (an unused room is unloaded).", &[]);
 const RUNTIME_TASKS: Spec = Spec::gauge("sellcast_runtime_alive_tasks", "Tasks alive on the HTTP and rooms runtime.", &[]);
 const FORWARDED_PACKETS: Spec =
     Spec::counter("sellcast_forwarded_packets_total", "Media packets written to viewers (replays included).", &["shard"]);

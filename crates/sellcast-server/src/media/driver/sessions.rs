@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::transmit::drain_transmits;
 use super::{Driver, ShardRoomId, CONGESTED_BYTES};
+use crate::admission::SessionTicket;
 use crate::interaction::messages::ShowMsg;
 use crate::media::command::{Command, SessionAnswer};
 use crate::media::error::MediaError;
@@ -24,13 +25,13 @@ impl Driver {
     pub(super) fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Publish { room, identity, offer, plan, reply } => {
-                let result = self.publish(now, room, identity, &offer, plan);
-                let _ = reply.send(result);
+            Command::Publish { room, identity, offer, plan, ticket, reply } => {
+                let result = self.publish(now, room, identity, offer.as_str(), plan);
+                let _ = reply.send(self.keep_ticket(result, ticket));
             }
-            Command::Watch { room, identity, offer, reply } => {
-                let result = self.watch(now, room, identity, &offer);
-                let _ = reply.send(result);
+            Command::Watch { room, identity, offer, ticket, reply } => {
+                let result = self.watch(now, room, identity, offer.as_str());
+                let _ = reply.send(self.keep_ticket(result, ticket));
             }
             Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
             Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
@@ -238,6 +239,16 @@ impl Driver {
             let msg = ShowMsg::Rejoin { participant: ParticipantId(id.0), identity: peer.identity.clone() };
             peer.show_tx.lifecycle(msg);
         }
+    }
+
+    /// The new session's peer keeps its admission ticket; a refused offer drops it here.
+    fn keep_ticket(&mut self, result: Result<SessionAnswer, MediaError>, ticket: SessionTicket) -> Result<SessionAnswer, MediaError> {
+        if let Ok(answer) = &result {
+            if let Some(peer) = self.sessions.get(&answer.session).and_then(|id| self.peers.get_mut(id)) {
+                peer.ticket = Some(ticket);
+            }
+        }
+        result
     }
 
     pub(super) fn answer(&self, id: PeerId, sdp: String) -> SessionAnswer {
