@@ -152,7 +152,13 @@ pub fn target_for(target: &Target, opts: &AttackOptions) -> Result<Target> {
         t.udp_port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
     }
     t.media_threads = Some(1);
-    let _ = opts;
+    // The server's own limits, except sessions per address: 100 lets the honest viewers in
+    // from their one address and still bounds each attacker address.
+    let per_ip = (opts.viewers + 50).to_string();
+    t.extra_args.extend(
+        ["--max-sessions-per-ip", &per_ip, "--signal-rate", "5", "--signal-burst", "20", "--api-rate", "20", "--api-burst", "100", "--room-idle-seconds", "10"]
+            .map(String::from),
+    );
     Ok(t)
 }
 

@@ -221,14 +221,14 @@ pub(crate) async fn open_sale_in(http: &reqwest::Client, base: &str, room: &str)
     let product: serde_json::Value = http
         .post(format!("{base}/api/rooms/{room}/products"))
         .bearer_auth(host)
-        .json(&json!({ "title": "Soak item", "price_minor": 100, "currency": "EUR", "stock": 10_000_000 }))
+        .json(&json!({ "title": "Soak item", "price_minor": 100, "currency": "EUR", "stock": 1_000_000 }))
         .send()
         .await?
         .json()
         .await?;
     let product = product["id"].as_i64().context("product id")?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let start = json!({ "type": "start_sale", "product_id": product, "price_minor": 100, "stock": 10_000_000,
+    let start = json!({ "type": "start_sale", "product_id": product, "price_minor": 100, "stock": 1_000_000,
                         "per_user_limit": 1_000_000, "starts_at_ms": now - 1000, "ends_at_ms": now + 24 * 3_600_000 });
     http.post(format!("{base}/api/rooms/{room}/frames")).bearer_auth(host).json(&start).send().await?.error_for_status()?;
     let deadline = Instant::now() + Duration::from_secs(10);
