@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,10 @@ pub struct PhaseFigures {
     pub one_way_ms_p99: f64,
     pub chat_ms_p50: f64,
     pub chat_ms_p99: f64,
+    /// Time packets spent inside the server (receive to send), from its own histogram:
+    /// tells a slow server from starved receivers.
+    pub in_server_us_p50: f64,
+    pub in_server_us_p99: f64,
     pub chats_sent: usize,
     /// (line, viewer) deliveries that never arrived.
     pub chat_deliveries_missing: u64,
@@ -203,19 +207,19 @@ async fn run_against(base: &str, udp_port: u16, db: std::path::PathBuf, opts: &A
     progress("honest viewers joined; measuring without attackers");
     let orders = Arc::new(Mutex::new(Orders::default()));
 
-    let baseline = phase(&publisher, &viewers, opts, sale, &orders, "base").await?;
+    let baseline = phase(base, &publisher, &viewers, opts, sale, &orders, "base").await?;
     let before = residue(&http, base).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(AttackTally::default()));
     progress("attack starts");
-    let attackers = tokio::spawn(attack(base.to_string(), udp_port, opts.clone(), stop.clone(), tally.clone()));
+    let attackers = spawn_attackers(base.to_string(), udp_port, opts.clone(), stop.clone(), tally.clone())?;
     // Let the attackers get going before the honest side is measured under them.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let attacked = phase(&publisher, &viewers, opts, sale, &orders, "attack").await?;
+    let attacked = phase(base, &publisher, &viewers, opts, sale, &orders, "attack").await?;
     progress("honest phase under attack done; stopping the attackers");
     stop.store(true, Ordering::SeqCst);
-    attackers.await.context("the attackers' task")??;
+    tokio::task::spawn_blocking(move || attackers.join()).await?.map_err(|_| anyhow::anyhow!("the attackers panicked"))??;
     progress("attack stopped; waiting for the server to free what the attackers held");
     let stopped = Instant::now();
     let at_attack_end = residue(&http, base).await?;
@@ -249,6 +253,7 @@ struct Orders {
 
 /// One measured phase of honest load.
 async fn phase(
+    base: &str,
     publisher: &Publisher,
     viewers: &[Arc<Viewer>],
     opts: &AttackOptions,
@@ -260,6 +265,8 @@ async fn phase(
         v.reset();
     }
     let frames_before: Vec<usize> = viewers.iter().map(|v| v.frames().len()).collect();
+    let http = reqwest::Client::new();
+    let stats0 = crate::media_stats::read(&http, base).await?;
     let sent0 = (publisher.video_sent(), publisher.audio_sent());
     let started = Instant::now();
     let mut sent_lines: HashMap<String, (usize, Instant)> = HashMap::new();
@@ -287,6 +294,7 @@ async fn phase(
     let sent1 = (publisher.video_sent(), publisher.audio_sent());
     let seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await; // in-flight media, chat and answers land
+    let in_server = crate::media_stats::window(&stats0, &crate::media_stats::read(&http, base).await?)?;
 
     let expected = ((sent1.0 - sent0.0) + (sent1.1 - sent0.1)) as f64;
     let mut losses = Vec::with_capacity(viewers.len());
@@ -342,6 +350,8 @@ async fn phase(
         one_way_ms_p99: one_way.value_at_quantile(0.99) as f64 / 1e3,
         chat_ms_p50: chat.value_at_quantile(0.5) as f64 / 1e3,
         chat_ms_p99: chat.value_at_quantile(0.99) as f64 / 1e3,
+        in_server_us_p50: in_server.latency_us_p50,
+        in_server_us_p99: in_server.latency_us_p99,
         chats_sent: sent_lines.len(),
         chat_deliveries_missing: missing,
         buys_sent,
@@ -392,6 +402,21 @@ async fn residue(http: &reqwest::Client, base: &str) -> Result<Residue> {
         show_tasks: total("sellcast_show_tasks"),
         http_connections: total("sellcast_http_connections"),
     })
+}
+
+/// The attackers on their own runtime and threads, so the honest peers' runtime in this
+/// process is not theirs to starve (they still share the machine's cores).
+fn spawn_attackers(
+    base: String,
+    udp_port: u16,
+    opts: AttackOptions,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<AttackTally>>,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    Ok(std::thread::Builder::new().name("attackers".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        runtime.block_on(attack(base, udp_port, opts, stop, tally))
+    })?)
 }
 
 fn attacker_ip(opts: &AttackOptions, i: usize) -> Ipv4Addr {
@@ -521,31 +546,31 @@ async fn attack(base: String, udp_port: u16, opts: AttackOptions, stop: Arc<Atom
     Ok(())
 }
 
-/// Datagrams at `udp_per_s` from 64 sockets on the attacker addresses, until `stop`.
+/// Datagrams at `udp_per_s` from 64 sockets on the attacker addresses, until `stop`. On its
+/// own thread with blocking sockets and datagrams made beforehand: the sender must cost the
+/// machine as little as it can, or it starves the honest peers it shares the machine with.
 async fn udp_spray(port: u16, opts: AttackOptions, stop: Arc<AtomicBool>) -> Result<u64> {
     let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    let mut sockets = Vec::new();
-    for i in 0..64 {
-        sockets.push(tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(attacker_ip(&opts, i)), 0)).await?);
-    }
-    let sent = AtomicU64::new(0);
-    let tick = Duration::from_millis(5);
-    let per_tick = (opts.udp_per_s as f64 * tick.as_secs_f64()).round().max(1.0) as usize;
-    let started = Instant::now();
-    let mut n = 0usize;
-    let mut ticks = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        for _ in 0..per_tick {
-            let datagram = junk_datagram(n);
-            let _ = sockets[n % sockets.len()].send_to(&datagram, target).await;
-            n += 1;
-            sent.fetch_add(1, Ordering::Relaxed);
+    let sockets = (0..64)
+        .map(|i| std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(attacker_ip(&opts, i)), 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let datagrams: Vec<Vec<u8>> = (0..1024).map(junk_datagram).collect();
+    let thread = std::thread::Builder::new().name("attack-udp".into()).spawn(move || {
+        let tick = Duration::from_millis(5);
+        let per_tick = (opts.udp_per_s as f64 * tick.as_secs_f64()).round().max(1.0) as usize;
+        let started = Instant::now();
+        let (mut n, mut ticks) = (0usize, 0u32);
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..per_tick {
+                let _ = sockets[n % sockets.len()].send_to(&datagrams[n % datagrams.len()], target);
+                n += 1;
+            }
+            ticks += 1;
+            std::thread::sleep((started + tick * ticks).saturating_duration_since(Instant::now()));
         }
-        ticks += 1;
-        let next = started + tick * ticks;
-        tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
-    }
-    Ok(sent.load(Ordering::Relaxed))
+        n as u64
+    })?;
+    tokio::task::spawn_blocking(move || thread.join()).await?.map_err(|_| anyhow::anyhow!("the UDP attacker panicked"))
 }
 
 /// Connections that send a request head a byte every 2 s, until `stop`: (opened, cut by the server).
@@ -646,8 +671,8 @@ fn junk_datagram(n: usize) -> Vec<u8> {
 pub fn print_summary(r: &AttackResult) {
     let row = |name: &str, p: &PhaseFigures| {
         println!(
-            "{name:>14}: loss mean {:.3} % worst {:.3} %, one-way p50 {:.2} ms p99 {:.2} ms, chat p50 {:.1} ms p99 {:.1} ms ({} lines, {} deliveries missing), {} buys",
-            p.loss_pct_mean, p.loss_pct_worst, p.one_way_ms_p50, p.one_way_ms_p99, p.chat_ms_p50, p.chat_ms_p99, p.chats_sent, p.chat_deliveries_missing, p.buys_sent
+            "{name:>14}: loss mean {:.3} % worst {:.3} %, one-way p50 {:.2} ms p99 {:.2} ms, in server p50 {:.0} us p99 {:.0} us, chat p50 {:.1} ms p99 {:.1} ms ({} lines, {} deliveries missing), {} buys",
+            p.loss_pct_mean, p.loss_pct_worst, p.one_way_ms_p50, p.one_way_ms_p99, p.in_server_us_p50, p.in_server_us_p99, p.chat_ms_p50, p.chat_ms_p99, p.chats_sent, p.chat_deliveries_missing, p.buys_sent
         )
     };
     row("no attackers", &r.baseline);
