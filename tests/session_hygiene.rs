@@ -19,10 +19,13 @@ use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
 use support::{bounded, of_type, until, welcomed, Api};
 
-async fn server_with(timeouts: SessionTimeouts) -> Result<(RunningServer, tempfile::TempDir)> {
+/// The server, with `room` opened as a host would (viewers cannot create rooms).
+async fn server_with(timeouts: SessionTimeouts, room: &str) -> Result<(RunningServer, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let config = Config { media_threads: 1, session_timeouts: timeouts, ..Config::local(dir.path().join("sellcast.db")) };
-    Ok((sellcast_server::start(config).await?, dir))
+    let server = sellcast_server::start(config).await?;
+    server.open_room(room)?;
+    Ok((server, dir))
 }
 
 /// A real WHEP offer from str0m acting as a client that will never do ICE.
@@ -66,7 +69,7 @@ fn last_counters_viewers(v: &Viewer) -> Option<u64> {
 async fn an_offer_that_never_connects_is_freed_at_the_connect_deadline_and_a_connected_viewer_stays() -> Result<()> {
     bounded(Duration::from_secs(60), async {
         let timeouts = SessionTimeouts { connect: Duration::from_secs(2), ..SessionTimeouts::default() };
-        let (server, _dir) = server_with(timeouts).await?;
+        let (server, _dir) = server_with(timeouts, "bare").await?;
         let base = format!("http://{}", server.http_addr);
         let api = Api::new(&base, "bare");
         let viewer = Viewer::connect(&base, "bare", viewer_opts(None)).await?;
@@ -98,7 +101,7 @@ async fn a_viewer_that_goes_silent_is_freed_at_the_idle_deadline_and_leaves_the_
     bounded(Duration::from_secs(60), async {
         // Below str0m's own 15 s ICE-lite consent timeout, so this is the deadline that acts.
         let timeouts = SessionTimeouts { idle: Duration::from_secs(3), ..SessionTimeouts::default() };
-        let (server, _dir) = server_with(timeouts).await?;
+        let (server, _dir) = server_with(timeouts, "quiet").await?;
         let base = format!("http://{}", server.http_addr);
         let silence = Impairment::new();
         let gone = Viewer::connect(&base, "quiet", viewer_opts(Some(silence.clone()))).await?;
@@ -145,7 +148,7 @@ fn forged_binding_request(ufrag: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_from_unknown_addresses_are_routed_by_ufrag_or_dropped_and_counted() -> Result<()> {
     bounded(Duration::from_secs(60), async {
-        let (server, _dir) = server_with(SessionTimeouts::default()).await?;
+        let (server, _dir) = server_with(SessionTimeouts::default(), "demux").await?;
         let base = format!("http://{}", server.http_addr);
         let api = Api::new(&base, "demux");
         // A real viewer's first STUN reaches its peer by ufrag: it connects and is welcomed.
@@ -196,7 +199,7 @@ async fn datagrams_from_unknown_addresses_are_routed_by_ufrag_or_dropped_and_cou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_over_the_size_limit_is_refused_at_the_driver_with_too_large() -> Result<()> {
     bounded(Duration::from_secs(60), async {
-        let (server, _dir) = server_with(SessionTimeouts::default()).await?;
+        let (server, _dir) = server_with(SessionTimeouts::default(), "big-frame").await?;
         let base = format!("http://{}", server.http_addr);
         let viewer = Viewer::connect(&base, "big-frame", viewer_opts(None)).await?;
         welcomed(&viewer).await?;
@@ -230,7 +233,7 @@ fn max_product() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_joining_500_maximal_products_and_50_emoji_lines_stays_connected_and_can_list_every_product() -> Result<()> {
     bounded(Duration::from_secs(240), async {
-        let (server, _dir) = server_with(SessionTimeouts::default()).await?;
+        let (server, _dir) = server_with(SessionTimeouts::default(), "mall").await?;
         let base = format!("http://{}", server.http_addr);
         let api = Api::new(&base, "mall");
         let host = api.token("host", "the-host").await?;

@@ -239,6 +239,7 @@ async fn mute_blocked_words_and_delete_message_are_enforced_by_the_server() -> R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_frames_flood_with_one_token_gets_no_more_through_than_its_identitys_buckets() -> Result<()> {
     let f = Fixture::start().await?;
+    f.server.open_room("flood")?; // a host's room: viewers cannot create one
     let token = f.token("flood", Role::Viewer, "flooder")?;
     let started = Instant::now();
     // Five waves of 50 concurrent calls (under the server's connections per address).

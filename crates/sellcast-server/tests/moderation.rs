@@ -54,6 +54,7 @@ async fn a_ban_is_enforced_on_reconnect_and_survives_a_restart() -> Result<()> {
 
     // The ban is in the database: a restarted server still refuses her.
     let server = sellcast_server::start(config).await?;
+    server.open_room("mod")?; // the host is back (viewers cannot create rooms)
     let api = Api::new(format!("http://{}", server.http_addr));
     let eve = server.auth.mint(&sellcast_server::auth::Claims {
         room: "mod".into(),
@@ -122,6 +123,7 @@ async fn roles_bound_moderation_and_an_unban_over_http_or_a_frame_lets_the_ident
 
     // Unbans are durable: after a restart eve is still welcome.
     let server = sellcast_server::start(config).await?;
+    server.open_room("mod")?; // the host is back (viewers cannot create rooms)
     let api = Api::new(format!("http://{}", server.http_addr));
     let eve = server.auth.mint(&sellcast_server::auth::Claims {
         room: "mod".into(),
