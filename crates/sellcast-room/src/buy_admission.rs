@@ -31,6 +31,8 @@ pub struct BuyTicket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuyOrder {
     pub ticket: BuyTicket,
+    /// The buyer's display name when the buy was made (the merchant webhook carries it).
+    pub buyer_name: String,
     pub sale_id: i64,
     pub qty: u32,
     /// `Some`: the desk found this buy cannot succeed. The store records this rejection as the
@@ -180,7 +182,7 @@ impl BuyAdmission {
                 // Not in the cache: the store may hold an older answer for this key, which
                 // must win. It records this rejection only if it does not.
                 self.in_flight.insert(ticket.clone(), InFlight { sale_id, qty: 0, buyer: buyer.clone(), waiters: vec![from] });
-                Admission::Submit(BuyOrder { ticket, sale_id, qty, verdict: Some(reason) })
+                Admission::Submit(BuyOrder { ticket, buyer_name: buyer.name.clone(), sale_id, qty, verdict: Some(reason) })
             }
             Ok(()) => {
                         let user = self.reserved_user.entry((sale_id, buyer.id.clone())).or_insert(0);
@@ -196,7 +198,7 @@ impl BuyAdmission {
                         waiters: vec![from],
                     },
                 );
-                Admission::Submit(BuyOrder { ticket, sale_id, qty, verdict: None })
+                Admission::Submit(BuyOrder { ticket, buyer_name: buyer.name.clone(), sale_id, qty, verdict: None })
             }
         }
     }

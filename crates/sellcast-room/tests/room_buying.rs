@@ -55,7 +55,7 @@ fn the_idempotency_key_must_be_one_to_64_characters() {
     assert_eq!(try_buy(&mut room, NOW, ANN, 1, "").map(|_| ()), Err("invalid".into()));
     assert_eq!(try_buy(&mut room, NOW, ANN, 1, &"é".repeat(65)).map(|_| ()), Err("invalid".into()));
     let order = try_buy(&mut room, NOW, ANN, 1, &"é".repeat(64)).expect("64 characters is a valid key");
-    assert_eq!(order, BuyOrder { ticket: BuyTicket { identity: "ann".into(), key: "é".repeat(64) }, sale_id: SALE, qty: 1, verdict: None });
+    assert_eq!(order, BuyOrder { ticket: BuyTicket { identity: "ann".into(), key: "é".repeat(64) }, buyer_name: "ann name".into(), sale_id: SALE, qty: 1, verdict: None });
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! - `ack_before_commit`: the broken variant; a batch's answers go out before its commit.
 //! - `commit_delay_ms=N`: wait N ms between a batch's writes and its commit (widens the window
 //!   in which an early answer could be seen before its order is readable).
+//! - `outbox_after_commit`: the broken variant; webhook deliveries are owed in a transaction of
+//!   their own after the orders' commit instead of in it.
 //! - `hold_commit_after_buys=N`: the first batch to begin once N buys have been taken stops
 //!   before its commit and waits there (up to 60 s) for the process to be killed.
 //!
@@ -66,6 +68,7 @@ mod active {
     #[derive(Debug, Default)]
     pub struct Faults {
         ack_before_commit: bool,
+        outbox_after_commit: bool,
         commit_delay: Option<Duration>,
         hold_after_buys: Option<u64>,
         held: AtomicBool,
@@ -101,6 +104,7 @@ mod active {
                 let number = value.parse::<u64>().ok();
                 match (name, number) {
                     ("ack_before_commit", _) => f.ack_before_commit = true,
+                    ("outbox_after_commit", _) => f.outbox_after_commit = true,
                     ("commit_delay_ms", Some(ms)) => f.commit_delay = Some(Duration::from_millis(ms)),
                     ("hold_commit_after_buys", Some(n)) => f.hold_after_buys = Some(n),
                     _ => tracing::error!(fault = item, "unknown SELLCAST_FAULT entry ignored"),
@@ -114,6 +118,10 @@ mod active {
 
         pub fn ack_before_commit(&self) -> bool {
             self.ack_before_commit
+        }
+
+        pub fn outbox_after_commit(&self) -> bool {
+            self.outbox_after_commit
         }
 
         /// Called between a batch's writes and its commit; `buys_taken` counts buys so far.
@@ -145,6 +153,11 @@ mod active {
 
         #[inline(always)]
         pub fn ack_before_commit(&self) -> bool {
+            false
+        }
+
+        #[inline(always)]
+        pub fn outbox_after_commit(&self) -> bool {
             false
         }
 

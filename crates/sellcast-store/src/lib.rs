@@ -6,6 +6,9 @@
 //! after its transaction is on disk. It must never acknowledge an uncommitted order, let stock
 //! go below zero, or give a retried idempotency key a different answer.
 //!
+//! With the webhook outbox on ([`StoreOptions`]), every committed order owes a delivery to the
+//! merchant's webhook, recorded in the order's own transaction (`outbox.rs`).
+//!
 //! A supervisor restarts the writer on a new connection if it panics: the buys it held are
 //! answered `Closed` (nothing of an uncommitted batch is durable; a committed one is found by
 //! its idempotency keys on retry), and the jobs queued behind them are served by the new writer.
@@ -16,6 +19,7 @@ mod error;
 mod fault;
 mod histogram;
 mod model;
+mod outbox;
 mod schema;
 mod store;
 mod writer;
@@ -26,4 +30,5 @@ pub use histogram::{AtomicHistogram, HistogramSnapshot};
 #[cfg(feature = "fault-injection")]
 pub use fault::{PanicPoint, RestartHold};
 pub use model::{Ban, BuyOutcome, BuyRequest, DurableRoom, Order};
-pub use store::{Durability, Store, WriterSnapshot};
+pub use outbox::{OutboxCounts, OutboxRow};
+pub use store::{Durability, Store, StoreOptions, WriterSnapshot};

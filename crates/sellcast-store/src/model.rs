@@ -46,6 +46,8 @@ pub struct BuyRequest {
     pub room: String,
     pub sale_id: i64,
     pub identity: String,
+    /// The buyer's display name, for the merchant webhook's body.
+    pub buyer_name: String,
     pub qty: u32,
     pub idempotency_key: String,
     pub now_ms: i64,

@@ -75,6 +75,19 @@ CREATE TABLE pins (
 "#, r#"
 -- The role that placed a ban: it binds only roles below it (NULL in older rows: host).
 ALTER TABLE bans ADD COLUMN by_role TEXT;
+"#, r#"
+-- The merchant webhook's outbox: one row per committed order while a webhook is configured,
+-- written in the order's own transaction (outbox.rs says why). `body` is the exact JSON the
+-- webhook receives on every attempt.
+CREATE TABLE webhook_outbox (
+    order_id INTEGER PRIMARY KEY REFERENCES orders(id),
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    delivered_at_ms INTEGER,
+    last_error TEXT
+);
+CREATE INDEX webhook_outbox_pending ON webhook_outbox(next_attempt_ms, order_id) WHERE delivered_at_ms IS NULL;
 "#];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

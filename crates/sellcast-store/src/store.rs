@@ -21,8 +21,17 @@ use sellcast_room::{Product, ProductDraft, Sale, SaleDraft};
 
 use crate::histogram::HistogramSnapshot;
 use crate::model::{BuyOutcome, BuyRequest, DurableRoom, Order};
+use crate::outbox::{self, OutboxCounts, OutboxRow};
 use crate::schema;
-use crate::writer::{self, Job, WriterStats};
+use crate::writer::{self, Job, WriterOptions, WriterStats};
+
+/// How a store runs besides its path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Owe a merchant-webhook delivery for every committed order, in its transaction. Off:
+    /// no outbox rows are written (a webhook configured later does not get older orders).
+    pub webhook_outbox: bool,
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -68,6 +77,12 @@ impl Store {
     /// Open (creating if needed) the database at `path` and start its writer thread, which a
     /// supervisor restarts on a fresh connection if it panics (see [`supervise`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with `options`.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let writer_options = WriterOptions { webhook_outbox: options.webhook_outbox };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -83,7 +98,7 @@ impl Store {
         let path = path.to_path_buf();
         thread::Builder::new()
             .name("sellcast-store".into())
-            .spawn(move || supervise(&path, conn, &rx, &writer_stats, &faults))?;
+            .spawn(move || supervise(&path, conn, &rx, &writer_stats, (&faults, writer_options)))?;
         Ok(Store {
             jobs,
             stats,
@@ -202,6 +217,35 @@ impl Store {
         self.run(move |c| catalog::sale_totals(c, &room, sale_id)).await
     }
 
+    /// Up to `limit` owed webhook deliveries due at `now_ms`, oldest order first.
+    pub async fn outbox_due(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        self.run(move |c| Ok(outbox::due(c, now_ms, limit)?)).await
+    }
+
+    /// When the next owed webhook delivery is due (`None`: nothing is owed).
+    pub async fn outbox_next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.run(|c| Ok(outbox::next_due_ms(c)?)).await
+    }
+
+    /// The webhook acknowledged order `order_id` with a 2xx.
+    pub async fn outbox_delivered(&self, order_id: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.run(move |c| Ok(outbox::mark_delivered(c, order_id, now_ms)?)).await
+    }
+
+    /// A delivery attempt of order `order_id` failed with `error`; the next is due at `next_attempt_ms`.
+    pub async fn outbox_failed(&self, order_id: i64, next_attempt_ms: i64, error: String) -> Result<(), StoreError> {
+        self.run(move |c| Ok(outbox::record_failure(c, order_id, next_attempt_ms, &error)?)).await
+    }
+
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.run(|c| Ok(outbox::counts(c)?)).await
+    }
+
+    /// Every order id with a delivery owed or done, oldest first.
+    pub async fn outbox_order_ids(&self) -> Result<Vec<i64>, StoreError> {
+        self.run(|c| Ok(outbox::order_ids(c)?)).await
+    }
+
     pub fn durability(&self) -> &Durability {
         &self.durability
     }
@@ -260,7 +304,7 @@ const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// waiting are served, not lost. While the database cannot be reopened, jobs are refused
 /// (dropped: `Closed`) rather than left waiting, with a growing pause between attempts.
 /// It returns when every `Store` handle is gone.
-fn supervise(path: &Path, first: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, faults: &Faults) {
+fn supervise(path: &Path, first: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, (faults, options): (&Faults, WriterOptions)) {
     let mut conn = Some(first);
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -278,7 +322,7 @@ fn supervise(path: &Path, first: Connection, jobs: &Receiver<Job>, stats: &Arc<W
             },
         };
         stats.up.store(true, Ordering::SeqCst);
-        match catch_unwind(AssertUnwindSafe(|| writer::run(c, jobs, stats, faults))) {
+        match catch_unwind(AssertUnwindSafe(|| writer::run(c, jobs, stats, faults, options))) {
             Ok(()) => return,
             Err(payload) => {
                 stats.up.store(false, Ordering::SeqCst);

@@ -5,6 +5,9 @@
 //! one fsync makes them all durable. Replies go out only after the commit returned: nothing is
 //! acknowledged that a crash could lose.
 //!
+//! With the webhook outbox on, each confirmed new order also owes its webhook delivery, written
+//! in the buy's own savepoint (`outbox.rs`): the order and its delivery commit together.
+//!
 //! A panic here unwinds out of [`run`] to the supervisor in `store.rs`: the open transaction
 //! rolls back as it is dropped, and the replies of the jobs being worked on are dropped, so
 //! their callers hear `Closed` (never a confirmation of something not committed). Jobs still
@@ -21,6 +24,7 @@ use tokio::sync::oneshot;
 use tracing::error;
 
 use crate::buy;
+use crate::outbox;
 use crate::error::StoreError;
 use crate::fault::{Faults, PanicPoint};
 use sellcast_room::BuyAnswer;
@@ -83,8 +87,15 @@ impl Default for WriterStats {
     }
 }
 
+/// What the writer does besides what each job asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Owe a webhook delivery for every confirmed new order (a webhook is configured).
+    pub webhook_outbox: bool,
+}
+
 /// Take jobs until every `Store` handle is gone. Panics unwind to the caller (the supervisor).
-pub fn run(mut conn: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, faults: &Faults) {
+pub fn run(mut conn: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>, faults: &Faults, options: WriterOptions) {
     let mut deferred: VecDeque<Job> = VecDeque::new();
     loop {
         let job = match deferred.pop_front() {
@@ -109,7 +120,7 @@ pub fn run(mut conn: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>,
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                commit_batch(&mut conn, batch, stats, faults);
+                commit_batch(&mut conn, batch, stats, faults, options);
             }
         }
     }
@@ -117,19 +128,31 @@ pub fn run(mut conn: Connection, jobs: &Receiver<Job>, stats: &Arc<WriterStats>,
 
 type Batch = Vec<(BuyRequest, Reply<BuyOutcome>)>;
 
-fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults: &Faults) {
+fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults: &Faults, options: WriterOptions) {
     let n = batch.len() as u64;
     let buys_taken = stats.buys.fetch_add(n, Ordering::Relaxed) + n;
     let (requests, replies): (Vec<BuyRequest>, Vec<Reply<BuyOutcome>>) = batch.into_iter().unzip();
     let mut replies = Some(replies);
     let mut results: Vec<Result<BuyOutcome, StoreError>> = Vec::with_capacity(requests.len());
     let mut written = false;
+    // Deliveries the broken variant owes only after the commit (`outbox_after_commit`).
+    let mut owed_late: Vec<(i64, String, i64)> = Vec::new();
     let started = Instant::now();
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for req in &requests {
             let sp = tx.savepoint()?;
-            match buy::execute(&sp, req) {
+            let executed = buy::execute(&sp, req).and_then(|outcome| {
+                match new_order(&outcome).filter(|_| options.webhook_outbox) {
+                    Some(order_id) if faults.outbox_after_commit() => {
+                        owed_late.push((order_id, req.buyer_name.clone(), req.now_ms));
+                    }
+                    Some(order_id) => outbox::owe(&sp, order_id, &req.buyer_name, req.now_ms)?,
+                    None => {}
+                }
+                Ok(outcome)
+            });
+            match executed {
                 Ok(outcome) => {
                     sp.commit()?;
                     results.push(Ok(outcome));
@@ -157,6 +180,7 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
         Ok(()) => {
             stats.buy_commits.fetch_add(1, Ordering::Relaxed);
             faults.panic_at(PanicPoint::AfterCommit);
+            owe_after_commit(conn, &owed_late);
             answer(replies, results, stats);
         }
         Err(e) => {
@@ -168,6 +192,31 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
     }
     if written {
         stats.batches_ended.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The order a buy just created (not a replay of an older answer).
+fn new_order(outcome: &BuyOutcome) -> Option<i64> {
+    match outcome {
+        BuyOutcome { answer: BuyAnswer::Confirmed { order_id, .. }, replayed: false, .. } => Some(*order_id),
+        _ => None,
+    }
+}
+
+/// The broken variant the outbox tests must catch: deliveries owed in a transaction of their
+/// own after the orders committed, so a crash in between loses them.
+fn owe_after_commit(conn: &mut Connection, owed: &[(i64, String, i64)]) {
+    if owed.is_empty() {
+        return;
+    }
+    let done = conn.transaction().and_then(|tx| {
+        for (order_id, buyer_name, now_ms) in owed {
+            outbox::owe(&tx, *order_id, buyer_name, *now_ms)?;
+        }
+        tx.commit()
+    });
+    if let Err(e) = done {
+        error!(error = %e, "owing webhook deliveries after the commit failed");
     }
 }
 

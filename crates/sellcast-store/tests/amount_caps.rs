@@ -40,6 +40,7 @@ async fn prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_th
         room: "r".into(),
         sale_id: s.id,
         identity: "ann".into(),
+        buyer_name: "Ann".into(),
         qty,
         idempotency_key: key.into(),
         now_ms: 5,

@@ -23,7 +23,7 @@ async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> i64 {
 }
 
 fn req(sale_id: i64, who: &str, qty: u32, key: &str, now_ms: i64) -> BuyRequest {
-    BuyRequest { room: "r".into(), sale_id, identity: who.into(), qty, idempotency_key: key.into(), now_ms, verdict: None }
+    BuyRequest { room: "r".into(), sale_id, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms, verdict: None }
 }
 
 /// The answer to a buy, and the stock left after it (confirmed buys only).

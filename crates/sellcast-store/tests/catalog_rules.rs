@@ -221,6 +221,7 @@ async fn recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and
         room: "r".into(),
         sale_id: s.id,
         identity: who.into(),
+        buyer_name: who.into(),
         qty,
         idempotency_key: key.into(),
         now_ms: 1500,

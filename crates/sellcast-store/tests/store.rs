@@ -27,7 +27,7 @@ async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> (i64, i64) {
 }
 
 fn buy(room: &str, sale_id: i64, who: &str, qty: u32, key: &str) -> BuyRequest {
-    BuyRequest { room: room.into(), sale_id, identity: who.into(), qty, idempotency_key: key.into(), now_ms: now_ms(), verdict: None }
+    BuyRequest { room: room.into(), sale_id, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: now_ms(), verdict: None }
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit
     let p = store.create_product("r", draft).await.expect("product");
     let sd = SaleDraft { product_id: p.id, price_minor: 50, currency: None, stock: 1, per_user_limit: 1, starts_at_ms: 0, ends_at_ms: 10_000 };
     let s = store.create_sale("r", sd).await.expect("sale");
-    let buy = |who: &str, key: &str| BuyRequest { room: "r".into(), sale_id: s.id, identity: who.into(), qty: 1, idempotency_key: key.into(), now_ms: 5, verdict: None };
+    let buy = |who: &str, key: &str| BuyRequest { room: "r".into(), sale_id: s.id, identity: who.into(), buyer_name: who.into(), qty: 1, idempotency_key: key.into(), now_ms: 5, verdict: None };
     // One after another, so each is its own batch: a confirmation, its replay, a rejection.
     assert!(matches!(store.buy(buy("ann", "a")).await.expect("buy").answer, BuyAnswer::Confirmed { .. }));
     assert!(store.buy(buy("ann", "a")).await.expect("retry").replayed);
@@ -53,7 +53,7 @@ async fn every_confirmed_order_is_already_readable_by_another_connection_when_it
     let mut tasks = Vec::new();
     for i in 0..200 {
         let store = store.clone();
-        let req = BuyRequest { room: "r".into(), sale_id: s.id, identity: format!("u{i}"), qty: 1, idempotency_key: "k".into(), now_ms: 5, verdict: None };
+        let req = BuyRequest { room: "r".into(), sale_id: s.id, identity: format!("u{i}"), buyer_name: String::new(), qty: 1, idempotency_key: "k".into(), now_ms: 5, verdict: None };
         tasks.push(tokio::spawn(async move { store.buy(req).await.expect("buy").answer }));
     }
     let mut confirmed = 0;
