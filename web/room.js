@@ -116,9 +116,10 @@ export class Show {
   // A snapshot carries the highlighted products and as much of the catalog as fits the data
   // channel (`more_products` says the rest is in the HTTP list). Resolves true when products
   // were added, so the caller re-renders. Products the channel already updated are kept.
-  async loadMoreProducts(s, room) {
+  // `base` is the server's origin when the page is on another one ('' for this origin).
+  async loadMoreProducts(s, room, base = '') {
     if (!s.more_products) return false;
-    const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+    const r = await fetch(`${base}/api/rooms/${encodeURIComponent(room)}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
     if (!r) return false;
     let added = false;
     for (const p of r.products) {

@@ -27,6 +27,11 @@ const givenKey = `sellcast.given-token.${location.pathname}`;
   history.replaceState(history.state, '', `${location.pathname}${q ? `?${q}` : ''}${h ? `#${h}` : ''}`);
 })();
 
+// The token this page was given in its URL, if any.
+export function givenToken() {
+  return sessionStorage.getItem(givenKey);
+}
+
 // The page's token: the one it was given (above), else (dev mode only) a guest token from the
 // server, kept in localStorage. `fresh` skips the stored guest token: one that expired, or
 // that a server with a new dev secret (its data directory was reset) refuses with 401.
@@ -73,9 +78,10 @@ export class Session {
   // endpoint: 'whip' | 'whep'; setup(pc) adds transceivers; onState(state, detail);
   // onChannel(channel) is called with each new data channel; renewToken() (optional) returns a
   // new token to try once when the server answers 401; query (optional, e.g. '?codec=h264') is
-  // appended to the WHIP/WHEP URL.
-  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '' }) {
-    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query });
+  // appended to the WHIP/WHEP URL; base (optional, e.g. 'https://live.example.com') is the
+  // server's origin when the page is on another one (the embedded player), '' for this origin.
+  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '', base = '' }) {
+    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query, base });
     this.renewed = false;
     this.pc = null;
     this.location = null;
@@ -112,7 +118,7 @@ export class Session {
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
-      const resp = await fetch(`/${this.endpoint}/${encodeURIComponent(this.room)}${this.query}`, {
+      const resp = await fetch(`${this.base}/${this.endpoint}/${encodeURIComponent(this.room)}${this.query}`, {
         method: 'POST',
         headers: { 'content-type': 'application/sdp', ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
         body: pc.localDescription.sdp,
@@ -125,7 +131,8 @@ export class Session {
         if (resp.status === 503 && after > 0) err.retryAfterMs = after * 1000;
         throw err;
       }
-      this.location = resp.headers.get('location');
+      const at = resp.headers.get('location');
+      this.location = at && this.base ? new URL(at, this.base).href : at;
       if (pc !== this.pc) return;
       await pc.setRemoteDescription({ type: 'answer', sdp: text });
     } catch (e) {

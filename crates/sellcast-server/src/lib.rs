@@ -19,6 +19,7 @@ pub mod interaction;
 pub mod media;
 pub mod metrics;
 pub mod supervision;
+pub mod webhook;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 
@@ -95,6 +96,11 @@ pub struct Config {
     pub room_idle: Duration,
     /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
     pub http_limits: ConnectionLimits,
+    /// Where committed orders are POSTed (`None`: no webhook, and no outbox rows written).
+    pub webhook: Option<webhook::WebhookConfig>,
+    /// Origins allowed to call WHEP, the frames API and the room reads from a browser, and to
+    /// frame the embeddable player (`--allow-origin`); none by default.
+    pub allow_origins: Vec<String>,
 }
 
 impl Config {
@@ -120,6 +126,8 @@ impl Config {
             rate_limits: RateLimits::OFF,
             room_idle: RoomLimits::default().idle_after,
             http_limits: ConnectionLimits::default(),
+            webhook: None,
+            allow_origins: Vec::new(),
         }
     }
 }
@@ -148,6 +156,8 @@ pub struct RunningServer {
     pub supervision: Arc<Supervision>,
     /// Sessions held under the caps.
     pub admission: Arc<Admission>,
+    /// The merchant webhook's delivery worker, when a webhook is configured.
+    pub webhook: Option<webhook::Webhook>,
     #[cfg(feature = "test-hooks")]
     hooks: test_hooks::TestHooks,
     http_stop: oneshot::Sender<()>,
@@ -205,7 +215,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     };
 
-    let store = StoreClient::open(&config.db_path).with_context(|| format!("opening {}", config.db_path.display()))?;
+    if let Some(hook) = &config.webhook {
+        hook.check().map_err(anyhow::Error::msg)?;
+    }
+    let allowed_origins = http::cors::AllowedOrigins::parse(&config.allow_origins).map_err(anyhow::Error::msg)?;
+    let order_committed = Arc::new(tokio::sync::Notify::new());
+    let store_options = sellcast_store::StoreOptions { webhook_outbox: config.webhook.is_some() };
+    let store = StoreClient::open_with(&config.db_path, store_options, Some(order_committed.clone()))
+        .with_context(|| format!("opening {}", config.db_path.display()))?;
+    let webhook = config
+        .webhook
+        .clone()
+        .map(|hook| webhook::Webhook::spawn(store.inner().clone(), hook, order_committed.clone()));
     let status_board = Arc::new(StatusBoard::with_shards(shard_count));
     let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
@@ -252,6 +273,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let draining = Arc::new(Draining::default());
     let metrics = Arc::new(Metrics::new(status_board.clone(), shows.clone(), supervision.clone(), tokio::runtime::Handle::current())?);
     metrics.watch_limits(admission.clone(), rate_limits.clone());
+    if let Some(hook) = &webhook {
+        metrics.watch_webhook(hook.stats.clone());
+    }
     let admin = match config.admin_addr {
         Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
         None => None,
@@ -269,6 +293,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         supervision: supervision.clone(),
         admission: admission.clone(),
         rate_limits,
+        cors: Arc::new(allowed_origins),
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let stopped = async move {
@@ -302,6 +327,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admin: admin.map(|(_, running)| running),
         supervision,
         admission,
+        webhook,
         #[cfg(feature = "test-hooks")]
         hooks,
         http_stop,
@@ -403,6 +429,9 @@ impl RunningServer {
         if let Some((stop, task)) = self.admin {
             let _ = stop.send(());
             let _ = task.await;
+        }
+        if let Some(hook) = self.webhook.take() {
+            hook.stop().await;
         }
         for stop in self.media_stops {
             let _ = stop.send(());

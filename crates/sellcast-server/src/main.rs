@@ -112,6 +112,8 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         connections: ConnectionArgs,
+        #[command(flatten)]
+        merchant: MerchantArgs,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -131,6 +133,32 @@ enum Command {
         #[arg(long, env = "SELLCAST_JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
     },
+}
+
+/// The merchant's shop: where orders go, and which sites may embed the player.
+#[derive(clap::Args, Debug)]
+struct MerchantArgs {
+    /// POST every committed order to this URL, signed, retried until it answers 2xx
+    /// (docs/merchant.md). Off when not set.
+    #[arg(long, env = "SELLCAST_WEBHOOK_URL", requires = "webhook_secret")]
+    webhook_url: Option<String>,
+    /// HMAC-SHA256 key the webhook's deliveries are signed with, at least 16 bytes.
+    #[arg(long, env = "SELLCAST_WEBHOOK_SECRET", hide_env_values = true, requires = "webhook_url")]
+    webhook_secret: Option<String>,
+    /// An origin (https://shop.example.com) whose pages may embed the player: CORS on WHEP,
+    /// the frames API and room reads, and framing of /embed/{room}. Repeatable; none by default.
+    #[arg(long = "allow-origin", env = "SELLCAST_ALLOW_ORIGINS", value_delimiter = ',')]
+    allow_origins: Vec<String>,
+}
+
+impl MerchantArgs {
+    fn apply(self, config: &mut sellcast_server::Config) {
+        config.webhook = self
+            .webhook_url
+            .zip(self.webhook_secret)
+            .map(|(url, secret)| sellcast_server::webhook::WebhookConfig::new(url, secret));
+        config.allow_origins = self.allow_origins;
+    }
 }
 
 /// Caps and rate limits. The defaults are for a public server; a load test from one address
@@ -226,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
             admin,
             limits,
             connections,
+            merchant,
         } => {
             let mut config = sellcast_server::Config {
                 http_addr: http,
@@ -245,8 +274,11 @@ async fn main() -> anyhow::Result<()> {
                 rate_limits: RateLimits::default(),
                 room_idle: Duration::from_secs(60),
                 http_limits: connections.limits(),
+                webhook: None,
+                allow_origins: Vec::new(),
             };
             limits.apply(&mut config);
+            merchant.apply(&mut config);
             let server = match sellcast_server::start(config).await {
                 Ok(server) => server,
                 Err(e) => match e.downcast_ref::<AuthSetupError>() {

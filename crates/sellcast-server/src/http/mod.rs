@@ -2,6 +2,7 @@
 
 mod api;
 pub mod connections;
+pub mod cors;
 mod health;
 pub mod media_stats;
 pub mod offer_check;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// Per-client rate limits on signalling and the API.
     pub rate_limits: Arc<rate_limit::RateLimiters>,
+    /// Origins allowed to call the player's endpoints and to frame the embed page.
+    pub cors: Arc<cors::AllowedOrigins>,
 }
 
 use connections::client_addr;
@@ -90,6 +93,11 @@ fn rate_gate(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> +
         .untuple_one()
 }
 
+/// The request's `Origin`, when it has a readable one.
+fn origin_of(headers: &warp::http::HeaderMap) -> Option<&str> {
+    headers.get(warp::http::header::ORIGIN).and_then(|v| v.to_str().ok())
+}
+
 fn with_state(
     state: AppState,
 ) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
@@ -99,6 +107,16 @@ fn with_state(
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let pages = pages::routes(state.pages.clone());
     let state_for_gate = state.clone();
+    let allowed = state.cors.clone();
+    let preflight = warp::options()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and_then(move |path: warp::path::FullPath, headers: warp::http::HeaderMap| {
+            let answer = cors::methods_for(path.as_str())
+                .map(|_| cors::preflight(&allowed, path.as_str(), origin_of(&headers)))
+                .ok_or_else(warp::reject::not_found);
+            std::future::ready(answer)
+        });
     let sdp_body = warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<String>("authorization"))
         .map(|ct, auth| (ct, auth))
@@ -162,7 +180,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .map(|| warp::redirect::see_other(Uri::from_static("/host/demo")));
 
-    gate.and(
+    let allowed = state_for_gate.cors.clone();
+    let inner = preflight.or(gate.and(
         whip.or(whep)
         .or(whip_end)
         .or(whep_end)
@@ -174,9 +193,18 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(status)
         .or(pages)
         .or(root)
-        .or(health))
+        .or(health)))
         .recover(rejection::recover)
-        .with(warp::reply::with::headers(security_headers::all()))
+        .with(warp::reply::with::headers(security_headers::all()));
+    // CORS and the embed page's framing policy depend on the request's path and origin.
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(inner)
+        .map(move |method: warp::http::Method, path: warp::path::FullPath, headers: warp::http::HeaderMap, reply| {
+            let response = cors::decorate(&allowed, &method, path.as_str(), origin_of(&headers), Reply::into_response(reply));
+            security_headers::frame_policy(path.as_str(), &allowed, response)
+        })
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
         }))

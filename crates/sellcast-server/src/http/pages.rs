@@ -1,7 +1,8 @@
 //! The pages (`web/`): built into the binary, so `sellcast serve` works from any directory, or
 //! read from a directory given with `--web-dir` while developing them.
 //!
-//! Routes: `/host/{room}` and `/watch/{room}` answer `host.html` and `watch.html`;
+//! Routes: `/host/{room}`, `/watch/{room}` and `/embed/{room}` answer `host.html`, `watch.html`
+//! and `embed.html`; `/embed.js` is the embeddable player's element (`<sellcast-player>`);
 //! `/static/{file}` answers any file of `web/`. Embedded files carry an `ETag` (their SHA-256)
 //! and `Cache-Control: no-cache`, so a browser revalidates and a new binary's pages are never
 //! hidden behind a stale cache.
@@ -72,11 +73,18 @@ pub fn routes(pages: Pages) -> impl Filter<Extract = (Response,), Error = Reject
     let pages = Arc::new(pages);
     let host = warp::path!("host" / String).and(warp::get()).map(|_room: String| "host.html".to_string());
     let watch = warp::path!("watch" / String).and(warp::get()).map(|_room: String| "watch.html".to_string());
+    // The embeddable player: a page to put in an iframe, and the script of its element.
+    let embed = warp::path!("embed" / String).and(warp::get()).map(|_room: String| "embed.html".to_string());
+    let embed_js = warp::path!("embed.js").and(warp::get()).map(|| "embed.js".to_string());
     let asset = warp::path("static")
         .and(warp::get())
         .and(warp::path::tail())
         .map(|tail: warp::path::Tail| tail.as_str().to_string());
     host.or(watch)
+        .unify()
+        .or(embed)
+        .unify()
+        .or(embed_js)
         .unify()
         .or(asset)
         .unify()

@@ -6,6 +6,9 @@
 //! (the catalog refuses anything else); media arrives over WebRTC as a `MediaStream`.
 
 use warp::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use warp::reply::Response;
+
+use super::cors::AllowedOrigins;
 
 /// The policy of every page (and, harmlessly, every other answer).
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -22,9 +25,36 @@ pub fn all() -> HeaderMap {
     pairs.into_iter().map(|(name, value)| (name, HeaderValue::from_static(value))).collect()
 }
 
+/// The embed page (`/embed/{room}`) may be framed by the origins allowed with
+/// `--allow-origin`, and by nobody else; every other answer keeps `frame-ancestors 'none'`.
+pub fn frame_policy(path: &str, allowed: &AllowedOrigins, mut response: Response) -> Response {
+    if !path.starts_with("/embed/") || allowed.is_empty() {
+        return response;
+    }
+    let policy = CONTENT_SECURITY_POLICY_VALUE.replace("frame-ancestors 'none'", &format!("frame-ancestors {}", allowed.source_list()));
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.headers_mut().insert(CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_embed_page_may_be_framed_and_only_by_allowed_origins() {
+        let allowed = AllowedOrigins::parse(&["https://shop.example.com".into()]).expect("valid");
+        let csp_of = |path: &str, allowed: &AllowedOrigins| {
+            let mut response = Response::new(Vec::<u8>::new().into());
+            response.headers_mut().extend(all());
+            let response = frame_policy(path, allowed, response);
+            response.headers().get(CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()).map(String::from).unwrap_or_default()
+        };
+        assert!(csp_of("/embed/demo", &allowed).ends_with("frame-ancestors https://shop.example.com"));
+        assert!(csp_of("/watch/demo", &allowed).ends_with("frame-ancestors 'none'"));
+        assert!(csp_of("/embed/demo", &AllowedOrigins::default()).ends_with("frame-ancestors 'none'"));
+    }
 
     #[test]
     fn the_policy_allows_no_inline_script_and_no_framing() {

@@ -8,6 +8,7 @@ use sellcast_room::{BuyOrder, ErrorCode, Identity, OrderLine, Product, ProductDr
 use sellcast_store as store;
 use sellcast_store::BuyOutcome;
 use thiserror::Error;
+use tokio::sync::Notify;
 
 #[derive(Debug, Clone, Error)]
 pub enum StoreFailure {
@@ -43,11 +44,19 @@ impl From<store::StoreError> for StoreFailure {
 #[derive(Clone)]
 pub struct StoreClient {
     store: Arc<store::Store>,
+    /// Notified after each new order commits (the webhook worker waits on it).
+    order_committed: Option<Arc<Notify>>,
 }
 
 impl StoreClient {
     pub fn open(path: &Path) -> Result<Self, StoreFailure> {
-        Ok(Self { store: Arc::new(store::Store::open(path)?) })
+        Self::open_with(path, store::StoreOptions::default(), None)
+    }
+
+    /// [`StoreClient::open`] with the store's `options`; `order_committed` is notified after
+    /// each buy that committed a new order.
+    pub fn open_with(path: &Path, options: store::StoreOptions, order_committed: Option<Arc<Notify>>) -> Result<Self, StoreFailure> {
+        Ok(Self { store: Arc::new(store::Store::open_with(path, options)?), order_committed })
     }
 
     pub fn inner(&self) -> &store::Store {
@@ -75,12 +84,17 @@ impl StoreClient {
             room: room.to_string(),
             sale_id: order.sale_id,
             identity: order.ticket.identity.clone(),
+            buyer_name: order.buyer_name.clone(),
             qty: order.qty,
             idempotency_key: order.ticket.key.clone(),
             now_ms,
             verdict: order.verdict,
         };
-        Ok(self.store.buy(req).await?)
+        let outcome = self.store.buy(req).await?;
+        if let (false, sellcast_room::BuyAnswer::Confirmed { .. }, Some(wake)) = (outcome.replayed, &outcome.answer, &self.order_committed) {
+            wake.notify_one();
+        }
+        Ok(outcome)
     }
 
     pub async fn create_product(&self, room: &str, draft: ProductDraft) -> Result<Product, StoreFailure> {

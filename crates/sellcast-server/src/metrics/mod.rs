@@ -11,7 +11,7 @@ mod scrape;
 
 use std::sync::Arc;
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::http::connections::{ConnectionTable, Refusal, RefusalCounter};
 
@@ -21,6 +21,7 @@ use crate::http::rate_limit::{Bucket, RateLimiters};
 use crate::interaction::registry::ShowRegistry;
 use crate::media::status_board::StatusBoard;
 use crate::supervision::Supervision;
+use crate::webhook::{Failure, WebhookStats};
 
 /// A part of the server that is restarted when it dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,12 @@ pub struct Metrics {
     http_connections_refused: IntCounterVec,
     /// The HTTP listener's connection table, read into `http_connections` at scrape time.
     connections: std::sync::Mutex<Option<Arc<ConnectionTable>>>,
+    /// The merchant webhook's outbox and attempts, copied from its worker at each scrape.
+    webhook_pending: IntGauge,
+    webhook_delivered: IntCounter,
+    webhook_failed: IntCounterVec,
+    /// Read under this lock, so two scrapes at once cannot add the same delivery twice.
+    webhook: std::sync::OnceLock<std::sync::Mutex<Arc<WebhookStats>>>,
     /// Where the supervisors count restarts; copied into `restarts` at each scrape, under
     /// the lock so two scrapes at once cannot add the same restart twice.
     supervision: std::sync::Mutex<Arc<Supervision>>,
@@ -130,6 +137,19 @@ impl Metrics {
         for part in Part::ALL {
             restarts.with_label_values(&[part.name()]);
         }
+        let webhook_pending = IntGauge::new("sellcast_webhook_pending", "Committed orders whose merchant-webhook delivery is still owed.")?;
+        let webhook_delivered =
+            IntCounter::new("sellcast_webhook_delivered_total", "Merchant-webhook deliveries the receiver acknowledged with a 2xx.")?;
+        let webhook_failed = IntCounterVec::new(
+            Opts::new("sellcast_webhook_failed_attempts_total", "Merchant-webhook attempts that failed (each is retried), by reason."),
+            &["reason"],
+        )?;
+        registry.register(Box::new(webhook_pending.clone()))?;
+        registry.register(Box::new(webhook_delivered.clone()))?;
+        registry.register(Box::new(webhook_failed.clone()))?;
+        for reason in Failure::NAMES {
+            webhook_failed.with_label_values(&[reason]);
+        }
         Ok(Self {
             registry,
             sessions_refused,
@@ -143,6 +163,10 @@ impl Metrics {
             http_connections,
             http_connections_refused,
             connections: std::sync::Mutex::new(None),
+            webhook_pending,
+            webhook_delivered,
+            webhook_failed,
+            webhook: std::sync::OnceLock::new(),
             supervision: std::sync::Mutex::new(supervision),
         })
     }
@@ -150,6 +174,25 @@ impl Metrics {
     /// Read the session counts and rate limiters at each scrape.
     pub fn watch_limits(&self, admission: Arc<Admission>, limiters: Arc<RateLimiters>) {
         let _ = self.limits.set((admission, limiters));
+    }
+
+    /// Report the merchant webhook's worker at each scrape.
+    pub fn watch_webhook(&self, stats: Arc<WebhookStats>) {
+        let _ = self.webhook.set(std::sync::Mutex::new(stats));
+    }
+
+    fn sync_webhook(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(Ok(stats)) = self.webhook.get().map(std::sync::Mutex::lock) else {
+            return;
+        };
+        self.webhook_pending.set(i64::try_from(stats.pending.load(Relaxed)).unwrap_or(i64::MAX));
+        let delivered = stats.delivered.load(Relaxed);
+        self.webhook_delivered.inc_by(delivered.saturating_sub(self.webhook_delivered.get()));
+        for (reason, count) in Failure::NAMES.iter().zip(&stats.failed) {
+            let counter = self.webhook_failed.with_label_values(&[reason]);
+            counter.inc_by(count.load(Relaxed).saturating_sub(counter.get()));
+        }
     }
 
     /// A request was refused by the `bucket` rate limit.
@@ -202,6 +245,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.sync_restarts();
         self.sync_limits();
+        self.sync_webhook();
         if let Ok(table) = self.connections.lock() {
             if let Some(table) = table.as_ref() {
                 self.http_connections.set(i64::try_from(table.held()).unwrap_or(i64::MAX));

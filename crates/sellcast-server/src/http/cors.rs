@@ -1,0 +1,179 @@
+//! CORS for the origins an operator allows (`--allow-origin`), so a player embedded on a
+//! merchant's page can reach the server from that page's origin.
+//!
+//! Only what a player needs is open to other origins: WHEP (offer and session end), the frames
+//! API, the room and product reads, the config and dev-token reads, and the player's own
+//! modules (`/embed.js`, `/static/*.js`, which a module script fetches in CORS mode). A
+//! request from an allowed origin to one of those gets `Access-Control-Allow-Origin` naming
+//! that origin (never `*`), and a preflight (`OPTIONS`) is answered 204 with the methods the
+//! path takes and `Authorization`, `Content-Type` allowed. An origin not on the list gets no
+//! CORS header at all (its preflight: 403), so its browser keeps the answer from its page.
+//! Credentials (cookies) are never allowed: the API takes bearer tokens.
+
+use warp::http::header::{HeaderMap, HeaderValue};
+use warp::http::{header, Method, StatusCode};
+use warp::reply::Response;
+use warp::Reply;
+
+/// How long a browser may cache a preflight's answer.
+const PREFLIGHT_MAX_AGE_SECS: &str = "600";
+
+/// The origins allowed to call the player's endpoints, as `scheme://host[:port]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedOrigins(Vec<String>);
+
+impl AllowedOrigins {
+    /// Check each `--allow-origin`: an `http(s)` origin and nothing more (no path, no `*`).
+    pub fn parse(origins: &[String]) -> Result<AllowedOrigins, String> {
+        let mut out = Vec::with_capacity(origins.len());
+        for o in origins {
+            let url = reqwest::Url::parse(o).map_err(|e| format!("--allow-origin {o:?}: {e}"))?;
+            let origin = url.origin().ascii_serialization();
+            if !matches!(url.scheme(), "http" | "https") || origin != o.trim_end_matches('/') {
+                return Err(format!("--allow-origin {o:?}: give an origin only, like https://shop.example.com"));
+            }
+            out.push(origin);
+        }
+        Ok(AllowedOrigins(out))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0.iter().any(|o| o == origin)
+    }
+
+    /// The origins, space-separated, as a CSP source list (`frame-ancestors`).
+    pub fn source_list(&self) -> String {
+        self.0.join(" ")
+    }
+}
+
+/// The methods a cross-origin caller may use on `path`; `None`: no CORS on this path.
+pub fn methods_for(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["whep", _room] => Some("POST, OPTIONS"),
+        ["whep", _room, _session] => Some("DELETE, OPTIONS"),
+        ["api", "rooms", _room] | ["api", "rooms", _room, "products"] => Some("GET, OPTIONS"),
+        ["api", "rooms", _room, "frames"] => Some("POST, OPTIONS"),
+        ["api", "config"] | ["api", "dev", "token"] => Some("GET, OPTIONS"),
+        ["embed.js"] => Some("GET, OPTIONS"),
+        ["static", file] if file.ends_with(".js") || file.ends_with(".css") => Some("GET, OPTIONS"),
+        _ => None,
+    }
+}
+
+/// The answer to a preflight for `path` from `origin`.
+pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> Response {
+    let Some(methods) = methods_for(path) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match origin {
+        Some(origin) if allowed.allows(origin) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let headers = response.headers_mut();
+            allow(headers, origin);
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type"));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE_SECS));
+            response
+        }
+        Some(_) => {
+            let mut response = warp::reply::with_status("origin not allowed\n", StatusCode::FORBIDDEN).into_response();
+            response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+            response
+        }
+        // Not a CORS preflight: say what the path takes.
+        None => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(methods));
+            response
+        }
+    }
+}
+
+/// Add CORS headers to an answer for `path` when `origin` is allowed there.
+pub fn decorate(allowed: &AllowedOrigins, method: &Method, path: &str, origin: Option<&str>, mut response: Response) -> Response {
+    let open = methods_for(path).is_some_and(|methods| methods.split(", ").any(|m| m == method.as_str()));
+    if allowed.is_empty() || *method == Method::OPTIONS || !open {
+        return response;
+    }
+    let headers = response.headers_mut();
+    // The answer depends on the Origin: caches must not hand one origin's answer to another.
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin.filter(|o| allowed.allows(o)) {
+        allow(headers, origin);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, Retry-After"));
+    }
+    response
+}
+
+fn allow(headers: &mut HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed() -> AllowedOrigins {
+        AllowedOrigins::parse(&["https://shop.example.com".into(), "http://127.0.0.1:18500".into()]).expect("valid")
+    }
+
+    #[test]
+    fn only_bare_http_origins_are_accepted() {
+        assert!(AllowedOrigins::parse(&["https://shop.example.com/".into()]).is_ok(), "a trailing slash is the same origin");
+        for bad in ["*", "shop.example.com", "https://shop.example.com/page", "ftp://x.example", "null"] {
+            assert!(AllowedOrigins::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_player_endpoints_take_cors_and_host_endpoints_do_not() {
+        assert_eq!(methods_for("/whep/demo"), Some("POST, OPTIONS"));
+        assert_eq!(methods_for("/whep/demo/abc"), Some("DELETE, OPTIONS"));
+        assert_eq!(methods_for("/api/rooms/demo/frames"), Some("POST, OPTIONS"));
+        assert_eq!(methods_for("/api/rooms/demo/products"), Some("GET, OPTIONS"));
+        assert_eq!(methods_for("/api/rooms/demo"), Some("GET, OPTIONS"));
+        for host_only in ["/whip/demo", "/api/rooms/demo/products/3", "/api/rooms/demo/bans", "/metrics", "/host/demo"] {
+            assert_eq!(methods_for(host_only), None, "{host_only}");
+        }
+    }
+
+    #[test]
+    fn a_preflight_from_an_allowed_origin_is_answered_and_another_is_refused() {
+        let ok = preflight(&allowed(), "/whep/demo", Some("https://shop.example.com"));
+        assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+        let h = ok.headers();
+        assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(HeaderValue::as_bytes), Some(&b"https://shop.example.com"[..]));
+        let allowed_headers = h.get(header::ACCESS_CONTROL_ALLOW_HEADERS).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(allowed_headers.contains("Authorization") && allowed_headers.contains("Content-Type"), "{allowed_headers}");
+        let refused = preflight(&allowed(), "/whep/demo", Some("https://evil.example"));
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(refused.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+
+    #[test]
+    fn answers_name_only_an_allowed_origin() {
+        let answer = |origin| {
+            decorate(&allowed(), &Method::POST, "/whep/demo", origin, StatusCode::CREATED.into_response())
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .cloned()
+        };
+        assert_eq!(answer(Some("http://127.0.0.1:18500")), Some(HeaderValue::from_static("http://127.0.0.1:18500")));
+        assert_eq!(answer(Some("https://evil.example")), None);
+        assert_eq!(answer(None), None);
+        let write = decorate(&allowed(), &Method::POST, "/api/rooms/demo/products", Some("https://shop.example.com"), StatusCode::OK.into_response());
+        assert!(write.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "only the methods the path opens");
+        let none_configured =
+            decorate(&AllowedOrigins::default(), &Method::GET, "/api/rooms/demo", Some("https://shop.example.com"), StatusCode::OK.into_response());
+        assert!(none_configured.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+}
