@@ -36,6 +36,7 @@ class SellcastPlayer extends HTMLElement {
     this.room = this.getAttribute('room') || 'demo';
     this.show = new Show();
     this.intents = new BuyIntents();
+    this.ordersSeen = new Set(); // a retried intent is confirmed again with the same order id
     this.live = false;
     this.build();
     this.start().catch(e => this.setStatus('error', e.message));
@@ -131,6 +132,8 @@ class SellcastPlayer extends HTMLElement {
       case 'order_confirmed':
         this.intents.answered(f.idempotency_key);
         this.toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
+        if (this.ordersSeen.has(f.order_id)) { this.render(); break; }
+        this.ordersSeen.add(f.order_id);
         this.dispatchEvent(new CustomEvent('sellcast-order', { detail: { orderId: f.order_id, saleId: f.sale_id, qty: f.qty }, bubbles: true, composed: true }));
         this.render();
         break;
