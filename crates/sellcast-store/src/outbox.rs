@@ -60,7 +60,7 @@ fn order_body(tx: &Connection, order_id: i64, buyer_name: &str) -> rusqlite::Res
         |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(1)?,
                 r.get::<_, Option<i64>>(2)?,
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, i64>(4)?,

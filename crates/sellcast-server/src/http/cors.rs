@@ -76,6 +76,7 @@ pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> 
             let mut response = StatusCode::NO_CONTENT.into_response();
             let headers = response.headers_mut();
             allow(headers, origin);
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
             headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type"));
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE_SECS));
@@ -115,7 +116,6 @@ fn allow(headers: &mut HeaderMap, origin: &str) {
     if let Ok(value) = HeaderValue::from_str(origin) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
     }
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 #[cfg(test)]
