@@ -53,6 +53,8 @@ impl ConnectionArgs {
     }
 }
 
+// Parsed once at startup: the size of the `Serve` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: HTTP (pages, WHIP, WHEP) and one UDP port per media thread.
