@@ -12,75 +12,24 @@
 // Env: SELLCAST_BIN (default target/debug/sellcast), SELLCAST_HTTP_PORT (18080), CHROMIUM
 // (/usr/bin/chromium), E2E_DEADLINE_MS (150000). Prints `RESULT {json}` and exits non-zero on the
 // first failed expectation, keeping the temp dir (server.log) for a look.
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeClip, readFrameNumberSource, FPS } from './y4m.mjs';
+import { ServerProcess, launchBrowser, fail, sleep, waitFor, observe } from './lib.mjs';
 
 const CLIP_FRAMES = 300; // the fake camera loops the clip: frame numbers wrap at this
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../..');
-const bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast');
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18080);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
 const ROOM = 'e2e';
 const DEADLINE_MS = Number(process.env.E2E_DEADLINE_MS || 150_000);
 const result = {};
-let server = null; // the running server child; replaced when the scenario restarts it
+let server = null; // the server child process (ServerProcess); restarted in place by the scenario
 const cspViolations = []; // what Chromium reported blocking under the pages' Content-Security-Policy
-
-function fail(msg) { throw new Error(msg); }
-const sleep = ms => new Promise(r => setTimeout(r, ms));
-
-// Poll `fn` until it returns a truthy value; bounded, never a blind sleep. A `{ pending: ... }`
-// value means "not yet" and is what a timeout reports.
-async function waitFor(what, fn, timeoutMs = 20_000, every = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try { last = await fn(); if (last && !last.pending) return last; } catch (e) { last = e.message; }
-    await sleep(every);
-  }
-  fail(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-// Poll like waitFor, but never fail: return the last value seen (the Rust side asserts on it).
-async function observe(fn, done, timeoutMs = 20_000, every = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try { last = await fn(); if (done(last)) return last; } catch (e) { last = undefined; }
-    await sleep(every);
-  }
-  return last;
-}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
-}
-
-async function startServer(tmp) {
-  const child = spawn(bin, ['serve', '--http', `127.0.0.1:${HTTP_PORT}`, '--udp-port', '0', '--web-dir', path.join(repo, 'web'), '--db', path.join(tmp, 'sellcast.db')],
-    { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const log = fs.createWriteStream(path.join(tmp, 'server.log'), { flags: 'a' });
-  child.stderr.pipe(log);
-  child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
-  server = child;
-  await waitFor('server /healthz', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
-  return child;
-}
-
-async function stopServer(signal) {
-  const child = server;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise(r => child.once('exit', r));
-  child.kill(signal);
-  await Promise.race([exited, sleep(3000)]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 async function inboundStats(page) {
@@ -100,22 +49,14 @@ async function main() {
   const clip = path.join(tmp, 'clip.y4m');
   writeClip(clip, CLIP_FRAMES);
   // Hard bound on the whole scenario: on expiry the server is killed and the browser closes with us.
+  server = new ServerProcess({ tmp, port: HTTP_PORT });
   setTimeout(() => {
     console.error(`E2E FAILED: scenario exceeded ${DEADLINE_MS} ms (server log in ${tmp})`);
-    server?.kill('SIGKILL');
+    server.kill();
     process.exit(1);
   }, DEADLINE_MS).unref();
-  await startServer(tmp);
-  const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--allow-loopback-in-peer-connection',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`,
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
-  });
+  await server.start();
+  const browser = await launchBrowser({ tmp, clip });
   // Chromium logs every load or script the page's CSP blocks; the pages must cause none.
   browser.on('page', page => page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); }));
   try {
@@ -125,7 +66,7 @@ async function main() {
     throw e;
   } finally {
     await browser.close().catch(() => {});
-    await stopServer('SIGINT');
+    await server.stop('SIGINT');
   }
   fs.rmSync(tmp, { recursive: true, force: true }); // the clip alone is 35 MB
   console.log(`RESULT ${JSON.stringify(result)}`);
@@ -225,8 +166,9 @@ async function secondHost(host) {
 
 // End: DELETE on the session, the room goes offline at once, viewers fall back to waiting.
 async function endShow(host, viewers) {
-  const t0 = Date.now();
   await host.click('#end');
+  const t0 = Date.now();
+  await host.click('#confirm button.yes'); // End asks first
   await waitFor('host page ended', () => host.evaluate(() => document.body.dataset.state === 'ended' && !document.getElementById('go-live').disabled));
   await waitFor('room offline after End', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 5_000, 50);
   const offlineMs = Date.now() - t0;
@@ -460,8 +402,8 @@ async function serverRestart(tmp, host, viewers) {
       .observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
   })));
   const t0 = Date.now();
-  await stopServer('SIGKILL');
-  await startServer(tmp);
+  await server.stop('SIGKILL');
+  await server.start();
   await waitFor('host page reconnects by itself', () => host.evaluate(() => {
     const pc = window.sellcast.session.pc;
     const back = window.__states.includes('reconnecting') && document.body.dataset.state === 'live' && pc !== window.__pcBeforeRestart;

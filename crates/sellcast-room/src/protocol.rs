@@ -197,6 +197,9 @@ pub struct ChatLine {
 pub struct OrderLine {
     pub order_id: i64,
     pub sale_id: i64,
+    pub product_id: i64,
+    /// The product's title when the feed line was made (empty if the product is gone).
+    pub title: String,
     pub buyer: Identity,
     pub qty: u32,
     pub price_minor: i64,
@@ -256,6 +259,9 @@ pub struct Snapshot {
     pub orders: Option<Vec<OrderLine>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_words: Option<Vec<String>>,
+    /// Only for hosts and moderators: what every committed order of the room adds up to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totals: Option<crate::totals::ShowTotals>,
 }
 
 /// Frames sent to one participant or as latest-state counters.
@@ -309,7 +315,12 @@ pub enum DirectFrame {
     Order {
         order: OrderLine,
         sale_sold: u32,
+        /// Revenue of this order's sale so far.
         revenue_minor: i64,
+        /// The room's totals with this order in.
+        totals: crate::totals::ShowTotals,
+        /// The product's stock left after this order.
+        product_stock: u32,
     },
     /// Latest like state, sent on a fixed tick.
     Likes {

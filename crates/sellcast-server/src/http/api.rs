@@ -70,6 +70,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(auth)
         .and(with_state(state.clone()))
         .then(list_bans);
+    let orders = warp::path!("api" / "rooms" / String / "orders")
+        .and(warp::get())
+        .and(auth)
+        .and(with_state(state.clone()))
+        .then(list_orders);
     let unban = warp::path!("api" / "rooms" / String / "bans" / String)
         .and(warp::delete())
         .and(auth)
@@ -95,6 +100,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(frames)
         .unify()
         .or(bans)
+        .unify()
+        .or(orders)
         .unify()
         .or(unban)
         .unify()
@@ -297,6 +304,30 @@ async fn list_bans(room: String, auth: Auth, st: AppState) -> Response {
                 .collect();
             warp::reply::json(&json!({ "bans": bans })).into_response()
         }
+        Err(_) => room_unavailable(),
+    }
+}
+
+/// The room's recent orders (oldest first) and its totals over every order, for the host and
+/// moderators: `{"orders":[...],"totals":{...}}`. The host console shows these figures as
+/// they are, so its revenue is the sum of the orders whatever it saw or missed.
+async fn list_orders(room: String, auth: Auth, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    if let Err(e) = st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
+        return SignalError::from(e).into_response();
+    }
+    let show = match existing_room(&st, &room).await {
+        Ok(show) => show,
+        Err(response) => return response,
+    };
+    let (reply, answer) = oneshot::channel();
+    if show.tx.send(ShowMsg::Orders { reply }).await.is_err() {
+        return room_unavailable();
+    }
+    match answer.await {
+        Ok((orders, totals)) => warp::reply::json(&json!({ "orders": orders, "totals": totals })).into_response(),
         Err(_) => room_unavailable(),
     }
 }
