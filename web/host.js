@@ -215,9 +215,21 @@ async function loadOrders() {
   const r = await fetch(`/api/rooms/${roomPath}/orders`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
   if (!r?.ok) return;
   const { orders, totals } = await r.json();
+  const more = totals.orders !== state.totals?.orders;
   for (const o of orders) state.orders.set(o.order_id, o);
   applyTotals(totals);
   renderOrders();
+  if (more) await loadStock();
+}
+
+// New orders took units off their products: read the stock left (live, order frames carry it).
+async function loadStock() {
+  const r = await fetch(`/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+  for (const p of r?.products || []) {
+    const known = state.products.get(p.id);
+    if (known) known.stock = p.stock;
+  }
+  renderProducts();
 }
 
 // The server answers (or not) once a second: the viewer count, and whether it is there at all.
