@@ -17,7 +17,8 @@ const $ = id => document.getElementById(id);
 const state = Object.assign(new Show(), {
   token: null,
   me: null,
-  totals: null,          // the server's sums over every order of the room
+  totals: null,          // the server's sums over every order of the room: orders, units, revenue
+  productSales: new Map(), // product id -> the server's { orders, units } of it
   orders: new Map(),     // order id -> feed line
   sessionState: 'starting',
   serverDown: false,
@@ -35,6 +36,8 @@ function setState(s, detail) {
   if (s === 'live') $('summary').hidden = true;
   $('message').textContent = detail || '';
   $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
+  // The name travels in the token the session was opened with: it changes between shows.
+  $('name-form').querySelectorAll('input, button').forEach(x => { x.disabled = !['idle', 'ended', 'error'].includes(s); });
   $('end').disabled = ['idle', 'ended', 'error'].includes(s);
   renderStatus();
 }
@@ -115,7 +118,10 @@ $('mic').onchange = () => (media ? openMedia() : Promise.resolve()).catch(e => s
 
 // ----- going live -----
 const link = new RoomLink({
-  onWelcome: f => { state.me = f.you; },
+  onWelcome: f => {
+    state.me = f.you;
+    if (document.activeElement !== $('host-name')) $('host-name').value = f.you.name;
+  },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -161,6 +167,7 @@ $('end').onclick = async () => {
   if (!(await confirmAction('End the show? Viewers will see that it has ended.', 'End show'))) return;
   await session.stop();
   releaseMedia();
+  await loadOrders();
   showSummary();
 };
 window.addEventListener('pagehide', () => session.stop());
@@ -275,7 +282,7 @@ function openSale(productId) {
   return [...state.sales.values()].find(s => s.product_id === productId && !s.ended_at_ms && now < s.ends_at_ms);
 }
 
-const unitsSold = id => state.totals?.products.find(p => p.product_id === id)?.units ?? 0;
+const unitsSold = id => state.productSales.get(id)?.units ?? 0;
 
 // One row per product, kept across renders (typed values and focus in its sale form survive
 // the updates that arrive every second).
@@ -395,6 +402,7 @@ function applyDirect(f) {
       state.orders.set(f.order.order_id, f.order);
       const p = state.products.get(f.order.product_id);
       if (p) p.stock = f.product_stock;
+      state.productSales.set(f.product_sales.product_id, f.product_sales);
       applyTotals(f.totals);
       renderOrders();
       renderProducts();
@@ -404,10 +412,11 @@ function applyDirect(f) {
   }
 }
 
-// The server's totals, shown as they are.
+// The server's totals, shown as they are (with the per-product sales when the orders API gave them).
 function applyTotals(t) {
   if (!t) return;
   state.totals = t;
+  if (t.products) state.productSales = new Map(t.products.map(p => [p.product_id, p]));
   $('revenue').textContent = revenueText(t);
   $('order-count').textContent = String(t.orders);
 }
@@ -449,12 +458,12 @@ async function ban(who) {
 
 // ----- end of show -----
 function showSummary() {
-  const t = state.totals || { orders: 0, revenue: [], products: [] };
+  const t = state.totals || { orders: 0, revenue: [] };
   $('summary-duration').textContent = state.liveSince === null ? '00:00' : mmss(Date.now() - state.liveSince);
   $('summary-peak').textContent = String(state.peakViewers);
   $('summary-orders').textContent = String(t.orders);
   $('summary-revenue').textContent = revenueText(t);
-  $('summary-products').replaceChildren(...t.products.map(p =>
+  $('summary-products').replaceChildren(...[...state.productSales.values()].map(p =>
     el('li', {}, el('b', {}, state.products.get(p.product_id)?.title || `product ${p.product_id}`), ` ${p.units} sold in ${p.orders} orders`)));
   $('summary').hidden = false;
   state.liveSince = null;
@@ -483,6 +492,25 @@ async function unban(identity) {
   }
   loadBans();
 }
+
+// Dev mode: the server mints the host a token with the chosen name (same identity). With an
+// identity provider, the name is the one in the token the site hands the page.
+$('name-form').onsubmit = async ev => {
+  ev.preventDefault();
+  const name = $('host-name').value.trim();
+  if (!name || !state.me) return;
+  const config = await fetch('/api/config').then(r => r.json()).catch(() => ({}));
+  if (!config.dev_mode) { $('message').textContent = 'your name comes from your sign-in'; return; }
+  const q = new URLSearchParams({ room, role: 'host', name, identity: state.me.id });
+  const r = await fetch(`/api/dev/token?${q}`).catch(() => null);
+  if (!r?.ok) { $('message').textContent = `name not saved: ${r ? r.status : 'server unreachable'}`; return; }
+  const { token } = await r.json();
+  state.token = token;
+  session.token = token;
+  localStorage.setItem(`sellcast.token.${room}.host.${new URLSearchParams(location.search).get('name') || ''}`, token);
+  state.me = { ...state.me, name };
+  $('message').textContent = `you appear as ${name}`;
+};
 
 $('chat-form').onsubmit = async ev => {
   ev.preventDefault();

@@ -137,6 +137,7 @@ async function moderation(browser, host) {
   };
   await say('cheap followers here');
   await host.click('#chat li:has-text("cheap followers here") button.ban');
+  await host.click('#confirm button.yes'); // Ban asks first
   await waitFor('the ban is listed with an Unban button', async () => (await host.locator('#bans li button.unban').count()) === 1);
   const banned = await host.locator('#bans li').getAttribute('data-identity');
   await waitFor('the banned viewer is cut off and refused', () => v.evaluate(() => document.body.dataset.state === 'error'), 30_000);

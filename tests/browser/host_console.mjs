@@ -155,6 +155,7 @@ async function run(browser) {
   await waitFor('the highlight is shown on after a reload', () => host.evaluate(() =>
     document.querySelector('#product-list li button.highlight')?.getAttribute('aria-pressed') === 'true'));
   await waitFor('the running sale is shown after a reload', () => host.locator('#product-list .running:not([hidden]) .countdown').count());
+  await waitFor('the chosen name is kept after a reload', () => host.evaluate(() => document.getElementById('host-name').value === 'Hana Store'));
 
   // The server dies while the host is live: the page says so at once.
   await host.click('#go-live');
@@ -225,7 +226,16 @@ async function prepareBeforeLive(host) {
   await host.fill('#chat-input', 'Starting in five minutes!');
   await host.press('#chat-input', 'Enter');
   await waitFor('host chat shows before going live', () => host.locator('#chat li:has-text("Starting in five minutes!")').count());
+  // The host picks the name viewers see (dev mode: a token with it, same identity).
+  await host.fill('#host-name', 'Hana Store');
+  await host.click('#name-form button[type=submit]');
+  await waitFor('the name is saved', () => host.evaluate(() => /Hana Store/.test(document.getElementById('message').textContent)));
+  await host.fill('#chat-input', 'New name, same shop');
+  await host.press('#chat-input', 'Enter');
+  await waitFor('chat is stamped with the new name', () => host.evaluate(() => [...document.querySelectorAll('#chat li')]
+    .some(li => li.querySelector('b')?.textContent === 'Hana Store' && li.querySelector('.text')?.textContent === 'New name, same shop')));
   result.before_live = { highlight: true, sale: true, chat: true };
+  result.display_name = 'Hana Store';
   const sales = (await fetch(`${base}/api/rooms/${ROOM}/products`).then(r => r.json())).sales;
   return sales[0].id;
 }

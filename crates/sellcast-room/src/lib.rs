@@ -38,4 +38,4 @@ pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, 
 pub use rate_limit::TokenBucket;
 pub use show::{Ban, Class, HostAction, Output, ShowLimits, Show, ShowRecord};
 pub use tally::{RoomTally, BUY_OUTCOMES, ERROR_CODES};
-pub use totals::{CurrencyAmount, ProductSales, ShowTotals};
+pub use totals::{CurrencyAmount, OrderTotals, ProductSales, ShowTotals};

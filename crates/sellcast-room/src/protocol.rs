@@ -259,9 +259,10 @@ pub struct Snapshot {
     pub orders: Option<Vec<OrderLine>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_words: Option<Vec<String>>,
-    /// Only for hosts and moderators: what every committed order of the room adds up to.
+    /// Only for hosts and moderators: what every committed order of the room adds up to (the
+    /// sales per product are in the orders API).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub totals: Option<crate::totals::ShowTotals>,
+    pub totals: Option<crate::totals::OrderTotals>,
 }
 
 /// Frames sent to one participant or as latest-state counters.
@@ -318,7 +319,9 @@ pub enum DirectFrame {
         /// Revenue of this order's sale so far.
         revenue_minor: i64,
         /// The room's totals with this order in.
-        totals: crate::totals::ShowTotals,
+        totals: crate::totals::OrderTotals,
+        /// The product's orders and units with this order in.
+        product_sales: crate::totals::ProductSales,
         /// The product's stock left after this order.
         product_stock: u32,
     },

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
 use sellcast_room::money::{self, AmountError};
-use sellcast_room::{CurrencyAmount, Product, ProductDraft, ProductSales, Role, Sale, SaleDraft, ShowTotals};
+use sellcast_room::{Product, ProductDraft, Role, Sale, SaleDraft, ShowTotals};
 
 use crate::model::{Ban, DurableRoom, Order};
 
@@ -268,20 +268,7 @@ pub fn room_totals(conn: &Connection, room: &str) -> Result<ShowTotals, StoreErr
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     for (product_id, currency, orders, units, minor) in rows {
-        let (orders, units) = (u64::try_from(orders).unwrap_or(0), u64::try_from(units).unwrap_or(0));
-        totals.orders += orders;
-        totals.units += units;
-        match totals.revenue.binary_search_by(|r| r.currency.as_str().cmp(&currency)) {
-            Ok(i) => totals.revenue[i].minor = totals.revenue[i].minor.saturating_add(minor),
-            Err(i) => totals.revenue.insert(i, CurrencyAmount { currency, minor }),
-        }
-        match totals.products.binary_search_by_key(&product_id, |p| p.product_id) {
-            Ok(i) => {
-                totals.products[i].orders += orders;
-                totals.products[i].units += units;
-            }
-            Err(i) => totals.products.insert(i, ProductSales { product_id, orders, units }),
-        }
+        totals.add(product_id, u64::try_from(orders).unwrap_or(0), u64::try_from(units).unwrap_or(0), &currency, minor);
     }
     Ok(totals)
 }

@@ -103,9 +103,9 @@ async fn room_totals_are_the_sums_over_every_order_not_only_the_recent_ones() {
         }
     }
     let totals = store.load_room("r").await.expect("load").totals;
-    assert_eq!(totals.orders, 60);
-    assert_eq!(totals.units, expected_units);
-    assert_eq!(totals.revenue_in("EUR"), expected_minor);
+    assert_eq!(totals.totals.orders, 60);
+    assert_eq!(totals.totals.units, expected_units);
+    assert_eq!(totals.totals.revenue_in("EUR"), expected_minor);
     assert_eq!(totals.units_of(lamp) + totals.units_of(mug), expected_units);
     assert_eq!(totals.units_of(mug), 40);
 }

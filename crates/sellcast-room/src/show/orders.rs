@@ -87,7 +87,7 @@ impl Show {
             .buyer
             .or_else(|| self.participants.values().find(|p| p.identity.id == ticket.identity).map(|p| p.identity.clone()))
             .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
-        self.totals.add_order(product_id, qty, price_minor, &currency);
+        let product_sales = self.totals.add_order(product_id, qty, price_minor, &currency);
         let order = OrderLine { order_id, sale_id, product_id, title, buyer, qty, price_minor, currency, at_ms: now_ms };
         let revenue = self.revenue.entry(sale_id).or_insert(0);
         *revenue = crate::money::add_line(*revenue, price_minor, qty);
@@ -96,7 +96,7 @@ impl Show {
             self.orders.pop_front();
         }
         self.orders.push_back(order.clone());
-        let feed = DirectFrame::Order { order, sale_sold, revenue_minor, totals: self.totals.clone(), product_stock };
+        let feed = DirectFrame::Order { order, sale_sold, revenue_minor, totals: self.totals.totals.clone(), product_sales, product_stock };
         let staff: Vec<ParticipantId> = self
             .participants
             .iter()

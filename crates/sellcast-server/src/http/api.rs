@@ -161,7 +161,11 @@ fn dev_token(query: HashMap<String, String>, st: AppState) -> Response {
         .get("name")
         .map(|n| n.chars().filter(|c| !c.is_control()).take(40).collect())
         .filter(|n: &String| !n.trim().is_empty())
-        .unwrap_or_else(|| format!("Guest {}", &tag[..4]));
+        .unwrap_or_else(|| match role {
+            // A host without a chosen name shows as the host, never as a guest.
+            Role::Host => String::from("Host"),
+            _ => format!("Guest {}", &tag[..4]),
+        });
     let sub = query.get("identity").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("guest-{tag}"));
     let claims = Claims { room: room.clone(), sub: sub.clone(), name: name.clone(), role, exp: now_secs() + 12 * 3600 };
     match st.auth.mint(&claims) {
