@@ -97,7 +97,8 @@ $('go-live').onclick = async () => {
     setState('error', e.message);
   }
 };
-$('end').onclick = () => session.stop();
+// Viewers are told the show ended (not that the host is away) before the session closes.
+$('end').onclick = async () => { await link.sendFlushed({ type: 'end_show' }); session.stop(); };
 window.addEventListener('pagehide', () => session.stop());
 
 async function pollViewers() {

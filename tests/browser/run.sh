@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs the browser end-to-end test inside private network and PID namespaces.
+# Runs a browser scenario (default e2e.mjs; else the file named by $1) inside private network and PID
+# namespaces.
 # - network: only loopback exists, so neither Chromium nor the server can pick another address.
 # - PID (with --kill-child): e2e.mjs becomes PID 1's only child; if this process is killed (the Rust
 #   test's timeout drops it), the namespace's init dies and the kernel kills everything in it, so
@@ -8,4 +9,4 @@
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 exec unshare --net --pid --fork --kill-child --mount-proc \
-  sh -c "ip link set lo up && exec node '$here/e2e.mjs'"
+  sh -c "ip link set lo up && exec node '$here/${1:-e2e.mjs}'"
