@@ -15,6 +15,9 @@ const CHAT_WARN_AT = CHAT_MAX - 100;
 let sessionState = 'connecting';
 let sessionDetail = '';
 let serverDown = false; // the last status poll got no answer at all
+// Set when the server stopped answering: the channel may look open for seconds after the server
+// is gone, so nothing is sent on it until a `welcome` comes (on a channel that works).
+let awaitingWelcome = false;
 
 // ----- video -----
 const stream = new MediaStream();
@@ -54,14 +57,17 @@ if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
 }
 const framesFlowing = () => performance.now() - lastFrameAt < 1500;
 
-// While the server answers and the room is not live, the page waits (or says the show ended)
-// whatever its own session is doing: its retries are for when the host comes.
+// A session that was connected and is being redone is "reconnecting" (the server restarted or
+// the network dropped), even while the room waits for its host. Before its first connection, a
+// page whose room is not live waits (or says the show ended): its retries are for when the host comes.
+let everConnected = false;
 function viewState() {
   if (sessionState === 'error') return 'error';
   if (serverDown) return 'reconnecting';
+  const redoing = sessionState === 'reconnecting' || sessionState === 'moving';
+  if (redoing && everConnected) return 'reconnecting';
   if (!state.live) return state.ended ? 'ended' : 'waiting';
-  if (sessionState === 'reconnecting' || sessionState === 'moving') return 'reconnecting';
-  if (sessionState === 'connecting') return 'connecting';
+  if (redoing || sessionState === 'connecting') return 'connecting';
   return 'live';
 }
 
@@ -93,7 +99,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -115,7 +121,12 @@ const session = new Session({
   },
   onChannel: ch => link.attach(ch),
   renewToken: () => getToken(room, 'viewer', { fresh: true }),
-  onState: (s, detail) => { sessionState = s; sessionDetail = detail || ''; updateView(); },
+  onState: (s, detail) => {
+    sessionState = s;
+    sessionDetail = detail || '';
+    if (s === 'live') everConnected = true;
+    updateView();
+  },
 });
 
 async function pollRoom() {
@@ -128,6 +139,7 @@ async function pollRoom() {
     $('viewers').textContent = s.viewers;
   } catch {
     serverDown = true; // the session reconnects by itself; until then the page says so
+    awaitingWelcome = true;
   }
   updateView();
 }
@@ -156,11 +168,15 @@ function applyEvent(f) {
 function applyDirect(f) {
   switch (f.type) {
     case 'likes': onLikes(f); break;
-    case 'counters':
+    case 'counters': {
+      const before = new Map([...state.sales.values()].map(s => [s.id, s.stock_left]));
       state.applyCounters(f);
+      announceOthersBuying(before);
       renderProducts();
       break;
+    }
     case 'order_confirmed':
+      if (!intentFor(f.idempotency_key)[1]?.seenInCounters) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
       buyAnswered(f.idempotency_key, true);
       toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
       break;
@@ -248,10 +264,40 @@ setInterval(() => {
   }
 }, 500);
 
+// ----- "someone just bought": others' orders, from the stock counters, at most one banner per BANNER_MS -----
+const BANNER_MS = 5000;
+const ownBought = new Map(); // sale id -> units this page bought that no counter has shown yet
+let bannerShownAt = -Infinity;
+let bannerTimer = null;
+
+function announceOthersBuying(before) {
+  for (const s of state.sales.values()) {
+    const dropped = (before.get(s.id) ?? s.stock_left) - s.stock_left;
+    if (dropped <= 0) continue;
+    // The stock is reserved before the order commits: an own buy may show here before its confirmation.
+    const flying = intents.get(s.id);
+    const inFlight = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
+    if (inFlight) flying.seenInCounters = true;
+    const own = Math.min((ownBought.get(s.id) || 0) + inFlight, dropped);
+    ownBought.set(s.id, Math.max(0, (ownBought.get(s.id) || 0) - (own - inFlight)));
+    const others = dropped - own;
+    if (others <= 0 || performance.now() - bannerShownAt < BANNER_MS) continue;
+    const title = state.products.get(s.product_id)?.title || 'this deal';
+    const b = $('banner');
+    b.textContent = others === 1 ? `🛍 Someone just bought ${title}` : `🛍 ${others} people just bought ${title}`;
+    b.hidden = false;
+    bannerShownAt = performance.now();
+    clearTimeout(bannerTimer);
+    bannerTimer = setTimeout(() => { b.hidden = true; }, BANNER_MS - 500);
+  }
+}
+
 // ----- chat -----
 // A message stays in the input until the server echoes it back: a refused (rate-limited, muted)
-// or undelivered message is never lost, and the page says why.
+// or undelivered message is never lost, and the page says why. One sent while offline waits in
+// the input and goes out when the room answers again (unless it was edited meanwhile).
 let chatPending = null; // { text, at }
+let chatQueued = null; // text
 const CHAT_ANSWER_MS = 4000;
 
 function addChat(seq, from, text) {
@@ -270,18 +316,35 @@ function addChat(seq, from, text) {
 }
 
 function chatOnline() {
-  return link.channel?.readyState === 'open' && !serverDown && sessionState === 'live';
+  return link.channel?.readyState === 'open' && !serverDown && !awaitingWelcome && state.me !== null;
+}
+
+function sendChat(text) {
+  if (!chatOnline() || !link.send({ type: 'chat', text })) return false;
+  chatPending = { text, at: performance.now() };
+  return true;
+}
+
+function sendQueuedChat() {
+  const text = chatQueued;
+  if (text === null || chatPending || !chatOnline()) return;
+  chatQueued = null;
+  if ($('chat-input').value.trim() !== text) { setChatNote(''); return; }
+  if (sendChat(text)) setChatNote('');
+  else chatQueued = text;
 }
 
 let chatNote = '';
 function setChatNote(text) { chatNote = text; updateChatNote(); }
 function updateChatNote() {
   if (chatPending && performance.now() - chatPending.at > CHAT_ANSWER_MS) {
+    chatQueued = chatPending.text; // goes again once the room answers
     chatPending = null;
-    chatNote = 'Not sent yet: the connection is down. Your message is kept; send it again.';
+    chatNote = 'Not sent yet: reconnecting… your message will be sent when you are back.';
   }
   const offline = !chatOnline();
   const typing = $('chat-input').value.trim().length > 0;
+  if (chatQueued !== null && !offline) sendQueuedChat();
   const text = chatNote || (offline && typing ? 'Offline: reconnecting… your message will wait here.' : '');
   const note = $('chat-note');
   if (note.textContent !== text) note.textContent = text;
@@ -315,11 +378,10 @@ $('chat-form').onsubmit = ev => {
   ev.preventDefault();
   const text = $('chat-input').value.trim();
   if (!text || chatPending) return;
-  if (!chatOnline() || !link.send({ type: 'chat', text })) {
-    setChatNote('Offline: reconnecting… your message is kept; send it when you are back.');
-    return;
+  if (!sendChat(text)) {
+    chatQueued = text;
+    setChatNote('Offline: reconnecting… your message will be sent when you are back.');
   }
-  chatPending = { text, at: performance.now() };
 };
 
 // ----- likes: batched, one frame per 250 ms at most -----
