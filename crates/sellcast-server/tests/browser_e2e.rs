@@ -6,7 +6,7 @@ mod browser_support;
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 #[tokio::test]
 async fn host_and_three_viewers_in_chromium() -> Result<()> {
