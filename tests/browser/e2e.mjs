@@ -102,6 +102,7 @@ async function run(browser, tmp) {
   await unmute(viewers[0]);
   await switchMic(host, viewers[0], devices.mics);
   await commerce(host, viewers);
+  await moderation(browser, host);
   await linkedViewer(host);
   await secondHost(host);
   await hostDrop(host, viewers);
@@ -109,6 +110,41 @@ async function run(browser, tmp) {
   await endShow(host, viewers);
   if (cspViolations.length) fail(`the pages broke their Content-Security-Policy: ${cspViolations.join(' | ')}`);
   result.csp = { header: csp, violations: cspViolations.length };
+}
+
+// Moderation from the host console: the host bans a viewer from its chat line (the viewer is
+// cut off and its reconnect refused), sees the ban under Banned, and lifts it with the Unban
+// button; the same viewer (same stored identity) then comes back and chats.
+async function moderation(browser, host) {
+  const v = await browser.newPage();
+  v.on('pageerror', e => console.error('spammer page error:', e.message));
+  await v.goto(`${base}/watch/${ROOM}?name=Spammer`);
+  await waitFor('the spammer is live', () => v.evaluate(() => document.body.dataset.state === 'live'), 30_000);
+  const say = async text => {
+    await v.fill('#chat-input', text);
+    await v.press('#chat-input', 'Enter');
+    await waitFor(`host sees "${text}"`, () => host.locator(`#chat li:has-text("${text}")`).count());
+  };
+  await say('cheap followers here');
+  await host.click('#chat li:has-text("cheap followers here") button.ban');
+  await waitFor('the ban is listed with an Unban button', async () => (await host.locator('#bans li button.unban').count()) === 1);
+  const banned = await host.locator('#bans li').getAttribute('data-identity');
+  await waitFor('the banned viewer is cut off and refused', () => v.evaluate(() => document.body.dataset.state === 'error'), 30_000);
+
+  await host.click('#bans li button.unban');
+  await waitFor('the ban is gone from the list', async () => (await host.locator('#bans li').count()) === 0);
+  const listed = await host.evaluate(async room => {
+    const r = await fetch(`/api/rooms/${room}/bans`, { headers: { authorization: `Bearer ${window.sellcast.state.token}` } });
+    return (await r.json()).bans.map(b => b.identity);
+  }, ROOM);
+  if (listed.length !== 0) fail(`the bans API still lists ${JSON.stringify(listed)}`);
+  await v.reload();
+  await waitFor('the unbanned viewer is live again', () => v.evaluate(() => document.body.dataset.state === 'live'), 30_000);
+  await say('sorry, back to shopping');
+  const back = await host.locator('#chat li:has-text("sorry, back to shopping")').getAttribute('data-identity');
+  if (!banned || back !== banned) fail(`the unbanned viewer came back as ${back}, the ban was on ${banned}`);
+  await v.close();
+  result.moderation = { banned, refused_while_banned: true, back_after_unban: back };
 }
 
 // A viewer given its token in a link's fragment (`#token=...`): the page takes it out of the

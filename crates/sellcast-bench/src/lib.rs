@@ -9,6 +9,7 @@ pub mod chat;
 pub mod janus;
 pub mod media_stats;
 pub mod plot;
+pub mod priority;
 pub mod proc_stats;
 pub mod server;
 pub mod soak;

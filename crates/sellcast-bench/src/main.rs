@@ -63,9 +63,13 @@ struct Args {
     /// measured without and then with attackers on every door (issue 11; src/attack.rs).
     #[arg(long)]
     attack: bool,
-    /// Seconds of each attack phase (without, then with attackers).
+    /// Measured seconds of each attack condition (without, and with attackers), split over
+    /// --attack-rounds alternating segments.
     #[arg(long, default_value_t = 30)]
     attack_seconds: u64,
+    /// How many times the attack run alternates between no attackers and attackers.
+    #[arg(long, default_value_t = 3)]
+    attack_rounds: u32,
     /// Also measure chat fan-out to this many data-channel viewers.
     #[arg(long, default_value_t = 0)]
     chat_viewers: usize,
@@ -110,7 +114,7 @@ async fn main() -> Result<()> {
     }
     let target = Target { media_threads: args.media_threads, ..Target::new(args.server_bin.clone(), args.http_port) };
     if args.attack {
-        return run_attack(&target, args.attack_seconds, &args.out).await;
+        return run_attack(&target, args.attack_seconds, args.attack_rounds, &args.out).await;
     }
     if let Some(Mode::Soak(soak_args)) = &args.mode {
         return run_soak(&target, soak_args, args.bitrate, &args.out).await;
@@ -244,10 +248,13 @@ fn summary(steps: &[StepResult]) {
     }
 }
 
-async fn run_attack(target: &Target, seconds: u64, out: &std::path::Path) -> Result<()> {
-    let opts = attack::AttackOptions { phase: Duration::from_secs(seconds.max(5)), ..attack::AttackOptions::full() };
+async fn run_attack(target: &Target, seconds: u64, rounds: u32, out: &std::path::Path) -> Result<()> {
+    let opts = attack::AttackOptions { phase: Duration::from_secs(seconds.max(5)), rounds: rounds.max(1), ..attack::AttackOptions::full() };
     let target = attack::target_for(target, &opts)?;
-    println!("attack: {} honest viewers ({} chatting and buying), {} s without attackers, then {} s with", opts.viewers, opts.chatters, seconds, seconds);
+    println!(
+        "attack: {} honest viewers ({} chatting and buying), {} s without attackers and {} s with, alternating in {} rounds",
+        opts.viewers, opts.chatters, seconds, seconds, opts.rounds
+    );
     let result = attack::run(&target, &opts).await?;
     attack::print_summary(&result);
     std::fs::create_dir_all(out)?;

@@ -38,6 +38,13 @@ pub async fn read(http: &reqwest::Client, base: &str) -> Result<Reading> {
     })
 }
 
+/// Time live packets spent in the server between two readings, as a histogram (microseconds).
+pub fn latency_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
+    let mut h = end.latency.clone();
+    h.subtract(&start.latency)?;
+    Ok(h)
+}
+
 pub fn window(start: &Reading, end: &Reading) -> Result<Window> {
     let mut h = end.latency.clone();
     h.subtract(&start.latency)?;

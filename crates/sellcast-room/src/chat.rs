@@ -131,7 +131,8 @@ impl ChatDesk {
     }
 }
 
-fn normalize_words(words: Vec<String>) -> Vec<String> {
+/// The list as it is matched and shown: trimmed, lowercased, sorted, without empties or repeats.
+pub(crate) fn normalize_words(words: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = words
         .into_iter()
         .map(|w| w.trim().to_lowercase())

@@ -1,6 +1,7 @@
-//! The bodies of the `sdp_offer` and `api_bodies` fuzz targets (fuzz/), shared with the
-//! corpus replay test (`tests/fuzz_corpus.rs`) so both run identical code. Each takes the raw
-//! bytes of an HTTP body and runs what the server runs on it, without sockets or tasks.
+//! The bodies of the `sdp_offer`, `api_bodies` and `stun_datagram` fuzz targets (fuzz/),
+//! shared with the corpus replay test (`tests/fuzz_corpus.rs`) so both run identical code.
+//! Each takes the raw bytes of an HTTP body or a datagram and runs what the server runs on
+//! it, without sockets or tasks.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -10,7 +11,7 @@ use sellcast_room::fuzzing::{identity, FakeStore, START_MS};
 use sellcast_room::{CallId, ClientFrame, Product, ProductDraft, Role};
 use str0m::config::DtlsCert;
 
-use crate::http::MAX_SDP_BYTES;
+use crate::http::offer_check::check_offer;
 use crate::media::offer::{check_watch, plan_publish, CodecPolicy};
 use crate::media::peer::PeerFactory;
 
@@ -30,17 +31,16 @@ fn factory() -> &'static PeerFactory {
     })
 }
 
-/// A WHIP or WHEP body: the signalling side's checks (`plan_publish` under each codec policy,
+/// A WHIP or WHEP body: the signalling side's checks (`check_offer`, the gate every offer
+/// passes before anything else reads it; then `plan_publish` under each codec policy and
 /// `check_watch`), and for an offer that passes them what the media thread does with it
 /// (normalised, parsed by str0m and answered, `PeerFactory::accept`). A refusal is fine; a
 /// panic is a bug. Returns how many of those four sessions str0m answered.
 pub fn sdp_offer(data: &[u8]) -> usize {
-    if data.len() as u64 > MAX_SDP_BYTES {
-        return 0;
-    }
-    let Ok(offer) = std::str::from_utf8(data) else {
+    let Ok(checked) = check_offer(data) else {
         return 0;
     };
+    let offer = checked.as_str();
     let mut answered = 0;
     for policy in [CodecPolicy::Auto, CodecPolicy::Vp8, CodecPolicy::H264] {
         if let Ok(plan) = plan_publish(offer, policy) {
@@ -51,6 +51,20 @@ pub fn sdp_offer(data: &[u8]) -> usize {
         answered += usize::from(factory().accept(Instant::now(), None, offer).is_ok());
     }
     answered
+}
+
+/// A datagram from an address no peer owns yet: the media thread reads the ufrag it names
+/// (`media::stun_route`) at line rate, before any peer sees it. A `None` is fine; a panic, or
+/// a ufrag that is not a non-empty slice of the datagram's own USERNAME, is a bug. Returns the
+/// ufrag's length.
+pub fn stun_datagram(data: &[u8]) -> Option<usize> {
+    let ufrag = crate::media::stun_route::binding_request_ufrag(data)?;
+    let inside = data.as_ptr_range();
+    let (start, end) = (ufrag.as_ptr(), ufrag.as_ptr_range().end);
+    assert!(inside.start <= start && end <= inside.end, "the ufrag is read from the datagram itself");
+    assert!(!ufrag.is_empty() && ufrag.len() <= 513, "a ufrag of {} bytes", ufrag.len());
+    assert!(!ufrag.contains(&b':'), "the ufrag stops at the first colon");
+    Some(ufrag.len())
 }
 
 /// An HTTP API body, read both ways the API reads a body: as a product create/update

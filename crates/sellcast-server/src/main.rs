@@ -150,16 +150,16 @@ struct LimitArgs {
     /// Most rooms holding sessions or loaded at once.
     #[arg(long, env = "SELLCAST_MAX_ROOMS", default_value_t = AdmissionLimits::default().max_rooms)]
     max_rooms: usize,
-    /// WHIP/WHEP requests per second per client address (0: no limit).
+    /// WHIP/WHEP offers per second per client address (0: no limit).
     #[arg(long, env = "SELLCAST_SIGNAL_RATE", default_value_t = RateLimits::default().signalling.per_second)]
     signal_rate: u32,
-    /// Burst of WHIP/WHEP requests per client address above the rate.
+    /// Burst of WHIP/WHEP offers per client address above the rate.
     #[arg(long, env = "SELLCAST_SIGNAL_BURST", default_value_t = RateLimits::default().signalling.burst)]
     signal_burst: u32,
-    /// `/api/` requests per second per client address (0: no limit).
+    /// `/api/` requests and session DELETEs per second per client address (0: no limit).
     #[arg(long, env = "SELLCAST_API_RATE", default_value_t = RateLimits::default().api.per_second)]
     api_rate: u32,
-    /// Burst of `/api/` requests per client address above the rate.
+    /// Burst of `/api/` requests and session DELETEs per client address above the rate.
     #[arg(long, env = "SELLCAST_API_BURST", default_value_t = RateLimits::default().api.burst)]
     api_burst: u32,
     /// Seconds an unused room stays loaded (it reloads from the database on next use).

@@ -167,6 +167,28 @@ async fn rate_limits_answer_429_with_retry_after_and_leave_pages_alone() -> Resu
     Ok(())
 }
 
+/// Ending a session only frees: it is held to the API's budget, not to the offers' (where 50
+/// viewers behind one address leaving at once were refused and held their places until the
+/// idle deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_deletes_are_not_held_to_the_offer_rate() -> Result<()> {
+    let limits = RateLimits { signalling: Rate { per_second: 1, burst: 3 }, api: Rate { per_second: 1, burst: 100 } };
+    let (server, _dir) = start(AdmissionLimits::generous(), limits).await?;
+    let c = Client::new(&server);
+    assert_eq!(c.publish("shop").await?.status, StatusCode::CREATED);
+    let v1 = c.watch("shop", "v1").await?;
+    let v2 = c.watch("shop", "v2").await?;
+    assert_eq!((v1.status, v2.status), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(c.watch("shop", "v3").await?.status, StatusCode::TOO_MANY_REQUESTS, "the offers' burst of 3 is used up");
+    for answer in [&v1, &v2] {
+        let status = c.delete(answer.location.as_deref().context("Location")?).await?;
+        assert_eq!(status, StatusCode::OK, "a DELETE after the offers' burst still ends its session");
+    }
+    assert_eq!(server.admission.counts().sessions(), 1, "only the host is left");
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_failing_the_checks_is_400_before_any_room_or_place_is_taken() -> Result<()> {
     let (server, _dir) = start(AdmissionLimits::generous(), RateLimits::OFF).await?;

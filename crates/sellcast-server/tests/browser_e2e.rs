@@ -22,6 +22,9 @@ async fn host_and_three_viewers_in_chromium() -> Result<()> {
     assert!(csp.starts_with("default-src 'self'"), "the pages are served under a strict CSP: {r}");
     assert_eq!(r["csp"]["violations"], 0, "nothing the pages do is blocked by it: {r}");
     assert_eq!(r["linked_viewer"]["token_in_urls"], 0, "a token given in #token= never travels in a URL: {r}");
+    let banned = r["moderation"]["banned"].as_str().unwrap_or_default();
+    assert!(!banned.is_empty(), "the host banned a viewer from its chat line: {r}");
+    assert_eq!(r["moderation"]["back_after_unban"], banned, "after Unban the same identity came back and chatted: {r}");
     let since_return = r["host_drop"]["frames_since_return"].as_array().context("frames_since_return")?;
     assert_eq!(since_return.len(), 3, "{r}");
     for (i, frames) in since_return.iter().enumerate() {

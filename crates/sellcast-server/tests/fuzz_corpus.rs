@@ -41,6 +41,27 @@ fn sdp_offer_corpus_is_checked_and_answered_without_a_panic() {
 }
 
 #[test]
+fn stun_datagram_corpus_is_routed_without_a_panic() {
+    replay("stun_datagram", sellcast_server::fuzzing::stun_datagram);
+}
+
+/// The target reaches the USERNAME: the seed binding requests name their ufrag, and the seeds
+/// that are not binding requests (RTP, DTLS, a binding response) name none.
+#[test]
+fn stun_datagram_target_reads_the_ufrag_of_the_seed_requests() {
+    let files = corpus("stun_datagram");
+    let ufrag_len = |name: &str| {
+        let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("seed {name} is missing"));
+        sellcast_server::fuzzing::stun_datagram(bytes)
+    };
+    assert_eq!(ufrag_len("binding_request_chromium_shape.bin"), Some(8));
+    assert_eq!(ufrag_len("binding_request_username_first.bin"), Some(4));
+    assert_eq!(ufrag_len("rtp_vp8.bin"), None);
+    assert_eq!(ufrag_len("dtls_client_hello.bin"), None);
+    assert_eq!(ufrag_len("binding_response.bin"), None);
+}
+
+#[test]
 fn api_bodies_corpus_is_validated_and_answered_without_a_panic() {
     replay("api_bodies", sellcast_server::fuzzing::api_bodies);
 }

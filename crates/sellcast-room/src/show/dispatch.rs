@@ -100,6 +100,11 @@ impl Show {
                     if stock == 0 || per_user_limit == 0 || ends_at_ms <= starts_at_ms || price_minor < 0 || ends_at_ms <= now_ms {
                         return Err(FrameError::new(ErrorCode::Invalid, "a sale needs stock >= 1, a limit >= 1, a price >= 0 and an end in the future after its start"));
                     }
+                    let open = self.sales.iter().filter(|s| !s.is_over(now_ms)).count();
+                    if open >= self.config.max_open_sales {
+                        let max = self.config.max_open_sales;
+                        return Err(FrameError::new(ErrorCode::Invalid, format!("at most {max} sales can be open at once: end one first")));
+                    }
                     money::check_price(price_minor)?;
                     money::check_stock(stock)?;
                     money::check_stock(per_user_limit)?;
@@ -168,6 +173,12 @@ impl Show {
             ClientFrame::SetBlockedWords { words } => self.moderator_only(&who, "set blocked words").and_then(|()| {
                 if words.len() > 500 || words.iter().any(|w| w.chars().count() > 64) {
                     return Err(FrameError::new(ErrorCode::Invalid, "at most 500 words of at most 64 characters"));
+                }
+                // Measured as staff snapshots carry it (lowercasing can lengthen a word).
+                let bytes = super::snapshots::encoded_len(&crate::chat::normalize_words(words.clone()));
+                if bytes > self.config.max_blocked_words_bytes {
+                    let max = self.config.max_blocked_words_bytes;
+                    return Err(FrameError::new(ErrorCode::Invalid, format!("the blocked words take {bytes} bytes; at most {max}")));
                 }
                 Ok(self.persist(from, &who, HostAction::SetBlockedWords(words)))
             }),

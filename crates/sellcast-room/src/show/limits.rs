@@ -24,6 +24,12 @@ pub struct ShowLimits {
     /// and calls.
     pub identities: IdentityRates,
     pub max_pins: usize,
+    /// Sales not yet over (running or scheduled) at once. Every snapshot carries them all,
+    /// beside the highlighted products and the staff's blocked words: these caps keep that
+    /// fixed part well inside `snapshot_bytes` (with chat and orders at a quarter each).
+    pub max_open_sales: usize,
+    /// The blocked-word list as JSON, in bytes (500 words of 64 emoji would be 130 KB).
+    pub max_blocked_words_bytes: usize,
     /// Buy answers kept in memory; older ones are read back from the store.
     pub recent_answers: usize,
 }
@@ -38,6 +44,8 @@ impl Default for ShowLimits {
             likes_per_user_per_tick: 30,
             identities: IdentityRates::default(),
             max_pins: 3,
+            max_open_sales: 20,
+            max_blocked_words_bytes: 8 * 1024,
             recent_answers: 100_000,
         }
     }

@@ -65,16 +65,20 @@ pub(crate) struct Limited(pub std::time::Duration);
 
 impl warp::reject::Reject for Limited {}
 
-/// Counts each request against its client's rate limit: `/whip/...` and `/whep/...` against
-/// signalling, `/api/...` against the API; pages, `/metrics` and `/healthz` are not limited.
+/// Counts each request against its client's rate limit: WHIP and WHEP offers against
+/// signalling, `/api/...` and session `DELETE`s against the API; pages, `/metrics` and
+/// `/healthz` are not limited. A `DELETE` only frees what an offer took, so it is not held to
+/// the offers' small budget: a page that reconnects ends its old session and offers anew, and
+/// many viewers behind one address (a venue's Wi-Fi) may leave at once.
 fn rate_gate(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     let (limiters, metrics) = (state.rate_limits.clone(), state.metrics.clone());
     warp::path::peek()
+        .and(warp::method())
         .and(client_addr())
-        .and_then(move |path: warp::path::Peek, client: Option<SocketAddr>| {
+        .and_then(move |path: warp::path::Peek, method: warp::http::Method, client: Option<SocketAddr>| {
             let bucket = match path.segments().next() {
-                Some("whip" | "whep") => Some(rate_limit::Bucket::Signalling),
-                Some("api") => Some(rate_limit::Bucket::Api),
+                Some("whip" | "whep") if method != warp::http::Method::DELETE => Some(rate_limit::Bucket::Signalling),
+                Some("whip" | "whep" | "api") => Some(rate_limit::Bucket::Api),
                 _ => None,
             };
             let verdict = match bucket.map(|b| (b, limiters.check(b, client))) {

@@ -1,5 +1,5 @@
-//! Per-client rate limits on signalling (WHIP, WHEP and their `DELETE`s) and on the JSON API
-//! (`/api/...`), with `governor`'s keyed GCRA limiters: one bucket per client address (an
+//! Per-client rate limits on signalling (WHIP and WHEP offers) and on the JSON API (`/api/...`
+//! and session `DELETE`s), with `governor`'s keyed GCRA limiters: one bucket per client address (an
 //! IPv6 client: its /64, see [`client_key`]).
 //!
 //! A limiter holds a state per address it has seen; [`RateLimiters::sweep`], run on a timer,
@@ -40,9 +40,9 @@ impl Rate {
 /// The rate limits of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
-    /// WHIP and WHEP offers and session `DELETE`s.
+    /// WHIP and WHEP offers.
     pub signalling: Rate,
-    /// Everything under `/api/`.
+    /// Everything under `/api/`, and session `DELETE`s.
     pub api: Rate,
 }
 
