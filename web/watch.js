@@ -366,6 +366,9 @@ function updateChatCount() {
   count.classList.toggle('full', n >= CHAT_MAX);
 }
 
+// A clamped message opens in full on a tap, and closes on the next.
+$('chat').addEventListener('click', ev => ev.target.closest('#chat li')?.classList.toggle('open'));
+
 $('chat-input').addEventListener('input', () => {
   const input = $('chat-input');
   if (input.value.length > CHAT_MAX) input.value = input.value.slice(0, CHAT_MAX); // pasted past the cap: the counter says so
@@ -464,6 +467,7 @@ function tickCountdowns() {
   for (const node of document.querySelectorAll('.countdown')) {
     const sale = state.sales.get(Number(node.dataset.saleId));
     if (!sale) continue;
+    if (state.ended) { node.textContent = ''; continue; }
     const ms = now < sale.starts_at_ms ? sale.starts_at_ms - now : sale.ends_at_ms - now;
     const s = Math.max(0, Math.ceil(ms / 1000));
     const text = `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
