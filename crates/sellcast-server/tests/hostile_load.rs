@@ -25,7 +25,14 @@ async fn under_attack_every_attacker_resource_is_freed_and_no_honest_order_is_lo
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     // A phone-sized stream (300 kbit/s): the honest viewers are webrtc-rs peers in this test
     // process, built without optimisation.
-    let opts = AttackOptions { phase: Duration::from_secs(10), rounds: 1, bitrate: 300_000, ..AttackOptions::full() };
+    // Attackers at normal priority: here the full attack volume matters, not the honest figures.
+    let opts = AttackOptions {
+        phase: Duration::from_secs(10),
+        rounds: 1,
+        bitrate: 300_000,
+        attackers_in_background: false,
+        ..AttackOptions::full()
+    };
     let target = attack::target_for(&Target::new(env!("CARGO_BIN_EXE_sellcast"), port), &opts)?;
     let r = tokio::time::timeout(Duration::from_secs(300), attack::run(&target, &opts)).await??;
     attack::print_summary(&r);
