@@ -176,6 +176,7 @@ function applyDirect(f) {
       break;
     }
     case 'order_confirmed':
+      rememberOrder(f);
       if (!intentFor(f.idempotency_key)[1]?.seenInCounters) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
       buyAnswered(f.idempotency_key, true);
       toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
@@ -263,6 +264,33 @@ setInterval(() => {
     }
   }
 }, 500);
+
+// ----- my orders: kept in this browser per room, so a reload still shows them -----
+const ordersKey = `sellcast.orders.${room}`;
+let myOrders = (() => { try { return JSON.parse(localStorage.getItem(ordersKey)) || []; } catch { return []; } })();
+
+function rememberOrder(f) {
+  if (myOrders.some(o => o.order_id === f.order_id)) return; // a retried key answers with the same order
+  const sale = state.sales.get(f.sale_id);
+  const title = state.products.get(sale?.product_id)?.title || '';
+  myOrders = [...myOrders, { order_id: f.order_id, qty: f.qty, price_minor: f.price_minor, currency: f.currency, title }].slice(-50);
+  try { localStorage.setItem(ordersKey, JSON.stringify(myOrders)); } catch { /* private mode: this page still lists them */ }
+  renderOrders();
+}
+
+function renderOrders() {
+  $('my-orders').hidden = myOrders.length === 0;
+  $('my-orders-count').textContent = myOrders.length;
+  $('my-orders-list').replaceChildren(...myOrders.slice().reverse().map(o =>
+    el('li', { dataset: { orderId: String(o.order_id) } }, `#${o.order_id} · ${o.qty} × ${formatPrice(o.price_minor, o.currency)} · ${o.title}`)));
+}
+
+$('my-orders').onclick = () => {
+  const list = $('my-orders-list');
+  list.hidden = !list.hidden;
+  $('my-orders').setAttribute('aria-expanded', String(!list.hidden));
+};
+renderOrders();
 
 // ----- "someone just bought": others' orders, from the stock counters, at most one banner per BANNER_MS -----
 const BANNER_MS = 5000;

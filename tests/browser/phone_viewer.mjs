@@ -96,6 +96,7 @@ async function run(browser) {
   await chat(phone);
   await serverDown(phone, host);
   await showEnded(phone, host);
+  await myOrdersAfterReload(phone);
   if (cspViolations.length) fail(`the pages broke their Content-Security-Policy: ${cspViolations.join(' | ')}`);
   result.csp_violations = cspViolations.length;
 }
@@ -231,8 +232,9 @@ async function doubleTapBuy(phone, saleId) {
   }));
   const snapshot = (await hostFrame({ type: 'hello' })).find(f => f.type === 'snapshot');
   const orders = (snapshot?.orders || []).filter(o => o.sale_id === saleId);
+  const orderId = orders[0]?.order_id;
   const toast = await phone.evaluate(() => ({ text: document.getElementById('toast').textContent, kind: document.getElementById('toast').className }));
-  result.double_tap_buy = { taps: buys.taps, buy_frames: buys.sent.length, distinct_keys: new Set(buys.sent).size, answers: buys.answers, orders: orders.length, toast: toast.text };
+  result.double_tap_buy = { order_id: orderId, taps: buys.taps, buy_frames: buys.sent.length, distinct_keys: new Set(buys.sent).size, answers: buys.answers, orders: orders.length, toast: toast.text };
   if (orders.length !== 1) fail(`a double tap on Buy made ${orders.length} orders: ${JSON.stringify(result.double_tap_buy)}`);
   if (!/confirmed/.test(toast.text) || /bad/.test(toast.kind)) fail(`the confirmation was replaced: ${JSON.stringify(toast)}`);
   await phone.screenshot({ path: path.join(shots, 'phone-buy-confirmed.png') });
@@ -345,6 +347,23 @@ async function showEnded(phone, host) {
   if (!top.ok) fail(`"Show ended" is under something: ${JSON.stringify(top)}`);
   await phone.screenshot({ path: path.join(shots, 'phone-ended.png') });
   result.show_ended = { overlay_on_top: true, buy_buttons: ended.buys, enabled: ended.enabled };
+}
+
+// Defect 19 (viewer side): the viewer's own order is listed in the page, also after a reload.
+async function myOrdersAfterReload(phone) {
+  const ordered = result.double_tap_buy.order_id;
+  await phone.reload();
+  await waitFor('the page lists my order after a reload', async () => (await phone.locator('#my-orders:not([hidden])').count()) === 1);
+  await phone.tap('#my-orders');
+  const listed = await waitFor('my orders open', () => phone.evaluate(() => {
+    const list = document.getElementById('my-orders-list');
+    return !list.hidden && [...list.querySelectorAll('li')].map(li => Number(li.dataset.orderId));
+  }));
+  if (listed.length !== 1 || listed[0] !== ordered) fail(`my orders list ${JSON.stringify(listed)}, the order was #${ordered}`);
+  const size = await phone.locator('#my-orders').boundingBox();
+  if (size.height < 44) fail(`the My orders button is ${size.width}x${size.height}`);
+  await phone.screenshot({ path: path.join(shots, 'phone-my-orders.png') });
+  result.my_orders = { listed };
 }
 
 main().catch(e => { console.error(`PHONE FAILED: ${e.stack || e.message}`); process.exit(1); });

@@ -22,6 +22,7 @@ async fn phone_viewer_can_unmute_buy_once_chat_and_sees_every_show_state() -> Re
     assert_eq!(r["own_hearts"]["floated"], 4, "own hearts float once: {r}");
     assert_eq!(r["server_down"]["kept_message_sent"], true, "{r}");
     assert_eq!(r["show_ended"]["enabled"], 0, "no Buy after the show ended: {r}");
+    assert_eq!(r["my_orders"]["listed"].as_array().map(Vec::len), Some(1), "the own order is listed after a reload: {r}");
     assert_eq!(r["csp_violations"], 0, "{r}");
     Ok(())
 }
