@@ -165,6 +165,9 @@ $('go-live').onclick = async () => {
 };
 $('end').onclick = async () => {
   if (!(await confirmAction('End the show? Viewers will see that it has ended.', 'End show'))) return;
+  // Viewers are told the show ended (not that the host is away) before the session closes:
+  // flushed on the data channel when live, else over HTTP.
+  if (!(await link.sendFlushed({ type: 'end_show' }))) await send({ type: 'end_show' });
   await session.stop();
   releaseMedia();
   await loadOrders();

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClip, readFrameNumberSource, FPS } from './y4m.mjs';
-import { ServerProcess, launchBrowser, fail, sleep, waitFor, observe } from './lib.mjs';
+import { fail, waitFor, observe, ServerProcess, launchChromium, inboundStats } from './lib.mjs';
 
 const CLIP_FRAMES = 300; // the fake camera loops the clip: frame numbers wrap at this
 
@@ -25,24 +25,15 @@ const base = `http://127.0.0.1:${HTTP_PORT}`;
 const ROOM = 'e2e';
 const DEADLINE_MS = Number(process.env.E2E_DEADLINE_MS || 150_000);
 const result = {};
-let server = null; // the server child process (ServerProcess); restarted in place by the scenario
+let server = null; // the running server (a ServerProcess); restarted in place by the scenario
 const cspViolations = []; // what Chromium reported blocking under the pages' Content-Security-Policy
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
 }
 
-async function inboundStats(page) {
-  return page.evaluate(async () => {
-    const pc = window.sellcast?.session?.pc;
-    if (!pc) return null;
-    const out = {};
-    (await pc.getStats()).forEach(s => {
-      if (s.type === 'inbound-rtp') out[s.kind] = { packets: s.packetsReceived || 0, frames: s.framesDecoded || 0 };
-    });
-    return out;
-  });
-}
+async function startServer() { await server.start(); }
+async function stopServer(signal) { await server.stop(signal); }
 
 async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sellcast-e2e-'));
@@ -55,10 +46,9 @@ async function main() {
     server.kill();
     process.exit(1);
   }, DEADLINE_MS).unref();
-  await server.start();
-  const browser = await launchBrowser({ tmp, clip });
-  // Chromium logs every load or script the page's CSP blocks; the pages must cause none.
-  browser.on('page', page => page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); }));
+  await startServer();
+  const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
+  const browser = await launchChromium(profile, clip, cspViolations);
   try {
     await run(browser, tmp);
   } catch (e) {
@@ -201,7 +191,8 @@ async function secondHost(host) {
   result.second_host = { refused_with: shown };
 }
 
-// End: DELETE on the session, the room goes offline at once, viewers fall back to waiting.
+// End: the host says the show ended, then DELETEs its session; the room goes offline at once and
+// viewers see "Show ended" (not "Waiting for the host") with Buy disabled.
 async function endShow(host, viewers) {
   await host.click('#end');
   const t0 = Date.now();
@@ -209,7 +200,7 @@ async function endShow(host, viewers) {
   await waitFor('host page ended', () => host.evaluate(() => document.body.dataset.state === 'ended' && !document.getElementById('go-live').disabled));
   await waitFor('room offline after End', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 5_000, 50);
   const offlineMs = Date.now() - t0;
-  await waitFor('viewers wait for the host again', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'waiting'));
+  await waitFor('viewers see the show ended', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'ended'));
   result.end = { offline_after_end_ms: offlineMs };
 }
 
@@ -439,8 +430,8 @@ async function serverRestart(tmp, host, viewers) {
       .observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
   })));
   const t0 = Date.now();
-  await server.stop('SIGKILL');
-  await server.start();
+  await stopServer('SIGKILL');
+  await startServer();
   await waitFor('host page reconnects by itself', () => host.evaluate(() => {
     const pc = window.sellcast.session.pc;
     const back = window.__states.includes('reconnecting') && document.body.dataset.state === 'live' && pc !== window.__pcBeforeRestart;

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClip } from './y4m.mjs';
-import { ServerProcess, launchBrowser, fail, waitFor, repo } from './lib.mjs';
+import { ServerProcess, launchPersistent, fail, waitFor, repo } from './lib.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18310);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
@@ -41,7 +41,7 @@ async function main() {
     process.exit(1);
   }, DEADLINE_MS).unref();
   await server.start();
-  const browser = await launchBrowser({ tmp, clip, viewport: { width: 1280, height: 800 } });
+  const browser = await launchPersistent({ tmp, clip, viewport: { width: 1280, height: 800 } });
   browser.on('page', page => page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); }));
   try {
     await run(browser);

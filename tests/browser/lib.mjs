@@ -1,6 +1,5 @@
-// What the browser scenarios share: bounded polling, the server binary as a child process, and
-// Chromium launched with a fake camera and microphone. Each scenario is its own .mjs, run by
-// run.sh inside private network and PID namespaces.
+// What every browser scenario shares: bounded polling, the real server binary as a child process,
+// and Chromium launched with a fake camera and the flags WebRTC on loopback needs.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
-export const bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast');
 
 export function fail(msg) { throw new Error(msg); }
 export const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -37,20 +35,18 @@ export async function observe(fn, done, timeoutMs = 20_000, every = 100) {
   return last;
 }
 
-// The server binary, serving the pages from web/ (or SELLCAST_WEB_DIR: a control run serves a
-// deliberately broken copy) and its database in `tmp`; `start` again after `stop` brings it back
-// on the same port and database (a restart).
+// The real server binary on 127.0.0.1:`port`, serving the pages from web/ (or SELLCAST_WEB_DIR:
+// a control run serves a deliberately broken copy), its log appended to `tmp`/server.log.
+// `start` again after `stop` brings it back on the same port and database (a restart).
 export class ServerProcess {
-  constructor({ tmp, port }) {
-    this.tmp = tmp;
-    this.port = port;
+  constructor({ tmp, port, bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast') }) {
+    Object.assign(this, { tmp, port, bin, child: null });
     this.base = `http://127.0.0.1:${port}`;
-    this.child = null;
   }
 
   async start() {
-    const args = ['serve', '--http', `127.0.0.1:${this.port}`, '--udp-port', '0', '--web-dir', process.env.SELLCAST_WEB_DIR || path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db')];
-    const child = spawn(bin, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(this.bin, ['serve', '--http', `127.0.0.1:${this.port}`, '--udp-port', '0', '--web-dir', process.env.SELLCAST_WEB_DIR || path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db')],
+      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
     const log = fs.createWriteStream(path.join(this.tmp, 'server.log'), { flags: 'a' });
     child.stderr.pipe(log);
     child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
@@ -71,18 +67,48 @@ export class ServerProcess {
   kill() { this.child?.kill('SIGKILL'); }
 }
 
-// Headless Chromium with a fake camera playing `clip` (a Y4M file) and a fake microphone, and
-// WebRTC allowed on loopback. `viewport` applies to every page it opens.
-export async function launchBrowser({ tmp, clip, viewport }) {
+// Chromium's flags: headless, fake media devices playing `clip`, autoplay allowed, WebRTC on loopback.
+export function chromiumArgs(clip) {
+  return ['--headless=new', '--no-sandbox', '--disable-gpu', '--allow-loopback-in-peer-connection',
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`,
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+    '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
+    '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
+}
+
+const executablePath = () => process.env.CHROMIUM || '/usr/bin/chromium';
+
+// One context in a fresh profile (every page shares it). `cspViolations` collects what the
+// pages' Content-Security-Policy blocked.
+export async function launchChromium(profile, clip, cspViolations) {
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: executablePath(), headless: false, args: chromiumArgs(clip) });
+  browser.on('page', page => watchCsp(page, cspViolations));
+  return browser;
+}
+
+// A browser for several contexts (a phone and a desktop side by side); pass each page to watchCsp.
+export async function launchBrowser(clip) {
+  return chromium.launch({ executablePath: executablePath(), headless: false, args: chromiumArgs(clip) });
+}
+
+// One context in a fresh profile under `tmp` whose pages all get `viewport`.
+export async function launchPersistent({ tmp, clip, viewport }) {
   const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
-  return chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
-    viewport,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--allow-loopback-in-peer-connection',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`,
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
+  return chromium.launchPersistentContext(profile, { executablePath: executablePath(), headless: false, viewport, args: chromiumArgs(clip) });
+}
+
+export function watchCsp(page, cspViolations) {
+  page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+}
+
+export async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.sellcast?.session?.pc;
+    if (!pc) return null;
+    const out = {};
+    (await pc.getStats()).forEach(s => {
+      if (s.type === 'inbound-rtp') out[s.kind] = { packets: s.packetsReceived || 0, frames: s.framesDecoded || 0 };
+    });
+    return out;
   });
 }

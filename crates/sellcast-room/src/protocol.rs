@@ -81,10 +81,12 @@ pub enum ClientFrame {
     SetBlockedWords {
         words: Vec<String>,
     },
+    /// The host ends the show: viewers are told it is over (not that the host is away).
+    EndShow,
 }
 
 impl ClientFrame {
-    pub const TYPES: [&'static str; 13] = [
+    pub const TYPES: [&'static str; 14] = [
         "hello",
         "chat",
         "like",
@@ -98,6 +100,7 @@ impl ClientFrame {
         "set_blocked_words",
         "unban",
         "unmute",
+        "end_show",
     ];
 
     /// Parse one frame, size-limited, with a typed error for each way it can be wrong.
@@ -223,6 +226,8 @@ pub enum RoomEvent {
     UserBanned { identity: String },
     UserUnbanned { identity: String },
     UserUnmuted { identity: String },
+    /// The host ended the show (as opposed to dropping out for a while).
+    ShowEnded,
 }
 
 /// A [`RoomEvent`] with its place in the stream and the server's clock.
@@ -387,6 +392,7 @@ mod tests {
                 ClientFrame::SetBlockedWords { words: vec!["spam".into()] },
             ),
             (r#"{"type":"unban","identity":"bob"}"#, ClientFrame::Unban { identity: "bob".into() }),
+            (r#"{"type":"end_show"}"#, ClientFrame::EndShow),
             (r#"{"type":"unmute","identity":"bob"}"#, ClientFrame::Unmute { identity: "bob".into() }),
         ];
         for (text, expected) in &frames {
