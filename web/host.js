@@ -1,26 +1,80 @@
-// The host page: camera preview, Go live over WHIP, and the show console over the data channel.
+// The host page: camera preview, Go live over WHIP, and the show console.
+//
+// The console works whether or not the host is live. While live, frames travel on the WHIP
+// session's data channel; otherwise each frame is POSTed to the frames API, and the page asks
+// the room every second for what it missed (a `hello` with its position, over HTTP). Revenue,
+// order counts and sales per product are the server's sums over every committed order (the
+// snapshot, each order frame, the orders API): the page shows them and never adds up its own.
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el } from './room.js';
 
 const room = roomFromPath();
+const roomPath = encodeURIComponent(room);
 // `/host/ROOM?codec=h264` (or vp8) asks for that video codec: the browser offers it first and the
 // WHIP URL carries it, so the server makes it the room's codec.
 const codec = ['h264', 'vp8'].find(c => c === new URLSearchParams(location.search).get('codec')?.toLowerCase()) || null;
 const $ = id => document.getElementById(id);
-const state = Object.assign(new Show(), { revenue: new Map(), token: null, me: null });
+const state = Object.assign(new Show(), {
+  token: null,
+  me: null,
+  totals: null,          // the server's sums over every order of the room: orders, units, revenue
+  productSales: new Map(), // product id -> the server's { orders, units } of it
+  orders: new Map(),     // order id -> feed line
+  sessionState: 'starting',
+  serverDown: false,
+  liveSince: null,       // when this show went on air (local clock), for the show clock
+  peakViewers: 0,
+});
 let media = null;
+const POLL_MS = 1000;
 
+// ----- status -----
 function setState(s, detail) {
+  state.sessionState = s;
   document.body.dataset.state = s;
-  $('status').textContent = s;
+  if (s === 'live' && state.liveSince === null) state.liveSince = Date.now();
+  if (s === 'live') $('summary').hidden = true;
   $('message').textContent = detail || '';
   $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
+  // The name travels in the token the session was opened with: it changes between shows.
+  $('name-form').querySelectorAll('input, button').forEach(x => { x.disabled = !['idle', 'ended', 'error'].includes(s); });
   $('end').disabled = ['idle', 'ended', 'error'].includes(s);
+  renderStatus();
 }
 
-const watchUrl = `${location.origin}/watch/${encodeURIComponent(room)}`;
+// The badge says `offline` as soon as the server stops answering, whatever the media session
+// still believes (a dead peer takes seconds to time out).
+function renderStatus() {
+  document.body.dataset.server = state.serverDown ? 'down' : 'up';
+  $('status').textContent = state.serverDown ? 'offline' : state.sessionState;
+}
+
+function setServerDown(down) {
+  if (down === state.serverDown) return;
+  state.serverDown = down;
+  renderStatus();
+  if (down) {
+    $('message').textContent = 'connection to the server lost';
+    // Reconnect now rather than after the media connection times out.
+    if (['live', 'connecting', 'moving'].includes(state.sessionState)) session.retry('the server is unreachable');
+  } else if ($('message').textContent === 'connection to the server lost') {
+    $('message').textContent = '';
+  }
+}
+
+const watchUrl = `${location.origin}/watch/${roomPath}`;
 $('watch-url').href = watchUrl;
 $('watch-url').textContent = watchUrl;
+
+// A yes/no question in the page's own dialog (no blocking window.confirm).
+function confirmAction(text, yes) {
+  const dialog = $('confirm');
+  $('confirm-text').textContent = text;
+  dialog.querySelector('.yes').textContent = yes;
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise(resolve => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'yes'), { once: true }));
+}
 
 // ----- devices -----
 async function openMedia() {
@@ -43,6 +97,13 @@ async function openMedia() {
   old?.getTracks().forEach(t => t.stop());
 }
 
+// After End the camera and microphone are given back (their lights go off); Go live opens them again.
+function releaseMedia() {
+  media?.getTracks().forEach(t => t.stop());
+  media = null;
+  $('preview').srcObject = null;
+}
+
 async function listDevices() {
   const devices = await navigator.mediaDevices.enumerateDevices();
   for (const [select, kind] of [[$('camera'), 'videoinput'], [$('mic'), 'audioinput']]) {
@@ -52,12 +113,15 @@ async function listDevices() {
   }
 }
 navigator.mediaDevices.addEventListener('devicechange', () => listDevices().catch(() => {}));
-$('camera').onchange = () => openMedia().catch(e => setState('error', e.message));
-$('mic').onchange = () => openMedia().catch(e => setState('error', e.message));
+$('camera').onchange = () => (media ? openMedia() : Promise.resolve()).catch(e => setState('error', e.message));
+$('mic').onchange = () => (media ? openMedia() : Promise.resolve()).catch(e => setState('error', e.message));
 
 // ----- going live -----
 const link = new RoomLink({
-  onWelcome: f => { state.me = f.you; },
+  onWelcome: f => {
+    state.me = f.you;
+    if (document.activeElement !== $('host-name')) $('host-name').value = f.you.name;
+  },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -92,19 +156,104 @@ function preferCodec(transceiver, mimeType) {
 $('go-live').onclick = async () => {
   try {
     if (!media) await openMedia();
+    state.liveSince = null;
+    state.peakViewers = 0;
     await session.start();
   } catch (e) {
     setState('error', e.message);
   }
 };
-$('end').onclick = () => session.stop();
+$('end').onclick = async () => {
+  if (!(await confirmAction('End the show? Viewers will see that it has ended.', 'End show'))) return;
+  // Viewers are told the show ended (not that the host is away) before the session closes:
+  // flushed on the data channel when live, else over HTTP.
+  if (!(await link.sendFlushed({ type: 'end_show' }))) await send({ type: 'end_show' });
+  await session.stop();
+  releaseMedia();
+  await loadOrders();
+  showSummary();
+};
 window.addEventListener('pagehide', () => session.stop());
 
-async function pollViewers() {
+// ----- talking to the room with or without a data channel -----
+const channelOpen = () => link.channel?.readyState === 'open';
+
+// One frame to the room: on the data channel when live, else over HTTP, whose answer frames are
+// handled as the channel's would be. Then the room is asked at once for what the frame changed.
+async function send(frame) {
+  if (link.send(frame)) return true;
+  const frames = await call(frame);
+  if (!frames) return false;
+  for (const f of frames) link.receive(JSON.stringify(f));
+  pollRoom();
+  return !frames.some(f => f.type === 'error');
+}
+
+// POST one frame to the frames API; the room's answer frames, or null (and the reason shown).
+async function call(frame) {
   try {
-    const s = await fetch(`/api/rooms/${encodeURIComponent(room)}`).then(r => r.json());
+    const r = await fetch(`/api/rooms/${roomPath}/frames`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${state.token}` },
+      body: JSON.stringify(frame),
+    });
+    const body = await r.json().catch(() => null);
+    if (!r.ok) { $('message').textContent = `${body?.code || r.status}: ${body?.message || 'refused'}`; return null; }
+    return Array.isArray(body) ? body : [];
+  } catch {
+    setServerDown(true);
+    return null;
+  }
+}
+
+// Without a data channel: a `hello` from where the page stands (the room answers with the
+// missed events, or a snapshot), then the orders and totals.
+let polling = false;
+async function pollRoom() {
+  if (polling || channelOpen() || !state.token) return;
+  polling = true;
+  try {
+    const frames = await call({ type: 'hello', resume: link.position });
+    for (const f of frames || []) link.receive(JSON.stringify(f));
+    if (frames && !channelOpen()) await loadOrders();
+  } finally {
+    polling = false;
+  }
+}
+
+async function loadOrders() {
+  const r = await fetch(`/api/rooms/${roomPath}/orders`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
+  if (!r?.ok) return;
+  const { orders, totals } = await r.json();
+  const more = totals.orders !== state.totals?.orders;
+  for (const o of orders) state.orders.set(o.order_id, o);
+  applyTotals(totals);
+  renderOrders();
+  if (more) await loadStock();
+}
+
+// New orders took units off their products: read the stock left (live, order frames carry it).
+async function loadStock() {
+  const r = await fetch(`/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+  for (const p of r?.products || []) {
+    const known = state.products.get(p.id);
+    if (known) known.stock = p.stock;
+  }
+  renderProducts();
+}
+
+// The server answers (or not) once a second: the viewer count, and whether it is there at all.
+async function heartbeat() {
+  try {
+    const r = await fetch(`/api/rooms/${roomPath}`, { cache: 'no-store', signal: AbortSignal.timeout(2000) });
+    setServerDown(false);
+    if (!r.ok) return;
+    const s = await r.json();
     $('viewers').textContent = s.viewers;
-  } catch { /* retry next tick */ }
+    if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, Number(s.viewers) || 0);
+  } catch {
+    setServerDown(true);
+  }
 }
 
 // ----- products -----
@@ -118,11 +267,12 @@ $('product-form').onsubmit = async ev => {
     stock: Number(f.get('stock')),
     image_url: f.get('image_url') || '',
   };
-  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`, {
+  const r = await fetch(`/api/rooms/${roomPath}/products`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${state.token}` },
     body: JSON.stringify(body),
-  });
+  }).catch(() => null);
+  if (!r) { setServerDown(true); return; }
   const answer = await r.json().catch(() => ({}));
   if (r.status !== 201) { $('message').textContent = answer.message || `HTTP ${r.status}`; return; }
   state.products.set(answer.id, answer);
@@ -131,47 +281,96 @@ $('product-form').onsubmit = async ev => {
 };
 
 function openSale(productId) {
-  return [...state.sales.values()].find(s => s.product_id === productId && !s.ended_at_ms && Date.now() < s.ends_at_ms + 5000);
+  const now = Date.now() + state.clockOffset;
+  return [...state.sales.values()].find(s => s.product_id === productId && !s.ended_at_ms && now < s.ends_at_ms);
+}
+
+const unitsSold = id => state.productSales.get(id)?.units ?? 0;
+
+// One row per product, kept across renders (typed values and focus in its sale form survive
+// the updates that arrive every second).
+const rows = new Map();
+
+function field(label, attrs) {
+  return el('label', {}, el('span', {}, label), el('input', attrs));
+}
+
+function makeRow(p) {
+  const info = el('span', { class: 'info' });
+  const pin = el('button', { type: 'button', class: 'highlight', onclick: () => togglePin(p.id) });
+  const deal = el('span', { class: 'sale' });
+  const countdown = el('span', { class: 'countdown' });
+  const endSale = el('button', { type: 'button', class: 'end-sale', onclick: () => { const s = openSale(p.id); if (s) send({ type: 'end_sale', sale_id: s.id }); } }, 'End sale');
+  const saleBox = el('div', { class: 'running' }, deal, countdown, endSale);
+  const form = el('form', { class: 'sale-form' },
+    field('Sale price', { name: 'price', type: 'number', step: '0.01', min: '0', value: (p.price_minor * 0.8 / 100).toFixed(2), required: '' }),
+    field('Units', { name: 'stock', type: 'number', min: '1', value: String(Math.max(1, Math.min(50, p.stock))), required: '' }),
+    field('Per buyer', { name: 'limit', type: 'number', min: '1', value: '2', required: '' }),
+    field('Minutes', { name: 'minutes', type: 'number', min: '1', value: '10', required: '' }),
+    el('button', { type: 'submit', class: 'start-sale' }, 'Start sale'));
+  form.onsubmit = ev => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const now = Date.now() + state.clockOffset;
+    send({
+      type: 'start_sale', product_id: p.id, price_minor: Math.round(Number(f.get('price')) * 100),
+      stock: Number(f.get('stock')), per_user_limit: Number(f.get('limit')),
+      starts_at_ms: now, ends_at_ms: now + Number(f.get('minutes')) * 60_000,
+    });
+  };
+  const li = el('li', { dataset: { productId: String(p.id) } }, el('div', { class: 'line' }, info, pin), saleBox, form);
+  return { li, info, pin, deal, countdown, saleBox, form };
 }
 
 function renderProducts() {
   const list = $('product-list');
-  list.replaceChildren();
-  for (const p of state.products.values()) {
-    const pinned = state.pinned.includes(p.id);
-    const sale = openSale(p.id);
-    const item = el('li', { dataset: { productId: String(p.id) } },
-      el('b', {}, p.title), ' ', formatPrice(p.price_minor, p.currency), ` · stock ${p.stock} `);
-    item.append(el('button', { class: 'highlight', onclick: () => togglePin(p.id) }, pinned ? 'Unhighlight' : 'Highlight'));
-    if (sale) {
-      item.append(el('span', { class: 'sale' }, ` deal ${formatPrice(sale.price_minor, sale.currency)}: ${sale.stock_left}/${sale.stock_total} left `));
-      item.append(el('button', { class: 'end-sale', onclick: () => link.send({ type: 'end_sale', sale_id: sale.id }) }, 'End sale'));
-    } else {
-      const form = el('form', { class: 'sale-form' },
-        el('input', { name: 'price', type: 'number', step: '0.01', min: '0', value: (p.price_minor * 0.8 / 100).toFixed(2), 'aria-label': 'Sale price' }),
-        el('input', { name: 'stock', type: 'number', min: '1', value: '50', 'aria-label': 'Units' }),
-        el('input', { name: 'limit', type: 'number', min: '1', value: '2', 'aria-label': 'Per buyer' }),
-        el('input', { name: 'minutes', type: 'number', min: '1', value: '10', 'aria-label': 'Minutes' }),
-        el('button', { type: 'submit', class: 'start-sale' }, 'Start sale'));
-      form.onsubmit = ev => {
-        ev.preventDefault();
-        const f = new FormData(form);
-        const now = Date.now();
-        link.send({
-          type: 'start_sale', product_id: p.id, price_minor: Math.round(Number(f.get('price')) * 100),
-          stock: Number(f.get('stock')), per_user_limit: Number(f.get('limit')),
-          starts_at_ms: now, ends_at_ms: now + Number(f.get('minutes')) * 60_000,
-        });
-      };
-      item.append(form);
-    }
-    list.append(item);
+  for (const [id, row] of rows) {
+    if (!state.products.has(id)) { row.li.remove(); rows.delete(id); }
   }
+  for (const p of [...state.products.values()].sort((a, b) => a.id - b.id)) {
+    let row = rows.get(p.id);
+    if (!row) { row = makeRow(p); rows.set(p.id, row); list.append(row.li); }
+    row.info.replaceChildren(el('b', {}, p.title), ` ${formatPrice(p.price_minor, p.currency)} · stock ${p.stock} · sold ${unitsSold(p.id)}`);
+    const pinned = state.pinned.includes(p.id);
+    row.pin.textContent = pinned ? 'Unhighlight' : 'Highlight';
+    row.pin.setAttribute('aria-pressed', String(pinned));
+    row.li.classList.toggle('pinned', pinned);
+    const sale = openSale(p.id);
+    row.saleBox.hidden = !sale;
+    row.form.hidden = Boolean(sale);
+    if (sale) {
+      row.deal.textContent = `deal ${formatPrice(sale.price_minor, sale.currency)}: ${sale.stock_left}/${sale.stock_total} left `;
+      row.countdown.dataset.endsAt = String(sale.ends_at_ms);
+    }
+  }
+  tickClocks();
 }
 
 function togglePin(id) {
   const pins = state.pinned.includes(id) ? state.pinned.filter(x => x !== id) : [...state.pinned, id].slice(-3);
-  link.send({ type: 'pin', product_ids: pins });
+  send({ type: 'pin', product_ids: pins });
+}
+
+const mmss = ms => {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const sec = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${m}:${sec}` : `${m}:${sec}`;
+};
+
+// Once a second: the countdown of every running sale (on the server's clock) and the show clock.
+function tickClocks() {
+  const now = Date.now() + state.clockOffset;
+  for (const row of rows.values()) {
+    if (row.saleBox.hidden) continue;
+    const left = Number(row.countdown.dataset.endsAt) - now;
+    if (left <= 0) { renderProducts(); return; }
+    row.countdown.textContent = `ends in ${mmss(left)} `;
+  }
+  const onAir = state.sessionState === 'live' || state.sessionState === 'reconnecting' || state.sessionState === 'moving';
+  $('show-clock').hidden = !(onAir && state.liveSince !== null);
+  if (state.liveSince !== null) $('show-clock').textContent = `● ${mmss(Date.now() - state.liveSince)}`;
 }
 
 // ----- frames -----
@@ -181,8 +380,9 @@ function applySnapshot(s) {
   $('likes').textContent = s.likes_total;
   $('chat').replaceChildren();
   for (const line of s.chat) addChat(line.seq, line.from, line.text);
-  $('orders').replaceChildren();
-  for (const o of s.orders || []) addOrder(o);
+  for (const o of s.orders || []) state.orders.set(o.order_id, o);
+  if (s.totals) applyTotals(s.totals);
+  renderOrders();
   if (s.blocked_words) $('blocked-words').value = s.blocked_words.join(', ');
   renderProducts();
   loadBans();
@@ -201,27 +401,42 @@ function applyDirect(f) {
   switch (f.type) {
     case 'likes': $('likes').textContent = f.total; break;
     case 'counters': state.applyCounters(f); renderProducts(); break;
-    case 'order':
-      addOrder(f.order);
-      state.revenue.set(f.order.sale_id, f.revenue_minor);
-      showRevenue(f.order.currency);
+    case 'order': {
+      state.orders.set(f.order.order_id, f.order);
+      const p = state.products.get(f.order.product_id);
+      if (p) p.stock = f.product_stock;
+      state.productSales.set(f.product_sales.product_id, f.product_sales);
+      applyTotals(f.totals);
+      renderOrders();
+      renderProducts();
       break;
+    }
     case 'error': $('message').textContent = `${f.code}: ${f.message}`; break;
   }
 }
 
-function addOrder(o) {
-  $('orders').prepend(el('li', { dataset: { orderId: String(o.order_id) } },
-    el('b', {}, `#${o.order_id}`), ` ${o.buyer.name} bought ${o.qty} × ${formatPrice(o.price_minor, o.currency)}`));
-  while ($('orders').children.length > 100) $('orders').lastChild.remove();
-  if (!state.revenue.has(o.sale_id)) {
-    state.revenue.set(o.sale_id, 0);
-  }
+// The server's totals, shown as they are (with the per-product sales when the orders API gave them).
+function applyTotals(t) {
+  if (!t) return;
+  state.totals = t;
+  if (t.products) state.productSales = new Map(t.products.map(p => [p.product_id, p]));
+  $('revenue').textContent = revenueText(t);
+  $('order-count').textContent = String(t.orders);
 }
 
-function showRevenue(currency) {
-  const total = [...state.revenue.values()].reduce((a, b) => a + b, 0);
-  $('revenue').textContent = formatPrice(total, currency || 'EUR');
+const revenueText = t => (t.revenue.length ? t.revenue.map(r => formatPrice(r.minor, r.currency)).join(' + ') : formatPrice(0, 'EUR'));
+
+function renderOrders() {
+  const newest = [...state.orders.values()].sort((a, b) => b.order_id - a.order_id).slice(0, 100);
+  for (const o of [...state.orders.keys()]) if (!newest.some(n => n.order_id === o)) state.orders.delete(o);
+  $('orders').replaceChildren(...newest.map(o => {
+    const at = new Date(o.at_ms);
+    return el('li', { dataset: { orderId: String(o.order_id) } },
+      el('b', {}, `#${o.order_id}`), ` ${o.buyer.name} bought ${o.qty} × `,
+      el('span', { class: 'product' }, o.title || `product ${o.product_id}`),
+      ` at ${formatPrice(o.price_minor, o.currency)} `,
+      el('time', { datetime: at.toISOString() }, at.toLocaleTimeString()));
+  }));
 }
 
 function addChat(seq, from, text) {
@@ -229,20 +444,40 @@ function addChat(seq, from, text) {
     el('b', {}, from.name), ' ', el('span', { class: 'text' }, text));
   if (state.me && from.id !== state.me.id) {
     line.append(
-      el('button', { class: 'mod delete', title: 'Delete', onclick: () => link.send({ type: 'delete_message', seq }) }, '🗑'),
-      el('button', { class: 'mod mute', title: 'Mute 60 s', onclick: () => link.send({ type: 'mute', identity: from.id, seconds: 60 }) }, '🔇'),
-      el('button', { class: 'mod ban', title: 'Ban', onclick: () => link.send({ type: 'ban', identity: from.id }) }, '⛔'));
+      el('button', { class: 'mod delete', title: 'Delete', 'aria-label': `Delete this message from ${from.name}`, onclick: () => send({ type: 'delete_message', seq }) }, '🗑'),
+      el('button', { class: 'mod mute', title: 'Mute 60 s', 'aria-label': `Mute ${from.name} for 60 s`, onclick: () => send({ type: 'mute', identity: from.id, seconds: 60 }) }, '🔇'),
+      el('button', { class: 'mod ban', title: 'Ban', 'aria-label': `Ban ${from.name}`, onclick: () => ban(from) }, '⛔'));
   }
   $('chat').append(line);
   while ($('chat').children.length > 200) $('chat').firstChild.remove();
   $('chat').scrollTop = $('chat').scrollHeight;
 }
 
+async function ban(who) {
+  if (await confirmAction(`Ban ${who.name}? They leave the show and cannot come back until unbanned.`, 'Ban')) {
+    send({ type: 'ban', identity: who.id });
+  }
+}
+
+// ----- end of show -----
+function showSummary() {
+  const t = state.totals || { orders: 0, revenue: [] };
+  $('summary-duration').textContent = state.liveSince === null ? '00:00' : mmss(Date.now() - state.liveSince);
+  $('summary-peak').textContent = String(state.peakViewers);
+  $('summary-orders').textContent = String(t.orders);
+  $('summary-revenue').textContent = revenueText(t);
+  $('summary-products').replaceChildren(...[...state.productSales.values()].map(p =>
+    el('li', {}, el('b', {}, state.products.get(p.product_id)?.title || `product ${p.product_id}`), ` ${p.units} sold in ${p.orders} orders`)));
+  $('summary').hidden = false;
+  state.liveSince = null;
+  tickClocks();
+}
+
 // ----- bans -----
 // The bans in force, from the staff-only API; each with an Unban button (DELETE on the ban).
 async function loadBans() {
   if (!state.token) return;
-  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/bans`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
+  const r = await fetch(`/api/rooms/${roomPath}/bans`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
   if (!r?.ok) return;
   const { bans } = await r.json();
   $('bans').replaceChildren(...bans.map(b => el('li', { dataset: { identity: b.identity } },
@@ -251,7 +486,7 @@ async function loadBans() {
 }
 
 async function unban(identity) {
-  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/bans/${encodeURIComponent(identity)}`, {
+  const r = await fetch(`/api/rooms/${roomPath}/bans/${encodeURIComponent(identity)}`, {
     method: 'DELETE', headers: { authorization: `Bearer ${state.token}` },
   });
   if (r.status !== 204) {
@@ -261,15 +496,34 @@ async function unban(identity) {
   loadBans();
 }
 
-$('chat-form').onsubmit = ev => {
+// Dev mode: the server mints the host a token with the chosen name (same identity). With an
+// identity provider, the name is the one in the token the site hands the page.
+$('name-form').onsubmit = async ev => {
+  ev.preventDefault();
+  const name = $('host-name').value.trim();
+  if (!name || !state.me) return;
+  const config = await fetch('/api/config').then(r => r.json()).catch(() => ({}));
+  if (!config.dev_mode) { $('message').textContent = 'your name comes from your sign-in'; return; }
+  const q = new URLSearchParams({ room, role: 'host', name, identity: state.me.id });
+  const r = await fetch(`/api/dev/token?${q}`).catch(() => null);
+  if (!r?.ok) { $('message').textContent = `name not saved: ${r ? r.status : 'server unreachable'}`; return; }
+  const { token } = await r.json();
+  state.token = token;
+  session.token = token;
+  localStorage.setItem(`sellcast.token.${room}.host.${new URLSearchParams(location.search).get('name') || ''}`, token);
+  state.me = { ...state.me, name };
+  $('message').textContent = `you appear as ${name}`;
+};
+
+$('chat-form').onsubmit = async ev => {
   ev.preventDefault();
   const text = $('chat-input').value.trim();
-  if (text && link.send({ type: 'chat', text })) $('chat-input').value = '';
+  if (text && await send({ type: 'chat', text })) $('chat-input').value = '';
 };
 $('words-form').onsubmit = ev => {
   ev.preventDefault();
   const words = $('blocked-words').value.split(',').map(w => w.trim()).filter(Boolean);
-  link.send({ type: 'set_blocked_words', words });
+  send({ type: 'set_blocked_words', words });
 };
 
 // ----- start -----
@@ -283,14 +537,15 @@ $('words-form').onsubmit = ev => {
   } catch (e) {
     setState('error', e.message);
   }
-  pollViewers();
-  setInterval(pollViewers, 1000);
-  loadBans();
-  const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/products`).then(r => r.json()).catch(() => null);
+  await pollRoom();
+  const r = await fetch(`/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
   if (r) {
-    for (const p of r.products) state.products.set(p.id, p);
-    for (const s of r.sales) state.sales.set(s.id, s);
+    for (const p of r.products) if (!state.products.has(p.id)) state.products.set(p.id, p);
+    for (const s of r.sales) if (!state.sales.has(s.id)) state.sales.set(s.id, s);
     renderProducts();
   }
+  heartbeat();
+  setInterval(() => { heartbeat(); pollRoom(); }, POLL_MS);
+  setInterval(tickClocks, 1000);
 })();
-window.sellcast = { session, link, state, loadBans };
+window.sellcast = { session, link, state, loadBans, media: () => media };

@@ -33,6 +33,15 @@ export class RoomLink {
     return false;
   }
 
+  // Sends and resolves once the channel has handed the frame on (or after `timeoutMs`): for a
+  // last frame before the connection is closed, which would drop what is still buffered.
+  async sendFlushed(frame, timeoutMs = 500) {
+    if (!this.send(frame)) return false;
+    const deadline = performance.now() + timeoutMs;
+    while (this.channel.bufferedAmount > 0 && performance.now() < deadline) await new Promise(r => setTimeout(r, 10));
+    return true;
+  }
+
   receive(data) {
     let frame;
     try { frame = JSON.parse(data); } catch { return; }

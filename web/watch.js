@@ -1,17 +1,23 @@
 // The viewer page: WHEP video, the room's data channel (chat, likes, products, sales, buys).
+//
+// What the page shows is derived in one place (`updateView`) from what it knows: the session's
+// state, whether the server answers, whether the room is live or its show ended, and whether
+// video frames are being presented now. LIVE is shown only while frames arrive.
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el, newKey } from './room.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
 const video = $('video');
-const state = Object.assign(new Show(), { me: null, live: false });
-let pendingLikes = 0;
-
-function setState(s, detail) {
-  document.body.dataset.state = s;
-  $('status').textContent = detail ? `${s}: ${detail}` : s;
-}
+const state = Object.assign(new Show(), { me: null, live: false, ended: false });
+const CHAT_MAX = Number($('chat-input').maxLength) || 500;
+const CHAT_WARN_AT = CHAT_MAX - 100;
+let sessionState = 'connecting';
+let sessionDetail = '';
+let serverDown = false; // the last status poll got no answer at all
+// Set when the server stopped answering: the channel may look open for seconds after the server
+// is gone, so nothing is sent on it until a `welcome` comes (on a channel that works).
+let awaitingWelcome = false;
 
 // ----- video -----
 const stream = new MediaStream();
@@ -19,26 +25,81 @@ const stream = new MediaStream();
 // document's load event, and the tab would show as loading for as long as the host is away.
 if (document.readyState === 'complete') video.srcObject = stream;
 else window.addEventListener('load', () => { video.srcObject = stream; video.play().catch(() => {}); }, { once: true });
-$('unmute').onclick = () => { video.muted = false; video.play().catch(() => {}); $('unmute').hidden = true; };
 
-// LIVE means frames are arriving now, not that playback once started: after a host drop the
-// <video> keeps its last frame and fires no new 'playing' when the host comes back.
-let lastFrameAt = 0;
+function unmute() {
+  if (!video.muted) return;
+  video.muted = false;
+  video.play().catch(() => {});
+  $('unmute').hidden = true;
+}
+$('unmute').onclick = unmute;
+
+// A tap on the video unmutes; a second tap within DOUBLE_TAP_MS is a like.
+const DOUBLE_TAP_MS = 350;
+let lastVideoTap = -Infinity;
+video.addEventListener('click', () => {
+  const now = performance.now();
+  if (now - lastVideoTap < DOUBLE_TAP_MS) { like(); lastVideoTap = -Infinity; return; }
+  lastVideoTap = now;
+  unmute();
+});
+
+// LIVE means frames are being presented now, not that playback once started: after a host drop
+// the <video> keeps its last frame and fires no new 'playing' when the host comes back, and before
+// the first frame there is nothing but black.
+let lastFrameAt = -Infinity;
 function onFrame() { lastFrameAt = performance.now(); }
 if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
   const tick = () => { onFrame(); video.requestVideoFrameCallback(tick); };
   video.requestVideoFrameCallback(tick);
 } else {
-  video.addEventListener('timeupdate', onFrame);
+  video.addEventListener('timeupdate', () => { if (video.videoWidth > 0) onFrame(); });
 }
-setInterval(() => {
-  const flowing = state.live && performance.now() - lastFrameAt < 1500;
-  $('live').hidden = !flowing;
-}, 250);
+const framesFlowing = () => performance.now() - lastFrameAt < 1500;
+
+// A session that was connected and is being redone is "reconnecting" (the server restarted or
+// the network dropped), even while the room waits for its host. Before its first connection, a
+// page whose room is not live waits (or says the show ended): its retries are for when the host comes.
+let everConnected = false;
+function viewState() {
+  if (sessionState === 'error') return 'error';
+  if (serverDown) return 'reconnecting';
+  const redoing = sessionState === 'reconnecting' || sessionState === 'moving';
+  if (redoing && everConnected) return 'reconnecting';
+  if (!state.live) return state.ended ? 'ended' : 'waiting';
+  if (redoing || sessionState === 'connecting') return 'connecting';
+  return 'live';
+}
+
+const overlayText = {
+  error: () => `Cannot watch: ${sessionDetail}`,
+  reconnecting: () => 'Reconnecting…',
+  connecting: () => 'Connecting…',
+  ended: () => 'Show ended',
+  waiting: () => 'Waiting for the host…',
+  live: () => (lastFrameAt > -Infinity ? 'Reconnecting…' : 'Starting the video…'),
+};
+
+function updateView() {
+  const s = viewState();
+  if (document.body.dataset.state !== s) {
+    document.body.dataset.state = s;
+    renderProducts(); // Buy follows the show's state
+  }
+  const status = s === sessionState && sessionDetail ? `${s}: ${sessionDetail}` : s;
+  if ($('status').textContent !== status) $('status').textContent = status;
+  const showing = s === 'live' && framesFlowing();
+  $('live').hidden = !showing;
+  $('waiting').hidden = showing;
+  const text = overlayText[s]();
+  if ($('waiting-text').textContent !== text) $('waiting-text').textContent = text;
+  updateChatNote();
+}
+setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -61,20 +122,26 @@ const session = new Session({
   onChannel: ch => link.attach(ch),
   renewToken: () => getToken(room, 'viewer', { fresh: true }),
   onState: (s, detail) => {
-    if (s === 'live') setState(state.live ? 'live' : 'waiting');
-    else setState(s, detail);
+    sessionState = s;
+    sessionDetail = detail || '';
+    if (s === 'live') everConnected = true;
+    updateView();
   },
 });
 
 async function pollRoom() {
   try {
     const s = await fetch(`/api/rooms/${encodeURIComponent(room)}`).then(r => r.json());
+    serverDown = false;
+    // A show that goes live again after it ended is a new show.
+    if (s.live && !state.live) state.ended = false;
     state.live = s.live;
-    $('waiting').hidden = s.live;
     $('viewers').textContent = s.viewers;
-    if (document.body.dataset.state === 'waiting' && s.live) setState('live');
-    if (document.body.dataset.state === 'live' && !s.live) setState('waiting');
-  } catch { /* server restarting: the session reconnects by itself */ }
+  } catch {
+    serverDown = true; // the session reconnects by itself; until then the page says so
+    awaitingWelcome = true;
+  }
+  updateView();
 }
 
 // ----- applying frames -----
@@ -93,52 +160,287 @@ function applyEvent(f) {
     case 'chat': addChat(f.seq, f.from, f.text); break;
     case 'chat_deleted': document.querySelector(`#chat [data-seq="${f.target_seq}"]`)?.remove(); break;
     case 'user_muted': if (state.me && f.identity === state.me.id) toast('A moderator muted you for a while.'); break;
+    case 'show_ended': state.ended = true; updateView(); renderProducts(); break;
     case 'user_banned': break;
   }
 }
 
-// Per sale, the key of the buy tap that has no confirmation or rejection yet.
-const unanswered = new Map();
-
-function answered(key) {
-  for (const [sale, k] of unanswered) if (k === key) unanswered.delete(sale);
-}
-
 function applyDirect(f) {
   switch (f.type) {
-    case 'likes': $('likes').textContent = f.total; for (let i = 0; i < Math.min(f.delta, 8); i++) floatHeart(); break;
-    case 'counters':
+    case 'likes': onLikes(f); break;
+    case 'counters': {
+      const before = new Map([...state.sales.values()].map(s => [s.id, s.stock_left]));
       state.applyCounters(f);
+      announceOthersBuying(before);
       renderProducts();
       break;
-    case 'order_confirmed': answered(f.idempotency_key); toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok'); break;
-    case 'buy_rejected': answered(f.idempotency_key); toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad'); break;
+    }
+    case 'order_confirmed':
+      rememberOrder(f);
+      if (!intentFor(f.idempotency_key)[1]?.seenInCounters) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
+      buyAnswered(f.idempotency_key, true);
+      toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
+      break;
+    case 'buy_rejected':
+      buyAnswered(f.idempotency_key, false);
+      toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad');
+      break;
     case 'buy_not_placed':
+      buyNotPlaced(f.idempotency_key);
       toast(f.code === 'rate_limited' ? 'Too many taps: tap Buy again in a moment.' : 'The show is moving to another server: tap Buy again in a moment.', 'bad');
       break;
-    case 'error': toast(f.message, 'bad'); break;
+    case 'error':
+      if (chatPending) chatRefused(f); else toast(f.message, 'bad');
+      break;
+  }
+}
+
+// ----- buying: one idempotency key per purchase intent -----
+// A tap starts an intent unless one is in flight for that sale or was confirmed a moment ago (a
+// double tap is one intent). The intent's key is kept until the server answers it, and any retry
+// (a tap after `buy_not_placed`, a resend after reconnecting) reuses it, so the server makes at
+// most one order of it whatever happens to the connection.
+const BOUGHT_HOLD_MS = 1500;
+const BUY_ANSWER_MS = 5000;
+const intents = new Map(); // sale id -> { key, phase: 'flight' | 'retry' | 'bought', at }
+
+function buyButtonState(sale) {
+  const it = intents.get(sale.id);
+  if (state.ended) return { label: 'Show ended', disabled: true };
+  if (sale.stock_left === 0) return { label: 'Sold out', disabled: true };
+  if (it?.phase === 'flight') return { label: 'Buying…', disabled: true };
+  if (it?.phase === 'bought' && performance.now() - it.at < BOUGHT_HOLD_MS) return { label: 'Bought ✓', disabled: true };
+  return { label: 'Buy', disabled: false };
+}
+
+function tapBuy(sale) {
+  if (buyButtonState(sale).disabled) return;
+  const it = intents.get(sale.id);
+  const key = it?.phase === 'retry' ? it.key : newKey();
+  intents.set(sale.id, { key, phase: 'flight', at: performance.now() });
+  if (!link.send({ type: 'buy', sale_id: sale.id, qty: 1, idempotency_key: key })) {
+    intents.set(sale.id, { key, phase: 'retry', at: performance.now() });
+    toast('Reconnecting: tap Buy again in a moment', 'bad');
+  }
+  renderProducts();
+}
+
+function intentFor(key) {
+  for (const [saleId, it] of intents) if (it.key === key) return [saleId, it];
+  return [null, null];
+}
+
+function buyAnswered(key, confirmed) {
+  const [saleId] = intentFor(key);
+  if (saleId === null) return;
+  if (confirmed) {
+    intents.set(saleId, { key, phase: 'bought', at: performance.now() });
+    setTimeout(renderProducts, BOUGHT_HOLD_MS + 50);
+  } else {
+    intents.delete(saleId);
+  }
+  renderProducts();
+}
+
+function buyNotPlaced(key) {
+  const [saleId] = intentFor(key);
+  if (saleId !== null) intents.set(saleId, { key, phase: 'retry', at: performance.now() });
+  renderProducts();
+}
+
+// After a reconnect, buys sent on the old channel and never answered go again with their key.
+function resendBuysInFlight() {
+  for (const [saleId, it] of intents) {
+    if (it.phase === 'flight') link.send({ type: 'buy', sale_id: saleId, qty: 1, idempotency_key: it.key });
+  }
+}
+
+// A buy with no answer for a while gives the button back; the next tap reuses the key.
+setInterval(() => {
+  for (const [saleId, it] of intents) {
+    if (it.phase === 'flight' && performance.now() - it.at > BUY_ANSWER_MS) {
+      intents.set(saleId, { key: it.key, phase: 'retry', at: performance.now() });
+      renderProducts();
+    }
+  }
+}, 500);
+
+// ----- my orders: kept in this browser per room, so a reload still shows them -----
+const ordersKey = `sellcast.orders.${room}`;
+let myOrders = (() => { try { return JSON.parse(localStorage.getItem(ordersKey)) || []; } catch { return []; } })();
+
+function rememberOrder(f) {
+  if (myOrders.some(o => o.order_id === f.order_id)) return; // a retried key answers with the same order
+  const sale = state.sales.get(f.sale_id);
+  const title = state.products.get(sale?.product_id)?.title || '';
+  myOrders = [...myOrders, { order_id: f.order_id, qty: f.qty, price_minor: f.price_minor, currency: f.currency, title }].slice(-50);
+  try { localStorage.setItem(ordersKey, JSON.stringify(myOrders)); } catch { /* private mode: this page still lists them */ }
+  renderOrders();
+}
+
+function renderOrders() {
+  $('my-orders').hidden = myOrders.length === 0;
+  $('my-orders-count').textContent = myOrders.length;
+  $('my-orders-list').replaceChildren(...myOrders.slice().reverse().map(o =>
+    el('li', { dataset: { orderId: String(o.order_id) } }, `#${o.order_id} · ${o.qty} × ${formatPrice(o.price_minor, o.currency)} · ${o.title}`)));
+}
+
+$('my-orders').onclick = () => {
+  const list = $('my-orders-list');
+  list.hidden = !list.hidden;
+  $('my-orders').setAttribute('aria-expanded', String(!list.hidden));
+};
+renderOrders();
+
+// ----- "someone just bought": others' orders, from the stock counters, at most one banner per BANNER_MS -----
+const BANNER_MS = 5000;
+const ownBought = new Map(); // sale id -> units this page bought that no counter has shown yet
+let bannerShownAt = -Infinity;
+let bannerTimer = null;
+
+function announceOthersBuying(before) {
+  for (const s of state.sales.values()) {
+    const dropped = (before.get(s.id) ?? s.stock_left) - s.stock_left;
+    if (dropped <= 0) continue;
+    // The stock is reserved before the order commits: an own buy may show here before its confirmation.
+    const flying = intents.get(s.id);
+    const inFlight = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
+    if (inFlight) flying.seenInCounters = true;
+    const own = Math.min((ownBought.get(s.id) || 0) + inFlight, dropped);
+    ownBought.set(s.id, Math.max(0, (ownBought.get(s.id) || 0) - (own - inFlight)));
+    const others = dropped - own;
+    if (others <= 0 || performance.now() - bannerShownAt < BANNER_MS) continue;
+    const title = state.products.get(s.product_id)?.title || 'this deal';
+    const b = $('banner');
+    b.textContent = others === 1 ? `🛍 Someone just bought ${title}` : `🛍 ${others} people just bought ${title}`;
+    b.hidden = false;
+    bannerShownAt = performance.now();
+    clearTimeout(bannerTimer);
+    bannerTimer = setTimeout(() => { b.hidden = true; }, BANNER_MS - 500);
   }
 }
 
 // ----- chat -----
+// A message stays in the input until the server echoes it back: a refused (rate-limited, muted)
+// or undelivered message is never lost, and the page says why. One sent while offline waits in
+// the input and goes out when the room answers again (unless it was edited meanwhile).
+let chatPending = null; // { text, at }
+let chatQueued = null; // text
+const CHAT_ANSWER_MS = 4000;
+
 function addChat(seq, from, text) {
   const badge = from.role === 'host' ? el('span', { class: 'role host' }, 'HOST') : from.role === 'moderator' ? el('span', { class: 'role mod' }, 'MOD') : '';
   const line = el('li', { dataset: { seq: String(seq), identity: from.id } }, badge, el('b', {}, from.name), ' ', el('span', { class: 'text' }, text));
   $('chat').append(line);
   while ($('chat').children.length > 200) $('chat').firstChild.remove();
   $('chat').scrollTop = $('chat').scrollHeight;
+  if (from.role === 'host' && from.name) { $('host-name').textContent = from.name; $('host-name').hidden = false; }
+  if (chatPending && state.me && from.id === state.me.id && text === chatPending.text) {
+    if ($('chat-input').value.trim() === text) $('chat-input').value = '';
+    chatPending = null;
+    setChatNote('');
+    updateChatCount();
+  }
 }
+
+function chatOnline() {
+  return link.channel?.readyState === 'open' && !serverDown && !awaitingWelcome && state.me !== null;
+}
+
+function sendChat(text) {
+  if (!chatOnline() || !link.send({ type: 'chat', text })) return false;
+  chatPending = { text, at: performance.now() };
+  return true;
+}
+
+function sendQueuedChat() {
+  const text = chatQueued;
+  if (text === null || chatPending || !chatOnline()) return;
+  chatQueued = null;
+  if ($('chat-input').value.trim() !== text) { setChatNote(''); return; }
+  if (sendChat(text)) setChatNote('');
+  else chatQueued = text;
+}
+
+let chatNote = '';
+function setChatNote(text) { chatNote = text; updateChatNote(); }
+function updateChatNote() {
+  if (chatPending && performance.now() - chatPending.at > CHAT_ANSWER_MS) {
+    chatQueued = chatPending.text; // goes again once the room answers
+    chatPending = null;
+    chatNote = 'Not sent yet: reconnecting… your message will be sent when you are back.';
+  }
+  const offline = !chatOnline();
+  const typing = $('chat-input').value.trim().length > 0;
+  if (chatQueued !== null && !offline) sendQueuedChat();
+  const text = chatNote || (offline && typing ? 'Offline: reconnecting… your message will wait here.' : '');
+  const note = $('chat-note');
+  if (note.textContent !== text) note.textContent = text;
+  note.hidden = !text;
+  $('chat-form').classList.toggle('offline', offline);
+}
+
+function chatRefused(f) {
+  chatPending = null;
+  const why = { rate_limited: 'Slow down: your message was not sent. Send it again in a moment.', muted: 'You are muted for now: your message was not sent.' }[f.code];
+  setChatNote(why || `Not sent: ${f.message}`);
+}
+
+function updateChatCount() {
+  const n = $('chat-input').value.length;
+  const count = $('chat-count');
+  count.hidden = n < CHAT_WARN_AT;
+  count.textContent = n >= CHAT_MAX ? `${n}/${CHAT_MAX} max` : `${n}/${CHAT_MAX}`;
+  count.classList.toggle('full', n >= CHAT_MAX);
+}
+
+// A clamped message opens in full on a tap, and closes on the next.
+$('chat').addEventListener('click', ev => ev.target.closest('#chat li')?.classList.toggle('open'));
+
+$('chat-input').addEventListener('input', () => {
+  const input = $('chat-input');
+  if (input.value.length > CHAT_MAX) input.value = input.value.slice(0, CHAT_MAX); // pasted past the cap: the counter says so
+  if (!chatPending) chatNote = '';
+  updateChatCount();
+  updateChatNote();
+});
 
 $('chat-form').onsubmit = ev => {
   ev.preventDefault();
   const text = $('chat-input').value.trim();
-  if (text && link.send({ type: 'chat', text })) $('chat-input').value = '';
+  if (!text || chatPending) return;
+  if (!sendChat(text)) {
+    chatQueued = text;
+    setChatNote('Offline: reconnecting… your message will be sent when you are back.');
+  }
 };
 
 // ----- likes: batched, one frame per 250 ms at most -----
-$('heart').onclick = () => { pendingLikes += 1; floatHeart(); };
+// Own hearts float at the tap; the server's like ticks count them again, so the page takes its
+// own taps out of each tick's delta and floats only the others'.
+let pendingLikes = 0; // tapped, not sent yet
+let ownUncounted = 0; // tapped, not yet seen in a server tick
+let lastOwnLikeAt = -Infinity;
+
+function like() {
+  pendingLikes += 1;
+  ownUncounted += 1;
+  lastOwnLikeAt = performance.now();
+  floatHeart();
+}
+$('heart').onclick = like;
+
+function onLikes(f) {
+  $('likes').textContent = f.total;
+  const own = Math.min(ownUncounted, f.delta);
+  ownUncounted -= own;
+  for (let i = 0; i < Math.min(f.delta - own, 8); i++) floatHeart();
+}
+
 setInterval(() => {
   if (pendingLikes > 0 && link.send({ type: 'like', count: pendingLikes })) pendingLikes = 0;
+  // Taps the server never counted (refused, lost) must not hide others' hearts for long.
+  if (pendingLikes === 0 && ownUncounted > 0 && performance.now() - lastOwnLikeAt > 3000) ownUncounted = 0;
 }, 250);
 
 function floatHeart() {
@@ -148,7 +450,7 @@ function floatHeart() {
   setTimeout(() => h.remove(), 2000);
 }
 
-// ----- products and sales -----
+// ----- products and sales: one compact bar, swiped sideways when several are highlighted -----
 function activeSaleFor(productId) {
   const now = Date.now() + state.clockOffset;
   return [...state.sales.values()].find(s => s.product_id === productId && !s.ended_at_ms && now < s.ends_at_ms);
@@ -156,6 +458,7 @@ function activeSaleFor(productId) {
 
 function renderProducts() {
   const box = $('products');
+  const scroll = box.scrollLeft;
   box.replaceChildren();
   for (const id of state.pinned) {
     const p = state.products.get(id);
@@ -163,29 +466,27 @@ function renderProducts() {
     const sale = activeSaleFor(id);
     const card = el('article', { class: 'card', dataset: { productId: String(id) } });
     if (p.image_url) card.append(el('img', { src: p.image_url, alt: '' }));
-    const info = el('div', { class: 'info' }, el('h3', {}, p.title));
+    const info = el('div', { class: 'info' }, el('h3', { title: p.title }, p.title));
     if (sale) {
-      info.append(el('p', { class: 'price' }, el('s', {}, formatPrice(p.price_minor, p.currency)), ' ', el('b', {}, formatPrice(sale.price_minor, sale.currency))));
       const left = sale.stock_left;
+      info.append(el('p', { class: 'price' }, el('s', {}, formatPrice(p.price_minor, p.currency)), ' ', el('b', {}, formatPrice(sale.price_minor, sale.currency)),
+        ' ', el('span', { class: 'left' }, left > 0 ? `${left} left` : 'Sold out')));
       const bar = el('div', { class: 'stock' }, el('div', { class: 'fill' }));
       bar.firstChild.style.width = `${Math.round(100 * left / sale.stock_total)}%`;
-      info.append(bar, el('p', { class: 'countdown', dataset: { saleId: String(sale.id) } }, ''), el('p', { class: 'left' }, left > 0 ? `${left} left` : 'Sold out'));
-      const buy = el('button', { class: 'buy', dataset: { saleId: String(sale.id) } }, left > 0 ? 'Buy' : 'Sold out');
-      buy.disabled = left === 0;
-      buy.onclick = () => {
-        // A tap not answered yet (or answered `unavailable`: the server restarted with it in
-        // hand) is retried with its own key, so it can never become a second order.
-        const key = unanswered.get(sale.id) || newKey();
-        unanswered.set(sale.id, key);
-        if (!link.send({ type: 'buy', sale_id: sale.id, qty: 1, idempotency_key: key })) toast('Reconnecting, try again in a moment', 'bad');
-      };
-      info.append(buy);
+      info.append(bar);
+      const look = buyButtonState(sale);
+      const buy = el('button', { class: 'buy', type: 'button', dataset: { saleId: String(sale.id) } }, look.label);
+      buy.disabled = look.disabled;
+      buy.onclick = () => tapBuy(sale);
+      card.append(info, el('div', { class: 'act' }, el('p', { class: 'countdown', dataset: { saleId: String(sale.id) } }, ''), buy));
     } else {
       info.append(el('p', { class: 'price' }, formatPrice(p.price_minor, p.currency)));
+      card.append(info);
     }
-    card.append(info);
     box.append(card);
   }
+  box.scrollLeft = scroll;
+  box.hidden = box.children.length === 0;
   tickCountdowns();
 }
 
@@ -194,10 +495,12 @@ function tickCountdowns() {
   for (const node of document.querySelectorAll('.countdown')) {
     const sale = state.sales.get(Number(node.dataset.saleId));
     if (!sale) continue;
+    if (state.ended) { node.textContent = ''; continue; }
     const ms = now < sale.starts_at_ms ? sale.starts_at_ms - now : sale.ends_at_ms - now;
     const s = Math.max(0, Math.ceil(ms / 1000));
     const text = `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
     node.textContent = now < sale.starts_at_ms ? `Starts in ${text}` : `Ends in ${text}`;
+    node.classList.toggle('soon', now >= sale.starts_at_ms && s <= 10);
     if (ms <= 0 && now >= sale.ends_at_ms) renderProducts();
   }
 }
@@ -218,7 +521,9 @@ function toast(text, kind = '') {
   try {
     session.token = await getToken(room, 'viewer');
   } catch (e) {
-    setState('error', e.message);
+    sessionState = 'error';
+    sessionDetail = e.message;
+    updateView();
     return;
   }
   await pollRoom();

@@ -12,112 +12,43 @@
 // Env: SELLCAST_BIN (default target/debug/sellcast), SELLCAST_HTTP_PORT (18080), CHROMIUM
 // (/usr/bin/chromium), E2E_DEADLINE_MS (150000). Prints `RESULT {json}` and exits non-zero on the
 // first failed expectation, keeping the temp dir (server.log) for a look.
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeClip, readFrameNumberSource, FPS } from './y4m.mjs';
+import { fail, waitFor, observe, ServerProcess, launchChromium, inboundStats } from './lib.mjs';
 
 const CLIP_FRAMES = 300; // the fake camera loops the clip: frame numbers wrap at this
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../..');
-const bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast');
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18080);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
 const ROOM = 'e2e';
 const DEADLINE_MS = Number(process.env.E2E_DEADLINE_MS || 150_000);
 const result = {};
-let server = null; // the running server child; replaced when the scenario restarts it
+let server = null; // the running server (a ServerProcess); restarted in place by the scenario
 const cspViolations = []; // what Chromium reported blocking under the pages' Content-Security-Policy
-
-function fail(msg) { throw new Error(msg); }
-const sleep = ms => new Promise(r => setTimeout(r, ms));
-
-// Poll `fn` until it returns a truthy value; bounded, never a blind sleep. A `{ pending: ... }`
-// value means "not yet" and is what a timeout reports.
-async function waitFor(what, fn, timeoutMs = 20_000, every = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try { last = await fn(); if (last && !last.pending) return last; } catch (e) { last = e.message; }
-    await sleep(every);
-  }
-  fail(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-// Poll like waitFor, but never fail: return the last value seen (the Rust side asserts on it).
-async function observe(fn, done, timeoutMs = 20_000, every = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try { last = await fn(); if (done(last)) return last; } catch (e) { last = undefined; }
-    await sleep(every);
-  }
-  return last;
-}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
 }
 
-async function startServer(tmp) {
-  const child = spawn(bin, ['serve', '--http', `127.0.0.1:${HTTP_PORT}`, '--udp-port', '0', '--web-dir', path.join(repo, 'web'), '--db', path.join(tmp, 'sellcast.db')],
-    { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const log = fs.createWriteStream(path.join(tmp, 'server.log'), { flags: 'a' });
-  child.stderr.pipe(log);
-  child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
-  server = child;
-  await waitFor('server /healthz', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
-  return child;
-}
-
-async function stopServer(signal) {
-  const child = server;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise(r => child.once('exit', r));
-  child.kill(signal);
-  await Promise.race([exited, sleep(3000)]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
-async function inboundStats(page) {
-  return page.evaluate(async () => {
-    const pc = window.sellcast?.session?.pc;
-    if (!pc) return null;
-    const out = {};
-    (await pc.getStats()).forEach(s => {
-      if (s.type === 'inbound-rtp') out[s.kind] = { packets: s.packetsReceived || 0, frames: s.framesDecoded || 0 };
-    });
-    return out;
-  });
-}
+async function startServer() { await server.start(); }
+async function stopServer(signal) { await server.stop(signal); }
 
 async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sellcast-e2e-'));
   const clip = path.join(tmp, 'clip.y4m');
   writeClip(clip, CLIP_FRAMES);
   // Hard bound on the whole scenario: on expiry the server is killed and the browser closes with us.
+  server = new ServerProcess({ tmp, port: HTTP_PORT });
   setTimeout(() => {
     console.error(`E2E FAILED: scenario exceeded ${DEADLINE_MS} ms (server log in ${tmp})`);
-    server?.kill('SIGKILL');
+    server.kill();
     process.exit(1);
   }, DEADLINE_MS).unref();
-  await startServer(tmp);
+  await startServer();
   const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--allow-loopback-in-peer-connection',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`,
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
-  });
-  // Chromium logs every load or script the page's CSP blocks; the pages must cause none.
-  browser.on('page', page => page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); }));
+  const browser = await launchChromium(profile, clip, cspViolations);
   try {
     await run(browser, tmp);
   } catch (e) {
@@ -125,7 +56,7 @@ async function main() {
     throw e;
   } finally {
     await browser.close().catch(() => {});
-    await stopServer('SIGINT');
+    await server.stop('SIGINT');
   }
   fs.rmSync(tmp, { recursive: true, force: true }); // the clip alone is 35 MB
   console.log(`RESULT ${JSON.stringify(result)}`);
@@ -196,6 +127,7 @@ async function moderation(browser, host) {
   };
   await say('cheap followers here');
   await host.click('#chat li:has-text("cheap followers here") button.ban');
+  await host.click('#confirm button.yes'); // Ban asks first
   await waitFor('the ban is listed with an Unban button', async () => (await host.locator('#bans li button.unban').count()) === 1);
   const banned = await host.locator('#bans li').getAttribute('data-identity');
   await waitFor('the banned viewer is cut off and refused', () => v.evaluate(() => document.body.dataset.state === 'error'), 30_000);
@@ -259,14 +191,16 @@ async function secondHost(host) {
   result.second_host = { refused_with: shown };
 }
 
-// End: DELETE on the session, the room goes offline at once, viewers fall back to waiting.
+// End: the host says the show ended, then DELETEs its session; the room goes offline at once and
+// viewers see "Show ended" (not "Waiting for the host") with Buy disabled.
 async function endShow(host, viewers) {
-  const t0 = Date.now();
   await host.click('#end');
+  const t0 = Date.now();
+  await host.click('#confirm button.yes'); // End asks first
   await waitFor('host page ended', () => host.evaluate(() => document.body.dataset.state === 'ended' && !document.getElementById('go-live').disabled));
   await waitFor('room offline after End', async () => !(await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).live, 5_000, 50);
   const offlineMs = Date.now() - t0;
-  await waitFor('viewers wait for the host again', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'waiting'));
+  await waitFor('viewers see the show ended', async () => (await Promise.all(viewers.map(watchUi))).every(u => u.waiting && !u.live_badge && u.state === 'ended'));
   result.end = { offline_after_end_ms: offlineMs };
 }
 
@@ -497,7 +431,7 @@ async function serverRestart(tmp, host, viewers) {
   })));
   const t0 = Date.now();
   await stopServer('SIGKILL');
-  await startServer(tmp);
+  await startServer();
   await waitFor('host page reconnects by itself', () => host.evaluate(() => {
     const pc = window.sellcast.session.pc;
     const back = window.__states.includes('reconnecting') && document.body.dataset.state === 'live' && pc !== window.__pcBeforeRestart;

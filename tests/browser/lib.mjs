@@ -35,8 +35,9 @@ export async function observe(fn, done, timeoutMs = 20_000, every = 100) {
   return last;
 }
 
-// The real server binary on 127.0.0.1:`port`, its log appended to `tmp`/server.log. `start`
-// again after `stop` brings it back on the same port and database.
+// The real server binary on 127.0.0.1:`port`, serving the pages from web/ (or SELLCAST_WEB_DIR:
+// a control run serves a deliberately broken copy), its log appended to `tmp`/server.log.
+// `start` again after `stop` brings it back on the same port and database (a restart).
 export class ServerProcess {
   constructor({ tmp, port, bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast') }) {
     Object.assign(this, { tmp, port, bin, child: null });
@@ -44,7 +45,7 @@ export class ServerProcess {
   }
 
   async start() {
-    const child = spawn(this.bin, ['serve', '--http', `127.0.0.1:${this.port}`, '--udp-port', '0', '--web-dir', path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db')],
+    const child = spawn(this.bin, ['serve', '--http', `127.0.0.1:${this.port}`, '--udp-port', '0', '--web-dir', process.env.SELLCAST_WEB_DIR || path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db')],
       { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
     const log = fs.createWriteStream(path.join(this.tmp, 'server.log'), { flags: 'a' });
     child.stderr.pipe(log);
@@ -88,6 +89,12 @@ export async function launchChromium(profile, clip, cspViolations) {
 // A browser for several contexts (a phone and a desktop side by side); pass each page to watchCsp.
 export async function launchBrowser(clip) {
   return chromium.launch({ executablePath: executablePath(), headless: false, args: chromiumArgs(clip) });
+}
+
+// One context in a fresh profile under `tmp` whose pages all get `viewport`.
+export async function launchPersistent({ tmp, clip, viewport }) {
+  const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
+  return chromium.launchPersistentContext(profile, { executablePath: executablePath(), headless: false, viewport, args: chromiumArgs(clip) });
 }
 
 export function watchCsp(page, cspViolations) {

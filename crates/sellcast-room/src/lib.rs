@@ -24,6 +24,7 @@ pub mod protocol;
 mod rate_limit;
 mod show;
 mod tally;
+mod totals;
 
 pub use answer::{Answer, CallId, Caller};
 pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
@@ -37,3 +38,4 @@ pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, 
 pub use rate_limit::TokenBucket;
 pub use show::{Ban, Class, HostAction, Output, ShowLimits, Show, ShowRecord};
 pub use tally::{RoomTally, BUY_OUTCOMES, ERROR_CODES};
+pub use totals::{CurrencyAmount, OrderTotals, ProductSales, ShowTotals};

@@ -81,10 +81,12 @@ pub enum ClientFrame {
     SetBlockedWords {
         words: Vec<String>,
     },
+    /// The host ends the show: viewers are told it is over (not that the host is away).
+    EndShow,
 }
 
 impl ClientFrame {
-    pub const TYPES: [&'static str; 13] = [
+    pub const TYPES: [&'static str; 14] = [
         "hello",
         "chat",
         "like",
@@ -98,6 +100,7 @@ impl ClientFrame {
         "set_blocked_words",
         "unban",
         "unmute",
+        "end_show",
     ];
 
     /// Parse one frame, size-limited, with a typed error for each way it can be wrong.
@@ -197,6 +200,9 @@ pub struct ChatLine {
 pub struct OrderLine {
     pub order_id: i64,
     pub sale_id: i64,
+    pub product_id: i64,
+    /// The product's title when the feed line was made (empty if the product is gone).
+    pub title: String,
     pub buyer: Identity,
     pub qty: u32,
     pub price_minor: i64,
@@ -220,6 +226,8 @@ pub enum RoomEvent {
     UserBanned { identity: String },
     UserUnbanned { identity: String },
     UserUnmuted { identity: String },
+    /// The host ended the show (as opposed to dropping out for a while).
+    ShowEnded,
 }
 
 /// A [`RoomEvent`] with its place in the stream and the server's clock.
@@ -256,6 +264,10 @@ pub struct Snapshot {
     pub orders: Option<Vec<OrderLine>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_words: Option<Vec<String>>,
+    /// Only for hosts and moderators: what every committed order of the room adds up to (the
+    /// sales per product are in the orders API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totals: Option<crate::totals::OrderTotals>,
 }
 
 /// Frames sent to one participant or as latest-state counters.
@@ -309,7 +321,14 @@ pub enum DirectFrame {
     Order {
         order: OrderLine,
         sale_sold: u32,
+        /// Revenue of this order's sale so far.
         revenue_minor: i64,
+        /// The room's totals with this order in.
+        totals: crate::totals::OrderTotals,
+        /// The product's orders and units with this order in.
+        product_sales: crate::totals::ProductSales,
+        /// The product's stock left after this order.
+        product_stock: u32,
     },
     /// Latest like state, sent on a fixed tick.
     Likes {
@@ -373,6 +392,7 @@ mod tests {
                 ClientFrame::SetBlockedWords { words: vec!["spam".into()] },
             ),
             (r#"{"type":"unban","identity":"bob"}"#, ClientFrame::Unban { identity: "bob".into() }),
+            (r#"{"type":"end_show"}"#, ClientFrame::EndShow),
             (r#"{"type":"unmute","identity":"bob"}"#, ClientFrame::Unmute { identity: "bob".into() }),
         ];
         for (text, expected) in &frames {

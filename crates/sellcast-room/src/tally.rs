@@ -53,6 +53,7 @@ impl RoomTally {
             ClientFrame::SetBlockedWords { .. } => 10,
             ClientFrame::Unban { .. } => 11,
             ClientFrame::Unmute { .. } => 12,
+            ClientFrame::EndShow => 13,
         };
         self.frames[i] += 1;
     }
@@ -111,6 +112,7 @@ mod tests {
             (r#"{"type":"set_blocked_words","words":[]}"#, "set_blocked_words"),
             (r#"{"type":"unban","identity":"a"}"#, "unban"),
             (r#"{"type":"unmute","identity":"a"}"#, "unmute"),
+            (r#"{"type":"end_show"}"#, "end_show"),
         ];
         for (json, name) in frames {
             let mut tally = RoomTally::default();

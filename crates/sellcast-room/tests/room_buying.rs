@@ -231,6 +231,8 @@ fn staff_see_each_order_with_the_buyer_units_sold_and_running_revenue() {
     rec.recent_orders = vec![sellcast_room::OrderLine {
         order_id: 1,
         sale_id: SALE,
+        product_id: PRODUCT,
+        title: "Lamp".into(),
         buyer: who("old", Role::Viewer),
         qty: 2,
         price_minor: 990,

@@ -195,3 +195,15 @@ fn a_failed_host_action_is_reported_to_whoever_asked() {
     assert_eq!((errors[0]["code"].as_str(), errors[0]["message"].as_str()), (Some("unavailable"), Some("store is down")));
     assert!(direct(&out, VIEWER).is_empty());
 }
+
+#[test]
+fn only_the_host_ends_the_show_and_everyone_is_told_it_ended() {
+    let mut room = show();
+    let out = frame(&mut room, NOW, VIEWER, br#"{"type":"end_show"}"#);
+    assert_eq!(error_codes(&out, VIEWER), vec!["forbidden"]);
+    assert!(broadcasts(&out).is_empty(), "a viewer's end_show changes nothing");
+    let out = frame(&mut room, NOW + 1_000, HOST, br#"{"type":"end_show"}"#);
+    let ended = broadcasts_of(&out, "show_ended");
+    assert_eq!(ended.len(), 1, "one show_ended event: {out:?}");
+    assert!(ended[0]["seq"].as_u64().is_some(), "an ordered room event, replayed on resume");
+}

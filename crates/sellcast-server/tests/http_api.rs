@@ -274,3 +274,32 @@ async fn an_http_frames_flood_with_one_token_gets_no_more_through_than_its_ident
     f.server.shutdown().await;
     Ok(())
 }
+
+/// `GET /api/rooms/{room}/orders`: the staff's recent orders with product names, and the
+/// room's totals (revenue = the sum of the orders, sales per product); a viewer gets 403, and
+/// an oversized sale is refused with the product's stock in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_api_gives_staff_the_orders_and_their_sums_and_refuses_viewers() -> Result<()> {
+    let f = Fixture::start().await?;
+    let (host, viewer) = (f.token("till", Role::Host, "hana")?, f.token("till", Role::Viewer, "vic")?);
+    let product = f.api.create_product("till", &host, "Sneakers", 10).await?;
+    let oversized = f.api.frame("till", &host, &json!({"type": "start_sale", "product_id": product, "price_minor": 990, "stock": 11,
+        "per_user_limit": 2, "starts_at_ms": 0, "ends_at_ms": 4_102_444_800_000_i64})).await?;
+    let refusal = oversized.iter().find(|x| x["type"] == "error").with_context(|| format!("refused: {oversized:?}"))?;
+    assert!(refusal["message"].as_str().is_some_and(|m| m.contains("10 in stock")), "{refusal}");
+    let sale = f.api.start_sale("till", &host, product, 5, 2).await?;
+    f.api.frame("till", &viewer, &json!({"type": "buy", "sale_id": sale, "qty": 2, "idempotency_key": "k1"})).await?;
+    let url = format!("{}/api/rooms/till/orders", f.api.base);
+    let read = f.api.http.get(&url).bearer_auth(&host).send().await?;
+    assert_eq!(read.status(), 200);
+    let body: Value = read.json().await?;
+    assert_eq!(body["orders"][0]["title"], "Sneakers", "{body}");
+    assert_eq!(body["totals"]["revenue"], json!([{ "currency": "EUR", "minor": 2 * 990 }]), "{body}");
+    assert_eq!(body["totals"]["products"], json!([{ "product_id": product, "orders": 1, "units": 2 }]), "{body}");
+    let stock = f.api.products("till").await?["products"][0]["stock"].clone();
+    assert_eq!(stock, 8, "the order took its units off the product");
+    let refused = f.api.http.get(&url).bearer_auth(&viewer).send().await?;
+    assert_eq!(refused.status(), 403);
+    f.server.shutdown().await;
+    Ok(())
+}

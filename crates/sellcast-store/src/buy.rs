@@ -1,7 +1,7 @@
 //! One buy inside the group-commit transaction. Order matters: a known key answers first
 //! (whatever changed since; looked up by the table's primary key), then the room's verdict if
 //! it sent one, then the sale window, the quantity, the per-user limit, and only then the
-//! conditional stock decrement, so stock can never go below zero.
+//! conditional stock decrements (the product's, then the sale's), so neither can go below zero.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -52,7 +52,7 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
     let reject = |reason| Ok((BuyAnswer::Rejected { sale_id: req.sale_id, reason }, None));
     let sale = tx
         .query_row(
-            "SELECT price_minor, currency, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms
+            "SELECT price_minor, currency, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms, product_id
              FROM sales WHERE id = ?1 AND room = ?2",
             params![req.sale_id, req.room],
             |r| {
@@ -63,11 +63,12 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, i64>(6)?,
                 ))
             },
         )
         .optional()?;
-    let Some((price_minor, currency, limit, starts, ends, ended)) = sale else {
+    let Some((price_minor, currency, limit, starts, ends, ended, product_id)) = sale else {
         return reject(BuyRejection::SaleNotActive);
     };
     if ended.is_some() || req.now_ms < starts || req.now_ms >= ends {
@@ -85,11 +86,21 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
     if already.saturating_add(qty) > limit {
         return reject(BuyRejection::LimitReached);
     }
+    // The units leave the product's stock and the sale's in this one transaction, each only if
+    // it has them: sales sharing a product cannot sell more than it has.
+    let from_product = tx.execute(
+        "UPDATE products SET stock = stock - ?1 WHERE id = ?2 AND stock >= ?1",
+        params![qty, product_id],
+    )?;
+    if from_product != 1 {
+        return reject(BuyRejection::SoldOut);
+    }
     let taken = tx.execute(
         "UPDATE sales SET stock_left = stock_left - ?1 WHERE id = ?2 AND stock_left >= ?1",
         params![qty, req.sale_id],
     )?;
     if taken != 1 {
+        tx.execute("UPDATE products SET stock = stock + ?1 WHERE id = ?2", params![qty, product_id])?;
         return reject(BuyRejection::SoldOut);
     }
     tx.execute(

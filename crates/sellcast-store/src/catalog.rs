@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
 use sellcast_room::money::{self, AmountError};
-use sellcast_room::{Product, ProductDraft, Role, Sale, SaleDraft};
+use sellcast_room::{Product, ProductDraft, Role, Sale, SaleDraft, ShowTotals};
 
 use crate::model::{Ban, DurableRoom, Order};
 
@@ -122,6 +122,14 @@ pub fn create_sale(conn: &mut Connection, room: &str, d: &SaleDraft) -> Result<S
     let p = product(conn, room, d.product_id)?;
     if d.stock < 1 || d.per_user_limit < 1 {
         return Err(invalid("a sale needs stock >= 1 and per_user_limit >= 1"));
+    }
+    // A sale sells the product's own units: it cannot offer more than are in stock. (Each
+    // order also takes its units off the product, so sales sharing a product cannot oversell.)
+    if d.stock > p.stock {
+        return Err(invalid(format!(
+            "a sale of {} units needs {} in stock, and \"{}\" has {} in stock",
+            d.stock, d.stock, p.title, p.stock
+        )));
     }
     if d.ends_at_ms <= d.starts_at_ms {
         return Err(invalid("a sale must end after it starts"));
@@ -243,26 +251,49 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreErro
         .prepare("SELECT sale_id, identity, SUM(qty) FROM orders WHERE room = ?1 GROUP BY sale_id, identity")?
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased })
+    let totals = room_totals(conn, room)?;
+    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased, totals })
+}
+
+/// Revenue per currency, orders and units per product, summed by SQLite over every order of
+/// `room`: the figures a host console shows, whatever it saw or missed.
+pub fn room_totals(conn: &Connection, room: &str) -> Result<ShowTotals, StoreError> {
+    let mut totals = ShowTotals::default();
+    let rows = conn
+        .prepare(
+            "SELECT s.product_id, o.currency, COUNT(*), SUM(o.qty), SUM(o.qty * o.price_minor)
+             FROM orders o JOIN sales s ON s.id = o.sale_id
+             WHERE o.room = ?1 GROUP BY s.product_id, o.currency ORDER BY s.product_id, o.currency",
+        )?
+        .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (product_id, currency, orders, units, minor) in rows {
+        totals.add(product_id, u64::try_from(orders).unwrap_or(0), u64::try_from(units).unwrap_or(0), &currency, minor);
+    }
+    Ok(totals)
 }
 
 pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {
     Ok(conn
         .prepare(
-            "SELECT id, room, sale_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms
-             FROM orders WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT o.id, o.room, o.sale_id, s.product_id, COALESCE(p.title, ''), o.identity, o.qty, o.price_minor,
+                    o.currency, o.idempotency_key, o.created_at_ms
+             FROM orders o JOIN sales s ON s.id = o.sale_id LEFT JOIN products p ON p.id = s.product_id
+             WHERE o.room = ?1 ORDER BY o.id DESC LIMIT ?2",
         )?
         .query_map(params![room, limit], |r| {
             Ok(Order {
                 id: r.get(0)?,
                 room: r.get(1)?,
                 sale_id: r.get(2)?,
-                identity: r.get(3)?,
-                qty: r.get(4)?,
-                price_minor: r.get(5)?,
-                currency: r.get(6)?,
-                idempotency_key: r.get(7)?,
-                created_at_ms: r.get(8)?,
+                product_id: r.get(3)?,
+                title: r.get(4)?,
+                identity: r.get(5)?,
+                qty: r.get(6)?,
+                price_minor: r.get(7)?,
+                currency: r.get(8)?,
+                idempotency_key: r.get(9)?,
+                created_at_ms: r.get(10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?)

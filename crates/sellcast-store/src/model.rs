@@ -2,7 +2,7 @@
 //! drafts, `BuyAnswer`, `BuyRejection`) are `sellcast-room`'s: the store makes them durable.
 //! Money is in minor units of a 3-letter currency.
 
-use sellcast_room::{BuyAnswer, BuyRejection, Product, Role, Sale};
+use sellcast_room::{BuyAnswer, BuyRejection, Product, Role, Sale, ShowTotals};
 use serde::Serialize;
 
 /// An order as stored: the row behind an `order_confirmed`, with the key that placed it.
@@ -11,6 +11,9 @@ pub struct Order {
     pub id: i64,
     pub room: String,
     pub sale_id: i64,
+    /// The sale's product, and its title as it reads now.
+    pub product_id: i64,
+    pub title: String,
     pub identity: String,
     pub qty: u32,
     pub price_minor: i64,
@@ -39,6 +42,8 @@ pub struct DurableRoom {
     /// Committed quantity per (sale, identity). Idempotency answers are not loaded: every buy
     /// the room cannot answer from its cache comes here, and the key is looked up then.
     pub purchased: Vec<(i64, String, u32)>,
+    /// Sums over every order of the room.
+    pub totals: ShowTotals,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

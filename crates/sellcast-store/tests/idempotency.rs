@@ -17,9 +17,9 @@ async fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// A sale of `stock` units, at most `limit` per buyer, open on [START, END).
+/// A sale of `stock` units (all of its product's), at most `limit` per buyer, open on [START, END).
 async fn sale(store: &Store, stock: u32, limit: u32) -> i64 {
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100 };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock };
     let p = store.create_product("r", draft).await.expect("product");
     let d = SaleDraft { product_id: p.id, price_minor: 750, currency: None, stock, per_user_limit: limit, starts_at_ms: START, ends_at_ms: END };
     store.create_sale("r", d).await.expect("sale").id

@@ -154,6 +154,10 @@ impl Show {
                 self.broadcast_event(now_ms, RoomEvent::UserUnmuted { identity });
                 Ok(Taken::Done)
             }),
+            ClientFrame::EndShow => self.host_only(&who, "end the show").map(|()| {
+                self.broadcast_event(now_ms, RoomEvent::ShowEnded);
+                Taken::Done
+            }),
             ClientFrame::Ban { identity } => self.moderator_only(&who, "ban").and_then(|()| {
                 self.may_act_on(&who, &identity, "ban")?;
                 self.may_lift(&who, self.ban_of(&identity, now_ms).map(|b| b.by), "ban")?;

@@ -29,6 +29,7 @@ use crate::identity_limits::IdentityLimits;
 use crate::likes::LikeCounter;
 use crate::protocol::{encode, DirectFrame, ErrorCode, OrderLine, Position, RoomEvent};
 use crate::tally::RoomTally;
+use crate::totals::ShowTotals;
 
 pub use limits::ShowLimits;
 use participants::Participant;
@@ -107,7 +108,10 @@ pub struct Show {
     likes: LikeCounter,
     buys: BuyAdmission,
     orders: VecDeque<OrderLine>,
+    /// Revenue per sale, from the recent orders on and every order since.
     revenue: HashMap<i64, i64>,
+    /// Sums over every committed order of the room: loaded, then one order at a time.
+    totals: ShowTotals,
     counters_dirty: bool,
     /// Set once the server drains: the reconnect hint every participant is given.
     draining: Option<u64>,
@@ -141,6 +145,7 @@ impl Show {
             banned: record.banned.into_iter().map(|(id, until_ms, by)| (id, Ban { until_ms, by })).collect(),
             orders: record.recent_orders.into_iter().collect(),
             revenue,
+            totals: record.totals,
             counters_dirty: false,
             draining: None,
             tally: RoomTally::default(),
@@ -195,6 +200,16 @@ impl Show {
 
     pub fn bought(&self, sale_id: i64, identity: &str) -> u32 {
         self.buys.bought(sale_id, identity)
+    }
+
+    /// What every committed order of the room adds up to.
+    pub fn totals(&self) -> &ShowTotals {
+        &self.totals
+    }
+
+    /// The host feed's recent orders, oldest first.
+    pub fn recent_orders(&self) -> impl Iterator<Item = &OrderLine> {
+        self.orders.iter()
     }
 
     pub fn products(&self) -> &[Product] {

@@ -74,11 +74,21 @@ impl Show {
         };
         let sold_out = sale.stock_left == 0;
         let sale_sold = sale.sold();
+        let product_id = sale.product_id;
+        // The store took the units off the product's stock in the order's transaction.
+        let (title, product_stock) = match self.products.iter_mut().find(|p| p.id == product_id) {
+            Some(p) => {
+                p.stock = p.stock.saturating_sub(qty);
+                (p.title.clone(), p.stock)
+            }
+            None => (String::new(), 0),
+        };
         let buyer = settled
             .buyer
             .or_else(|| self.participants.values().find(|p| p.identity.id == ticket.identity).map(|p| p.identity.clone()))
             .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
-        let order = OrderLine { order_id, sale_id, buyer, qty, price_minor, currency, at_ms: now_ms };
+        let product_sales = self.totals.add_order(product_id, qty, price_minor, &currency);
+        let order = OrderLine { order_id, sale_id, product_id, title, buyer, qty, price_minor, currency, at_ms: now_ms };
         let revenue = self.revenue.entry(sale_id).or_insert(0);
         *revenue = crate::money::add_line(*revenue, price_minor, qty);
         let revenue_minor = *revenue;
@@ -86,7 +96,7 @@ impl Show {
             self.orders.pop_front();
         }
         self.orders.push_back(order.clone());
-        let feed = DirectFrame::Order { order, sale_sold, revenue_minor };
+        let feed = DirectFrame::Order { order, sale_sold, revenue_minor, totals: self.totals.totals.clone(), product_sales, product_stock };
         let staff: Vec<ParticipantId> = self
             .participants
             .iter()

@@ -17,5 +17,7 @@ pub struct ShowRecord {
     /// Committed quantity per (sale, identity).
     pub bought: Vec<(i64, String, u32)>,
     pub recent_orders: Vec<OrderLine>,
+    /// Sums over every committed order of the room (not only the recent ones).
+    pub totals: crate::totals::ShowTotals,
     pub likes_total: u64,
 }

@@ -86,6 +86,7 @@ impl Show {
             viewers: self.viewer_count(),
             orders,
             blocked_words: staff.then(|| self.chat.blocked_words()),
+            totals: staff.then(|| self.totals.totals.clone()),
         };
         let used = encoded_len(&snapshot) + SNAPSHOT_TAG_BYTES;
         let rest = self.products.iter().filter(|p| !self.pinned.contains(&p.id)).cloned();

@@ -70,6 +70,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(auth)
         .and(with_state(state.clone()))
         .then(list_bans);
+    let orders = warp::path!("api" / "rooms" / String / "orders")
+        .and(warp::get())
+        .and(auth)
+        .and(with_state(state.clone()))
+        .then(list_orders);
     let unban = warp::path!("api" / "rooms" / String / "bans" / String)
         .and(warp::delete())
         .and(auth)
@@ -95,6 +100,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(frames)
         .unify()
         .or(bans)
+        .unify()
+        .or(orders)
         .unify()
         .or(unban)
         .unify()
@@ -154,7 +161,11 @@ fn dev_token(query: HashMap<String, String>, st: AppState) -> Response {
         .get("name")
         .map(|n| n.chars().filter(|c| !c.is_control()).take(40).collect())
         .filter(|n: &String| !n.trim().is_empty())
-        .unwrap_or_else(|| format!("Guest {}", &tag[..4]));
+        .unwrap_or_else(|| match role {
+            // A host without a chosen name shows as the host, never as a guest.
+            Role::Host => String::from("Host"),
+            _ => format!("Guest {}", &tag[..4]),
+        });
     let sub = query.get("identity").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("guest-{tag}"));
     let claims = Claims { room: room.clone(), sub: sub.clone(), name: name.clone(), role, exp: now_secs() + 12 * 3600 };
     match st.auth.mint(&claims) {
@@ -297,6 +308,30 @@ async fn list_bans(room: String, auth: Auth, st: AppState) -> Response {
                 .collect();
             warp::reply::json(&json!({ "bans": bans })).into_response()
         }
+        Err(_) => room_unavailable(),
+    }
+}
+
+/// The room's recent orders (oldest first) and its totals over every order, for the host and
+/// moderators: `{"orders":[...],"totals":{...}}`. The host console shows these figures as
+/// they are, so its revenue is the sum of the orders whatever it saw or missed.
+async fn list_orders(room: String, auth: Auth, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    if let Err(e) = st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
+        return SignalError::from(e).into_response();
+    }
+    let show = match existing_room(&st, &room).await {
+        Ok(show) => show,
+        Err(response) => return response,
+    };
+    let (reply, answer) = oneshot::channel();
+    if show.tx.send(ShowMsg::Orders { reply }).await.is_err() {
+        return room_unavailable();
+    }
+    match answer.await {
+        Ok((orders, totals)) => warp::reply::json(&json!({ "orders": orders, "totals": totals })).into_response(),
         Err(_) => room_unavailable(),
     }
 }

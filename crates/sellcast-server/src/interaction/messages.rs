@@ -1,6 +1,8 @@
 //! What the media driver and the HTTP API tell a show task.
 
-use sellcast_room::{Answer, Ban, BuyTicket, Caller, ClientFrame, FrameError, Identity, ParticipantId, Product, Role, Sale};
+use sellcast_room::{
+    Answer, Ban, BuyTicket, Caller, ClientFrame, FrameError, Identity, OrderLine, ParticipantId, Product, Role, Sale, ShowTotals,
+};
 
 use tokio::sync::oneshot;
 
@@ -42,6 +44,8 @@ pub enum ShowMsg {
     Sales { reply: oneshot::Sender<(Vec<Product>, Vec<Sale>)> },
     /// Whether `identity` coming with `role` is turned away (a ban binds roles below its placer's).
     IsBanned { identity: String, role: Role, reply: oneshot::Sender<bool> },
+    /// The recent orders (oldest first) and the totals over every order, for staff.
+    Orders { reply: oneshot::Sender<(Vec<OrderLine>, ShowTotals)> },
     /// The bans in force, for staff.
     Bans { reply: oneshot::Sender<Vec<(String, Ban)>> },
     /// The store finished a buy.

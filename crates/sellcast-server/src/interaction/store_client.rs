@@ -75,6 +75,7 @@ impl StoreClient {
             blocked_words: r.blocked_words,
             bought: r.purchased,
             recent_orders: orders.into_iter().map(order_line).collect(),
+            totals: r.totals,
             likes_total: 0,
         })
     }
@@ -139,6 +140,8 @@ fn order_line(o: store::Order) -> OrderLine {
     OrderLine {
         order_id: o.id,
         sale_id: o.sale_id,
+        product_id: o.product_id,
+        title: o.title,
         buyer: Identity { id: o.identity.clone(), name: o.identity, role: Role::Viewer },
         qty: o.qty,
         price_minor: o.price_minor,

@@ -198,6 +198,9 @@ impl ShowTask {
             ShowMsg::IsBanned { identity, role, reply } => {
                 let _ = reply.send(core.is_banned_as(&identity, role, now));
             }
+            ShowMsg::Orders { reply } => {
+                let _ = reply.send((core.recent_orders().cloned().collect(), core.totals().clone()));
+            }
             ShowMsg::Bans { reply } => {
                 let _ = reply.send(core.bans(now));
             }
