@@ -136,8 +136,9 @@ async function run(browser, base, sites) {
   const shop = await context.newPage();
   shop.on('pageerror', e => console.error('shop page error:', e.message));
   const cors = [];
+  // The shop page's own requests (the iframe's player, same origin as the server, makes its own).
   shop.on('response', r => {
-    if (r.url().startsWith(base)) cors.push({ url: r.url().replace(base, ''), method: r.request().method(), status: r.status(), allow: r.headers()['access-control-allow-origin'] ?? null });
+    if (r.url().startsWith(base) && r.frame() === shop.mainFrame()) cors.push({ url: r.url().replace(base, ''), method: r.request().method(), status: r.status(), allow: r.headers()['access-control-allow-origin'] ?? null });
   });
   await shop.goto(`${SHOP}/shirt`);
   const playing = await waitFor('the embedded player decodes video', async () => {

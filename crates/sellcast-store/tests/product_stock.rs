@@ -24,7 +24,7 @@ fn sale_draft(product_id: i64, stock: u32, limit: u32) -> SaleDraft {
 }
 
 fn req(sale_id: i64, who: &str, qty: u32, key: &str) -> BuyRequest {
-    BuyRequest { room: "r".into(), sale_id, identity: who.into(), qty, idempotency_key: key.into(), now_ms: START, verdict: None }
+    BuyRequest { room: "r".into(), sale_id, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: START, verdict: None }
 }
 
 async fn product_stock(store: &Store, id: i64) -> u32 {
