@@ -340,6 +340,7 @@ async function serverDown(phone, host) {
 async function showEnded(phone, host) {
   await waitFor('Buy is enabled before End', async () => (await phone.locator('.card button.buy:not([disabled])').count()) === 1);
   await host.click('#end');
+  await host.click('#confirm button.yes'); // End asks first
   await waitFor('phone says the show ended', async () => { const v = await view(phone); return v.state === 'ended' && v.overlay === 'Show ended' && !v.live_badge; }, 10_000, 50);
   const ended = await phone.evaluate(() => ({ buys: document.querySelectorAll('.card button.buy').length, enabled: document.querySelectorAll('.card button.buy:not([disabled])').length }));
   const top = await onTop(phone, '#waiting-text');
