@@ -64,6 +64,8 @@ let everConnected = false;
 function viewState() {
   if (sessionState === 'error') return 'error';
   if (serverDown) return 'reconnecting';
+  // The server is draining: it said where to go and closes this session soon.
+  if (sessionState === 'moving') return 'moving';
   const redoing = sessionState === 'reconnecting' || sessionState === 'moving';
   if (redoing && everConnected) return 'reconnecting';
   if (!state.live) return state.ended ? 'ended' : 'waiting';
@@ -74,6 +76,7 @@ function viewState() {
 const overlayText = {
   error: () => `Cannot watch: ${sessionDetail}`,
   reconnecting: () => 'Reconnecting…',
+  moving: () => 'The show is moving to another server…',
   connecting: () => 'Connecting…',
   ended: () => 'Show ended',
   waiting: () => 'Waiting for the host…',
