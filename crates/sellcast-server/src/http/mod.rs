@@ -112,7 +112,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let pages = pages::routes(state.pages.clone());
     let state_for_gate = state.clone();
     let allowed = state.cors.clone();
-    let preflight = warp::options()
+    // Not `warp::options()`: its refusal of other methods is a 405, which warp ranks above the
+    // 404 of every route after it, so a GET of a missing file would answer 405.
+    let preflight = warp::method()
+        .and_then(|method: warp::http::Method| {
+            std::future::ready(if method == warp::http::Method::OPTIONS { Ok(()) } else { Err(warp::reject::not_found()) })
+        })
+        .untuple_one()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and_then(move |path: warp::path::FullPath, headers: warp::http::HeaderMap| {
