@@ -4,58 +4,19 @@
 //! frame it. The scenario is `tests/browser/embed_player.mjs`; this test runs it and checks its
 //! result.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+mod browser_support;
+
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use anyhow::Result;
 
-const PORT: &str = "18530";
+/// The server's port; the shop page is on the next one, and an origin not allowed on the one after.
+const PORT: u16 = 18530;
 
 #[tokio::test]
 async fn a_player_embedded_on_another_origin_plays_the_show_and_a_buy_is_confirmed() -> Result<()> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    if !dir.join("node_modules/playwright-core").exists() {
-        let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().await?;
-        if !status.success() {
-            bail!("npm ci failed in {}", dir.display());
-        }
-    }
-    let mut child = Command::new("sh")
-        .arg(dir.join("run.sh"))
-        .arg("embed_player.mjs")
-        .env("SELLCAST_BIN", env!("CARGO_BIN_EXE_sellcast"))
-        .env("SELLCAST_HTTP_PORT", PORT)
-        .env("SELLCAST_MAX_SESSIONS_PER_IP", "10000")
-        .env("SELLCAST_SIGNAL_RATE", "0")
-        .env("SELLCAST_API_RATE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("running tests/browser/run.sh (needs unshare and ip: util-linux, iproute2)")?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut result: Option<Value> = None;
-    let read = async {
-        while let Some(line) = lines.next_line().await? {
-            println!("{line}");
-            if let Some(json) = line.strip_prefix("RESULT ") {
-                result = Some(serde_json::from_str(json)?);
-            }
-        }
-        anyhow::Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(180), read).await.context("browser test timed out")??;
-    let status = child.wait().await?;
-    if !status.success() {
-        bail!("embed scenario failed ({status}); see its output above");
-    }
-    let r = result.context("the scenario printed no RESULT line")?;
-    let shop = format!("http://127.0.0.1:{}", PORT.parse::<u16>()? + 1);
+    let r = browser_support::run_scenario("embed_player.mjs", PORT, Duration::from_secs(180)).await?;
+    let shop = format!("http://127.0.0.1:{}", PORT + 1);
 
     assert!(r["playing"]["frames"].as_u64().unwrap_or(0) > 10, "the embedded player decodes video: {r}");
     assert_eq!(r["buy"]["orders_seen"].as_array().map(Vec::len), Some(1), "one order confirmed to the page: {r}");

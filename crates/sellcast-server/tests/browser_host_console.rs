@@ -3,62 +3,15 @@
 //! each time; fields are labelled, a running sale counts down, End and Ban ask first, the camera
 //! is released after End, chat is on screen without scrolling, and a dead server shows at once.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+mod browser_support;
+
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
-}
+use anyhow::Result;
 
 #[tokio::test]
 async fn host_console_before_live_after_reload_restart_and_end() -> Result<()> {
-    let dir = browser_dir();
-    if !dir.join("node_modules/playwright-core").exists() {
-        let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().await?;
-        if !status.success() {
-            bail!("npm ci failed in {}", dir.display());
-        }
-    }
-    if !std::path::Path::new("/usr/bin/chromium").exists() && std::env::var_os("CHROMIUM").is_none() {
-        bail!("Chromium is missing: apt-get install chromium (bash .ci/run does)");
-    }
-    let mut child = Command::new("sh")
-        .arg(dir.join("run.sh"))
-        .arg("host_console.mjs")
-        .env("SELLCAST_BIN", env!("CARGO_BIN_EXE_sellcast"))
-        .env("SELLCAST_HTTP_PORT", "18310")
-        .env("SELLCAST_MAX_SESSIONS_PER_IP", "10000")
-        .env("SELLCAST_SIGNAL_RATE", "0")
-        .env("SELLCAST_API_RATE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("running tests/browser/run.sh host_console.mjs (needs unshare and ip)")?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut result: Option<Value> = None;
-    let read = async {
-        while let Some(line) = lines.next_line().await? {
-            println!("{line}");
-            if let Some(json) = line.strip_prefix("RESULT ") {
-                result = Some(serde_json::from_str(json)?);
-            }
-        }
-        anyhow::Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(200), read).await.context("browser test timed out")??;
-    let status = child.wait().await?;
-    if !status.success() {
-        bail!("host console scenario failed ({status}); see its output above");
-    }
-    let r = result.context("the scenario printed no RESULT line")?;
+    let r = browser_support::run_scenario("host_console.mjs", 18310, Duration::from_secs(200)).await?;
     assert_eq!(r["orders_placed"], 8, "{r}");
     let revenue = &r["revenue_live"];
     for when in ["revenue_after_reload", "revenue_after_restart", "revenue_after_end_and_reload"] {
