@@ -60,27 +60,32 @@ impl ProductDraft {
     /// server (empty: no image). Plain `http:` would be mixed content and readable on the way;
     /// `//host`, `data:` and `javascript:` are not what a merchant means by an image link.
     pub fn check_image_url(&self) -> Result<(), ImageUrlError> {
-        let url = self.image_url.as_str();
-        if url.is_empty() {
-            return Ok(());
-        }
-        if url.len() > MAX_IMAGE_URL {
-            return Err(ImageUrlError::TooLong);
-        }
-        if url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
-            return Err(ImageUrlError::UnsafeCharacter);
-        }
-        let https_host = url
-            .get(..8)
-            .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
-            .and_then(|_| url[8..].chars().next())
-            .is_some_and(|first| !matches!(first, '/' | '?' | '#'));
-        let same_origin_path = url.starts_with('/') && !url.starts_with("//");
-        if https_host || same_origin_path {
-            Ok(())
-        } else {
-            Err(ImageUrlError::NotHttpsOrPath)
-        }
+        check_image_url(&self.image_url)
+    }
+}
+
+/// An image link a page may show (a product's picture, a host's avatar): empty, an `https:`
+/// URL or a path on this server.
+pub fn check_image_url(url: &str) -> Result<(), ImageUrlError> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    if url.len() > MAX_IMAGE_URL {
+        return Err(ImageUrlError::TooLong);
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        return Err(ImageUrlError::UnsafeCharacter);
+    }
+    let https_host = url
+        .get(..8)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        .and_then(|_| url[8..].chars().next())
+        .is_some_and(|first| !matches!(first, '/' | '?' | '#'));
+    let same_origin_path = url.starts_with('/') && !url.starts_with("//");
+    if https_host || same_origin_path {
+        Ok(())
+    } else {
+        Err(ImageUrlError::NotHttpsOrPath)
     }
 }
 

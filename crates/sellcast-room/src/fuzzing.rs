@@ -158,7 +158,7 @@ impl FakeStore {
                     show.handle_persisted(from);
                 }
                 Output::Kick { participant } => show.handle_leave(participant),
-                Output::Refused { .. } => {}
+                Output::Refused { .. } | Output::PersistLikes { .. } => {}
             }
         }
         bytes
@@ -193,6 +193,17 @@ impl FakeStore {
             HostAction::Ban { identity, by } => show.apply_ban(now_ms, identity, None, by),
             HostAction::Unban(identity) => show.apply_unban(now_ms, identity),
             HostAction::SetBlockedWords(words) => show.apply_blocked_words(words),
+            HostAction::SetShow(info) => show.apply_show(now_ms, info),
+            HostAction::SetName { identity, name, host } => show.apply_name(now_ms, identity, name, host),
+            HostAction::EndShow => {
+                let closed: Vec<Sale> = show
+                    .sales()
+                    .iter()
+                    .filter(|s| s.ended_at_ms.is_none())
+                    .map(|s| Sale { ended_at_ms: Some(now_ms), ..s.clone() })
+                    .collect();
+                show.apply_show_ended(now_ms, now_ms, closed);
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 //! the current time as an argument; `poll_output` for frames to send and work to persist.
 //! It must never do IO, read the clock, or acknowledge an order the store has not committed.
 
+pub mod activity;
 mod answer;
 mod buy_admission;
 mod catalog;
@@ -23,12 +24,13 @@ pub mod money;
 pub mod protocol;
 mod rate_limit;
 mod show;
+pub mod show_info;
 mod tally;
 mod totals;
 
 pub use answer::{Answer, CallId, Caller};
 pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
-pub use catalog::{ImageUrlError, Product, ProductDraft, Sale, SaleDraft, MAX_IMAGE_URL};
+pub use catalog::{check_image_url, ImageUrlError, Product, ProductDraft, Sale, SaleDraft, MAX_IMAGE_URL};
 pub use chat::ChatLimits;
 pub use event_log::EventLog;
 pub use identity::{Identity, ParticipantId, Role};
@@ -37,5 +39,6 @@ pub use likes::LikeCounter;
 pub use protocol::{BuyRejection, ClientFrame, ErrorCode, FrameError, OrderLine, Position};
 pub use rate_limit::TokenBucket;
 pub use show::{Ban, Class, HostAction, Output, ShowLimits, Show, ShowRecord};
+pub use show_info::{NameError, ShowInfo, ShowInfoError};
 pub use tally::{RoomTally, BUY_OUTCOMES, ERROR_CODES};
 pub use totals::{CurrencyAmount, OrderTotals, ProductSales, ShowTotals};

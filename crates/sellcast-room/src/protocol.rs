@@ -81,12 +81,26 @@ pub enum ClientFrame {
     SetBlockedWords {
         words: Vec<String>,
     },
-    /// The host ends the show: viewers are told it is over (not that the host is away).
+    /// The host ends the show: viewers are told it is over (not that the host is away), and
+    /// every sale still open is ended.
     EndShow,
+    /// The host sets the show's title, scheduled start and avatar (`show_info` checks them).
+    SetShow {
+        #[serde(default)]
+        title: String,
+        #[serde(default)]
+        starts_at_ms: Option<i64>,
+        #[serde(default)]
+        avatar_url: String,
+    },
+    /// Anyone sets the name others see them by in this room.
+    SetName {
+        name: String,
+    },
 }
 
 impl ClientFrame {
-    pub const TYPES: [&'static str; 14] = [
+    pub const TYPES: [&'static str; 16] = [
         "hello",
         "chat",
         "like",
@@ -101,6 +115,8 @@ impl ClientFrame {
         "unban",
         "unmute",
         "end_show",
+        "set_show",
+        "set_name",
     ];
 
     /// Parse one frame, size-limited, with a typed error for each way it can be wrong.
@@ -228,6 +244,8 @@ pub enum RoomEvent {
     UserUnmuted { identity: String },
     /// The host ended the show (as opposed to dropping out for a while).
     ShowEnded,
+    /// The show's title, start, avatar or host name changed.
+    ShowUpdated { show: crate::show_info::ShowInfo },
 }
 
 /// A [`RoomEvent`] with its place in the stream and the server's clock.
@@ -259,6 +277,8 @@ pub struct Snapshot {
     pub chat: Vec<ChatLine>,
     pub likes_total: u64,
     pub viewers: usize,
+    /// Title, scheduled start, host name and avatar.
+    pub show: crate::show_info::ShowInfo,
     /// Only for hosts and moderators.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orders: Option<Vec<OrderLine>>,
@@ -335,6 +355,18 @@ pub enum DirectFrame {
         total: u64,
         delta: u64,
     },
+    /// To the sessions of one identity: its display name is now `you.name`.
+    NameSet {
+        you: Identity,
+    },
+    /// Who joined and who bought since the last one, at most one per
+    /// [`ACTIVITY_INTERVAL_MS`](crate::activity::ACTIVITY_INTERVAL_MS) (see `activity`).
+    Activity {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        joined: Option<crate::activity::Joined>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bought: Option<crate::activity::Bought>,
+    },
     /// Latest counters, sent on a fixed tick when they changed.
     Counters {
         viewers: usize,
@@ -394,6 +426,11 @@ mod tests {
             (r#"{"type":"unban","identity":"bob"}"#, ClientFrame::Unban { identity: "bob".into() }),
             (r#"{"type":"end_show"}"#, ClientFrame::EndShow),
             (r#"{"type":"unmute","identity":"bob"}"#, ClientFrame::Unmute { identity: "bob".into() }),
+            (
+                r#"{"type":"set_show","title":"Spring drop","starts_at_ms":5000,"avatar_url":"https://a.example/me.png"}"#,
+                ClientFrame::SetShow { title: "Spring drop".into(), starts_at_ms: Some(5000), avatar_url: "https://a.example/me.png".into() },
+            ),
+            (r#"{"type":"set_name","name":"Ana"}"#, ClientFrame::SetName { name: "Ana".into() }),
         ];
         for (text, expected) in &frames {
             assert_eq!(ClientFrame::parse(text.as_bytes()).as_ref(), Ok(expected), "{text}");

@@ -54,6 +54,8 @@ impl RoomTally {
             ClientFrame::Unban { .. } => 11,
             ClientFrame::Unmute { .. } => 12,
             ClientFrame::EndShow => 13,
+            ClientFrame::SetShow { .. } => 14,
+            ClientFrame::SetName { .. } => 15,
         };
         self.frames[i] += 1;
     }

@@ -203,6 +203,9 @@ fn only_the_host_ends_the_show_and_everyone_is_told_it_ended() {
     assert_eq!(error_codes(&out, VIEWER), vec!["forbidden"]);
     assert!(broadcasts(&out).is_empty(), "a viewer's end_show changes nothing");
     let out = frame(&mut room, NOW + 1_000, HOST, br#"{"type":"end_show"}"#);
+    assert_eq!(persisted(&out), vec![HostAction::EndShow], "End is made durable first (it closes the sales)");
+    room.apply_show_ended(NOW + 1_000, NOW + 1_000, Vec::new());
+    let out = drain(&mut room);
     let ended = broadcasts_of(&out, "show_ended");
     assert_eq!(ended.len(), 1, "one show_ended event: {out:?}");
     assert!(ended[0]["seq"].as_u64().is_some(), "an ordered room event, replayed on resume");

@@ -62,6 +62,7 @@ impl Show {
             return;
         }
         self.saw(&identity);
+        let identity = self.named(identity);
         self.dispatch(now_ms, caller, identity, frame);
     }
 
@@ -154,10 +155,9 @@ impl Show {
                 self.broadcast_event(now_ms, RoomEvent::UserUnmuted { identity });
                 Ok(Taken::Done)
             }),
-            ClientFrame::EndShow => self.host_only(&who, "end the show").map(|()| {
-                self.broadcast_event(now_ms, RoomEvent::ShowEnded);
-                Taken::Done
-            }),
+            ClientFrame::EndShow => self.end_show(from, &who),
+            ClientFrame::SetShow { title, starts_at_ms, avatar_url } => self.set_show(now_ms, from, &who, (title, starts_at_ms, avatar_url)),
+            ClientFrame::SetName { name } => self.set_name(from, &who, &name),
             ClientFrame::Ban { identity } => self.moderator_only(&who, "ban").and_then(|()| {
                 self.may_act_on(&who, &identity, "ban")?;
                 self.may_lift(&who, self.ban_of(&identity, now_ms).map(|b| b.by), "ban")?;

@@ -4,11 +4,13 @@
 //! out the [`Output`]s.
 //!
 //! One concern per file: `participants`, `dispatch` (every frame in), `chat`, `orders`,
-//! `host_actions`, `ticks`, `snapshots`; `limits` and `record` are what a show is built from.
+//! `host_actions`, `lifecycle` (title, start, names, End, saved likes), `ticks`, `snapshots`;
+//! `limits` and `record` are what a show is built from.
 
 mod chat;
 mod dispatch;
 mod host_actions;
+mod lifecycle;
 mod limits;
 mod orders;
 mod participants;
@@ -19,6 +21,7 @@ mod ticks;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::activity::Activity;
 use crate::answer::{Answer, Caller};
 use crate::buy_admission::{BuyAdmission, BuyOrder};
 use crate::catalog::{Product, Sale, SaleDraft};
@@ -56,6 +59,12 @@ pub enum HostAction {
     Ban { identity: String, by: Role },
     Unban(String),
     SetBlockedWords(Vec<String>),
+    /// The show's title, start and avatar (checked), with the host's name.
+    SetShow(crate::show_info::ShowInfo),
+    /// `identity` is shown as `name` (checked) in this room; `host`: it is the host's name.
+    SetName { identity: String, name: String, host: bool },
+    /// End the show: every open sale ends with it.
+    EndShow,
 }
 
 /// A ban as the room holds it.
@@ -81,6 +90,8 @@ pub enum Output {
     Persist { from: Caller, by: Identity, action: HostAction },
     /// Close this participant's session (banned).
     Kick { participant: ParticipantId },
+    /// Save the room's likes total (best effort: a crash loses the likes since the last save).
+    PersistLikes { total: u64 },
     /// A frame was refused; the task logs it (debug for rate limits, info otherwise).
     Refused { from: Caller, identity: String, code: ErrorCode, message: String },
 }
@@ -113,6 +124,14 @@ pub struct Show {
     /// Sums over every committed order of the room: loaded, then one order at a time.
     totals: ShowTotals,
     counters_dirty: bool,
+    /// Title, scheduled start, avatar, host name, last End.
+    info: crate::show_info::ShowInfo,
+    /// Display names chosen in this room, by identity: they replace the token's name.
+    names: HashMap<String, String>,
+    /// Joins and orders waiting for the next coalesced activity frame.
+    activity: Activity,
+    /// The likes total last handed to the store, and when.
+    likes_saved: (u64, i64),
     /// Set once the server drains: the reconnect hint every participant is given.
     draining: Option<u64>,
     /// Frames, refusals and buy answers handled so far (read by the task for metrics).
@@ -146,6 +165,10 @@ impl Show {
             orders: record.recent_orders.into_iter().collect(),
             revenue,
             totals: record.totals,
+            info: record.show,
+            names: record.names.into_iter().collect(),
+            activity: Activity::default(),
+            likes_saved: (record.likes_total, now_ms),
             counters_dirty: false,
             draining: None,
             tally: RoomTally::default(),

@@ -46,6 +46,8 @@ impl Show {
             return;
         }
         self.draining = Some(reconnect_after_ms);
+        // The likes since the last save go to the store before the server exits.
+        self.save_likes(self.likes_saved.1);
         let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
         self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
     }
@@ -87,6 +89,7 @@ impl Show {
             .buyer
             .or_else(|| self.participants.values().find(|p| p.identity.id == ticket.identity).map(|p| p.identity.clone()))
             .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
+        self.announce_order(&buyer, product_id, &title);
         let product_sales = self.totals.add_order(product_id, qty, price_minor, &currency);
         let order = OrderLine { order_id, sale_id, product_id, title, buyer, qty, price_minor, currency, at_ms: now_ms };
         let revenue = self.revenue.entry(sale_id).or_insert(0);

@@ -26,6 +26,8 @@ impl Show {
             return;
         }
         self.saw(&identity);
+        let identity = self.named(identity);
+        self.announce_join(&identity);
         self.participants.insert(
             id,
             Participant { identity, errors: TokenBucket::new(5, 1.0, now_ms), muted_errors: 0, greeted: false },

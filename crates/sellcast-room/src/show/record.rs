@@ -19,5 +19,10 @@ pub struct ShowRecord {
     pub recent_orders: Vec<OrderLine>,
     /// Sums over every committed order of the room (not only the recent ones).
     pub totals: crate::totals::ShowTotals,
+    /// The likes counted so far (saved every few seconds; see `show::lifecycle`).
     pub likes_total: u64,
+    /// Title, scheduled start, avatar, host name, last End.
+    pub show: crate::show_info::ShowInfo,
+    /// Display names chosen in this room: (identity, name).
+    pub names: Vec<(String, String)>,
 }

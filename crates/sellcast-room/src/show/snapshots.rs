@@ -84,6 +84,7 @@ impl Show {
             chat,
             likes_total: self.likes.total(),
             viewers: self.viewer_count(),
+            show: self.info.clone(),
             orders,
             blocked_words: staff.then(|| self.chat.blocked_words()),
             totals: staff.then(|| self.totals.totals.clone()),

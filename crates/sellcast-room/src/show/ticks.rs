@@ -22,6 +22,7 @@ impl Show {
             self.end_announced.push(sale_id);
             self.broadcast_event(now_ms, RoomEvent::SaleEnded { sale_id, sold });
         }
+        self.lifecycle_tick(now_ms);
         if std::mem::take(&mut self.counters_dirty) {
             let counters = self.counters();
             self.broadcast(&counters, Class::Latest);
