@@ -104,9 +104,9 @@ fn decide(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
         return reject(BuyRejection::SoldOut);
     }
     tx.execute(
-        "INSERT INTO orders (room, sale_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![req.room, req.sale_id, req.identity, qty, price_minor, currency, req.idempotency_key, req.now_ms],
+        "INSERT INTO orders (room, sale_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms, buyer_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![req.room, req.sale_id, req.identity, qty, price_minor, currency, req.idempotency_key, req.now_ms, req.buyer_name],
     )?;
     let order_id = tx.last_insert_rowid();
     let stock_left: u32 = tx.query_row("SELECT stock_left FROM sales WHERE id = ?1", [req.sale_id], |r| r.get(0))?;

@@ -79,7 +79,7 @@ fn product(conn: &Connection, room: &str, id: i64) -> Result<Product, StoreError
     .ok_or_else(|| StoreError::NotFound(format!("product {id}")))
 }
 
-fn sale(conn: &Connection, room: &str, id: i64) -> Result<Sale, StoreError> {
+pub(crate) fn sale(conn: &Connection, room: &str, id: i64) -> Result<Sale, StoreError> {
     conn.query_row(&format!("SELECT {SALE_COLS} FROM sales WHERE id = ?1 AND room = ?2"), params![id, room], sale_row)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("sale {id}")))
@@ -252,7 +252,9 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreErro
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     let totals = room_totals(conn, room)?;
-    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased, totals })
+    let (show, likes_total) = crate::show::load_show(conn, room)?;
+    let names = crate::show::load_names(conn, room)?;
+    Ok(DurableRoom { products, sales, pins, bans, blocked_words, purchased, totals, show, likes_total, names })
 }
 
 /// Revenue per currency, orders and units per product, summed by SQLite over every order of
@@ -277,8 +279,9 @@ pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Or
     Ok(conn
         .prepare(
             "SELECT o.id, o.room, o.sale_id, s.product_id, COALESCE(p.title, ''), o.identity, o.qty, o.price_minor,
-                    o.currency, o.idempotency_key, o.created_at_ms
+                    o.currency, o.idempotency_key, o.created_at_ms, COALESCE(n.name, o.buyer_name, o.identity)
              FROM orders o JOIN sales s ON s.id = o.sale_id LEFT JOIN products p ON p.id = s.product_id
+             LEFT JOIN display_names n ON n.room = o.room AND n.identity = o.identity
              WHERE o.room = ?1 ORDER BY o.id DESC LIMIT ?2",
         )?
         .query_map(params![room, limit], |r| {
@@ -294,6 +297,7 @@ pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Or
                 currency: r.get(8)?,
                 idempotency_key: r.get(9)?,
                 created_at_ms: r.get(10)?,
+                buyer_name: r.get(11)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?)

@@ -21,6 +21,7 @@ mod histogram;
 mod model;
 mod outbox;
 mod schema;
+mod show;
 mod store;
 mod writer;
 

@@ -2,7 +2,7 @@
 //! drafts, `BuyAnswer`, `BuyRejection`) are `sellcast-room`'s: the store makes them durable.
 //! Money is in minor units of a 3-letter currency.
 
-use sellcast_room::{BuyAnswer, BuyRejection, Product, Role, Sale, ShowTotals};
+use sellcast_room::{BuyAnswer, BuyRejection, Product, Role, Sale, ShowInfo, ShowTotals};
 use serde::Serialize;
 
 /// An order as stored: the row behind an `order_confirmed`, with the key that placed it.
@@ -15,6 +15,8 @@ pub struct Order {
     pub product_id: i64,
     pub title: String,
     pub identity: String,
+    /// The name the buyer goes by: the one chosen in the room now, else the one it bought with.
+    pub buyer_name: String,
     pub qty: u32,
     pub price_minor: i64,
     pub currency: String,
@@ -44,6 +46,11 @@ pub struct DurableRoom {
     pub purchased: Vec<(i64, String, u32)>,
     /// Sums over every order of the room.
     pub totals: ShowTotals,
+    /// Title, start, avatar, host name, last End (`show.rs`).
+    pub show: ShowInfo,
+    pub likes_total: u64,
+    /// Display names chosen in the room: (identity, name).
+    pub names: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,6 +88,27 @@ CREATE TABLE webhook_outbox (
     last_error TEXT
 );
 CREATE INDEX webhook_outbox_pending ON webhook_outbox(next_attempt_ms, order_id) WHERE delivered_at_ms IS NULL;
+"#, r#"
+-- The show around the selling (show.rs): its title, scheduled start, avatar and host name, the
+-- last End, and the likes total (saved every few seconds). Display names chosen per room (a
+-- room's blocked words judged them). Each order keeps the name its buyer went by, so the host's
+-- feed names buyers after a restart (NULL in older rows: the identity is shown).
+CREATE TABLE shows (
+    room TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    starts_at_ms INTEGER,
+    avatar_url TEXT NOT NULL DEFAULT '',
+    host_name TEXT NOT NULL DEFAULT '',
+    ended_at_ms INTEGER,
+    likes_total INTEGER NOT NULL DEFAULT 0 CHECK (likes_total >= 0)
+) WITHOUT ROWID;
+CREATE TABLE display_names (
+    room TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (room, identity)
+) WITHOUT ROWID;
+ALTER TABLE orders ADD COLUMN buyer_name TEXT;
 "#];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

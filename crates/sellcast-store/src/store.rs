@@ -201,6 +201,30 @@ impl Store {
         self.run(move |c| catalog::set_blocked_words(c, &room, &words)).await
     }
 
+    /// Set the show's title, start and avatar (and host name); returns the show as stored.
+    pub async fn set_show(&self, room: &str, info: sellcast_room::ShowInfo) -> Result<sellcast_room::ShowInfo, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| crate::show::set_show(c, &room, &info)).await
+    }
+
+    /// `identity` goes by `name` in `room` (`host`: also the show's host name).
+    pub async fn set_display_name(&self, room: &str, identity: &str, name: &str, host: bool) -> Result<(), StoreError> {
+        let (room, identity, name) = (room.to_string(), identity.to_string(), name.to_string());
+        self.run(move |c| crate::show::set_display_name(c, &room, &identity, &name, host)).await
+    }
+
+    /// Save the room's likes total (never lowered).
+    pub async fn save_likes(&self, room: &str, total: u64) -> Result<(), StoreError> {
+        let room = room.to_string();
+        self.run(move |c| crate::show::save_likes(c, &room, total)).await
+    }
+
+    /// End the show: every open sale of the room ends at `now_ms` with it. Returns those sales.
+    pub async fn end_show(&self, room: &str, now_ms: i64) -> Result<Vec<Sale>, StoreError> {
+        let room = room.to_string();
+        self.run(move |c| crate::show::end_show(c, &room, now_ms)).await
+    }
+
     pub async fn load_room(&self, room: &str) -> Result<DurableRoom, StoreError> {
         let room = room.to_string();
         self.run(move |c| catalog::load_room(c, &room)).await
