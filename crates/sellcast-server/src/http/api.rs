@@ -42,6 +42,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(with_state(state.clone()))
         .then(list_products);
+    let show = warp::path!("api" / "rooms" / String / "show")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .then(show_info);
     let create = warp::path!("api" / "rooms" / String / "products")
         .and(warp::post())
         .and(auth)
@@ -90,6 +94,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(dev_token)
         .unify()
         .or(list)
+        .unify()
+        .or(show)
         .unify()
         .or(create)
         .unify()
@@ -188,6 +194,27 @@ async fn list_products(room: String, st: AppState) -> Response {
     }
     match answer.await {
         Ok((products, sales)) => warp::reply::json(&json!({ "products": products, "sales": sales })).into_response(),
+        Err(_) => room_unavailable(),
+    }
+}
+
+/// The show's title, scheduled start, avatar and host name, for anyone (the watch page's
+/// pre-show page, a merchant's page): `{"title","starts_at_ms","avatar_url","host_name","ended_at_ms"}`.
+/// Like every read, an unknown room is a 404 that loads nothing.
+async fn show_info(room: String, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let show = match existing_room(&st, &room).await {
+        Ok(show) => show,
+        Err(response) => return response,
+    };
+    let (reply, answer) = oneshot::channel();
+    if show.tx.send(ShowMsg::ShowInfo { reply }).await.is_err() {
+        return room_unavailable();
+    }
+    match answer.await {
+        Ok(info) => warp::reply::json(&info).into_response(),
         Err(_) => room_unavailable(),
     }
 }

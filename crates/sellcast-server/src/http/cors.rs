@@ -57,7 +57,7 @@ pub fn methods_for(path: &str) -> Option<&'static str> {
     match segments.as_slice() {
         ["whep", _room] => Some("POST, OPTIONS"),
         ["whep", _room, _session] => Some("DELETE, OPTIONS"),
-        ["api", "rooms", _room] | ["api", "rooms", _room, "products"] => Some("GET, OPTIONS"),
+        ["api", "rooms", _room] | ["api", "rooms", _room, "products"] | ["api", "rooms", _room, "show"] => Some("GET, OPTIONS"),
         ["api", "rooms", _room, "frames"] => Some("POST, OPTIONS"),
         ["api", "config"] | ["api", "dev", "token"] => Some("GET, OPTIONS"),
         ["embed.js"] => Some("GET, OPTIONS"),
@@ -140,6 +140,7 @@ mod tests {
         assert_eq!(methods_for("/whep/demo/abc"), Some("DELETE, OPTIONS"));
         assert_eq!(methods_for("/api/rooms/demo/frames"), Some("POST, OPTIONS"));
         assert_eq!(methods_for("/api/rooms/demo/products"), Some("GET, OPTIONS"));
+        assert_eq!(methods_for("/api/rooms/demo/show"), Some("GET, OPTIONS"));
         assert_eq!(methods_for("/api/rooms/demo"), Some("GET, OPTIONS"));
         for host_only in ["/whip/demo", "/api/rooms/demo/products/3", "/api/rooms/demo/bans", "/metrics", "/host/demo"] {
             assert_eq!(methods_for(host_only), None, "{host_only}");

@@ -46,6 +46,8 @@ pub enum ShowMsg {
     IsBanned { identity: String, role: Role, reply: oneshot::Sender<bool> },
     /// The recent orders (oldest first) and the totals over every order, for staff.
     Orders { reply: oneshot::Sender<(Vec<OrderLine>, ShowTotals)> },
+    /// The show's title, start, avatar and host name (public).
+    ShowInfo { reply: oneshot::Sender<sellcast_room::ShowInfo> },
     /// The bans in force, for staff.
     Bans { reply: oneshot::Sender<Vec<(String, Ban)>> },
     /// The store finished a buy.
@@ -69,4 +71,8 @@ pub enum Applied {
     Ban(String, Option<i64>, Role),
     Unban(String),
     BlockedWords(Vec<String>),
+    Show(sellcast_room::ShowInfo),
+    Name { identity: String, name: String, host: bool },
+    /// The show ended at this time, closing these sales.
+    ShowEnded(i64, Vec<Sale>),
 }

@@ -205,7 +205,10 @@ fn created(record: &ShowRecord) -> bool {
         && record.pinned.is_empty()
         && record.banned.is_empty()
         && record.blocked_words.is_empty()
-        && record.recent_orders.is_empty())
+        && record.recent_orders.is_empty()
+        && record.show.is_unset()
+        && record.names.is_empty()
+        && record.likes_total == 0)
 }
 
 /// What a show task needs to unload its room when nobody uses it.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sellcast_room::{BuyOrder, ErrorCode, Identity, OrderLine, Product, ProductDraft, Role, Sale, SaleDraft, ShowRecord};
+use sellcast_room::{BuyOrder, ErrorCode, Identity, OrderLine, Product, ProductDraft, Role, Sale, SaleDraft, ShowInfo, ShowRecord};
 use sellcast_store as store;
 use sellcast_store::BuyOutcome;
 use thiserror::Error;
@@ -76,7 +76,9 @@ impl StoreClient {
             bought: r.purchased,
             recent_orders: orders.into_iter().map(order_line).collect(),
             totals: r.totals,
-            likes_total: 0,
+            likes_total: r.likes_total,
+            show: r.show,
+            names: r.names,
         })
     }
 
@@ -130,19 +132,37 @@ impl StoreClient {
         Ok(self.store.unban(room, identity).await?)
     }
 
+    pub async fn set_show(&self, room: &str, info: ShowInfo) -> Result<ShowInfo, StoreFailure> {
+        Ok(self.store.set_show(room, info).await?)
+    }
+
+    pub async fn set_display_name(&self, room: &str, identity: &str, name: &str, host: bool) -> Result<(), StoreFailure> {
+        Ok(self.store.set_display_name(room, identity, name, host).await?)
+    }
+
+    pub async fn save_likes(&self, room: &str, total: u64) -> Result<(), StoreFailure> {
+        Ok(self.store.save_likes(room, total).await?)
+    }
+
+    /// End the show; the sales it closed.
+    pub async fn end_show(&self, room: &str, now_ms: i64) -> Result<Vec<Sale>, StoreFailure> {
+        Ok(self.store.end_show(room, now_ms).await?)
+    }
+
     pub async fn set_blocked_words(&self, room: &str, words: Vec<String>) -> Result<(), StoreFailure> {
         Ok(self.store.set_blocked_words(room, words).await?)
     }
 }
 
-/// A stored order as the host feed shows it; the store keeps only the buyer's id.
+/// A stored order as the host feed shows it: the buyer by the name they chose in the room, else
+/// the one they bought with (the role is not stored; buyers are viewers).
 fn order_line(o: store::Order) -> OrderLine {
     OrderLine {
         order_id: o.id,
         sale_id: o.sale_id,
         product_id: o.product_id,
         title: o.title,
-        buyer: Identity { id: o.identity.clone(), name: o.identity, role: Role::Viewer },
+        buyer: Identity { id: o.identity, name: o.buyer_name, role: Role::Viewer },
         qty: o.qty,
         price_minor: o.price_minor,
         currency: o.currency,

@@ -201,6 +201,9 @@ impl ShowTask {
             ShowMsg::Orders { reply } => {
                 let _ = reply.send((core.recent_orders().cloned().collect(), core.totals().clone()));
             }
+            ShowMsg::ShowInfo { reply } => {
+                let _ = reply.send(core.show_info().clone());
+            }
             ShowMsg::Bans { reply } => {
                 let _ = reply.send(core.bans(now));
             }
@@ -219,6 +222,9 @@ impl ShowTask {
                         Applied::Ban(identity, until, by) => core.apply_ban(now, identity, until, by),
                         Applied::Unban(identity) => core.apply_unban(now, identity),
                         Applied::BlockedWords(words) => core.apply_blocked_words(words),
+                        Applied::Show(info) => core.apply_show(now, info),
+                        Applied::Name { identity, name, host } => core.apply_name(now, identity, name, host),
+                        Applied::ShowEnded(at, closed) => core.apply_show_ended(now, at, closed),
                     }
                     core.handle_persisted(from);
                 }
@@ -296,6 +302,14 @@ impl ShowTask {
                         let _ = me.send(ShowMsg::Persisted { from, result }).await;
                     });
                 }
+                Output::PersistLikes { total } => {
+                    let (store, room) = (self.store.clone(), self.name.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.save_likes(&room, total).await {
+                            warn!(%room, error = %e, "likes total not saved; the next save carries it");
+                        }
+                    });
+                }
                 Output::Kick { participant } => self.deliver(Command::Kick { peer: participant.0 }),
                 Output::Refused { from, identity, code, message } => {
                     // A data-channel participant's line is in its span; an HTTP caller's names it.
@@ -342,6 +356,16 @@ async fn persist(store: &StoreClient, room: &str, action: HostAction) -> Result<
             .await
             .map(|()| Applied::BlockedWords(words))
             .map_err(fail),
+        HostAction::SetShow(info) => store.set_show(room, info).await.map(Applied::Show).map_err(fail),
+        HostAction::SetName { identity, name, host } => store
+            .set_display_name(room, &identity, &name, host)
+            .await
+            .map(|()| Applied::Name { identity, name, host })
+            .map_err(fail),
+        HostAction::EndShow => {
+            let at = wall_ms();
+            store.end_show(room, at).await.map(|closed| Applied::ShowEnded(at, closed)).map_err(fail)
+        }
     }
 }
 
