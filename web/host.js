@@ -7,6 +7,7 @@
 // snapshot, each order frame, the orders API): the page shows them and never adds up its own.
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el } from './room.js';
+import { ShowForm } from './show_form.js';
 
 const room = roomFromPath();
 const roomPath = encodeURIComponent(room);
@@ -36,8 +37,6 @@ function setState(s, detail) {
   if (s === 'live') $('summary').hidden = true;
   $('message').textContent = detail || '';
   $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
-  // The name travels in the token the session was opened with: it changes between shows.
-  $('name-form').querySelectorAll('input, button').forEach(x => { x.disabled = !['idle', 'ended', 'error'].includes(s); });
   $('end').disabled = ['idle', 'ended', 'error'].includes(s);
   renderStatus();
 }
@@ -384,6 +383,7 @@ function applySnapshot(s) {
   if (s.totals) applyTotals(s.totals);
   renderOrders();
   if (s.blocked_words) $('blocked-words').value = s.blocked_words.join(', ');
+  showForm.fill(s.show);
   renderProducts();
   loadBans();
 }
@@ -394,6 +394,7 @@ function applyEvent(f) {
     case 'chat': addChat(f.seq, f.from, f.text); break;
     case 'chat_deleted': document.querySelector(`#chat [data-seq="${f.target_seq}"]`)?.remove(); break;
     case 'user_banned': case 'user_unbanned': loadBans(); break;
+    case 'show_updated': showForm.fill(f.show); break;
   }
 }
 
@@ -411,6 +412,7 @@ function applyDirect(f) {
       renderProducts();
       break;
     }
+    case 'name_set': state.me = f.you; break;
     case 'error': $('message').textContent = `${f.code}: ${f.message}`; break;
   }
 }
@@ -496,24 +498,8 @@ async function unban(identity) {
   loadBans();
 }
 
-// Dev mode: the server mints the host a token with the chosen name (same identity). With an
-// identity provider, the name is the one in the token the site hands the page.
-$('name-form').onsubmit = async ev => {
-  ev.preventDefault();
-  const name = $('host-name').value.trim();
-  if (!name || !state.me) return;
-  const config = await fetch('/api/config').then(r => r.json()).catch(() => ({}));
-  if (!config.dev_mode) { $('message').textContent = 'your name comes from your sign-in'; return; }
-  const q = new URLSearchParams({ room, role: 'host', name, identity: state.me.id });
-  const r = await fetch(`/api/dev/token?${q}`).catch(() => null);
-  if (!r?.ok) { $('message').textContent = `name not saved: ${r ? r.status : 'server unreachable'}`; return; }
-  const { token } = await r.json();
-  state.token = token;
-  session.token = token;
-  localStorage.setItem(`sellcast.token.${room}.host.${new URLSearchParams(location.search).get('name') || ''}`, token);
-  state.me = { ...state.me, name };
-  $('message').textContent = `you appear as ${name}`;
-};
+// Title, scheduled start, avatar and the host's name (show_form.js), before or while live.
+const showForm = new ShowForm({ send, onName: name => { if (state.me) state.me = { ...state.me, name }; } });
 
 $('chat-form').onsubmit = async ev => {
   ev.preventDefault();

@@ -5,6 +5,9 @@
 // video frames are being presented now. LIVE is shown only while frames arrive.
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el, newKey } from './room.js';
+import { ShowHeader } from './show_header.js';
+import { ActivityBanner } from './activity.js';
+import { NamePrompt } from './name_prompt.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
@@ -18,6 +21,8 @@ let serverDown = false; // the last status poll got no answer at all
 // Set when the server stopped answering: the channel may look open for seconds after the server
 // is gone, so nothing is sent on it until a `welcome` comes (on a channel that works).
 let awaitingWelcome = false;
+const header = new ShowHeader({ room, serverNow: () => Date.now() + state.clockOffset });
+const activity = new ActivityBanner($('banner'));
 
 // ----- video -----
 const stream = new MediaStream();
@@ -79,7 +84,7 @@ const overlayText = {
   moving: () => 'The show is moving to another server…',
   connecting: () => 'Connecting…',
   ended: () => 'Show ended',
-  waiting: () => 'Waiting for the host…',
+  waiting: () => header.waitingText() || 'Waiting for the host…',
   live: () => (lastFrameAt > -Infinity ? 'Reconnecting…' : 'Starting the video…'),
 };
 
@@ -94,6 +99,7 @@ function updateView() {
   const showing = s === 'live' && framesFlowing();
   $('live').hidden = !showing;
   $('waiting').hidden = showing;
+  if (s !== 'waiting') header.hidePreShow();
   const text = overlayText[s]();
   if ($('waiting-text').textContent !== text) $('waiting-text').textContent = text;
   updateChatNote();
@@ -102,7 +108,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sendQueuedChat(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -152,6 +158,8 @@ function applySnapshot(s) {
   state.applySnapshot(s);
   state.loadMoreProducts(s, room).then(added => { if (added) renderProducts(); });
   $('likes').textContent = s.likes_total;
+  header.apply(s.show);
+  if (s.show?.ended_at_ms && !state.live) state.ended = true;
   $('chat').replaceChildren();
   for (const line of s.chat) addChat(line.seq, line.from, line.text);
   renderProducts();
@@ -165,22 +173,22 @@ function applyEvent(f) {
     case 'user_muted': if (state.me && f.identity === state.me.id) toast('A moderator muted you for a while.'); break;
     case 'show_ended': state.ended = true; updateView(); renderProducts(); break;
     case 'user_banned': break;
+    case 'show_updated':
+      header.apply(f.show);
+      if (!f.show.ended_at_ms && !state.live) state.ended = false; // set up again: a new show is coming
+      updateView();
+      break;
   }
 }
 
 function applyDirect(f) {
   switch (f.type) {
     case 'likes': onLikes(f); break;
-    case 'counters': {
-      const before = new Map([...state.sales.values()].map(s => [s.id, s.stock_left]));
-      state.applyCounters(f);
-      announceOthersBuying(before);
-      renderProducts();
-      break;
-    }
+    case 'counters': state.applyCounters(f); renderProducts(); break;
+    case 'activity': activity.show(f, state.me); break;
+    case 'name_set': state.me = f.you; names.setMe(f.you); toast(`You appear as ${f.you.name}`, 'ok'); break;
     case 'order_confirmed':
       rememberOrder(f);
-      if (!intentFor(f.idempotency_key)[1]?.seenInCounters) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
       buyAnswered(f.idempotency_key, true);
       toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
       break;
@@ -295,33 +303,23 @@ $('my-orders').onclick = () => {
 };
 renderOrders();
 
-// ----- "someone just bought": others' orders, from the stock counters, at most one banner per BANNER_MS -----
-const BANNER_MS = 5000;
-const ownBought = new Map(); // sale id -> units this page bought that no counter has shown yet
-let bannerShownAt = -Infinity;
-let bannerTimer = null;
-
-function announceOthersBuying(before) {
-  for (const s of state.sales.values()) {
-    const dropped = (before.get(s.id) ?? s.stock_left) - s.stock_left;
-    if (dropped <= 0) continue;
-    // The stock is reserved before the order commits: an own buy may show here before its confirmation.
-    const flying = intents.get(s.id);
-    const inFlight = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
-    if (inFlight) flying.seenInCounters = true;
-    const own = Math.min((ownBought.get(s.id) || 0) + inFlight, dropped);
-    ownBought.set(s.id, Math.max(0, (ownBought.get(s.id) || 0) - (own - inFlight)));
-    const others = dropped - own;
-    if (others <= 0 || performance.now() - bannerShownAt < BANNER_MS) continue;
-    const title = state.products.get(s.product_id)?.title || 'this deal';
-    const b = $('banner');
-    b.textContent = others === 1 ? `🛍 Someone just bought ${title}` : `🛍 ${others} people just bought ${title}`;
-    b.hidden = false;
-    bannerShownAt = performance.now();
-    clearTimeout(bannerTimer);
-    bannerTimer = setTimeout(() => { b.hidden = true; }, BANNER_MS - 500);
-  }
-}
+// ----- display name: the server keeps it and answers `name_set` (see name_prompt.js) -----
+// Without a data channel the frame goes over the frames API; its empty answer means taken.
+const names = new NamePrompt({
+  send: async frame => {
+    if (link.send(frame)) return true;
+    const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/frames`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(session.token ? { authorization: `Bearer ${session.token}` } : {}) },
+      body: JSON.stringify(frame),
+    }).catch(() => null);
+    const answer = r?.ok ? await r.json().catch(() => null) : null;
+    if (!Array.isArray(answer)) return false;
+    for (const f of answer) applyDirect(f);
+    if (!answer.some(f => f.type === 'error') && state.me) names.setMe({ ...state.me, name: frame.name });
+    return true;
+  },
+});
 
 // ----- chat -----
 // A message stays in the input until the server echoes it back: a refused (rate-limited, muted)
@@ -529,6 +527,7 @@ function toast(text, kind = '') {
     updateView();
     return;
   }
+  header.load();
   await pollRoom();
   setInterval(pollRoom, 1000);
   await session.start();

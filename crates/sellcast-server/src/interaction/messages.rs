@@ -54,6 +54,8 @@ pub enum ShowMsg {
     BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
     Persisted { from: Caller, result: Result<Applied, FrameError> },
+    /// A likes-total save finished (internal): a drain waits for the last one.
+    LikesSaved,
     /// The server is draining: tell the participants to reconnect after `reconnect_after_ms`,
     /// take no new buys, and answer `done` with the participant count once no buy is left
     /// with the store.

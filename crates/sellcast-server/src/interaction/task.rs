@@ -39,6 +39,9 @@ pub struct ShowTask {
     dropped_deliveries: u64,
     /// Answered with the participant count once draining and no buy is with the store.
     drained: Option<oneshot::Sender<usize>>,
+    /// Likes-total saves handed to the store and not finished: a drain waits for them, so the
+    /// total a restart loads is the one the room had.
+    likes_saves: usize,
     /// Where this room's counts are added up, and what of them was added already.
     tally: Option<(Arc<ServerTally>, RoomTally)>,
     /// A span per data-channel participant (room, peer, role): log lines about one are in it.
@@ -58,6 +61,7 @@ impl ShowTask {
             next_call: 0,
             dropped_deliveries: 0,
             drained: None,
+            likes_saves: 0,
             tally: None,
             spans: HashMap::new(),
             idle: None,
@@ -138,7 +142,7 @@ impl ShowTask {
                 }
             }
             self.flush(core);
-            if core.buys_in_flight() == 0 {
+            if core.buys_in_flight() == 0 && self.likes_saves == 0 {
                 if let Some(done) = self.drained.take() {
                     let _ = done.send(core.participant_count());
                 }
@@ -234,6 +238,7 @@ impl ShowTask {
             ShowMsg::InjectPanic { hold } => {
                 std::panic::panic_any(crate::supervision::InjectedPanic { hold });
             }
+            ShowMsg::LikesSaved => self.likes_saves = self.likes_saves.saturating_sub(1),
             ShowMsg::Drain { reconnect_after_ms, done } => {
                 core.handle_drain(reconnect_after_ms);
                 self.drained = Some(done);
@@ -303,11 +308,13 @@ impl ShowTask {
                     });
                 }
                 Output::PersistLikes { total } => {
-                    let (store, room) = (self.store.clone(), self.name.clone());
+                    let (store, me, room) = (self.store.clone(), self.me.clone(), self.name.clone());
+                    self.likes_saves += 1;
                     tokio::spawn(async move {
                         if let Err(e) = store.save_likes(&room, total).await {
                             warn!(%room, error = %e, "likes total not saved; the next save carries it");
                         }
+                        let _ = me.send(ShowMsg::LikesSaved).await;
                     });
                 }
                 Output::Kick { participant } => self.deliver(Command::Kick { peer: participant.0 }),
