@@ -524,10 +524,12 @@ $('words-form').onsubmit = ev => {
     setState('error', e.message);
   }
   await pollRoom();
+  // Only a products list is read as one: an error body (a room the restarted server does not
+  // know answers 404 with `{"type":"error",...}`) or a cut-off answer is no catalog.
   const r = await fetch(`/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
-  if (r) {
+  if (Array.isArray(r?.products)) {
     for (const p of r.products) if (!state.products.has(p.id)) state.products.set(p.id, p);
-    for (const s of r.sales) if (!state.sales.has(s.id)) state.sales.set(s.id, s);
+    for (const s of r.sales || []) if (!state.sales.has(s.id)) state.sales.set(s.id, s);
     renderProducts();
   }
   heartbeat();

@@ -129,7 +129,7 @@ export class Show {
   async loadMoreProducts(s, room, base = '') {
     if (!s.more_products) return false;
     const r = await fetch(`${base}/api/rooms/${encodeURIComponent(room)}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
-    if (!r) return false;
+    if (!Array.isArray(r?.products)) return false;
     let added = false;
     for (const p of r.products) {
       if (!this.products.has(p.id)) { this.products.set(p.id, p); added = true; }
