@@ -218,10 +218,10 @@ async function phoneLayout(host) {
 function sheetGeometry(host, name) {
   return host.evaluate(name => {
     if (document.body.dataset.sheet !== name) return { pending: 'not open' };
-    const panels = [...document.querySelectorAll(`[data-sheet="${name}"]`)].filter(p => !p.hidden);
+    const panels = [...document.querySelectorAll(`body [data-sheet="${name}"]`)].filter(p => !p.hidden);
     const shown = panels.filter(p => p.getBoundingClientRect().height > 0);
     if (!shown.length) return { pending: 'no panel shown' };
-    const others = [...document.querySelectorAll('[data-sheet]')].filter(p => p.dataset.sheet !== name && p.getBoundingClientRect().height > 0 && p.id !== 'panel-setup');
+    const others = [...document.querySelectorAll("body [data-sheet]")].filter(p => p.dataset.sheet !== name && p.getBoundingClientRect().height > 0 && p.id !== 'panel-setup');
     const controls = shown.flatMap(p => [...p.querySelectorAll('button, input, select, textarea')])
       .filter(c => { const r = c.getBoundingClientRect(); return r.width > 0 && r.height > 0 && getComputedStyle(c).visibility !== 'hidden'; });
     const label = c => c.id || c.name || c.className || c.textContent.trim().slice(0, 20);
@@ -276,7 +276,10 @@ async function viewerVideo(viewer, shape) {
     const r = v.getBoundingClientRect();
     // What sits under the picture: the product bar, else the chat.
     const bar = (document.querySelector('.products:not([hidden]) .card') ? document.querySelector('.products') : document.querySelector('.side')).getBoundingClientRect();
-    const head = document.querySelector('.show-head .badges')?.getBoundingClientRect();
+    // What sits over it: the badges, and the unmute pill while shown.
+    const unmute = document.getElementById('unmute');
+    const head = [document.querySelector('.show-head .badges'), unmute.hidden ? null : unmute]
+      .filter(Boolean).map(e => e.getBoundingClientRect()).reduce((a, b) => (b.bottom > a.bottom ? b : a));
     // Where the picture is drawn inside the element (object-fit contain leaves bars; cover fills).
     const fit = getComputedStyle(v).objectFit;
     const scale = fit === 'cover' ? Math.max(r.width / v.videoWidth, r.height / v.videoHeight) : Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
@@ -290,7 +293,7 @@ async function viewerVideo(viewer, shape) {
       fills_screen: fit === 'cover' && Math.round(r.width) === innerWidth && Math.round(r.height) === innerHeight,
       picture_top: Math.round(picture.top),
       picture_bottom: Math.round(picture.bottom),
-      below_header: head ? picture.top >= head.bottom - 0.5 : null,
+      below_header: picture.top >= head.bottom - 0.5,
       above_product_bar: picture.bottom <= bar.top + 0.5,
     };
   }, shape), 30_000, 200);
