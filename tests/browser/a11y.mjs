@@ -21,12 +21,13 @@ export async function seriousViolations(page) {
   return violations.filter(v => v.impact === 'serious' || v.impact === 'critical');
 }
 
-// Fails (throws) when `page` has serious or critical violations; `where` names the page's state.
-// Returns the number of rules checked clean, for the scenario's RESULT.
+// Throws when `page` has serious or critical violations, naming each; `where` names the page's
+// state (e.g. 'viewer live with a pinned product').
 export async function assertAccessible(page, where) {
   const bad = await seriousViolations(page);
-  if (bad.length) {
-    throw new Error(`axe-core found ${bad.length} serious/critical violation(s) on ${where}: ${bad.map(v => `${v.id} (${v.impact}: ${v.help}) at ${v.nodes.join(', ')}`).join(' | ')}`);
-  }
-  return 0;
+  if (bad.length) throw new Error(describeViolations(bad, where));
+}
+
+export function describeViolations(bad, where) {
+  return `axe-core found ${bad.length} serious/critical violation(s) on ${where}: ${bad.map(v => `${v.id} (${v.impact}: ${v.help}) at ${v.nodes.join(', ')}`).join(' | ')}`;
 }

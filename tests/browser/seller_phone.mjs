@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fail, waitFor, repo, ServerProcess, launchBrowser, watchCsp } from './lib.mjs';
-import { seriousViolations } from './a11y.mjs';
+import { seriousViolations, describeViolations } from './a11y.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18800);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
@@ -105,7 +105,7 @@ async function frame(token, body) {
 async function axe(page, where) {
   const bad = await seriousViolations(page);
   result.axe[where] = bad.length;
-  if (bad.length) fail(`axe-core: ${bad.length} serious/critical violation(s) on ${where}: ${bad.map(v => `${v.id} (${v.impact}: ${v.help}) at ${v.nodes.join(', ')}`).join(' | ')}`);
+  if (bad.length) fail(describeViolations(bad, where));
 }
 
 // The camera track's settings and what the preview <video> decodes.
