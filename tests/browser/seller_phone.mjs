@@ -14,6 +14,7 @@
 //   9:16), filling its screen; it chats. axe-core: the host before going live and live, the
 //   viewer live with a pinned product and chat: no serious or critical violation.
 // - One order: the host's Sales panel shows 1 order and conversion 100 % (1 order / peak 1 viewer).
+// - On the phone, "Viewer preview" fills the screen with the live watch page, and closes.
 // - At 1280x800 the console opens "Viewer preview": the watch page in a same-origin iframe plays
 //   the show with the product card; the server counts the preview as a viewer, the console does not.
 // - End, landscape, Go live again: the phone viewer gets landscape video, letterboxed between the
@@ -161,6 +162,7 @@ async function run(browser) {
   await axe(viewer, 'viewer live with pinned product and chat');
 
   result.conversion = await salesAndConversion(host);
+  result.phone_preview = await phonePreview(host);
   result.preview = await viewerPreview(browser);
   result.viewer_landscape = await landscapeShow(host, viewer);
   if (cspViolations.length) fail(`a page broke its Content-Security-Policy: ${cspViolations.join(' | ')}`);
@@ -316,6 +318,29 @@ async function salesAndConversion(host) {
   if (row.cells[3] !== '100 %') fail(`conversion for 1 order and a peak of 1 viewer: ${JSON.stringify(row)}`);
   await host.tap('.sheet-tabs [data-open="sales"]');
   return row;
+}
+
+// On the phone the preview is the whole screen: the watch page at the phone's own size, live,
+// with a 44 px way back. Closing it ends its session.
+async function phonePreview(host) {
+  await host.tap('.sheet-tabs [data-open="setup"]');
+  await host.tap('#preview-open');
+  const seen = await waitFor('the phone preview plays full screen', () => host.evaluate(() => {
+    const box = document.getElementById('viewer-preview').getBoundingClientRect();
+    const frame = document.querySelector('#viewer-preview-frame iframe');
+    const f = frame?.getBoundingClientRect();
+    const d = frame?.contentDocument;
+    const close = document.getElementById('preview-close').getBoundingClientRect();
+    const hit = document.elementFromPoint(close.left + close.width / 2, close.top + close.height / 2);
+    const value = { box: [box.left, box.top, box.width, box.height].map(Math.round), frame: f && [f.width, f.height].map(Math.round),
+      state: d?.body?.dataset.state, close: [close.width, close.height].map(Math.round), close_on_top: hit?.id === 'preview-close' };
+    return value.state === 'live' && value.box.join() === '0,0,390,844' ? value : { pending: value };
+  }), 30_000, 200);
+  if (!seen.close_on_top || seen.close[0] < 44 || seen.close[1] < 44) fail(`the preview's Close is not a reachable 44 px control: ${JSON.stringify(seen)}`);
+  await host.tap('#preview-close');
+  await host.tap('.sheet-tabs [data-open="setup"]');
+  await waitFor('closing the phone preview ends its session', async () => (await (await fetch(`${base}/api/rooms/${ROOM}`)).json()).viewers === 1, 15_000, 200);
+  return seen;
 }
 
 // The console at 1280x800 opens the viewer preview: a real watch page in a same-origin iframe,

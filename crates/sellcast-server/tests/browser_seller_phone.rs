@@ -28,6 +28,7 @@ async fn seller_goes_live_from_a_phone_in_portrait_and_previews_what_viewers_see
     }
     assert_eq!(r["prepared_on_phone"]["sale"], true, "{r}");
     assert_eq!(r["conversion"]["cells"][3], "100 %", "{r}");
+    assert_eq!(r["phone_preview"]["state"], "live", "the phone's preview plays: {r}");
     assert_eq!(r["preview"]["counts"]["server"], 2, "the server counts the preview: {r}");
     assert_eq!(r["preview"]["counts"]["shown"], 1, "the console does not: {r}");
     for (state, serious) in r["axe"].as_object().into_iter().flatten() {
