@@ -21,7 +21,8 @@
 //   header and the product bar.
 //
 // Env: SELLCAST_BIN, SELLCAST_HTTP_PORT (18800), SELLCAST_WEB_DIR, CHROMIUM. Screenshots in
-// target/screenshots/{host-phone-live,host-preview,phone-portrait-video,...}.png. Prints
+// target/screenshots/: host-phone-setup, host-phone-products, host-phone-live, host-preview,
+// phone-portrait-video, phone-landscape-video (.png). Prints
 // `RESULT {json}`; exits non-zero on the first failed expectation.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -181,6 +182,7 @@ async function videoShapeOnTheHost(host) {
   const landscape = await cameraIs(host, 'landscape 720p, applied before going live', 1280, 720);
   await host.selectOption('#shape', 'portrait');
   await cameraIs(host, 'portrait again', 405, 720);
+  await shot(host, 'host-phone-setup');
   await host.tap('.sheet-tabs [data-open="setup"]');
   result.host_camera = { defaults, portrait_720p: portrait, landscape_720p: landscape };
 }
@@ -265,6 +267,7 @@ async function prepareFromThePhone(host) {
   await waitFor('the sale runs', () => host.locator('#product-list .running:not([hidden]) .countdown').count());
   const controls = await sheetGeometry(host, 'products');
   if (controls.small.length) fail(`controls under 44x44 px with a running sale: ${JSON.stringify(controls.small)}`);
+  await shot(host, 'host-phone-products');
   result.prepared_on_phone = { product: true, highlight: true, sale: true };
 }
 
