@@ -31,6 +31,7 @@ async fn host_console_before_live_after_reload_restart_and_end() -> Result<()> {
     assert_eq!(r["before_live"]["highlight"], true, "{r}");
     assert_eq!(r["after_end"]["chat"], true, "{r}");
     assert_eq!(r["end"]["summary"]["shown"], true, "{r}");
+    assert_eq!(r["axe_serious"], 0, "axe-core before and while live: {r}");
     assert_eq!(r["csp_violations"], 0, "{r}");
     Ok(())
 }
