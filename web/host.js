@@ -7,6 +7,9 @@
 // snapshot, each order frame, the orders API): the page shows them and never adds up its own.
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el } from './room.js';
+import { openCamera, bindCaptureControls, readChoice } from './capture.js';
+import { bindViewerPreview, previewWatching } from './preview.js';
+import { renderSales } from './sales_panel.js';
 
 const room = roomFromPath();
 const roomPath = encodeURIComponent(room);
@@ -38,6 +41,8 @@ function setState(s, detail) {
   $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
   // The name travels in the token the session was opened with: it changes between shows.
   $('name-form').querySelectorAll('input, button').forEach(x => { x.disabled = !['idle', 'ended', 'error'].includes(s); });
+  // The video's shape is chosen before going live: viewers do not see it change mid-show.
+  $('shape').disabled = $('resolution').disabled = !['idle', 'ended', 'error', 'starting'].includes(s);
   $('end').disabled = ['idle', 'ended', 'error'].includes(s);
   renderStatus();
 }
@@ -78,11 +83,7 @@ function confirmAction(text, yes) {
 
 // ----- devices -----
 async function openMedia() {
-  const constraints = {
-    video: $('camera').value ? { deviceId: { exact: $('camera').value } } : true,
-    audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
-  };
-  const next = await navigator.mediaDevices.getUserMedia(constraints);
+  const next = await openCamera(readChoice(), $('camera').value, $('mic').value);
   const old = media;
   media = next;
   $('preview').srcObject = media;
@@ -249,8 +250,11 @@ async function heartbeat() {
     setServerDown(false);
     if (!r.ok) return;
     const s = await r.json();
-    $('viewers').textContent = s.viewers;
-    if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, Number(s.viewers) || 0);
+    // The console's own viewer preview is a WHEP viewer too; it is not one of the audience.
+    const viewers = Math.max(0, (Number(s.viewers) || 0) - previewWatching());
+    $('viewers').textContent = String(viewers);
+    if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, viewers);
+    renderSales(state);
   } catch {
     setServerDown(true);
   }
@@ -343,6 +347,7 @@ function renderProducts() {
       row.countdown.dataset.endsAt = String(sale.ends_at_ms);
     }
   }
+  renderSales(state);
   tickClocks();
 }
 
@@ -527,6 +532,8 @@ $('words-form').onsubmit = ev => {
 };
 
 // ----- start -----
+bindCaptureControls(() => media?.getVideoTracks()[0] || null, $('preview'), e => { $('message').textContent = `camera: ${e.message}`; });
+bindViewerPreview(room);
 (async () => {
   try {
     state.token = await getToken(room, 'host');
