@@ -8,6 +8,9 @@
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el } from './room.js';
 import { ShowForm } from './show_form.js';
+import { openCamera, bindCaptureControls, readChoice } from './capture.js';
+import { bindViewerPreview, previewWatching } from './preview.js';
+import { renderSales } from './sales_panel.js';
 
 const room = roomFromPath();
 const roomPath = encodeURIComponent(room);
@@ -37,6 +40,8 @@ function setState(s, detail) {
   if (s === 'live') $('summary').hidden = true;
   $('message').textContent = detail || '';
   $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
+  // The video's shape is chosen before going live: viewers do not see it change mid-show.
+  $('shape').disabled = $('resolution').disabled = !['idle', 'ended', 'error', 'starting'].includes(s);
   $('end').disabled = ['idle', 'ended', 'error'].includes(s);
   renderStatus();
 }
@@ -77,11 +82,7 @@ function confirmAction(text, yes) {
 
 // ----- devices -----
 async function openMedia() {
-  const constraints = {
-    video: $('camera').value ? { deviceId: { exact: $('camera').value } } : true,
-    audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
-  };
-  const next = await navigator.mediaDevices.getUserMedia(constraints);
+  const next = await openCamera(readChoice(), $('camera').value, $('mic').value);
   const old = media;
   media = next;
   $('preview').srcObject = media;
@@ -248,8 +249,11 @@ async function heartbeat() {
     setServerDown(false);
     if (!r.ok) return;
     const s = await r.json();
-    $('viewers').textContent = s.viewers;
-    if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, Number(s.viewers) || 0);
+    // The console's own viewer preview is a WHEP viewer too; it is not one of the audience.
+    const viewers = Math.max(0, (Number(s.viewers) || 0) - previewWatching());
+    $('viewers').textContent = String(viewers);
+    if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, viewers);
+    renderSales(state);
   } catch {
     setServerDown(true);
   }
@@ -342,6 +346,7 @@ function renderProducts() {
       row.countdown.dataset.endsAt = String(sale.ends_at_ms);
     }
   }
+  renderSales(state);
   tickClocks();
 }
 
@@ -513,6 +518,8 @@ $('words-form').onsubmit = ev => {
 };
 
 // ----- start -----
+bindCaptureControls(() => media?.getVideoTracks()[0] || null, $('preview'), e => { $('message').textContent = `camera: ${e.message}`; });
+bindViewerPreview(room);
 (async () => {
   try {
     state.token = await getToken(room, 'host');

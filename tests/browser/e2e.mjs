@@ -66,7 +66,8 @@ async function run(browser, tmp) {
   // ----- the host goes live -----
   const host = await browser.newPage();
   host.on('pageerror', e => console.error('host page error:', e.message));
-  const hostPage = await host.goto(`${base}/host/${ROOM}?name=Hana`);
+  // The camera's own picture, uncropped (not the default 9:16): each frame's number is in its top band.
+  const hostPage = await host.goto(`${base}/host/${ROOM}?name=Hana&shape=camera`);
   const csp = hostPage.headers()['content-security-policy'] || null;
   if (!csp) fail('the host page came without a Content-Security-Policy header');
   await waitFor('host idle', () => host.evaluate(() => document.body.dataset.state === 'idle'));
@@ -179,7 +180,7 @@ async function linkedViewer(host) {
 // page shows the server's own words; the first host stays live.
 async function secondHost(host) {
   const other = await host.context().newPage();
-  await other.goto(`${base}/host/${ROOM}?name=Hana`);
+  await other.goto(`${base}/host/${ROOM}?name=Hana&shape=camera`);
   await waitFor('second host page ready', () => other.evaluate(() => document.body.dataset.state === 'idle'));
   await other.click('#go-live');
   const shown = await waitFor('second host shows the refusal', () => other.evaluate(() => {

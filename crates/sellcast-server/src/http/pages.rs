@@ -2,7 +2,8 @@
 //! read from a directory given with `--web-dir` while developing them.
 //!
 //! Routes: `/host/{room}`, `/watch/{room}` and `/embed/{room}` answer `host.html`, `watch.html`
-//! and `embed.html`; `/embed.js` is the embeddable player's element (`<sellcast-player>`);
+//! and `embed.html`; `/preview/{room}` answers `watch.html` too, for the host console's viewer
+//! preview (the one path the console's own origin may frame, see `security_headers`); `/embed.js` is the embeddable player's element (`<sellcast-player>`);
 //! `/static/{file}` answers any file of `web/`. Embedded files carry an `ETag` (their SHA-256)
 //! and `Cache-Control: no-cache`, so a browser revalidates and a new binary's pages are never
 //! hidden behind a stale cache.
@@ -73,6 +74,7 @@ pub fn routes(pages: Pages) -> impl Filter<Extract = (Response,), Error = Reject
     let pages = Arc::new(pages);
     let host = warp::path!("host" / String).and(warp::get()).map(|_room: String| "host.html".to_string());
     let watch = warp::path!("watch" / String).and(warp::get()).map(|_room: String| "watch.html".to_string());
+    let preview = warp::path!("preview" / String).and(warp::get()).map(|_room: String| "watch.html".to_string());
     // The embeddable player: a page to put in an iframe, and the script of its element.
     let embed = warp::path!("embed" / String).and(warp::get()).map(|_room: String| "embed.html".to_string());
     let embed_js = warp::path!("embed.js").and(warp::get()).map(|| "embed.js".to_string());
@@ -81,6 +83,8 @@ pub fn routes(pages: Pages) -> impl Filter<Extract = (Response,), Error = Reject
         .and(warp::path::tail())
         .map(|tail: warp::path::Tail| tail.as_str().to_string());
     host.or(watch)
+        .unify()
+        .or(preview)
         .unify()
         .or(embed)
         .unify()

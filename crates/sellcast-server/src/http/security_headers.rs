@@ -26,12 +26,18 @@ pub fn all() -> HeaderMap {
 }
 
 /// The embed page (`/embed/{room}`) may be framed by the origins allowed with
-/// `--allow-origin`, and by nobody else; every other answer keeps `frame-ancestors 'none'`.
+/// `--allow-origin`, and by nobody else. The viewer preview (`/preview/{room}`, the watch page)
+/// may be framed by this origin only: the host console shows it. Every other answer keeps
+/// `frame-ancestors 'none'`.
 pub fn frame_policy(path: &str, allowed: &AllowedOrigins, mut response: Response) -> Response {
-    if !path.starts_with("/embed/") || allowed.is_empty() {
+    let ancestors = if path.starts_with("/preview/") {
+        "'self'".to_string()
+    } else if path.starts_with("/embed/") && !allowed.is_empty() {
+        allowed.source_list()
+    } else {
         return response;
-    }
-    let policy = CONTENT_SECURITY_POLICY_VALUE.replace("frame-ancestors 'none'", &format!("frame-ancestors {}", allowed.source_list()));
+    };
+    let policy = CONTENT_SECURITY_POLICY_VALUE.replace("frame-ancestors 'none'", &format!("frame-ancestors {ancestors}"));
     if let Ok(value) = HeaderValue::from_str(&policy) {
         response.headers_mut().insert(CONTENT_SECURITY_POLICY, value);
     }
@@ -54,6 +60,21 @@ mod tests {
         assert!(csp_of("/embed/demo", &allowed).ends_with("frame-ancestors https://shop.example.com"));
         assert!(csp_of("/watch/demo", &allowed).ends_with("frame-ancestors 'none'"));
         assert!(csp_of("/embed/demo", &AllowedOrigins::default()).ends_with("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn the_viewer_preview_may_be_framed_by_its_own_origin_only() {
+        let response = || {
+            let mut response = Response::new(Vec::<u8>::new().into());
+            response.headers_mut().extend(all());
+            response
+        };
+        let allowed = AllowedOrigins::parse(&["https://shop.example.com".into()]).expect("valid");
+        for allowed in [&allowed, &AllowedOrigins::default()] {
+            let preview = frame_policy("/preview/demo", allowed, response());
+            let csp = preview.headers().get(CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert!(csp.ends_with("frame-ancestors 'self'") && csp.starts_with("default-src 'self'"), "{csp}");
+        }
     }
 
     #[test]

@@ -76,8 +76,10 @@ const VIEWER_SETTLE: Duration = Duration::from_millis(15);
 /// burst of host packets reaches every viewer in one flush.
 const RECV_BURST: usize = 32;
 /// Most commands served after a turn the socket woke (`Driver::catch_up`). A chat line to the
-/// whole room is one command, an offer (the costly kind) another.
-const COMMANDS_PER_TURN: usize = 4;
+/// whole room is one command; so is an offer, which costs a str0m instance and an SDP answer,
+/// and live packets read in the next turn wait for it. One per turn is what an idle socket
+/// would have given it too, and turns come thousands of times a second under a flood.
+const COMMANDS_PER_TURN: usize = 1;
 /// How often the media counters are copied out for the HTTP side.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often peers are checked against their deadlines (`media::lifetime`); a peer outlives
