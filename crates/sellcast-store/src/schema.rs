@@ -1,6 +1,6 @@
 //! Schema migrations, applied in order and recorded in `schema_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::StoreError;
 
@@ -88,9 +88,71 @@ CREATE TABLE webhook_outbox (
     last_error TEXT
 );
 CREATE INDEX webhook_outbox_pending ON webhook_outbox(next_attempt_ms, order_id) WHERE delivered_at_ms IS NULL;
+"#, r#"
+-- Regular-price orders and product variants. An order names its product (and variant); its
+-- sale is optional (NULL: bought at the product's list price). SQLite cannot drop a NOT NULL,
+-- so `orders` and `idempotency` are rebuilt with every row (foreign keys are off while
+-- migrations run and checked before each commits; see `migrate`).
+CREATE TABLE product_variants (
+    id INTEGER PRIMARY KEY,
+    product_id INTEGER NOT NULL REFERENCES products(id),
+    label TEXT NOT NULL,
+    stock INTEGER NOT NULL CHECK (stock >= 0),
+    UNIQUE (product_id, label)
+);
+CREATE TABLE orders_new (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    sale_id INTEGER REFERENCES sales(id),
+    product_id INTEGER NOT NULL REFERENCES products(id),
+    variant_id INTEGER REFERENCES product_variants(id),
+    identity TEXT NOT NULL,
+    qty INTEGER NOT NULL CHECK (qty >= 1),
+    price_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+INSERT INTO orders_new (id, room, sale_id, product_id, variant_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms)
+    SELECT o.id, o.room, o.sale_id, s.product_id, NULL, o.identity, o.qty, o.price_minor, o.currency, o.idempotency_key, o.created_at_ms
+    FROM orders o JOIN sales s ON s.id = o.sale_id;
+DROP TABLE orders;
+ALTER TABLE orders_new RENAME TO orders;
+CREATE INDEX orders_sale_identity ON orders(sale_id, identity);
+CREATE INDEX orders_room ON orders(room, id);
+CREATE INDEX orders_room_identity ON orders(room, identity, id);
+CREATE TABLE idempotency_new (
+    room TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    key TEXT NOT NULL,
+    sale_id INTEGER,
+    product_id INTEGER,
+    order_id INTEGER REFERENCES orders(id),
+    rejection TEXT,
+    -- Stock left right after the order committed: part of the answer a retry gets back.
+    stock_left INTEGER,
+    PRIMARY KEY (room, identity, key)
+) WITHOUT ROWID;
+INSERT INTO idempotency_new (room, identity, key, sale_id, product_id, order_id, rejection, stock_left)
+    SELECT i.room, i.identity, i.key, i.sale_id, s.product_id, i.order_id, i.rejection, i.stock_left
+    FROM idempotency i LEFT JOIN sales s ON s.id = i.sale_id;
+DROP TABLE idempotency;
+ALTER TABLE idempotency_new RENAME TO idempotency;
 "#];
 
+/// Apply the migrations not applied yet. Foreign keys are off while they run (a table rebuild
+/// drops a table others reference, which SQLite refuses or cascades with them on, and the
+/// pragma cannot change inside a transaction); each migration commits only if
+/// `foreign_key_check` finds nothing broken. The connection's setting is restored after.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA foreign_keys=OFF")?;
+    let result = apply(conn);
+    conn.execute_batch(if foreign_keys == 1 { "PRAGMA foreign_keys=ON" } else { "PRAGMA foreign_keys=OFF" })?;
+    result
+}
+
+fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
     let current: i64 = conn
         .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
@@ -101,6 +163,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(StoreError::Invalid(format!("migration {version} would leave a broken reference in {table}")));
+        }
         tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
         tx.commit()?;
     }
