@@ -13,14 +13,35 @@ use sellcast_room::{BuyAnswer, BuyRejection};
 
 use crate::model::{BuyOutcome, BuyRequest};
 
-pub fn execute(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<BuyOutcome> {
+/// Stock of the list-price buys' products and variants as read before their batch began:
+/// only the broken variant (`stale_stock_check`) uses it.
+pub type StaleStock = std::collections::HashMap<(bool, i64), i64>;
+
+/// The broken variant's read of the stock, outside (before) the batch's transaction.
+pub fn stock_before_batch(conn: &Connection, requests: &[BuyRequest]) -> Option<StaleStock> {
+    let mut stale = StaleStock::new();
+    for req in requests.iter().filter(|r| r.sale_id.is_none()) {
+        if let Some(p) = req.product_id {
+            let stock = conn.query_row("SELECT stock FROM products WHERE id = ?1", [p], |r| r.get(0)).ok()?;
+            stale.insert((false, p), stock);
+        }
+        if let Some(v) = req.variant_id {
+            let stock = conn.query_row("SELECT stock FROM product_variants WHERE id = ?1", [v], |r| r.get(0)).ok()?;
+            stale.insert((true, v), stock);
+        }
+    }
+    Some(stale)
+}
+
+/// One buy; `stale` is `Some` only in the broken variant (`stale_stock_check`).
+pub fn execute(tx: &Connection, req: &BuyRequest, stale: Option<&StaleStock>) -> rusqlite::Result<BuyOutcome> {
     if let Some((answer, stock_left)) = previous_answer(tx, req)? {
         return Ok(BuyOutcome { answer, replayed: true, stock_left });
     }
     let (answer, stock_left) = match (req.verdict, req.sale_id) {
         (Some(reason), _) => (rejected(req, reason), None),
         (None, Some(sale_id)) => decide_sale(tx, req, sale_id)?,
-        (None, None) => decide_list_price(tx, req)?,
+        (None, None) => decide_list_price(tx, req, stale)?,
     };
     let (order_id, rejection) = match &answer {
         BuyAnswer::Confirmed { order_id, .. } => (Some(*order_id), None),
@@ -77,6 +98,24 @@ fn take_units(tx: &Connection, qty: i64, stocks: &[Stock]) -> rusqlite::Result<b
         }
     }
     tx.execute_batch("RELEASE take_units")?;
+    Ok(true)
+}
+
+/// The broken variant: the check reads the stock as it was before the batch, and the write
+/// sets what that check computed. Buys of one batch all see the same stock.
+fn take_units_stale(tx: &Connection, qty: i64, stocks: &[Stock], stale: &StaleStock) -> rusqlite::Result<bool> {
+    for stock in stocks {
+        let (key, sql) = match *stock {
+            Stock::Variant(id) => ((true, id), "UPDATE product_variants SET stock = ?1 WHERE id = ?2"),
+            Stock::Product(id) => ((false, id), "UPDATE products SET stock = ?1 WHERE id = ?2"),
+            Stock::Sale(_) => return take_units(tx, qty, stocks),
+        };
+        let before = stale.get(&key).copied().unwrap_or(0);
+        if before < qty {
+            return Ok(false);
+        }
+        tx.execute(sql, params![before - qty, key.1])?;
+    }
     Ok(true)
 }
 
@@ -171,7 +210,7 @@ fn decide_sale(tx: &Connection, req: &BuyRequest, sale_id: i64) -> rusqlite::Res
 
 /// A buy at the product's list price: the stock left reported is the variant's when one was
 /// bought, else the product's.
-fn decide_list_price(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Decided> {
+fn decide_list_price(tx: &Connection, req: &BuyRequest, stale: Option<&StaleStock>) -> rusqlite::Result<Decided> {
     let reject = |reason| Ok((rejected(req, reason), None));
     let Some(product_id) = req.product_id else {
         return reject(BuyRejection::Invalid);
@@ -194,7 +233,11 @@ fn decide_list_price(tx: &Connection, req: &BuyRequest) -> rusqlite::Result<Deci
     }
     let mut stocks = vec![Stock::Product(product_id)];
     stocks.extend(req.variant_id.map(Stock::Variant));
-    if !take_units(tx, i64::from(req.qty), &stocks)? {
+    let taken = match stale {
+        Some(stale) => take_units_stale(tx, i64::from(req.qty), &stocks, stale)?,
+        None => take_units(tx, i64::from(req.qty), &stocks)?,
+    };
+    if !taken {
         return reject(BuyRejection::SoldOut);
     }
     let order_id = insert_order(tx, req, product_id, price_minor, &currency)?;

@@ -174,3 +174,61 @@ fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at `version`, as an older build left it (foreign keys on, as the store runs).
+    fn database_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("PRAGMA foreign_keys=ON; CREATE TABLE schema_version (version INTEGER NOT NULL)").expect("pragma");
+        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
+            conn.execute_batch(sql).expect("old migration");
+            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1]).expect("version");
+        }
+        conn
+    }
+
+    #[test]
+    fn the_order_rebuild_keeps_every_row_reference_and_index() {
+        let mut conn = database_at(3);
+        conn.execute_batch(
+            "INSERT INTO products (id, room, title, price_minor, currency, stock, created_at_ms) VALUES (7, 'r', 'Lamp', 1999, 'EUR', 8, 1);
+             INSERT INTO sales (id, room, product_id, price_minor, currency, stock_total, stock_left, per_user_limit, starts_at_ms, ends_at_ms)
+                 VALUES (3, 'r', 7, 990, 'EUR', 5, 3, 2, 0, 100);
+             INSERT INTO orders (id, room, sale_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms)
+                 VALUES (11, 'r', 3, 'ann', 2, 990, 'EUR', 'k1', 50);
+             INSERT INTO idempotency (room, identity, key, sale_id, order_id, stock_left) VALUES ('r', 'ann', 'k1', 3, 11, 3);
+             INSERT INTO idempotency (room, identity, key, sale_id, rejection) VALUES ('r', 'bob', 'k2', 3, 'sold_out');
+             INSERT INTO webhook_outbox (order_id, body, next_attempt_ms) VALUES (11, '{}', 0);",
+        )
+        .expect("rows of an older build");
+        migrate(&mut conn).expect("migrate");
+        let order: (i64, Option<i64>, i64, Option<i64>, String, u32, i64) = conn
+            .query_row("SELECT id, sale_id, product_id, variant_id, identity, qty, price_minor FROM orders", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .expect("the order");
+        assert_eq!(order, (11, Some(3), 7, None, "ann".into(), 2, 990), "the order now names its sale's product");
+        let answers: Vec<(String, Option<i64>, Option<i64>, Option<String>)> = conn
+            .prepare("SELECT key, product_id, order_id, rejection FROM idempotency ORDER BY key")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+            .expect("answers");
+        assert_eq!(answers, [("k1".into(), Some(7), Some(11), None), ("k2".into(), Some(7), None, Some("sold_out".into()))]);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("indexes");
+        assert_eq!(indexes, ["orders_room", "orders_room_identity", "orders_sale_identity"]);
+        let broken: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(broken, 0);
+        let on: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(on, 1, "foreign keys are on again after the migrations");
+        conn.execute(
+            "INSERT INTO orders (room, product_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms) VALUES ('r', 7, 'cy', 1, 1999, 'EUR', 'k3', 60)",
+            [],
+        )
+        .expect("an order without a sale");
+    }
+}
