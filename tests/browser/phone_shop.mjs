@@ -1,0 +1,217 @@
+// The viewer's shop on a phone (390x844, touch, 3x) with the host console at 1280x800, through
+// the real server: a product with no sale and variants (not highlighted) is found in the bag,
+// bought through the buy sheet (variant M, quantity 2) at its list price; a double tap on Confirm
+// makes one order (counted with the orders API); the host's orders feed names the variant; "My
+// orders" lists the order after a reload, and another buyer's list does not. Every tap target
+// of the bag and the sheet is at least 44 px each way (DOM geometry); screenshots of the bag,
+// the sheet and My orders go to target/screenshots/phone-*.png for people to look at.
+//
+// Env: SELLCAST_BIN, SELLCAST_HTTP_PORT (18600), CHROMIUM, SHOP_DEADLINE_MS (150000). Prints
+// `RESULT {json}` and exits non-zero on the first failed expectation.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeClip } from './y4m.mjs';
+import { fail, sleep, waitFor, repo, ServerProcess, launchBrowser, watchCsp } from './lib.mjs';
+
+const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18600);
+const base = `http://127.0.0.1:${HTTP_PORT}`;
+const ROOM = 'shop';
+const DEADLINE_MS = Number(process.env.SHOP_DEADLINE_MS || 150_000);
+const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 3 };
+const shots = path.join(repo, 'target/screenshots');
+const result = {};
+const cspViolations = [];
+let server = null;
+let hostToken = null;
+
+async function token(role, name) {
+  const q = new URLSearchParams({ room: ROOM, role, name });
+  return (await (await fetch(`${base}/api/dev/token?${q}`)).json()).token;
+}
+
+async function api(method, pathname, body, bearer = hostToken) {
+  const r = await fetch(`${base}${pathname}`, {
+    method,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) fail(`${method} ${pathname} answered ${r.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+async function main() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sellcast-shop-'));
+  const clip = path.join(tmp, 'clip.y4m');
+  writeClip(clip, 60);
+  fs.mkdirSync(shots, { recursive: true });
+  setTimeout(() => {
+    console.error(`SHOP FAILED: scenario exceeded ${DEADLINE_MS} ms (server log in ${tmp})`);
+    server?.kill();
+    process.exit(1);
+  }, DEADLINE_MS).unref();
+  server = new ServerProcess({ tmp, port: HTTP_PORT });
+  await server.start();
+  const browser = await launchBrowser(clip);
+  try {
+    await run(browser);
+  } catch (e) {
+    console.error(`server log kept in ${tmp}`);
+    throw e;
+  } finally {
+    await browser.close().catch(() => {});
+    await server.stop('SIGINT');
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+async function run(browser) {
+  hostToken = await token('host', 'Hana');
+  // The seller prepares the show: a shirt in two sizes (not highlighted) and a highlighted serum.
+  const shirt = await api('POST', `/api/rooms/${ROOM}/products`, {
+    title: 'Linen shirt', price_minor: 4500, currency: 'EUR', stock: 0, variants: [{ label: 'S', stock: 3 }, { label: 'M', stock: 5 }],
+  });
+  const serum = await api('POST', `/api/rooms/${ROOM}/products`, { title: 'Glow serum', price_minor: 2500, currency: 'EUR', stock: 20 });
+  await api('POST', `/api/rooms/${ROOM}/frames`, { type: 'pin', product_ids: [serum.id] });
+  const medium = shirt.variants.find(v => v.label === 'M');
+
+  const phoneCtx = await browser.newContext(PHONE);
+  const phone = await phoneCtx.newPage();
+  watchCsp(phone, cspViolations);
+  phone.on('pageerror', e => console.error('phone page error:', e.message));
+  await phone.goto(`${base}/watch/${ROOM}?name=Pia`);
+  await waitFor('the phone joined the room', () => phone.evaluate(() => window.sellcast?.state?.me !== null && window.sellcast.state.products.size === 2));
+
+  await bag(phone, shirt);
+  await sheet(phone, shirt, medium);
+  const orderId = await doubleTapConfirm(phone, shirt, medium);
+  await hostFeed(browser, orderId);
+  await myOrdersAfterReload(phone, orderId);
+  if (cspViolations.length) fail(`the pages broke their Content-Security-Policy: ${cspViolations.join(' | ')}`);
+  result.csp_violations = cspViolations.length;
+}
+
+// Every control of `selector` that can be tapped, with its size; the smallest side of each.
+function targets(page, selector) {
+  return page.evaluate(sel => [...document.querySelectorAll(sel)].map(e => {
+    const r = e.getBoundingClientRect();
+    return { what: `${e.tagName.toLowerCase()}.${e.className || ''} ${e.textContent.trim().slice(0, 20)}`, w: Math.round(r.width), h: Math.round(r.height) };
+  }), selector);
+}
+
+function checkTargets(list, where) {
+  const small = list.filter(t => t.w < 44 || t.h < 44);
+  if (!list.length) fail(`no tap targets found in ${where}`);
+  if (small.length) fail(`tap targets under 44 px in ${where}: ${JSON.stringify(small)}`);
+  return Math.min(...list.map(t => Math.min(t.w, t.h)));
+}
+
+// The bag lists every product (the shirt is not highlighted) with its price and a Buy.
+async function bag(phone, shirt) {
+  const button = await targets(phone, '#bag-button');
+  checkTargets(button, 'the bag button');
+  await phone.tap('#bag-button');
+  await waitFor('the bag opens', () => phone.evaluate(() => !document.getElementById('bag').hidden && document.querySelectorAll('#bag .bag-item').length === 2));
+  const items = await phone.evaluate(() => [...document.querySelectorAll('#bag .bag-item')].map(li => ({
+    title: li.querySelector('h3').textContent, price: li.querySelector('.price').textContent, pinned: window.sellcast.state.pinned.includes(Number(li.dataset.productId)),
+  })));
+  if (!items.some(i => i.title === 'Linen shirt' && !i.pinned && /45[.,]00/.test(i.price))) fail(`the bag does not list the shirt at its price: ${JSON.stringify(items)}`);
+  const min = checkTargets(await targets(phone, '#bag button'), 'the bag');
+  await phone.screenshot({ path: path.join(shots, 'phone-bag.png') });
+  result.bag = { listed: items.map(i => i.title), unpinned_listed: items.filter(i => !i.pinned).length, min_target_px: min };
+  await phone.tap(`#bag .bag-buy[data-product-id="${shirt.id}"]`);
+}
+
+// The sheet: product, price, variant picker, quantity 2, total, Confirm; targets of 44 px.
+async function sheet(phone, shirt, medium) {
+  await waitFor('the buy sheet opens', () => phone.evaluate(() => !document.getElementById('buy-sheet').hidden && document.getElementById('bag').hidden));
+  const title = await phone.locator('#buy-sheet h2').textContent();
+  if (title !== shirt.title) fail(`the sheet shows "${title}"`);
+  await phone.tap(`#buy-sheet input[name=variant][value="${medium.id}"]`, { force: true });
+  await waitFor('M is chosen', () => phone.evaluate(id => document.querySelector(`#buy-sheet input[name=variant][value="${id}"]`)?.checked, medium.id));
+  await phone.tap('#buy-sheet button.step[aria-label="One more"]');
+  await waitFor('quantity 2', () => phone.evaluate(() => document.querySelector('#buy-sheet .qty-value')?.textContent === '2'));
+  const total = await phone.locator('#buy-sheet .sheet-total').textContent();
+  if (!/90[.,]00/.test(total)) fail(`the total for 2 × 45.00 reads "${total}"`);
+  const min = checkTargets(await targets(phone, '#buy-sheet button, #buy-sheet label.variant'), 'the buy sheet');
+  const onScreen = await phone.evaluate(() => {
+    const r = document.querySelector('#buy-sheet .confirm').getBoundingClientRect();
+    const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return r.bottom <= window.innerHeight && !!at?.closest('.confirm');
+  });
+  if (!onScreen) fail('Confirm is off screen or covered');
+  await phone.screenshot({ path: path.join(shots, 'phone-buy-sheet.png') });
+  result.sheet = { title, total: total.trim(), min_target_px: min, confirm_on_top: onScreen };
+}
+
+// A double tap on Confirm is one purchase intent: one key, one order.
+async function doubleTapConfirm(phone, shirt, medium) {
+  await phone.evaluate(() => {
+    const link = window.sellcast.link;
+    window.__buys = { taps: 0, sent: [] };
+    document.addEventListener('touchend', () => { window.__buys.taps += 1; }, true);
+    const send = link.send.bind(link);
+    link.send = f => { if (f.type === 'buy') window.__buys.sent.push(f); return send(f); };
+  });
+  const b = await phone.locator('#buy-sheet .confirm').boundingBox();
+  const x = b.x + b.width / 2;
+  const y = b.y + b.height / 2;
+  await phone.touchscreen.tap(x, y);
+  await sleep(120); // the gap of a human double tap: the input being simulated, not a wait for a result
+  await phone.touchscreen.tap(x, y);
+  await waitFor('both taps reached the page', () => phone.evaluate(() => window.__buys.taps >= 2));
+  const text = await waitFor('the sheet shows the confirmation', () => phone.evaluate(() => {
+    const r = document.querySelector('#buy-sheet .sheet-result');
+    return r && /Order #\d+ confirmed/.test(r.textContent) ? r.textContent : null;
+  }));
+  const buys = await phone.evaluate(() => window.__buys);
+  const orders = (await api('GET', `/api/rooms/${ROOM}/orders`)).orders.filter(o => o.product_id === shirt.id);
+  const totals = (await api('GET', `/api/rooms/${ROOM}/orders`)).totals;
+  result.double_tap_confirm = {
+    taps: buys.taps, buy_frames: buys.sent.length, distinct_keys: new Set(buys.sent.map(f => f.idempotency_key)).size, orders: orders.length,
+    order: orders[0] && { sale_id: orders[0].sale_id, variant: orders[0].variant, qty: orders[0].qty, price_minor: orders[0].price_minor }, result: text,
+    revenue_minor: totals.revenue.find(r => r.currency === 'EUR')?.minor ?? 0,
+  };
+  if (orders.length !== 1) fail(`a double tap on Confirm made ${orders.length} orders: ${JSON.stringify(result.double_tap_confirm)}`);
+  const o = orders[0];
+  if (o.sale_id !== null || o.variant_id !== medium.id || o.qty !== 2 || o.price_minor !== 4500) fail(`the order is not 2 × M at the list price: ${JSON.stringify(o)}`);
+  if (!text.includes(`#${o.order_id}`)) fail(`the sheet confirmed "${text}", the order is #${o.order_id}`);
+  return o.order_id;
+}
+
+// The host console's orders feed names the variant.
+async function hostFeed(browser, orderId) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const host = await ctx.newPage();
+  watchCsp(host, cspViolations);
+  host.on('pageerror', e => console.error('host page error:', e.message));
+  await host.goto(`${base}/host/${ROOM}?name=Hana`);
+  const line = await waitFor('the host feed lists the order', () => host.evaluate(id => document.querySelector(`#orders li[data-order-id="${id}"]`)?.textContent || null, orderId));
+  if (!/Linen shirt/.test(line) || !/\(M\)/.test(line)) fail(`the host feed line does not name the product and variant: "${line}"`);
+  result.host_feed = { line, variant_shown: true };
+  await ctx.close();
+}
+
+// My orders: served for the page's own identity, after a reload; not another buyer's.
+async function myOrdersAfterReload(phone, orderId) {
+  await phone.reload();
+  await waitFor('My orders is offered after a reload', async () => (await phone.locator('#my-orders:not([hidden])').count()) === 1);
+  await phone.tap('#my-orders');
+  const listed = await waitFor('my orders open', () => phone.evaluate(() => {
+    const list = document.getElementById('my-orders-list');
+    return !list.hidden && list.children.length ? [...list.querySelectorAll('li')].map(li => ({ id: Number(li.dataset.orderId), text: li.textContent })) : null;
+  }));
+  if (listed.length !== 1 || listed[0].id !== orderId) fail(`my orders list ${JSON.stringify(listed)}, the order was #${orderId}`);
+  if (!/Linen shirt \(M\)/.test(listed[0].text) || !/2 ×/.test(listed[0].text)) fail(`my order reads "${listed[0].text}"`);
+  const size = await phone.locator('#my-orders').boundingBox();
+  if (size.height < 44) fail(`the My orders button is ${size.width}x${size.height}`);
+  await phone.screenshot({ path: path.join(shots, 'phone-my-orders.png') });
+  const bo = await token('viewer', 'Bo');
+  const others = (await api('GET', `/api/rooms/${ROOM}/orders/mine`, undefined, bo)).orders;
+  result.my_orders = { listed, other_buyer_sees: others.length };
+  if (others.length !== 0) fail(`another buyer sees ${others.length} orders as theirs`);
+}
+
+main().catch(e => { console.error(`SHOP FAILED: ${e.stack || e.message}`); process.exit(1); });
