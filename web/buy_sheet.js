@@ -5,13 +5,15 @@
 // One purchase intent has one idempotency key (purchase.js): the first Confirm makes it, and any
 // retry of that intent (no answer in time, the server did not place it, a reconnect) sends the same
 // key, so the server makes at most one order of it. While an intent is open the choice is locked
-// and Confirm is disabled in flight, so a double tap sends one buy; once confirmed, Confirm turns
-// into Close, so a late second tap cannot start a new intent either.
+// and Confirm is disabled in flight, so a double tap sends one buy; once confirmed, Confirm rests
+// a moment and then turns into Close, so a late second tap neither starts a new intent nor hides
+// the confirmation.
 import { el, formatPrice } from './room.js';
 import { BuyIntents, REJECTION_TEXT, activeSale } from './purchase.js';
 
 const MAX_QTY = 99; // the server's cap on one order
 const ANSWER_MS = 5000; // no answer by then: Confirm is offered again, with the same key
+const DONE_HOLD_MS = 1500; // after a confirmation Confirm rests this long before it turns into Close
 
 export class BuySheet {
   // show: the page's Show (products, sales, clockOffset); send(frame) -> bool sends on the
@@ -69,7 +71,7 @@ export class BuySheet {
   confirm() {
     const v = this.view;
     if (!v) return;
-    if (v.phase === 'done') { this.close(); return; }
+    if (v.phase === 'done') { if (!this.resting()) this.close(); return; }
     if (v.phase === 'flight' || this.isEnded()) return;
     const c = this.choice();
     if (!c || c.max < 1 || v.qty < 1 || v.qty > c.max || (c.variants.length && !c.variant)) return;
@@ -108,6 +110,7 @@ export class BuySheet {
     } else if (f.type === 'order_confirmed') {
       this.intents.answered(f.idempotency_key);
       v.phase = 'done';
+      v.doneAt = performance.now();
       v.result = { kind: 'ok', text: `Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}` };
       this.onConfirmed(f);
     } else if (f.type === 'buy_rejected') {
@@ -122,8 +125,17 @@ export class BuySheet {
     return true;
   }
 
+  // Just confirmed: Confirm does nothing yet.
+  resting() {
+    return this.view?.phase === 'done' && performance.now() - this.view.doneAt < DONE_HOLD_MS;
+  }
+
   tick() {
     const v = this.view;
+    if (v?.phase === 'done' && v.resting && !this.resting()) {
+      v.resting = false;
+      if (this.isOpen) this.render();
+    }
     if (v?.phase === 'flight' && performance.now() - v.sentAt > ANSWER_MS) {
       v.phase = 'retry';
       v.result = { kind: 'bad', text: 'No answer yet: tap Confirm to try again (you will not be charged twice).' };
@@ -177,10 +189,11 @@ export class BuySheet {
       el('output', { class: 'qty-value', 'aria-labelledby': 'qty-label', 'aria-live': 'polite' }, String(v.qty)), more));
     const total = el('p', { class: 'sheet-total' }, 'Total ', el('b', {}, formatPrice(c.price.minor * v.qty, c.price.currency)));
     const soldOut = c.max < 1;
-    const label = this.isEnded() ? 'Show ended' : v.phase === 'done' ? 'Close' : v.phase === 'flight' ? 'Confirming…'
+    v.resting = this.resting();
+    const label = this.isEnded() ? 'Show ended' : v.resting ? 'Bought ✓' : v.phase === 'done' ? 'Close' : v.phase === 'flight' ? 'Confirming…'
       : soldOut ? 'Sold out' : c.variants.length && !c.variant ? 'Pick an option' : v.phase === 'retry' ? 'Confirm again' : 'Confirm';
     const confirm = el('button', { type: 'button', class: 'confirm', onclick: () => this.confirm() }, label);
-    confirm.disabled = v.phase !== 'done' && (v.phase === 'flight' || this.isEnded() || (v.phase === 'choose' && (soldOut || (c.variants.length && !c.variant))));
+    confirm.disabled = v.resting || (v.phase !== 'done' && (v.phase === 'flight' || this.isEnded() || (v.phase === 'choose' && (soldOut || (c.variants.length && !c.variant)))));
     const result = el('p', { class: `sheet-result ${v.result?.kind || ''}`, role: 'status' }, v.result?.text || '');
     panel.append(total, confirm, result);
     const focused = document.activeElement && this.root.contains(document.activeElement) ? document.activeElement.className : null;

@@ -164,7 +164,8 @@ async function doubleTapConfirm(phone, shirt, medium) {
   await waitFor('both taps reached the page', () => phone.evaluate(() => window.__buys.taps >= 2));
   const text = await waitFor('the sheet shows the confirmation', () => phone.evaluate(() => {
     const r = document.querySelector('#buy-sheet .sheet-result');
-    return r && /Order #\d+ confirmed/.test(r.textContent) ? r.textContent : null;
+    return r && /Order #\d+ confirmed/.test(r.textContent) ? r.textContent
+      : { pending: { result: r?.textContent, confirm: document.querySelector('#buy-sheet .confirm')?.textContent, sent: window.__buys.sent } };
   }));
   const buys = await phone.evaluate(() => window.__buys);
   const orders = (await api('GET', `/api/rooms/${ROOM}/orders`)).orders.filter(o => o.product_id === shirt.id);
