@@ -179,14 +179,30 @@ async fn session_deletes_are_not_held_to_the_offer_rate() -> Result<()> {
     let v1 = c.watch("shop", "v1").await?;
     let v2 = c.watch("shop", "v2").await?;
     assert_eq!((v1.status, v2.status), (StatusCode::CREATED, StatusCode::CREATED));
-    assert_eq!(c.watch("shop", "v3").await?.status, StatusCode::TOO_MANY_REQUESTS, "the offers' burst of 3 is used up");
     for answer in [&v1, &v2] {
+        // The offers' bucket is empty right before the DELETE, however slowly this machine
+        // ran the offers above (it refills one a second).
+        use_up_offers(&server).await?;
         let status = c.delete(answer.location.as_deref().context("Location")?).await?;
-        assert_eq!(status, StatusCode::OK, "a DELETE after the offers' burst still ends its session");
+        assert_eq!(status, StatusCode::OK, "a DELETE after the offers' budget is spent still ends its session");
     }
     assert_eq!(server.admission.counts().sessions(), 1, "only the host is left");
     server.shutdown().await;
     Ok(())
+}
+
+/// Cheap offers (the rate limit counts them before the checks refuse them) until one is
+/// refused with 429.
+async fn use_up_offers(server: &sellcast_server::RunningServer) -> Result<()> {
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/whep/shop", server.http_addr);
+    for _ in 0..50 {
+        let status = http.post(&url).header("content-type", "application/sdp").body("v=0\r\n").send().await?.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("50 offers in a row and none refused with 429")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,8 @@ use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
 use super::shard_room::ShardRoom;
 
+#[cfg(test)]
+mod fairness_tests;
 mod recovery;
 mod relay_in;
 mod sessions;
@@ -73,11 +75,21 @@ const VIEWER_SETTLE: Duration = Duration::from_millis(15);
 /// Most datagrams read before forwarding what they carried. Below `PACKETS_PER_FLUSH`, so a
 /// burst of host packets reaches every viewer in one flush.
 const RECV_BURST: usize = 32;
+/// Most commands served after a turn the socket woke (`Driver::catch_up`). A chat line to the
+/// whole room is one command, an offer (the costly kind) another.
+const COMMANDS_PER_TURN: usize = 4;
 /// How often the media counters are copied out for the HTTP side.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often peers are checked against their deadlines (`media::lifetime`); a peer outlives
 /// its deadline by at most this much.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// Whether the loop goes on after a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Go,
+    Stop,
+}
 
 /// Index of a [`ShardRoom`] inside this shard's driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,32 +243,7 @@ impl Driver {
         // With one shard nobody can send to us: the arm would return `None` at once, forever.
         let mut relays_open = self.links.has_peers();
         info!(shard = self.links.me().0, udp = %self.local_addr, "media driver running");
-        loop {
-            let now = Instant::now();
-            if now >= self.earliest {
-                self.handle_timeouts(now);
-                self.end_turn();
-            }
-            let wake = self.earliest.min(Instant::now() + IDLE_WAKE);
-            tokio::select! {
-                biased;
-                _ = &mut *shutdown => break,
-                readable = self.socket.readable() => match readable {
-                    Ok(()) => self.receive_burst(),
-                    Err(e) => debug!(error = %e, "udp readiness error"),
-                },
-                relay = relays.recv(), if relays_open => match relay {
-                    Some(message) => self.receive_relays(message, relays),
-                    None => relays_open = false,
-                },
-                command = commands.recv() => match command {
-                    Some(c) => self.handle_command(c),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(wake.into()) => {}
-            }
-            self.end_turn();
-        }
+        while self.turn(commands, relays, &mut relays_open, shutdown).await == Turn::Go {}
         // What was queued before the stop (a drain's last answers) is written before every
         // peer is closed, and leaves in the same turn.
         while let Ok(command) = commands.try_recv() {
@@ -265,6 +252,77 @@ impl Driver {
         self.close_all();
         self.end_turn();
         info!(stats = ?self.stats, received = ?self.inbox.stats, sent = ?self.outbox.stats, "media driver stopped");
+    }
+
+    /// One turn of the loop: whatever is due, then one wake-up (datagrams, a relay, a command or
+    /// a timeout), then the commands and relays that are waiting anyway, then the turn's
+    /// datagrams leave.
+    ///
+    /// The wake-up is biased towards the socket, and a datagram flood (junk from anywhere, or
+    /// just a busy show) keeps the socket readable turn after turn: on its own the bias would
+    /// hold every chat line (one `Deliver` command per event) and every honest offer until the
+    /// socket happened to be empty. The catch-up step serves them in the same turns.
+    async fn turn(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        relays: &mut RelayInbox,
+        relays_open: &mut bool,
+        shutdown: &mut oneshot::Receiver<()>,
+    ) -> Turn {
+        let now = Instant::now();
+        if now >= self.earliest {
+            self.handle_timeouts(now);
+            self.end_turn();
+        }
+        let wake = self.earliest.min(Instant::now() + IDLE_WAKE);
+        let woke_by_socket = tokio::select! {
+            biased;
+            _ = &mut *shutdown => return Turn::Stop,
+            readable = self.socket.readable() => {
+                match readable {
+                    Ok(()) => self.receive_burst(),
+                    Err(e) => debug!(error = %e, "udp readiness error"),
+                }
+                true
+            }
+            relay = relays.recv(), if *relays_open => {
+                match relay {
+                    Some(message) => self.receive_relays(message, relays),
+                    None => *relays_open = false,
+                }
+                false
+            }
+            command = commands.recv() => match command {
+                Some(c) => {
+                    self.handle_command(c);
+                    false
+                }
+                None => return Turn::Stop,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => false,
+        };
+        if woke_by_socket {
+            self.catch_up(commands, relays, *relays_open);
+        }
+        self.end_turn();
+        Turn::Go
+    }
+
+    /// After a turn the socket woke: serve up to `COMMANDS_PER_TURN` waiting commands and one
+    /// burst of waiting relays. Bounded, so a queue of offers (each a str0m instance to build)
+    /// cannot stretch a turn that live packets wait on.
+    fn catch_up(&mut self, commands: &mut mpsc::Receiver<Command>, relays: &mut RelayInbox, relays_open: bool) {
+        for _ in 0..COMMANDS_PER_TURN {
+            match commands.try_recv() {
+                Ok(command) => self.handle_command(command),
+                Err(_) => break,
+            }
+        }
+        if relays_open {
+            if let Some(first) = relays.try_recv() {
+                self.receive_relays(first, relays);
+            }
+        }
     }
 
     /// Everything this turn produced leaves now, in as few syscalls as it fits; then the
