@@ -190,6 +190,9 @@ mod tests {
         conn
     }
 
+    /// An idempotency row: key, product, order, rejection.
+    type AnswerRow = (String, Option<i64>, Option<i64>, Option<String>);
+
     #[test]
     fn the_order_rebuild_keeps_every_row_reference_and_index() {
         let mut conn = database_at(3);
@@ -211,7 +214,7 @@ mod tests {
             })
             .expect("the order");
         assert_eq!(order, (11, Some(3), 7, None, "ann".into(), 2, 990), "the order now names its sale's product");
-        let answers: Vec<(String, Option<i64>, Option<i64>, Option<String>)> = conn
+        let answers: Vec<AnswerRow> = conn
             .prepare("SELECT key, product_id, order_id, rejection FROM idempotency ORDER BY key")
             .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
             .expect("answers");
