@@ -2,7 +2,9 @@
 // the real server: a product with no sale and variants (not highlighted) is found in the bag,
 // bought through the buy sheet (variant M, quantity 2) at its list price; a double tap on Confirm
 // makes one order (counted with the orders API); the host's orders feed names the variant; "My
-// orders" lists the order after a reload, and another buyer's list does not. Every tap target
+// orders" lists the order after a reload, and another buyer's list does not. Then a flash sale
+// on the shirt: the bag and the sheet show the deal's price and countdown, the quantity stops at
+// the deal's per-buyer limit, and a buy past the limit is answered "limit reached" in the sheet. Every tap target
 // of the bag and the sheet is at least 44 px each way (DOM geometry); screenshots of the bag,
 // the sheet and My orders go to target/screenshots/phone-*.png for people to look at.
 //
@@ -89,6 +91,7 @@ async function run(browser) {
   const orderId = await doubleTapConfirm(phone, shirt, medium);
   await hostFeed(browser, orderId);
   await myOrdersAfterReload(phone, orderId);
+  await dealInTheSheet(phone, shirt);
   if (cspViolations.length) fail(`the pages broke their Content-Security-Policy: ${cspViolations.join(' | ')}`);
   result.csp_violations = cspViolations.length;
 }
@@ -213,6 +216,46 @@ async function myOrdersAfterReload(phone, orderId) {
   const others = (await api('GET', `/api/rooms/${ROOM}/orders/mine`, undefined, bo)).orders;
   result.my_orders = { listed, other_buyer_sees: others.length };
   if (others.length !== 0) fail(`another buyer sees ${others.length} orders as theirs`);
+}
+
+// A deal on the shirt (limit 2 per buyer): its price and countdown in the bag and the sheet,
+// the stepper stops at the limit, and the next buy is refused in place.
+async function dealInTheSheet(phone, shirt) {
+  const now = Date.now();
+  await api('POST', `/api/rooms/${ROOM}/frames`, { type: 'start_sale', product_id: shirt.id, price_minor: 3000, stock: 4, per_user_limit: 2, starts_at_ms: now - 1000, ends_at_ms: now + 600_000 });
+  await waitFor('the phone knows the deal', () => phone.evaluate(id => [...window.sellcast.state.sales.values()].some(s => s.product_id === id), shirt.id));
+  const small = shirt.variants.find(v => v.label === 'S');
+  const openSheet = async () => {
+    await phone.tap('#bag-button');
+    await waitFor('the bag shows the deal', () => phone.evaluate(id => /30[.,]00/.test(document.querySelector(`#bag .bag-item[data-product-id="${id}"] .price`)?.textContent || ''), shirt.id));
+    await phone.tap(`#bag .bag-buy[data-product-id="${shirt.id}"]`);
+    await waitFor('the sheet opens', () => phone.evaluate(() => !document.getElementById('buy-sheet').hidden));
+    await phone.tap(`#buy-sheet input[name=variant][value="${small.id}"]`, { force: true });
+  };
+  await openSheet();
+  const price = await waitFor('the sheet shows the deal and its countdown', () => phone.evaluate(() => {
+    const p = document.querySelector('#buy-sheet .sheet-price');
+    return p && /Deal ends in \d\d:\d\d/.test(p.textContent) ? p.textContent : null;
+  }));
+  if (!/45[.,]00/.test(price) || !/30[.,]00/.test(price)) fail(`the sheet's price reads "${price}"`);
+  for (let i = 0; i < 3; i++) {
+    if (await phone.locator('#buy-sheet button.step[aria-label="One more"]:not([disabled])').count()) await phone.tap('#buy-sheet button.step[aria-label="One more"]');
+  }
+  const maxQty = Number(await phone.locator('#buy-sheet .qty-value').textContent());
+  if (maxQty !== 2) fail(`the stepper went to ${maxQty} on a deal of 2 per buyer`);
+  await phone.screenshot({ path: path.join(shots, 'phone-buy-sheet-deal.png') });
+  await phone.tap('#buy-sheet .confirm');
+  await waitFor('the deal order is confirmed', () => phone.evaluate(() => /confirmed/.test(document.querySelector('#buy-sheet .sheet-result')?.textContent || '')));
+  await waitFor('Confirm turns into Close', () => phone.evaluate(() => document.querySelector('#buy-sheet .confirm')?.textContent === 'Close'));
+  await phone.tap('#buy-sheet .confirm');
+  await waitFor('the sheet closes', () => phone.evaluate(() => document.getElementById('buy-sheet').hidden));
+  await openSheet();
+  await phone.tap('#buy-sheet .confirm');
+  const refused = await waitFor('the next buy is refused in the sheet', () => phone.evaluate(() => {
+    const r = document.querySelector('#buy-sheet .sheet-result');
+    return r && /limit/.test(r.textContent) ? r.textContent : null;
+  }));
+  result.deal = { price: price.trim(), max_qty: maxQty, past_the_limit: refused };
 }
 
 main().catch(e => { console.error(`SHOP FAILED: ${e.stack || e.message}`); process.exit(1); });

@@ -1,7 +1,8 @@
 //! The viewer's shop on a phone (390x844, touch) in Chromium, with the host console, against the
 //! real server: the bag lists every product, the buy sheet buys a variant at its list price with
 //! a quantity, a double tap on Confirm is one order, the host feed names the variant, and "My
-//! orders" lists the buyer's own order after a reload. The scenario
+//! orders" lists the buyer's own order after a reload; a deal's price, countdown and per-buyer
+//! limit hold in the sheet. The scenario
 //! (`tests/browser/phone_shop.mjs`) fails on the first broken expectation; this test runs it and
 //! checks the figures it reports.
 
@@ -28,6 +29,8 @@ async fn phone_viewer_buys_a_variant_at_list_price_from_the_bag_once_and_finds_i
     assert_eq!(r["host_feed"]["variant_shown"], true, "{r}");
     assert_eq!(r["my_orders"]["listed"].as_array().map(Vec::len), Some(1), "the own order after a reload: {r}");
     assert_eq!(r["my_orders"]["other_buyer_sees"], 0, "nobody else's orders: {r}");
+    assert_eq!(r["deal"]["max_qty"], 2, "the stepper stops at the deal's limit per buyer: {r}");
+    assert!(r["deal"]["past_the_limit"].as_str().is_some_and(|t| t.contains("limit")), "limit reached, in the sheet: {r}");
     assert_eq!(r["csp_violations"], 0, "{r}");
     Ok(())
 }
