@@ -71,10 +71,13 @@ async function main() {
 
 async function run(browser) {
   hostToken = await token('host', 'Hana');
-  // The seller prepares the show: a shirt in two sizes (not highlighted) and a highlighted serum.
-  const shirt = await api('POST', `/api/rooms/${ROOM}/products`, {
-    title: 'Linen shirt', price_minor: 4500, currency: 'EUR', stock: 0, variants: [{ label: 'S', stock: 3 }, { label: 'M', stock: 5 }],
-  });
+  // The seller prepares the show: a shirt in two sizes (made in the host console's form, not
+  // highlighted) and a highlighted serum.
+  const hostCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const host = await hostCtx.newPage();
+  watchCsp(host, cspViolations);
+  host.on('pageerror', e => console.error('host page error:', e.message));
+  const shirt = await productWithVariants(host);
   const serum = await api('POST', `/api/rooms/${ROOM}/products`, { title: 'Glow serum', price_minor: 2500, currency: 'EUR', stock: 20 });
   await api('POST', `/api/rooms/${ROOM}/frames`, { type: 'pin', product_ids: [serum.id] });
   const medium = shirt.variants.find(v => v.label === 'M');
@@ -89,7 +92,7 @@ async function run(browser) {
   await bag(phone, shirt);
   await sheet(phone, shirt, medium);
   const orderId = await doubleTapConfirm(phone, shirt, medium);
-  await hostFeed(browser, orderId);
+  await hostFeed(host, orderId);
   await myOrdersAfterReload(phone, orderId);
   await dealInTheSheet(phone, shirt);
   if (cspViolations.length) fail(`the pages broke their Content-Security-Policy: ${cspViolations.join(' | ')}`);
@@ -185,17 +188,36 @@ async function doubleTapConfirm(phone, shirt, medium) {
   return o.order_id;
 }
 
-// The host console's orders feed names the variant.
-async function hostFeed(browser, orderId) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const host = await ctx.newPage();
-  watchCsp(host, cspViolations);
-  host.on('pageerror', e => console.error('host page error:', e.message));
+// The host console's product form: a product with two variants, each with its own stock.
+async function productWithVariants(host) {
   await host.goto(`${base}/host/${ROOM}?name=Hana`);
+  await host.fill('#product-form [name=title]', 'Linen shirt');
+  await host.fill('#product-form [name=price]', '45.00');
+  for (const [label, stock] of [['S', '3'], ['M', '5']]) {
+    await host.click('#product-form .add-variant');
+    await host.locator('#product-form .variant-label').last().fill(label);
+    await host.locator('#product-form .variant-stock').last().fill(stock);
+  }
+  const labelled = await host.evaluate(() => [...document.querySelectorAll('#product-form .variant-row input')].every(i => i.closest('label')?.textContent.trim()));
+  if (!labelled) fail('a variant field has no label');
+  await host.locator('#product-form').screenshot({ path: path.join(shots, 'host-product-variants.png') });
+  await host.click('#product-form button[type=submit]');
+  const shirt = await waitFor('the host lists the shirt with its variants', async () => {
+    const r = await fetch(`${base}/api/rooms/${ROOM}/products`).then(x => x.json()).catch(() => null);
+    return r?.products?.find(p => p.title === 'Linen shirt') || null;
+  });
+  const variants = shirt.variants.map(v => `${v.label}:${v.stock}`).join(',');
+  if (variants !== 'S:3,M:5' || shirt.stock !== 8 || shirt.price_minor !== 4500) fail(`the form made ${JSON.stringify(shirt)}`);
+  await waitFor('the console shows the variants', () => host.evaluate(id => /S 3, M 5/.test(document.querySelector(`#product-list li[data-product-id="${id}"]`)?.textContent || ''), shirt.id));
+  result.host_form = { variants, stock: shirt.stock };
+  return shirt;
+}
+
+// The host console's orders feed names the variant.
+async function hostFeed(host, orderId) {
   const line = await waitFor('the host feed lists the order', () => host.evaluate(id => document.querySelector(`#orders li[data-order-id="${id}"]`)?.textContent || null, orderId));
   if (!/Linen shirt/.test(line) || !/\(M\)/.test(line)) fail(`the host feed line does not name the product and variant: "${line}"`);
   result.host_feed = { line, variant_shown: true };
-  await ctx.close();
 }
 
 // My orders: served for the page's own identity, after a reload; not another buyer's.

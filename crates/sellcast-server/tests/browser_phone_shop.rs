@@ -15,6 +15,7 @@ use anyhow::Result;
 #[tokio::test]
 async fn phone_viewer_buys_a_variant_at_list_price_from_the_bag_once_and_finds_it_in_my_orders() -> Result<()> {
     let r = browser_support::run_scenario("phone_shop.mjs", 18600, Duration::from_secs(240)).await?;
+    assert_eq!(r["host_form"]["variants"], "S:3,M:5", "the host console's form makes variants with their stock: {r}");
     assert!(r["bag"]["unpinned_listed"].as_u64().unwrap_or(0) >= 1, "the bag lists products that are not highlighted: {r}");
     assert!(r["bag"]["min_target_px"].as_f64().unwrap_or(0.0) >= 44.0, "{r}");
     assert!(r["sheet"]["min_target_px"].as_f64().unwrap_or(0.0) >= 44.0, "{r}");
