@@ -141,3 +141,25 @@ fn a_confirmed_list_price_order_reaches_the_host_feed_with_its_variant_and_the_t
     assert_eq!(room.totals().units_of(SHIRT), 1);
     assert_eq!(verdict(&mut room, BOB, SHIRT, Some(SMALL), 1, "b"), Some("sold_out"));
 }
+
+#[test]
+fn a_sales_buy_of_a_product_with_variants_names_one_with_units_left() {
+    let sale = sellcast_room::Sale { product_id: SHIRT, stock_total: 3, stock_left: 3, per_user_limit: 3, ..sale(3, 3) };
+    let plain = Product { id: PLAIN, ..product(PLAIN) };
+    let mut room = room(ShowRecord { products: vec![plain, shirt()], sales: vec![sale], ..ShowRecord::default() });
+    room.handle_join(0, ANN, who("ann", Role::Viewer));
+    drain(&mut room);
+    let now = SALE_START + 10;
+    let mut on_sale = |variant: Option<i64>, qty: u32, product: Option<i64>, key: &str| {
+        let variant = variant.map(|v| format!(r#","variant_id":{v}"#)).unwrap_or_default();
+        let product = product.map(|p| format!(r#","product_id":{p}"#)).unwrap_or_default();
+        let bytes = format!(r#"{{"type":"buy","sale_id":{SALE}{product}{variant},"qty":{qty},"idempotency_key":"{key}"}}"#);
+        let out = frame(&mut room, now, ANN, bytes.as_bytes());
+        out.iter().find_map(|o| if let Output::Buy(b) = o { Some(b.verdict.map(|r| r.code())) } else { None }).expect("a buy for the store")
+    };
+    assert_eq!(on_sale(None, 1, None, "a"), Some("variant_required"));
+    assert_eq!(on_sale(Some(999), 1, None, "b"), Some("unknown_variant"));
+    assert_eq!(on_sale(Some(SMALL), 2, None, "c"), Some("sold_out"), "the sale has 3, S has 1");
+    assert_eq!(on_sale(Some(SMALL), 1, Some(PLAIN), "d"), Some("invalid"), "a product that is not the sale's");
+    assert_eq!(on_sale(Some(MEDIUM), 2, Some(SHIRT), "e"), None);
+}
