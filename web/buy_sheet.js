@@ -39,7 +39,7 @@ export class BuySheet {
     if (!p) return;
     this.opened += 1;
     const inStock = (p.variants || []).find(v => v.stock > 0);
-    this.view = { intentId: `sheet-${this.opened}`, productId, variantId: inStock?.id ?? null, qty: 1, phase: 'choose', sentAt: 0, key: null, result: null };
+    this.view = { intentId: `sheet-${this.opened}`, productId, variantId: inStock?.id ?? null, qty: 1, phase: 'choose', sentAt: 0, key: null, result: null, seen: false };
     this.opener = opener;
     this.root.hidden = false;
     this.render();
@@ -75,6 +75,7 @@ export class BuySheet {
     if (v.phase === 'flight' || this.isEnded()) return;
     const c = this.choice();
     if (!c || c.max < 1 || v.qty < 1 || v.qty > c.max || (c.variants.length && !c.variant)) return;
+    if (v.phase === 'choose') v.seen = false; // a new intent (a retry keeps its key and what was seen)
     v.key = this.intents.keyFor(v.intentId);
     v.frame = { type: 'buy', product_id: c.p.id, qty: v.qty, idempotency_key: v.key };
     if (c.sale) v.frame.sale_id = c.sale.id;
@@ -93,6 +94,20 @@ export class BuySheet {
       v.result = { kind: 'bad', text: 'Reconnecting: tap Confirm again in a moment.' };
     }
     this.render();
+  }
+
+  // Units of sale `saleId` this sheet's unanswered buy asked for that no stock counter showed
+  // yet (the "someone just bought" banner must not announce them); they count as shown now.
+  takeUnseen(saleId) {
+    const v = this.view;
+    if (v?.phase !== 'flight' || v.frame?.sale_id !== saleId || v.seen) return 0;
+    v.seen = true;
+    return v.frame.qty;
+  }
+
+  // A stock counter already showed the units of the buy with `key`.
+  seen(key) {
+    return this.view?.key === key && Boolean(this.view.seen);
   }
 
   // After a reconnect, the intent sent on the old channel and never answered goes again.

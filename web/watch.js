@@ -188,7 +188,7 @@ function applyDirect(f) {
     }
     case 'order_confirmed':
       myOrders.refresh();
-      if (f.sale_id !== null && !intentFor(f.idempotency_key)[1]?.seenInCounters) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
+      if (f.sale_id !== null && !intentFor(f.idempotency_key)[1]?.seenInCounters && !sheet.seen(f.idempotency_key)) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
       if (sheet.handleAnswer(f)) break;
       buyAnswered(f.idempotency_key, true);
       toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
@@ -291,8 +291,9 @@ function announceOthersBuying(before) {
     if (dropped <= 0) continue;
     // The stock is reserved before the order commits: an own buy may show here before its confirmation.
     const flying = intents.get(s.id);
-    const inFlight = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
-    if (inFlight) flying.seenInCounters = true;
+    const card = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
+    if (card) flying.seenInCounters = true;
+    const inFlight = card + sheet.takeUnseen(s.id); // the buy sheet's own buy of this deal, too
     const own = Math.min((ownBought.get(s.id) || 0) + inFlight, dropped);
     ownBought.set(s.id, Math.max(0, (ownBought.get(s.id) || 0) - (own - inFlight)));
     const others = dropped - own;
