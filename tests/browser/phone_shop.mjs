@@ -8,6 +8,10 @@
 // of the bag and the sheet is at least 44 px each way (DOM geometry); screenshots of the bag,
 // the sheet and My orders go to target/screenshots/phone-*.png for people to look at.
 //
+// Control run (one order per intent): serve a copy of web/ (SELLCAST_WEB_DIR) whose buy sheet
+// makes a new key on every tap and keeps Confirm enabled; the double tap then makes 2 orders
+// and this scenario fails.
+//
 // Env: SELLCAST_BIN, SELLCAST_HTTP_PORT (18600), CHROMIUM, SHOP_DEADLINE_MS (150000). Prints
 // `RESULT {json}` and exits non-zero on the first failed expectation.
 import fs from 'node:fs';
