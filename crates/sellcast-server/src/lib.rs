@@ -9,6 +9,10 @@
 //! Show tasks, media shards and the store writer each run under a supervisor that restarts
 //! them after a panic (`supervision` says how); `/healthz` reports what is down.
 
+// warp's filter chain is one nested type per route; at the default limit of 128, type-checking
+// it overflowed depending on the order rustc happened to evaluate the crate's items in.
+#![recursion_limit = "256"]
+
 pub mod admission;
 pub mod auth;
 pub mod dev_secret;

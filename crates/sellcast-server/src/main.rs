@@ -1,5 +1,8 @@
 //! `sellcast`: the live-selling server binary.
 
+// The HTTP routes' future is instantiated here too: see the same limit in `lib.rs`.
+#![recursion_limit = "256"]
+
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
