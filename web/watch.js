@@ -5,6 +5,9 @@
 // video frames are being presented now. LIVE is shown only while frames arrive.
 import { Session, getToken, roomFromPath } from './session.js';
 import { RoomLink, Show, formatPrice, el, newKey } from './room.js';
+import { BuySheet } from './buy_sheet.js';
+import { Bag } from './bag.js';
+import { MyOrders } from './my_orders.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
@@ -18,6 +21,11 @@ let serverDown = false; // the last status poll got no answer at all
 // Set when the server stopped answering: the channel may look open for seconds after the server
 // is gone, so nothing is sent on it until a `welcome` comes (on a channel that works).
 let awaitingWelcome = false;
+
+// ----- the shop: buy sheet, bag of every product, and the viewer's own orders (from the server) -----
+const sheet = new BuySheet({ show: state, send: f => link.send(f), isEnded: () => state.ended });
+const bag = new Bag({ show: state, button: $('bag-button'), onBuy: (id, opener) => sheet.open(id, opener), isEnded: () => state.ended });
+const myOrders = new MyOrders({ room, token: async () => session.token, button: $('my-orders'), count: $('my-orders-count'), list: $('my-orders-list') });
 
 // ----- video -----
 const stream = new MediaStream();
@@ -102,7 +110,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sendQueuedChat(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -179,16 +187,19 @@ function applyDirect(f) {
       break;
     }
     case 'order_confirmed':
-      rememberOrder(f);
-      if (!intentFor(f.idempotency_key)[1]?.seenInCounters) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
+      myOrders.refresh();
+      if (f.sale_id !== null && !intentFor(f.idempotency_key)[1]?.seenInCounters && !sheet.seen(f.idempotency_key)) ownBought.set(f.sale_id, (ownBought.get(f.sale_id) || 0) + f.qty);
+      if (sheet.handleAnswer(f)) break;
       buyAnswered(f.idempotency_key, true);
       toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
       break;
     case 'buy_rejected':
+      if (sheet.handleAnswer(f)) break;
       buyAnswered(f.idempotency_key, false);
       toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad');
       break;
     case 'buy_not_placed':
+      if (sheet.handleAnswer(f)) break;
       buyNotPlaced(f.idempotency_key);
       toast(f.code === 'rate_limited' ? 'Too many taps: tap Buy again in a moment.' : 'The show is moving to another server: tap Buy again in a moment.', 'bad');
       break;
@@ -268,33 +279,6 @@ setInterval(() => {
   }
 }, 500);
 
-// ----- my orders: kept in this browser per room, so a reload still shows them -----
-const ordersKey = `sellcast.orders.${room}`;
-let myOrders = (() => { try { return JSON.parse(localStorage.getItem(ordersKey)) || []; } catch { return []; } })();
-
-function rememberOrder(f) {
-  if (myOrders.some(o => o.order_id === f.order_id)) return; // a retried key answers with the same order
-  const sale = state.sales.get(f.sale_id);
-  const title = state.products.get(sale?.product_id)?.title || '';
-  myOrders = [...myOrders, { order_id: f.order_id, qty: f.qty, price_minor: f.price_minor, currency: f.currency, title }].slice(-50);
-  try { localStorage.setItem(ordersKey, JSON.stringify(myOrders)); } catch { /* private mode: this page still lists them */ }
-  renderOrders();
-}
-
-function renderOrders() {
-  $('my-orders').hidden = myOrders.length === 0;
-  $('my-orders-count').textContent = myOrders.length;
-  $('my-orders-list').replaceChildren(...myOrders.slice().reverse().map(o =>
-    el('li', { dataset: { orderId: String(o.order_id) } }, `#${o.order_id} · ${o.qty} × ${formatPrice(o.price_minor, o.currency)} · ${o.title}`)));
-}
-
-$('my-orders').onclick = () => {
-  const list = $('my-orders-list');
-  list.hidden = !list.hidden;
-  $('my-orders').setAttribute('aria-expanded', String(!list.hidden));
-};
-renderOrders();
-
 // ----- "someone just bought": others' orders, from the stock counters, at most one banner per BANNER_MS -----
 const BANNER_MS = 5000;
 const ownBought = new Map(); // sale id -> units this page bought that no counter has shown yet
@@ -307,8 +291,9 @@ function announceOthersBuying(before) {
     if (dropped <= 0) continue;
     // The stock is reserved before the order commits: an own buy may show here before its confirmation.
     const flying = intents.get(s.id);
-    const inFlight = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
-    if (inFlight) flying.seenInCounters = true;
+    const card = flying?.phase === 'flight' && !flying.seenInCounters ? 1 : 0;
+    if (card) flying.seenInCounters = true;
+    const inFlight = card + sheet.takeUnseen(s.id); // the buy sheet's own buy of this deal, too
     const own = Math.min((ownBought.get(s.id) || 0) + inFlight, dropped);
     ownBought.set(s.id, Math.max(0, (ownBought.get(s.id) || 0) - (own - inFlight)));
     const others = dropped - own;
@@ -480,16 +465,23 @@ function renderProducts() {
       const look = buyButtonState(sale);
       const buy = el('button', { class: 'buy', type: 'button', dataset: { saleId: String(sale.id) } }, look.label);
       buy.disabled = look.disabled;
-      buy.onclick = () => tapBuy(sale);
+      // A product with variants is bought through the sheet, which asks which one.
+      buy.onclick = () => (p.variants?.length ? sheet.open(id, buy) : tapBuy(sale));
       card.append(info, el('div', { class: 'act' }, el('p', { class: 'countdown', dataset: { saleId: String(sale.id) } }, ''), buy));
     } else {
       info.append(el('p', { class: 'price' }, formatPrice(p.price_minor, p.currency)));
-      card.append(info);
+      // At its list price: the buy sheet takes the variant and quantity.
+      const buy = el('button', { class: 'shop-buy', type: 'button', dataset: { productId: String(id) } }, p.stock > 0 ? 'Buy' : 'Sold out');
+      buy.disabled = state.ended || p.stock === 0;
+      buy.onclick = () => sheet.open(id, buy);
+      card.append(info, el('div', { class: 'act' }, buy));
     }
     box.append(card);
   }
   box.scrollLeft = scroll;
   box.hidden = box.children.length === 0;
+  bag.render();
+  if (sheet.isOpen) sheet.render();
   tickCountdowns();
 }
 
@@ -529,9 +521,10 @@ function toast(text, kind = '') {
     updateView();
     return;
   }
+  myOrders.refresh();
   await pollRoom();
   setInterval(pollRoom, 1000);
   await session.start();
 })();
 window.addEventListener('pagehide', () => session.stop());
-window.sellcast = { session, link, state };
+window.sellcast = { session, link, state, sheet, bag, myOrders };
