@@ -11,6 +11,7 @@ import { ShowForm } from './show_form.js';
 import { openCamera, bindCaptureControls, readChoice } from './capture.js';
 import { bindViewerPreview, previewWatching } from './preview.js';
 import { renderSales } from './sales_panel.js';
+import { VariantFields } from './product_form.js';
 
 const room = roomFromPath();
 const roomPath = encodeURIComponent(room);
@@ -260,14 +261,16 @@ async function heartbeat() {
 }
 
 // ----- products -----
+const variantFields = new VariantFields($('product-form'));
 $('product-form').onsubmit = async ev => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   const body = {
+    variants: variantFields.values(),
     title: f.get('title'),
     price_minor: Math.round(Number(f.get('price')) * 100),
     currency: String(f.get('currency')).toUpperCase(),
-    stock: Number(f.get('stock')),
+    stock: Number(f.get('stock') ?? 0),
     image_url: f.get('image_url') || '',
   };
   const r = await fetch(`/api/rooms/${roomPath}/products`, {
@@ -280,6 +283,7 @@ $('product-form').onsubmit = async ev => {
   if (r.status !== 201) { $('message').textContent = answer.message || `HTTP ${r.status}`; return; }
   state.products.set(answer.id, answer);
   ev.target.reset();
+  variantFields.reset();
   renderProducts();
 };
 
@@ -333,7 +337,8 @@ function renderProducts() {
   for (const p of [...state.products.values()].sort((a, b) => a.id - b.id)) {
     let row = rows.get(p.id);
     if (!row) { row = makeRow(p); rows.set(p.id, row); list.append(row.li); }
-    row.info.replaceChildren(el('b', {}, p.title), ` ${formatPrice(p.price_minor, p.currency)} · stock ${p.stock} · sold ${unitsSold(p.id)}`);
+    const variants = (p.variants || []).map(v => `${v.label} ${v.stock}`).join(', ');
+    row.info.replaceChildren(el('b', {}, p.title), ` ${formatPrice(p.price_minor, p.currency)} · stock ${p.stock}${variants ? ` (${variants})` : ''} · sold ${unitsSold(p.id)}`);
     const pinned = state.pinned.includes(p.id);
     row.pin.textContent = pinned ? 'Unhighlight' : 'Highlight';
     row.pin.setAttribute('aria-pressed', String(pinned));
@@ -441,6 +446,7 @@ function renderOrders() {
     return el('li', { dataset: { orderId: String(o.order_id) } },
       el('b', {}, `#${o.order_id}`), ` ${o.buyer.name} bought ${o.qty} × `,
       el('span', { class: 'product' }, o.title || `product ${o.product_id}`),
+      o.variant ? el('span', { class: 'variant' }, ` (${o.variant})`) : '',
       ` at ${formatPrice(o.price_minor, o.currency)} `,
       el('time', { datetime: at.toISOString() }, at.toLocaleTimeString()));
   }));

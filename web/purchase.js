@@ -42,4 +42,7 @@ export const REJECTION_TEXT = {
   limit_reached: 'You reached the limit for this deal.',
   sale_not_active: 'This deal is not active.',
   invalid: 'That did not work.',
+  unknown_product: 'This product is no longer for sale.',
+  variant_required: 'Pick an option first.',
+  unknown_variant: 'That option is no longer available.',
 };

@@ -8,6 +8,9 @@ import { RoomLink, Show, formatPrice, el, newKey } from './room.js';
 import { ShowHeader } from './show_header.js';
 import { ActivityBanner } from './activity.js';
 import { NamePrompt } from './name_prompt.js';
+import { BuySheet } from './buy_sheet.js';
+import { Bag } from './bag.js';
+import { MyOrders } from './my_orders.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
@@ -23,6 +26,11 @@ let serverDown = false; // the last status poll got no answer at all
 let awaitingWelcome = false;
 const header = new ShowHeader({ room, serverNow: () => Date.now() + state.clockOffset });
 const activity = new ActivityBanner($('banner'));
+
+// ----- the shop: buy sheet, bag of every product, and the viewer's own orders (from the server) -----
+const sheet = new BuySheet({ show: state, send: f => link.send(f), isEnded: () => state.ended });
+const bag = new Bag({ show: state, button: $('bag-button'), onBuy: (id, opener) => sheet.open(id, opener), isEnded: () => state.ended });
+const myOrders = new MyOrders({ room, token: async () => session.token, button: $('my-orders'), count: $('my-orders-count'), list: $('my-orders-list') });
 
 // ----- video -----
 const stream = new MediaStream();
@@ -108,7 +116,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sendQueuedChat(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -188,15 +196,18 @@ function applyDirect(f) {
     case 'activity': activity.show(f, state.me); break;
     case 'name_set': state.me = f.you; names.setMe(f.you); toast(`You appear as ${f.you.name}`, 'ok'); break;
     case 'order_confirmed':
-      rememberOrder(f);
+      myOrders.refresh();
+      if (sheet.handleAnswer(f)) break;
       buyAnswered(f.idempotency_key, true);
       toast(`Order #${f.order_id} confirmed: ${f.qty} × ${formatPrice(f.price_minor, f.currency)}`, 'ok');
       break;
     case 'buy_rejected':
+      if (sheet.handleAnswer(f)) break;
       buyAnswered(f.idempotency_key, false);
       toast({ sold_out: 'Sold out, sorry!', limit_reached: 'You reached the limit for this deal.', sale_not_active: 'This deal is not active.', invalid: 'That did not work.' }[f.reason] || f.reason, 'bad');
       break;
     case 'buy_not_placed':
+      if (sheet.handleAnswer(f)) break;
       buyNotPlaced(f.idempotency_key);
       toast(f.code === 'rate_limited' ? 'Too many taps: tap Buy again in a moment.' : 'The show is moving to another server: tap Buy again in a moment.', 'bad');
       break;
@@ -275,33 +286,6 @@ setInterval(() => {
     }
   }
 }, 500);
-
-// ----- my orders: kept in this browser per room, so a reload still shows them -----
-const ordersKey = `sellcast.orders.${room}`;
-let myOrders = (() => { try { return JSON.parse(localStorage.getItem(ordersKey)) || []; } catch { return []; } })();
-
-function rememberOrder(f) {
-  if (myOrders.some(o => o.order_id === f.order_id)) return; // a retried key answers with the same order
-  const sale = state.sales.get(f.sale_id);
-  const title = state.products.get(sale?.product_id)?.title || '';
-  myOrders = [...myOrders, { order_id: f.order_id, qty: f.qty, price_minor: f.price_minor, currency: f.currency, title }].slice(-50);
-  try { localStorage.setItem(ordersKey, JSON.stringify(myOrders)); } catch { /* private mode: this page still lists them */ }
-  renderOrders();
-}
-
-function renderOrders() {
-  $('my-orders').hidden = myOrders.length === 0;
-  $('my-orders-count').textContent = myOrders.length;
-  $('my-orders-list').replaceChildren(...myOrders.slice().reverse().map(o =>
-    el('li', { dataset: { orderId: String(o.order_id) } }, `#${o.order_id} · ${o.qty} × ${formatPrice(o.price_minor, o.currency)} · ${o.title}`)));
-}
-
-$('my-orders').onclick = () => {
-  const list = $('my-orders-list');
-  list.hidden = !list.hidden;
-  $('my-orders').setAttribute('aria-expanded', String(!list.hidden));
-};
-renderOrders();
 
 // ----- display name: the server keeps it and answers `name_set` (see name_prompt.js) -----
 // Without a data channel the frame goes over the frames API; its empty answer means taken.
@@ -478,16 +462,23 @@ function renderProducts() {
       const look = buyButtonState(sale);
       const buy = el('button', { class: 'buy', type: 'button', dataset: { saleId: String(sale.id) } }, look.label);
       buy.disabled = look.disabled;
-      buy.onclick = () => tapBuy(sale);
+      // A product with variants is bought through the sheet, which asks which one.
+      buy.onclick = () => (p.variants?.length ? sheet.open(id, buy) : tapBuy(sale));
       card.append(info, el('div', { class: 'act' }, el('p', { class: 'countdown', dataset: { saleId: String(sale.id) } }, ''), buy));
     } else {
       info.append(el('p', { class: 'price' }, formatPrice(p.price_minor, p.currency)));
-      card.append(info);
+      // At its list price: the buy sheet takes the variant and quantity.
+      const buy = el('button', { class: 'shop-buy', type: 'button', dataset: { productId: String(id) } }, p.stock > 0 ? 'Buy' : 'Sold out');
+      buy.disabled = state.ended || p.stock === 0;
+      buy.onclick = () => sheet.open(id, buy);
+      card.append(info, el('div', { class: 'act' }, buy));
     }
     box.append(card);
   }
   box.scrollLeft = scroll;
   box.hidden = box.children.length === 0;
+  bag.render();
+  if (sheet.isOpen) sheet.render();
   tickCountdowns();
 }
 
@@ -528,9 +519,10 @@ function toast(text, kind = '') {
     return;
   }
   header.load();
+  myOrders.refresh();
   await pollRoom();
   setInterval(pollRoom, 1000);
   await session.start();
 })();
 window.addEventListener('pagehide', () => session.stop());
-window.sellcast = { session, link, state };
+window.sellcast = { session, link, state, sheet, bag, myOrders };

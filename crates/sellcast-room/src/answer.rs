@@ -38,7 +38,7 @@ pub enum Answer {
     Buy { key: String, answer: BuyAnswer },
     /// A buy the server did not take (it is draining): nothing was reserved or remembered, so
     /// the same key may be sent again after reconnecting.
-    BuyNotPlaced { key: String, sale_id: i64, error: FrameError },
+    BuyNotPlaced { key: String, sale_id: Option<i64>, error: FrameError },
     /// Refused; nothing happened.
     Refused(FrameError),
 }
@@ -64,17 +64,20 @@ impl Answer {
 
 fn buy_frame(key: &str, answer: &BuyAnswer) -> DirectFrame {
     match answer {
-        BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } => DirectFrame::OrderConfirmed {
+        BuyAnswer::Confirmed { order_id, sale_id, product_id, variant_id, qty, price_minor, currency } => DirectFrame::OrderConfirmed {
             idempotency_key: key.to_string(),
             order_id: *order_id,
             sale_id: *sale_id,
+            product_id: *product_id,
+            variant_id: *variant_id,
             qty: *qty,
             price_minor: *price_minor,
             currency: currency.clone(),
         },
-        BuyAnswer::Rejected { sale_id, reason } => DirectFrame::BuyRejected {
+        BuyAnswer::Rejected { sale_id, product_id, reason } => DirectFrame::BuyRejected {
             idempotency_key: key.to_string(),
             sale_id: *sale_id,
+            product_id: *product_id,
             reason: *reason,
         },
     }

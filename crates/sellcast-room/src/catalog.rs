@@ -12,7 +12,38 @@ pub struct Product {
     pub price_minor: i64,
     pub currency: String,
     pub image_url: String,
+    /// Units in stock. A product with variants has the sum of its variants' stock.
     pub stock: u32,
+    /// Sizes, colours...: each with its own stock. A buy of a product with variants names one.
+    pub variants: Vec<Variant>,
+}
+
+/// One variant of a product ("S", "Red"): its own stock, taken off with the product's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Variant {
+    pub id: i64,
+    pub label: String,
+    pub stock: u32,
+}
+
+/// A variant as a host submits it with its product.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantDraft {
+    pub label: String,
+    pub stock: u32,
+}
+
+/// Most variants of one product.
+pub const MAX_VARIANTS: usize = 20;
+/// Longest variant label, in characters.
+pub const MAX_VARIANT_LABEL: usize = 32;
+
+impl Product {
+    /// The variant `id` of this product.
+    pub fn variant(&self, id: i64) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.id == id)
+    }
 }
 
 /// A product as a host submits it (over the HTTP API); the store validates it and gives it an id.
@@ -24,7 +55,13 @@ pub struct ProductDraft {
     pub currency: String,
     #[serde(default)]
     pub image_url: String,
+    /// Ignored when `variants` is not empty: the product's stock is then their sum.
     pub stock: u32,
+    /// Empty: a product without variants. On an update, variants are matched by label: a
+    /// listed label gets the given stock, a new one is added, and one left out keeps its
+    /// place (its orders name it) with no stock.
+    #[serde(default)]
+    pub variants: Vec<VariantDraft>,
 }
 
 /// Longest `image_url` accepted.
@@ -138,7 +175,7 @@ mod tests {
     use super::*;
 
     fn with_image(url: &str) -> ProductDraft {
-        ProductDraft { title: "Mug".into(), price_minor: 1200, currency: "EUR".into(), image_url: url.into(), stock: 3 }
+        ProductDraft { title: "Mug".into(), price_minor: 1200, currency: "EUR".into(), image_url: url.into(), stock: 3, variants: Vec::new() }
     }
 
     #[test]

@@ -85,6 +85,7 @@ fn record() -> ShowRecord {
         currency: "EUR".into(),
         image_url: String::new(),
         stock: 100,
+        variants: Vec::new(),
     };
     let sale = Sale {
         id: SALE,
@@ -133,23 +134,38 @@ impl FakeStore {
                     }
                 }
                 Output::Buy(order) => {
-                    let answer = match show.sale(order.sale_id) {
+                    let rejected = |reason| BuyAnswer::Rejected { sale_id: order.sale_id, product_id: order.product_id, reason };
+                    let listed = order.product_id.and_then(|id| show.products().iter().find(|p| p.id == id));
+                    let answer = match (order.sale_id.and_then(|id| show.sale(id)), listed) {
                         // The desk's verdict, recorded as the key's answer (no older one here).
-                        _ if order.verdict.is_some() => BuyAnswer::Rejected {
-                            sale_id: order.sale_id,
-                            reason: order.verdict.unwrap_or(crate::BuyRejection::Invalid),
-                        },
-                        Some(sale) => {
+                        _ if order.verdict.is_some() => rejected(order.verdict.unwrap_or(crate::BuyRejection::Invalid)),
+                        (Some(sale), _) => {
                             self.next_id += 1;
                             BuyAnswer::Confirmed {
                                 order_id: self.next_id,
-                                sale_id: sale.id,
+                                sale_id: Some(sale.id),
+                                product_id: sale.product_id,
+                                variant_id: order.variant_id,
                                 qty: order.qty,
                                 price_minor: sale.price_minor,
                                 currency: sale.currency.clone(),
                             }
                         }
-                        None => BuyAnswer::Rejected { sale_id: order.sale_id, reason: crate::BuyRejection::SaleNotActive },
+                        (None, Some(p)) if order.sale_id.is_none() => {
+                            self.next_id += 1;
+                            BuyAnswer::Confirmed {
+                                order_id: self.next_id,
+                                sale_id: None,
+                                product_id: p.id,
+                                variant_id: order.variant_id,
+                                qty: order.qty,
+                                price_minor: p.price_minor,
+                                currency: p.currency.clone(),
+                            }
+                        }
+                        (None, Some(_)) => rejected(crate::BuyRejection::SaleNotActive),
+                        (None, None) if order.sale_id.is_some() => rejected(crate::BuyRejection::SaleNotActive),
+                        (None, None) => rejected(crate::BuyRejection::UnknownProduct),
                     };
                     show.handle_buy_outcome(now_ms, &order.ticket, answer, false, None);
                 }

@@ -29,8 +29,8 @@ mod tally;
 mod totals;
 
 pub use answer::{Answer, CallId, Caller};
-pub use buy_admission::{BuyAnswer, BuyOrder, BuyTicket};
-pub use catalog::{check_image_url, ImageUrlError, Product, ProductDraft, Sale, SaleDraft, MAX_IMAGE_URL};
+pub use buy_admission::{BuyAnswer, BuyItem, BuyOrder, BuyTicket};
+pub use catalog::{check_image_url, ImageUrlError, Product, ProductDraft, Sale, SaleDraft, Variant, VariantDraft, MAX_IMAGE_URL, MAX_VARIANTS, MAX_VARIANT_LABEL};
 pub use chat::ChatLimits;
 pub use event_log::EventLog;
 pub use identity::{Identity, ParticipantId, Role};

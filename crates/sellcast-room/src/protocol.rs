@@ -40,8 +40,15 @@ pub enum ClientFrame {
     Like {
         count: u32,
     },
+    /// A buy of a flash sale (`sale_id`), or of a product at its list price (`product_id`
+    /// without `sale_id`). `variant_id` names the variant when the product has any.
     Buy {
-        sale_id: i64,
+        #[serde(default)]
+        sale_id: Option<i64>,
+        #[serde(default)]
+        product_id: Option<i64>,
+        #[serde(default)]
+        variant_id: Option<i64>,
         qty: u32,
         idempotency_key: String,
     },
@@ -200,6 +207,38 @@ pub enum BuyRejection {
     LimitReached,
     SaleNotActive,
     Invalid,
+    /// No such product in this room (a list-price buy).
+    UnknownProduct,
+    /// The product has variants and the buy named none.
+    VariantRequired,
+    /// The buy named a variant the product does not have.
+    UnknownVariant,
+}
+
+impl BuyRejection {
+    /// Every reason, in the order of the tally's buy outcomes after `confirmed`.
+    pub const ALL: [BuyRejection; 7] = [
+        BuyRejection::SoldOut,
+        BuyRejection::LimitReached,
+        BuyRejection::SaleNotActive,
+        BuyRejection::Invalid,
+        BuyRejection::UnknownProduct,
+        BuyRejection::VariantRequired,
+        BuyRejection::UnknownVariant,
+    ];
+
+    /// The reason's wire name (`sold_out`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            BuyRejection::SoldOut => "sold_out",
+            BuyRejection::LimitReached => "limit_reached",
+            BuyRejection::SaleNotActive => "sale_not_active",
+            BuyRejection::Invalid => "invalid",
+            BuyRejection::UnknownProduct => "unknown_product",
+            BuyRejection::VariantRequired => "variant_required",
+            BuyRejection::UnknownVariant => "unknown_variant",
+        }
+    }
 }
 
 /// A chat message as everyone sees it.
@@ -215,10 +254,15 @@ pub struct ChatLine {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderLine {
     pub order_id: i64,
-    pub sale_id: i64,
+    /// `None`: bought at the product's list price.
+    pub sale_id: Option<i64>,
     pub product_id: i64,
     /// The product's title when the feed line was made (empty if the product is gone).
     pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<i64>,
+    /// The variant's label ("M", "Red"); empty without a variant.
+    pub variant: String,
     pub buyer: Identity,
     pub qty: u32,
     pub price_minor: i64,
@@ -313,21 +357,27 @@ pub enum DirectFrame {
     OrderConfirmed {
         idempotency_key: String,
         order_id: i64,
-        sale_id: i64,
+        /// `None` (`null`): bought at the product's list price.
+        sale_id: Option<i64>,
+        product_id: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        variant_id: Option<i64>,
         qty: u32,
         price_minor: i64,
         currency: String,
     },
     BuyRejected {
         idempotency_key: String,
-        sale_id: i64,
+        sale_id: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        product_id: Option<i64>,
         reason: BuyRejection,
     },
     /// A buy the server did not take (it is draining). Not an answer for the key: nothing was
     /// reserved or remembered, and the same key may be sent again after reconnecting.
     BuyNotPlaced {
         idempotency_key: String,
-        sale_id: i64,
+        sale_id: Option<i64>,
         code: ErrorCode,
         message: String,
     },
@@ -340,8 +390,9 @@ pub enum DirectFrame {
     /// Host feed: one order just committed.
     Order {
         order: OrderLine,
+        /// Units the order's sale has sold (0 for a list-price order).
         sale_sold: u32,
-        /// Revenue of this order's sale so far.
+        /// Revenue of this order's sale so far (0 for a list-price order).
         revenue_minor: i64,
         /// The room's totals with this order in.
         totals: crate::totals::OrderTotals,
@@ -398,7 +449,7 @@ mod tests {
             (r#"{"type":"like","count":3}"#, ClientFrame::Like { count: 3 }),
             (
                 r#"{"type":"buy","sale_id":1,"qty":2,"idempotency_key":"k1"}"#,
-                ClientFrame::Buy { sale_id: 1, qty: 2, idempotency_key: "k1".into() },
+                ClientFrame::Buy { sale_id: Some(1), product_id: None, variant_id: None, qty: 2, idempotency_key: "k1".into() },
             ),
             (r#"{"type":"pin","product_ids":[1,2]}"#, ClientFrame::Pin { product_ids: vec![1, 2] }),
             (
@@ -443,6 +494,23 @@ mod tests {
             .collect();
         let listed: std::collections::BTreeSet<String> = ClientFrame::TYPES.iter().map(|t| t.to_string()).collect();
         assert_eq!(covered, listed);
+    }
+
+    #[test]
+    fn a_list_price_buy_names_its_product_and_variant_and_no_sale() {
+        let frame = ClientFrame::parse(br#"{"type":"buy","product_id":7,"variant_id":3,"qty":2,"idempotency_key":"k"}"#);
+        let expected = ClientFrame::Buy { sale_id: None, product_id: Some(7), variant_id: Some(3), qty: 2, idempotency_key: "k".into() };
+        assert_eq!(frame, Ok(expected));
+        let code = |b: &[u8]| ClientFrame::parse(b).map_err(|e| e.code);
+        assert_eq!(code(br#"{"type":"buy","product_id":"7","qty":1,"idempotency_key":"k"}"#), Err(ErrorCode::Malformed));
+        assert_eq!(code(br#"{"type":"buy","product_id":7,"qty":1,"idempotency_key":"k","price_minor":1}"#), Err(ErrorCode::Malformed));
+    }
+
+    #[test]
+    fn every_buy_rejection_has_its_wire_name() {
+        for reason in BuyRejection::ALL {
+            assert_eq!(serde_json::to_value(reason).expect("serializes"), reason.code());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! nothing here is shared or locked.
 
 use crate::buy_admission::BuyAnswer;
-use crate::protocol::{BuyRejection, ClientFrame, ErrorCode};
+use crate::protocol::{ClientFrame, ErrorCode};
 
 /// Names of the error codes, in the order of [`RoomTally::refused`] (as sent on the wire).
 pub const ERROR_CODES: [&str; 12] = [
@@ -25,7 +25,17 @@ pub const ERROR_CODES: [&str; 12] = [
 
 /// Names of the buy outcomes, in the order of [`RoomTally::buys`]. `unavailable` is a buy the
 /// store could not commit (the buyer is asked to retry).
-pub const BUY_OUTCOMES: [&str; 6] = ["confirmed", "sold_out", "limit_reached", "sale_not_active", "invalid", "unavailable"];
+pub const BUY_OUTCOMES: [&str; 9] = [
+    "confirmed",
+    "sold_out",
+    "limit_reached",
+    "sale_not_active",
+    "invalid",
+    "unknown_product",
+    "variant_required",
+    "unknown_variant",
+    "unavailable",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomTally {
@@ -79,24 +89,24 @@ impl RoomTally {
     }
 
     pub(crate) fn buy_answered(&mut self, answer: &BuyAnswer) {
-        let i = match answer {
-            BuyAnswer::Confirmed { .. } => 0,
-            BuyAnswer::Rejected { reason: BuyRejection::SoldOut, .. } => 1,
-            BuyAnswer::Rejected { reason: BuyRejection::LimitReached, .. } => 2,
-            BuyAnswer::Rejected { reason: BuyRejection::SaleNotActive, .. } => 3,
-            BuyAnswer::Rejected { reason: BuyRejection::Invalid, .. } => 4,
+        let outcome = match answer {
+            BuyAnswer::Confirmed { .. } => "confirmed",
+            BuyAnswer::Rejected { reason, .. } => reason.code(),
         };
-        self.buys[i] += 1;
+        if let Some(i) = BUY_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.buys[i] += 1;
+        }
     }
 
     pub(crate) fn buy_unavailable(&mut self) {
-        self.buys[5] += 1;
+        self.buys[BUY_OUTCOMES.len() - 1] += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::BuyRejection;
 
     #[test]
     fn each_frame_type_has_the_slot_of_its_wire_name() {
@@ -123,6 +133,17 @@ mod tests {
             let at = ClientFrame::TYPES.iter().position(|t| *t == name).expect("a known type");
             assert_eq!(tally.frames[at], 1, "{name}");
             assert_eq!(tally.frames.iter().sum::<u64>(), 1);
+        }
+    }
+
+    #[test]
+    fn each_buy_rejection_has_the_slot_of_its_wire_name() {
+        for reason in BuyRejection::ALL {
+            let mut tally = RoomTally::default();
+            tally.buy_answered(&BuyAnswer::Rejected { sale_id: None, product_id: None, reason });
+            let at = BUY_OUTCOMES.iter().position(|o| *o == reason.code()).expect("a known outcome");
+            assert_eq!(tally.buys[at], 1, "{reason:?}");
+            assert_eq!(tally.buys.iter().sum::<u64>(), 1);
         }
     }
 

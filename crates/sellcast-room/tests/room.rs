@@ -36,6 +36,7 @@ fn room_with_sale(stock: u32, limit: u32) -> Show {
             currency: "EUR".into(),
             image_url: String::new(),
             stock: 100,
+            variants: Vec::new(),
         }],
         sales: vec![sale(stock, limit)],
         ..ShowRecord::default()
@@ -107,7 +108,7 @@ fn a_reconnecting_client_gets_every_missed_event_once() {
     room.handle_buy_outcome(
         4,
         &sellcast_room::BuyTicket { identity: "x".into(), key: "k".into() },
-        BuyAnswer::Confirmed { order_id: 1, sale_id: 1, qty: 3, price_minor: 990, currency: "EUR".into() },
+        BuyAnswer::Confirmed { order_id: 1, sale_id: Some(1), product_id: 0, variant_id: None, qty: 3, price_minor: 990, currency: "EUR".into() },
         false,
         Some(0),
     );
@@ -163,7 +164,7 @@ fn buys_reserve_stock_and_retries_get_the_same_answer() {
     // there; here it is not, so the verdicts are the answers.
     for v in &verdicts {
         let reason = v.verdict.expect("a verdict");
-        room.handle_buy_outcome(15, &v.ticket, BuyAnswer::Rejected { sale_id: 1, reason }, false, None);
+        room.handle_buy_outcome(15, &v.ticket, BuyAnswer::Rejected { sale_id: Some(1), product_id: None, reason }, false, None);
     }
     let out = drain(&mut room);
     let rejected: Vec<Value> = sent_to(&out, a).into_iter().chain(sent_to(&out, c)).filter(|f| f["type"] == "buy_rejected").collect();
@@ -172,7 +173,7 @@ fn buys_reserve_stock_and_retries_get_the_same_answer() {
 
     // The store commits both; both of ann's requests get the one confirmation.
     for (i, order) in orders.iter().enumerate() {
-        let answer = BuyAnswer::Confirmed { order_id: 100 + i as i64, sale_id: 1, qty: 1, price_minor: 990, currency: "EUR".into() };
+        let answer = BuyAnswer::Confirmed { order_id: 100 + i as i64, sale_id: Some(1), product_id: 0, variant_id: None, qty: 1, price_minor: 990, currency: "EUR".into() };
         room.handle_buy_outcome(20, &order.ticket, answer, false, Some(1 - i as u32));
     }
     let out = drain(&mut room);
@@ -310,7 +311,7 @@ fn outcomes_applied_out_of_commit_order_keep_the_stock_right() {
     let orders: Vec<_> = drain(&mut room).into_iter().filter_map(|o| if let Output::Buy(b) = o { Some(b) } else { None }).collect();
     assert_eq!(orders.len(), 2);
     // The store committed ann (9 left) then bob (8 left); the room hears bob first.
-    let confirm = |id| BuyAnswer::Confirmed { order_id: id, sale_id: 1, qty: 1, price_minor: 990, currency: "EUR".into() };
+    let confirm = |id| BuyAnswer::Confirmed { order_id: id, sale_id: Some(1), product_id: 0, variant_id: None, qty: 1, price_minor: 990, currency: "EUR".into() };
     room.handle_buy_outcome(2, &orders[1].ticket, confirm(2), false, Some(8));
     room.handle_buy_outcome(2, &orders[0].ticket, confirm(1), false, Some(9));
     assert_eq!(room.sale(1).map(|s| s.stock_left), Some(8), "two sold out of ten, whatever the order");

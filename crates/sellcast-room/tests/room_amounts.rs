@@ -64,7 +64,7 @@ fn revenue_of_a_huge_price_stored_before_the_caps_does_not_overflow() {
     drain(&mut room);
     let out = frame(&mut room, NOW, ANN, &buy_frame(SALE, 3, "k"));
     let order = out.iter().find_map(|o| if let Output::Buy(b) = o { Some(b.clone()) } else { None }).expect("to the store");
-    let answer = BuyAnswer::Confirmed { order_id: 1, sale_id: SALE, qty: 3, price_minor: i64::MAX / 2, currency: "EUR".into() };
+    let answer = BuyAnswer::Confirmed { order_id: 1, sale_id: Some(SALE), product_id: 0, variant_id: None, qty: 3, price_minor: i64::MAX / 2, currency: "EUR".into() };
     room.handle_buy_outcome(NOW, &order.ticket, answer, false, Some(7));
     let out = drain(&mut room);
     let feed = &of_type(&direct(&out, HOST), "order")[0];

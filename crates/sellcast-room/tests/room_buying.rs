@@ -35,7 +35,7 @@ fn try_buy(room: &mut Show, now_ms: i64, from: ParticipantId, qty: u32, key: &st
         let Some(reason) = order.verdict else {
             return Ok(order);
         };
-        room.handle_buy_outcome(now_ms, &order.ticket, BuyAnswer::Rejected { sale_id: order.sale_id, reason }, false, None);
+        room.handle_buy_outcome(now_ms, &order.ticket, BuyAnswer::Rejected { sale_id: order.sale_id, product_id: order.product_id, reason }, false, None);
         out = drain(room);
     }
     let answers = of_type(&direct(&out, from), "buy_rejected");
@@ -46,7 +46,7 @@ fn try_buy(room: &mut Show, now_ms: i64, from: ParticipantId, qty: u32, key: &st
 }
 
 fn confirmed(order_id: i64, qty: u32) -> BuyAnswer {
-    BuyAnswer::Confirmed { order_id, sale_id: SALE, qty, price_minor: 990, currency: "EUR".into() }
+    BuyAnswer::Confirmed { order_id, sale_id: Some(SALE), product_id: 0, variant_id: None, qty, price_minor: 990, currency: "EUR".into() }
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn the_idempotency_key_must_be_one_to_64_characters() {
     assert_eq!(try_buy(&mut room, NOW, ANN, 1, "").map(|_| ()), Err("invalid".into()));
     assert_eq!(try_buy(&mut room, NOW, ANN, 1, &"é".repeat(65)).map(|_| ()), Err("invalid".into()));
     let order = try_buy(&mut room, NOW, ANN, 1, &"é".repeat(64)).expect("64 characters is a valid key");
-    assert_eq!(order, BuyOrder { ticket: BuyTicket { identity: "ann".into(), key: "é".repeat(64) }, buyer_name: "ann name".into(), sale_id: SALE, qty: 1, verdict: None });
+    assert_eq!(order, BuyOrder { ticket: BuyTicket { identity: "ann".into(), key: "é".repeat(64) }, buyer_name: "ann name".into(), sale_id: Some(SALE), product_id: Some(PRODUCT), variant_id: None, qty: 1, verdict: None });
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn an_unknown_sale_is_invalid_and_reserves_nothing() {
     // The key may have an older answer in the store: it goes there with the desk's verdict.
     let order = orders(&out).pop().expect("to the store");
     assert_eq!((order.verdict, order.qty), (Some(BuyRejection::Invalid), 1));
-    room.handle_buy_outcome(NOW, &order.ticket, BuyAnswer::Rejected { sale_id: SALE + 1, reason: BuyRejection::Invalid }, false, None);
+    room.handle_buy_outcome(NOW, &order.ticket, BuyAnswer::Rejected { sale_id: Some(SALE + 1), product_id: None, reason: BuyRejection::Invalid }, false, None);
     let out = drain(&mut room);
     assert_eq!(room.sale(SALE).map(|s| s.stock_left), Some(10));
     let answer = &of_type(&direct(&out, ANN), "buy_rejected")[0];
@@ -137,7 +137,7 @@ fn a_committed_buy_counts_against_the_limit_and_its_reservation_is_released() {
 fn a_store_rejection_releases_the_reservation() {
     let mut room = room_with(record(2, 2));
     let order = try_buy(&mut room, NOW, ANN, 2, "a").expect("submitted");
-    let rejected = BuyAnswer::Rejected { sale_id: SALE, reason: BuyRejection::SoldOut };
+    let rejected = BuyAnswer::Rejected { sale_id: Some(SALE), product_id: None, reason: BuyRejection::SoldOut };
     room.handle_buy_outcome(NOW, &order.ticket, rejected, false, None);
     let out = drain(&mut room);
     assert_eq!(of_type(&direct(&out, ANN), "buy_rejected")[0]["reason"], "sold_out");
@@ -230,9 +230,11 @@ fn staff_see_each_order_with_the_buyer_units_sold_and_running_revenue() {
     let mut rec = record(10, 3);
     rec.recent_orders = vec![sellcast_room::OrderLine {
         order_id: 1,
-        sale_id: SALE,
+        sale_id: Some(SALE),
         product_id: PRODUCT,
         title: "Lamp".into(),
+        variant_id: None,
+        variant: String::new(),
         buyer: who("old", Role::Viewer),
         qty: 2,
         price_minor: 990,
@@ -292,7 +294,7 @@ fn the_host_snapshot_keeps_the_latest_50_orders() {
 fn an_outcome_for_a_sale_the_room_does_not_hold_changes_no_sale() {
     let mut room = room_with(record(10, 3));
     let order = try_buy(&mut room, NOW, ANN, 1, "a").expect("submitted");
-    let other_sale = BuyAnswer::Confirmed { order_id: 3, sale_id: SALE + 5, qty: 1, price_minor: 1, currency: "EUR".into() };
+    let other_sale = BuyAnswer::Confirmed { order_id: 3, sale_id: Some(SALE + 5), product_id: 0, variant_id: None, qty: 1, price_minor: 1, currency: "EUR".into() };
     room.handle_buy_outcome(NOW, &order.ticket, other_sale, false, Some(0));
     let out = drain(&mut room);
     assert_eq!(of_type(&direct(&out, ANN), "order_confirmed").len(), 1);

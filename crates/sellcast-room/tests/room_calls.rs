@@ -79,7 +79,7 @@ fn a_calls_buy_is_answered_once_the_store_committed_and_not_before() {
     let Some(Output::Buy(order)) = out.iter().find(|o| matches!(o, Output::Buy(_))).cloned() else {
         panic!("submitted to the store: {out:?}")
     };
-    let answer = BuyAnswer::Confirmed { order_id: 5, sale_id: SALE, qty: 2, price_minor: 990, currency: "EUR".into() };
+    let answer = BuyAnswer::Confirmed { order_id: 5, sale_id: Some(SALE), product_id: 0, variant_id: None, qty: 2, price_minor: 990, currency: "EUR".into() };
     room.handle_buy_outcome(NOW + 3, &order.ticket, answer.clone(), false, Some(8));
     let out = drain(&mut room);
     assert_eq!(answers(&out, CALL), vec![Answer::Buy { key: "k".into(), answer }]);

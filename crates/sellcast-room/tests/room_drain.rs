@@ -25,7 +25,7 @@ fn orders(outputs: &[Output]) -> Vec<BuyOrder> {
 }
 
 fn confirm(room: &mut Show, order: &BuyOrder, order_id: i64) -> Vec<Output> {
-    let answer = sellcast_room::BuyAnswer::Confirmed { order_id, sale_id: SALE, qty: order.qty, price_minor: 990, currency: "EUR".into() };
+    let answer = sellcast_room::BuyAnswer::Confirmed { order_id, sale_id: Some(SALE), product_id: 0, variant_id: None, qty: order.qty, price_minor: 990, currency: "EUR".into() };
     room.handle_buy_outcome(NOW, &order.ticket, answer, false, None);
     drain(room)
 }

@@ -12,7 +12,7 @@ const HOST: ParticipantId = ParticipantId(3);
 const NOW: i64 = SALE_START + 10;
 
 fn confirmed(order_id: i64, qty: u32) -> BuyAnswer {
-    BuyAnswer::Confirmed { order_id, sale_id: SALE, qty, price_minor: 990, currency: "EUR".into() }
+    BuyAnswer::Confirmed { order_id, sale_id: Some(SALE), product_id: 0, variant_id: None, qty, price_minor: 990, currency: "EUR".into() }
 }
 
 /// A room whose store already holds 60 orders of one unit at 9.90 (more than the 50 recent

@@ -18,6 +18,7 @@ fn max_product(id: i64) -> Product {
         currency: "EUR".into(),
         image_url: format!("https://img.example/{}", "p".repeat(2048 - 20)),
         stock: u32::MAX,
+        variants: Vec::new(),
     }
 }
 

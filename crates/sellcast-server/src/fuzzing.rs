@@ -106,6 +106,12 @@ fn stored(draft: ProductDraft) -> Product {
         price_minor: draft.price_minor,
         currency: draft.currency,
         image_url: draft.image_url,
-        stock: draft.stock,
+        stock: if draft.variants.is_empty() { draft.stock } else { draft.variants.iter().map(|v| v.stock).sum() },
+        variants: draft
+            .variants
+            .into_iter()
+            .zip(1..)
+            .map(|(v, id)| sellcast_room::Variant { id, label: v.label.trim().to_string(), stock: v.stock })
+            .collect(),
     }
 }

@@ -303,3 +303,40 @@ async fn the_orders_api_gives_staff_the_orders_and_their_sums_and_refuses_viewer
     f.server.shutdown().await;
     Ok(())
 }
+
+/// A buy without a sale is at the product's list price and counts in the staff's totals; "my
+/// orders" lists the caller's own orders only, needs a token (no dev guest here), and a list
+/// for another room's token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_price_buy_counts_in_the_totals_and_my_orders_lists_only_the_callers_own() -> Result<()> {
+    let f = Fixture::start().await?;
+    let host = f.token("stall", Role::Host, "hana")?;
+    let (ann, bob) = (f.token("stall", Role::Viewer, "ann")?, f.token("stall", Role::Viewer, "bob")?);
+    let product = f.api.create_product("stall", &host, "Tote bag", 5).await?;
+    let buy = |key: &str| json!({"type": "buy", "product_id": product, "qty": 2, "idempotency_key": key});
+    let answer = f.api.frame("stall", &ann, &buy("a1")).await?;
+    let confirmed = answer.iter().find(|x| x["type"] == "order_confirmed").with_context(|| format!("{answer:?}"))?;
+    assert_eq!((confirmed["sale_id"].clone(), confirmed["product_id"].as_i64(), confirmed["qty"].as_u64()), (Value::Null, Some(product), Some(2)));
+    let again = f.api.frame("stall", &ann, &buy("a1")).await?;
+    assert_eq!(again.iter().find(|x| x["type"] == "order_confirmed").map(|x| x["order_id"].clone()), Some(confirmed["order_id"].clone()), "a retry is the same order");
+    let unknown = f.api.frame("stall", &bob, &json!({"type": "buy", "product_id": 999, "qty": 1, "idempotency_key": "b1"})).await?;
+    assert_eq!(unknown.iter().find(|x| x["type"] == "buy_rejected").map(|x| x["reason"].clone()), Some(json!("unknown_product")), "{unknown:?}");
+    let orders: Value = f.api.http.get(f.url("/api/rooms/stall/orders")).bearer_auth(&host).send().await?.json().await?;
+    let price = orders["orders"][0]["price_minor"].as_i64().context("a price")?;
+    assert_eq!(orders["totals"]["revenue"][0]["minor"].as_i64(), Some(2 * price), "{orders}");
+    assert_eq!(orders["orders"][0]["sale_id"], Value::Null);
+    let mine = |token: String| {
+        let request = f.api.http.get(f.url("/api/rooms/stall/orders/mine")).bearer_auth(token);
+        async move { anyhow::Ok(request.send().await?.json::<Value>().await?) }
+    };
+    let ann_orders = mine(ann.clone()).await?;
+    assert_eq!(ann_orders["orders"].as_array().map(Vec::len), Some(1), "{ann_orders}");
+    assert_eq!((ann_orders["orders"][0]["title"].as_str(), ann_orders["orders"][0]["qty"].as_u64()), (Some("Tote bag"), Some(2)));
+    assert_eq!(mine(bob).await?["orders"], json!([]), "bob sees none of ann's");
+    let anonymous = f.api.http.get(f.url("/api/rooms/stall/orders/mine")).send().await?;
+    assert_eq!(anonymous.status(), 401);
+    let elsewhere = f.api.http.get(f.url("/api/rooms/other/orders/mine")).bearer_auth(&ann).send().await?;
+    assert_eq!(elsewhere.status(), 403, "a token is for its own room");
+    f.server.shutdown().await;
+    Ok(())
+}

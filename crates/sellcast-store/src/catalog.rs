@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
 use sellcast_room::money::{self, AmountError};
-use sellcast_room::{Product, ProductDraft, Role, Sale, SaleDraft, ShowTotals};
+use sellcast_room::{Product, ProductDraft, Role, Sale, SaleDraft, ShowTotals, Variant, MAX_VARIANTS, MAX_VARIANT_LABEL};
 
 use crate::model::{Ban, DurableRoom, Order};
 
@@ -28,7 +28,35 @@ pub fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
     validate_currency(&d.currency)?;
     money::check_price(d.price_minor).map_err(out_of_range)?;
     money::check_stock(d.stock).map_err(out_of_range)?;
-    d.check_image_url().map_err(|e| invalid(e.to_string()))
+    d.check_image_url().map_err(|e| invalid(e.to_string()))?;
+    validate_variants(d).map(|_| ())
+}
+
+/// The variants of a draft are fit to store; the product's stock with them (their sum, or
+/// the draft's stock without any).
+fn validate_variants(d: &ProductDraft) -> Result<u32, StoreError> {
+    if d.variants.is_empty() {
+        return Ok(d.stock);
+    }
+    if d.variants.len() > MAX_VARIANTS {
+        return Err(invalid(format!("at most {MAX_VARIANTS} variants per product")));
+    }
+    let mut labels = std::collections::HashSet::new();
+    let mut total: u32 = 0;
+    for v in &d.variants {
+        let label = v.label.trim();
+        let chars = label.chars().count();
+        if !(1..=MAX_VARIANT_LABEL).contains(&chars) || label.chars().any(char::is_control) {
+            return Err(invalid(format!("a variant label must be 1-{MAX_VARIANT_LABEL} characters")));
+        }
+        if !labels.insert(label) {
+            return Err(invalid(format!("variant \"{label}\" is listed twice")));
+        }
+        money::check_stock(v.stock).map_err(out_of_range)?;
+        total = total.saturating_add(v.stock);
+    }
+    money::check_stock(total).map_err(out_of_range)?;
+    Ok(total)
 }
 
 fn validate_currency(c: &str) -> Result<(), StoreError> {
@@ -47,7 +75,15 @@ fn product_row(r: &Row<'_>) -> rusqlite::Result<Product> {
         currency: r.get(3)?,
         image_url: r.get(4)?,
         stock: r.get(5)?,
+        variants: Vec::new(),
     })
+}
+
+/// Product `id`'s variants, in the order they were added.
+fn variants_of(conn: &Connection, product_id: i64) -> rusqlite::Result<Vec<Variant>> {
+    conn.prepare_cached("SELECT id, label, stock FROM product_variants WHERE product_id = ?1 ORDER BY id")?
+        .query_map([product_id], |r| Ok(Variant { id: r.get(0)?, label: r.get(1)?, stock: r.get(2)? }))?
+        .collect()
 }
 
 const PRODUCT_COLS: &str = "id, title, price_minor, currency, image_url, stock";
@@ -76,6 +112,11 @@ fn product(conn: &Connection, room: &str, id: i64) -> Result<Product, StoreError
         product_row,
     )
     .optional()?
+    .map(|mut p| {
+        p.variants = variants_of(conn, id)?;
+        Ok::<_, rusqlite::Error>(p)
+    })
+    .transpose()?
     .ok_or_else(|| StoreError::NotFound(format!("product {id}")))
 }
 
@@ -87,16 +128,27 @@ pub(crate) fn sale(conn: &Connection, room: &str, id: i64) -> Result<Sale, Store
 
 pub fn create_product(conn: &mut Connection, room: &str, d: &ProductDraft, now_ms: i64) -> Result<Product, StoreError> {
     validate_product(d)?;
-    conn.execute(
+    let stock = validate_variants(d)?;
+    let tx = conn.transaction()?;
+    tx.execute(
         "INSERT INTO products (room, title, price_minor, currency, image_url, stock, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![room, d.title.trim(), d.price_minor, d.currency, d.image_url, d.stock, now_ms],
+        params![room, d.title.trim(), d.price_minor, d.currency, d.image_url, stock, now_ms],
     )?;
-    product(conn, room, conn.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    for v in &d.variants {
+        tx.execute("INSERT INTO product_variants (product_id, label, stock) VALUES (?1, ?2, ?3)", params![id, v.label.trim(), v.stock])?;
+    }
+    tx.commit()?;
+    product(conn, room, id)
 }
 
+/// Change a product. With variants in the draft, a listed label gets its stock (a new one is
+/// added) and one left out keeps its row, which orders name, with no stock. Without, a
+/// product that has variants keeps them. Either way a product with variants holds their sum.
 pub fn update_product(conn: &mut Connection, room: &str, id: i64, d: &ProductDraft) -> Result<Product, StoreError> {
     validate_product(d)?;
-    let n = conn.execute(
+    let tx = conn.transaction()?;
+    let n = tx.execute(
         "UPDATE products SET title = ?1, price_minor = ?2, currency = ?3, image_url = ?4, stock = ?5
          WHERE id = ?6 AND room = ?7 AND deleted = 0",
         params![d.title.trim(), d.price_minor, d.currency, d.image_url, d.stock, id, room],
@@ -104,6 +156,22 @@ pub fn update_product(conn: &mut Connection, room: &str, id: i64, d: &ProductDra
     if n == 0 {
         return Err(StoreError::NotFound(format!("product {id}")));
     }
+    if !d.variants.is_empty() {
+        tx.execute("UPDATE product_variants SET stock = 0 WHERE product_id = ?1", [id])?;
+        for v in &d.variants {
+            tx.execute(
+                "INSERT INTO product_variants (product_id, label, stock) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (product_id, label) DO UPDATE SET stock = excluded.stock",
+                params![id, v.label.trim(), v.stock],
+            )?;
+        }
+    }
+    tx.execute(
+        "UPDATE products SET stock = (SELECT SUM(stock) FROM product_variants WHERE product_id = ?1)
+         WHERE id = ?1 AND EXISTS (SELECT 1 FROM product_variants WHERE product_id = ?1)",
+        [id],
+    )?;
+    tx.commit()?;
     product(conn, room, id)
 }
 
@@ -227,10 +295,22 @@ pub fn set_blocked_words(conn: &mut Connection, room: &str, words: &[String]) ->
 }
 
 pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreError> {
-    let products = conn
+    let mut products = conn
         .prepare(&format!("SELECT {PRODUCT_COLS} FROM products WHERE room = ?1 AND deleted = 0 ORDER BY id"))?
         .query_map([room], product_row)?
         .collect::<Result<Vec<_>, _>>()?;
+    let variants = conn
+        .prepare(
+            "SELECT v.product_id, v.id, v.label, v.stock FROM product_variants v JOIN products p ON p.id = v.product_id
+             WHERE p.room = ?1 AND p.deleted = 0 ORDER BY v.id",
+        )?
+        .query_map([room], |r| Ok((r.get::<_, i64>(0)?, Variant { id: r.get(1)?, label: r.get(2)?, stock: r.get(3)? })))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (product_id, variant) in variants {
+        if let Some(p) = products.iter_mut().find(|p| p.id == product_id) {
+            p.variants.push(variant);
+        }
+    }
     let sales = conn
         .prepare(&format!("SELECT {SALE_COLS} FROM sales WHERE room = ?1 ORDER BY id"))?
         .query_map([room], sale_row)?
@@ -248,7 +328,7 @@ pub fn load_room(conn: &Connection, room: &str) -> Result<DurableRoom, StoreErro
         .query_map([room], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
     let purchased = conn
-        .prepare("SELECT sale_id, identity, SUM(qty) FROM orders WHERE room = ?1 GROUP BY sale_id, identity")?
+        .prepare("SELECT sale_id, identity, SUM(qty) FROM orders WHERE room = ?1 AND sale_id IS NOT NULL GROUP BY sale_id, identity")?
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     let totals = room_totals(conn, room)?;
@@ -263,9 +343,9 @@ pub fn room_totals(conn: &Connection, room: &str) -> Result<ShowTotals, StoreErr
     let mut totals = ShowTotals::default();
     let rows = conn
         .prepare(
-            "SELECT s.product_id, o.currency, COUNT(*), SUM(o.qty), SUM(o.qty * o.price_minor)
-             FROM orders o JOIN sales s ON s.id = o.sale_id
-             WHERE o.room = ?1 GROUP BY s.product_id, o.currency ORDER BY s.product_id, o.currency",
+            "SELECT o.product_id, o.currency, COUNT(*), SUM(o.qty), SUM(o.qty * o.price_minor)
+             FROM orders o
+             WHERE o.room = ?1 GROUP BY o.product_id, o.currency ORDER BY o.product_id, o.currency",
         )?
         .query_map([room], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?)))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -275,31 +355,43 @@ pub fn room_totals(conn: &Connection, room: &str) -> Result<ShowTotals, StoreErr
     Ok(totals)
 }
 
+const ORDER_COLS: &str = "o.id, o.room, o.sale_id, o.product_id, COALESCE(p.title, ''), o.variant_id, COALESCE(v.label, ''),
+    o.identity, o.qty, o.price_minor, o.currency, o.idempotency_key, o.created_at_ms, COALESCE(n.name, o.buyer_name, o.identity)
+    FROM orders o LEFT JOIN products p ON p.id = o.product_id LEFT JOIN product_variants v ON v.id = o.variant_id
+    LEFT JOIN display_names n ON n.room = o.room AND n.identity = o.identity";
+
+fn order_row(r: &Row<'_>) -> rusqlite::Result<Order> {
+    Ok(Order {
+        id: r.get(0)?,
+        room: r.get(1)?,
+        sale_id: r.get(2)?,
+        product_id: r.get(3)?,
+        title: r.get(4)?,
+        variant_id: r.get(5)?,
+        variant: r.get(6)?,
+        identity: r.get(7)?,
+        qty: r.get(8)?,
+        price_minor: r.get(9)?,
+        currency: r.get(10)?,
+        idempotency_key: r.get(11)?,
+        created_at_ms: r.get(12)?,
+        buyer_name: r.get(13)?,
+    })
+}
+
 pub fn recent_orders(conn: &Connection, room: &str, limit: u32) -> Result<Vec<Order>, StoreError> {
     Ok(conn
-        .prepare(
-            "SELECT o.id, o.room, o.sale_id, s.product_id, COALESCE(p.title, ''), o.identity, o.qty, o.price_minor,
-                    o.currency, o.idempotency_key, o.created_at_ms, COALESCE(n.name, o.buyer_name, o.identity)
-             FROM orders o JOIN sales s ON s.id = o.sale_id LEFT JOIN products p ON p.id = s.product_id
-             LEFT JOIN display_names n ON n.room = o.room AND n.identity = o.identity
-             WHERE o.room = ?1 ORDER BY o.id DESC LIMIT ?2",
-        )?
-        .query_map(params![room, limit], |r| {
-            Ok(Order {
-                id: r.get(0)?,
-                room: r.get(1)?,
-                sale_id: r.get(2)?,
-                product_id: r.get(3)?,
-                title: r.get(4)?,
-                identity: r.get(5)?,
-                qty: r.get(6)?,
-                price_minor: r.get(7)?,
-                currency: r.get(8)?,
-                idempotency_key: r.get(9)?,
-                created_at_ms: r.get(10)?,
-                buyer_name: r.get(11)?,
-            })
-        })?
+        .prepare(&format!("SELECT {ORDER_COLS} WHERE o.room = ?1 ORDER BY o.id DESC LIMIT ?2"))?
+        .query_map(params![room, limit], order_row)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The orders `identity` placed in `room`, newest first: what "my orders" lists. Nobody
+/// else's: the identity is the caller's own, from its token.
+pub fn orders_of(conn: &Connection, room: &str, identity: &str, limit: u32) -> Result<Vec<Order>, StoreError> {
+    Ok(conn
+        .prepare(&format!("SELECT {ORDER_COLS} WHERE o.room = ?1 AND o.identity = ?2 ORDER BY o.id DESC LIMIT ?3"))?
+        .query_map(params![room, identity, limit], order_row)?
         .collect::<Result<Vec<_>, _>>()?)
 }
 

@@ -9,6 +9,9 @@
 //!   in which an early answer could be seen before its order is readable).
 //! - `outbox_after_commit`: the broken variant; webhook deliveries are owed in a transaction of
 //!   their own after the orders' commit instead of in it.
+//! - `stale_stock_check`: the broken variant; a list-price buy's stock is checked against what
+//!   it was before its batch began (outside the order's transaction) and then set, not
+//!   decremented where it still has the units.
 //! - `hold_commit_after_buys=N`: the first batch to begin once N buys have been taken stops
 //!   before its commit and waits there (up to 60 s) for the process to be killed.
 //!
@@ -69,6 +72,7 @@ mod active {
     pub struct Faults {
         ack_before_commit: bool,
         outbox_after_commit: bool,
+        stale_stock_check: bool,
         commit_delay: Option<Duration>,
         hold_after_buys: Option<u64>,
         held: AtomicBool,
@@ -105,6 +109,7 @@ mod active {
                 match (name, number) {
                     ("ack_before_commit", _) => f.ack_before_commit = true,
                     ("outbox_after_commit", _) => f.outbox_after_commit = true,
+                    ("stale_stock_check", _) => f.stale_stock_check = true,
                     ("commit_delay_ms", Some(ms)) => f.commit_delay = Some(Duration::from_millis(ms)),
                     ("hold_commit_after_buys", Some(n)) => f.hold_after_buys = Some(n),
                     _ => tracing::error!(fault = item, "unknown SELLCAST_FAULT entry ignored"),
@@ -122,6 +127,10 @@ mod active {
 
         pub fn outbox_after_commit(&self) -> bool {
             self.outbox_after_commit
+        }
+
+        pub fn stale_stock_check(&self) -> bool {
+            self.stale_stock_check
         }
 
         /// Called between a batch's writes and its commit; `buys_taken` counts buys so far.
@@ -158,6 +167,11 @@ mod active {
 
         #[inline(always)]
         pub fn outbox_after_commit(&self) -> bool {
+            false
+        }
+
+        #[inline(always)]
+        pub fn stale_stock_check(&self) -> bool {
             false
         }
 

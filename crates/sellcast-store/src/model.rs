@@ -10,10 +10,14 @@ use serde::Serialize;
 pub struct Order {
     pub id: i64,
     pub room: String,
-    pub sale_id: i64,
-    /// The sale's product, and its title as it reads now.
+    /// `None`: bought at the product's list price.
+    pub sale_id: Option<i64>,
+    /// The product, and its title as it reads now.
     pub product_id: i64,
     pub title: String,
+    pub variant_id: Option<i64>,
+    /// The variant's label; empty without one.
+    pub variant: String,
     pub identity: String,
     /// The name the buyer goes by: the one chosen in the room now, else the one it bought with.
     pub buyer_name: String,
@@ -56,7 +60,12 @@ pub struct DurableRoom {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuyRequest {
     pub room: String,
-    pub sale_id: i64,
+    /// `Some`: a flash sale's units at its price (and `product_id`, if given, must be the
+    /// sale's). `None`: `product_id`'s units at its list price.
+    pub sale_id: Option<i64>,
+    pub product_id: Option<i64>,
+    /// The variant bought; required when the product has variants.
+    pub variant_id: Option<i64>,
     pub identity: String,
     /// The buyer's display name, for the merchant webhook's body.
     pub buyer_name: String,

@@ -51,27 +51,35 @@ pub fn owe(tx: &Connection, order_id: i64, buyer_name: &str, now_ms: i64) -> rus
 /// fulfil it, with no internals.
 fn order_body(tx: &Connection, order_id: i64, buyer_name: &str) -> rusqlite::Result<String> {
     let row = tx.query_row(
-        "SELECT o.room, o.sale_id, s.product_id, p.title, o.qty, o.price_minor, o.currency, o.identity, o.created_at_ms
+        "SELECT o.room, o.sale_id, o.product_id, p.title, o.qty, o.price_minor, o.currency, o.identity, o.created_at_ms,
+                o.variant_id, v.label, p.price_minor, p.image_url
          FROM orders o
-         LEFT JOIN sales s ON s.id = o.sale_id
-         LEFT JOIN products p ON p.id = s.product_id
+         LEFT JOIN products p ON p.id = o.product_id
+         LEFT JOIN product_variants v ON v.id = o.variant_id
          WHERE o.id = ?1",
         [order_id],
         |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, i64>(8)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?,
+                ),
+                (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(10)?, r.get::<_, Option<i64>>(11)?, r.get::<_, Option<String>>(12)?),
             ))
         },
     )?;
-    let (room, sale_id, product_id, title, qty, unit_price_minor, currency, buyer, created_at_ms) = row;
+    let ((room, sale_id, product_id, title, qty, unit_price_minor, currency, buyer, created_at_ms), (variant_id, variant, list_price_minor, image_url)) = row;
+    let title = title.unwrap_or_default();
+    // `product` and `variant` were added beside the fields a receiver already reads; those
+    // keep their names and meaning (`sale_id` is null for a list-price order).
+    let variant = variant_id.map(|id| json!({ "id": id, "label": variant.unwrap_or_default() }));
     let body = json!({
         "type": "order.created",
         "order": {
@@ -79,13 +87,15 @@ fn order_body(tx: &Connection, order_id: i64, buyer_name: &str) -> rusqlite::Res
             "room": room,
             "sale_id": sale_id,
             "product_id": product_id,
-            "title": title.unwrap_or_default(),
+            "title": title,
             "qty": qty,
             "unit_price_minor": unit_price_minor,
             "total_minor": unit_price_minor.saturating_mul(qty),
             "currency": currency,
             "buyer": { "id": buyer, "name": buyer_name },
             "created_at_ms": created_at_ms,
+            "product": { "id": product_id, "title": title, "list_price_minor": list_price_minor, "image_url": image_url.unwrap_or_default() },
+            "variant": variant,
         }
     });
     Ok(body.to_string())

@@ -236,6 +236,12 @@ impl Store {
         self.run(move |c| catalog::recent_orders(c, &room, limit)).await
     }
 
+    /// The orders `identity` placed in `room`, newest first.
+    pub async fn orders_of(&self, room: &str, identity: &str, limit: u32) -> Result<Vec<Order>, StoreError> {
+        let (room, identity) = (room.to_string(), identity.to_string());
+        self.run(move |c| catalog::orders_of(c, &room, &identity, limit)).await
+    }
+
     pub async fn sale_totals(&self, room: &str, sale_id: i64) -> Result<(i64, i64), StoreError> {
         let room = room.to_string();
         self.run(move |c| catalog::sale_totals(c, &room, sale_id)).await

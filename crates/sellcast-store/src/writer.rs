@@ -138,11 +138,13 @@ fn commit_batch(conn: &mut Connection, batch: Batch, stats: &WriterStats, faults
     // Deliveries the broken variant owes only after the commit (`outbox_after_commit`).
     let mut owed_late: Vec<(i64, String, i64)> = Vec::new();
     let started = Instant::now();
+    // The broken variant the never-oversold tests must catch (`stale_stock_check`).
+    let stale = if faults.stale_stock_check() { buy::stock_before_batch(conn, &requests) } else { None };
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for req in &requests {
             let sp = tx.savepoint()?;
-            let executed = buy::execute(&sp, req).and_then(|outcome| {
+            let executed = buy::execute(&sp, req, stale.as_ref()).and_then(|outcome| {
                 match new_order(&outcome).filter(|_| options.webhook_outbox) {
                     Some(order_id) if faults.outbox_after_commit() => {
                         owed_late.push((order_id, req.buyer_name.clone(), req.now_ms));

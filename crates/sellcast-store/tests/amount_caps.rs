@@ -7,7 +7,7 @@ use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft};
 use sellcast_store::{BuyRequest, Store, StoreError};
 
 fn product(price_minor: i64, stock: u32) -> ProductDraft {
-    ProductDraft { title: "Lamp".into(), price_minor, currency: "EUR".into(), image_url: String::new(), stock }
+    ProductDraft { title: "Lamp".into(), price_minor, currency: "EUR".into(), image_url: String::new(), stock, variants: Vec::new() }
 }
 
 fn is_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
@@ -38,7 +38,9 @@ async fn prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_th
     let s = store.create_sale("r", sale(MAX_PRICE_MINOR, 1_000, 1_000)).await.expect("at the caps");
     let buy = |qty, key: &str| BuyRequest {
         room: "r".into(),
-        sale_id: s.id,
+        sale_id: Some(s.id),
+        product_id: None,
+        variant_id: None,
         identity: "ann".into(),
         buyer_name: "Ann".into(),
         qty,
@@ -47,7 +49,7 @@ async fn prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_th
         verdict: None,
     };
     let over = store.buy(buy(MAX_ORDER_QTY + 1, "over")).await.expect("answered");
-    assert_eq!(over.answer, BuyAnswer::Rejected { sale_id: s.id, reason: BuyRejection::Invalid });
+    assert_eq!(over.answer, BuyAnswer::Rejected { sale_id: Some(s.id), product_id: None, reason: BuyRejection::Invalid });
     let most = store.buy(buy(MAX_ORDER_QTY, "most")).await.expect("answered");
     assert!(matches!(most.answer, BuyAnswer::Confirmed { qty: MAX_ORDER_QTY, .. }), "{most:?}");
     let (units, revenue) = store.sale_totals("r", s.id).await.expect("totals");

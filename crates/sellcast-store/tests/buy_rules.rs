@@ -16,14 +16,14 @@ async fn open() -> (tempfile::TempDir, Store) {
 }
 
 async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> i64 {
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100 };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100, variants: Vec::new() };
     let p = store.create_product(room, draft).await.expect("product");
     let d = SaleDraft { product_id: p.id, price_minor: 750, currency: None, stock, per_user_limit: limit, starts_at_ms: START, ends_at_ms: END };
     store.create_sale(room, d).await.expect("sale").id
 }
 
 fn req(sale_id: i64, who: &str, qty: u32, key: &str, now_ms: i64) -> BuyRequest {
-    BuyRequest { room: "r".into(), sale_id, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms, verdict: None }
+    BuyRequest { room: "r".into(), sale_id: Some(sale_id), product_id: None, variant_id: None, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms, verdict: None }
 }
 
 /// The answer to a buy, and the stock left after it (confirmed buys only).
@@ -33,7 +33,7 @@ async fn result(store: &Store, r: BuyRequest) -> (BuyAnswer, Option<u32>) {
 }
 
 fn rejected(sale_id: i64, reason: BuyRejection) -> (BuyAnswer, Option<u32>) {
-    (BuyAnswer::Rejected { sale_id, reason }, None)
+    (BuyAnswer::Rejected { sale_id: Some(sale_id), product_id: None, reason }, None)
 }
 
 #[tokio::test]
@@ -113,14 +113,14 @@ async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged() {
     let s = sale(&store, "r", 10, 5).await;
     let first = store.buy(req(s, "ann", 2, "k", START + 5)).await.expect("buy");
     assert!(!first.replayed);
-    let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, ref currency } = first.answer else {
+    let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, ref currency, .. } = first.answer else {
         panic!("not confirmed: {:?}", first.answer)
     };
-    assert_eq!((sale_id, qty, price_minor, currency.as_str(), first.stock_left), (s, 2, 750, "EUR", Some(8)), "sale price and currency, not the product's");
+    assert_eq!((sale_id, qty, price_minor, currency.as_str(), first.stock_left), (Some(s), 2, 750, "EUR", Some(8)), "sale price and currency, not the product's");
     let orders = store.recent_orders("r", 10).await.expect("orders");
     assert_eq!(orders.len(), 1);
     let o = &orders[0];
-    assert_eq!((o.id, o.sale_id, o.identity.as_str(), o.qty, o.price_minor), (order_id, s, "ann", 2, 750));
+    assert_eq!((o.id, o.sale_id, o.identity.as_str(), o.qty, o.price_minor), (order_id, Some(s), "ann", 2, 750));
     assert_eq!((o.currency.as_str(), o.idempotency_key.as_str(), o.created_at_ms, o.room.as_str()), ("EUR", "k", START + 5, "r"));
 
     // Another buy moves the stock on; the retry still answers with the stock of its own order.

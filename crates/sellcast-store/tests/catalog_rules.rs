@@ -12,7 +12,7 @@ async fn open() -> (tempfile::TempDir, Store) {
 }
 
 fn draft(title: &str) -> ProductDraft {
-    ProductDraft { title: title.into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100 }
+    ProductDraft { title: title.into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100, variants: Vec::new() }
 }
 
 fn sale_draft(product_id: i64) -> SaleDraft {
@@ -26,7 +26,7 @@ fn is_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
 #[tokio::test]
 async fn a_created_product_is_stored_as_given_with_a_trimmed_title_in_its_own_room() {
     let (_dir, store) = open().await;
-    let d = ProductDraft { title: "  Desk lamp ".into(), price_minor: 2450, currency: "USD".into(), image_url: "/img/lamp.jpg".into(), stock: 7 };
+    let d = ProductDraft { title: "  Desk lamp ".into(), price_minor: 2450, currency: "USD".into(), image_url: "/img/lamp.jpg".into(), stock: 7, variants: Vec::new() };
     let p = store.create_product("r", d).await.expect("create");
     assert_eq!((p.title.as_str(), p.price_minor, p.currency.as_str()), ("Desk lamp", 2450, "USD"));
     assert_eq!((p.image_url.as_str(), p.stock), ("/img/lamp.jpg", 7));
@@ -82,7 +82,7 @@ async fn image_url_is_empty_https_or_a_path_of_at_most_2048_bytes() {
 async fn an_update_replaces_the_fields_in_its_own_room_only() {
     let (_dir, store) = open().await;
     let p = store.create_product("r", draft("old")).await.expect("create");
-    let d = ProductDraft { title: " new ".into(), price_minor: 10, currency: "GBP".into(), image_url: "https://x/y.png".into(), stock: 3 };
+    let d = ProductDraft { title: " new ".into(), price_minor: 10, currency: "GBP".into(), image_url: "https://x/y.png".into(), stock: 3, variants: Vec::new() };
     let u = store.update_product("r", p.id, d.clone()).await.expect("update");
     assert_eq!((u.id, u.title.as_str(), u.price_minor, u.currency.as_str()), (p.id, "new", 10, "GBP"));
     assert_eq!((u.image_url.as_str(), u.stock), ("https://x/y.png", 3));
@@ -219,7 +219,9 @@ async fn recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and
     let s = store.create_sale("r", SaleDraft { per_user_limit: 5, ..sale_draft(p.id) }).await.expect("sale");
     let buy = |who: &str, qty: u32, key: &str| BuyRequest {
         room: "r".into(),
-        sale_id: s.id,
+        sale_id: Some(s.id),
+        product_id: None,
+        variant_id: None,
         identity: who.into(),
         buyer_name: who.into(),
         qty,

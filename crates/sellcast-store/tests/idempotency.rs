@@ -19,7 +19,7 @@ async fn open() -> (tempfile::TempDir, Store) {
 
 /// A sale of `stock` units (all of its product's), at most `limit` per buyer, open on [START, END).
 async fn sale(store: &Store, stock: u32, limit: u32) -> i64 {
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock, variants: Vec::new() };
     let p = store.create_product("r", draft).await.expect("product");
     let d = SaleDraft { product_id: p.id, price_minor: 750, currency: None, stock, per_user_limit: limit, starts_at_ms: START, ends_at_ms: END };
     store.create_sale("r", d).await.expect("sale").id
@@ -45,7 +45,7 @@ async fn show(store: &Store, cache: usize) -> Show {
 /// show sends it), and the answer the buyer got.
 async fn buy(show: &mut Show, store: &Store, call: u64, who: &str, sale_id: i64, key: &str) -> BuyAnswer {
     let identity = Identity { id: who.into(), name: who.into(), role: Role::Viewer };
-    show.handle_call(NOW, CallId(call), identity, ClientFrame::Buy { sale_id, qty: 1, idempotency_key: key.into() });
+    show.handle_call(NOW, CallId(call), identity, ClientFrame::Buy { sale_id: Some(sale_id), product_id: None, variant_id: None, qty: 1, idempotency_key: key.into() });
     loop {
         let mut sent = Vec::new();
         while let Some(out) = show.poll_output() {
@@ -61,6 +61,8 @@ async fn buy(show: &mut Show, store: &Store, call: u64, who: &str, sale_id: i64,
             let req = BuyRequest {
                 room: "r".into(),
                 sale_id: order.sale_id,
+                product_id: order.product_id,
+                variant_id: order.variant_id,
                 identity: order.ticket.identity.clone(),
                 buyer_name: order.buyer_name.clone(),
                 qty: order.qty,

@@ -23,7 +23,7 @@ async fn shop(options: StoreOptions, stock: u32) -> Shop {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("s.db");
     let store = Store::open_with(&path, options).expect("open");
-    let draft = ProductDraft { title: "Desk lamp".into(), price_minor: 4990, currency: "EUR".into(), image_url: String::new(), stock: 50 };
+    let draft = ProductDraft { title: "Desk lamp".into(), price_minor: 4990, currency: "EUR".into(), image_url: String::new(), stock: 50, variants: Vec::new() };
     let p = store.create_product("r", draft).await.expect("product");
     let sd = SaleDraft { product_id: p.id, price_minor: 2990, currency: None, stock, per_user_limit: 2, starts_at_ms: 0, ends_at_ms: 10_000 };
     let s = store.create_sale("r", sd).await.expect("sale");
@@ -33,7 +33,9 @@ async fn shop(options: StoreOptions, stock: u32) -> Shop {
 fn buy(shop: &Shop, who: &str, qty: u32, key: &str) -> BuyRequest {
     BuyRequest {
         room: "r".into(),
-        sale_id: shop.sale_id,
+        sale_id: Some(shop.sale_id),
+        product_id: None,
+        variant_id: None,
         identity: who.into(),
         buyer_name: format!("{who} the buyer"),
         qty,

@@ -15,7 +15,7 @@ async fn open() -> (tempfile::TempDir, Store) {
 }
 
 async fn product(store: &Store, stock: u32) -> i64 {
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock, variants: Vec::new() };
     store.create_product("r", draft).await.expect("product").id
 }
 
@@ -24,7 +24,7 @@ fn sale_draft(product_id: i64, stock: u32, limit: u32) -> SaleDraft {
 }
 
 fn req(sale_id: i64, who: &str, qty: u32, key: &str) -> BuyRequest {
-    BuyRequest { room: "r".into(), sale_id, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: START, verdict: None }
+    BuyRequest { room: "r".into(), sale_id: Some(sale_id), product_id: None, variant_id: None, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: START, verdict: None }
 }
 
 async fn product_stock(store: &Store, id: i64) -> u32 {

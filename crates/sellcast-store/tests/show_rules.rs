@@ -9,14 +9,14 @@ const START: i64 = 1_000_000;
 const END: i64 = 2_000_000;
 
 async fn sale(store: &Store, room: &str) -> i64 {
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100 };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100, variants: Vec::new() };
     let p = store.create_product(room, draft).await.expect("product");
     let d = SaleDraft { product_id: p.id, price_minor: 750, currency: None, stock: 10, per_user_limit: 1, starts_at_ms: START, ends_at_ms: END };
     store.create_sale(room, d).await.expect("sale").id
 }
 
 fn req(sale_id: i64, who: &str, name: &str, key: &str) -> BuyRequest {
-    BuyRequest { room: "r".into(), sale_id, identity: who.into(), buyer_name: name.into(), qty: 1, idempotency_key: key.into(), now_ms: START + 1, verdict: None }
+    BuyRequest { room: "r".into(), sale_id: Some(sale_id), product_id: None, variant_id: None, identity: who.into(), buyer_name: name.into(), qty: 1, idempotency_key: key.into(), now_ms: START + 1, verdict: None }
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn end_closes_every_open_sale_in_its_transaction_and_no_buy_commits_after_
     assert_eq!(ids, vec![open, other], "the room's open sales, not the ended one nor another room's");
     assert!(closed.iter().all(|s| s.ended_at_ms == Some(START + 5)));
     let after = store.buy(req(open, "guest-1", "Ana", "late")).await.expect("buy").answer;
-    assert_eq!(after, BuyAnswer::Rejected { sale_id: open, reason: BuyRejection::SaleNotActive });
+    assert_eq!(after, BuyAnswer::Rejected { sale_id: Some(open), product_id: None, reason: BuyRejection::SaleNotActive });
     let room = store.load_room("r").await.expect("load");
     assert_eq!(room.show.ended_at_ms, Some(START + 5));
     assert!(store.load_room("x").await.expect("load").sales.iter().any(|s| s.id == elsewhere && s.ended_at_ms.is_none()));

@@ -13,7 +13,7 @@ fn now_ms() -> i64 {
 }
 
 fn draft(title: &str) -> ProductDraft {
-    ProductDraft { title: title.into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100 }
+    ProductDraft { title: title.into(), price_minor: 1999, currency: "EUR".into(), image_url: String::new(), stock: 100, variants: Vec::new() }
 }
 
 async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> (i64, i64) {
@@ -27,7 +27,7 @@ async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> (i64, i64) {
 }
 
 fn buy(room: &str, sale_id: i64, who: &str, qty: u32, key: &str) -> BuyRequest {
-    BuyRequest { room: room.into(), sale_id, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: now_ms(), verdict: None }
+    BuyRequest { room: room.into(), sale_id: Some(sale_id), product_id: None, variant_id: None, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: now_ms(), verdict: None }
 }
 
 #[tokio::test]
@@ -120,16 +120,16 @@ async fn rejections_are_idempotent_too() {
     let ok = store.buy(buy("r", sale_id, "ann", 1, "a")).await.expect("buy");
     assert!(matches!(ok.answer, BuyAnswer::Confirmed { .. }));
     let late = store.buy(buy("r", sale_id, "bob", 1, "b")).await.expect("buy");
-    assert_eq!(late.answer, BuyAnswer::Rejected { sale_id, reason: BuyRejection::SoldOut });
+    assert_eq!(late.answer, BuyAnswer::Rejected { sale_id: Some(sale_id), product_id: None, reason: BuyRejection::SoldOut });
     store.end_sale("r", sale_id, now_ms()).await.expect("end");
     // Conditions changed (the sale is over now), the answer to the same key did not.
     let again = store.buy(buy("r", sale_id, "bob", 1, "b")).await.expect("retry");
-    assert_eq!(again.answer, BuyAnswer::Rejected { sale_id, reason: BuyRejection::SoldOut });
+    assert_eq!(again.answer, BuyAnswer::Rejected { sale_id: Some(sale_id), product_id: None, reason: BuyRejection::SoldOut });
     assert!(again.replayed);
     let fresh = store.buy(buy("r", sale_id, "bob", 1, "c")).await.expect("new key");
-    assert_eq!(fresh.answer, BuyAnswer::Rejected { sale_id, reason: BuyRejection::SaleNotActive });
+    assert_eq!(fresh.answer, BuyAnswer::Rejected { sale_id: Some(sale_id), product_id: None, reason: BuyRejection::SaleNotActive });
     let over = store.buy(buy("r", 999, "bob", 1, "d")).await.expect("unknown sale");
-    assert_eq!(over.answer, BuyAnswer::Rejected { sale_id: 999, reason: BuyRejection::SaleNotActive });
+    assert_eq!(over.answer, BuyAnswer::Rejected { sale_id: Some(999), product_id: None, reason: BuyRejection::SaleNotActive });
 }
 
 #[tokio::test]

@@ -19,11 +19,11 @@ async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit
     let store = Store::open(&dir.path().join("s.db")).expect("open");
     let idle = store.writer_stats();
     assert_eq!((idle.buys, idle.buy_commits, idle.commit_in_flight, idle.confirmations_sent), (0, 0, false, 0));
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 5 };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 5, variants: Vec::new() };
     let p = store.create_product("r", draft).await.expect("product");
     let sd = SaleDraft { product_id: p.id, price_minor: 50, currency: None, stock: 1, per_user_limit: 1, starts_at_ms: 0, ends_at_ms: 10_000 };
     let s = store.create_sale("r", sd).await.expect("sale");
-    let buy = |who: &str, key: &str| BuyRequest { room: "r".into(), sale_id: s.id, identity: who.into(), buyer_name: who.into(), qty: 1, idempotency_key: key.into(), now_ms: 5, verdict: None };
+    let buy = |who: &str, key: &str| BuyRequest { room: "r".into(), sale_id: Some(s.id), product_id: None, variant_id: None, identity: who.into(), buyer_name: who.into(), qty: 1, idempotency_key: key.into(), now_ms: 5, verdict: None };
     // One after another, so each is its own batch: a confirmation, its replay, a rejection.
     assert!(matches!(store.buy(buy("ann", "a")).await.expect("buy").answer, BuyAnswer::Confirmed { .. }));
     assert!(store.buy(buy("ann", "a")).await.expect("retry").replayed);
@@ -45,7 +45,7 @@ async fn every_confirmed_order_is_already_readable_by_another_connection_when_it
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("s.db");
     let store = Store::open(&path).expect("open");
-    let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 500 };
+    let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 500, variants: Vec::new() };
     let p = store.create_product("r", draft).await.expect("product");
     let sd = SaleDraft { product_id: p.id, price_minor: 50, currency: None, stock: 200, per_user_limit: 1, starts_at_ms: 0, ends_at_ms: 10_000 };
     let s = store.create_sale("r", sd).await.expect("sale");
@@ -53,7 +53,7 @@ async fn every_confirmed_order_is_already_readable_by_another_connection_when_it
     let mut tasks = Vec::new();
     for i in 0..200 {
         let store = store.clone();
-        let req = BuyRequest { room: "r".into(), sale_id: s.id, identity: format!("u{i}"), buyer_name: String::new(), qty: 1, idempotency_key: "k".into(), now_ms: 5, verdict: None };
+        let req = BuyRequest { room: "r".into(), sale_id: Some(s.id), product_id: None, variant_id: None, identity: format!("u{i}"), buyer_name: String::new(), qty: 1, idempotency_key: "k".into(), now_ms: 5, verdict: None };
         tasks.push(tokio::spawn(async move { store.buy(req).await.expect("buy").answer }));
     }
     let mut confirmed = 0;

@@ -80,8 +80,9 @@ impl Show {
                 self.likes.handle_likes(&who.id, count);
                 Ok(Taken::Done)
             }
-            ClientFrame::Buy { sale_id, qty, idempotency_key } => {
-                self.buy(now_ms, from, &who, sale_id, qty, &idempotency_key);
+            ClientFrame::Buy { sale_id, product_id, variant_id, qty, idempotency_key } => {
+                let item = crate::buy_admission::BuyItem { sale_id, product_id, variant_id, qty };
+                self.buy(now_ms, from, &who, item, &idempotency_key);
                 return;
             }
             ClientFrame::Pin { product_ids } => self.host_only(&who, "pin products").and_then(|()| {

@@ -143,7 +143,10 @@ impl Show {
     pub fn new(name: String, epoch: u64, record: ShowRecord, config: ShowLimits, now_ms: i64) -> Self {
         let mut revenue: HashMap<i64, i64> = HashMap::new();
         for o in &record.recent_orders {
-            let total = revenue.entry(o.sale_id).or_insert(0);
+            let Some(sale_id) = o.sale_id else {
+                continue;
+            };
+            let total = revenue.entry(sale_id).or_insert(0);
             *total = crate::money::add_line(*total, o.price_minor, o.qty);
         }
         let end_announced = record.sales.iter().filter(|s| s.is_over(now_ms)).map(|s| s.id).collect();

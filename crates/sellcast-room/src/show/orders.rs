@@ -2,7 +2,7 @@
 //! order changes (stock, the staff's order feed, revenue, sold out).
 
 use crate::answer::{Answer, Caller};
-use crate::buy_admission::{Admission, BuyAnswer, BuyTicket};
+use crate::buy_admission::{Admission, BuyAnswer, BuyItem, BuyTicket};
 use crate::identity::{Identity, ParticipantId};
 use crate::identity_limits::Limit;
 use crate::protocol::{encode, DirectFrame, ErrorCode, FrameError, OrderLine, RoomEvent};
@@ -13,7 +13,8 @@ use super::{Class, Output, Show};
 pub(super) const RECENT_ORDERS: usize = 50;
 
 impl Show {
-    pub(super) fn buy(&mut self, now_ms: i64, from: Caller, who: &Identity, sale_id: i64, qty: u32, key: &str) {
+    pub(super) fn buy(&mut self, now_ms: i64, from: Caller, who: &Identity, item: BuyItem, key: &str) {
+        let sale_id = item.sale_id;
         if !self.limits.try_take(now_ms, who, Limit::Buy) {
             // Nothing reserved or remembered: the same key may be sent again a moment later.
             self.tally.refused(ErrorCode::RateLimited);
@@ -21,8 +22,14 @@ impl Show {
             self.answer(from, Answer::BuyNotPlaced { key: key.to_string(), sale_id, error });
             return;
         }
-        let sale = self.sales.iter().find(|s| s.id == sale_id);
-        match self.buys.admit(now_ms, from, who, sale, sale_id, qty, key) {
+        let sale = sale_id.and_then(|id| self.sales.iter().find(|s| s.id == id));
+        let product_id = match (sale, sale_id) {
+            (Some(s), _) => Some(s.product_id),
+            (None, Some(_)) => None,
+            (None, None) => item.product_id,
+        };
+        let product = product_id.and_then(|id| self.products.iter().find(|p| p.id == id));
+        match self.buys.admit(now_ms, from, who, (item, sale, product), key) {
             Admission::Answered(answer) => self.answer(from, Answer::Buy { key: key.to_string(), answer }),
             Admission::Joined => {}
             Admission::Submit(order) if self.draining.is_some() => {
@@ -58,32 +65,54 @@ impl Show {
         for to in settled.waiters {
             self.answer(to, Answer::Buy { key: ticket.key.clone(), answer: answer.clone() });
         }
-        let BuyAnswer::Confirmed { order_id, sale_id, qty, price_minor, currency } = answer else {
+        let BuyAnswer::Confirmed { order_id, sale_id, product_id, variant_id, qty, price_minor, currency } = answer else {
             return;
         };
         if replayed {
             return;
         }
-        let Some(sale) = self.sales.iter_mut().find(|s| s.id == sale_id) else {
-            return;
-        };
-        // Outcomes of one group commit may be applied in any order; the store's stock only ever
-        // goes down, so the lowest value it reported is the committed truth. Without a report,
-        // count this order off.
-        sale.stock_left = match stock_left {
-            Some(left) => left.min(sale.stock_left),
-            None => sale.stock_left.saturating_sub(qty),
-        };
-        let sold_out = sale.stock_left == 0;
-        let sale_sold = sale.sold();
-        let product_id = sale.product_id;
-        // The store took the units off the product's stock in the order's transaction.
-        let (title, product_stock) = match self.products.iter_mut().find(|p| p.id == product_id) {
+        let mut sale_sold = 0;
+        let mut sold_out = None;
+        let mut product_id = product_id;
+        if let Some(sale) = sale_id.and_then(|id| self.sales.iter_mut().find(|s| s.id == id)) {
+            // Outcomes of one group commit may be applied in any order; the store's stock only
+            // ever goes down, so the lowest value it reported is the committed truth. Without a
+            // report, count this order off.
+            sale.stock_left = match stock_left {
+                Some(left) => left.min(sale.stock_left),
+                None => sale.stock_left.saturating_sub(qty),
+            };
+            sold_out = (sale.stock_left == 0).then_some(sale.id);
+            sale_sold = sale.sold();
+            product_id = sale.product_id;
+        }
+        // The store took the units off the product's stock (and the variant's) in the order's
+        // transaction. For a list-price order it reported what is left of them.
+        let unit_left = if sale_id.is_none() { stock_left } else { None };
+        let (title, variant, product_stock, unit_sold_out) = match self.products.iter_mut().find(|p| p.id == product_id) {
             Some(p) => {
-                p.stock = p.stock.saturating_sub(qty);
-                (p.title.clone(), p.stock)
+                // What the store reported is the committed truth (outcomes of a batch may come
+                // in any order, and stock only goes down); without a report, count this off.
+                let count_off = |stock: u32| unit_left.map_or(stock.saturating_sub(qty), |l| l.min(stock));
+                let mut label = String::new();
+                let left = match variant_id.and_then(|v| p.variants.iter_mut().find(|x| x.id == v)) {
+                    Some(v) => {
+                        v.stock = count_off(v.stock);
+                        label = v.label.clone();
+                        let left = v.stock;
+                        // A product with variants holds their sum.
+                        p.stock = p.variants.iter().map(|v| v.stock).fold(0u32, u32::saturating_add);
+                        left
+                    }
+                    None => {
+                        p.stock = count_off(p.stock);
+                        p.stock
+                    }
+                };
+                let sold_out = sale_id.is_none() && left == 0;
+                (p.title.clone(), label, p.stock, sold_out.then(|| p.clone()))
             }
-            None => (String::new(), 0),
+            None => (String::new(), String::new(), 0, None),
         };
         let buyer = settled
             .buyer
@@ -91,10 +120,15 @@ impl Show {
             .unwrap_or_else(|| Identity { id: ticket.identity.clone(), name: ticket.identity.clone(), role: crate::identity::Role::Viewer });
         self.announce_order(&buyer, product_id, &title);
         let product_sales = self.totals.add_order(product_id, qty, price_minor, &currency);
-        let order = OrderLine { order_id, sale_id, product_id, title, buyer, qty, price_minor, currency, at_ms: now_ms };
-        let revenue = self.revenue.entry(sale_id).or_insert(0);
-        *revenue = crate::money::add_line(*revenue, price_minor, qty);
-        let revenue_minor = *revenue;
+        let order = OrderLine { order_id, sale_id, product_id, title, variant_id, variant, buyer, qty, price_minor, currency, at_ms: now_ms };
+        let revenue_minor = match sale_id {
+            Some(id) => {
+                let revenue = self.revenue.entry(id).or_insert(0);
+                *revenue = crate::money::add_line(*revenue, price_minor, qty);
+                *revenue
+            }
+            None => 0,
+        };
         if self.orders.len() == RECENT_ORDERS {
             self.orders.pop_front();
         }
@@ -110,8 +144,12 @@ impl Show {
             self.send(to, &feed, Class::Control);
         }
         self.counters_dirty = true;
-        if sold_out {
+        if let Some(sale_id) = sold_out {
             self.broadcast_event(now_ms, RoomEvent::SoldOut { sale_id });
+        }
+        // A list-price product (or variant) that ran out: viewers see it sold out.
+        if let Some(product) = unit_sold_out {
+            self.broadcast_event(now_ms, RoomEvent::ProductUpdated { product });
         }
     }
 

@@ -18,7 +18,7 @@ pub fn who(id: &str, role: Role) -> Identity {
 }
 
 pub fn product(id: i64) -> Product {
-    Product { id, title: format!("product {id}"), price_minor: 1500, currency: "EUR".into(), image_url: String::new(), stock: 100 }
+    Product { id, title: format!("product {id}"), price_minor: 1500, currency: "EUR".into(), image_url: String::new(), stock: 100, variants: Vec::new() }
 }
 
 pub fn sale(stock: u32, limit: u32) -> Sale {

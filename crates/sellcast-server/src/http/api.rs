@@ -79,6 +79,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(auth)
         .and(with_state(state.clone()))
         .then(list_orders);
+    let my_orders = warp::path!("api" / "rooms" / String / "orders" / "mine")
+        .and(warp::get())
+        .and(auth)
+        .and(with_state(state.clone()))
+        .then(list_my_orders);
     let unban = warp::path!("api" / "rooms" / String / "bans" / String)
         .and(warp::delete())
         .and(auth)
@@ -108,6 +113,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(bans)
         .unify()
         .or(orders)
+        .unify()
+        .or(my_orders)
         .unify()
         .or(unban)
         .unify()
@@ -360,6 +367,46 @@ async fn list_orders(room: String, auth: Auth, st: AppState) -> Response {
     match answer.await {
         Ok((orders, totals)) => warp::reply::json(&json!({ "orders": orders, "totals": totals })).into_response(),
         Err(_) => room_unavailable(),
+    }
+}
+
+/// Most orders "my orders" lists.
+const MY_ORDERS_LIMIT: u32 = 50;
+
+/// The caller's own orders in `room`, newest first: `{"orders":[{order_id, sale_id,
+/// product_id, title, variant_id, variant, qty, price_minor, currency, at_ms}]}`. Whose they
+/// are comes from the caller's token, never from the request, so nobody reads another
+/// buyer's orders.
+async fn list_my_orders(room: String, auth: Auth, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let who = match st.auth.verify(auth.as_deref(), &room, Role::Viewer) {
+        Ok(who) => who,
+        Err(e) => return SignalError::from(e).into_response(),
+    };
+    match st.shows.store().orders_of(&room, &who.id, MY_ORDERS_LIMIT).await {
+        Ok(orders) => {
+            let orders: Vec<_> = orders
+                .into_iter()
+                .map(|o| {
+                    json!({
+                        "order_id": o.id,
+                        "sale_id": o.sale_id,
+                        "product_id": o.product_id,
+                        "title": o.title,
+                        "variant_id": o.variant_id,
+                        "variant": o.variant,
+                        "qty": o.qty,
+                        "price_minor": o.price_minor,
+                        "currency": o.currency,
+                        "at_ms": o.created_at_ms,
+                    })
+                })
+                .collect();
+            warp::reply::json(&json!({ "orders": orders })).into_response()
+        }
+        Err(e) => store_error(e),
     }
 }
 

@@ -86,6 +86,8 @@ impl StoreClient {
         let req = store::BuyRequest {
             room: room.to_string(),
             sale_id: order.sale_id,
+            product_id: order.product_id,
+            variant_id: order.variant_id,
             identity: order.ticket.identity.clone(),
             buyer_name: order.buyer_name.clone(),
             qty: order.qty,
@@ -98,6 +100,11 @@ impl StoreClient {
             wake.notify_one();
         }
         Ok(outcome)
+    }
+
+    /// The orders `identity` placed in `room`, newest first (at most `limit`).
+    pub async fn orders_of(&self, room: &str, identity: &str, limit: u32) -> Result<Vec<store::Order>, StoreFailure> {
+        Ok(self.store.orders_of(room, identity, limit).await?)
     }
 
     pub async fn create_product(&self, room: &str, draft: ProductDraft) -> Result<Product, StoreFailure> {
@@ -162,6 +169,8 @@ fn order_line(o: store::Order) -> OrderLine {
         sale_id: o.sale_id,
         product_id: o.product_id,
         title: o.title,
+        variant_id: o.variant_id,
+        variant: o.variant,
         buyer: Identity { id: o.identity, name: o.buyer_name, role: Role::Viewer },
         qty: o.qty,
         price_minor: o.price_minor,
