@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClip } from './y4m.mjs';
-import { ServerProcess, launchPersistent, fail, waitFor, repo } from './lib.mjs';
+import { ServerProcess, launchPersistent, fail, waitFor, observe, repo } from './lib.mjs';
 import { assertAccessible } from './a11y.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18310);
@@ -305,6 +305,8 @@ async function endShow(host) {
     const released = window.__tracks.every(t => t.readyState === 'ended') && !document.getElementById('preview').srcObject && window.sellcast.media() === null;
     return released ? tracks : { pending: tracks };
   }));
+  // The summary follows the orders API's answer, after the camera is released: wait for it.
+  await observe(() => host.evaluate(() => !document.getElementById('summary').hidden), shown => shown, 5_000);
   const summary = await host.evaluate(() => ({
     shown: !document.getElementById('summary').hidden,
     orders: document.getElementById('summary-orders').textContent,
