@@ -243,7 +243,8 @@ async function doubleTapBuy(phone, saleId) {
 // "Someone just bought": not for the viewer's own order, but for another buyer's.
 async function othersBuying(phone, saleId) {
   await waitFor('the phone shows its own order in the stock', () => phone.evaluate(() => document.querySelector('.card .left')?.textContent === '9 left'));
-  const ownBanner = await phone.evaluate(() => !document.getElementById('banner').hidden);
+  // The banner also says who joined; only a buy announcement counts here.
+  const ownBanner = await phone.evaluate(() => { const b = document.getElementById('banner'); return !b.hidden && /just bought/.test(b.textContent); });
   if (ownBanner) fail('the viewer\'s own order was announced as someone else\'s');
   const q = new URLSearchParams({ room: ROOM, role: 'viewer', name: 'Bo' });
   const bo = (await (await fetch(`${base}/api/dev/token?${q}`)).json()).token;
