@@ -1,14 +1,18 @@
 //! Which of the host's layers one viewer should get, decided a few times a second from that
 //! viewer's bandwidth estimate, its cap and the layers' measured bitrates.
 //!
-//! Going down is immediate (a link that cannot carry the layer is losing packets now); going
-//! up waits until the higher layer has fit with a margin for a while, and not right after a
-//! step down, so an estimate that wobbles around a layer's bitrate does not flap between two
-//! layers (each switch costs a keyframe). When even the lowest layer does not fit for a while
-//! the video pauses; audio and the data channel go on. It never reads a clock: `now` comes in.
+//! Going down is immediate once the estimator has pushed back (a link that cannot carry the
+//! layer is queueing or losing packets now); going up waits until the higher layer has fit
+//! with a margin for a while, and not right after a step down, so an estimate that wobbles
+//! around a layer's bitrate does not flap between two layers (each switch costs a keyframe).
+//! When even the lowest layer does not fit, and the viewer is losing packets, for a while, the
+//! video pauses; audio and the data channel go on. An estimator that is still climbing from its
+//! starting guess moves nobody down: on a fast link it is below the bitrate it is carrying.
+//! It never reads a clock: `now` comes in.
 
 use std::time::{Duration, Instant};
 
+use crate::estimate::Estimate;
 use crate::layer_cap::LayerCap;
 
 /// One layer as the selector sees it, in a list ranked lowest first.
@@ -89,7 +93,7 @@ impl LayerSelector {
         now: Instant,
         layers: &[LayerView],
         cap: LayerCap,
-        estimate_bps: Option<u64>,
+        estimate: Option<Estimate>,
         config: &SelectorConfig,
     ) -> Option<Choice> {
         if layers.is_empty() {
@@ -99,7 +103,7 @@ impl LayerSelector {
         let next = if !config.adapt {
             Choice::Layer(layers[top].slot)
         } else {
-            self.adapt(now, layers, top, estimate_bps, config)
+            self.adapt(now, layers, top, estimate, config)
         };
         if self.choice == Some(next) {
             return None;
@@ -111,8 +115,10 @@ impl LayerSelector {
         Some(next)
     }
 
-    fn adapt(&mut self, now: Instant, layers: &[LayerView], top: usize, estimate_bps: Option<u64>, config: &SelectorConfig) -> Choice {
-        let budget = estimate_bps.map(|e| e.saturating_sub(config.audio_bps));
+    fn adapt(&mut self, now: Instant, layers: &[LayerView], top: usize, estimate: Option<Estimate>, config: &SelectorConfig) -> Choice {
+        let budget = estimate.map(|e| e.bps.saturating_sub(config.audio_bps));
+        let congested = estimate.is_some_and(|e| e.congested);
+        let lossy = estimate.is_some_and(|e| e.lossy);
         let fits = |rank: usize, margin_pct: u64| {
             budget.is_none_or(|b| layers[rank].bitrate_bps.saturating_mul(margin_pct) / 100 <= b)
         };
@@ -151,7 +157,7 @@ impl LayerSelector {
                 if in_grace {
                     return Choice::Layer(slot);
                 }
-                if !fits(rank, 100) {
+                if congested && !fits(rank, 100) {
                     self.up_since = None;
                     if let Some(lower) = best(100) {
                         self.below_since = None;
@@ -164,7 +170,7 @@ impl LayerSelector {
                         self.last_down = Some(now);
                         return Choice::Layer(layers[0].slot);
                     }
-                    if now.saturating_duration_since(since) >= config.pause_after {
+                    if lossy && now.saturating_duration_since(since) >= config.pause_after {
                         self.clear_timers();
                         self.last_down = Some(now);
                         return Choice::Paused;

@@ -34,9 +34,10 @@ const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
 /// numbers str0m's default entries leave free.
 const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)];
 
-/// How often a viewer's str0m reports its egress stats; the NACK count in `/metrics` is read
-/// from them, so it trails by up to this much.
-const VIEWER_STATS_EVERY: Duration = Duration::from_secs(5);
+/// How often a viewer's str0m reports its egress stats: the NACK count in `/metrics` is read
+/// from them (so it trails by up to this much), and so is the loss that lets a viewer whose
+/// link drops packets be paused or moved down within seconds.
+const VIEWER_STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// A viewer's bandwidth estimator's first guess: enough for a middle layer (about 500 kbit/s
 /// with audio), so a viewer starts there and is probed up, rather than flooding a slow link
