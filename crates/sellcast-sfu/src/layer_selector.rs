@@ -50,6 +50,10 @@ pub struct SelectorConfig {
     /// After the viewer's first decision the estimate is not acted on this long: the transport's
     /// first estimate is its configured starting guess, not a measurement.
     pub startup_grace: Duration,
+    /// A viewer starts on the highest layer up to this bitrate (or lower, if its estimate says
+    /// so with evidence), and climbs from there as its link allows: starting a phone on a slow
+    /// link at the top layer would bury it in its first seconds.
+    pub start_bps: u64,
 }
 
 impl Default for SelectorConfig {
@@ -63,6 +67,7 @@ impl Default for SelectorConfig {
             pause_after: Duration::from_secs(2),
             resume_hold: Duration::from_secs(2),
             startup_grace: Duration::from_secs(2),
+            start_bps: 1_000_000,
         }
     }
 }
@@ -130,11 +135,14 @@ impl LayerSelector {
         let started = *self.started.get_or_insert(now);
         let in_grace = now.saturating_duration_since(started) < config.startup_grace;
         match (self.choice, current_rank) {
-            // First decision, or the layer being sent is gone: the best that fits now, never
-            // a pause (a viewer is not left without a picture on a guess).
+            // First decision, or the layer being sent is gone: the best that fits the start
+            // budget (and the estimate, if it has pushed back), never a pause (a viewer is not
+            // left without a picture on a guess).
             (None, _) | (Some(Choice::Layer(_)), None) => {
                 self.clear_timers();
-                Choice::Layer(layers[best(100).unwrap_or(0)].slot)
+                let start = budget.filter(|_| congested).unwrap_or(u64::MAX).min(config.start_bps);
+                let rank = (0..=top).rev().find(|&r| layers[r].bitrate_bps <= start).unwrap_or(0);
+                Choice::Layer(layers[rank].slot)
             }
             (Some(Choice::Paused), _) => {
                 if !fits(0, config.up_margin_pct) {

@@ -39,10 +39,12 @@ const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)
 /// link drops packets be paused or moved down within seconds.
 const VIEWER_STATS_EVERY: Duration = Duration::from_secs(1);
 
-/// A viewer's bandwidth estimator's first guess: enough for a middle layer (about 500 kbit/s
-/// with audio), so a viewer starts there and is probed up, rather than flooding a slow link
-/// with the top layer first.
-const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
+/// A viewer's bandwidth estimator's first guess. str0m paces a viewer's media at 1.1 times
+/// its estimate, so a low guess would hold a one-layer 2.5 Mbit/s show back in the pacer until
+/// the estimate had crept up (seconds of growing delay); a high one costs nothing, because the
+/// first layer is chosen by `SelectorConfig::start_bps`, and a slow link pushes the estimate
+/// down within a second or two of feedback.
+const INITIAL_ESTIMATE_KBPS: u64 = 5_000;
 
 /// Largest data-channel message we advertise (`a=max-message-size`).
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
@@ -199,8 +201,6 @@ impl PeerFactory {
                     config.codec_config().add_h264(pt.into(), Some(rtx.into()), mode1, 0x640c1f);
                 }
                 if self.bwe {
-                    // The estimator starts from this guess; the forwarder does not act on it
-                    // until feedback has had a moment to correct it (`SelectorConfig`).
                     config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
                 }
             }
