@@ -143,8 +143,13 @@ pub struct PeerFactory {
     pub candidate_addr: SocketAddr,
     /// How long a peer may stay unconnected, or silent once connected.
     pub timeouts: SessionTimeouts,
-    /// Viewers get a send-side bandwidth estimator (and layers are fitted to it).
+    /// Fit viewers' layers to their bandwidth (REMB, loss, and TWCC when
+    /// `transport_estimator` is on).
     pub bwe: bool,
+    /// Run str0m's send-side estimator (TWCC feedback, pacing at 1.1x its estimate, probes) for
+    /// viewers. Off by default: in our runs its estimate stayed near 250 kbit/s on unlimited
+    /// loopback links and its pacer then held every viewer's video back (docs/bandwidth.md).
+    pub transport_estimator: bool,
 }
 
 fn from_wire(codec: WireCodec) -> Option<Codec> {
@@ -200,7 +205,7 @@ impl PeerFactory {
                 for (pt, rtx, mode1) in CONSTRAINED_HIGH {
                     config.codec_config().add_h264(pt.into(), Some(rtx.into()), mode1, 0x640c1f);
                 }
-                if self.bwe {
+                if self.transport_estimator {
                     config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
                 }
             }
