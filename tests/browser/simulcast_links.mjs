@@ -64,13 +64,16 @@ async function main() {
     const hostBrowser = await launchPersistent({ tmp, clip, viewport: { width: 1280, height: 800 }, extraArgs });
     browsers.push(hostBrowser);
     for (const link of links) {
-      browsers.push(await launchPersistent({ tmp, clip, viewport: { width: 1280, height: 800 }, executable: link.chromiumPath(tmp), extraArgs }));
+      // A desktop screen: the player shows the 16:9 picture at least 720 px tall, so its
+      // displayed-size cap (video_cap) leaves every layer open.
+      browsers.push(await launchPersistent({ tmp, clip, viewport: { width: 1920, height: 1080 }, executable: link.chromiumPath(tmp), extraArgs }));
     }
     await run(hostBrowser, browsers.slice(1), links);
   } catch (e) {
     console.error(`server log kept in ${tmp}`);
     throw e;
   } finally {
+    fs.rmSync(clip, { force: true }); // 165 MB; the server log stays on failure
     await Promise.all(browsers.map(b => b.close().catch(() => {})));
     await server.stop('SIGINT');
     for (const link of links) await link.close();
@@ -87,7 +90,7 @@ async function preflight(links) {
   for (const [i, link] of links.entries()) {
     const v = VIEWERS[i];
     const rate = v.rateKbit ? await link.measure({ offerKbit: v.rateKbit * 2, seconds: 2, port: 40000 + i }) : null;
-    const loss = await link.measure({ offerKbit: Math.min(v.rateKbit ?? 4000, 4000) / 2, seconds: 3, size: 200, port: 40010 + i });
+    const loss = await link.measure({ offerKbit: Math.min(v.rateKbit ?? 4000, 4000) / 2, seconds: 3, size: 64, port: 40010 + i });
     result.links[v.name] = { rate_kbit: v.rateKbit, measured_kbit: rate?.kbit ?? null, loss_pct: v.lossPct, measured_loss_pct: loss.loss_pct, loss_sample: loss.sent };
     console.log(`link ${v.name}: rate ${v.rateKbit ?? 'unlimited'} kbit/s -> measured ${rate?.kbit ?? '-'} kbit/s; loss ${v.lossPct} % -> measured ${loss.loss_pct} % of ${loss.sent}`);
     if (rate && Math.abs(rate.kbit - v.rateKbit) > v.rateKbit * 0.15) fail(`link ${v.name} passes ${rate.kbit} kbit/s, set to ${v.rateKbit}`);
@@ -123,6 +126,7 @@ async function run(hostBrowser, viewerBrowsers, links) {
     v.firstFrameAt = Date.now();
     v.decoded = s?.video?.framesDecoded > 0;
   }));
+  await throughTheirLinks(viewers);
   await settle(host, viewers, layers);
   await glassToGlass(host, viewers);
   await climb(host, viewers[2], layers);
@@ -222,6 +226,29 @@ async function pageStats(page) {
     });
     return out;
   });
+}
+
+// Each viewer's media flows through its own link: its peer connection's selected candidate pair
+// has the link's address on the viewer's side and the server's on the other. Also reported: the
+// player's displayed height in device pixels (the page caps its layer at it).
+async function throughTheirLinks(viewers) {
+  result.paths = {};
+  for (const v of viewers) {
+    const p = await waitFor(`${v.name}'s selected candidate pair`, () => v.page.evaluate(async () => {
+      const stats = [...(await window.sellcast.session.pc.getStats()).values()];
+      const transport = stats.find(s => s.type === 'transport');
+      const pair = stats.find(s => s.id === transport?.selectedCandidatePairId);
+      const local = stats.find(s => s.id === pair?.localCandidateId);
+      const remote = stats.find(s => s.id === pair?.remoteCandidateId);
+      const video = document.getElementById('video');
+      const box = video.getBoundingClientRect();
+      return local && remote && { local: local.address, remote: remote.address, protocol: local.protocol,
+        box: [Math.round(box.width), Math.round(box.height)], fit: getComputedStyle(video).objectFit, dpr: devicePixelRatio };
+    }), 10_000, 200);
+    result.paths[v.name] = p;
+    console.log(`${v.name}: ${p.protocol} ${p.local} -> ${p.remote}; player box ${p.box.join('x')} (${p.fit}, dpr ${p.dpr})`);
+    if (p.local !== v.link.ip || p.remote !== SERVER_IP) fail(`${v.name}'s media goes ${p.local} -> ${p.remote}, not through its link (${v.link.ip} -> ${SERVER_IP})`);
+  }
 }
 
 // For SETTLE_WINDOW_MS after each viewer's first frame: sample the server's layer and the page's
