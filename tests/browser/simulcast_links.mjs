@@ -166,8 +166,11 @@ function simulcastPatch() {
   };
 }
 
-// What the host's encoder sends per layer once every layer is up (the host's own bandwidth
-// estimate enables the upper layers as it grows): rid -> { height, kbit }.
+// What the host's encoder sends per layer once every layer is up and at its rate (the host's own
+// bandwidth estimate enables the upper layers, and raises their bitrates, as it grows):
+// rid -> { height, kbit } over 2 s. With three layers the links are chosen around them: the full
+// layer must not fit 1.2 Mbit/s, the half one must (with audio), and not fit 350 kbit/s; the rig
+// waits up to 40 s for that and fails if it never holds.
 async function hostLayers(host) {
   const read = () => host.evaluate(async () => {
     const out = {};
@@ -177,18 +180,21 @@ async function hostLayers(host) {
     return out;
   });
   const want = SIMULCAST ? 3 : 1;
-  const first = await waitFor(`host sends ${want} video layer(s)`, async () => {
-    const l = await read();
-    const up = Object.values(l).filter(x => x.height > 0);
-    return up.length === want && up.every(x => x.bytes > 0) && l;
-  }, 30_000, 250);
-  await sleep(2000);
-  const second = await read();
-  const out = {};
-  for (const [rid, l] of Object.entries(second)) {
-    out[rid] = { height: l.height, kbit: Math.round((l.bytes - first[rid].bytes) * 8 / (l.at - first[rid].at)) };
-  }
-  return out;
+  const fits = l => !SIMULCAST || (l.f?.kbit > 1300 && l.h?.kbit < 1050 && l.h?.kbit > 330 && l.q?.kbit < 250);
+  let rates = null;
+  await waitFor(`host sends ${want} video layer(s) at rates around the links'`, async () => {
+    const first = await read();
+    const up = Object.values(first).filter(x => x.height > 0);
+    if (up.length !== want) return { pending: first };
+    await sleep(2000);
+    const second = await read();
+    rates = {};
+    for (const [rid, l] of Object.entries(second)) {
+      rates[rid] = { height: l.height, kbit: Math.round((l.bytes - (first[rid]?.bytes ?? 0)) * 8 / (l.at - (first[rid]?.at ?? 0))) };
+    }
+    return fits(rates) ? rates : { pending: rates };
+  }, 40_000, 250);
+  return rates;
 }
 
 // The height the host's encoder sends now, per rid ('-' for a single layer).
