@@ -41,6 +41,12 @@ const LOSS_EVIDENCE: f32 = 0.05;
 const FALL_PCT: u64 = 5;
 /// How long evidence of congestion or loss is acted on.
 const EVIDENCE_LASTS: Duration = Duration::from_secs(10);
+/// After a cut the loss controller waits this long before cutting again: the reports in
+/// between still describe the rate before the cut (a queue draining, reports in flight).
+const CUT_HOLD: Duration = Duration::from_secs(2);
+/// With no report for this long (a paused viewer is sent no video to report on), the loss
+/// controller grows as if the reports had been clean, so a paused viewer is tried again.
+const SILENT_AFTER: Duration = Duration::from_secs(2);
 
 /// The estimate a decision is made on, and how much it can be trusted to mean "too little".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +69,8 @@ pub struct ViewerEstimate {
     last_loss_report: Option<Instant>,
     last_fall: Option<Instant>,
     last_high_loss: Option<Instant>,
+    last_cut: Option<Instant>,
+    last_growth: Option<Instant>,
 }
 
 impl ViewerEstimate {
@@ -92,14 +100,35 @@ impl ViewerEstimate {
             self.last_high_loss = Some(now);
         }
         if fraction_lost > LOSS_HIGH {
+            if self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD) {
+                return;
+            }
+            self.last_cut = Some(now);
             let lost_permille = (fraction_lost.min(1.0) * 1000.0).round() as u64;
             let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
             self.loss_bps = Some(base / 1000 * (1000 - lost_permille / 2));
         } else if fraction_lost < LOSS_LOW {
-            if let Some(bps) = self.loss_bps {
-                let grown = bps as f64 * (1.0 + GROWTH_PER_SECOND * elapsed.as_secs_f64());
-                self.loss_bps = (grown < ceiling_bps as f64).then_some(grown as u64);
-            }
+            self.grow(now, elapsed, ceiling_bps);
+        }
+    }
+
+    /// Time passed without reports: after `SILENT_AFTER`, grow as for clean ones.
+    pub fn handle_silence(&mut self, now: Instant, ceiling_bps: u64) {
+        let Some(report) = self.last_loss_report else {
+            return;
+        };
+        if now.saturating_duration_since(report) < SILENT_AFTER {
+            return;
+        }
+        let since = self.last_growth.map_or(report, |g| g.max(report));
+        self.grow(now, now.saturating_duration_since(since).min(Duration::from_secs(1)), ceiling_bps);
+    }
+
+    fn grow(&mut self, now: Instant, elapsed: Duration, ceiling_bps: u64) {
+        self.last_growth = Some(now);
+        if let Some(bps) = self.loss_bps {
+            let grown = bps as f64 * (1.0 + GROWTH_PER_SECOND * elapsed.as_secs_f64());
+            self.loss_bps = (grown < ceiling_bps as f64).then_some(grown as u64);
         }
     }
 
@@ -149,6 +178,8 @@ mod tests {
         assert_eq!(e.current(), None, "clean reports from the start: no constraint");
         e.handle_loss(t0 + Duration::from_secs(1), 0.3, 2_000_000, 3_000_000);
         assert_eq!(e.current(), Some((EstimateSource::Loss, 1_700_000)));
+        e.handle_loss(t0 + Duration::from_millis(1500), 0.5, 1_700_000, 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, 1_700_000)), "no second cut within the hold");
         e.handle_loss(t0 + Duration::from_secs(2), 0.05, 1_700_000, 3_000_000);
         assert_eq!(e.current(), Some((EstimateSource::Loss, 1_700_000)), "between the thresholds: hold");
         let mut at = t0 + Duration::from_secs(2);
@@ -160,6 +191,22 @@ mod tests {
             assert!(steps < 20, "clean reports must lift the constraint");
         }
         assert!(steps >= 5, "growth is gradual, 8 % a second ({steps} steps)");
+    }
+
+    #[test]
+    fn a_silent_viewer_is_tried_again() {
+        let t0 = Instant::now();
+        let mut e = ViewerEstimate::default();
+        e.handle_loss(t0, 0.5, 200_000, 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, 150_000)));
+        e.handle_silence(t0 + Duration::from_secs(1), 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, 150_000)), "a second of quiet is not silence");
+        let mut at = t0 + Duration::from_secs(2);
+        for _ in 0..20 {
+            e.handle_silence(at, 3_000_000);
+            at += Duration::from_secs(1);
+        }
+        assert!(e.current().is_some_and(|(_, bps)| bps > 500_000), "{:?}", e.current());
     }
 
     #[test]

@@ -335,7 +335,9 @@ impl Forwarder {
     /// probe for (the highest layer its cap allows).
     fn decide(&mut self, now: Instant, i: usize) {
         let ranked = self.layers.ranked();
+        let ceiling = ranked.last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + self.config.selection.audio_bps;
         let viewer = &mut self.viewers[i];
+        viewer.estimate.handle_silence(now, ceiling);
         let estimate = viewer.estimate.judged(now);
         if let Some(choice) = viewer.selector.decide(now, ranked, viewer.cap, estimate, &self.config.selection) {
             viewer.handle_choice(choice);
