@@ -58,6 +58,8 @@ use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
 use crate::metrics::Metrics;
 use crate::media::shard::{self, ShardParts};
+pub use crate::media::tcp::{TcpLimits, TcpMediaConfig};
+use crate::media::tcp::listener::TcpSide;
 use crate::supervision::Supervision;
 
 /// What `sellcast serve` is configured with.
@@ -105,6 +107,8 @@ pub struct Config {
     /// Origins allowed to call WHEP, the frames API and the room reads from a browser, and to
     /// frame the embeddable player (`--allow-origin`); none by default.
     pub allow_origins: Vec<String>,
+    /// ICE over TCP on this port of the UDP bind IP (`--tcp-port`); `None`: UDP only.
+    pub tcp: Option<TcpMediaConfig>,
 }
 
 impl Config {
@@ -132,6 +136,7 @@ impl Config {
             http_limits: ConnectionLimits::default(),
             webhook: None,
             allow_origins: Vec::new(),
+            tcp: None,
         }
     }
 }
@@ -143,6 +148,8 @@ pub struct RunningServer {
     pub udp_addr: SocketAddr,
     /// Every shard's UDP address, in shard order.
     pub udp_addrs: Vec<SocketAddr>,
+    /// The ICE-TCP listener's address, when `config.tcp` is set.
+    pub tcp_addr: Option<SocketAddr>,
     /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
     pub status_board: Arc<StatusBoard>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
@@ -167,6 +174,7 @@ pub struct RunningServer {
     http_stop: oneshot::Sender<()>,
     media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
+    tcp_task: Option<tokio::task::JoinHandle<()>>,
     media_threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -244,6 +252,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     RateLimiters::sweep_on_a_timer(&rate_limits);
     #[cfg(feature = "test-hooks")]
     let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), shows.clone());
+    let mut tcp = match config.tcp {
+        Some(tcp) => Some(TcpSide::bind(tcp, udp_addr.ip(), announce_ip, shard_count, &status_board).await?),
+        None => None,
+    };
     let mut media_stops = Vec::with_capacity(shard_count);
     let mut media_threads = Vec::with_capacity(shard_count);
     let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
@@ -251,6 +263,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let factory = PeerFactory {
             cert: cert.clone(),
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
+            tcp_candidate: tcp.as_ref().map(|t| t.candidate),
+            shard: relay::ShardId(i),
             timeouts: config.session_timeouts,
         };
         let (stop, stop_rx) = oneshot::channel();
@@ -264,11 +278,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             relays,
             stop: stop_rx,
             supervision: supervision.clone(),
+            tcp: tcp.as_mut().and_then(|t| t.shards.next()),
         };
         let thread = thread::Builder::new().name(format!("sellcast-media-{i}")).spawn(move || shard::run(parts))?;
         media_stops.push(stop);
         media_threads.push(thread);
     }
+
+    let tcp_addr = tcp.as_ref().map(|t| t.addr);
+    let tcp_task = tcp.map(TcpSide::spawn);
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -315,12 +333,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         stopped,
     ));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
+    info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, tcp = ?tcp_addr, %announce_ip, shards = shard_count, "sellcast listening");
 
     Ok(RunningServer {
         http_addr,
         udp_addr,
         udp_addrs,
+        tcp_addr,
         status_board,
         auth,
         tls: tls.is_some(),
@@ -337,6 +356,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_stop,
         media_stops,
         http_task,
+        tcp_task,
         media_threads,
     })
 }
@@ -436,6 +456,9 @@ impl RunningServer {
         }
         if let Some(hook) = self.webhook.take() {
             hook.stop().await;
+        }
+        if let Some(task) = self.tcp_task.take() {
+            task.abort();
         }
         for stop in self.media_stops {
             let _ = stop.send(());

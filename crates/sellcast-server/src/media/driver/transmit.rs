@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use sellcast_sfu::{MediaPacket, OutPacket, TrackKind};
+use str0m::net::Protocol;
 use str0m::rtp::RtpWrite;
 use str0m::{Event, IceConnectionState, Output};
 use tokio::net::UdpSocket;
@@ -14,6 +15,7 @@ use super::{DriverStats, PeerEvent};
 use crate::media::offer::SessionKind;
 use crate::media::outbox::Outbox;
 use crate::media::peer::{Peer, PeerId};
+use crate::media::tcp::links::TcpLinks;
 
 /// Turn one str0m event into what the room cares about. Media is converted without copying
 /// the payload.
@@ -90,10 +92,11 @@ pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket) {
     tx.write_rtp(write);
 }
 
-/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox.
+/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox (UDP)
+/// or its TCP connection's queue.
 pub(super) fn drain_transmits(
     peer: &mut Peer,
-    (socket, outbox): (&UdpSocket, &mut Outbox),
+    (socket, outbox, tcp): (&UdpSocket, &mut Outbox, &mut Option<TcpLinks>),
     stats: &mut DriverStats,
     pending: &mut VecDeque<(PeerId, PeerEvent)>,
     now: Instant,
@@ -108,7 +111,13 @@ pub(super) fn drain_transmits(
                 peer.timeout = t;
                 return;
             }
-            Ok(Output::Transmit(t)) => outbox.push(socket, t.destination, t.contents),
+            Ok(Output::Transmit(t)) => match (t.proto, tcp.as_mut()) {
+                (Protocol::Udp, _) => outbox.push(socket, t.destination, t.contents),
+                (_, Some(tcp)) => tcp.send(t.destination, t.contents),
+                // str0m sends only from our candidates, and without --tcp-port there is no
+                // TCP one.
+                (_, None) => {}
+            },
             Ok(Output::Event(event)) => {
                 if let Some(e) = translate_event(peer, event, now, stats) {
                     pending.push_back((peer.id, e));
