@@ -172,3 +172,129 @@ impl TcpSide {
         tokio::spawn(run(self.listener, self.table, self.senders, self.limits, self.stats))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::media::relay::ShardId;
+    use crate::media::tcp::framing::encode_frame;
+    use crate::media::tcp::ufrag_for;
+
+    struct Running {
+        addr: SocketAddr,
+        stats: Arc<TcpStats>,
+        table: Arc<ConnectionTable>,
+        inbox: mpsc::Receiver<TcpInput>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start(limits: TcpLimits) -> std::io::Result<Running> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let table = ConnectionTable::new(ConnectionLimits { per_ip: limits.per_ip, total: limits.total, header_timeout: limits.first_stun });
+        let stats = Arc::new(TcpStats::default());
+        stats.listening(addr.port(), table.clone());
+        let (sender, inbox) = mpsc::channel(8);
+        let task = tokio::spawn(run(listener, table.clone(), Arc::from(vec![sender]), limits, stats.clone()));
+        Ok(Running { addr, stats, table, inbox, task })
+    }
+
+    /// A binding request as a browser's first frame: USERNAME `ours:theirs`.
+    fn binding_request(ours: &str) -> Vec<u8> {
+        let username = format!("{ours}:cli1");
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x0006u16.to_be_bytes());
+        body.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        body.extend_from_slice(username.as_bytes());
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let mut d = vec![0x00, 0x01];
+        d.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        d.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        d.extend_from_slice(&[3; 12]);
+        d.extend_from_slice(&body);
+        d
+    }
+
+    /// Wait (bounded) until the client's connection is closed by the server.
+    async fn closed_by_server(client: &mut TcpStream) -> bool {
+        let mut b = [0u8; 16];
+        matches!(tokio::time::timeout(Duration::from_secs(5), client.read(&mut b)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binding_request_for_our_shard_is_handed_over_with_what_followed_it() -> anyhow::Result<()> {
+        let mut r = start(TcpLimits::default()).await?;
+        let mut client = TcpStream::connect(r.addr).await?;
+        let request = binding_request(&ufrag_for(ShardId(0)));
+        let mut bytes = Vec::new();
+        encode_frame(&mut bytes, &request)?;
+        encode_frame(&mut bytes, b"next frame")?;
+        // Split mid-prefix: the listener reassembles.
+        client.write_all(&bytes[..1]).await?;
+        client.write_all(&bytes[1..]).await?;
+        let handed = tokio::time::timeout(Duration::from_secs(5), r.inbox.recv()).await?;
+        let Some(TcpInput::Opened(mut handoff)) = handed else {
+            anyhow::bail!("expected a handoff, got {handed:?}");
+        };
+        assert_eq!(handoff.first, request);
+        assert_eq!(handoff.decoder.next_frame()?, Some(&b"next frame"[..]));
+        assert_eq!(r.table.held(), 1, "the handoff holds its place");
+        drop(handoff);
+        assert_eq!(r.table.held(), 0);
+        r.task.abort();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn silence_garbage_and_foreign_ufrags_are_closed_before_any_shard_sees_them() -> anyhow::Result<()> {
+        let limits = TcpLimits { first_stun: Duration::from_millis(300), ..TcpLimits::default() };
+        let mut r = start(limits).await?;
+        let mut silent = TcpStream::connect(r.addr).await?;
+        let mut http = TcpStream::connect(r.addr).await?;
+        http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+        let mut foreign = TcpStream::connect(r.addr).await?;
+        let mut bytes = Vec::new();
+        // Shard 0x3f does not exist on this one-shard server; an RTP-looking frame is no request.
+        encode_frame(&mut bytes, &binding_request("3fabcdefgh"))?;
+        foreign.write_all(&bytes).await?;
+        let mut rtp = TcpStream::connect(r.addr).await?;
+        bytes.clear();
+        encode_frame(&mut bytes, &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1])?;
+        rtp.write_all(&bytes).await?;
+        for (name, client) in [("silent", &mut silent), ("http", &mut http), ("foreign", &mut foreign), ("rtp", &mut rtp)] {
+            assert!(closed_by_server(client).await, "{name} is closed");
+        }
+        until("every place freed", || r.table.held() == 0).await;
+        let report = r.stats.report().expect("listening");
+        assert_eq!((report.accepted, report.closed_no_stun, report.closed_bad_frame), (4, 3, 1), "{report:?}");
+        assert!(r.inbox.try_recv().is_err(), "nothing reached the shard");
+        r.task.abort();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_per_address_and_total_caps_are_closed_at_once() -> anyhow::Result<()> {
+        let r = start(TcpLimits { per_ip: 2, total: 3, ..TcpLimits::default() }).await?;
+        let _a = TcpStream::connect(r.addr).await?;
+        let _b = TcpStream::connect(r.addr).await?;
+        until("two held", || r.table.held() == 2).await;
+        let mut third = TcpStream::connect(r.addr).await?;
+        assert!(closed_by_server(&mut third).await, "a third from one address is closed");
+        let report = r.stats.report().expect("listening");
+        assert_eq!((report.refused_per_ip, report.open), (1, 2), "{report:?}");
+        r.task.abort();
+        Ok(())
+    }
+}
