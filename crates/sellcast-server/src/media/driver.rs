@@ -336,9 +336,10 @@ impl Driver {
         Turn::Go
     }
 
-    /// After a turn the socket woke: serve up to `COMMANDS_PER_TURN` waiting commands and one
-    /// burst of waiting relays. Bounded, so a queue of offers (each a str0m instance to build)
-    /// cannot stretch a turn that live packets wait on.
+    /// After a turn the socket woke: serve up to `COMMANDS_PER_TURN` waiting commands, one
+    /// burst of waiting relays and one of TCP input (ICE-TCP viewers would otherwise wait for
+    /// the UDP socket to run dry). Bounded, so a queue of offers (each a str0m instance to
+    /// build) cannot stretch a turn that live packets wait on.
     fn catch_up(&mut self, commands: &mut mpsc::Receiver<Command>, relays: &mut RelayInbox, relays_open: bool) {
         for _ in 0..COMMANDS_PER_TURN {
             match commands.try_recv() {
@@ -350,6 +351,9 @@ impl Driver {
             if let Some(first) = relays.try_recv() {
                 self.receive_relays(first, relays);
             }
+        }
+        if let Some(first) = self.tcp.as_mut().and_then(|t| t.inbox.try_recv().ok()) {
+            self.receive_tcp(first);
         }
     }
 
