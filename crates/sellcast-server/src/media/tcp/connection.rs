@@ -3,12 +3,16 @@
 //! prefix. Reading and writing run side by side; when either ends, both do, and the driver
 //! hears `Closed`.
 //!
+//! The reader spends a `FrameBudget` per frame: a client over its rate waits (it is not read),
+//! so it cannot fill the shard's inbox that other connections share.
+//!
 //! The driver only ever `try_send`s into the connection's bounded queue, so a client that
 //! reads slowly fills its own queue and loses its own packets; one that stops reading for
 //! `write_stall` is closed. The write buffer is allocated once and reused: a packet costs a
 //! copy into it, and no allocation.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use str0m::net::DatagramSend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +20,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::budget::FrameBudget;
 use super::framing::{encode_frame, FrameDecoder};
 use super::stats::{Closed, TcpStats};
 use super::{ConnId, TcpInput, TcpLimits};
@@ -60,6 +65,8 @@ async fn read_frames(
     inbox: &mpsc::Sender<TcpInput>,
     limits: TcpLimits,
 ) -> Closed {
+    let per_second = limits.frames_per_second;
+    let mut budget = FrameBudget::new(per_second, per_second / 5, Instant::now());
     loop {
         // What the listener read past the first frame is in the decoder already.
         loop {
@@ -68,6 +75,9 @@ async fn read_frames(
                 Ok(None) => break,
                 Err(_) => return Closed::BadFrame,
             };
+            while let Err(wait) = budget.take(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
             // Waits when the shard is busy: the client is pushed back through TCP.
             if inbox.send(TcpInput::Frame { conn, data }).await.is_err() {
                 return Closed::PeerGone;

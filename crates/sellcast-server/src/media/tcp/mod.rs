@@ -17,6 +17,7 @@
 //! A connection closes when its peer leaves, when it sends a frame that is not RFC 4571 or
 //! longer than a datagram, when it is silent for `idle`, or when a write stalls.
 
+mod budget;
 pub(crate) mod connection;
 pub mod framing;
 pub(crate) mod links;
@@ -61,6 +62,9 @@ pub struct TcpLimits {
     pub write_stall: Duration,
     /// Datagrams queued per connection before its own newest packets are dropped.
     pub queue: usize,
+    /// Frames one connection may hand its shard per second (a fifth of it at once); over it,
+    /// its reads wait. A host publishing three layers sends a few hundred.
+    pub frames_per_second: u32,
 }
 
 impl Default for TcpLimits {
@@ -73,6 +77,7 @@ impl Default for TcpLimits {
             idle: Duration::from_secs(30),
             write_stall: Duration::from_secs(10),
             queue: 256,
+            frames_per_second: 2000,
         }
     }
 }
