@@ -10,7 +10,7 @@
 // reports what it saw, and the Rust test asserts that nothing played.
 //
 // Env: SELLCAST_BIN, SELLCAST_HTTP_PORT (19100; the TCP media port is the next one), CHROMIUM,
-// TCP_CONTROL, TCP_DEADLINE_MS (120000). Prints `RESULT {json}`.
+// TCP_CONTROL, TCP_DEADLINE_MS (120000), KEEP_TMP (keep the server log). Prints `RESULT {json}`.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,11 +38,24 @@ async function startServer(tmp) {
   const args = ['serve', '--http', `${OUTER}:${HTTP_PORT}`, '--udp-ip', OUTER, '--udp-port', '0', '--media-threads', '2',
     '--web-dir', path.join(repo, 'web'), '--db', path.join(tmp, 'sellcast.db')];
   if (!CONTROL) args.push('--tcp-port', String(TCP_PORT));
-  const child = spawn(bin, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr.pipe(fs.createWriteStream(path.join(tmp, 'server.log')));
+  const child = spawn(bin, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The log lines go to stdout, the panics to stderr.
+  const log = fs.createWriteStream(path.join(tmp, 'server.log'));
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
   child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
   server = child;
   await waitFor('server /healthz', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
+}
+
+// SIGINT, then wait (bounded) for the exit, so its log is complete.
+async function stopServer() {
+  const child = server;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise(r => child.once('exit', r));
+  child.kill('SIGINT');
+  await Promise.race([exited, sleep(3000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 // What the viewer's connection is doing: frames decoded, and the selected pair's transports.
@@ -98,10 +111,10 @@ async function main() {
   } finally {
     await viewer?.close().catch(() => {});
     await host?.close().catch(() => {});
-    server?.kill('SIGINT');
+    await stopServer();
     ns.cleanup();
   }
-  fs.rmSync(tmp, { recursive: true, force: true });
+  if (process.env.KEEP_TMP) console.error(`kept ${tmp}`); else fs.rmSync(tmp, { recursive: true, force: true });
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
