@@ -60,7 +60,10 @@ pub struct TcpLimits {
     /// A write that does not finish in this long closes the connection: the client stopped
     /// reading for good.
     pub write_stall: Duration,
-    /// Datagrams queued per connection before its own newest packets are dropped.
+    /// Datagrams queued per connection before its own newest packets are dropped: about half
+    /// a second of a 2.5 Mbit/s stream, on top of the kernel's send buffer. A viewer whose TCP
+    /// path is slower than that cannot catch up by queueing, and each queued datagram is
+    /// memory held for it.
     pub queue: usize,
     /// Frames one connection may hand its shard per second (a fifth of it at once); over it,
     /// its reads wait. A host publishing three layers sends a few hundred.
@@ -76,7 +79,7 @@ impl Default for TcpLimits {
             first_stun: Duration::from_secs(5),
             idle: Duration::from_secs(30),
             write_stall: Duration::from_secs(10),
-            queue: 256,
+            queue: 128,
             frames_per_second: 2000,
         }
     }
