@@ -109,6 +109,9 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// ICE over TCP on this port of the UDP bind IP (`--tcp-port`); `None`: UDP only.
     pub tcp: Option<TcpMediaConfig>,
+    /// Estimate each viewer's bandwidth and fit its video layer to it (`--bwe on`). Off: no
+    /// estimator runs and every viewer gets the highest layer its own cap allows.
+    pub bwe: bool,
 }
 
 impl Config {
@@ -137,6 +140,7 @@ impl Config {
             webhook: None,
             allow_origins: Vec::new(),
             tcp: None,
+            bwe: true,
         }
     }
 }
@@ -266,6 +270,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             tcp_candidate: tcp.as_ref().map(|t| t.candidate),
             shard: relay::ShardId(i),
             timeouts: config.session_timeouts,
+            bwe: config.bwe,
         };
         let (stop, stop_rx) = oneshot::channel();
         let parts = ShardParts {

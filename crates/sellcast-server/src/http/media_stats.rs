@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::status_board::MediaStats;
+use crate::media::status_board::{MediaStats, RoomLayer, ViewerVideo};
 use crate::media::tcp::stats::TcpReport;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -35,6 +35,12 @@ pub struct MediaReport {
     /// when the server runs without `--tcp-port`.
     #[serde(default)]
     pub tcp: Option<TcpReport>,
+    /// Every viewer's video: the layer it is sent, its bandwidth estimate, switches, pauses.
+    #[serde(default)]
+    pub viewers: Vec<ViewerVideo>,
+    /// Every live host's video layers, lowest first per room.
+    #[serde(default)]
+    pub layers: Vec<RoomLayer>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -94,5 +100,7 @@ pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
             })
             .collect(),
         tcp: None,
+        viewers: stats.viewer_video.clone(),
+        layers: stats.layers.clone(),
     }
 }
