@@ -1,4 +1,4 @@
-//! The bodies of the `sdp_offer`, `api_bodies` and `stun_datagram` fuzz targets (fuzz/),
+//! The bodies of the `sdp_offer`, `api_bodies`, `stun_datagram` and `tcp_stream` fuzz targets (fuzz/),
 //! shared with the corpus replay test (`tests/fuzz_corpus.rs`) so both run identical code.
 //! Each takes the raw bytes of an HTTP body or a datagram and runs what the server runs on
 //! it, without sockets or tasks.
@@ -27,7 +27,7 @@ fn factory() -> &'static PeerFactory {
             Some(cert) => cert,
             None => panic!("the crypto provider makes no DTLS certificate"),
         };
-        PeerFactory { cert, candidate_addr: SocketAddr::from(([127, 0, 0, 1], 9)), timeouts: Default::default(), bwe: true, transport_estimator: false }
+        PeerFactory { cert, candidate_addr: SocketAddr::from(([127, 0, 0, 1], 9)), timeouts: Default::default(), tcp_candidate: None, shard: crate::media::relay::ShardId(0), bwe: true, transport_estimator: false }
     })
 }
 
@@ -65,6 +65,42 @@ pub fn stun_datagram(data: &[u8]) -> Option<usize> {
     assert!(!ufrag.is_empty() && ufrag.len() <= 513, "a ufrag of {} bytes", ufrag.len());
     assert!(!ufrag.contains(&b':'), "the ufrag stops at the first colon");
     Some(ufrag.len())
+}
+
+/// Bytes from an ICE-TCP client (`media::tcp`): the first byte sets the size of each read
+/// (1 to 256 bytes, as TCP may deliver any split), the rest is the stream. Every frame is cut
+/// out as the connection does, and the first is routed as the listener routes it. A panic, an
+/// empty frame or one longer than a datagram is a bug. Returns the number of frames.
+pub fn tcp_stream(data: &[u8]) -> usize {
+    use crate::media::tcp::framing::{FrameDecoder, MAX_FRAME};
+    let Some((&read, mut stream)) = data.split_first() else {
+        return 0;
+    };
+    let read = usize::from(read) + 1;
+    let mut decoder = FrameDecoder::new();
+    let mut frames = 0;
+    while !stream.is_empty() {
+        let space = decoder.space();
+        assert!(!space.is_empty(), "the decoder always has room after its frames are taken");
+        let n = read.min(space.len()).min(stream.len());
+        space[..n].copy_from_slice(&stream[..n]);
+        decoder.filled(n);
+        stream = &stream[n..];
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    assert!(!frame.is_empty() && frame.len() <= MAX_FRAME, "a frame of {} bytes", frame.len());
+                    if frames == 0 {
+                        let _shard = crate::media::stun_route::binding_request_ufrag(frame).and_then(crate::media::tcp::ufrag_shard);
+                    }
+                    frames += 1;
+                }
+                Ok(None) => break,
+                Err(_) => return frames,
+            }
+        }
+    }
+    frames
 }
 
 /// An HTTP API body, read both ways the API reads a body: as a product create/update

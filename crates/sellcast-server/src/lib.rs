@@ -58,6 +58,8 @@ use crate::media::relay;
 use crate::media::router::{MediaRouter, MAX_SHARDS};
 use crate::metrics::Metrics;
 use crate::media::shard::{self, ShardParts};
+pub use crate::media::tcp::{TcpLimits, TcpMediaConfig};
+use crate::media::tcp::listener::TcpSide;
 use crate::supervision::Supervision;
 
 /// What `sellcast serve` is configured with.
@@ -105,6 +107,8 @@ pub struct Config {
     /// Origins allowed to call WHEP, the frames API and the room reads from a browser, and to
     /// frame the embeddable player (`--allow-origin`); none by default.
     pub allow_origins: Vec<String>,
+    /// ICE over TCP on this port of the UDP bind IP (`--tcp-port`); `None`: UDP only.
+    pub tcp: Option<TcpMediaConfig>,
     /// Estimate each viewer's bandwidth and fit its video layer to it (`--bwe on`): from its
     /// REMB, or from the loss in its receiver reports; with `SELLCAST_TWCC_ESTIMATOR=1` also from
     /// str0m's TWCC estimator (experimental, see docs/bandwidth.md). Off: no estimate, and every
@@ -137,6 +141,7 @@ impl Config {
             http_limits: ConnectionLimits::default(),
             webhook: None,
             allow_origins: Vec::new(),
+            tcp: None,
             bwe: true,
         }
     }
@@ -149,6 +154,8 @@ pub struct RunningServer {
     pub udp_addr: SocketAddr,
     /// Every shard's UDP address, in shard order.
     pub udp_addrs: Vec<SocketAddr>,
+    /// The ICE-TCP listener's address, when `config.tcp` is set.
+    pub tcp_addr: Option<SocketAddr>,
     /// Room status as the server sees it (the same data `GET /api/rooms/{room}` serves).
     pub status_board: Arc<StatusBoard>,
     /// Mints and checks tokens with the server's secret (tests mint with it).
@@ -173,6 +180,7 @@ pub struct RunningServer {
     http_stop: oneshot::Sender<()>,
     media_stops: Vec<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<()>,
+    tcp_task: Option<tokio::task::JoinHandle<()>>,
     media_threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -250,6 +258,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     RateLimiters::sweep_on_a_timer(&rate_limits);
     #[cfg(feature = "test-hooks")]
     let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), shows.clone());
+    let mut tcp = match config.tcp {
+        Some(tcp) => Some(TcpSide::bind(tcp, udp_addr.ip(), announce_ip, shard_count, &status_board).await?),
+        None => None,
+    };
     let mut media_stops = Vec::with_capacity(shard_count);
     let mut media_threads = Vec::with_capacity(shard_count);
     let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
@@ -257,6 +269,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let factory = PeerFactory {
             cert: cert.clone(),
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
+            tcp_candidate: tcp.as_ref().map(|t| t.candidate),
+            shard: relay::ShardId(i),
             timeouts: config.session_timeouts,
             bwe: config.bwe,
             transport_estimator: config.bwe && std::env::var_os("SELLCAST_TWCC_ESTIMATOR").is_some_and(|v| v == "1"),
@@ -272,11 +286,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             relays,
             stop: stop_rx,
             supervision: supervision.clone(),
+            tcp: tcp.as_mut().and_then(|t| t.shards.next()),
         };
         let thread = thread::Builder::new().name(format!("sellcast-media-{i}")).spawn(move || shard::run(parts))?;
         media_stops.push(stop);
         media_threads.push(thread);
     }
+
+    let tcp_addr = tcp.as_ref().map(|t| t.addr);
+    let tcp_task = tcp.map(TcpSide::spawn);
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -323,12 +341,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         stopped,
     ));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, %announce_ip, shards = shard_count, "sellcast listening");
+    info!(%http_addr, scheme, pages = %pages.describe(), udp = ?udp_addrs, tcp = ?tcp_addr, %announce_ip, shards = shard_count, "sellcast listening");
 
     Ok(RunningServer {
         http_addr,
         udp_addr,
         udp_addrs,
+        tcp_addr,
         status_board,
         auth,
         tls: tls.is_some(),
@@ -345,6 +364,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_stop,
         media_stops,
         http_task,
+        tcp_task,
         media_threads,
     })
 }
@@ -444,6 +464,9 @@ impl RunningServer {
         }
         if let Some(hook) = self.webhook.take() {
             hook.stop().await;
+        }
+        if let Some(task) = self.tcp_task.take() {
+            task.abort();
         }
         for stop in self.media_stops {
             let _ = stop.send(());

@@ -81,6 +81,16 @@ enum Command {
         /// Address announced in ICE candidates (a public IP behind 1:1 NAT); defaults to --udp-ip.
         #[arg(long)]
         announce_ip: Option<IpAddr>,
+        /// ICE over TCP (RFC 6544) on this port of --udp-ip, for viewers whose network blocks
+        /// UDP: every answer then also offers a passive TCP candidate. Off unless set.
+        #[arg(long, env = "SELLCAST_TCP_PORT")]
+        tcp_port: Option<u16>,
+        /// TCP media connections the server holds at once (with --tcp-port).
+        #[arg(long, env = "SELLCAST_TCP_CONNECTIONS", default_value_t = sellcast_server::TcpLimits::default().total)]
+        tcp_connections: usize,
+        /// TCP media connections one client address may hold (with --tcp-port).
+        #[arg(long, env = "SELLCAST_TCP_CONNECTIONS_PER_IP", default_value_t = sellcast_server::TcpLimits::default().per_ip)]
+        tcp_connections_per_ip: usize,
         /// Serve the pages from this directory (while developing them) instead of the copy
         /// built into the binary.
         #[arg(long)]
@@ -252,6 +262,9 @@ async fn main() -> anyhow::Result<()> {
             udp_port,
             media_threads,
             announce_ip,
+            tcp_port,
+            tcp_connections,
+            tcp_connections_per_ip,
             web_dir,
             tls_cert,
             tls_key,
@@ -286,6 +299,14 @@ async fn main() -> anyhow::Result<()> {
                 http_limits: connections.limits(),
                 webhook: None,
                 allow_origins: Vec::new(),
+                tcp: tcp_port.map(|port| sellcast_server::TcpMediaConfig {
+                    port,
+                    limits: sellcast_server::TcpLimits {
+                        total: tcp_connections,
+                        per_ip: tcp_connections_per_ip,
+                        ..Default::default()
+                    },
+                }),
                 bwe: bwe == "on",
             };
             limits.apply(&mut config);
@@ -308,6 +329,9 @@ async fn main() -> anyhow::Result<()> {
             println!("  WHIP:       {base}/whip/<room>   WHEP: {base}/whep/<room>");
             let ports: Vec<String> = server.udp_addrs.iter().map(|a| a.port().to_string()).collect();
             println!("  media:      udp {} ports {}", server.udp_addr.ip(), ports.join(", "));
+            if let Some(addr) = server.tcp_addr {
+                println!("  media:      tcp {addr} (ICE over TCP)");
+            }
             if let Some(addr) = server.admin_addr {
                 println!("  metrics:    http://{addr}/metrics");
             }

@@ -41,6 +41,22 @@ fn sdp_offer_corpus_is_checked_and_answered_without_a_panic() {
 }
 
 #[test]
+fn tcp_stream_corpus_is_framed_without_a_panic() {
+    replay("tcp_stream", sellcast_server::fuzzing::tcp_stream);
+}
+
+#[test]
+fn tcp_stream_target_cuts_the_seed_streams_into_their_frames() {
+    // Seeds named `frames-N-*` hold N whole frames before any junk.
+    for (name, bytes) in corpus("tcp_stream") {
+        let Some(n) = name.strip_prefix("frames-").and_then(|rest| rest.split('-').next()).and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        assert_eq!(sellcast_server::fuzzing::tcp_stream(&bytes), n, "{name}");
+    }
+}
+
+#[test]
 fn stun_datagram_corpus_is_routed_without_a_panic() {
     replay("stun_datagram", sellcast_server::fuzzing::stun_datagram);
 }

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::media::status_board::{MediaStats, RoomLayer, ViewerVideo};
+use crate::media::tcp::stats::TcpReport;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct MediaReport {
@@ -30,6 +31,10 @@ pub struct MediaReport {
     /// Each shard's share, in shard order: how the viewers and the work were spread.
     #[serde(default)]
     pub shards: Vec<ShardReport>,
+    /// ICE over TCP: connections open, refused and closed by reason, frames carried; `null`
+    /// when the server runs without `--tcp-port`.
+    #[serde(default)]
+    pub tcp: Option<TcpReport>,
     /// Every viewer's video: the layer it is sent, its bandwidth estimate, switches, pauses.
     #[serde(default)]
     pub viewers: Vec<ViewerVideo>,
@@ -94,6 +99,7 @@ pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
                 forward_latency_p99_us: s.forward_latency_us.as_ref().map_or(0, |h| h.value_at_quantile(0.99)),
             })
             .collect(),
+        tcp: None,
         viewers: stats.viewer_video.clone(),
         layers: stats.layers.clone(),
     }

@@ -183,7 +183,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
-        .map(|st: AppState| warp::reply::json(&media_stats::report(&st.status_board.media_stats(), &st.status_board.media_by_shard())));
+        .map(|st: AppState| {
+            let mut report = media_stats::report(&st.status_board.media_stats(), &st.status_board.media_by_shard());
+            report.tcp = st.status_board.tcp.report();
+            warp::reply::json(&report)
+        });
 
     let gate = rate_gate(&state_for_gate);
     let root = warp::path::end()

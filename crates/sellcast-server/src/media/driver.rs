@@ -42,12 +42,15 @@ use super::offer::SessionKind;
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory, PeerId};
 use super::shard_room::ShardRoom;
+use super::tcp::links::TcpLinks;
+use super::tcp::{ShardTcp, TcpInput};
 
 #[cfg(test)]
 mod fairness_tests;
 mod recovery;
 mod relay_in;
 mod sessions;
+mod tcp_in;
 mod transmit;
 
 #[cfg(test)]
@@ -87,6 +90,14 @@ const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often peers are checked against their deadlines (`media::lifetime`); a peer outlives
 /// its deadline by at most this much.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// The next input from the TCP side; never ready when TCP is off (the arm is disabled then).
+async fn recv_tcp(tcp: &mut Option<TcpLinks>) -> Option<TcpInput> {
+    match tcp {
+        Some(t) => t.inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Whether the loop goes on after a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +199,8 @@ pub struct Driver {
     /// When peers are next checked against their deadlines.
     next_sweep: Instant,
     stats: DriverStats,
+    /// ICE over TCP (`media::tcp`), when `--tcp-port` is set.
+    tcp: Option<TcpLinks>,
 }
 
 impl Driver {
@@ -242,7 +255,14 @@ impl Driver {
             due: Vec::with_capacity(256),
             next_sweep: Instant::now() + SWEEP_EVERY,
             stats: DriverStats::default(),
+            tcp: None,
         }
+    }
+
+    /// Take this shard's TCP connections too (`--tcp-port`).
+    pub(crate) fn with_tcp(mut self, parts: ShardTcp) -> Self {
+        self.tcp = Some(TcpLinks::new(parts, self.links.me()));
+        self
     }
 
     /// Run until `shutdown` fires or every command sender is gone. The queues are borrowed
@@ -300,6 +320,12 @@ impl Driver {
                 }
                 true
             }
+            input = recv_tcp(&mut self.tcp), if self.tcp.is_some() => {
+                if let Some(input) = input {
+                    self.receive_tcp(input);
+                }
+                false
+            }
             relay = relays.recv(), if *relays_open => {
                 match relay {
                     Some(message) => self.receive_relays(message, relays),
@@ -323,9 +349,10 @@ impl Driver {
         Turn::Go
     }
 
-    /// After a turn the socket woke: serve up to `COMMANDS_PER_TURN` waiting commands and one
-    /// burst of waiting relays. Bounded, so a queue of offers (each a str0m instance to build)
-    /// cannot stretch a turn that live packets wait on.
+    /// After a turn the socket woke: serve up to `COMMANDS_PER_TURN` waiting commands, one
+    /// burst of waiting relays and one of TCP input (ICE-TCP viewers would otherwise wait for
+    /// the UDP socket to run dry). Bounded, so a queue of offers (each a str0m instance to
+    /// build) cannot stretch a turn that live packets wait on.
     fn catch_up(&mut self, commands: &mut mpsc::Receiver<Command>, relays: &mut RelayInbox, relays_open: bool) {
         for _ in 0..COMMANDS_PER_TURN {
             match commands.try_recv() {
@@ -338,6 +365,9 @@ impl Driver {
                 self.receive_relays(first, relays);
             }
         }
+        if let Some(first) = self.tcp.as_mut().and_then(|t| t.inbox.try_recv().ok()) {
+            self.receive_tcp(first);
+        }
     }
 
     /// Everything this turn produced leaves now, in as few syscalls as it fits; then the
@@ -348,6 +378,9 @@ impl Driver {
         self.latency.sent(now);
         if now >= self.next_stats {
             self.next_stats = now + STATS_EVERY;
+            if let Some(tcp) = &self.tcp {
+                tcp.publish();
+            }
             let mut drops = self.stats.retired_drops.clone();
             let (mut hosts, mut viewers) = (0, 0);
             let (mut viewer_video, mut layers) = (Vec::new(), Vec::new());
@@ -473,7 +506,7 @@ impl Driver {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+        drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
         self.earliest = self.earliest.min(peer.timeout);
     }
 
@@ -535,7 +568,7 @@ impl Driver {
                 if let Some(mut channel) = peer.channel.and_then(|c| peer.rtc.channel(c)) {
                     let _ = channel.write(false, error.to_frame().as_bytes());
                 }
-                drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+                drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
                 self.earliest = self.earliest.min(peer.timeout);
             }
         }
@@ -617,7 +650,7 @@ impl Driver {
             }
             left_over |= viewer.queued() > 0;
             // Inline poll: the viewer's datagrams join the turn's batch, in forwarding order.
-            drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+            drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
         }
         if left_over {

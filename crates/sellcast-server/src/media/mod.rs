@@ -16,6 +16,7 @@ pub mod peer;
 pub mod relay;
 pub mod shard_room;
 pub mod stun_route;
+pub mod tcp;
 pub mod router;
 pub(crate) mod shard;
 pub mod video_format;

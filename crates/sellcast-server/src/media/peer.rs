@@ -17,13 +17,15 @@ use str0m::config::DtlsCert;
 use str0m::format::Codec as WireCodec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::bwe::Bitrate;
-use str0m::{Candidate, Rtc, RtcConfig, RtcError};
+use str0m::net::TcpType;
+use str0m::{Candidate, IceCreds, Rtc, RtcConfig, RtcError};
 
 use super::ingest_layers::IngestLayers;
 use super::lifetime::SessionTimeouts;
 use super::offer::{media_mids, normalize_offer, PublishPlan, SessionKind};
 use super::video_format::{H264Format, RoomFormat, VideoFormat};
 use super::relay::ShardId;
+use super::tcp::ufrag_for;
 use super::router::MAX_SHARDS;
 
 /// Resend cache per viewer video stream: at least 1 s of 8 Mbit/s video.
@@ -141,6 +143,11 @@ pub struct Accepted {
 pub struct PeerFactory {
     pub cert: DtlsCert,
     pub candidate_addr: SocketAddr,
+    /// Our passive ICE-TCP candidate (`--tcp-port`), announced next to the UDP one.
+    pub tcp_candidate: Option<SocketAddr>,
+    /// The shard whose peers this makes: their ufrags name it, so a TCP connection's first
+    /// request finds the shard (`media::tcp::ufrag_for`).
+    pub shard: ShardId,
     /// How long a peer may stay unconnected, or silent once connected.
     pub timeouts: SessionTimeouts,
     /// Fit viewers' layers to their bandwidth (REMB, loss, and TWCC when
@@ -181,6 +188,7 @@ impl PeerFactory {
         let sdp = SdpOffer::from_sdp_string(&offer)?;
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
+            .set_local_ice_credentials(IceCreds { ufrag: ufrag_for(self.shard), pass: IceCreds::new().pass })
             .set_rtp_mode(true)
             .set_dtls_cert(self.cert.clone())
             // Large enough that an oversize frame arrives whole and gets a typed error back
@@ -213,6 +221,12 @@ impl PeerFactory {
         let mut rtc = config.build(now);
         let candidate = Candidate::host(self.candidate_addr, "udp")?;
         rtc.add_local_candidate(candidate);
+        if let Some(addr) = self.tcp_candidate {
+            // RFC 6544: we only accept connections (passive); str0m gives it a lower priority
+            // than the UDP one, so a client that can use UDP does.
+            let tcp = Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build()?;
+            rtc.add_local_candidate(tcp);
+        }
         let answer = rtc.sdp_api().accept_offer(sdp)?;
         let negotiated = negotiated_formats(&rtc, &mids);
         let has_video = mids

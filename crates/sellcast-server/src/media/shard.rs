@@ -30,6 +30,7 @@ use super::status_board::StatusBoard;
 use super::driver::Driver;
 use super::peer::PeerFactory;
 use super::relay::{RelayInbox, ShardLinks};
+use super::tcp::ShardTcp;
 use crate::interaction::registry::ShowRegistry;
 use crate::supervision::{hold_if_injected, panic_message, Supervision};
 
@@ -44,11 +45,13 @@ pub(crate) struct ShardParts {
     pub relays: RelayInbox,
     pub stop: oneshot::Receiver<()>,
     pub supervision: Arc<Supervision>,
+    /// This shard's end of ICE over TCP, when `--tcp-port` is set.
+    pub tcp: Option<ShardTcp>,
 }
 
 /// The shard thread's body: run a driver until stopped, restarting it after a panic.
 pub(crate) fn run(parts: ShardParts) {
-    let ShardParts { udp, factory, status_board, shows, links, mut commands, mut relays, mut stop, supervision } = parts;
+    let ShardParts { udp, factory, status_board, shows, links, mut commands, mut relays, mut stop, supervision, tcp } = parts;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,7 +61,11 @@ pub(crate) fn run(parts: ShardParts) {
     };
     let driver = runtime.block_on(async move {
         let socket = tokio::net::UdpSocket::from_std(udp)?;
-        Driver::new(socket, factory, status_board, shows, links)
+        let driver = Driver::new(socket, factory, status_board, shows, links)?;
+        std::io::Result::Ok(match tcp {
+            Some(tcp) => driver.with_tcp(tcp),
+            None => driver,
+        })
     });
     let mut driver = match driver {
         Ok(d) => d,

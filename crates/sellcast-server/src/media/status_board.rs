@@ -2,7 +2,7 @@
 //! shard, written only by the shards whenever a host or viewer comes or goes, and summed when
 //! read. Reads are rare (an API call); writes never happen per packet.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
@@ -167,6 +167,8 @@ pub struct StatusBoard {
     /// Per room, each shard's part of it.
     rooms: DashMap<String, Vec<(ShardId, RoomStatus)>>,
     media: Mutex<Vec<MediaStats>>,
+    /// ICE over TCP: the listener's and the shards' counters.
+    pub tcp: Arc<crate::media::tcp::stats::TcpStats>,
 }
 
 impl StatusBoard {

@@ -90,6 +90,22 @@ const SPECS: [Spec; 23] = [
     BATCH,
 ];
 
+/// ICE over TCP (`--tcp-port`); served only when it is on.
+const TCP_OPEN: Spec = Spec::gauge("sellcast_tcp_connections", "ICE-TCP media connections open.", &[]);
+const TCP_REFUSED: Spec = Spec::counter(
+    "sellcast_tcp_connections_refused_total",
+    "ICE-TCP connections refused: over the total or per-address cap (closed before a byte is read), or a first request no peer took.",
+    &["reason"],
+);
+const TCP_CLOSED: Spec = Spec::counter("sellcast_tcp_connections_closed_total", "ICE-TCP connections ended, by reason.", &["reason"]);
+const TCP_FRAMES: Spec = Spec::counter("sellcast_tcp_frames_total", "RFC 4571 frames received from and queued to ICE-TCP clients.", &["direction"]);
+const TCP_DROPS: Spec = Spec::counter(
+    "sellcast_tcp_packets_dropped_total",
+    "Datagrams for ICE-TCP clients dropped: the connection's queue was full (its viewer reads too slowly), or it had closed.",
+    &["reason"],
+);
+const TCP_SPECS: [Spec; 5] = [TCP_OPEN, TCP_REFUSED, TCP_CLOSED, TCP_FRAMES, TCP_DROPS];
+
 /// Upper bounds of the forward-latency buckets, in microseconds (25 us to 250 ms).
 const LATENCY_BOUNDS_US: [u64; 13] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
 
@@ -103,7 +119,7 @@ pub struct ScrapeCollector {
 
 impl ScrapeCollector {
     pub fn new(status_board: Arc<StatusBoard>, shows: Arc<ShowRegistry>, runtime: tokio::runtime::Handle) -> prometheus::Result<Self> {
-        let descs = SPECS.iter().map(Spec::desc).collect::<prometheus::Result<Vec<_>>>()?;
+        let descs = SPECS.iter().chain(&TCP_SPECS).map(Spec::desc).collect::<prometheus::Result<Vec<_>>>()?;
         Ok(Self { status_board, shows, runtime, descs })
     }
 
@@ -158,6 +174,38 @@ impl ScrapeCollector {
         out.extend([peers.done(), datagrams.done(), drops.done(), channel.done(), latency.done()]);
     }
 
+    fn tcp(&self, out: &mut Vec<MetricFamily>) {
+        let Some(r) = self.status_board.tcp.report() else {
+            return;
+        };
+        let mut open = TCP_OPEN.family();
+        open.value(&[], r.open as f64);
+        let mut refused = TCP_REFUSED.family();
+        refused
+            .value(&["total"], r.refused_total as f64)
+            .value(&["per_ip"], r.refused_per_ip as f64)
+            .value(&["not_a_peer"], r.counters.refused_not_a_peer as f64);
+        let mut closed = TCP_CLOSED.family();
+        let reasons = [
+            ("no_stun", r.closed_no_stun),
+            ("bad_frame", r.closed_bad_frame),
+            ("idle", r.closed_idle),
+            ("write_stalled", r.closed_write_stalled),
+            ("client_gone", r.closed_client_gone),
+            ("peer_gone", r.closed_peer_gone),
+        ];
+        for (reason, n) in reasons {
+            closed.value(&[reason], n as f64);
+        }
+        let mut frames = TCP_FRAMES.family();
+        frames.value(&["in"], r.counters.frames_in as f64).value(&["out"], r.counters.frames_out as f64);
+        let mut drops = TCP_DROPS.family();
+        drops
+            .value(&["queue_full"], r.counters.dropped_queue_full as f64)
+            .value(&["no_connection"], r.counters.dropped_no_connection as f64);
+        out.extend([open.done(), refused.done(), closed.done(), frames.done(), drops.done()]);
+    }
+
     fn interaction(&self, out: &mut Vec<MetricFamily>) {
         let tally = self.shows.tally();
         let (mut frames, mut refused, mut buys) = (FRAMES.family(), REFUSED.family(), BUYS.family());
@@ -203,6 +251,7 @@ impl Collector for ScrapeCollector {
         out.push(gauge(RUNTIME_TASKS, self.runtime.metrics().num_alive_tasks()));
         self.interaction(&mut out);
         self.store(&mut out);
+        self.tcp(&mut out);
         out
     }
 }

@@ -4,6 +4,7 @@
 
 use sellcast_room::ParticipantId;
 
+use crate::media::tcp::links::TcpLinks;
 use super::Driver;
 use crate::interaction::messages::ShowMsg;
 use crate::media::status_board::RoomStatus;
@@ -43,11 +44,12 @@ impl Driver {
     /// A new driver on this one's socket and links, with no peers or rooms; it asks the other
     /// shards to announce their live hosts to it again.
     pub(crate) fn restarted(self) -> Driver {
-        let Driver { socket, local_addr, factory, status_board, shows, mut links, next_peer, .. } = self;
+        let Driver { socket, local_addr, factory, status_board, shows, mut links, next_peer, tcp, .. } = self;
         let me = links.me();
         links.broadcast(|| Relay::ShardRestarted { shard: me });
         let mut fresh = Driver::assemble(socket, local_addr, factory, status_board, shows, links);
         fresh.next_peer = next_peer;
+        fresh.tcp = tcp.map(TcpLinks::restarted);
         fresh
     }
 

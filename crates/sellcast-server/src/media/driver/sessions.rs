@@ -183,7 +183,7 @@ impl Driver {
         if let Some(mut channel) = peer.rtc.channel(channel_id) {
             let _ = channel.write(false, frame.as_bytes());
         }
-        drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+        drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
         self.earliest = self.earliest.min(peer.timeout);
     }
 
@@ -217,7 +217,7 @@ impl Driver {
                 _ if class == Class::Control => broken.push(id),
                 _ => self.stats.frames_skipped_congested += 1,
             }
-            drain_transmits(peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut self.pending, now);
+            drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
         }
         // A viewer that cannot take a control frame has lost the stream; it reconnects and
@@ -279,12 +279,15 @@ impl Driver {
         peer.rtc.disconnect();
         // Queue what disconnecting produced (DTLS close); it leaves at the end of this turn.
         let now = Instant::now();
-        drain_transmits(&mut peer, (&self.socket, &mut self.outbox), &mut self.stats, &mut VecDeque::new(), now);
+        drain_transmits(&mut peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut VecDeque::new(), now);
         self.sessions.remove(&peer.session);
         if peer.channel.is_some() {
             peer.show_tx.lifecycle(ShowMsg::Leave { participant: ParticipantId(id.0) });
         }
         self.by_addr.retain(|_, p| *p != id);
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.forget_peer(id);
+        }
         if self.by_ufrag.get(peer.ufrag.as_bytes()) == Some(&id) {
             self.by_ufrag.remove(peer.ufrag.as_bytes());
         }
@@ -330,6 +333,9 @@ impl Driver {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
             self.remove_peer(id, "server shutting down");
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.close_all();
         }
     }
 }

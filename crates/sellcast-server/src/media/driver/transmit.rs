@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use sellcast_sfu::{EstimateSource, MediaPacket, OutPacket, TrackKind};
 use str0m::bwe::BweKind;
+use str0m::net::Protocol;
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Output};
 use tokio::net::UdpSocket;
@@ -16,6 +17,7 @@ use crate::media::ingest_layers::Classified;
 use crate::media::offer::SessionKind;
 use crate::media::outbox::Outbox;
 use crate::media::peer::{Peer, PeerId};
+use crate::media::tcp::links::TcpLinks;
 
 /// Turn one str0m event into what the room cares about. Media is converted without copying
 /// the payload.
@@ -123,10 +125,11 @@ pub(crate) fn write_packet(peer: &mut Peer, packet: &OutPacket) {
     tx.write_rtp(write);
 }
 
-/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox.
+/// Poll a peer until it has nothing more to send, queueing its datagrams in the outbox (UDP)
+/// or its TCP connection's queue.
 pub(super) fn drain_transmits(
     peer: &mut Peer,
-    (socket, outbox): (&UdpSocket, &mut Outbox),
+    (socket, outbox, tcp): (&UdpSocket, &mut Outbox, &mut Option<TcpLinks>),
     stats: &mut DriverStats,
     pending: &mut VecDeque<(PeerId, PeerEvent)>,
     now: Instant,
@@ -141,7 +144,13 @@ pub(super) fn drain_transmits(
                 peer.timeout = t;
                 return;
             }
-            Ok(Output::Transmit(t)) => outbox.push(socket, t.destination, t.contents),
+            Ok(Output::Transmit(t)) => match (t.proto, tcp.as_mut()) {
+                (Protocol::Udp, _) => outbox.push(socket, t.destination, t.contents),
+                (_, Some(tcp)) => tcp.send(t.destination, t.contents),
+                // str0m sends only from our candidates, and without --tcp-port there is no
+                // TCP one.
+                (_, None) => {}
+            },
             Ok(Output::Event(event)) => {
                 if let Some(e) = translate_event(peer, event, now, stats) {
                     pending.push_back((peer.id, e));
