@@ -11,6 +11,7 @@ import { NamePrompt } from './name_prompt.js';
 import { BuySheet } from './buy_sheet.js';
 import { Bag } from './bag.js';
 import { MyOrders } from './my_orders.js';
+import { VideoCap } from './video_cap.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
@@ -38,6 +39,11 @@ const stream = new MediaStream();
 // document's load event, and the tab would show as loading for as long as the host is away.
 if (document.readyState === 'complete') video.srcObject = stream;
 else window.addEventListener('load', () => { video.srcObject = stream; video.play().catch(() => {}); }, { once: true });
+
+// The data-saver toggle and the player's displayed size cap the layer the server sends
+// (video_cap.js); sent on each welcome and when they change.
+const videoCap = new VideoCap({ video, toggle: $('data-saver'), send: f => link.send(f) });
+videoCap.observe();
 
 function unmute() {
   if (!video.muted) return;
@@ -116,7 +122,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); videoCap.channelOpened(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -525,4 +531,4 @@ function toast(text, kind = '') {
   await session.start();
 })();
 window.addEventListener('pagehide', () => session.stop());
-window.sellcast = { session, link, state, sheet, bag, myOrders };
+window.sellcast = { session, link, state, sheet, bag, myOrders, videoCap };
