@@ -122,7 +122,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); videoCap.channelOpened(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.participant = f.participant ?? null; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); videoCap.channelOpened(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
