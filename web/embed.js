@@ -75,7 +75,7 @@ class SellcastPlayer extends HTMLElement {
     const token = await viewerToken(this.room, this.getAttribute('token'));
     // The player's displayed size caps the layer it is sent (no data-saver toggle here: the
     // merchant's page decides the player's size, and its storage is the merchant's).
-    this.videoCap = new VideoCap({ video: this.video, send: f => this.link.send(f), storage: null });
+    this.videoCap = new VideoCap({ video: this.video, send: f => this.link?.send(f) ?? false, storage: null });
     this.videoCap.observe();
     this.link = new RoomLink({
       onWelcome: f => { this.show.clockOffset = f.server_now_ms - Date.now(); this.videoCap.channelOpened(); },
