@@ -76,6 +76,25 @@ if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
 }
 const framesFlowing = () => performance.now() - lastFrameAt < 1500;
 
+// Sound still arriving while frames stopped: the server paused this viewer's video (its link
+// cannot take even the lowest layer; audio and the data channel go on) rather than the
+// connection being lost. Read from the audio receiver's packet count twice a second.
+let audioAt = -Infinity;
+let audioPackets = { pc: null, count: 0 }; // counted per connection: a new one starts at 0
+setInterval(async () => {
+  const pc = session.pc;
+  const stats = await pc?.getStats().catch(() => null);
+  stats?.forEach(s => {
+    if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+    const count = s.packetsReceived || 0;
+    if (audioPackets.pc === pc && count > audioPackets.count) audioAt = performance.now();
+    audioPackets = { pc, count };
+  });
+}, 500);
+// Within a second: when a connection drops, sound stops being counted before frames do
+// (framesFlowing's 1.5 s), so a lost connection never reads as a paused video.
+const audioFlowing = () => performance.now() - audioAt < 1000;
+
 // A session that was connected and is being redone is "reconnecting" (the server restarted or
 // the network dropped), even while the room waits for its host. Before its first connection, a
 // page whose room is not live waits (or says the show ended): its retries are for when the host comes.
@@ -99,7 +118,10 @@ const overlayText = {
   connecting: () => 'Connecting…',
   ended: () => 'Show ended',
   waiting: () => header.waitingText() || 'Waiting for the host…',
-  live: () => (lastFrameAt > -Infinity ? 'Reconnecting…' : 'Starting the video…'),
+  live: () => {
+    if (lastFrameAt === -Infinity) return 'Starting the video…';
+    return audioFlowing() ? 'Video paused: your connection is slow. Sound goes on.' : 'Reconnecting…';
+  },
 };
 
 function updateView() {
