@@ -2,7 +2,9 @@
 //! not in the server: `web/room.js` re-sends `hello` when a live channel skips a seq, and hands a
 //! `draining` frame to the page (which moves when the server closes the session); the host
 //! page's capture choice (`web/capture.js`) asks the camera for the chosen shape, cropped where
-//! the browser can, and the Sales panel's conversion reads as orders over peak viewers.
+//! the browser can, and the Sales panel's conversion reads as orders over peak viewers; the host
+//! page's simulcast plan (`web/simulcast.js`), the viewer's video cap (`web/video_cap.js`) and the
+//! console's viewers-by-quality line (`web/layer_counts.js`).
 
 use std::process::Command;
 
@@ -27,4 +29,9 @@ fn capture_asks_for_the_chosen_shape_cropped_falls_back_where_it_cannot_and_conv
 #[test]
 fn room_link_resends_hello_on_a_seq_gap_applies_events_once_and_hands_draining_to_the_page() -> Result<()> {
     node_test("room_link.test.mjs", 3)
+}
+
+#[test]
+fn simulcast_plans_three_layers_the_video_cap_is_debounced_and_kept_and_layer_counts_read_highest_first() -> Result<()> {
+    node_test("simulcast.test.mjs", 9)
 }

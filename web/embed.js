@@ -13,6 +13,7 @@
 import { Session } from '/static/session.js';
 import { RoomLink, Show, el, formatPrice } from '/static/room.js';
 import { BuyIntents, activeSale, REJECTION_TEXT } from '/static/purchase.js';
+import { VideoCap } from '/static/video_cap.js';
 
 const SERVER = new URL(import.meta.url).origin;
 
@@ -72,8 +73,12 @@ class SellcastPlayer extends HTMLElement {
 
   async start() {
     const token = await viewerToken(this.room, this.getAttribute('token'));
+    // The player's displayed size caps the layer it is sent (no data-saver toggle here: the
+    // merchant's page decides the player's size, and its storage is the merchant's).
+    this.videoCap = new VideoCap({ video: this.video, send: f => this.link?.send(f) ?? false, storage: null });
+    this.videoCap.observe();
     this.link = new RoomLink({
-      onWelcome: f => { this.show.clockOffset = f.server_now_ms - Date.now(); },
+      onWelcome: f => { this.show.clockOffset = f.server_now_ms - Date.now(); this.videoCap.channelOpened(); },
       onSnapshot: s => {
         this.show.applySnapshot(s);
         this.show.loadMoreProducts(s, this.room, SERVER).then(added => { if (added) this.render(); });

@@ -12,6 +12,8 @@ import { openCamera, bindCaptureControls, readChoice } from './capture.js';
 import { bindViewerPreview, previewWatching } from './preview.js';
 import { renderSales } from './sales_panel.js';
 import { VariantFields } from './product_form.js';
+import { encodingPlan, simulcastAllowed, addVideoTransceiver } from './simulcast.js';
+import { renderLayers } from './layer_counts.js';
 
 const room = roomFromPath();
 const roomPath = encodeURIComponent(room);
@@ -136,8 +138,15 @@ const session = new Session({
   query: codec ? `?codec=${codec}` : '',
   setup: pc => {
     for (const track of media.getTracks()) {
-      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
-      if (track.kind === 'video' && codec) preferCodec(transceiver, `video/${codec}`);
+      if (track.kind === 'video') {
+        // Three layers (simulcast.js) when the picture is big enough, VP8 first; else one.
+        const plan = encodingPlan({ captured: track.getSettings(), choice: readChoice(), codec, simulcast: simulcastAllowed(location.search) });
+        const { transceiver } = addVideoTransceiver(pc, track, media, plan);
+        document.body.dataset.layers = String(plan ? plan.length : 1);
+        if (codec) preferCodec(transceiver, `video/${codec}`);
+      } else {
+        pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+      }
     }
   },
   onChannel: ch => link.attach(ch),
@@ -253,6 +262,8 @@ async function heartbeat() {
     // The console's own viewer preview is a WHEP viewer too; it is not one of the audience.
     const viewers = Math.max(0, (Number(s.viewers) || 0) - previewWatching());
     $('viewers').textContent = String(viewers);
+    const settings = media?.getVideoTracks()[0]?.getSettings();
+    renderLayers($('layer-counts'), s, settings?.width && settings?.height ? settings.width / settings.height : 1);
     if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, viewers);
     renderSales(state);
   } catch {

@@ -11,6 +11,7 @@ import { NamePrompt } from './name_prompt.js';
 import { BuySheet } from './buy_sheet.js';
 import { Bag } from './bag.js';
 import { MyOrders } from './my_orders.js';
+import { VideoCap } from './video_cap.js';
 
 const room = roomFromPath();
 const $ = id => document.getElementById(id);
@@ -38,6 +39,11 @@ const stream = new MediaStream();
 // document's load event, and the tab would show as loading for as long as the host is away.
 if (document.readyState === 'complete') video.srcObject = stream;
 else window.addEventListener('load', () => { video.srcObject = stream; video.play().catch(() => {}); }, { once: true });
+
+// The data-saver toggle and the player's displayed size cap the layer the server sends
+// (video_cap.js); sent on each welcome and when they change.
+const videoCap = new VideoCap({ video, toggle: $('data-saver'), send: f => link.send(f) });
+videoCap.observe();
 
 function unmute() {
   if (!video.muted) return;
@@ -70,6 +76,25 @@ if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
 }
 const framesFlowing = () => performance.now() - lastFrameAt < 1500;
 
+// Sound still arriving while frames stopped: the server paused this viewer's video (its link
+// cannot take even the lowest layer; audio and the data channel go on) rather than the
+// connection being lost. Read from the audio receiver's packet count twice a second.
+let audioAt = -Infinity;
+let audioPackets = { pc: null, count: 0 }; // counted per connection: a new one starts at 0
+setInterval(async () => {
+  const pc = session.pc;
+  const stats = await pc?.getStats().catch(() => null);
+  stats?.forEach(s => {
+    if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+    const count = s.packetsReceived || 0;
+    if (audioPackets.pc === pc && count > audioPackets.count) audioAt = performance.now();
+    audioPackets = { pc, count };
+  });
+}, 500);
+// Within a second: when a connection drops, sound stops being counted before frames do
+// (framesFlowing's 1.5 s), so a lost connection never reads as a paused video.
+const audioFlowing = () => performance.now() - audioAt < 1000;
+
 // A session that was connected and is being redone is "reconnecting" (the server restarted or
 // the network dropped), even while the room waits for its host. Before its first connection, a
 // page whose room is not live waits (or says the show ended): its retries are for when the host comes.
@@ -93,7 +118,10 @@ const overlayText = {
   connecting: () => 'Connecting…',
   ended: () => 'Show ended',
   waiting: () => header.waitingText() || 'Waiting for the host…',
-  live: () => (lastFrameAt > -Infinity ? 'Reconnecting…' : 'Starting the video…'),
+  live: () => {
+    if (lastFrameAt === -Infinity) return 'Starting the video…';
+    return audioFlowing() ? 'Video paused: your connection is slow. Sound goes on.' : 'Reconnecting…';
+  },
 };
 
 function updateView() {
@@ -116,7 +144,7 @@ setInterval(updateView, 250);
 
 // ----- room link -----
 const link = new RoomLink({
-  onWelcome: f => { awaitingWelcome = false; state.me = f.you; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
+  onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.participant = f.participant ?? null; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); videoCap.channelOpened(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
   onEvent: applyEvent,
   onDirect: applyDirect,
@@ -525,4 +553,4 @@ function toast(text, kind = '') {
   await session.start();
 })();
 window.addEventListener('pagehide', () => session.stop());
-window.sellcast = { session, link, state, sheet, bag, myOrders };
+window.sellcast = { session, link, state, sheet, bag, myOrders, videoCap };

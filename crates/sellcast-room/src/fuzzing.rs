@@ -174,7 +174,7 @@ impl FakeStore {
                     show.handle_persisted(from);
                 }
                 Output::Kick { participant } => show.handle_leave(participant),
-                Output::Refused { .. } | Output::PersistLikes { .. } => {}
+                Output::Refused { .. } | Output::PersistLikes { .. } | Output::VideoCap { .. } => {}
             }
         }
         bytes

@@ -104,10 +104,18 @@ pub enum ClientFrame {
     SetName {
         name: String,
     },
+    /// A viewer caps the video layer it is sent: `data_saver` asks for the lowest layer;
+    /// `max_height` is the player's displayed height in device pixels (the highest layer not
+    /// taller than it is enough), `null` for no size cap. Only for viewers (see `video_cap`).
+    VideoCap {
+        data_saver: bool,
+        #[serde(default)]
+        max_height: Option<u32>,
+    },
 }
 
 impl ClientFrame {
-    pub const TYPES: [&'static str; 16] = [
+    pub const TYPES: [&'static str; 17] = [
         "hello",
         "chat",
         "like",
@@ -124,6 +132,7 @@ impl ClientFrame {
         "end_show",
         "set_show",
         "set_name",
+        "video_cap",
     ];
 
     /// Parse one frame, size-limited, with a typed error for each way it can be wrong.
@@ -482,6 +491,10 @@ mod tests {
                 ClientFrame::SetShow { title: "Spring drop".into(), starts_at_ms: Some(5000), avatar_url: "https://a.example/me.png".into() },
             ),
             (r#"{"type":"set_name","name":"Ana"}"#, ClientFrame::SetName { name: "Ana".into() }),
+            (
+                r#"{"type":"video_cap","data_saver":true,"max_height":720}"#,
+                ClientFrame::VideoCap { data_saver: true, max_height: Some(720) },
+            ),
         ];
         for (text, expected) in &frames {
             assert_eq!(ClientFrame::parse(text.as_bytes()).as_ref(), Ok(expected), "{text}");

@@ -66,6 +66,7 @@ impl RoomTally {
             ClientFrame::EndShow => 13,
             ClientFrame::SetShow { .. } => 14,
             ClientFrame::SetName { .. } => 15,
+            ClientFrame::VideoCap { .. } => 16,
         };
         self.frames[i] += 1;
     }
@@ -125,6 +126,7 @@ mod tests {
             (r#"{"type":"unban","identity":"a"}"#, "unban"),
             (r#"{"type":"unmute","identity":"a"}"#, "unmute"),
             (r#"{"type":"end_show"}"#, "end_show"),
+            (r#"{"type":"video_cap","data_saver":false,"max_height":null}"#, "video_cap"),
         ];
         for (json, name) in frames {
             let mut tally = RoomTally::default();

@@ -159,6 +159,7 @@ impl Show {
             ClientFrame::EndShow => self.end_show(from, &who),
             ClientFrame::SetShow { title, starts_at_ms, avatar_url } => self.set_show(now_ms, from, &who, (title, starts_at_ms, avatar_url)),
             ClientFrame::SetName { name } => self.set_name(from, &who, &name),
+            ClientFrame::VideoCap { data_saver, max_height } => self.video_cap(from, &who, data_saver, max_height),
             ClientFrame::Ban { identity } => self.moderator_only(&who, "ban").and_then(|()| {
                 self.may_act_on(&who, &identity, "ban")?;
                 self.may_lift(&who, self.ban_of(&identity, now_ms).map(|b| b.by), "ban")?;

@@ -4,7 +4,8 @@
 //! out the [`Output`]s.
 //!
 //! One concern per file: `participants`, `dispatch` (every frame in), `chat`, `orders`,
-//! `host_actions`, `lifecycle` (title, start, names, End, saved likes), `ticks`, `snapshots`;
+//! `host_actions`, `lifecycle` (title, start, names, End, saved likes), `ticks`, `snapshots`,
+//! `video_cap` (a viewer's cap on its video layer, for the media plane);
 //! `limits` and `record` are what a show is built from.
 
 mod chat;
@@ -17,6 +18,7 @@ mod participants;
 mod record;
 mod snapshots;
 mod ticks;
+mod video_cap;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -90,6 +92,9 @@ pub enum Output {
     Persist { from: Caller, by: Identity, action: HostAction },
     /// Close this participant's session (banned).
     Kick { participant: ParticipantId },
+    /// A viewer capped the video layer its session is sent (a checked `video_cap` frame): the
+    /// media plane's forwarder applies it to that session.
+    VideoCap { participant: ParticipantId, data_saver: bool, max_height: Option<u32> },
     /// Save the room's likes total (best effort: a crash loses the likes since the last save).
     PersistLikes { total: u64 },
     /// A frame was refused; the task logs it (debug for rate limits, info otherwise).

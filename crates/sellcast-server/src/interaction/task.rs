@@ -318,6 +318,10 @@ impl ShowTask {
                     });
                 }
                 Output::Kick { participant } => self.deliver(Command::Kick { peer: participant.0 }),
+                Output::VideoCap { participant, data_saver, max_height } => {
+                    let cap = sellcast_sfu::LayerCap { max_height, data_saver };
+                    self.deliver(Command::VideoCap { peer: participant.0, cap });
+                }
                 Output::Refused { from, identity, code, message } => {
                     // A data-channel participant's line is in its span; an HTTP caller's names it.
                     let span = match from {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use sellcast_room::{Class, Identity, ParticipantId};
+use sellcast_sfu::LayerCap;
 use tokio::sync::oneshot;
 
 use super::error::MediaError;
@@ -49,6 +50,8 @@ pub enum Command {
     },
     /// Close a peer's session (a banned participant).
     Kick { peer: u64 },
+    /// A viewer capped the video layer it is sent (its `video_cap` frame, checked by the room).
+    VideoCap { peer: u64, cap: LayerCap },
     /// The room's task was restarted: join each of the room's open data channels to it again.
     Rejoin { room: String },
     /// Test hook: the shard's driver panics on this command.

@@ -3,7 +3,7 @@
 //! A room's host always lands on the room's home shard (a stable hash of its name), so a
 //! second host is refused by the one shard that knows the first. Viewers are dealt round
 //! robin over all shards: each shard's thread carries its share of the fan-out. A peer id and
-//! a session id carry their shard, so kicks, deliveries to one participant and `DELETE`s go
+//! a session id carry their shard, so kicks, video caps, deliveries to one participant and `DELETE`s go
 //! straight to it; a room-wide delivery goes to every shard, which writes it to its own peers.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,7 +80,7 @@ impl MediaRouter {
             Command::Watch { .. } => Route::One(ShardId(self.next_viewer.fetch_add(1, Ordering::Relaxed) % count)),
             Command::Deliver { to: Some(p), .. } => Route::One(PeerId(p.0).shard()),
             Command::Deliver { to: None, .. } => Route::All,
-            Command::Kick { peer } => Route::One(PeerId(*peer).shard()),
+            Command::Kick { peer } | Command::VideoCap { peer, .. } => Route::One(PeerId(*peer).shard()),
             Command::Rejoin { .. } => Route::All,
             #[cfg(feature = "test-hooks")]
             Command::InjectPanic { shard, .. } => Route::One(ShardId(*shard)),
@@ -185,6 +185,8 @@ mod tests {
         let (router, _rxs) = router(4);
         let peer = PeerId::new(ShardId(3), 17);
         assert_eq!(router.route(&Command::Kick { peer: peer.0 }), Route::One(ShardId(3)));
+        let cap = sellcast_sfu::LayerCap { max_height: Some(360), data_saver: false };
+        assert_eq!(router.route(&Command::VideoCap { peer: peer.0, cap }), Route::One(ShardId(3)));
         let one = Command::Deliver { room: "shop".into(), to: Some(ParticipantId(peer.0)), frame: Arc::from("{}"), class: Class::Control };
         assert_eq!(router.route(&one), Route::One(ShardId(3)));
         let all = Command::Deliver { room: "shop".into(), to: None, frame: Arc::from("{}"), class: Class::Chat };

@@ -1,12 +1,12 @@
 //! Commands from HTTP and show tasks: hosts and viewers joining and leaving, data-channel
-//! deliveries, kicks. Not on the per-packet path.
+//! deliveries, kicks, viewers' video caps. Not on the per-packet path.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use sellcast_room::{Class, ErrorCode, FrameError, Identity, ParticipantId};
-use sellcast_sfu::ViewerId;
-use tracing::info;
+use sellcast_sfu::{LayerCap, ViewerId};
+use tracing::{debug, info};
 
 use super::transmit::drain_transmits;
 use super::{Driver, ShardRoomId, CONGESTED_BYTES};
@@ -35,6 +35,7 @@ impl Driver {
             }
             Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
             Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
+            Command::VideoCap { peer, cap } => self.cap_viewer(PeerId(peer), cap, now),
             Command::Rejoin { room } => self.rejoin(&room),
             #[cfg(feature = "test-hooks")]
             Command::InjectPanic { hold, .. } => std::panic::panic_any(crate::supervision::InjectedPanic { hold }),
@@ -139,6 +140,23 @@ impl Driver {
             tracing::warn!(peer = id.0, other = other.0, "two peers share an ICE ufrag");
         }
         id
+    }
+
+    /// A viewer's cap on its video layer, for its room's forwarder on this shard (which picks
+    /// the layer at the next keyframe). A peer gone meanwhile, or a host (the room refuses a
+    /// host's cap; a peer id never names another session), is left alone.
+    fn cap_viewer(&mut self, id: PeerId, cap: LayerCap, now: Instant) {
+        let Some(peer) = self.peers.get(&id).filter(|p| p.kind == SessionKind::Watch) else {
+            return;
+        };
+        debug!(parent: &peer.span, data_saver = cap.data_saver, max_height = ?cap.max_height, "viewer capped its video");
+        let Some(&room_id) = self.peer_room.get(&id) else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.forwarder.set_viewer_cap(now, ViewerId(id.0), cap);
+            self.mark_dirty(room_id);
+        }
     }
 
     /// A host went live in `format` (here or, for a mirror, on its home shard): the forwarder
