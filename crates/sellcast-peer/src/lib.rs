@@ -14,12 +14,17 @@
 
 mod counter_set;
 mod feedback_counter;
+mod feedback_mode;
+mod frame_tracker;
+mod impaired_socket;
 mod impairment;
 mod janus;
+mod link_profile;
 #[cfg(test)]
 mod loopback_tests;
 mod peer;
 mod publisher;
+mod remb_estimator;
 mod room_channel;
 mod rtp_source;
 mod signalling;
@@ -32,7 +37,11 @@ mod vp8;
 pub use counter_set::CounterSet;
 pub use feedback_counter::FeedbackCounts;
 pub use peer::rsa_certificate;
+pub use feedback_mode::FeedbackMode;
+pub use frame_tracker::{FrameStats, FrameTracker};
 pub use impairment::Impairment;
+pub use link_profile::{LinkParseError, LinkProfile, Shaper};
+pub use remb_estimator::RembEstimator;
 pub use publisher::{PublishOptions, Publisher, PublisherStats};
 pub use rtp_source::{RtpSource, RtpTargets};
 pub use signalling::PeerError;

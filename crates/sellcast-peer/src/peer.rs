@@ -23,10 +23,11 @@ use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
+use crate::feedback_mode::FeedbackMode;
 use crate::impairment::Impairment;
 use crate::signalling::PeerError;
 use crate::socket_runtime::SocketRuntime;
@@ -108,6 +109,8 @@ pub struct PeerSetup {
     pub impairment: Option<Arc<Impairment>>,
     /// The DTLS certificate to present; webrtc-rs makes an ECDSA one when `None`.
     pub certificate: Option<RTCCertificate>,
+    /// The bandwidth feedback offered and sent (a viewer's); TWCC by default.
+    pub feedback_mode: FeedbackMode,
 }
 
 /// A self-signed DTLS certificate around an RSA private key (PKCS#8 DER), signing with
@@ -137,7 +140,7 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
     if setup.video_rtx {
         media.register_codec(RTCRtpCodecParameters { rtp_codec: rtx_codec(VP8_PT), payload_type: RTX_PT }, RtpCodecKind::Video)?;
     }
-    let mut registry = webrtc::peer_connection::register_default_interceptors(Registry::new(), &mut media)?;
+    let mut registry = setup.feedback_mode.registry(&mut media)?;
     if let Some(count) = setup.feedback {
         // Application-most, so the default chain has acted on every RTCP packet first.
         registry = registry.with(Slot::from(14_000), FeedbackCounter::new(count));
