@@ -111,6 +111,8 @@ pub struct PeerSetup {
     pub certificate: Option<RTCCertificate>,
     /// The bandwidth feedback offered and sent (a viewer's); TWCC by default.
     pub feedback_mode: FeedbackMode,
+    /// Declare a simulcast track's SSRCs and RTX pairs in the offer (see `simulcast.rs`).
+    pub simulcast_ssrc_lines: bool,
 }
 
 /// A self-signed DTLS certificate around an RSA private key (PKCS#8 DER), signing with
@@ -154,6 +156,7 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
         // checks, the same 1 s budget) brings it near a browser, which checks at once and
         // nominates on the first success.
         .with_ice_connection_attempts(Some(Duration::from_millis(5)), Some(200))
+        .with_write_ssrc_attributes_for_simulcast(setup.simulcast_ssrc_lines)
         .build();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
