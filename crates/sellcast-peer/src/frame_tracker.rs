@@ -171,6 +171,21 @@ impl FrameTracker {
         &self.stats
     }
 
+    /// The stats as of `now`: a freeze still going on (no decodable frame for over
+    /// `FREEZE_GAP`, or none at all) counts up to `now`.
+    pub fn stats_at(&self, now: Instant) -> FrameStats {
+        let mut s = self.stats.clone();
+        if let Some(last) = s.last_decodable_at {
+            let open = now.saturating_duration_since(last);
+            s.longest_gap = s.longest_gap.max(open);
+            if open > FREEZE_GAP {
+                s.frozen += open;
+                s.freezes += 1;
+            }
+        }
+        s
+    }
+
     /// (lost, sent) video packets since the window began: sequence numbers the server sent
     /// that never arrived, even after retransmission. The newest few are not judged yet.
     pub fn loss(&self) -> (u64, u64) {
@@ -183,10 +198,12 @@ impl FrameTracker {
         (end - first - got, end - first)
     }
 
-    /// Start a new measuring window: counts restart, the layer history and the chain stay.
-    pub fn reset_window(&mut self) {
+    /// Start a new measuring window at `now`: counts restart, the layer history and the chain
+    /// stay. Gaps are measured from `now` at the earliest (as if a frame was shown then).
+    pub fn reset_window(&mut self, now: Instant) {
         self.window_first = self.highest.map(|h| h + 1);
         let s = &mut self.stats;
+        s.last_decodable_at = Some(now);
         s.decodable_frames = 0;
         s.frozen = Duration::ZERO;
         s.freezes = 0;
@@ -272,6 +289,24 @@ mod tests {
         let s = t.stats();
         assert_eq!((s.decodable_frames, s.freezes), (10, 0));
         assert_eq!(t.loss().0, 0);
+    }
+
+    #[test]
+    fn a_stream_that_stops_counts_as_frozen_up_to_now() {
+        let t0 = Instant::now();
+        let mut t = FrameTracker::default();
+        t.reset_window(t0);
+        let s = t.stats_at(at(t0, 1_000));
+        assert_eq!((s.frozen, s.freezes), (Duration::from_secs(1), 1), "nothing shown since the window began");
+        for n in 0..10 {
+            for p in frame(n, 2, 30) {
+                t.handle_packet(at(t0, 1_000 + u64::from(n) * 33), p);
+            }
+        }
+        let s = t.stats_at(at(t0, 1_297 + 500));
+        // The first frame closed a 1 s freeze; the open one (500 ms) counts too.
+        assert_eq!((s.freezes, s.frozen), (2, Duration::from_millis(1_500)));
+        assert_eq!(s.longest_gap, Duration::from_secs(1));
     }
 
     #[test]

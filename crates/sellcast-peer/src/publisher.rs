@@ -104,7 +104,7 @@ pub(crate) fn track(kind: RtpCodecKind, ssrc: u32, rtx_ssrc: Option<u32>) -> Arc
 }
 
 /// A send-only transceiver for `track` (`add_track` would offer sendrecv), and its sender.
-async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) -> Result<(Arc<dyn RtpSender>, Arc<dyn RtpTransceiver>), PeerError> {
+pub(crate) async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) -> Result<(Arc<dyn RtpSender>, Arc<dyn RtpTransceiver>), PeerError> {
     let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
     let transceiver = pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init)).await?;
     let sender = transceiver.sender().await?.ok_or_else(|| PeerError::WebRtc("a send-only transceiver without a sender".into()))?;
@@ -112,7 +112,7 @@ async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) 
 }
 
 /// The payload type the answer settled on for `sender` (its first negotiated media codec).
-async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
+pub(crate) async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
     let params = sender.get_parameters().await?;
     params
         .rtp_parameters

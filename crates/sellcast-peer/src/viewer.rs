@@ -436,7 +436,7 @@ impl Viewer {
     /// Look at the stats without copying them (cheap enough to poll).
     pub fn inspect<R>(&self, f: impl FnOnce(&ViewerStats) -> R) -> R {
         let mut r = self.recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        r.stats.frames = r.frames.stats().clone();
+        r.stats.frames = r.frames.stats_at(Instant::now());
         r.stats.video_seq_loss = r.frames.loss();
         f(&r.stats)
     }
@@ -444,7 +444,7 @@ impl Viewer {
     /// The frames this viewer could show so far (cheaper than `stats`: no packet history copied).
     pub fn video_frames(&self) -> (FrameStats, (u64, u64)) {
         let r = self.recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (r.frames.stats().clone(), r.frames.loss())
+        (r.frames.stats_at(Instant::now()), r.frames.loss())
     }
 
     /// The emulated link on this viewer's receive path (to read its drops, or change it live).
@@ -459,7 +459,7 @@ impl Viewer {
             for k in [&mut s.audio, &mut s.video] {
                 *k = KindStats { first_after: k.first_after, ..KindStats::default() };
             }
-            r.frames.reset_window();
+            r.frames.reset_window(Instant::now());
         }
     }
 
