@@ -332,12 +332,12 @@ mod tests {
 
     #[test]
     fn a_mix_splits_viewers_by_share_and_adds_up() {
-        let mix: LinkMix = "60%:unlimited,30%:1mbit/1%,10%:300kbit/3%".parse().unwrap();
+        let mix: LinkMix = "60%:unlimited,30%:1mbit/1%,10%:300kbit/3%".parse().expect("test setup");
         assert_eq!(mix.parts.len(), 3);
         assert_eq!(mix.parts[2].1.rate_bps, Some(300_000));
         assert_eq!(mix.counts(200), [120, 60, 20]);
         assert_eq!(mix.counts(7).iter().sum::<usize>(), 7);
-        assert_eq!("600kbit/remb".parse::<LinkMix>().unwrap().counts(2), [2]);
+        assert_eq!("600kbit/remb".parse::<LinkMix>().expect("test setup").counts(2), [2]);
         assert!("50%:unlimited,40%:1mbit".parse::<LinkMix>().is_err(), "shares must add up to 100");
         assert!("100%:1mbit/fast".parse::<LinkMix>().is_err());
     }

@@ -138,8 +138,8 @@ mod tests {
             "layers": [{"room": "r", "rid": "h", "index": 1, "bitrate_bps": 510000, "width": 640, "height": 360}]
         });
         let view = LayerView {
-            viewers: serde_json::from_value(v["viewers"].clone()).unwrap(),
-            layers: serde_json::from_value(v["layers"].clone()).unwrap(),
+            viewers: serde_json::from_value(v["viewers"].clone()).expect("test setup"),
+            layers: serde_json::from_value(v["layers"].clone()).expect("test setup"),
         };
         assert_eq!((view.label(7), view.label(9), view.label(1)), ("h".into(), "paused".into(), "gone".into()));
         assert_eq!(view.layer("r", 1).map(|l| l.bitrate_bps), Some(510_000));

@@ -223,7 +223,7 @@ mod tests {
                 ts: n * 3000,
                 marker: i == per - 1,
                 frame_start: i == 0,
-                keyframe: i == 0 && n % gop == 0,
+                keyframe: i == 0 && n.is_multiple_of(gop),
                 layer: Some(1),
             })
             .collect()
@@ -283,7 +283,7 @@ mod tests {
             }
             if n == 6 {
                 // The retransmission arrives 70 ms late: frames 4, 5 and 6 show at once.
-                t.handle_packet(at(t0, 6 * 33), held.take().unwrap());
+                t.handle_packet(at(t0, 6 * 33), held.take().expect("test setup"));
             }
         }
         let s = t.stats();

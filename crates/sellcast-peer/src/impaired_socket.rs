@@ -215,22 +215,22 @@ mod tests {
     #[tokio::test]
     async fn a_delaying_link_hands_datagrams_on_when_due_and_in_order() {
         use webrtc::runtime::{Runtime, TokioRuntime};
-        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rx.local_addr().unwrap();
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("test setup");
+        let to = rx.local_addr().expect("test setup");
         let imp = Impairment::new();
-        imp.set_link("50ms".parse().unwrap());
-        let inner = TokioRuntime.wrap_udp_socket(rx).unwrap();
+        imp.set_link("50ms".parse().expect("test setup"));
+        let inner = TokioRuntime.wrap_udp_socket(rx).expect("test setup");
         let sock = ImpairedSocket { inner, impairment: imp, line: Mutex::default() };
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("test setup");
         let sent = Instant::now();
         for i in 0..3u8 {
-            tx.send_to(&[i; 10], to).unwrap();
+            tx.send_to(&[i; 10], to).expect("test setup");
         }
         let mut got = Vec::new();
         while got.len() < 3 {
             let mut buf = [0u8; 64];
             let mut meta = [RecvMeta::default(); 1];
-            let n = std::future::poll_fn(|cx| sock.poll_recv(cx, &mut [IoSliceMut::new(&mut buf)], &mut meta)).await.unwrap();
+            let n = std::future::poll_fn(|cx| sock.poll_recv(cx, &mut [IoSliceMut::new(&mut buf)], &mut meta)).await.expect("test setup");
             assert_eq!((n, meta[0].len), (1, 10));
             got.push(buf[0]);
             assert!(sent.elapsed() >= std::time::Duration::from_millis(50), "held for the link's delay");

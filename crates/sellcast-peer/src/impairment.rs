@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn a_link_delays_by_its_rate_then_drops_when_its_queue_is_full() {
         let imp = Impairment::default();
-        imp.set_link("80kbit/q200ms/40ms".parse().unwrap()); // 10 kB/s, 3,000-byte burst
+        imp.set_link("80kbit/q200ms/40ms".parse().expect("test setup")); // 10 kB/s, 3,000-byte burst
         let t0 = Instant::now();
         let verdicts: Vec<Verdict> = (0..7).map(|_| imp.judge(t0, &[0u8; 1000])).collect();
         let at = |ms: u64| Verdict::ReleaseAt(t0 + Duration::from_millis(ms));
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn a_lossy_link_loses_about_its_share_and_never_reorders_under_jitter() {
         let imp = Impairment::default();
-        imp.set_link("5%/30ms/~20ms".parse().unwrap());
+        imp.set_link("5%/30ms/~20ms".parse().expect("test setup"));
         let t0 = Instant::now();
         let mut last = t0;
         let mut lost = 0;

@@ -216,14 +216,14 @@ mod tests {
 
     #[test]
     fn profiles_parse_in_any_order_and_print_back() {
-        let p: LinkProfile = "1mbit/1%".parse().unwrap();
+        let p: LinkProfile = "1mbit/1%".parse().expect("test setup");
         assert_eq!((p.rate_bps, p.loss), (Some(1_000_000), 0.01));
-        let p: LinkProfile = "remb/~10ms/300kbit/40ms/3%/q300ms".parse().unwrap();
+        let p: LinkProfile = "remb/~10ms/300kbit/40ms/3%/q300ms".parse().expect("test setup");
         assert_eq!(p.rate_bps, Some(300_000));
         assert_eq!((p.delay, p.jitter, p.queue), (Duration::from_millis(40), Duration::from_millis(10), Some(Duration::from_millis(300))));
         assert_eq!(p.feedback, FeedbackMode::Remb);
         assert_eq!(p.to_string(), "300kbit/3%/40ms/~10ms/q300ms/remb");
-        assert_eq!("unlimited".parse::<LinkProfile>().unwrap(), LinkProfile::default());
+        assert_eq!("unlimited".parse::<LinkProfile>().expect("test setup"), LinkProfile::default());
         assert!(!LinkProfile::default().shapes());
     }
 
@@ -240,7 +240,7 @@ mod tests {
         let t0 = Instant::now();
         // 800 kbit/s = 100 kB/s: a 1,000-byte datagram every 10 ms once the 3,000-byte burst is spent.
         let mut s = Shaper::new(800_000, Duration::from_millis(200));
-        let departures: Vec<Duration> = (0..6).map(|_| s.admit(t0, 1000).unwrap() - t0).collect();
+        let departures: Vec<Duration> = (0..6).map(|_| s.admit(t0, 1000).expect("test setup") - t0).collect();
         let ms: Vec<u128> = departures.iter().map(Duration::as_millis).collect();
         assert_eq!(ms, [0, 0, 0, 10, 20, 30]);
     }

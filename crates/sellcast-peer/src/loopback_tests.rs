@@ -129,12 +129,14 @@ async fn call(sender: &mut peer::Built, receiver: &mut peer::Built) -> TestResul
     Ok(())
 }
 
+/// (rid the receiver bound an SSRC to, layer its payload was marked with)
+type RidsSeen = BTreeSet<(String, Option<u8>)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulcast_host_sends_three_rid_layers_and_answers_a_layers_own_keyframe_request() -> TestResult {
     let layers = SimulcastLayer::three(600_000);
     let seed = 0x0bad_cafe;
-    // (rid the receiver bound the SSRC to, layer the payload was marked with)
-    let seen: Arc<Mutex<BTreeSet<(String, Option<u8>)>>> = Arc::default();
+    let seen: Arc<Mutex<RidsSeen>> = Arc::default();
     let h_ssrc = layer_ssrcs(seed, 1).0;
     let record = seen.clone();
     let on_track: TrackCallback = Arc::new(move |t: Arc<dyn TrackRemote>| {

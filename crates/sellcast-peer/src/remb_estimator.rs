@@ -143,7 +143,7 @@ mod tests {
         let t0 = Instant::now();
         let mut e = RembEstimator::default();
         let est = feed(&mut e, t0, 0.0, 10.0, 500_000.0, |_| 0);
-        let last = *est.last().unwrap();
+        let last = *est.last().expect("test setup");
         assert!(last > 550_000 && last <= 820_000, "{last}");
     }
 
@@ -155,7 +155,7 @@ mod tests {
         // 200 ms limit: the estimate must fall to about the bottleneck, not stay above it.
         feed(&mut e, t0, 0.0, 3.0, 600_000.0, |_| 0);
         let est = feed(&mut e, t0, 3.0, 4.0, 600_000.0, |t| (((t - 3.0) * 100_000.0) as u64).min(200_000));
-        let last = *est.last().unwrap();
+        let last = *est.last().expect("test setup");
         assert!(last < 600_000, "{est:?}");
         assert!(last > 300_000, "{est:?}");
     }
