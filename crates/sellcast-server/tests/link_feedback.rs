@@ -32,7 +32,7 @@ const WATCH: Duration = Duration::from_secs(10);
 const LONGEST_GAP: Duration = Duration::from_secs(1);
 
 fn link(feedback: &str) -> Result<LinkProfile> {
-    let rate = std::env::var("LINK_FEEDBACK_CONTROL").ok().filter(|v| v == "unlimited").map_or_else(|| "600kbit".to_owned(), |v| v);
+    let rate = std::env::var("LINK_FEEDBACK_CONTROL").ok().filter(|v| v == "unlimited").unwrap_or_else(|| "600kbit".to_owned());
     Ok(format!("{rate}/{feedback}").parse()?)
 }
 
