@@ -131,6 +131,11 @@ struct Joined {
     joined_at: Instant,
 }
 
+/// The mean, 0 for none (a float sum of nothing is -0.0).
+fn mean(values: &[f64]) -> f64 {
+    values.iter().fold(0.0, |a, v| a + v) / values.len().max(1) as f64
+}
+
 fn quantile(values: &[f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
@@ -258,9 +263,9 @@ pub async fn run(target: &Target, opts: &LinkOptions) -> Result<LinkResult> {
             settle_s_p50: quantile(&settles, 0.5),
             settle_s_max: quantile(&settles, 1.0),
             unsettled,
-            frozen_s_per_min_mean: frozen.iter().sum::<f64>() / frozen.len().max(1) as f64,
+            frozen_s_per_min_mean: mean(&frozen),
             frozen_s_per_min_worst: frozen.iter().cloned().fold(0.0, f64::max),
-            loss_after_rtx_pct_mean: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+            loss_after_rtx_pct_mean: mean(&losses),
             loss_after_rtx_pct_worst: losses.iter().cloned().fold(0.0, f64::max),
             one_way_ms_p50: latency.value_at_quantile(0.5) as f64 / 1e3,
             one_way_ms_p99: latency.value_at_quantile(0.99) as f64 / 1e3,
