@@ -26,6 +26,7 @@ mod peer;
 mod publisher;
 mod remb_estimator;
 mod room_channel;
+mod rtx_tagger;
 mod rtp_source;
 mod signalling;
 mod simulcast;

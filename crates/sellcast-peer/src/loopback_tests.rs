@@ -21,6 +21,7 @@ use std::sync::Mutex;
 
 use crate::feedback_counter::FeedbackCounts;
 use crate::peer::{self, PeerSetup, TrackCallback};
+use crate::rtx_tagger::RtxTags;
 use crate::publisher::{add_sendonly, negotiated_pt, track, PublishOptions, PublisherStats};
 use crate::simulcast::{layer_sinks, layer_ssrcs, layered_track, send_layers, SimulcastLayer};
 use crate::vp8::read_layer_mark;
@@ -159,7 +160,14 @@ async fn a_simulcast_host_sends_three_rid_layers_and_answers_a_layers_own_keyfra
         });
     });
     let stats = Arc::new(PublisherStats::default());
-    let setup = PeerSetup { feedback: Some(stats.feedback.clone()), video_rtx: true, simulcast_ssrc_lines: true, ..PeerSetup::default() };
+    let rtx_tags = Arc::new(RtxTags::default());
+    let setup = PeerSetup {
+        feedback: Some(stats.feedback.clone()),
+        video_rtx: true,
+        simulcast_ssrc_lines: true,
+        rtx_tags: Some(rtx_tags.clone()),
+        ..PeerSetup::default()
+    };
     let mut sender = peer::build(setup).await?;
     let mut receiver = peer::build(PeerSetup { on_track: Some(on_track), video_rtx: true, ..PeerSetup::default() }).await?;
     let video = layered_track(&layers, seed);
@@ -169,7 +177,7 @@ async fn a_simulcast_host_sends_three_rid_layers_and_answers_a_layers_own_keyfra
     assert!(offer.contains("a=simulcast:send q;h;f"), "the offer announces three layers:\n{offer}");
     let pt = negotiated_pt(rtp_sender.as_ref()).await?;
     let mid = transceiver.mid().await?.ok_or("no mid")?;
-    let sinks = layer_sinks(&video, rtp_sender.as_ref(), &mid, &layers, (seed, pt)).await?;
+    let sinks = layer_sinks(&video, rtp_sender.as_ref(), (&mid, Some(&rtx_tags)), &layers, (seed, pt)).await?;
     let sending = tokio::spawn(send_layers(sinks, layers, PublishOptions::default(), stats.clone()));
 
     let want: BTreeSet<(String, Option<u8>)> = [("q", 0), ("h", 1), ("f", 2)].iter().map(|(r, l)| (r.to_string(), Some(*l))).collect();

@@ -28,6 +28,7 @@ use webrtc::peer_connection::{
 
 use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
 use crate::feedback_mode::FeedbackMode;
+use crate::rtx_tagger::{RtxTagger, RtxTags};
 use crate::impairment::Impairment;
 use crate::signalling::PeerError;
 use crate::socket_runtime::SocketRuntime;
@@ -113,6 +114,8 @@ pub struct PeerSetup {
     pub feedback_mode: FeedbackMode,
     /// Declare a simulcast track's SSRCs and RTX pairs in the offer (see `simulcast.rs`).
     pub simulcast_ssrc_lines: bool,
+    /// Stamp mid and repaired-rid on outgoing RTX (a simulcast host; see `rtx_tagger.rs`).
+    pub rtx_tags: Option<Arc<RtxTags>>,
 }
 
 /// A self-signed DTLS certificate around an RSA private key (PKCS#8 DER), signing with
@@ -146,6 +149,9 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
     if let Some(count) = setup.feedback {
         // Application-most, so the default chain has acted on every RTCP packet first.
         registry = registry.with(Slot::from(14_000), FeedbackCounter::new(count));
+    }
+    if let Some(tags) = setup.rtx_tags {
+        registry = registry.with(RtxTagger::slot(), RtxTagger::new(tags));
     }
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)

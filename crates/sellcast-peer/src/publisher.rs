@@ -21,6 +21,7 @@ use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 use crate::feedback_counter::FeedbackCounts;
 use crate::peer::{self, opus_codec, vp8_codec, PeerSetup};
+use crate::rtx_tagger::RtxTags;
 use crate::simulcast::{self, SimulcastLayer};
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::synthetic::{send_audio, send_video, RtpSink};
@@ -128,11 +129,13 @@ impl Publisher {
     pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
         let stats = Arc::new(PublisherStats::default());
         let layered = !opts.layers.is_empty();
+        let rtx_tags = layered.then(|| Arc::new(RtxTags::default()));
         let setup = PeerSetup {
             feedback: Some(stats.feedback.clone()),
             video_rtx: true,
             certificate: opts.certificate.clone(),
             simulcast_ssrc_lines: layered,
+            rtx_tags: rtx_tags.clone(),
             ..PeerSetup::default()
         };
         let mut built = peer::build(setup).await?;
@@ -154,7 +157,7 @@ impl Publisher {
             let sinks = match layered {
                 true => {
                     let mid = video_transceiver.mid().await?.ok_or_else(|| PeerError::Protocol("the video transceiver has no mid".into()))?;
-                    simulcast::layer_sinks(&video, video_sender.as_ref(), &mid, &opts.layers, (seed, pts.0)).await?
+                    simulcast::layer_sinks(&video, video_sender.as_ref(), (&mid, rtx_tags.as_deref()), &opts.layers, (seed, pts.0)).await?
                 }
                 false => Vec::new(),
             };

@@ -30,6 +30,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::peer::vp8_codec;
 use crate::publisher::{PublishOptions, PublisherStats};
+use crate::rtx_tagger::RtxTags;
 use crate::signalling::PeerError;
 use crate::synthetic::{media_time, RtpSink};
 use crate::trailer::{now_us, Trailer, TRAILER_LEN};
@@ -37,6 +38,7 @@ use crate::vp8::{write_headers, write_layer_mark, FramePlan};
 
 const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+const SDES_REPAIRED_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// One simulcast layer of the synthetic host.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,11 +102,12 @@ pub(crate) struct LayerSink {
     extensions: Vec<(u8, Bytes)>,
 }
 
-/// The sinks of every layer, once the answer has fixed the payload type and extension ids.
+/// The sinks of every layer, once the answer has fixed the payload type and extension ids;
+/// also tells `rtx_tags` what to stamp on RTX, when the answer accepted repaired-rid.
 pub(crate) async fn layer_sinks(
     track: &Arc<TrackLocalStaticRTP>,
     sender: &dyn RtpSender,
-    mid: &str,
+    (mid, rtx_tags): (&str, Option<&RtxTags>),
     layers: &[SimulcastLayer],
     (seed, pt): (u32, u8),
 ) -> Result<Vec<LayerSink>, PeerError> {
@@ -113,6 +116,9 @@ pub(crate) async fn layer_sinks(
     let (Some(mid_id), Some(rid_id)) = (id_of(SDES_MID_URI), id_of(SDES_RTP_STREAM_ID_URI)) else {
         return Err(PeerError::Protocol("the answer accepted no mid/rid header extensions: simulcast cannot be sent".into()));
     };
+    if let (Some(tags), Some(rrid_id)) = (rtx_tags, id_of(SDES_REPAIRED_RTP_STREAM_ID_URI)) {
+        tags.set((mid_id, rrid_id), mid, layers.iter().enumerate().map(|(i, l)| (layer_ssrcs(seed, i).1, l.rid.clone())));
+    }
     Ok(layers
         .iter()
         .enumerate()
