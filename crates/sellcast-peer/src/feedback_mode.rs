@@ -76,3 +76,37 @@ impl FeedbackMode {
         Ok(registry)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+    use super::*;
+    use crate::peer::{self, PeerSetup};
+
+    /// The offer a receive-only viewer in `mode` makes.
+    async fn offer(mode: FeedbackMode) -> Result<String, PeerError> {
+        let built = peer::build(PeerSetup { feedback_mode: mode, video_rtx: true, ..PeerSetup::default() }).await?;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+            built.pc.add_transceiver_from_kind(kind, Some(init)).await?;
+        }
+        let sdp = peer::local_offer(built.pc.as_ref()).await?;
+        let _ = built.pc.close().await;
+        Ok(sdp)
+    }
+
+    #[tokio::test]
+    async fn each_mode_offers_its_own_bandwidth_feedback_and_keeps_nack_and_pli() -> Result<(), PeerError> {
+        const TWCC_EXT: &str = "transport-wide-cc";
+        for (mode, twcc, remb) in [(FeedbackMode::Twcc, true, false), (FeedbackMode::Remb, false, true), (FeedbackMode::None, false, false)] {
+            let sdp = offer(mode).await?;
+            assert_eq!(sdp.contains(" transport-cc"), twcc, "{mode}: transport-cc feedback\n{sdp}");
+            assert_eq!(sdp.contains(TWCC_EXT), twcc, "{mode}: transport-wide sequence numbers\n{sdp}");
+            assert_eq!(sdp.contains(" goog-remb"), remb, "{mode}: goog-remb\n{sdp}");
+            assert!(sdp.contains(" nack\r\n") && sdp.contains(" nack pli"), "{mode}: NACK and PLI stay\n{sdp}");
+        }
+        Ok(())
+    }
+}

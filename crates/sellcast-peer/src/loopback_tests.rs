@@ -198,3 +198,47 @@ async fn a_simulcast_host_sends_three_rid_layers_and_answers_a_layers_own_keyfra
     receiver.pc.close().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_kbit_link_delivers_about_400_kbit_of_an_800_kbit_stream() -> TestResult {
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counted = bytes.clone();
+    let on_track: TrackCallback = Arc::new(move |t: Arc<dyn TrackRemote>| {
+        let counted = counted.clone();
+        tokio::spawn(async move {
+            while let Some(event) = t.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(p) = event {
+                    counted.fetch_add(p.payload.len() as u64 + 12, Ordering::Relaxed);
+                }
+            }
+        });
+    });
+    let link = crate::impairment::Impairment::new();
+    let mut sender = peer::build(PeerSetup::default()).await?;
+    let mut receiver = peer::build(PeerSetup { on_track: Some(on_track), impairment: Some(link.clone()), ..PeerSetup::default() }).await?;
+    let video = track(RtpCodecKind::Video, SSRC, None);
+    let rtp_sender = sender.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
+    call(&mut sender, &mut receiver).await?;
+    let pt = rtp_sender.get_parameters().await?.rtp_parameters.codecs.first().map(|c| c.payload_type).ok_or("no codec")?;
+    // Connected over an open link; from here on the link is 400 kbit/s with a 200 ms queue.
+    link.set_link("400kbit".parse()?);
+    let started = Instant::now();
+    let mut seq = 0u16;
+    // 100 packets of 1,000 bytes a second (800 kbit/s) for 3 s.
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while started.elapsed() < Duration::from_secs(3) {
+        tick.tick().await;
+        let header = Header { version: 2, payload_type: pt, sequence_number: seq, timestamp: 900 * u32::from(seq), ssrc: SSRC, ..Default::default() };
+        video.write_rtp(Packet { header, payload: Bytes::from(vec![0u8; 988]) }).await?;
+        seq = seq.wrapping_add(1);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the queue drains
+    let bps = bytes.load(Ordering::Relaxed) as f64 * 8.0 / started.elapsed().as_secs_f64();
+    println!("received {bps:.0} bit/s through a 400 kbit/s link; dropped by its queue: {}", link.dropped_by_queue());
+    // SRTP and UDP overhead ride the link too, so a little under 400 kbit/s of payload arrives.
+    assert!((300_000.0..=420_000.0).contains(&bps), "{bps} bit/s");
+    assert!(link.dropped_by_queue() > 0, "what did not fit was dropped");
+    sender.pc.close().await?;
+    receiver.pc.close().await?;
+    Ok(())
+}
