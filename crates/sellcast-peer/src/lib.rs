@@ -19,6 +19,7 @@ mod frame_tracker;
 mod impaired_socket;
 mod impairment;
 mod janus;
+mod kind_stats;
 mod link_profile;
 #[cfg(test)]
 mod loopback_tests;
@@ -49,5 +50,6 @@ pub use rtp_source::{RtpSource, RtpTargets};
 pub use signalling::PeerError;
 pub use simulcast::SimulcastLayer;
 pub use trailer::{Trailer, TRAILER_LEN};
-pub use viewer::{KindStats, Viewer, ViewerOptions, ViewerStats};
+pub use kind_stats::KindStats;
+pub use viewer::{Viewer, ViewerOptions, ViewerStats};
 pub use vp8::{is_keyframe_start, FramePlan, KeyframeSchedule};
