@@ -105,6 +105,9 @@ pub struct Config {
     /// Origins allowed to call WHEP, the frames API and the room reads from a browser, and to
     /// frame the embeddable player (`--allow-origin`); none by default.
     pub allow_origins: Vec<String>,
+    /// Estimate each viewer's bandwidth and fit its video layer to it (`--bwe on`). Off: no
+    /// estimator runs and every viewer gets the highest layer its own cap allows.
+    pub bwe: bool,
 }
 
 impl Config {
@@ -132,6 +135,7 @@ impl Config {
             http_limits: ConnectionLimits::default(),
             webhook: None,
             allow_origins: Vec::new(),
+            bwe: true,
         }
     }
 }
@@ -252,6 +256,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             cert: cert.clone(),
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
             timeouts: config.session_timeouts,
+            bwe: config.bwe,
         };
         let (stop, stop_rx) = oneshot::channel();
         let parts = ShardParts {

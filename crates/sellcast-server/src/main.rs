@@ -65,6 +65,10 @@ enum Command {
         /// HTTP listen address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// Estimate each viewer's bandwidth (TWCC, REMB, or loss) and send it the simulcast layer
+        /// that fits: on or off (off: every viewer gets the highest layer its cap allows).
+        #[arg(long, env = "SELLCAST_BWE", default_value = "on", value_parser = ["on", "off"])]
+        bwe: String,
         /// IP the UDP media socket binds to.
         #[arg(long, default_value = "127.0.0.1")]
         udp_ip: IpAddr,
@@ -243,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             http,
+            bwe,
             udp_ip,
             udp_port,
             media_threads,
@@ -281,6 +286,7 @@ async fn main() -> anyhow::Result<()> {
                 http_limits: connections.limits(),
                 webhook: None,
                 allow_origins: Vec::new(),
+                bwe: bwe == "on",
             };
             limits.apply(&mut config);
             merchant.apply(&mut config);

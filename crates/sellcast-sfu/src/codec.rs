@@ -53,36 +53,52 @@ impl Codec {
     pub fn is_keyframe_start(self, payload: &[u8]) -> bool {
         match self {
             Codec::Opus => false,
-            Codec::Vp8 => vp8_keyframe_start(payload),
+            Codec::Vp8 => vp8_frame_tag(payload).is_some_and(|tag| tag[0] & 0x01 == 0),
             Codec::H264 => h264_keyframe_start(payload),
         }
     }
+
+    /// The picture size a keyframe's first packet announces (VP8 only: its key frame header
+    /// carries width and height; an H264 SPS would need a bit reader for the same, and H264
+    /// hosts publish one layer). Ranks a host's simulcast layers and honours a viewer's
+    /// height cap. `None` for anything else, never a panic.
+    pub fn keyframe_dimensions(self, payload: &[u8]) -> Option<(u32, u32)> {
+        if self != Codec::Vp8 {
+            return None;
+        }
+        let tag = vp8_frame_tag(payload)?;
+        // RFC 6386 9.1: 3-byte frame tag, start code 9d 01 2a, then 14-bit width and height
+        // (little endian, the top two bits are a scale we ignore).
+        if tag.len() < 10 || tag[0] & 0x01 != 0 || tag[3..6] != [0x9d, 0x01, 0x2a] {
+            return None;
+        }
+        let width = u32::from(u16::from_le_bytes([tag[6], tag[7]]) & 0x3fff);
+        let height = u32::from(u16::from_le_bytes([tag[8], tag[9]]) & 0x3fff);
+        (width > 0 && height > 0).then_some((width, height))
+    }
 }
 
-/// RFC 7741: the payload descriptor, then on a partition start the VP8 frame tag whose
-/// lowest bit (P) is 0 for a key frame.
-fn vp8_keyframe_start(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else {
-        return false;
-    };
+/// RFC 7741: the payload descriptor, then on the start of partition 0 the VP8 frame itself,
+/// whose first byte's lowest bit (P) is 0 for a key frame. Returns the frame from its tag on,
+/// or `None` for a packet that does not start a frame (or is too short to say).
+fn vp8_frame_tag(p: &[u8]) -> Option<&[u8]> {
+    let &first = p.first()?;
     let extended = first & 0x80 != 0;
     let start_of_partition = first & 0x10 != 0;
     let partition_id = first & 0x0f;
     if !start_of_partition || partition_id != 0 {
-        return false;
+        return None;
     }
     let mut at = 1;
     if extended {
-        let Some(&x) = p.get(1) else {
-            return false;
-        };
+        let &x = p.get(1)?;
         at = 2;
         if x & 0x80 != 0 {
             // PictureID: one or two bytes, M bit says which.
             match p.get(at) {
                 Some(&pid) if pid & 0x80 != 0 => at += 2,
                 Some(_) => at += 1,
-                None => return false,
+                None => return None,
             }
         }
         if x & 0x40 != 0 {
@@ -92,7 +108,7 @@ fn vp8_keyframe_start(p: &[u8]) -> bool {
             at += 1; // TID / KEYIDX
         }
     }
-    matches!(p.get(at), Some(&tag) if tag & 0x01 == 0)
+    p.get(at..).filter(|frame| !frame.is_empty())
 }
 
 /// RFC 6184: an IDR slice (5) or a parameter set (7) that precedes one, alone, in a STAP-A
@@ -148,6 +164,21 @@ mod tests {
         assert!(!Codec::Vp8.is_keyframe_start(&[]));
         assert!(!Codec::Vp8.is_keyframe_start(&[0x90]));
         assert!(!Codec::Vp8.is_keyframe_start(&[0x90, 0x80, 0x81]));
+    }
+
+    #[test]
+    fn vp8_keyframe_dimensions_come_from_the_key_frame_header() {
+        // descriptor, frame tag (key), start code, width 1280, height 720 (little endian)
+        let key = [0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02];
+        assert_eq!(Codec::Vp8.keyframe_dimensions(&key), Some((1280, 720)));
+        let mut delta = key;
+        delta[1] = 0x01;
+        assert_eq!(Codec::Vp8.keyframe_dimensions(&delta), None, "a delta frame has no size");
+        assert_eq!(Codec::Vp8.keyframe_dimensions(&key[..8]), None, "truncated");
+        let mut bad_start = key;
+        bad_start[5] = 0x00;
+        assert_eq!(Codec::Vp8.keyframe_dimensions(&bad_start), None, "no start code");
+        assert_eq!(Codec::H264.keyframe_dimensions(&[0x65, 0x88]), None);
     }
 
     #[test]

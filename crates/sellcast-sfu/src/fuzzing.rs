@@ -5,7 +5,8 @@
 //! after str0m parsed and decrypted it:
 //!
 //! ```text
-//! byte 0            bit 0: video codec (0 VP8, 1 H264); bits 1-2: viewers (1 + value)
+//! byte 0            bit 0: video codec (0 VP8, 1 H264); bits 1-2: viewers (1 + value);
+//!                  bit 3: simulcast (a video packet's layer is its timestamp step mod 3)
 //! then per packet   flags (1) | seq step (2, i16 big-endian) | ts step (2, u16 BE) | len (1) | payload
 //!   flags           bit 0: video; bit 1: marker; bits 2-4: event before it (see `Event`);
 //!                   bits 5-7: virtual time before it, in 20 ms steps
@@ -90,7 +91,9 @@ pub fn rtp_codec(data: &[u8]) {
         seq[k] = seq[k].saturating_add_signed(step);
         advanced += step.unsigned_abs();
         ts[k] = ts[k].wrapping_add(ts_step);
-        let packet = MediaPacket { kind, seq: seq[k], timestamp: ts[k], marker: flags & 2 != 0, payload, arrival: now };
+        // Bit 3 of the setup byte makes the host's video simulcast: three layers, one sequence.
+        let layer = if kind == TrackKind::Video && setup & 0x08 != 0 { (ts_step % 3) as u8 } else { 0 };
+        let packet = MediaPacket { kind, seq: seq[k], timestamp: ts[k], marker: flags & 2 != 0, payload, arrival: now, layer };
         forwarder.handle_rtp(now, &packet);
         offered += 1;
         while forwarder.poll_event().is_some() {}

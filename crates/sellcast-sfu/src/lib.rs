@@ -10,19 +10,28 @@
 //! It must never: open a socket, spawn a task, take a lock, read the clock, log per packet,
 //! or allocate per forwarded packet (payloads are shared `Arc<[u8]>`, queues are preallocated).
 
+mod bitrate_meter;
 mod codec;
 mod drop_reason;
+mod estimate;
 mod forwarder;
 pub mod fuzzing;
+mod host_layers;
 mod keyframe_cache;
 mod keyframe_requester;
+mod layer_cap;
+mod layer_selector;
 mod munger;
 mod packet;
 mod viewer;
 
 pub use codec::{Codec, TrackKind};
 pub use drop_reason::{DropCounters, DropReason};
-pub use forwarder::{Forwarder, ForwarderConfig, ForwarderEvent, ViewerId};
+pub use estimate::{EstimateSource, ViewerEstimate};
+pub use forwarder::{Forwarder, ForwarderConfig, ForwarderEvent, LayerReport, ViewerId, ViewerLayerReport};
+pub use host_layers::MAX_LAYERS;
+pub use layer_cap::LayerCap;
+pub use layer_selector::{Choice, LayerSelector, LayerView, SelectorConfig};
 pub use keyframe_cache::KeyframeCache;
 pub use keyframe_requester::KeyframeRequester;
 pub use munger::RtpMunger;

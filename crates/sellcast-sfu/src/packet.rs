@@ -17,6 +17,12 @@ pub struct MediaPacket {
     /// Shared by every viewer: forwarding clones the `Arc`, never the bytes.
     pub payload: Arc<[u8]>,
     pub arrival: Instant,
+    /// Which of the host's video layers (simulcast encodings) it belongs to: a slot the
+    /// transport assigns in the order layers first appear, below [`MAX_LAYERS`]. 0 for audio
+    /// and for a host that publishes one layer.
+    ///
+    /// [`MAX_LAYERS`]: crate::MAX_LAYERS
+    pub layer: u8,
 }
 
 /// A packet ready for one viewer: numbers rewritten for that viewer's outgoing stream.

@@ -7,7 +7,10 @@ use std::collections::VecDeque;
 
 use crate::codec::TrackKind;
 use crate::drop_reason::{DropCounters, DropReason};
+use crate::estimate::ViewerEstimate;
 use crate::forwarder::ViewerId;
+use crate::layer_cap::LayerCap;
+use crate::layer_selector::{Choice, LayerSelector};
 use crate::munger::RtpMunger;
 use crate::packet::{MediaPacket, OutPacket};
 
@@ -16,6 +19,8 @@ use crate::packet::{MediaPacket, OutPacket};
 pub(crate) enum Offered {
     Queued,
     Dropped,
+    /// A video packet of a layer this viewer is not being sent (not a loss: another choice).
+    Skipped,
     /// The viewer overflowed and now waits for a keyframe: ask the host for one.
     NeedsKeyframe,
 }
@@ -29,6 +34,16 @@ pub struct ViewerOut {
     queue: VecDeque<OutPacket>,
     max_queue: usize,
     forwarded: u64,
+    /// The host layer (slot) whose packets this viewer is being sent now; `None` before its
+    /// first keyframe and while paused. The selector's choice may differ until the chosen
+    /// layer's next keyframe, where the switch happens.
+    current_layer: Option<u8>,
+    pub(crate) selector: LayerSelector,
+    pub(crate) estimate: ViewerEstimate,
+    pub(crate) cap: LayerCap,
+    /// The bitrate last asked of the transport's estimator (for probing), to say it once.
+    pub(crate) desired_bps: u64,
+    switches: u64,
 }
 
 impl ViewerOut {
@@ -48,6 +63,12 @@ impl ViewerOut {
             queue: VecDeque::with_capacity(64),
             max_queue,
             forwarded: 0,
+            current_layer: None,
+            selector: LayerSelector::default(),
+            estimate: ViewerEstimate::default(),
+            cap: LayerCap::default(),
+            desired_bps: 0,
+            switches: 0,
         }
     }
 
@@ -77,8 +98,20 @@ impl ViewerOut {
             return Offered::Dropped;
         }
         let kind = packet.kind;
-        let munger = &mut self.mungers[kind.index()];
         let video = kind == TrackKind::Video;
+        if video && self.current_layer != Some(packet.layer) {
+            // Only the chosen layer's keyframe starts (or switches) this viewer's video; the
+            // outgoing numbers continue across the switch through a re-anchor.
+            if self.selector.choice() != Some(Choice::Layer(packet.layer)) || !keyframe_start {
+                return Offered::Skipped;
+            }
+            if self.current_layer.is_some() {
+                self.switches += 1;
+            }
+            self.current_layer = Some(packet.layer);
+            self.mungers[kind.index()].unanchor();
+        }
+        let munger = &mut self.mungers[kind.index()];
         if video && (self.waiting_for_keyframe || !munger.is_anchored_to(generation)) {
             if !keyframe_start {
                 self.waiting_for_keyframe = true;
@@ -154,5 +187,38 @@ impl ViewerOut {
 
     pub fn is_waiting_for_keyframe(&self) -> bool {
         self.waiting_for_keyframe
+    }
+
+    /// The host layer (slot) being sent to this viewer now, if any.
+    pub fn current_layer(&self) -> Option<u8> {
+        self.current_layer
+    }
+
+    /// The selector chose a layer other than the one being sent (a switch waits for that
+    /// layer's keyframe), or chose none. A pause takes effect at once.
+    pub(crate) fn handle_choice(&mut self, choice: Choice) {
+        if choice == Choice::Paused {
+            self.current_layer = None;
+            self.mungers[TrackKind::Video.index()].unanchor();
+        }
+    }
+
+    /// The layer this viewer waits for a keyframe of: its chosen layer when that is not the
+    /// one being sent (a start or a switch), its current one when it lost its picture.
+    pub(crate) fn awaited_layer(&self) -> Option<u8> {
+        match self.selector.choice() {
+            Some(Choice::Layer(slot)) if self.current_layer != Some(slot) => Some(slot),
+            _ if self.waiting_for_keyframe => self.current_layer,
+            _ => None,
+        }
+    }
+
+    /// Layer switches made (at a keyframe), not counting the first layer.
+    pub fn switches(&self) -> u64 {
+        self.switches
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.selector.choice() == Some(Choice::Paused)
     }
 }

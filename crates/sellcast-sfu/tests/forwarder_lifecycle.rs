@@ -10,7 +10,7 @@ const KEY: [u8; 2] = [0x10, 0x00];
 const DELTA: [u8; 2] = [0x10, 0x01];
 
 fn packet(kind: TrackKind, seq: u64, timestamp: u32, payload: &[u8], arrival: Instant) -> MediaPacket {
-    MediaPacket { kind, seq, timestamp, marker: false, payload: Arc::from(payload), arrival }
+    MediaPacket { kind, seq, timestamp, marker: false, payload: Arc::from(payload), arrival, layer: 0 }
 }
 
 fn live(config: ForwarderConfig) -> Forwarder {
@@ -30,7 +30,7 @@ fn drain(f: &mut Forwarder, id: ViewerId) -> Vec<OutPacket> {
 }
 
 fn events(f: &mut Forwarder) -> usize {
-    std::iter::from_fn(|| f.poll_event()).filter(|e| *e == ForwarderEvent::RequestKeyframe).count()
+    std::iter::from_fn(|| f.poll_event()).filter(|e| *e == ForwarderEvent::RequestKeyframe { layer: 0 }).count()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sellcast_sfu::{KeyframeCache, KeyframeRequester, MediaPacket, RtpMunger, TrackKind};
 
 fn video(seq: u64, timestamp: u32, arrival: Instant) -> MediaPacket {
-    MediaPacket { kind: TrackKind::Video, seq, timestamp, marker: false, payload: Arc::from(vec![0u8; 4]), arrival }
+    MediaPacket { kind: TrackKind::Video, seq, timestamp, marker: false, payload: Arc::from(vec![0u8; 4]), arrival, layer: 0 }
 }
 
 #[test]

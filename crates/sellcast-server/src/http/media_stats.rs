@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::status_board::MediaStats;
+use crate::media::status_board::{MediaStats, RoomLayer, ViewerVideo};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct MediaReport {
@@ -30,6 +30,12 @@ pub struct MediaReport {
     /// Each shard's share, in shard order: how the viewers and the work were spread.
     #[serde(default)]
     pub shards: Vec<ShardReport>,
+    /// Every viewer's video: the layer it is sent, its bandwidth estimate, switches, pauses.
+    #[serde(default)]
+    pub viewers: Vec<ViewerVideo>,
+    /// Every live host's video layers, lowest first per room.
+    #[serde(default)]
+    pub layers: Vec<RoomLayer>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -88,5 +94,7 @@ pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
                 forward_latency_p99_us: s.forward_latency_us.as_ref().map_or(0, |h| h.value_at_quantile(0.99)),
             })
             .collect(),
+        viewers: stats.viewer_video.clone(),
+        layers: stats.layers.clone(),
     }
 }

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sellcast_room::{ErrorCode, FrameError, ParticipantId};
-use sellcast_sfu::{DropCounters, ForwarderConfig, ForwarderEvent, MediaPacket, TrackKind, ViewerId};
+use sellcast_sfu::{DropCounters, EstimateSource, ForwarderConfig, ForwarderEvent, MediaPacket, TrackKind, ViewerId};
+use str0m::bwe::Bitrate;
+use str0m::rtp::Ssrc;
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
 use str0m::Input;
@@ -104,7 +106,13 @@ pub(crate) enum PeerEvent {
     Closed,
     KeyframeRequest,
     Media(MediaPacket),
+    /// The first packet of a host's video layer, and the layer's name (rid).
+    FirstOfLayer(MediaPacket, Option<Arc<str>>),
     SourceReset,
+    /// A viewer's bandwidth estimate from its transport (TWCC or REMB), in bits per second.
+    Estimate(EstimateSource, u64),
+    /// A viewer's video loss fraction from its receiver reports.
+    Loss(f32),
     ChannelOpen,
     ChannelData(Vec<u8>),
     ChannelClose,
@@ -202,6 +210,7 @@ impl Driver {
         shows: Arc<ShowRegistry>,
         links: ShardLinks,
     ) -> Self {
+        let adapt = factory.bwe;
         Self {
             socket,
             links,
@@ -212,7 +221,11 @@ impl Driver {
             local_addr,
             factory,
             shows,
-            forwarder_config: ForwarderConfig::default(),
+            forwarder_config: {
+                let mut config = ForwarderConfig::default();
+                config.selection.adapt = adapt;
+                config
+            },
             status_board,
             peers: HashMap::new(),
             sessions: HashMap::new(),
@@ -337,10 +350,20 @@ impl Driver {
             self.next_stats = now + STATS_EVERY;
             let mut drops = self.stats.retired_drops.clone();
             let (mut hosts, mut viewers) = (0, 0);
+            let (mut viewer_video, mut layers) = (Vec::new(), Vec::new());
             for room in self.rooms.values() {
                 drops.add(room.forwarder.drops());
                 hosts += usize::from(room.host.is_some());
                 viewers += room.viewers.len();
+                room.video_report(&mut viewer_video, &mut layers);
+                // Layer counts move without joins or leaves: the dashboard reads them here.
+                let status = room.status();
+                if room.last_status.as_ref() != Some(&status) {
+                    self.status_board.publish(self.links.me(), status);
+                }
+            }
+            for room in self.rooms.values_mut() {
+                room.last_status = Some(room.status());
             }
             self.status_board.publish_media(
                 self.links.me(),
@@ -371,6 +394,8 @@ impl Driver {
                     viewer_keyframe_requests: self.stats.viewer_keyframe_requests,
                     host_keyframe_requests: self.stats.host_keyframe_requests,
                     nacks: self.stats.nacks,
+                    viewer_video,
+                    layers,
                 },
             );
         }
@@ -530,6 +555,16 @@ impl Driver {
                 self.links.broadcast(|| Relay::Media { room: name.clone(), packet: packet.clone() });
                 room.forwarder.handle_rtp(now, &packet);
             }
+            PeerEvent::FirstOfLayer(packet, layer_name) => {
+                let name = &room.name;
+                let layer = packet.layer;
+                self.links.broadcast(|| Relay::LayerName { room: name.clone(), layer, name: layer_name.clone() });
+                self.links.broadcast(|| Relay::Media { room: name.clone(), packet: packet.clone() });
+                room.forwarder.set_layer_name(layer, layer_name);
+                room.forwarder.handle_rtp(now, &packet);
+            }
+            PeerEvent::Estimate(source, bps) => room.forwarder.handle_viewer_estimate(ViewerId(id.0), source, bps),
+            PeerEvent::Loss(fraction) => room.forwarder.handle_viewer_loss(now, ViewerId(id.0), fraction),
             PeerEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.connected = true;
@@ -541,7 +576,7 @@ impl Driver {
                     }
                 }
             }
-            PeerEvent::KeyframeRequest => room.forwarder.handle_viewer_keyframe_request(now),
+            PeerEvent::KeyframeRequest => room.forwarder.handle_keyframe_request_from(now, ViewerId(id.0)),
             PeerEvent::SourceReset => {
                 let name = &room.name;
                 self.links.broadcast(|| Relay::SourceReset { room: name.clone() });
@@ -590,27 +625,47 @@ impl Driver {
             room.flush_at = Some(room.flush_at.map_or(at, |t| t.min(at)));
             self.earliest = self.earliest.min(at);
         }
-        let (host, home) = (room.host, room.relayed_from);
-        let mut keyframe = false;
-        while let Some(event) = room.forwarder.poll_event() {
-            match event {
-                ForwarderEvent::RequestKeyframe => keyframe = true,
+        // Viewers' estimators probe towards the best layer each may have.
+        while let Some((viewer, bps)) = room.forwarder.poll_desired_bitrate() {
+            if let Some(peer) = self.peers.get_mut(&PeerId(viewer.0)) {
+                peer.rtc.bwe().set_bitrate(Bitrate::bps(0), Bitrate::bps(bps));
             }
         }
-        if let (true, Some(home)) = (keyframe, home) {
-            // A mirror: its forwarder already throttled this; the home shard throttles again
-            // across all shards, so the host never sees more than one PLI per interval.
-            let room = room.name.clone();
-            self.links.send(home, Relay::KeyframeRequest { room });
+        let (host, home) = (room.host, room.relayed_from);
+        let mut keyframe = [false; sellcast_sfu::MAX_LAYERS];
+        while let Some(event) = room.forwarder.poll_event() {
+            match event {
+                ForwarderEvent::RequestKeyframe { layer } => {
+                    if let Some(wanted) = keyframe.get_mut(usize::from(layer)) {
+                        *wanted = true;
+                    }
+                }
+            }
         }
-        if let (true, Some(host)) = (keyframe, host) {
+        if let Some(home) = home {
+            // A mirror: its forwarder already throttled this; the home shard throttles again
+            // across all shards, so the host never sees more than one PLI per layer per interval.
+            for (layer, _) in keyframe.iter().enumerate().filter(|(_, wanted)| **wanted) {
+                let room = room.name.clone();
+                self.links.send(home, Relay::KeyframeRequest { room, layer: layer as u8 });
+            }
+        }
+        if let (true, Some(host)) = (keyframe.contains(&true), host) {
             if let Some(peer) = self.peers.get_mut(&host) {
                 if let Some(mid) = peer.mids[TrackKind::Video.index()] {
-                    let mut api = peer.rtc.direct_api();
-                    if let Some(rx) = api.stream_rx_by_mid(mid, None) {
-                        debug!(peer = host.0, "keyframe requested from host");
-                        rx.request_keyframe(KeyframeRequestKind::Pli);
-                        self.stats.host_keyframe_requests += 1;
+                    for (layer, _) in keyframe.iter().enumerate().filter(|(_, wanted)| **wanted) {
+                        let ssrc = peer.video_layers.ssrc_of(layer as u8);
+                        let mut api = peer.rtc.direct_api();
+                        let rx = match ssrc {
+                            Some(ssrc) => api.stream_rx(&Ssrc::from(ssrc)),
+                            None if layer == 0 && !peer.video_layers.is_simulcast() => api.stream_rx_by_mid(mid, None),
+                            None => None,
+                        };
+                        if let Some(rx) = rx {
+                            debug!(peer = host.0, layer, "keyframe requested from host");
+                            rx.request_keyframe(KeyframeRequestKind::Pli);
+                            self.stats.host_keyframe_requests += 1;
+                        }
                     }
                 }
                 self.poll_peer(host, now);

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod error;
 mod forward_latency;
 mod inbox;
+pub mod ingest_layers;
 pub mod lifetime;
 mod message_plan;
 pub mod offer;

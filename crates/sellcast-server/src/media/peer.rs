@@ -16,8 +16,10 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec as WireCodec;
 use str0m::media::{MediaKind, Mid, Pt};
+use str0m::bwe::Bitrate;
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
+use super::ingest_layers::IngestLayers;
 use super::lifetime::SessionTimeouts;
 use super::offer::{media_mids, normalize_offer, PublishPlan, SessionKind};
 use super::video_format::{H264Format, RoomFormat, VideoFormat};
@@ -35,6 +37,11 @@ const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)
 /// How often a viewer's str0m reports its egress stats; the NACK count in `/metrics` is read
 /// from them, so it trails by up to this much.
 const VIEWER_STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// A viewer's bandwidth estimator's first guess: enough for a middle layer (about 500 kbit/s
+/// with audio), so a viewer starts there and is probed up, rather than flooding a slow link
+/// with the top layer first.
+const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
 
 /// Largest data-channel message we advertise (`a=max-message-size`).
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
@@ -94,8 +101,10 @@ pub struct Peer {
     /// Viewers: why the room's video cannot be sent to this one, to be said on its data
     /// channel (once it is open).
     pub codec_notice: Option<String>,
-    /// Host only: the SSRC currently received per kind, to notice an encoder restart.
-    pub source_ssrc: [Option<u32>; 2],
+    /// Host only: the audio SSRC currently received, to notice an encoder restart.
+    pub audio_ssrc: Option<u32>,
+    /// Host only: the video SSRCs received, as layer slots (`media::ingest_layers`).
+    pub video_layers: IngestLayers,
     /// Viewers: NACKs per kind already counted from str0m's cumulative egress stats.
     pub nacks_seen: [u64; 2],
     /// Every log line about this session is in this span: its room, peer id and role.
@@ -131,6 +140,8 @@ pub struct PeerFactory {
     pub candidate_addr: SocketAddr,
     /// How long a peer may stay unconnected, or silent once connected.
     pub timeouts: SessionTimeouts,
+    /// Viewers get a send-side bandwidth estimator (and layers are fitted to it).
+    pub bwe: bool,
 }
 
 fn from_wire(codec: WireCodec) -> Option<Codec> {
@@ -185,6 +196,11 @@ impl PeerFactory {
                 // str0m's defaults lack constrained high (640c1f), which Chromium offers.
                 for (pt, rtx, mode1) in CONSTRAINED_HIGH {
                     config.codec_config().add_h264(pt.into(), Some(rtx.into()), mode1, 0x640c1f);
+                }
+                if self.bwe {
+                    // The estimator starts from this guess; the forwarder does not act on it
+                    // until feedback has had a moment to correct it (`SelectorConfig`).
+                    config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
                 }
             }
         }
@@ -262,7 +278,8 @@ impl Peer {
             wants_video: has_video,
             out_pts: [None, None],
             codec_notice: None,
-            source_ssrc: [None, None],
+            audio_ssrc: None,
+            video_layers: IngestLayers::default(),
             nacks_seen: [0, 0],
             span,
             ticket: None,
@@ -327,9 +344,12 @@ impl Peer {
     /// A media line was negotiated. For a viewer's outgoing video, size the resend cache that
     /// answers its NACKs: the payloads are shared with the room, so this costs one entry per
     /// packet, not a copy.
-    pub fn handle_media_added(&mut self, mid: Mid, kind: MediaKind, direction: Direction) {
+    pub fn handle_media_added(&mut self, mid: Mid, kind: MediaKind, direction: Direction, simulcast: bool) {
         let kind = track_kind(kind);
         self.mids[kind.index()] = Some(mid);
+        if self.kind == SessionKind::Publish && kind == TrackKind::Video {
+            self.video_layers.set_simulcast(simulcast);
+        }
         if self.kind == SessionKind::Watch && kind == TrackKind::Video && direction.is_sending() {
             let mut api = self.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {

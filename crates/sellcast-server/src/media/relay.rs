@@ -38,8 +38,10 @@ pub(crate) enum Relay {
     SourceReset { room: Arc<str> },
     /// One host packet.
     Media { room: Arc<str>, packet: MediaPacket },
-    /// A mirror's viewers need a keyframe (sent to the home shard).
-    KeyframeRequest { room: Arc<str> },
+    /// A mirror's viewers need a keyframe of this layer (sent to the home shard).
+    KeyframeRequest { room: Arc<str>, layer: u8 },
+    /// The host's video has a new layer (slot), named by its rid.
+    LayerName { room: Arc<str>, layer: u8, name: Option<Arc<str>> },
     /// That shard restarted with no rooms: announce each live host to it again.
     ShardRestarted { shard: ShardId },
 }
@@ -179,6 +181,7 @@ mod tests {
                 marker: false,
                 payload: Arc::from(&[1u8, 2, 3][..]),
                 arrival: Instant::now(),
+                layer: 0,
             },
         }
     }

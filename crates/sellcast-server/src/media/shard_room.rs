@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sellcast_sfu::{Forwarder, ForwarderConfig, TrackKind};
+use sellcast_sfu::{Forwarder, ForwarderConfig, TrackKind, ViewerId};
 
-use super::status_board::RoomStatus;
+use super::status_board::{LayerCount, RoomLayer, RoomStatus, ViewerVideo};
 use super::peer::PeerId;
 use super::relay::ShardId;
 use super::video_format::RoomFormat;
@@ -26,6 +26,8 @@ pub struct ShardRoom {
     pub format: Option<RoomFormat>,
     /// Some viewer still has packets queued (a paced replay): flush again at this time.
     pub flush_at: Option<Instant>,
+    /// The status last posted by the periodic copy (layer counts change without joins).
+    pub last_status: Option<RoomStatus>,
 }
 
 impl ShardRoom {
@@ -38,6 +40,7 @@ impl ShardRoom {
             forwarder: Forwarder::new(config),
             format: None,
             flush_at: None,
+            last_status: None,
         }
     }
 
@@ -48,6 +51,52 @@ impl ShardRoom {
             live: self.host.is_some(),
             viewers: self.viewers.len(),
             video_codec: self.host.and(self.forwarder.codec(TrackKind::Video)).map(|c| c.name()),
+            layers: self
+                .forwarder
+                .layer_reports()
+                .into_iter()
+                .map(|l| LayerCount {
+                    rid: l.name.map(|n| n.to_string()),
+                    viewers: l.viewers,
+                    bitrate_bps: l.bitrate_bps,
+                    height: l.size.map(|s| s.1),
+                })
+                .collect(),
+            paused_viewers: self.forwarder.paused_viewers(),
+        }
+    }
+
+    /// Every viewer's video on this shard, and (on the home shard) the host's layers.
+    pub fn video_report(&self, viewers: &mut Vec<ViewerVideo>, layers: &mut Vec<RoomLayer>) {
+        for peer in &self.viewers {
+            let Some(r) = self.forwarder.viewer_report(ViewerId(peer.0)) else {
+                continue;
+            };
+            viewers.push(ViewerVideo {
+                peer: peer.0,
+                room: self.name.to_string(),
+                layer: r.layer_name.map(|n| n.to_string()),
+                layer_index: r.layer_rank,
+                paused: r.paused,
+                estimate_bps: r.estimate.map(|e| e.1),
+                estimate_source: r.estimate.map(|e| e.0.name().to_string()),
+                switches: r.switches,
+                pauses: r.pauses,
+                cap_height: r.cap.max_height,
+                data_saver: r.cap.data_saver,
+            });
+        }
+        if self.host.is_some() {
+            for l in self.forwarder.layer_reports() {
+                layers.push(RoomLayer {
+                    room: self.name.to_string(),
+                    rid: l.name.map(|n| n.to_string()),
+                    index: l.rank,
+                    bitrate_bps: l.bitrate_bps,
+                    width: l.size.map(|s| s.0),
+                    height: l.size.map(|s| s.1),
+                });
+            }
         }
     }
 

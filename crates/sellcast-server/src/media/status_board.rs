@@ -18,6 +18,49 @@ pub struct RoomStatus {
     pub viewers: usize,
     /// The host's video codec while live ("VP8" or "H264").
     pub video_codec: Option<&'static str>,
+    /// The host's video layers, lowest first, with how many viewers are sent each (one entry
+    /// with `rid: null` for a host that publishes one layer).
+    pub layers: Vec<LayerCount>,
+    /// Viewers whose video is paused because not even the lowest layer fits their link.
+    pub paused_viewers: usize,
+}
+
+/// One layer of a room's video, for the host's dashboard.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct LayerCount {
+    pub rid: Option<String>,
+    pub viewers: usize,
+    pub bitrate_bps: u64,
+    pub height: Option<u32>,
+}
+
+/// One viewer's video, for `/api/stats/media` (copied out twice a second, never per packet).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ViewerVideo {
+    pub peer: u64,
+    pub room: String,
+    /// The layer's rid being sent (null for a one-layer host or while nothing is sent).
+    pub layer: Option<String>,
+    /// Its rank, 0 = lowest.
+    pub layer_index: Option<u8>,
+    pub paused: bool,
+    pub estimate_bps: Option<u64>,
+    pub estimate_source: Option<String>,
+    pub switches: u64,
+    pub pauses: u64,
+    pub cap_height: Option<u32>,
+    pub data_saver: bool,
+}
+
+/// One layer of a room's video, for `/api/stats/media`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RoomLayer {
+    pub room: String,
+    pub rid: Option<String>,
+    pub index: u8,
+    pub bitrate_bps: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 impl RoomStatus {
@@ -70,6 +113,10 @@ pub struct MediaStats {
     pub host_keyframe_requests: u64,
     /// NACK messages from viewers.
     pub nacks: u64,
+    /// Every viewer's video on this shard: layer, estimate, switches.
+    pub viewer_video: Vec<ViewerVideo>,
+    /// The layers of rooms whose host is on this shard.
+    pub layers: Vec<RoomLayer>,
 }
 
 impl MediaStats {
@@ -100,6 +147,8 @@ impl MediaStats {
         self.viewer_keyframe_requests += other.viewer_keyframe_requests;
         self.host_keyframe_requests += other.host_keyframe_requests;
         self.nacks += other.nacks;
+        self.viewer_video.extend(other.viewer_video.iter().cloned());
+        self.layers.extend(other.layers.iter().cloned());
         match (&mut self.forward_latency_us, &other.forward_latency_us) {
             (Some(mine), Some(theirs)) => {
                 // Both come from ForwardLatency with the same bounds, so adding cannot fail;
@@ -138,6 +187,18 @@ impl StatusBoard {
                 total.live |= part.live;
                 total.viewers += part.viewers;
                 total.video_codec = total.video_codec.or(part.video_codec);
+                total.paused_viewers += part.paused_viewers;
+                for (rank, layer) in part.layers.iter().enumerate() {
+                    match total.layers.get_mut(rank) {
+                        Some(sum) => {
+                            sum.viewers += layer.viewers;
+                            sum.rid = sum.rid.take().or_else(|| layer.rid.clone());
+                            sum.height = sum.height.or(layer.height);
+                            sum.bitrate_bps = sum.bitrate_bps.max(layer.bitrate_bps);
+                        }
+                        None => total.layers.push(layer.clone()),
+                    }
+                }
             }
         }
         total
@@ -196,7 +257,7 @@ mod tests {
     use super::*;
 
     fn part(viewers: usize, live: bool) -> RoomStatus {
-        RoomStatus { room: "shop".into(), live, viewers, video_codec: live.then_some("VP8") }
+        RoomStatus { room: "shop".into(), live, viewers, video_codec: live.then_some("VP8"), ..RoomStatus::default() }
     }
 
     #[test]
@@ -204,7 +265,7 @@ mod tests {
         let status_board = StatusBoard::default();
         status_board.publish(ShardId(0), part(3, true));
         status_board.publish(ShardId(1), part(4, false));
-        assert_eq!(status_board.status("shop"), RoomStatus { room: "shop".into(), live: true, viewers: 7, video_codec: Some("VP8") });
+        assert_eq!(status_board.status("shop"), RoomStatus { room: "shop".into(), live: true, viewers: 7, video_codec: Some("VP8"), ..RoomStatus::default() });
         status_board.publish(ShardId(0), part(2, false));
         assert_eq!((status_board.status("shop").live, status_board.status("shop").viewers), (false, 6));
         status_board.publish(ShardId(0), part(0, false));

@@ -35,7 +35,8 @@ impl Driver {
             Relay::HostEnd { room }
             | Relay::SourceReset { room }
             | Relay::Media { room, .. }
-            | Relay::KeyframeRequest { room } => match self.room_ids.get(&**room) {
+            | Relay::LayerName { room, .. }
+            | Relay::KeyframeRequest { room, .. } => match self.room_ids.get(&**room) {
                 Some(id) => *id,
                 None => return,
             },
@@ -62,7 +63,8 @@ impl Driver {
                 return;
             }
             Relay::SourceReset { .. } => room.forwarder.handle_source_reset(),
-            Relay::KeyframeRequest { .. } => room.forwarder.handle_viewer_keyframe_request(now),
+            Relay::KeyframeRequest { layer, .. } => room.forwarder.handle_layer_keyframe_request(now, layer),
+            Relay::LayerName { layer, name, .. } => room.forwarder.set_layer_name(layer, name),
         }
         self.mark_dirty(room_id);
     }

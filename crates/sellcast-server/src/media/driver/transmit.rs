@@ -4,13 +4,15 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use sellcast_sfu::{MediaPacket, OutPacket, TrackKind};
-use str0m::rtp::RtpWrite;
+use sellcast_sfu::{EstimateSource, MediaPacket, OutPacket, TrackKind};
+use str0m::bwe::BweKind;
+use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Output};
 use tokio::net::UdpSocket;
 use tracing::warn;
 
 use super::{DriverStats, PeerEvent};
+use crate::media::ingest_layers::Classified;
 use crate::media::offer::SessionKind;
 use crate::media::outbox::Outbox;
 use crate::media::peer::{Peer, PeerId};
@@ -23,21 +25,32 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Some(PeerEvent::Closed),
         Event::Closed => Some(PeerEvent::Closed),
         Event::MediaAdded(m) => {
-            peer.handle_media_added(m.mid, m.kind, m.direction);
+            let simulcast = m.simulcast.as_ref().is_some_and(|s| !s.recv.is_empty() || !s.send.is_empty());
+            peer.handle_media_added(m.mid, m.kind, m.direction, simulcast);
             None
         }
+        Event::EgressBitrateEstimate(estimate) if peer.kind == SessionKind::Watch => match estimate {
+            BweKind::Twcc { estimate, .. } => Some(PeerEvent::Estimate(EstimateSource::Twcc, estimate.as_u64())),
+            BweKind::Remb { estimate, .. } => Some(PeerEvent::Estimate(EstimateSource::Remb, estimate.as_u64())),
+            _ => None,
+        },
         Event::KeyframeRequest(_) if peer.kind == SessionKind::Watch => {
             stats.viewer_keyframe_requests += 1;
             Some(PeerEvent::KeyframeRequest)
         }
         Event::MediaEgressStats(egress) => {
             // Cumulative per stream: count what is new since this stream's last report.
-            if let Some(kind) = peer.mids.iter().position(|m| *m == Some(egress.mid)) {
+            let kind = peer.mids.iter().position(|m| *m == Some(egress.mid));
+            if let Some(kind) = kind {
                 let seen = &mut peer.nacks_seen[kind];
                 stats.nacks += egress.nacks.saturating_sub(*seen);
                 *seen = (*seen).max(egress.nacks);
             }
-            None
+            // The video's loss, from the viewer's receiver reports: the estimate of last resort.
+            match (kind, egress.loss) {
+                (Some(k), Some(loss)) if k == TrackKind::Video.index() && loss.is_finite() => Some(PeerEvent::Loss(loss)),
+                _ => None,
+            }
         }
         Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
             peer.channel = Some(id);
@@ -55,21 +68,41 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
             };
             let kind = codec.kind();
             let ssrc = *p.header.ssrc;
-            let slot = &mut peer.source_ssrc[kind.index()];
-            let reset = slot.is_some_and(|s| s != ssrc);
-            *slot = Some(ssrc);
             peer.last_media = Some(now);
-            if reset {
-                return Some(PeerEvent::SourceReset);
-            }
-            Some(PeerEvent::Media(MediaPacket {
+            let (layer, new_layer) = match kind {
+                TrackKind::Audio => {
+                    let reset = peer.audio_ssrc.is_some_and(|s| s != ssrc);
+                    peer.audio_ssrc = Some(ssrc);
+                    if reset {
+                        return Some(PeerEvent::SourceReset);
+                    }
+                    (0, None)
+                }
+                TrackKind::Video => match peer.video_layers.slot_of(ssrc) {
+                    Some(slot) => (slot, None),
+                    None => {
+                        let rid = p.header.ext_vals.rid.or_else(|| peer.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)).and_then(|s| s.rid()));
+                        match peer.video_layers.classify_new(ssrc, rid.as_deref()) {
+                            Classified::Layer(slot) => (slot, None),
+                            Classified::NewLayer(slot, name) => (slot, Some(name)),
+                            Classified::Reset => return Some(PeerEvent::SourceReset),
+                        }
+                    }
+                },
+            };
+            let packet = MediaPacket {
                 kind,
                 seq: *p.seq_no,
                 timestamp: p.header.timestamp,
                 marker: p.header.marker,
                 payload: p.payload,
                 arrival: p.timestamp,
-            }))
+                layer,
+            };
+            Some(match new_layer {
+                Some(name) => PeerEvent::FirstOfLayer(packet, name),
+                None => PeerEvent::Media(packet),
+            })
         }
         _ => None,
     }

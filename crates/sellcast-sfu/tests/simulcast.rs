@@ -1,0 +1,263 @@
+//! Simulcast in the forwarding core, on virtual time: a host sending three VP8 layers, viewers
+//! fitted to their estimates. Layer choice with hysteresis, switches only at the target
+//! layer's keyframe, continuous numbers across a switch, pause and resume, a data-saver cap,
+//! and keyframe requests throttled per layer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sellcast_sfu::{Codec, EstimateSource, Forwarder, ForwarderConfig, ForwarderEvent, LayerCap, MediaPacket, OutPacket, TrackKind, ViewerId};
+
+/// Three layers: 320x180 at 150 kbit/s, 640x360 at 500 kbit/s, 1280x720 at 2 Mbit/s, 25 fps,
+/// a keyframe on each layer every `gop` frames (or when asked).
+struct Host {
+    now: Instant,
+    seq: [u64; 3],
+    frame: u64,
+    gop: u64,
+    /// Bytes per frame per layer.
+    frame_bytes: [usize; 3],
+    sizes: [(u16, u16); 3],
+    /// A keyframe was asked of this layer: the next frame on it is one.
+    asked: [bool; 3],
+}
+
+impl Host {
+    fn new(now: Instant, gop: u64) -> Self {
+        Self {
+            now,
+            seq: [1_000, 20_000, 40_000],
+            frame: 0,
+            gop,
+            frame_bytes: [150_000 / 8 / 25, 500_000 / 8 / 25, 2_000_000 / 8 / 25],
+            sizes: [(320, 180), (640, 360), (1280, 720)],
+            asked: [false; 3],
+        }
+    }
+
+    /// One 40 ms frame on every layer (each split in 1000-byte packets), plus one audio packet.
+    fn frame(&mut self, f: &mut Forwarder) {
+        self.now += Duration::from_millis(40);
+        let ts = (self.frame * 3600) as u32;
+        for layer in 0..3 {
+            let key = self.frame % self.gop == 0 || std::mem::take(&mut self.asked[layer]);
+            let packets = self.frame_bytes[layer].div_ceil(1000);
+            for i in 0..packets {
+                let mut payload = vec![0u8; 1000.min(self.frame_bytes[layer] - i * 1000).max(12)];
+                payload[0] = if i == 0 { 0x10 } else { 0x00 };
+                payload[1] = if key { 0x00 } else { 0x01 };
+                if key && i == 0 {
+                    let (w, h) = self.sizes[layer];
+                    payload[4..7].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                    payload[7..9].copy_from_slice(&w.to_le_bytes());
+                    payload[9..11].copy_from_slice(&h.to_le_bytes());
+                }
+                let packet = MediaPacket {
+                    kind: TrackKind::Video,
+                    seq: self.seq[layer],
+                    timestamp: ts,
+                    marker: i + 1 == packets,
+                    payload: Arc::from(payload),
+                    arrival: self.now,
+                    layer: layer as u8,
+                };
+                self.seq[layer] += 1;
+                f.handle_rtp(self.now, &packet);
+            }
+        }
+        let audio = MediaPacket {
+            kind: TrackKind::Audio,
+            seq: 5_000 + self.frame,
+            timestamp: (self.frame * 1920) as u32,
+            marker: false,
+            payload: Arc::from(vec![0xfc; 80]),
+            arrival: self.now,
+            layer: 0,
+        };
+        f.handle_rtp(self.now, &audio);
+        self.frame += 1;
+        if f.poll_timeout().is_some_and(|t| t <= self.now) {
+            f.handle_timeout(self.now);
+        }
+        while let Some(ForwarderEvent::RequestKeyframe { layer }) = f.poll_event() {
+            self.asked[usize::from(layer)] = true;
+        }
+    }
+
+    fn run(&mut self, f: &mut Forwarder, seconds: u64, mut each: impl FnMut(&mut Forwarder)) {
+        for _ in 0..seconds * 25 {
+            self.frame(f);
+            each(f);
+        }
+    }
+}
+
+fn live() -> Forwarder {
+    let mut f = Forwarder::new(ForwarderConfig::default());
+    f.handle_publisher_start(&[Codec::Opus, Codec::Vp8]);
+    f
+}
+
+fn drain(f: &mut Forwarder, id: ViewerId) -> Vec<OutPacket> {
+    let v = f.viewer_mut(id).expect("viewer exists");
+    std::iter::from_fn(|| v.pop_packet()).collect()
+}
+
+fn rank(f: &Forwarder, id: ViewerId) -> Option<u8> {
+    f.viewer_report(id).and_then(|r| r.layer_rank)
+}
+
+fn is_key_start(p: &OutPacket) -> bool {
+    p.payload[0] & 0x10 != 0 && p.payload[1] & 0x01 == 0
+}
+
+/// A host live for two seconds, so every layer is measured, then a viewer joins with this
+/// transport estimate (refreshed every frame, as feedback keeps coming).
+fn with_viewer(estimate_bps: Option<u64>) -> (Forwarder, Host, ViewerId) {
+    let mut f = live();
+    let mut host = Host::new(Instant::now(), 50);
+    host.run(&mut f, 2, |_| {});
+    let v = ViewerId(7);
+    f.add_viewer(v);
+    if let Some(bps) = estimate_bps {
+        f.handle_viewer_estimate(v, EstimateSource::Twcc, bps);
+    }
+    f.handle_viewer_ready(host.now, v);
+    (f, host, v)
+}
+
+#[test]
+fn each_estimate_settles_on_the_highest_layer_that_fits() {
+    for (estimate, expected) in [(None, 2), (Some(3_000_000), 2), (Some(1_200_000), 1), (Some(350_000), 0)] {
+        let (mut f, mut host, v) = with_viewer(estimate);
+        host.run(&mut f, 6, |f| {
+            drain(f, v);
+        });
+        assert_eq!(rank(&f, v), Some(expected), "estimate {estimate:?}");
+        let report = f.viewer_report(v).expect("viewer");
+        assert!(!report.paused);
+    }
+}
+
+#[test]
+fn a_switch_happens_only_at_the_target_layers_keyframe_and_numbers_stay_continuous() {
+    let (mut f, mut host, v) = with_viewer(Some(3_000_000));
+    let mut out = Vec::new();
+    host.run(&mut f, 4, |f| out.extend(drain(f, v)));
+    assert_eq!(rank(&f, v), Some(2));
+    // The link shrinks: the estimate falls under the middle layer.
+    f.handle_viewer_estimate(v, EstimateSource::Twcc, 400_000);
+    let before = out.len();
+    host.run(&mut f, 4, |f| out.extend(drain(f, v)));
+    assert_eq!(rank(&f, v), Some(0), "down to the quarter layer");
+    let video: Vec<&OutPacket> = out.iter().filter(|p| p.kind == TrackKind::Video).collect();
+    // Outgoing video is one unbroken sequence across the switch, and timestamps never go back.
+    for pair in video.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "no gap or repeat in the outgoing sequence");
+        assert!(pair[1].timestamp.wrapping_sub(pair[0].timestamp) < 90_000, "timestamps move forward");
+    }
+    // Every change of packet size class (a layer switch) begins on a keyframe.
+    let after: Vec<&OutPacket> = out[before..].iter().filter(|p| p.kind == TrackKind::Video).collect();
+    let first_small = after.iter().position(|p| p.payload.len() < 800).expect("the quarter layer arrives");
+    assert!(is_key_start(after[first_small]), "the first quarter-layer packet starts a keyframe");
+    assert_eq!(f.viewer_report(v).map(|r| r.switches), Some(1));
+}
+
+#[test]
+fn a_better_estimate_climbs_only_after_holding_and_a_wobble_does_not_flap() {
+    let (mut f, mut host, v) = with_viewer(Some(700_000));
+    host.run(&mut f, 5, |f| {
+        drain(f, v);
+    });
+    assert_eq!(rank(&f, v), Some(1));
+    // The estimate wobbles around the top layer's bitrate for 10 s: no step up.
+    let mut high = false;
+    host.run(&mut f, 10, |f| {
+        high = !high;
+        f.handle_viewer_estimate(v, EstimateSource::Twcc, if high { 3_000_000 } else { 1_500_000 });
+        drain(f, v);
+    });
+    assert_eq!(rank(&f, v), Some(1), "a wobbling estimate does not climb");
+    f.handle_viewer_estimate(v, EstimateSource::Twcc, 3_000_000);
+    let start = host.now;
+    let mut climbed_at = None;
+    host.run(&mut f, 8, |f| {
+        drain(f, v);
+        if climbed_at.is_none() && rank(f, v) == Some(2) {
+            climbed_at = Some(());
+        }
+    });
+    assert_eq!(rank(&f, v), Some(2), "a steady estimate climbs");
+    assert!(host.now.duration_since(start) >= Duration::from_secs(2));
+    assert_eq!(f.viewer_report(v).map(|r| r.switches), Some(1), "one switch, no flapping");
+}
+
+#[test]
+fn video_pauses_when_nothing_fits_audio_goes_on_and_video_resumes() {
+    let (mut f, mut host, v) = with_viewer(Some(3_000_000));
+    host.run(&mut f, 4, |f| {
+        drain(f, v);
+    });
+    f.handle_viewer_estimate(v, EstimateSource::Twcc, 100_000);
+    host.run(&mut f, 5, |f| {
+        drain(f, v);
+    });
+    let report = f.viewer_report(v).expect("viewer");
+    assert!(report.paused, "100 kbit/s fits no layer: paused");
+    assert_eq!(report.pauses, 1);
+    assert_eq!(f.paused_viewers(), 1);
+    let mut out = Vec::new();
+    host.run(&mut f, 2, |f| out.extend(drain(f, v)));
+    assert!(out.iter().all(|p| p.kind == TrackKind::Audio), "no video while paused");
+    assert!(out.len() >= 45, "audio keeps flowing ({} packets in 2 s)", out.len());
+    f.handle_viewer_estimate(v, EstimateSource::Twcc, 3_000_000);
+    let mut out = Vec::new();
+    host.run(&mut f, 6, |f| out.extend(drain(f, v)));
+    assert!(!f.viewer_report(v).expect("viewer").paused, "resumed");
+    let first_video = out.iter().find(|p| p.kind == TrackKind::Video).expect("video again");
+    assert!(is_key_start(first_video), "video resumes on a keyframe");
+}
+
+#[test]
+fn the_data_saver_cap_holds_the_lowest_layer_whatever_the_estimate() {
+    let (mut f, mut host, v) = with_viewer(Some(5_000_000));
+    host.run(&mut f, 4, |f| {
+        drain(f, v);
+    });
+    assert_eq!(rank(&f, v), Some(2));
+    f.set_viewer_cap(host.now, v, LayerCap { max_height: None, data_saver: true });
+    host.run(&mut f, 4, |f| {
+        drain(f, v);
+    });
+    assert_eq!(rank(&f, v), Some(0));
+    f.set_viewer_cap(host.now, v, LayerCap { max_height: Some(400), data_saver: false });
+    host.run(&mut f, 6, |f| {
+        drain(f, v);
+    });
+    assert_eq!(rank(&f, v), Some(1), "a 400-pixel player gets the 360p layer");
+}
+
+#[test]
+fn keyframe_requests_are_throttled_per_layer() {
+    // No periodic keyframes: only requests produce them.
+    let mut f = live();
+    let mut host = Host::new(Instant::now(), u64::MAX);
+    host.frame(&mut f); // frame 0 is a keyframe on every layer
+    host.run(&mut f, 2, |_| {});
+    let before = f.keyframe_requests_sent();
+    // 30 viewers join over 3 s, each needing some layer; they ask a lot.
+    for i in 0..30u64 {
+        let v = ViewerId(100 + i);
+        f.add_viewer(v);
+        f.handle_viewer_estimate(v, EstimateSource::Twcc, [3_000_000, 700_000, 300_000][(i % 3) as usize]);
+        f.handle_viewer_ready(host.now, v);
+        for _ in 0..2 {
+            f.handle_keyframe_request_from(host.now, v);
+            host.frame(&mut f);
+        }
+    }
+    let sent = f.keyframe_requests_sent() - before;
+    // 2.4 s of joins, three layers, at most one request per layer per second (plus the first).
+    assert!(sent <= 3 * 4, "{sent} keyframe requests for 30 joins");
+    assert!(sent >= 3, "every layer was asked at least once ({sent})");
+}
