@@ -5,8 +5,10 @@
 //! delay (one-way delay above the lowest seen in the last 10 s; the synthetic host's trailer
 //! carries the send time, on the same clock here), and runs additive-increase /
 //! multiplicative-decrease on them:
-//! - overuse (queuing delay over 60 ms and not falling): the estimate drops to 85 % of the
-//!   incoming rate, and holds for 500 ms;
+//! - overuse (queuing delay over 30 ms and still rising): the estimate drops to 85 % of the
+//!   incoming rate, and holds for 500 ms. A delay that is high but steady is not overuse (the
+//!   delay gradient is what counts, as in GCC): a sender that paces to this estimate builds a
+//!   backlog of its own, and reading that as congestion would spiral the estimate down;
 //! - otherwise it grows 8 % a second, never past 1.5x the incoming rate plus 50 kbit/s (a
 //!   receiver cannot vouch for far more than it has seen arrive).
 //!
@@ -23,7 +25,9 @@ use std::time::{Duration, Instant};
 
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 const BASE_WINDOW_SLOTS: usize = 10;
-const OVERUSE_DELAY_US: u64 = 60_000;
+const OVERUSE_DELAY_US: u64 = 30_000;
+/// The smoothed queuing delay must have grown this much since the last update (250 ms).
+const RISING_US: f64 = 2_000.0;
 const HOLD: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
@@ -102,9 +106,9 @@ impl RembEstimator {
         let incoming = self.incoming_bps();
         let dt = self.last_update.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         self.last_update = Some(now);
-        let falling = self.queuing_us < self.queuing_at_update;
+        let rising = self.queuing_us - self.queuing_at_update > RISING_US;
         self.queuing_at_update = self.queuing_us;
-        let overused = self.queuing_us > OVERUSE_DELAY_US as f64 && !falling;
+        let overused = self.queuing_us > OVERUSE_DELAY_US as f64 && rising;
         let held = self.hold_until.is_some_and(|t| now < t);
         let estimate = match self.estimate_bps {
             None => incoming * 1.5 + 50_000.0,
@@ -164,6 +168,18 @@ mod tests {
         let last = *est.last().expect("test setup");
         assert!(last < 600_000, "{est:?}");
         assert!(last > 300_000, "{est:?}");
+    }
+
+    #[test]
+    fn a_steady_delay_is_not_overuse() {
+        let t0 = Instant::now();
+        let mut e = RembEstimator::default();
+        // The base is set, then the delay steps up by 300 ms and stays there (a backlog that
+        // neither grows nor drains): after one decrease at the step, the estimate climbs again.
+        feed(&mut e, t0, 0.0, 2.0, 400_000.0, |_| 0);
+        let est = feed(&mut e, t0, 2.0, 8.0, 400_000.0, |_| 300_000);
+        let last = *est.last().expect("test setup");
+        assert!(last > 400_000, "{est:?}");
     }
 
     #[test]
