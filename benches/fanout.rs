@@ -24,7 +24,7 @@ fn bench_fanout(c: &mut Criterion) {
         let keyframe: Arc<[u8]> = Arc::from(key);
         // Start every viewer on a keyframe so the measured packets are forwarded.
         let mut seq = 1u64;
-        let first = MediaPacket { kind: TrackKind::Video, seq, timestamp: 0, marker: true, payload: keyframe, arrival: t0 };
+        let first = MediaPacket { kind: TrackKind::Video, seq, timestamp: 0, marker: true, payload: keyframe, arrival: t0, layer: 0 };
         f.handle_rtp(t0, &first);
         for v in f.viewers_mut() {
             while v.pop_packet().is_some() {}
@@ -34,7 +34,7 @@ fn bench_fanout(c: &mut Criterion) {
             b.iter(|| {
                 seq += 1;
                 let now = t0 + Duration::from_micros(seq * 300);
-                let p = MediaPacket { kind: TrackKind::Video, seq, timestamp: (seq / 3) as u32 * 3000, marker: seq % 3 == 0, payload: payload.clone(), arrival: now };
+                let p = MediaPacket { kind: TrackKind::Video, seq, timestamp: (seq / 3) as u32 * 3000, marker: seq % 3 == 0, payload: payload.clone(), arrival: now, layer: 0 };
                 f.handle_rtp(now, &p);
                 let mut n = 0usize;
                 for v in f.viewers_mut() {

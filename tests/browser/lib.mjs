@@ -35,17 +35,18 @@ export async function observe(fn, done, timeoutMs = 20_000, every = 100) {
   return last;
 }
 
-// The real server binary on 127.0.0.1:`port`, serving the pages from web/ (or SELLCAST_WEB_DIR:
-// a control run serves a deliberately broken copy), its log appended to `tmp`/server.log.
+// The real server binary on `ip` (default 127.0.0.1):`port`, HTTP and UDP, serving the pages
+// from web/ (or SELLCAST_WEB_DIR: a control run serves a deliberately broken copy), its log
+// appended to `tmp`/server.log; `args` are more flags (a non-loopback `ip` needs `--dev`).
 // `start` again after `stop` brings it back on the same port and database (a restart).
 export class ServerProcess {
-  constructor({ tmp, port, bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast') }) {
-    Object.assign(this, { tmp, port, bin, child: null });
-    this.base = `http://127.0.0.1:${port}`;
+  constructor({ tmp, port, bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast'), ip = '127.0.0.1', args = [] }) {
+    Object.assign(this, { tmp, port, bin, ip, args, child: null });
+    this.base = `http://${ip}:${port}`;
   }
 
   async start() {
-    const child = spawn(this.bin, ['serve', '--http', `127.0.0.1:${this.port}`, '--udp-port', '0', '--web-dir', process.env.SELLCAST_WEB_DIR || path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db')],
+    const child = spawn(this.bin, ['serve', '--http', `${this.ip}:${this.port}`, '--udp-ip', this.ip, '--udp-port', '0', '--web-dir', process.env.SELLCAST_WEB_DIR || path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db'), ...this.args],
       { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
     const log = fs.createWriteStream(path.join(this.tmp, 'server.log'), { flags: 'a' });
     child.stderr.pipe(log);
@@ -91,10 +92,11 @@ export async function launchBrowser(clip) {
   return chromium.launch({ executablePath: executablePath(), headless: false, args: chromiumArgs(clip) });
 }
 
-// One context in a fresh profile under `tmp` whose pages all get `viewport`.
-export async function launchPersistent({ tmp, clip, viewport }) {
+// One context in a fresh profile under `tmp` whose pages all get `viewport`. `executable` may
+// be a wrapper (Chromium in a viewer's network namespace: links.mjs); `extraArgs` go after ours.
+export async function launchPersistent({ tmp, clip, viewport, executable = executablePath(), extraArgs = [] }) {
   const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
-  return chromium.launchPersistentContext(profile, { executablePath: executablePath(), headless: false, viewport, args: chromiumArgs(clip) });
+  return chromium.launchPersistentContext(profile, { executablePath: executable, headless: false, viewport, args: [...chromiumArgs(clip), ...extraArgs] });
 }
 
 export function watchCsp(page, cspViolations) {

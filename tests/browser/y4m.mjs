@@ -7,9 +7,17 @@ export const HEIGHT = 240;
 export const FPS = 30;
 export const BITS = 16;
 export const BAND = 24; // rows of the top band
-const BLOCK = WIDTH / BITS;
 
 export function writeClip(path, frames = 300) {
+  writeSizedClip(path, frames, { width: WIDTH, height: HEIGHT, band: BAND, texture: 'gradient' });
+}
+
+// A clip of any size (`band` rows of frame-number blocks on top). The texture below the band:
+// 'gradient' (cheap to encode) or 'noise', a fixed random picture panned 3 px a frame, which
+// keeps an encoder busy at any bitrate (simulcast layers then send close to their targets).
+export function writeSizedClip(path, frames, { width, height, band, texture }) {
+  const WIDTH = width, HEIGHT = height, BAND = band, BLOCK = width / BITS;
+  const noise = texture === 'noise' ? randomPicture(WIDTH * 2, HEIGHT) : null;
   const fd = fs.openSync(path, 'w');
   fs.writeSync(fd, `YUV4MPEG2 W${WIDTH} H${HEIGHT} F${FPS}:1 Ip A1:1 C420jpeg\n`);
   const ySize = WIDTH * HEIGHT;
@@ -24,7 +32,7 @@ export function writeClip(path, frames = 300) {
           const bit = (f >> (BITS - 1 - Math.floor(x / BLOCK))) & 1;
           v = bit ? 235 : 16;
         } else {
-          v = 40 + ((x + y * 2 + f * 6) % 160); // moving texture so the encoder has work to do
+          v = noise ? noise[y * WIDTH * 2 + ((x + f * 3) % (WIDTH * 2))] : 40 + ((x + y * 2 + f * 6) % 160);
         }
         frame[y * WIDTH + x] = v;
       }
@@ -35,8 +43,28 @@ export function writeClip(path, frames = 300) {
   fs.closeSync(fd);
 }
 
+// Luma 40..200 from a fixed seed, in 2x2 pixel cells (so scaled-down layers keep some detail).
+function randomPicture(width, height) {
+  const out = Buffer.alloc(width * height);
+  let seed = 12345;
+  for (let y = 0; y < height; y += 2) {
+    for (let x = 0; x < width; x += 2) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const v = 40 + ((seed >>> 16) % 161);
+      out[y * width + x] = out[y * width + x + 1] = out[(y + 1) * width + x] = out[(y + 1) * width + x + 1] = v;
+    }
+  }
+  return out;
+}
+
 // Runs in the page: the frame number shown by a <video>, or -1 if unreadable.
-export const readFrameNumberSource = `
+export const readFrameNumberSource = frameNumberReader({ width: WIDTH, height: HEIGHT, band: BAND });
+
+// The reader for a clip written by writeSizedClip with these dimensions (the picture shown may be
+// any size: the band is read as the same share of its height).
+export function frameNumberReader({ width, height, band }) {
+  const WIDTH = width, HEIGHT = height, BAND = band, BLOCK = width / BITS;
+  return `
 (video) => {
   if (!video || video.videoWidth === 0) return -1;
   const c = window.__g2gCanvas || (window.__g2gCanvas = document.createElement('canvas'));
@@ -53,3 +81,4 @@ export const readFrameNumberSource = `
   }
   return n;
 }`;
+}

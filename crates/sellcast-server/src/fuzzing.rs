@@ -27,7 +27,7 @@ fn factory() -> &'static PeerFactory {
             Some(cert) => cert,
             None => panic!("the crypto provider makes no DTLS certificate"),
         };
-        PeerFactory { cert, candidate_addr: SocketAddr::from(([127, 0, 0, 1], 9)), timeouts: Default::default(), bwe: true }
+        PeerFactory { cert, candidate_addr: SocketAddr::from(([127, 0, 0, 1], 9)), timeouts: Default::default(), bwe: true, transport_estimator: false }
     })
 }
 

@@ -105,8 +105,10 @@ pub struct Config {
     /// Origins allowed to call WHEP, the frames API and the room reads from a browser, and to
     /// frame the embeddable player (`--allow-origin`); none by default.
     pub allow_origins: Vec<String>,
-    /// Estimate each viewer's bandwidth and fit its video layer to it (`--bwe on`). Off: no
-    /// estimator runs and every viewer gets the highest layer its own cap allows.
+    /// Estimate each viewer's bandwidth and fit its video layer to it (`--bwe on`): from its
+    /// REMB, or from the loss in its receiver reports; with `SELLCAST_TWCC_ESTIMATOR=1` also from
+    /// str0m's TWCC estimator (experimental, see docs/bandwidth.md). Off: no estimate, and every
+    /// viewer gets the highest layer its own cap allows.
     pub bwe: bool,
 }
 
@@ -257,6 +259,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             candidate_addr: SocketAddr::new(announce_ip, udp_addrs[i].port()),
             timeouts: config.session_timeouts,
             bwe: config.bwe,
+            transport_estimator: config.bwe && std::env::var_os("SELLCAST_TWCC_ESTIMATOR").is_some_and(|v| v == "1"),
         };
         let (stop, stop_rx) = oneshot::channel();
         let parts = ShardParts {

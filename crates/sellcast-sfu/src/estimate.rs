@@ -34,6 +34,26 @@ const LOSS_HIGH: f32 = 0.10;
 const LOSS_LOW: f32 = 0.02;
 /// Growth per second of clean reports.
 const GROWTH_PER_SECOND: f64 = 0.08;
+/// A report above this loss makes the link lossy for `EVIDENCE_LASTS`.
+const LOSS_EVIDENCE: f32 = 0.05;
+/// A transport estimate that falls by more than this (percent) is the estimator reacting to
+/// congestion (queueing delay or loss), not a starting guess being refined.
+const FALL_PCT: u64 = 5;
+/// How long evidence of congestion or loss is acted on.
+const EVIDENCE_LASTS: Duration = Duration::from_secs(10);
+
+/// The estimate a decision is made on, and how much it can be trusted to mean "too little".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub source: EstimateSource,
+    pub bps: u64,
+    /// The estimator lowered its estimate recently: the link pushed back. A transport
+    /// estimate that only ever rose is a guess still being refined (it starts low and climbs
+    /// while the link carries more), and a viewer is not moved down or paused on it.
+    pub congested: bool,
+    /// The viewer reported real loss recently: the link is dropping packets.
+    pub lossy: bool,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct ViewerEstimate {
@@ -41,14 +61,21 @@ pub struct ViewerEstimate {
     /// The loss controller's estimate; `None` until loss was first too high.
     loss_bps: Option<u64>,
     last_loss_report: Option<Instant>,
+    last_fall: Option<Instant>,
+    last_high_loss: Option<Instant>,
 }
 
 impl ViewerEstimate {
     /// An estimate from the transport (TWCC or REMB). REMB never replaces TWCC.
-    pub fn handle_transport(&mut self, source: EstimateSource, bps: u64) {
+    pub fn handle_transport(&mut self, now: Instant, source: EstimateSource, bps: u64) {
         match self.transport {
             Some((EstimateSource::Twcc, _)) if source != EstimateSource::Twcc => {}
-            _ => self.transport = Some((source, bps)),
+            previous => {
+                if previous.is_some_and(|(s, before)| s == source && bps * 100 < before * (100 - FALL_PCT)) {
+                    self.last_fall = Some(now);
+                }
+                self.transport = Some((source, bps));
+            }
         }
     }
 
@@ -61,6 +88,9 @@ impl ViewerEstimate {
             .map_or(Duration::from_secs(1), |t| now.saturating_duration_since(t))
             .min(Duration::from_secs(5));
         self.last_loss_report = Some(now);
+        if fraction_lost > LOSS_EVIDENCE {
+            self.last_high_loss = Some(now);
+        }
         if fraction_lost > LOSS_HIGH {
             let lost_permille = (fraction_lost.min(1.0) * 1000.0).round() as u64;
             let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
@@ -78,6 +108,19 @@ impl ViewerEstimate {
     pub fn current(&self) -> Option<(EstimateSource, u64)> {
         self.transport.or(self.loss_bps.map(|b| (EstimateSource::Loss, b)))
     }
+
+    /// [`current`](Self::current) with how far it can be trusted at `now`.
+    pub fn judged(&self, now: Instant) -> Option<Estimate> {
+        let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < EVIDENCE_LASTS);
+        let lossy = recent(self.last_high_loss);
+        self.current().map(|(source, bps)| Estimate {
+            source,
+            bps,
+            // The loss controller only speaks after loss: its word is always evidence.
+            congested: source == EstimateSource::Loss || recent(self.last_fall),
+            lossy,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -91,10 +134,10 @@ mod tests {
         assert_eq!(e.current(), None);
         e.handle_loss(t0, 0.2, 1_000_000, 3_000_000);
         assert_eq!(e.current(), Some((EstimateSource::Loss, 900_000)));
-        e.handle_transport(EstimateSource::Remb, 700_000);
+        e.handle_transport(t0, EstimateSource::Remb, 700_000);
         assert_eq!(e.current(), Some((EstimateSource::Remb, 700_000)));
-        e.handle_transport(EstimateSource::Twcc, 2_000_000);
-        e.handle_transport(EstimateSource::Remb, 100_000);
+        e.handle_transport(t0, EstimateSource::Twcc, 2_000_000);
+        e.handle_transport(t0, EstimateSource::Remb, 100_000);
         assert_eq!(e.current(), Some((EstimateSource::Twcc, 2_000_000)), "REMB does not replace TWCC");
     }
 
@@ -117,5 +160,21 @@ mod tests {
             assert!(steps < 20, "clean reports must lift the constraint");
         }
         assert!(steps >= 5, "growth is gradual, 8 % a second ({steps} steps)");
+    }
+
+    #[test]
+    fn a_rising_estimate_is_no_evidence_and_a_falling_one_is_for_a_while() {
+        let t0 = Instant::now();
+        let mut e = ViewerEstimate::default();
+        for (i, bps) in [1_000_000, 1_100_000, 1_500_000, 1_480_000].into_iter().enumerate() {
+            e.handle_transport(t0 + Duration::from_secs(i as u64), EstimateSource::Twcc, bps);
+        }
+        let judged = e.judged(t0 + Duration::from_secs(4)).expect("an estimate");
+        assert!(!judged.congested, "climbing (and a 1 % dip) is a guess being refined");
+        e.handle_transport(t0 + Duration::from_secs(5), EstimateSource::Twcc, 600_000);
+        assert!(e.judged(t0 + Duration::from_secs(6)).is_some_and(|j| j.congested && !j.lossy));
+        assert!(e.judged(t0 + Duration::from_secs(16)).is_some_and(|j| !j.congested), "evidence fades");
+        e.handle_loss(t0 + Duration::from_secs(17), 0.3, 600_000, 3_000_000);
+        assert!(e.judged(t0 + Duration::from_secs(18)).is_some_and(|j| j.lossy));
     }
 }

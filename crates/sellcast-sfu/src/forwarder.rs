@@ -255,9 +255,9 @@ impl Forwarder {
     }
 
     /// The transport's bandwidth estimate for a viewer (TWCC or REMB).
-    pub fn handle_viewer_estimate(&mut self, id: ViewerId, source: EstimateSource, bps: u64) {
+    pub fn handle_viewer_estimate(&mut self, now: Instant, id: ViewerId, source: EstimateSource, bps: u64) {
         if let Some(i) = self.viewer_index(id) {
-            self.viewers[i].estimate.handle_transport(source, bps);
+            self.viewers[i].estimate.handle_transport(now, source, bps);
         }
     }
 
@@ -336,7 +336,7 @@ impl Forwarder {
     fn decide(&mut self, now: Instant, i: usize) {
         let ranked = self.layers.ranked();
         let viewer = &mut self.viewers[i];
-        let estimate = viewer.estimate.current().map(|(_, bps)| bps);
+        let estimate = viewer.estimate.judged(now);
         if let Some(choice) = viewer.selector.decide(now, ranked, viewer.cap, estimate, &self.config.selection) {
             viewer.handle_choice(choice);
         }

@@ -1,14 +1,18 @@
 //! Which of the host's layers one viewer should get, decided a few times a second from that
 //! viewer's bandwidth estimate, its cap and the layers' measured bitrates.
 //!
-//! Going down is immediate (a link that cannot carry the layer is losing packets now); going
-//! up waits until the higher layer has fit with a margin for a while, and not right after a
-//! step down, so an estimate that wobbles around a layer's bitrate does not flap between two
-//! layers (each switch costs a keyframe). When even the lowest layer does not fit for a while
-//! the video pauses; audio and the data channel go on. It never reads a clock: `now` comes in.
+//! Going down is immediate once the estimator has pushed back (a link that cannot carry the
+//! layer is queueing or losing packets now); going up waits until the higher layer has fit
+//! with a margin for a while, and not right after a step down, so an estimate that wobbles
+//! around a layer's bitrate does not flap between two layers (each switch costs a keyframe).
+//! When even the lowest layer does not fit, and the viewer is losing packets, for a while, the
+//! video pauses; audio and the data channel go on. An estimator that is still climbing from its
+//! starting guess moves nobody down: on a fast link it is below the bitrate it is carrying.
+//! It never reads a clock: `now` comes in.
 
 use std::time::{Duration, Instant};
 
+use crate::estimate::Estimate;
 use crate::layer_cap::LayerCap;
 
 /// One layer as the selector sees it, in a list ranked lowest first.
@@ -46,6 +50,10 @@ pub struct SelectorConfig {
     /// After the viewer's first decision the estimate is not acted on this long: the transport's
     /// first estimate is its configured starting guess, not a measurement.
     pub startup_grace: Duration,
+    /// A viewer starts on the highest layer up to this bitrate (or lower, if its estimate says
+    /// so with evidence), and climbs from there as its link allows: starting a phone on a slow
+    /// link at the top layer would bury it in its first seconds.
+    pub start_bps: u64,
 }
 
 impl Default for SelectorConfig {
@@ -59,6 +67,7 @@ impl Default for SelectorConfig {
             pause_after: Duration::from_secs(2),
             resume_hold: Duration::from_secs(2),
             startup_grace: Duration::from_secs(2),
+            start_bps: 1_000_000,
         }
     }
 }
@@ -89,7 +98,7 @@ impl LayerSelector {
         now: Instant,
         layers: &[LayerView],
         cap: LayerCap,
-        estimate_bps: Option<u64>,
+        estimate: Option<Estimate>,
         config: &SelectorConfig,
     ) -> Option<Choice> {
         if layers.is_empty() {
@@ -99,7 +108,7 @@ impl LayerSelector {
         let next = if !config.adapt {
             Choice::Layer(layers[top].slot)
         } else {
-            self.adapt(now, layers, top, estimate_bps, config)
+            self.adapt(now, layers, top, estimate, config)
         };
         if self.choice == Some(next) {
             return None;
@@ -111,8 +120,10 @@ impl LayerSelector {
         Some(next)
     }
 
-    fn adapt(&mut self, now: Instant, layers: &[LayerView], top: usize, estimate_bps: Option<u64>, config: &SelectorConfig) -> Choice {
-        let budget = estimate_bps.map(|e| e.saturating_sub(config.audio_bps));
+    fn adapt(&mut self, now: Instant, layers: &[LayerView], top: usize, estimate: Option<Estimate>, config: &SelectorConfig) -> Choice {
+        let budget = estimate.map(|e| e.bps.saturating_sub(config.audio_bps));
+        let congested = estimate.is_some_and(|e| e.congested);
+        let lossy = estimate.is_some_and(|e| e.lossy);
         let fits = |rank: usize, margin_pct: u64| {
             budget.is_none_or(|b| layers[rank].bitrate_bps.saturating_mul(margin_pct) / 100 <= b)
         };
@@ -124,11 +135,14 @@ impl LayerSelector {
         let started = *self.started.get_or_insert(now);
         let in_grace = now.saturating_duration_since(started) < config.startup_grace;
         match (self.choice, current_rank) {
-            // First decision, or the layer being sent is gone: the best that fits now, never
-            // a pause (a viewer is not left without a picture on a guess).
+            // First decision, or the layer being sent is gone: the best that fits the start
+            // budget (and the estimate, if it has pushed back), never a pause (a viewer is not
+            // left without a picture on a guess).
             (None, _) | (Some(Choice::Layer(_)), None) => {
                 self.clear_timers();
-                Choice::Layer(layers[best(100).unwrap_or(0)].slot)
+                let start = budget.filter(|_| congested).unwrap_or(u64::MAX).min(config.start_bps);
+                let rank = (0..=top).rev().find(|&r| layers[r].bitrate_bps <= start).unwrap_or(0);
+                Choice::Layer(layers[rank].slot)
             }
             (Some(Choice::Paused), _) => {
                 if !fits(0, config.up_margin_pct) {
@@ -151,7 +165,7 @@ impl LayerSelector {
                 if in_grace {
                     return Choice::Layer(slot);
                 }
-                if !fits(rank, 100) {
+                if congested && !fits(rank, 100) {
                     self.up_since = None;
                     if let Some(lower) = best(100) {
                         self.below_since = None;
@@ -164,7 +178,7 @@ impl LayerSelector {
                         self.last_down = Some(now);
                         return Choice::Layer(layers[0].slot);
                     }
-                    if now.saturating_duration_since(since) >= config.pause_after {
+                    if lossy && now.saturating_duration_since(since) >= config.pause_after {
                         self.clear_timers();
                         self.last_down = Some(now);
                         return Choice::Paused;

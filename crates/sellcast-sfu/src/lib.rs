@@ -27,7 +27,7 @@ mod viewer;
 
 pub use codec::{Codec, TrackKind};
 pub use drop_reason::{DropCounters, DropReason};
-pub use estimate::{EstimateSource, ViewerEstimate};
+pub use estimate::{Estimate, EstimateSource, ViewerEstimate};
 pub use forwarder::{Forwarder, ForwarderConfig, ForwarderEvent, LayerReport, ViewerId, ViewerLayerReport};
 pub use host_layers::MAX_LAYERS;
 pub use layer_cap::LayerCap;

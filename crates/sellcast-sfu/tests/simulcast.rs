@@ -84,10 +84,11 @@ impl Host {
         }
     }
 
-    fn run(&mut self, f: &mut Forwarder, seconds: u64, mut each: impl FnMut(&mut Forwarder)) {
+    fn run(&mut self, f: &mut Forwarder, seconds: u64, mut each: impl FnMut(&mut Forwarder, Instant)) {
         for _ in 0..seconds * 25 {
             self.frame(f);
-            each(f);
+            let now = self.now;
+            each(f, now);
         }
     }
 }
@@ -116,11 +117,13 @@ fn is_key_start(p: &OutPacket) -> bool {
 fn with_viewer(estimate_bps: Option<u64>) -> (Forwarder, Host, ViewerId) {
     let mut f = live();
     let mut host = Host::new(Instant::now(), 50);
-    host.run(&mut f, 2, |_| {});
+    host.run(&mut f, 2, |_, _| {});
     let v = ViewerId(7);
     f.add_viewer(v);
     if let Some(bps) = estimate_bps {
-        f.handle_viewer_estimate(v, EstimateSource::Twcc, bps);
+        // As str0m's estimator does: its starting guess, then what feedback made of it.
+        f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 5_000_000);
+        f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, bps);
     }
     f.handle_viewer_ready(host.now, v);
     (f, host, v)
@@ -130,7 +133,7 @@ fn with_viewer(estimate_bps: Option<u64>) -> (Forwarder, Host, ViewerId) {
 fn each_estimate_settles_on_the_highest_layer_that_fits() {
     for (estimate, expected) in [(None, 2), (Some(3_000_000), 2), (Some(1_200_000), 1), (Some(350_000), 0)] {
         let (mut f, mut host, v) = with_viewer(estimate);
-        host.run(&mut f, 6, |f| {
+        host.run(&mut f, 6, |f, _| {
             drain(f, v);
         });
         assert_eq!(rank(&f, v), Some(expected), "estimate {estimate:?}");
@@ -143,12 +146,12 @@ fn each_estimate_settles_on_the_highest_layer_that_fits() {
 fn a_switch_happens_only_at_the_target_layers_keyframe_and_numbers_stay_continuous() {
     let (mut f, mut host, v) = with_viewer(Some(3_000_000));
     let mut out = Vec::new();
-    host.run(&mut f, 4, |f| out.extend(drain(f, v)));
-    assert_eq!(rank(&f, v), Some(2));
+    host.run(&mut f, 6, |f, _| out.extend(drain(f, v)));
+    assert_eq!(rank(&f, v), Some(2), "climbed from the start layer");
     // The link shrinks: the estimate falls under the middle layer.
-    f.handle_viewer_estimate(v, EstimateSource::Twcc, 400_000);
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 400_000);
     let before = out.len();
-    host.run(&mut f, 4, |f| out.extend(drain(f, v)));
+    host.run(&mut f, 4, |f, _| out.extend(drain(f, v)));
     assert_eq!(rank(&f, v), Some(0), "down to the quarter layer");
     let video: Vec<&OutPacket> = out.iter().filter(|p| p.kind == TrackKind::Video).collect();
     // Outgoing video is one unbroken sequence across the switch, and timestamps never go back.
@@ -160,28 +163,28 @@ fn a_switch_happens_only_at_the_target_layers_keyframe_and_numbers_stay_continuo
     let after: Vec<&OutPacket> = out[before..].iter().filter(|p| p.kind == TrackKind::Video).collect();
     let first_small = after.iter().position(|p| p.payload.len() < 800).expect("the quarter layer arrives");
     assert!(is_key_start(after[first_small]), "the first quarter-layer packet starts a keyframe");
-    assert_eq!(f.viewer_report(v).map(|r| r.switches), Some(1));
+    assert_eq!(f.viewer_report(v).map(|r| r.switches), Some(2), "up from the start layer, then down");
 }
 
 #[test]
 fn a_better_estimate_climbs_only_after_holding_and_a_wobble_does_not_flap() {
     let (mut f, mut host, v) = with_viewer(Some(700_000));
-    host.run(&mut f, 5, |f| {
+    host.run(&mut f, 5, |f, _| {
         drain(f, v);
     });
     assert_eq!(rank(&f, v), Some(1));
     // The estimate wobbles around the top layer's bitrate for 10 s: no step up.
     let mut high = false;
-    host.run(&mut f, 10, |f| {
+    host.run(&mut f, 10, |f, now| {
         high = !high;
-        f.handle_viewer_estimate(v, EstimateSource::Twcc, if high { 3_000_000 } else { 1_500_000 });
+        f.handle_viewer_estimate(now, v, EstimateSource::Twcc, if high { 3_000_000 } else { 1_500_000 });
         drain(f, v);
     });
     assert_eq!(rank(&f, v), Some(1), "a wobbling estimate does not climb");
-    f.handle_viewer_estimate(v, EstimateSource::Twcc, 3_000_000);
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 3_000_000);
     let start = host.now;
     let mut climbed_at = None;
-    host.run(&mut f, 8, |f| {
+    host.run(&mut f, 8, |f, _| {
         drain(f, v);
         if climbed_at.is_none() && rank(f, v) == Some(2) {
             climbed_at = Some(());
@@ -195,11 +198,17 @@ fn a_better_estimate_climbs_only_after_holding_and_a_wobble_does_not_flap() {
 #[test]
 fn video_pauses_when_nothing_fits_audio_goes_on_and_video_resumes() {
     let (mut f, mut host, v) = with_viewer(Some(3_000_000));
-    host.run(&mut f, 4, |f| {
+    host.run(&mut f, 6, |f, _| {
         drain(f, v);
     });
-    f.handle_viewer_estimate(v, EstimateSource::Twcc, 100_000);
-    host.run(&mut f, 5, |f| {
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 100_000);
+    // The first second: the estimate fell but no loss is reported yet; then 30 % loss.
+    host.run(&mut f, 1, |f, _| {
+        drain(f, v);
+    });
+    assert!(!f.viewer_report(v).expect("viewer").paused, "a low estimate alone does not pause");
+    host.run(&mut f, 5, |f, now| {
+        f.handle_viewer_loss(now, v, 0.3);
         drain(f, v);
     });
     let report = f.viewer_report(v).expect("viewer");
@@ -207,12 +216,15 @@ fn video_pauses_when_nothing_fits_audio_goes_on_and_video_resumes() {
     assert_eq!(report.pauses, 1);
     assert_eq!(f.paused_viewers(), 1);
     let mut out = Vec::new();
-    host.run(&mut f, 2, |f| out.extend(drain(f, v)));
+    host.run(&mut f, 2, |f, now| {
+        f.handle_viewer_loss(now, v, 0.3);
+        out.extend(drain(f, v))
+    });
     assert!(out.iter().all(|p| p.kind == TrackKind::Audio), "no video while paused");
     assert!(out.len() >= 45, "audio keeps flowing ({} packets in 2 s)", out.len());
-    f.handle_viewer_estimate(v, EstimateSource::Twcc, 3_000_000);
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 3_000_000);
     let mut out = Vec::new();
-    host.run(&mut f, 6, |f| out.extend(drain(f, v)));
+    host.run(&mut f, 6, |f, _| out.extend(drain(f, v)));
     assert!(!f.viewer_report(v).expect("viewer").paused, "resumed");
     let first_video = out.iter().find(|p| p.kind == TrackKind::Video).expect("video again");
     assert!(is_key_start(first_video), "video resumes on a keyframe");
@@ -221,17 +233,17 @@ fn video_pauses_when_nothing_fits_audio_goes_on_and_video_resumes() {
 #[test]
 fn the_data_saver_cap_holds_the_lowest_layer_whatever_the_estimate() {
     let (mut f, mut host, v) = with_viewer(Some(5_000_000));
-    host.run(&mut f, 4, |f| {
+    host.run(&mut f, 6, |f, _| {
         drain(f, v);
     });
     assert_eq!(rank(&f, v), Some(2));
     f.set_viewer_cap(host.now, v, LayerCap { max_height: None, data_saver: true });
-    host.run(&mut f, 4, |f| {
+    host.run(&mut f, 4, |f, _| {
         drain(f, v);
     });
     assert_eq!(rank(&f, v), Some(0));
     f.set_viewer_cap(host.now, v, LayerCap { max_height: Some(400), data_saver: false });
-    host.run(&mut f, 6, |f| {
+    host.run(&mut f, 6, |f, _| {
         drain(f, v);
     });
     assert_eq!(rank(&f, v), Some(1), "a 400-pixel player gets the 360p layer");
@@ -243,13 +255,13 @@ fn keyframe_requests_are_throttled_per_layer() {
     let mut f = live();
     let mut host = Host::new(Instant::now(), u64::MAX);
     host.frame(&mut f); // frame 0 is a keyframe on every layer
-    host.run(&mut f, 2, |_| {});
+    host.run(&mut f, 2, |_, _| {});
     let before = f.keyframe_requests_sent();
     // 30 viewers join over 3 s, each needing some layer; they ask a lot.
     for i in 0..30u64 {
         let v = ViewerId(100 + i);
         f.add_viewer(v);
-        f.handle_viewer_estimate(v, EstimateSource::Twcc, [3_000_000, 700_000, 300_000][(i % 3) as usize]);
+        f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, [3_000_000, 700_000, 300_000][(i % 3) as usize]);
         f.handle_viewer_ready(host.now, v);
         for _ in 0..2 {
             f.handle_keyframe_request_from(host.now, v);

@@ -563,7 +563,7 @@ impl Driver {
                 room.forwarder.set_layer_name(layer, layer_name);
                 room.forwarder.handle_rtp(now, &packet);
             }
-            PeerEvent::Estimate(source, bps) => room.forwarder.handle_viewer_estimate(ViewerId(id.0), source, bps),
+            PeerEvent::Estimate(source, bps) => room.forwarder.handle_viewer_estimate(now, ViewerId(id.0), source, bps),
             PeerEvent::Loss(fraction) => room.forwarder.handle_viewer_loss(now, ViewerId(id.0), fraction),
             PeerEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {

@@ -17,7 +17,7 @@ use super::video_format::{H264Format, RoomFormat, VideoFormat};
 fn factory() -> PeerFactory {
     let provider = str0m::crypto::from_feature_flags();
     let cert = provider.dtls_provider.generate_certificate().expect("a DTLS certificate");
-    PeerFactory { cert, candidate_addr: addr(1), timeouts: Default::default(), bwe: true }
+    PeerFactory { cert, candidate_addr: addr(1), timeouts: Default::default(), bwe: true, transport_estimator: false }
 }
 
 fn addr(port: u16) -> SocketAddr {

@@ -34,14 +34,17 @@ const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
 /// numbers str0m's default entries leave free.
 const CONSTRAINED_HIGH: [(u8, u8, bool); 2] = [(116, 117, true), (39, 40, false)];
 
-/// How often a viewer's str0m reports its egress stats; the NACK count in `/metrics` is read
-/// from them, so it trails by up to this much.
-const VIEWER_STATS_EVERY: Duration = Duration::from_secs(5);
+/// How often a viewer's str0m reports its egress stats: the NACK count in `/metrics` is read
+/// from them (so it trails by up to this much), and so is the loss that lets a viewer whose
+/// link drops packets be paused or moved down within seconds.
+const VIEWER_STATS_EVERY: Duration = Duration::from_secs(1);
 
-/// A viewer's bandwidth estimator's first guess: enough for a middle layer (about 500 kbit/s
-/// with audio), so a viewer starts there and is probed up, rather than flooding a slow link
-/// with the top layer first.
-const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
+/// A viewer's bandwidth estimator's first guess. str0m paces a viewer's media at 1.1 times
+/// its estimate, so a low guess would hold a one-layer 2.5 Mbit/s show back in the pacer until
+/// the estimate had crept up (seconds of growing delay); a high one costs nothing, because the
+/// first layer is chosen by `SelectorConfig::start_bps`, and a slow link pushes the estimate
+/// down within a second or two of feedback.
+const INITIAL_ESTIMATE_KBPS: u64 = 5_000;
 
 /// Largest data-channel message we advertise (`a=max-message-size`).
 const MAX_CHANNEL_MESSAGE: u32 = 2 * 1024 * 1024;
@@ -140,8 +143,13 @@ pub struct PeerFactory {
     pub candidate_addr: SocketAddr,
     /// How long a peer may stay unconnected, or silent once connected.
     pub timeouts: SessionTimeouts,
-    /// Viewers get a send-side bandwidth estimator (and layers are fitted to it).
+    /// Fit viewers' layers to their bandwidth (REMB, loss, and TWCC when
+    /// `transport_estimator` is on).
     pub bwe: bool,
+    /// Run str0m's send-side estimator (TWCC feedback, pacing at 1.1x its estimate, probes) for
+    /// viewers. Off by default: in our runs its estimate stayed near 250 kbit/s on unlimited
+    /// loopback links and its pacer then held every viewer's video back (docs/bandwidth.md).
+    pub transport_estimator: bool,
 }
 
 fn from_wire(codec: WireCodec) -> Option<Codec> {
@@ -197,9 +205,7 @@ impl PeerFactory {
                 for (pt, rtx, mode1) in CONSTRAINED_HIGH {
                     config.codec_config().add_h264(pt.into(), Some(rtx.into()), mode1, 0x640c1f);
                 }
-                if self.bwe {
-                    // The estimator starts from this guess; the forwarder does not act on it
-                    // until feedback has had a moment to correct it (`SelectorConfig`).
+                if self.transport_estimator {
                     config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
                 }
             }

@@ -56,7 +56,7 @@ impl Link {
         let now = Instant::now();
         let provider = str0m::crypto::from_feature_flags();
         let cert = provider.dtls_provider.generate_certificate().expect("a DTLS certificate");
-        let factory = PeerFactory { cert, candidate_addr: addr(SERVER), timeouts: Default::default(), bwe: true };
+        let factory = PeerFactory { cert, candidate_addr: addr(SERVER), timeouts: Default::default(), bwe: true, transport_estimator: false };
 
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("candidate"));

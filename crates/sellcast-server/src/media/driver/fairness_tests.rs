@@ -28,7 +28,7 @@ async fn driver(dir: &std::path::Path) -> anyhow::Result<(Driver, relay::RelayIn
     let provider = str0m::crypto::from_feature_flags();
     let cert = provider.dtls_provider.generate_certificate().ok_or_else(|| anyhow::anyhow!("no DTLS certificate"))?;
     let socket = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let factory = PeerFactory { cert, candidate_addr: socket.local_addr()?, timeouts: Default::default(), bwe: true };
+    let factory = PeerFactory { cert, candidate_addr: socket.local_addr()?, timeouts: Default::default(), bwe: true, transport_estimator: false };
     let store = StoreClient::open(&dir.join("s.db")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (media_tx, _media_rx) = mpsc::channel(16);
