@@ -7,6 +7,7 @@
 pub mod attack;
 pub mod chat;
 pub mod janus;
+pub mod links;
 pub mod media_stats;
 pub mod plot;
 pub mod priority;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod soak;
 pub mod step;
 pub mod storm;
+pub mod viewer_layers;
 
 pub use server::Target;
 pub use janus::JanusTarget;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sellcast_bench::{attack, chat, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
+use sellcast_bench::{attack, chat, links, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -73,6 +73,27 @@ struct Args {
     /// Also measure chat fan-out to this many data-channel viewers.
     #[arg(long, default_value_t = 0)]
     chat_viewers: usize,
+    /// Put every viewer behind this emulated downlink (a link run; see --links for the syntax).
+    #[arg(long, conflicts_with = "links")]
+    link: Option<String>,
+    /// Split the viewers over emulated downlinks: `PCT%:PROFILE,...` adding up to 100, e.g.
+    /// "60%:unlimited,30%:1mbit/1%,10%:300kbit/3%". A PROFILE is parts joined by `/`, in any
+    /// order: a rate (300kbit, 1.2mbit, unlimited), a loss (2%), a delay (40ms), a jitter
+    /// (~10ms), a queue before drops (q200ms, the default) and the viewer's bandwidth feedback
+    /// (twcc, the default; remb; none). Reports per profile: layer, time to settle, frozen
+    /// time, loss after retransmission, one-way p99, pauses.
+    #[arg(long)]
+    links: Option<String>,
+    /// The host publishes three simulcast layers (q 150 kbit/s, h 500 kbit/s, f at --bitrate).
+    #[arg(long)]
+    simulcast: bool,
+    /// Seconds between the last join and a link run's measured window (layers settle).
+    #[arg(long, default_value_t = 15)]
+    settle: u64,
+    /// Run the link run twice, the server with `--bwe off` then `--bwe on`, and compare the
+    /// CPU per forwarded packet.
+    #[arg(long)]
+    bwe_compare: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +139,14 @@ async fn main() -> Result<()> {
     }
     if let Some(Mode::Soak(soak_args)) = &args.mode {
         return run_soak(&target, soak_args, args.bitrate, &args.out).await;
+    }
+    if let Some(mix) = args.links.clone().or_else(|| args.link.clone()) {
+        return run_links(&target, &args, &mix).await;
+    }
+    if args.simulcast || args.bwe_compare {
+        // The plain step measures loss by the host's packet counters, which a viewer on one
+        // of several layers cannot use; the link run measures it by the server's sequence numbers.
+        bail!("--simulcast and --bwe-compare belong to a link run: add --link unlimited (or --links ...)");
     }
     let janus = JanusTarget { janus_bin: args.janus_bin.clone(), http_port: args.janus_http_port, rtp_port: 15004, event_loops: args.janus_event_loops };
     let mut systems = vec![System::Sellcast(target.clone())];
@@ -281,6 +310,36 @@ async fn run_soak(target: &Target, a: &SoakArgs, bitrate: u64, out: &std::path::
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("soak.json"), serde_json::to_string_pretty(&result)?)?;
     println!("samples in {}", out.join("soak.json").display());
+    Ok(())
+}
+
+async fn run_links(target: &Target, args: &Args, mix: &str) -> Result<()> {
+    let mix: links::LinkMix = mix.parse()?;
+    let viewers = args.viewers.iter().copied().max().unwrap_or(0).max(1);
+    let opts = links::LinkOptions { viewers, mix, seconds: args.seconds, settle: args.settle, join_rate: args.join_rate, bitrate: args.bitrate, simulcast: args.simulcast };
+    let variants: Vec<Vec<String>> = match args.bwe_compare {
+        true => vec![vec!["--bwe".into(), "off".into()], vec!["--bwe".into(), "on".into()]],
+        false => vec![Vec::new()],
+    };
+    let mut results = Vec::new();
+    for extra in variants {
+        let mut t = target.clone();
+        t.extra_args.extend(extra);
+        let r = links::run(&t, &opts).await?;
+        links::print_summary(&r);
+        results.push(r);
+    }
+    if let [off, on] = results.as_slice() {
+        println!(
+            "\nestimation off: {:.2} us per forwarded packet; on: {:.2} us ({:+.2} us)",
+            off.cpu_us_per_forwarded_packet,
+            on.cpu_us_per_forwarded_packet,
+            on.cpu_us_per_forwarded_packet - off.cpu_us_per_forwarded_packet
+        );
+    }
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("links.json"), serde_json::to_string_pretty(&results)?)?;
+    println!("figures in {}", args.out.join("links.json").display());
     Ok(())
 }
 

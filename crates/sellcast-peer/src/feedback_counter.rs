@@ -2,9 +2,9 @@
 //! passes every packet on untouched. Inbound RTCP stops at the end of webrtc-rs's chain unless an
 //! interceptor marks it for the application; counting in the chain avoids that round trip.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
@@ -21,6 +21,21 @@ pub struct FeedbackCounts {
     pub keyframe_requests: AtomicU64,
     /// Generic NACK packets (each may name several lost packets).
     pub nacks: AtomicU64,
+    /// Keyframe requests per media SSRC (a simulcast host answers each layer's own).
+    by_ssrc: Mutex<HashMap<u32, u64>>,
+}
+
+impl FeedbackCounts {
+    /// PLI/FIR packets that asked `ssrc` for a keyframe.
+    pub fn keyframe_requests_for(&self, ssrc: u32) -> u64 {
+        self.by_ssrc.lock().ok().and_then(|m| m.get(&ssrc).copied()).unwrap_or(0)
+    }
+
+    fn count_request(&self, ssrc: u32) {
+        if let Ok(mut m) = self.by_ssrc.lock() {
+            *m.entry(ssrc).or_default() += 1;
+        }
+    }
 }
 
 pub struct FeedbackCounter {
@@ -46,8 +61,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for p in packets {
                 let p = p.as_any();
-                if p.is::<PictureLossIndication>() || p.is::<FullIntraRequest>() {
+                if let Some(pli) = p.downcast_ref::<PictureLossIndication>() {
                     self.count.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                    self.count.count_request(pli.media_ssrc);
+                } else if let Some(fir) = p.downcast_ref::<FullIntraRequest>() {
+                    self.count.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                    for entry in &fir.fir {
+                        self.count.count_request(entry.ssrc);
+                    }
                 } else if p.is::<TransportLayerNack>() {
                     self.count.nacks.fetch_add(1, Ordering::Relaxed);
                 }

@@ -1,31 +1,30 @@
-//! A viewer's receive path made worse on purpose, for tests: the datagrams its socket reads
-//! pass through an [`Impairment`] that can stall the link (drop everything, as a peer that
-//! stopped reading or went out of reach), police it to a rate (a slow link: what exceeds the
-//! rate is lost, like a `tbf` with no queue), or lose chosen video packets once (so the
-//! viewer has something to NACK). The kernel here has no `netem`, and a per-viewer `tbf`
-//! needs the viewer in its own namespace; in the peer's own socket path the test can aim at
-//! one viewer of many in one process.
+//! A viewer's receive path made worse on purpose: the datagrams its socket reads pass through
+//! an [`Impairment`] that can stall the link (drop everything, as a peer that stopped reading or
+//! went out of reach), police it to a rate (what exceeds the rate is lost at once), lose chosen
+//! video packets once (so the viewer has something to NACK), and emulate a whole downlink
+//! ([`LinkProfile`]: a `tbf`-like rate with a bounded queue, random loss, delay and jitter).
+//! The kernel here has no `netem`, and a per-viewer `tbf` needs the viewer in its own
+//! namespace; in the peer's own socket path the bench can give each of hundreds of viewers in
+//! one process its own link.
 //!
-//! Only what arrives is impaired, unless the peer is muted: then nothing it sends leaves
-//! either (a client that vanished without a goodbye).
+//! The decisions are made here, on time handed in; `impaired_socket.rs` applies them (and holds
+//! the datagrams a link delays). Only what arrives is impaired, unless the peer is muted: then
+//! nothing it sends leaves either (a client that vanished without a goodbye).
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
+use crate::link_profile::{Dice, LinkProfile, Shaper, DEFAULT_QUEUE};
 
 /// What happens to the datagrams a peer receives. Shared with the test, which flips it live.
 #[derive(Default)]
 pub struct Impairment {
     stalled: AtomicBool,
     /// Drop everything the peer sends.
-    muted: AtomicBool,
+    pub(crate) muted: AtomicBool,
     /// Policed receive rate in bits per second; 0 means no limit.
     rate_bps: AtomicU64,
     /// Lose the first copy of every video RTP packet whose seq is a multiple of this; 0: none.
@@ -35,9 +34,34 @@ pub struct Impairment {
     bucket: Mutex<Bucket>,
     /// (ssrc, seq) already lost once: their retransmissions pass.
     lost_once: Mutex<HashSet<(u32, u16)>>,
+    /// The emulated downlink, if any (after the checks above).
+    link: Mutex<Option<Link>>,
+    /// Set while a link delays datagrams: the socket then holds them until they are due.
+    delays: AtomicBool,
     dropped: AtomicU64,
     dropped_rtp_lost: AtomicU64,
+    /// Dropped by the link: its queue was full, or its random loss.
+    dropped_queue: AtomicU64,
+    dropped_loss: AtomicU64,
     passed: AtomicU64,
+}
+
+/// A downlink's state: the profile, its bottleneck and its dice.
+#[derive(Debug)]
+struct Link {
+    profile: LinkProfile,
+    shaper: Option<Shaper>,
+    dice: Dice,
+    /// When the last datagram is released (jitter never lets one overtake another).
+    last_release: Option<Instant>,
+}
+
+/// What the link does with one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Drop,
+    /// Hand it to the peer at this instant (now, or later when the link delays it).
+    ReleaseAt(Instant),
 }
 
 #[derive(Default)]
@@ -55,6 +79,7 @@ impl fmt::Debug for Impairment {
             .field("stalled", &self.stalled.load(Ordering::Relaxed))
             .field("rate_bps", &self.rate_bps.load(Ordering::Relaxed))
             .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .field("link", &self.link())
             .finish()
     }
 }
@@ -89,6 +114,41 @@ impl Impairment {
         self.lose_video_every.store(u64::from(every), Ordering::Relaxed);
     }
 
+    /// Emulate `profile` on what arrives from now on (replacing any earlier one).
+    pub fn set_link(&self, profile: LinkProfile) {
+        let seed = crate::trailer::now_us() ^ (self as *const Self as u64);
+        let link = Link {
+            shaper: profile.rate_bps.map(|bps| Shaper::new(bps, profile.queue.unwrap_or(DEFAULT_QUEUE))),
+            dice: Dice::new(seed),
+            last_release: None,
+            profile,
+        };
+        self.delays.store(profile.rate_bps.is_some() || !profile.delay.is_zero() || !profile.jitter.is_zero(), Ordering::Relaxed);
+        if let Ok(mut l) = self.link.lock() {
+            *l = Some(link);
+        }
+    }
+
+    /// The link being emulated, if any.
+    pub fn link(&self) -> Option<LinkProfile> {
+        self.link.lock().ok().and_then(|l| l.as_ref().map(|l| l.profile))
+    }
+
+    /// Datagrams the link dropped because its queue was full (over rate for too long).
+    pub fn dropped_by_queue(&self) -> u64 {
+        self.dropped_queue.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams the link lost at random.
+    pub fn dropped_by_loss(&self) -> u64 {
+        self.dropped_loss.load(Ordering::Relaxed)
+    }
+
+    /// Does the link hold datagrams back (rate, delay or jitter)? Then the socket queues them.
+    pub(crate) fn delays(&self) -> bool {
+        self.delays.load(Ordering::Relaxed)
+    }
+
     /// Datagrams dropped so far, for every reason.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -109,8 +169,41 @@ impl Impairment {
         self.passed.load(Ordering::Relaxed)
     }
 
-    /// Does this datagram reach the peer?
-    fn admits(&self, datagram: &[u8]) -> bool {
+    /// What happens to a datagram arriving at `now`: the checks of `admits`, then the link.
+    pub(crate) fn judge(&self, now: Instant, datagram: &[u8]) -> Verdict {
+        if !self.admits(datagram) {
+            return Verdict::Drop;
+        }
+        let Ok(mut guard) = self.link.lock() else { return Verdict::ReleaseAt(now) };
+        let Some(link) = guard.as_mut() else { return Verdict::ReleaseAt(now) };
+        let departs = match link.shaper.as_mut() {
+            Some(shaper) => match shaper.admit(now, datagram.len()) {
+                Some(at) => at,
+                None => return self.count_drop(&self.dropped_queue),
+            },
+            None => now,
+        };
+        let p = link.profile;
+        if p.loss > 0.0 && link.dice.roll() < p.loss {
+            return self.count_drop(&self.dropped_loss);
+        }
+        let jitter = if p.jitter.is_zero() { 0.0 } else { (link.dice.roll() * 2.0 - 1.0) * p.jitter.as_secs_f64() };
+        let delay = Duration::from_secs_f64((p.delay.as_secs_f64() + jitter).max(0.0));
+        let release = link.last_release.map_or(departs + delay, |last| (departs + delay).max(last));
+        link.last_release = Some(release);
+        Verdict::ReleaseAt(release)
+    }
+
+    /// Move a datagram `admits` counted as passed to the dropped counts.
+    fn count_drop(&self, reason: &AtomicU64) -> Verdict {
+        reason.fetch_add(1, Ordering::Relaxed);
+        self.passed.fetch_sub(1, Ordering::Relaxed);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        Verdict::Drop
+    }
+
+    /// Does this datagram pass the stall, the chosen losses and the policer?
+    pub(crate) fn admits(&self, datagram: &[u8]) -> bool {
         let keep = !self.stalled.load(Ordering::Relaxed) && !self.loses_rtp(datagram) && self.within_rate(datagram.len());
         let counter = if keep { &self.passed } else { &self.dropped };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -156,80 +249,6 @@ impl Impairment {
     }
 }
 
-/// A UDP socket whose received datagrams pass through an [`Impairment`].
-#[derive(Debug)]
-pub(crate) struct ImpairedSocket {
-    pub(crate) inner: Arc<dyn AsyncUdpSocket>,
-    pub(crate) impairment: Arc<Impairment>,
-}
-
-impl ImpairedSocket {
-    /// Keep the admitted datagrams of one (possibly GRO-coalesced) message, in order, at the
-    /// front of `buf`; returns the new length (0: none admitted).
-    fn filter_message(&self, buf: &mut [u8], len: usize, stride: usize) -> usize {
-        let stride = stride.max(1);
-        let mut kept = 0;
-        let mut at = 0;
-        while at < len {
-            let end = (at + stride).min(len);
-            if self.impairment.admits(&buf[at..end]) {
-                buf.copy_within(at..end, kept);
-                kept += end - at;
-            }
-            at = end;
-        }
-        kept
-    }
-}
-
-impl AsyncUdpSocket for ImpairedSocket {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
-        if self.impairment.muted.load(Ordering::Relaxed) {
-            return Poll::Ready(Ok(transmit.contents.len()));
-        }
-        self.inner.poll_send(cx, transmit)
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Poll<io::Result<usize>> {
-        loop {
-            let n = match self.inner.poll_recv(cx, bufs, meta) {
-                Poll::Ready(Ok(n)) => n,
-                other => return other,
-            };
-            let mut kept = 0;
-            for i in 0..n {
-                let len = self.filter_message(&mut bufs[i], meta[i].len, meta[i].stride);
-                if len == 0 {
-                    continue;
-                }
-                meta[i].len = len;
-                if kept != i {
-                    let (front, back) = bufs.split_at_mut(i);
-                    front[kept][..len].copy_from_slice(&back[0][..len]);
-                    meta[kept] = meta[i];
-                }
-                kept += 1;
-            }
-            if kept > 0 {
-                return Poll::Ready(Ok(kept));
-            }
-            // Everything was dropped: read again (this registers the waker when nothing is left).
-        }
-    }
-
-    fn max_gso_segments(&self) -> usize {
-        self.inner.max_gso_segments()
-    }
-
-    fn max_gro_segments(&self) -> usize {
-        self.inner.max_gro_segments()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,29 +290,43 @@ mod tests {
     }
 
     #[test]
-    fn a_coalesced_message_keeps_its_admitted_datagrams_in_order() {
-        let imp = Arc::new(Impairment::default());
-        imp.lose_video_every(96, 2);
-        let sock = ImpairedSocket { inner: Arc::new(NoSocket), impairment: imp };
-        let mut buf: Vec<u8> = [rtp(96, 1, 5), rtp(96, 2, 5), rtp(96, 3, 5)].concat();
-        let kept = sock.filter_message(&mut buf, 45, 15);
-        assert_eq!(kept, 30);
-        assert_eq!(&buf[..15], &rtp(96, 1, 5)[..]);
-        assert_eq!(&buf[15..30], &rtp(96, 3, 5)[..]);
+    fn a_link_delays_by_its_rate_then_drops_when_its_queue_is_full() {
+        let imp = Impairment::default();
+        imp.set_link("80kbit/q200ms/40ms".parse().expect("test setup")); // 10 kB/s, 3,000-byte burst
+        let t0 = Instant::now();
+        let verdicts: Vec<Verdict> = (0..7).map(|_| imp.judge(t0, &[0u8; 1000])).collect();
+        let at = |ms: u64| Verdict::ReleaseAt(t0 + Duration::from_millis(ms));
+        assert_eq!(verdicts, [at(40), at(40), at(40), at(140), at(240), Verdict::Drop, Verdict::Drop]);
+        assert_eq!((imp.dropped_by_queue(), imp.dropped(), imp.passed()), (2, 2, 5));
+        assert!(imp.delays());
     }
 
-    #[derive(Debug)]
-    struct NoSocket;
+    #[test]
+    fn a_lossy_link_loses_about_its_share_and_never_reorders_under_jitter() {
+        let imp = Impairment::default();
+        imp.set_link("5%/30ms/~20ms".parse().expect("test setup"));
+        let t0 = Instant::now();
+        let mut last = t0;
+        let mut lost = 0;
+        for i in 0..20_000u64 {
+            match imp.judge(t0 + Duration::from_millis(i), &[0u8; 100]) {
+                Verdict::Drop => lost += 1,
+                Verdict::ReleaseAt(at) => {
+                    assert!(at >= last, "released out of order");
+                    assert!(at >= t0 + Duration::from_millis(i + 10), "at least delay - jitter");
+                    last = at;
+                }
+            }
+        }
+        assert!((800..1200).contains(&lost), "{lost}");
+        assert_eq!(imp.dropped_by_loss(), lost);
+    }
 
-    impl AsyncUdpSocket for NoSocket {
-        fn local_addr(&self) -> io::Result<SocketAddr> {
-            Err(io::ErrorKind::Unsupported.into())
-        }
-        fn poll_send(&self, _: &mut Context<'_>, _: &Transmit<'_>) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
-        fn poll_recv(&self, _: &mut Context<'_>, _: &mut [IoSliceMut<'_>], _: &mut [RecvMeta]) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
+    #[test]
+    fn without_a_link_datagrams_are_released_at_once() {
+        let imp = Impairment::default();
+        let t0 = Instant::now();
+        assert_eq!(imp.judge(t0, &[0u8; 10]), Verdict::ReleaseAt(t0));
+        assert!(!imp.delays());
     }
 }

@@ -23,10 +23,12 @@ use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::feedback_counter::{FeedbackCounter, FeedbackCounts};
+use crate::feedback_mode::FeedbackMode;
+use crate::rtx_tagger::{RtxTagger, RtxTags};
 use crate::impairment::Impairment;
 use crate::signalling::PeerError;
 use crate::socket_runtime::SocketRuntime;
@@ -108,6 +110,12 @@ pub struct PeerSetup {
     pub impairment: Option<Arc<Impairment>>,
     /// The DTLS certificate to present; webrtc-rs makes an ECDSA one when `None`.
     pub certificate: Option<RTCCertificate>,
+    /// The bandwidth feedback offered and sent (a viewer's); TWCC by default.
+    pub feedback_mode: FeedbackMode,
+    /// Declare a simulcast track's SSRCs and RTX pairs in the offer (see `simulcast.rs`).
+    pub simulcast_ssrc_lines: bool,
+    /// Stamp mid and repaired-rid on outgoing RTX (a simulcast host; see `rtx_tagger.rs`).
+    pub rtx_tags: Option<Arc<RtxTags>>,
 }
 
 /// A self-signed DTLS certificate around an RSA private key (PKCS#8 DER), signing with
@@ -137,10 +145,13 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
     if setup.video_rtx {
         media.register_codec(RTCRtpCodecParameters { rtp_codec: rtx_codec(VP8_PT), payload_type: RTX_PT }, RtpCodecKind::Video)?;
     }
-    let mut registry = webrtc::peer_connection::register_default_interceptors(Registry::new(), &mut media)?;
+    let mut registry = setup.feedback_mode.registry(&mut media)?;
     if let Some(count) = setup.feedback {
         // Application-most, so the default chain has acted on every RTCP packet first.
         registry = registry.with(Slot::from(14_000), FeedbackCounter::new(count));
+    }
+    if let Some(tags) = setup.rtx_tags {
+        registry = registry.with(RtxTagger::slot(), RtxTagger::new(tags));
     }
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -151,6 +162,7 @@ pub async fn build(setup: PeerSetup) -> Result<Built, PeerError> {
         // checks, the same 1 s budget) brings it near a browser, which checks at once and
         // nominates on the first success.
         .with_ice_connection_attempts(Some(Duration::from_millis(5)), Some(200))
+        .with_write_ssrc_attributes_for_simulcast(setup.simulcast_ssrc_lines)
         .build();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);

@@ -17,10 +17,12 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::PeerConnection;
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 use crate::feedback_counter::FeedbackCounts;
 use crate::peer::{self, opus_codec, vp8_codec, PeerSetup};
+use crate::rtx_tagger::RtxTags;
+use crate::simulcast::{self, SimulcastLayer};
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::synthetic::{send_audio, send_video, RtpSink};
 use crate::trailer::now_us;
@@ -41,6 +43,9 @@ pub struct PublishOptions {
     /// The DTLS certificate to present; `None` is webrtc-rs's own (ECDSA). See
     /// `peer::rsa_certificate` for one like GStreamer's.
     pub certificate: Option<RTCCertificate>,
+    /// Simulcast layers, lowest first (`SimulcastLayer::three`); empty (the default) sends one
+    /// layer at `bitrate_bps`, with no rid.
+    pub layers: Vec<SimulcastLayer>,
 }
 
 impl Default for PublishOptions {
@@ -55,6 +60,7 @@ impl Default for PublishOptions {
             token: None,
             connect_timeout: Duration::from_secs(15),
             certificate: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -98,15 +104,16 @@ pub(crate) fn track(kind: RtpCodecKind, ssrc: u32, rtx_ssrc: Option<u32>) -> Arc
     )))
 }
 
-/// A send-only transceiver for `track` (`add_track` would offer sendrecv).
-async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) -> Result<Arc<dyn RtpSender>, PeerError> {
+/// A send-only transceiver for `track` (`add_track` would offer sendrecv), and its sender.
+pub(crate) async fn add_sendonly(pc: &dyn PeerConnection, track: Arc<TrackLocalStaticRTP>) -> Result<(Arc<dyn RtpSender>, Arc<dyn RtpTransceiver>), PeerError> {
     let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
     let transceiver = pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init)).await?;
-    transceiver.sender().await?.ok_or_else(|| PeerError::WebRtc("a send-only transceiver without a sender".into()))
+    let sender = transceiver.sender().await?.ok_or_else(|| PeerError::WebRtc("a send-only transceiver without a sender".into()))?;
+    Ok((sender, transceiver))
 }
 
 /// The payload type the answer settled on for `sender` (its first negotiated media codec).
-async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
+pub(crate) async fn negotiated_pt(sender: &dyn RtpSender) -> Result<u8, PeerError> {
     let params = sender.get_parameters().await?;
     params
         .rtp_parameters
@@ -121,29 +128,43 @@ impl Publisher {
     /// WHIP-publish to `{base}/whip/{room}` and start sending once connected.
     pub async fn connect(base: &str, room: &str, opts: PublishOptions) -> Result<Publisher, PeerError> {
         let stats = Arc::new(PublisherStats::default());
+        let layered = !opts.layers.is_empty();
+        let rtx_tags = layered.then(|| Arc::new(RtxTags::default()));
         let setup = PeerSetup {
             feedback: Some(stats.feedback.clone()),
             video_rtx: true,
             certificate: opts.certificate.clone(),
+            simulcast_ssrc_lines: layered,
+            rtx_tags: rtx_tags.clone(),
             ..PeerSetup::default()
         };
         let mut built = peer::build(setup).await?;
         let seed = (now_us() & 0xffff_ffff) as u32;
         let (video_ssrc, audio_ssrc) = (seed | 1, seed.rotate_left(16) | 2);
-        let video = track(RtpCodecKind::Video, video_ssrc, Some(video_ssrc ^ 0x5a5a_0000));
+        let video = match layered {
+            true => simulcast::layered_track(&opts.layers, seed),
+            false => track(RtpCodecKind::Video, video_ssrc, Some(video_ssrc ^ 0x5a5a_0000)),
+        };
         let audio = track(RtpCodecKind::Audio, audio_ssrc, None);
-        let video_sender = add_sendonly(built.pc.as_ref(), video.clone()).await?;
-        let audio_sender = add_sendonly(built.pc.as_ref(), audio.clone()).await?;
+        let (video_sender, video_transceiver) = add_sendonly(built.pc.as_ref(), video.clone()).await?;
+        let (audio_sender, _) = add_sendonly(built.pc.as_ref(), audio.clone()).await?;
         let http = http_client();
         let offer = peer::local_offer(built.pc.as_ref()).await?;
         let (answer, location) = exchange(&http, base, "whip", room, opts.token.as_deref(), offer).await?;
         let connected = async {
             peer::apply_answer(built.pc.as_ref(), answer).await?;
             let pts = (negotiated_pt(video_sender.as_ref()).await?, negotiated_pt(audio_sender.as_ref()).await?);
+            let sinks = match layered {
+                true => {
+                    let mid = video_transceiver.mid().await?.ok_or_else(|| PeerError::Protocol("the video transceiver has no mid".into()))?;
+                    simulcast::layer_sinks(&video, video_sender.as_ref(), (&mid, rtx_tags.as_deref()), &opts.layers, (seed, pts.0)).await?
+                }
+                false => Vec::new(),
+            };
             peer::connected(&mut built.state, opts.connect_timeout).await?;
-            Ok::<_, PeerError>(pts)
+            Ok::<_, PeerError>((pts, sinks))
         };
-        let (video_pt, audio_pt) = match connected.await {
+        let ((video_pt, audio_pt), sinks) = match connected.await {
             Ok(pts) => pts,
             Err(e) => {
                 // The server holds a session for us now: end it rather than leave it to time out.
@@ -152,12 +173,12 @@ impl Publisher {
                 return Err(e);
             }
         };
-        let video = Outgoing { track: video, ssrc: video_ssrc, pt: video_pt };
         let audio = Outgoing { track: audio, ssrc: audio_ssrc, pt: audio_pt };
-        let tasks = vec![
-            tokio::spawn(send_video(video, opts.clone(), stats.clone())),
-            tokio::spawn(send_audio(audio, opts.clone(), stats.clone())),
-        ];
+        let video_task = match layered {
+            true => tokio::spawn(simulcast::send_layers(sinks, opts.layers.clone(), opts.clone(), stats.clone())),
+            false => tokio::spawn(send_video(Outgoing { track: video, ssrc: video_ssrc, pt: video_pt }, opts.clone(), stats.clone())),
+        };
+        let tasks = vec![video_task, tokio::spawn(send_audio(audio, opts.clone(), stats.clone()))];
         Ok(Publisher { pc: built.pc, http, location, token: opts.token, stats, tasks })
     }
 

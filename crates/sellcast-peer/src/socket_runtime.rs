@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-use crate::impairment::{ImpairedSocket, Impairment};
+use crate::impaired_socket::ImpairedSocket;
+use crate::impairment::Impairment;
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime,
     Transmit,
@@ -112,7 +113,7 @@ impl Runtime for SocketRuntime {
         }
         let socket = self.inner.wrap_udp_socket(socket)?;
         let socket: Arc<dyn AsyncUdpSocket> = match &self.impairment {
-            Some(impairment) => Arc::new(ImpairedSocket { inner: socket, impairment: impairment.clone() }),
+            Some(impairment) => Arc::new(ImpairedSocket { inner: socket, impairment: impairment.clone(), line: Default::default() }),
             None => socket,
         };
         Ok(Arc::new(HandshakeBreak { inner: socket, pause: AtomicBool::new(false) }))

@@ -21,7 +21,7 @@ pub(crate) trait RtpSink: Send + Sync + 'static {
 
 /// RTP timestamp for `elapsed` at `clock_rate`, from a random base (media time follows the
 /// wall clock even when a late tick is skipped).
-fn media_time(base: u32, elapsed: Duration, clock_rate: u32) -> u32 {
+pub(crate) fn media_time(base: u32, elapsed: Duration, clock_rate: u32) -> u32 {
     base.wrapping_add((elapsed.as_micros() * u128::from(clock_rate) / 1_000_000) as u32)
 }
 

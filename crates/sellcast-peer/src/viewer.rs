@@ -4,23 +4,32 @@
 //! Per viewer: one peer connection (driven on webrtc-rs's shared reactor pool, not a thread of
 //! its own) and one small task per received track; recording takes an uncontended lock.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
-use crate::counter_set::CounterSet;
+use crate::feedback_mode::FeedbackMode;
+use crate::frame_tracker::{FrameStats, FrameTracker, VideoPacket};
 use crate::impairment::Impairment;
+use crate::link_profile::LinkProfile;
+use crate::remb_estimator::RembEstimator;
 use crate::janus::JanusSession;
+use crate::kind_stats::KindStats;
 use crate::peer::{self, PeerSetup, TrackCallback};
 use crate::room_channel::RoomChannel;
 use crate::signalling::{end, exchange, http_client, PeerError};
 use crate::trailer::{now_us, Trailer};
-use crate::vp8::is_keyframe_start;
+use crate::vp8::{is_frame_start, is_keyframe_start, read_layer_mark};
+
+/// How often a REMB-only viewer reports its estimate (libwebrtc sends REMB about once a
+/// second, and at once on a drop; four times a second keeps a drop from waiting long).
+const REMB_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct ViewerOptions {
@@ -35,11 +44,14 @@ pub struct ViewerOptions {
     pub hello: Option<String>,
     /// What the viewer receives passes through this first (a stalled, slow or lossy link).
     pub impairment: Option<Arc<Impairment>>,
+    /// The emulated downlink and the bandwidth feedback the viewer sends (set on
+    /// `impairment`, or on a fresh one when that is `None`). `None`: loopback as it is, TWCC.
+    pub link: Option<LinkProfile>,
 }
 
 impl Default for ViewerOptions {
     fn default() -> Self {
-        Self { token: None, connect_timeout: Duration::from_secs(15), data_channel: false, hello: None, impairment: None }
+        Self { token: None, connect_timeout: Duration::from_secs(15), data_channel: false, hello: None, impairment: None, link: None }
     }
 }
 
@@ -47,88 +59,6 @@ impl Default for ViewerOptions {
 impl From<Option<String>> for ViewerOptions {
     fn from(token: Option<String>) -> Self {
         Self { token, ..Self::default() }
-    }
-}
-
-/// What one viewer saw of one kind of media.
-#[derive(Debug, Default, Clone)]
-pub struct KindStats {
-    pub packets: u64,
-    /// Publisher counters seen (distinct): with the publisher's own count gives loss.
-    pub counters: CounterSet,
-    /// Packets whose publisher counter had been seen already.
-    pub duplicates: u64,
-    /// Packets whose RTP seq was behind the newest seq seen (reordered, late or repeated).
-    pub out_of_order: u64,
-    /// Packets whose RTP seq did not follow the previous packet's (either direction).
-    pub seq_jumps: u64,
-    pub last_seq: Option<u16>,
-    /// One-way latency samples (publisher send -> viewer receive), microseconds.
-    pub latency_us: Vec<u64>,
-    /// Time from the WHEP POST to the first packet of this kind.
-    pub first_after: Option<Duration>,
-    /// Publisher sessions seen: a new one restarts its counters, which clears `counters`.
-    pub publishers: u64,
-    /// The largest distance, in microseconds, between where a packet's RTP timestamp puts it
-    /// and where its publisher send time does, relative to the first packet: a rewrite that
-    /// jumps the timestamps (rather than following the host's clock) shows here.
-    pub worst_ts_skew_us: u64,
-    /// RTP clock rate of this kind (set by the reader).
-    clock_rate: u32,
-    /// (rtp timestamp, sent_us) of the first packet with a trailer: the reference for skew.
-    ts_origin: Option<(u32, u64)>,
-    highest_seq: Option<u16>,
-    /// (counter, sent_us) of the newest trailer, to tell a new publisher from a late packet.
-    newest: Option<(u64, u64)>,
-}
-
-impl KindStats {
-    fn record_seq(&mut self, seq: u16) {
-        if self.last_seq.is_some_and(|last| seq != last.wrapping_add(1)) {
-            self.seq_jumps += 1;
-        }
-        self.last_seq = Some(seq);
-        match self.highest_seq {
-            // Serial-number comparison: a forward step of up to half the space is "newer".
-            Some(high) if (seq.wrapping_sub(high) as i16) <= 0 => self.out_of_order += 1,
-            _ => self.highest_seq = Some(seq),
-        }
-    }
-
-    /// Compare the packet's RTP timestamp with its publisher send time, both measured from
-    /// the first packet.
-    fn record_ts(&mut self, ts: u32, t: &Trailer) {
-        if self.clock_rate == 0 {
-            return;
-        }
-        let Some((ts0, sent0)) = self.ts_origin else {
-            self.ts_origin = Some((ts, t.sent_us));
-            return;
-        };
-        let media_us = i64::from(ts.wrapping_sub(ts0) as i32) * 1_000_000 / i64::from(self.clock_rate);
-        let sent_us = t.sent_us as i64 - sent0 as i64;
-        self.worst_ts_skew_us = self.worst_ts_skew_us.max(media_us.abs_diff(sent_us));
-    }
-
-    fn record_trailer(&mut self, t: Trailer, now_us: u64) {
-        match self.newest {
-            // Counters went back while send time went forward: another publisher session.
-            Some((counter, sent)) if t.counter < counter && t.sent_us > sent => {
-                self.counters = CounterSet::default();
-                self.publishers += 1;
-                self.newest = Some((t.counter, t.sent_us));
-            }
-            Some((counter, _)) if t.counter <= counter => {}
-            Some(_) => self.newest = Some((t.counter, t.sent_us)),
-            None => {
-                self.publishers = 1;
-                self.newest = Some((t.counter, t.sent_us));
-            }
-        }
-        if !self.counters.insert(t.counter) {
-            self.duplicates += 1;
-        }
-        self.latency_us.push(now_us.saturating_sub(t.sent_us));
     }
 }
 
@@ -146,6 +76,14 @@ pub struct ViewerStats {
     pub first_keyframe_after: Option<Duration>,
     /// The first few video packets: (seq, first two payload bytes), for diagnosing starts.
     pub first_video: Vec<(u16, [u8; 2])>,
+    /// Decodable frames, freezes and the simulcast layer received, as the viewer put them together.
+    pub frames: FrameStats,
+    /// Video packets the server sent that never arrived, even after retransmission: (lost, sent).
+    pub video_seq_loss: (u64, u64),
+    /// The last estimate a REMB-only viewer sent, bits per second.
+    pub remb_sent_bps: Option<u64>,
+    /// REMB packets sent.
+    pub rembs_sent: u64,
 }
 
 /// Shared between the track tasks and the `Viewer`.
@@ -155,10 +93,24 @@ struct Recorder {
     stats: ViewerStats,
     /// The received video track, to send keyframe requests (PLI) on.
     video_track: Option<Arc<dyn TrackRemote>>,
+    frames: FrameTracker,
+    /// Present for a REMB-only viewer.
+    remb: Option<RembEstimator>,
 }
 
 impl Recorder {
-    fn record(&mut self, video: bool, (seq, ts): (u16, u32), payload: &[u8]) {
+    fn record(&mut self, video: bool, (seq, ts, marker): (u16, u32, bool), payload: &[u8]) {
+        let now = Instant::now();
+        if video {
+            let frame_start = is_frame_start(payload);
+            let keyframe = is_keyframe_start(payload);
+            let packet = VideoPacket { seq, ts, marker, frame_start, keyframe, layer: read_layer_mark(payload) };
+            self.frames.handle_packet(now, packet);
+            if let Some(remb) = self.remb.as_mut() {
+                let one_way = Trailer::read(payload).map(|t| now_us().saturating_sub(t.sent_us));
+                remb.handle_packet(now, payload.len() + 12, one_way);
+            }
+        }
         let since_post = self.posted_at.map(|t| t.elapsed());
         let s = &mut self.stats;
         if video && s.first_video_after.is_none() {
@@ -205,6 +157,34 @@ pub struct Viewer {
     session: Session,
     recorder: Arc<Mutex<Recorder>>,
     channel: Option<RoomChannel>,
+    /// The link this viewer's receive path emulates, if any.
+    impairment: Option<Arc<Impairment>>,
+}
+
+/// Send the REMB estimate every `REMB_EVERY` on the received video track, until the viewer is gone.
+async fn send_remb(recorder: Weak<Mutex<Recorder>>) {
+    let mut tick = tokio::time::interval(REMB_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(recorder) = recorder.upgrade() else { return };
+        let due = match recorder.lock() {
+            Ok(mut r) => {
+                let estimate = r.remb.as_mut().and_then(|e| e.poll_estimate(Instant::now()));
+                estimate.zip(r.video_track.clone())
+            }
+            Err(_) => return,
+        };
+        let Some((bps, track)) = due else { continue };
+        let Some(media_ssrc) = track.ssrcs().await.first().copied() else { continue };
+        let remb = ReceiverEstimatedMaximumBitrate { sender_ssrc: 0, bitrate: bps as f32, ssrcs: vec![media_ssrc] };
+        if track.write_rtcp(vec![Box::new(remb)]).await.is_ok() {
+            if let Ok(mut r) = recorder.lock() {
+                r.stats.remb_sent_bps = Some(bps);
+                r.stats.rembs_sent += 1;
+            }
+        }
+    }
 }
 
 /// Read one remote track until it ends, recording every packet.
@@ -222,7 +202,7 @@ fn reader(recorder: Arc<Mutex<Recorder>>) -> TrackCallback {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(p) => {
                         if let Ok(mut r) = recorder.lock() {
-                            r.record(video, (p.header.sequence_number, p.header.timestamp), &p.payload);
+                            r.record(video, (p.header.sequence_number, p.header.timestamp, p.header.marker), &p.payload);
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
@@ -238,11 +218,30 @@ impl Viewer {
     /// connected. `opts` may be a bare `Option<String>` token.
     pub async fn connect(base: &str, room: &str, opts: impl Into<ViewerOptions>) -> Result<Viewer, PeerError> {
         let opts = opts.into();
-        let recorder = Arc::new(Mutex::new(Recorder::default()));
+        let feedback = opts.link.map_or(FeedbackMode::Twcc, |l| l.feedback);
+        let recorder = Arc::new(Mutex::new(Recorder {
+            remb: (feedback == FeedbackMode::Remb).then(RembEstimator::default),
+            ..Recorder::default()
+        }));
+        let impairment = match (opts.impairment.clone(), opts.link) {
+            (Some(imp), link) => {
+                if let Some(link) = link {
+                    imp.set_link(link);
+                }
+                Some(imp)
+            }
+            (None, Some(link)) if link.shapes() => {
+                let imp = Impairment::new();
+                imp.set_link(link);
+                Some(imp)
+            }
+            (None, _) => None,
+        };
         let setup = PeerSetup {
             on_track: Some(reader(recorder.clone())),
             video_rtx: true,
-            impairment: opts.impairment.clone(),
+            impairment: impairment.clone(),
+            feedback_mode: feedback,
             ..PeerSetup::default()
         };
         let mut built = peer::build(setup).await?;
@@ -273,8 +272,12 @@ impl Viewer {
             return Err(e);
         }
         tracing::debug!(?answered, connected = ?posted_at.elapsed(), "viewer connected");
+        if feedback == FeedbackMode::Remb {
+            // Ends by itself once the viewer (and its recorder) is gone.
+            tokio::spawn(send_remb(Arc::downgrade(&recorder)));
+        }
         let session = Session::Whep { http, location, token: opts.token };
-        Ok(Viewer { pc: built.pc, session, recorder, channel })
+        Ok(Viewer { pc: built.pc, session, recorder, channel, impairment })
     }
 
     /// Watch mountpoint `mountpoint` of Janus's Streaming plugin at `janus_base` (e.g.
@@ -291,8 +294,7 @@ impl Viewer {
             feedback: None,
             video_rtx: true,
             bind_ip: Some(std::net::Ipv4Addr::new(127, 0, 0, 2)),
-            certificate: None,
-            impairment: None,
+            ..PeerSetup::default()
         };
         let mut built = peer::build(setup).await?;
         let janus = JanusSession::attach_streaming(http_client(), janus_base).await?;
@@ -312,7 +314,7 @@ impl Viewer {
             let _ = built.pc.close().await;
             return Err(e);
         }
-        Ok(Viewer { pc: built.pc, session: Session::Janus(janus), recorder, channel: None })
+        Ok(Viewer { pc: built.pc, session: Session::Janus(janus), recorder, channel: None, impairment: None })
     }
 
     /// `connect` with a token and, if `data_channel`, the room's data channel.
@@ -351,10 +353,21 @@ impl Viewer {
 
     /// Look at the stats without copying them (cheap enough to poll).
     pub fn inspect<R>(&self, f: impl FnOnce(&ViewerStats) -> R) -> R {
-        match self.recorder.lock() {
-            Ok(r) => f(&r.stats),
-            Err(poisoned) => f(&poisoned.into_inner().stats),
-        }
+        let mut r = self.recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        r.stats.frames = r.frames.stats_at(Instant::now());
+        r.stats.video_seq_loss = r.frames.loss();
+        f(&r.stats)
+    }
+
+    /// The frames this viewer could show so far (cheaper than `stats`: no packet history copied).
+    pub fn video_frames(&self) -> (FrameStats, (u64, u64)) {
+        let r = self.recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (r.frames.stats_at(Instant::now()), r.frames.loss())
+    }
+
+    /// The emulated link on this viewer's receive path (to read its drops, or change it live).
+    pub fn impairment(&self) -> Option<&Arc<Impairment>> {
+        self.impairment.as_ref()
     }
 
     /// Forget the per-kind records so far (to measure a window); first-packet facts stay.
@@ -362,8 +375,9 @@ impl Viewer {
         if let Ok(mut r) = self.recorder.lock() {
             let s = &mut r.stats;
             for k in [&mut s.audio, &mut s.video] {
-                *k = KindStats { first_after: k.first_after, ..KindStats::default() };
+                *k = k.restarted();
             }
+            r.frames.reset_window(Instant::now());
         }
     }
 
@@ -390,53 +404,5 @@ impl Viewer {
     pub async fn close(self) {
         self.session.end().await;
         let _ = self.pc.close().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(counter: u64, sent_us: u64) -> Trailer {
-        Trailer { counter, sent_us }
-    }
-
-    #[test]
-    fn seq_gaps_reorders_and_duplicates_are_told_apart() {
-        let mut k = KindStats::default();
-        for seq in [65534u16, 65535, 0, 2, 1, 3] {
-            k.record_seq(seq);
-        }
-        // 0 -> 2, 2 -> 1 and 1 -> 3 break continuity; only 1 arrived behind the newest.
-        assert_eq!((k.seq_jumps, k.out_of_order), (3, 1));
-        for (c, at) in [(0, 10), (2, 30), (1, 20), (2, 30)] {
-            k.record_trailer(t(c, at), 100);
-        }
-        assert_eq!((k.counters.len(), k.duplicates, k.publishers), (3, 1, 1));
-    }
-
-    #[test]
-    fn a_timestamp_that_leaves_the_publisher_clock_shows_as_skew() {
-        let mut k = KindStats { clock_rate: 90_000, ..KindStats::default() };
-        // 33 ms apart in send time and 2,970 ticks (33 ms) apart in media time: no skew.
-        k.record_ts(1000, &t(0, 1_000_000));
-        k.record_ts(1000 + 2970, &t(1, 1_033_000));
-        assert_eq!(k.worst_ts_skew_us, 0);
-        // Sent a second later but stamped one tick on (a gap bridged by a fixed step).
-        k.record_ts(1000 + 2971, &t(2, 2_033_000));
-        assert!(k.worst_ts_skew_us > 999_000, "{}", k.worst_ts_skew_us);
-    }
-
-    #[test]
-    fn a_new_publisher_starts_a_fresh_counter_set() {
-        let mut k = KindStats::default();
-        for c in 0..10 {
-            k.record_trailer(t(c, 1000 + c), 2000);
-        }
-        // Counters from 0 again, sent later: another publisher session, not ten duplicates.
-        for c in 0..5 {
-            k.record_trailer(t(c, 5000 + c), 6000);
-        }
-        assert_eq!((k.publishers, k.duplicates, k.counters.len()), (2, 0, 5));
     }
 }

@@ -71,6 +71,29 @@ pub fn write_headers(payload: &mut [u8], frame_start: bool, keyframe: bool, widt
     }
 }
 
+/// Marks the two bytes before a simulcast packet's trailer: `LAYER_MAGIC`, then the layer index.
+const LAYER_MAGIC: u8 = 0xa5;
+
+/// Mark the payload (which ends with a trailer) as belonging to simulcast layer `layer`, so a
+/// viewer knows which layer the server sends it. A single-layer host writes no mark.
+pub fn write_layer_mark(payload: &mut [u8], layer: u8) {
+    if let Some(at) = payload.len().checked_sub(crate::trailer::TRAILER_LEN + 2).filter(|at| *at >= 11) {
+        payload[at] = LAYER_MAGIC;
+        payload[at + 1] = layer;
+    }
+}
+
+/// The layer a simulcast host marked this payload with, if any.
+pub fn read_layer_mark(payload: &[u8]) -> Option<u8> {
+    let at = payload.len().checked_sub(crate::trailer::TRAILER_LEN + 2).filter(|at| *at >= 11)?;
+    (payload[at] == LAYER_MAGIC).then(|| payload[at + 1])
+}
+
+/// Does a VP8 RTP payload begin a frame (S bit set, partition 0)?
+pub fn is_frame_start(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|first| first & 0x10 != 0 && first & 0x0f == 0)
+}
+
 /// Does a VP8 RTP payload begin a key frame? (Simple descriptor, as written above and by
 /// the SFU's forwarding; the extended form is handled by the server's own parser.)
 pub fn is_keyframe_start(payload: &[u8]) -> bool {
@@ -115,5 +138,15 @@ mod tests {
         assert!(!is_keyframe_start(&p));
         write_headers(&mut p, false, false, 640, 480);
         assert!(!is_keyframe_start(&p));
+    }
+
+    #[test]
+    fn a_layer_mark_is_read_back_and_absent_without_one() {
+        let mut p = vec![0u8; 100];
+        assert_eq!(read_layer_mark(&p), None);
+        write_layer_mark(&mut p, 2);
+        crate::trailer::Trailer { counter: 1, sent_us: 2 }.write(&mut p);
+        assert_eq!(read_layer_mark(&p), Some(2));
+        assert_eq!(read_layer_mark(&[0u8; 20]), None);
     }
 }
