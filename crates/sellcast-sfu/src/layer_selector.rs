@@ -8,6 +8,7 @@
 //! When even the lowest layer does not fit, and the viewer is losing packets, for a while, the
 //! video pauses; audio and the data channel go on. An estimator that is still climbing from its
 //! starting guess moves nobody down: on a fast link it is below the bitrate it is carrying.
+//! A host with one layer is never paused (see `decide`).
 //! It never reads a clock: `now` comes in.
 
 use std::time::{Duration, Instant};
@@ -105,7 +106,11 @@ impl LayerSelector {
             return None;
         }
         let top = cap.top_rank(layers.iter().map(|l| l.height));
-        let next = if !config.adapt {
+        // One layer: nothing to fit. Pausing it on the loss controller's word would take the
+        // picture from a viewer whose link merely dips, for as long as the controller takes to
+        // grow back (seconds per step); such a viewer keeps its picture and recovers through
+        // its bounded queue and keyframes, as before simulcast.
+        let next = if !config.adapt || layers.len() == 1 {
             Choice::Layer(layers[top].slot)
         } else {
             self.adapt(now, layers, top, estimate, config)
