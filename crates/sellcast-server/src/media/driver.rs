@@ -384,7 +384,8 @@ impl Driver {
             let mut drops = self.stats.retired_drops.clone();
             let (mut hosts, mut viewers) = (0, 0);
             let (mut viewer_video, mut layers) = (Vec::new(), Vec::new());
-            for room in self.rooms.values() {
+            let me = self.links.me();
+            for room in self.rooms.values_mut() {
                 drops.add(room.forwarder.drops());
                 hosts += usize::from(room.host.is_some());
                 viewers += room.viewers.len();
@@ -392,11 +393,9 @@ impl Driver {
                 // Layer counts move without joins or leaves: the dashboard reads them here.
                 let status = room.status();
                 if room.last_status.as_ref() != Some(&status) {
-                    self.status_board.publish(self.links.me(), status);
+                    self.status_board.publish(me, status.clone());
+                    room.last_status = Some(status);
                 }
-            }
-            for room in self.rooms.values_mut() {
-                room.last_status = Some(room.status());
             }
             self.status_board.publish_media(
                 self.links.me(),
