@@ -103,6 +103,15 @@ async function run(browser) {
   result.csp_violations = cspViolations.length;
 }
 
+// Taps the sheet's option `variantId` where a thumb would: on its label. The sheet renders again
+// whenever the shelf changes (a stock count, a sale), so the tap goes through the label's locator,
+// which Playwright resolves afresh when the old node was replaced, never a force tap on a node
+// that may already be gone.
+async function tapOption(page, variantId) {
+  await page.locator(`#buy-sheet label.variant:has(input[name=variant][value="${variantId}"])`).tap();
+  await waitFor(`option ${variantId} is chosen`, () => page.evaluate(id => document.querySelector(`#buy-sheet input[name=variant][value="${id}"]`)?.checked, variantId));
+}
+
 // Every control of `selector` that can be tapped, with its size; the smallest side of each.
 function targets(page, selector) {
   return page.evaluate(sel => [...document.querySelectorAll(sel)].map(e => {
@@ -139,8 +148,7 @@ async function sheet(phone, shirt, medium) {
   await waitFor('the buy sheet opens', () => phone.evaluate(() => !document.getElementById('buy-sheet').hidden && document.getElementById('bag').hidden));
   const title = await phone.locator('#buy-sheet h2').textContent();
   if (title !== shirt.title) fail(`the sheet shows "${title}"`);
-  await phone.tap(`#buy-sheet input[name=variant][value="${medium.id}"]`, { force: true });
-  await waitFor('M is chosen', () => phone.evaluate(id => document.querySelector(`#buy-sheet input[name=variant][value="${id}"]`)?.checked, medium.id));
+  await tapOption(phone, medium.id);
   await phone.tap('#buy-sheet button.step[aria-label="One more"]');
   await waitFor('quantity 2', () => phone.evaluate(() => document.querySelector('#buy-sheet .qty-value')?.textContent === '2'));
   const total = await phone.locator('#buy-sheet .sheet-total').textContent();
@@ -256,7 +264,7 @@ async function dealInTheSheet(phone, shirt) {
     await waitFor('the bag shows the deal', () => phone.evaluate(id => /30[.,]00/.test(document.querySelector(`#bag .bag-item[data-product-id="${id}"] .price`)?.textContent || ''), shirt.id));
     await phone.tap(`#bag .bag-buy[data-product-id="${shirt.id}"]`);
     await waitFor('the sheet opens', () => phone.evaluate(() => !document.getElementById('buy-sheet').hidden));
-    await phone.tap(`#buy-sheet input[name=variant][value="${small.id}"]`, { force: true });
+    await tapOption(phone, small.id);
   };
   await openSheet();
   const price = await waitFor('the sheet shows the deal and its countdown', () => phone.evaluate(() => {
