@@ -231,6 +231,27 @@ fn video_pauses_when_nothing_fits_audio_goes_on_and_video_resumes() {
 }
 
 #[test]
+fn an_estimate_just_short_of_the_lowest_layer_keeps_it_rather_than_pausing() {
+    let (mut f, mut host, v) = with_viewer(Some(3_000_000));
+    host.run(&mut f, 6, |f, _| {
+        drain(f, v);
+    });
+    // 150 kbit/s of video and 64 of audio need 214 kbit/s; 190 is short of that, but well
+    // above the pause threshold (three quarters of the layer), even with heavy loss.
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 190_000);
+    let mut out = Vec::new();
+    host.run(&mut f, 8, |f, now| {
+        f.handle_viewer_loss(now, v, 0.3);
+        out.extend(drain(f, v));
+    });
+    let report = f.viewer_report(v).expect("viewer");
+    assert!(!report.paused, "kept its picture");
+    assert_eq!(report.pauses, 0);
+    assert_eq!(rank(&f, v), Some(0), "on the lowest layer");
+    assert!(out.iter().rev().take(50).any(|p| p.kind == TrackKind::Video), "video still flows");
+}
+
+#[test]
 fn the_data_saver_cap_holds_the_lowest_layer_whatever_the_estimate() {
     let (mut f, mut host, v) = with_viewer(Some(5_000_000));
     host.run(&mut f, 6, |f, _| {
