@@ -40,7 +40,7 @@ impl Host {
         self.now += Duration::from_millis(40);
         let ts = (self.frame * 3600) as u32;
         for layer in 0..3 {
-            let key = self.frame % self.gop == 0 || std::mem::take(&mut self.asked[layer]);
+            let key = self.frame.is_multiple_of(self.gop) || std::mem::take(&mut self.asked[layer]);
             let packets = self.frame_bytes[layer].div_ceil(1000);
             for i in 0..packets {
                 let mut payload = vec![0u8; 1000.min(self.frame_bytes[layer] - i * 1000).max(12)];
