@@ -387,7 +387,7 @@ async fn main() -> anyhow::Result<()> {
 /// Logs go to stdout. Per-session spans (room, peer, role) come with every line about a
 /// session: as a `session{...}:` prefix in text, as `span` and `spans` fields in JSON.
 fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn,async_nats=warn"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),

@@ -93,8 +93,15 @@ pub struct ClusterStats {
     pub connected: bool,
     /// When NATS last acknowledged this node's heartbeat.
     pub last_heartbeat_at: Option<UnixMillis>,
-    /// Rooms whose claim this node holds.
-    pub rooms: Vec<String>,
+    /// Rooms whose claim this node holds, with the lease of its last write.
+    pub rooms: Vec<RoomLease>,
+}
+
+/// A claim this node holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomLease {
+    pub room: String,
+    pub lease_until: UnixMillis,
 }
 
 impl Cluster {
@@ -108,7 +115,13 @@ impl Cluster {
             .connection_timeout(Duration::from_secs(5))
             .max_reconnects(None)
             .reconnect_delay_callback(reconnect_delay)
-            .event_callback(|event| async move { info!(%event, "NATS") })
+            .event_callback(|event| async move {
+                // The client retries every 2 s at most while NATS is away: only changes are worth a line.
+                match event {
+                    async_nats::Event::Connected | async_nats::Event::Disconnected => info!(%event, "NATS"),
+                    other => tracing::debug!(event = %other, "NATS"),
+                }
+            })
             .connect(config.nats_url.as_str())
             .await
             .map_err(|e| connect_error(&e))?;
@@ -200,7 +213,7 @@ impl Cluster {
             public_url: self.config.public_url.clone(),
             connected: self.client.connection_state() == async_nats::connection::State::Connected,
             last_heartbeat_at: (last > 0).then_some(UnixMillis(last)),
-            rooms: self.placement.owned_rooms(),
+            rooms: self.placement.owned_leases().into_iter().map(|(room, lease_until)| RoomLease { room, lease_until }).collect(),
         }
     }
 

@@ -76,6 +76,11 @@ impl OwnedRooms {
         std::mem::take(&mut self.rooms).into_iter().map(|(room, owned)| (room, owned.revision)).collect()
     }
 
+    /// Every room with the lease its last written claim runs to.
+    pub fn leases(&self) -> Vec<(String, UnixMillis)> {
+        self.rooms.iter().map(|(room, owned)| (room.clone(), owned.claim.lease_until)).collect()
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.rooms.keys().cloned().collect()
     }

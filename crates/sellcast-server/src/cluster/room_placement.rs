@@ -206,6 +206,11 @@ impl RoomPlacement {
         self.owned().names()
     }
 
+    /// The rooms whose claim this node holds, with the lease of its last write.
+    pub fn owned_leases(&self) -> Vec<(String, UnixMillis)> {
+        self.owned().leases()
+    }
+
     /// Whether this node holds `room`'s claim (as of its last write).
     pub fn holds(&self, room: &str) -> bool {
         self.owned().holds(room)
