@@ -99,6 +99,50 @@ async fn a_host_on_another_node_is_sent_to_the_origin_until_its_lease_lapses() -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_gracefully_releases_its_rooms_at_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats = NatsServer::start(dir.path(), 19550)?;
+    let mut a = Node::start(dir.path(), "node-a", 19551, &nats.url()).await?;
+    let b = Node::start(dir.path(), "node-b", 19552, &nats.url()).await?;
+    let token = host_token("shop")?;
+    let offer = publish_offer();
+    assert_eq!(a.whip("shop", "", Some(&token), &offer).await?.status, 201);
+    assert_eq!(b.whip("shop", "", Some(&token), &offer).await?.status, 307);
+
+    let exit = a.terminate().await?;
+    assert!(exit.success(), "node-a drained and exited: {exit}");
+    // No lease to wait out: the claim was released, and node-a left the registry.
+    let on_b = b.whip("shop", "", Some(&token), &offer).await?;
+    assert_eq!(on_b.status, 201, "node-b takes the released room at once: {}", on_b.body);
+    assert_eq!(b.live_nodes().await?, vec!["node-b".to_string()]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cluster_flags_no_cluster_api_is_on() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = sellcast_server::start(sellcast_server::Config::local(dir.path().join("db.sqlite"))).await?;
+    let base = format!("http://{}", server.http_addr);
+    let stats: serde_json::Value = reqwest::get(format!("{base}/api/stats/cluster")).await?.json().await?;
+    assert_eq!(stats, serde_json::json!({ "enabled": false }));
+    assert!(server.cluster.is_none());
+    server.shutdown().await;
+    Ok(())
+}
+
+#[test]
+fn cluster_without_a_public_url_refuses_to_start_and_says_why() -> Result<()> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sellcast"))
+        .args(["serve", "--http", "127.0.0.1:19560", "--cluster", "nats://127.0.0.1:19561", "--node-id", "a"])
+        .env_remove("SELLCAST_PUBLIC_URL")
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--cluster needs --public-url"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_nats_restarts_nodes_reconnect_and_the_origin_keeps_its_room() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut nats = NatsServer::start(dir.path(), 19520)?;
@@ -179,6 +223,37 @@ async fn two_nodes_claiming_one_room_at_once_never_both_own_it() -> Result<()> {
             (Placement::Here, Placement::Elsewhere { origin, .. }) if origin.as_str() == "race-a" => wins[0] += 1,
             (Placement::Elsewhere { origin, .. }, Placement::Here) if origin.as_str() == "race-b" => wins[1] += 1,
             other => panic!("room {room}: both or neither own it: {other:?}"),
+        }
+    }
+    assert_eq!(wins[0] + wins[1], 60);
+    a.leave().await;
+    b.leave().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_taking_over_one_lapsed_room_at_once_never_both_own_it() -> Result<()> {
+    use sellcast_server::cluster::buckets::ROOMS_BUCKET;
+    use sellcast_server::cluster::node_id::NodeId;
+    use sellcast_server::cluster::room_claim::RoomClaim;
+    use sellcast_server::cluster::unix_millis::UnixMillis;
+
+    let dir = tempfile::tempdir()?;
+    let nats = NatsServer::start(dir.path(), 19540)?;
+    let (a, b) = (join(&nats.url(), "race-a").await?, join(&nats.url(), "race-b").await?);
+    // Claims by a node that died long ago: their leases ran out at the epoch.
+    let client = async_nats::connect(nats.url()).await?;
+    let rooms = async_nats::jetstream::new(client).get_key_value(ROOMS_BUCKET).await?;
+    let gone = RoomClaim::new(NodeId::parse("gone").context("id")?, "http://gone.invalid".into(), UnixMillis(0));
+    let mut wins = [0usize; 2];
+    for i in 0..60 {
+        let room = format!("lapsed-{i}");
+        rooms.put(&room, serde_json::to_vec(&gone)?.into()).await?;
+        let (on_a, on_b) = tokio::join!(a.place_host(&room), b.place_host(&room));
+        match (on_a?, on_b?) {
+            (Placement::Here, Placement::Elsewhere { origin, .. }) if origin.as_str() == "race-a" => wins[0] += 1,
+            (Placement::Elsewhere { origin, .. }, Placement::Here) if origin.as_str() == "race-b" => wins[1] += 1,
+            other => panic!("room {room}: both or neither took it over: {other:?}"),
         }
     }
     assert_eq!(wins[0] + wins[1], 60);

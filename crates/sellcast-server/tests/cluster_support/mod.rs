@@ -150,6 +150,14 @@ impl Node {
         Ok(())
     }
 
+    /// SIGTERM (a graceful drain) and wait for the process to exit.
+    pub async fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().context("the node is running")?;
+        let signalled = Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+        anyhow::ensure!(signalled.success(), "SIGTERM delivered");
+        Ok(tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??)
+    }
+
     /// `GET /api/cluster/nodes` as an operator: the live node ids.
     pub async fn live_nodes(&self) -> Result<Vec<String>> {
         let resp = self
