@@ -5,7 +5,9 @@
 //!   origin, and once the origin is killed and its lease lapsed another node takes the room;
 //! - NATS killed and restarted on the same port and store: meanwhile a publish is refused with
 //!   a typed 503; after it both nodes reconnect, heartbeat again, and the origin keeps its room;
-//! - two nodes claiming one room at the same moment never both own it.
+//! - two nodes claiming one room at the same moment never both own it;
+//! - a WHIP client (the synthetic publisher) sent to another node follows the 307 and goes
+//!   live on the origin; a node draining on SIGTERM releases its rooms at once.
 //!
 //! Control run (the last test): claiming with an unconditional put instead of create-if-absent
 //! let both nodes own rooms, and the test failed.
@@ -95,6 +97,33 @@ async fn a_host_on_another_node_is_sent_to_the_origin_until_its_lease_lapses() -
     .await?;
     assert!(taken.location.is_some_and(|l| l.starts_with("/whip/shop/")), "a WHIP session on node-b");
     assert!(b.lease_on("shop").await?.is_some(), "node-b holds the claim now");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_client_following_the_redirect_goes_live_on_the_origin() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats = NatsServer::start(dir.path(), 19570)?;
+    let a = Node::start(dir.path(), "node-a", 19571, &nats.url()).await?;
+    let b = Node::start(dir.path(), "node-b", 19572, &nats.url()).await?;
+    let options = || PublishOptions { token: host_token("shop").ok(), ..PublishOptions::default() };
+    // A first host makes node-a the origin, then leaves; the claim outlives it a while.
+    let first = Publisher::connect(&a.base, "shop", options()).await.context("publishing to node-a")?;
+    first.close().await;
+    assert!(a.lease_on("shop").await?.is_some());
+
+    // The synthetic publisher is a WHIP client like any other: it follows the 307.
+    let host = Publisher::connect(&b.base, "shop", options()).await.context("publishing through node-b")?;
+    let live_on_a = eventually(Duration::from_secs(10), "the host is live on node-a", || async {
+        let status: serde_json::Value = a.http.get(format!("{}/api/rooms/shop", a.base)).send().await?.json().await?;
+        Ok((status["live"] == true).then_some(status))
+    })
+    .await?;
+    assert_eq!(live_on_a["room"], "shop");
+    let on_b: serde_json::Value = b.http.get(format!("{}/api/rooms/shop", b.base)).send().await?.json().await?;
+    assert_eq!(on_b["live"], false, "nothing is published on node-b");
+    assert_eq!(b.lease_on("shop").await?, None);
+    host.close().await;
     Ok(())
 }
 
