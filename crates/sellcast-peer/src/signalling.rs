@@ -8,15 +8,22 @@ use thiserror::Error;
 /// Bound on one WHIP/WHEP request (the server answers an offer at once).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Redirects of one offer followed before giving up (a cluster sends a host to its room's
+/// origin: one hop).
+const MAX_REDIRECTS: usize = 3;
+
 /// One HTTP client for every peer in the process: building one loads the TLS roots, too much
 /// per viewer when the bench runs hundreds. Idle connections are not pooled, so a request
 /// never lands on a connection whose task died with another runtime (each test has its own).
+/// Redirects are not followed by the client: [`exchange`] follows a WHIP/WHEP 307 itself,
+/// because an HTTP client drops the `Authorization` header when a redirect changes the host.
 pub fn http_client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
             reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new())
@@ -75,14 +82,26 @@ pub async fn exchange(
     token: Option<&str>,
     offer: String,
 ) -> Result<(String, String), PeerError> {
-    let mut req = http
-        .post(format!("{base}/{endpoint}/{room}"))
-        .header("content-type", "application/sdp")
-        .body(offer);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await?;
+    let mut url = format!("{base}/{endpoint}/{room}");
+    let mut hops = 0;
+    let resp = loop {
+        let mut req = http.post(&url).header("content-type", "application/sdp").body(offer.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
+        // RFC 9725 §4.5: a 307 sends the same offer (with the same token) to another server.
+        let redirected = matches!(resp.status().as_u16(), 307 | 308);
+        let target = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(|l| resp.url().join(l));
+        match (redirected, target) {
+            (true, Some(Ok(next))) if hops < MAX_REDIRECTS => {
+                hops += 1;
+                url = next.into();
+            }
+            (true, _) => return Err(PeerError::Protocol(format!("a redirect without a usable Location, or more than {MAX_REDIRECTS}"))),
+            (false, _) => break resp,
+        }
+    };
     let status = resp.status().as_u16();
     // The Location is relative to the URL that answered.
     let location = resp

@@ -85,6 +85,11 @@ impl RunningServer {
     pub async fn drain(self, limit: Duration) -> DrainReport {
         let deadline = Instant::now() + limit;
         self.draining.start();
+        // Cluster mode: the rooms are released first, so their hosts, told to move, can take
+        // them on another node at once.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         let rooms = self.shows.all();
         let hint = RECONNECT_AFTER.as_millis() as u64;
         let mut waiting = Vec::with_capacity(rooms.len());

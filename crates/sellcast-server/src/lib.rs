@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cluster;
 pub mod dev_secret;
 pub mod drain;
 pub mod fuzzing;
@@ -114,6 +115,8 @@ pub struct Config {
     /// str0m's TWCC estimator (experimental, see docs/bandwidth.md). Off: no estimate, and every
     /// viewer gets the highest layer its own cap allows.
     pub bwe: bool,
+    /// Cluster mode (`--cluster`): join through NATS; `None` runs a single node, no NATS.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl Config {
@@ -143,6 +146,7 @@ impl Config {
             allow_origins: Vec::new(),
             tcp: None,
             bwe: true,
+            cluster: None,
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct RunningServer {
     pub admission: Arc<Admission>,
     /// The merchant webhook's delivery worker, when a webhook is configured.
     pub webhook: Option<webhook::Webhook>,
+    /// This node's cluster membership, in cluster mode.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     #[cfg(feature = "test-hooks")]
     hooks: test_hooks::TestHooks,
     http_stop: oneshot::Sender<()>,
@@ -246,6 +252,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .clone()
         .map(|hook| webhook::Webhook::spawn(store.inner().clone(), hook, order_committed.clone()));
     let status_board = Arc::new(StatusBoard::with_shards(shard_count));
+    // Joined before anything is served: a node that cannot reach NATS does not start.
+    let cluster = match config.cluster.clone() {
+        Some(cluster) => Some(cluster::Cluster::join(cluster, status_board.clone()).await?),
+        None => None,
+    };
     let supervision = Arc::new(Supervision::new(store.inner().clone()));
     let (senders, command_rxs): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
     let media = MediaRouter::new(senders);
@@ -307,7 +318,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics.watch_webhook(hook.stats.clone());
     }
     let admin = match config.admin_addr {
-        Some(addr) => Some(serve_admin(addr, metrics.clone()).await?),
+        Some(addr) => Some(serve_admin(addr, metrics.clone(), cluster.clone()).await?),
         None => None,
     };
     let state = AppState {
@@ -324,6 +335,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admission: admission.clone(),
         rate_limits,
         cors: Arc::new(allowed_origins),
+        cluster: cluster.clone(),
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let stopped = async move {
@@ -359,6 +371,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         supervision,
         admission,
         webhook,
+        cluster,
         #[cfg(feature = "test-hooks")]
         hooks,
         http_stop,
@@ -373,11 +386,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 async fn serve_admin(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    cluster: Option<Arc<cluster::Cluster>>,
 ) -> anyhow::Result<(SocketAddr, (oneshot::Sender<()>, tokio::task::JoinHandle<()>))> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --admin {addr}"))?;
     let bound = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = warp::serve(http::metrics::admin(metrics)).incoming(listener).graceful(async move {
+    let server = warp::serve(http::metrics::admin(metrics, cluster)).incoming(listener).graceful(async move {
         let _ = stopped.await;
     });
     info!(admin = %bound, "metrics on the admin listener: /metrics");
@@ -464,6 +478,11 @@ impl RunningServer {
         }
         if let Some(hook) = self.webhook.take() {
             hook.stop().await;
+        }
+        // Before the media stops: the rooms are released while their hosts are still here to
+        // publish again elsewhere.
+        if let Some(cluster) = self.cluster.take() {
+            cluster.leave().await;
         }
         if let Some(task) = self.tcp_task.take() {
             task.abort();

@@ -133,6 +133,8 @@ enum Command {
         connections: ConnectionArgs,
         #[command(flatten)]
         merchant: MerchantArgs,
+        #[command(flatten)]
+        cluster: sellcast_server::cluster::ClusterArgs,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -278,7 +280,15 @@ async fn main() -> anyhow::Result<()> {
             limits,
             connections,
             merchant,
+            cluster,
         } => {
+            let cluster = match cluster.config(sellcast_server::cluster::flags::host_name().as_deref()) {
+                Ok(cluster) => cluster,
+                Err(e) => {
+                    eprintln!("sellcast: refusing to start: {e}");
+                    std::process::exit(2);
+                }
+            };
             let mut config = sellcast_server::Config {
                 http_addr: http,
                 udp_addr: SocketAddr::new(udp_ip, udp_port),
@@ -308,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
                     },
                 }),
                 bwe: bwe == "on",
+                cluster,
             };
             limits.apply(&mut config);
             merchant.apply(&mut config);
@@ -331,6 +342,10 @@ async fn main() -> anyhow::Result<()> {
             println!("  media:      udp {} ports {}", server.udp_addr.ip(), ports.join(", "));
             if let Some(addr) = server.tcp_addr {
                 println!("  media:      tcp {addr} (ICE over TCP)");
+            }
+            if let Some(cluster) = &server.cluster {
+                let node = cluster.stats();
+                println!("  cluster:    node {} at {}", node.node_id, node.public_url);
             }
             if let Some(addr) = server.admin_addr {
                 println!("  metrics:    http://{addr}/metrics");
@@ -372,7 +387,7 @@ async fn main() -> anyhow::Result<()> {
 /// Logs go to stdout. Per-session spans (room, peer, role) come with every line about a
 /// session: as a `session{...}:` prefix in text, as `span` and `spans` fields in JSON.
 fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn,async_nats=warn"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),

@@ -53,7 +53,14 @@ pub enum SignalError {
     /// No host ever created this room (no show, no products).
     #[error("no such room")]
     RoomNotFound,
+    /// Cluster mode: the room could not be claimed for this node (NATS unreachable, or the
+    /// claim refused), so its host is not accepted: `503` with `Retry-After`.
+    #[error("the cluster cannot place this room now ({0}); try again")]
+    ClusterUnavailable(crate::cluster::PlacementError),
 }
+
+/// A refusal because the cluster could not place the room: the client tries again after this.
+pub const CLUSTER_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl From<crate::auth::AuthError> for SignalError {
     fn from(e: crate::auth::AuthError) -> Self {
@@ -96,6 +103,7 @@ impl SignalError {
             SignalError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
             SignalError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             SignalError::RoomNotFound => StatusCode::NOT_FOUND,
+            SignalError::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -104,6 +112,7 @@ impl SignalError {
         match self {
             SignalError::Full(_) => Some(FULL_RETRY_AFTER),
             SignalError::RateLimited(wait) => Some(*wait),
+            SignalError::ClusterUnavailable(_) => Some(CLUSTER_RETRY_AFTER),
             _ => None,
         }
     }
@@ -112,7 +121,7 @@ impl SignalError {
 impl SignalError {
     /// Every cause [`SignalError::cause`] names, with its status: the label values of
     /// `sellcast_sessions_refused_total`.
-    pub const CAUSES: [(&'static str, u16); 27] = [
+    pub const CAUSES: [(&'static str, u16); 28] = [
         ("malformed_offer", 400),
         ("no_media", 400),
         ("wrong_direction", 400),
@@ -140,6 +149,7 @@ impl SignalError {
         ("room_full", 503),
         ("address_full", 503),
         ("too_many_rooms", 503),
+        ("cluster_unavailable", 503),
     ];
 
     /// A short, stable name for why a session was refused, for metrics.
@@ -165,6 +175,7 @@ impl SignalError {
             SignalError::Full(cap) => cap.cause(),
             SignalError::RateLimited(_) => "rate_limited",
             SignalError::RoomNotFound => "room_not_found",
+            SignalError::ClusterUnavailable(_) => "cluster_unavailable",
         }
     }
 }
@@ -237,6 +248,7 @@ mod tests {
             SignalError::Full(CapHit::Room),
             SignalError::Full(CapHit::Address),
             SignalError::Full(CapHit::Rooms),
+            SignalError::ClusterUnavailable(crate::cluster::PlacementError::Unreachable),
         ];
         for e in &all {
             assert!(SignalError::CAUSES.contains(&(e.cause(), e.status().as_u16())), "{e:?} is {} {}", e.cause(), e.status());

@@ -21,26 +21,45 @@ pub fn guarded(
         .and(warp::get())
         .and(warp::header::optional::<String>("authorization"))
         .map(move |authorization: Option<String>| {
-            let Some(token) = &token else {
-                let text = "metrics are off on this port: start with --metrics-token (or scrape the --admin listener)\n";
-                return warp::reply::with_status(text, StatusCode::NOT_FOUND).into_response();
-            };
-            let presented = authorization.as_deref().and_then(|a| a.strip_prefix("Bearer "));
-            if !presented.is_some_and(|p| same_secret(p.trim().as_bytes(), token.as_bytes())) {
-                let mut response = warp::reply::with_status("a valid metrics bearer token is required\n", StatusCode::UNAUTHORIZED).into_response();
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return response;
+            let off = "metrics are off on this port: start with --metrics-token (or scrape the --admin listener)\n";
+            match operator_refusal(token.as_deref(), authorization.as_deref(), off) {
+                Some(refusal) => refusal,
+                None => exposition(&metrics),
             }
-            exposition(&metrics)
         })
 }
 
-/// The `--admin` listener's routes: `/metrics` without a token, and `/healthz`.
-pub fn admin(metrics: Arc<Metrics>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+/// The operator endpoints on the public port (`/metrics`, `/api/cluster/nodes`) take the
+/// `--metrics-token` bearer token. `None` lets the request through; otherwise the answer: 404
+/// with `off` when no token is configured, 401 when the request lacks that exact token.
+pub(crate) fn operator_refusal(token: Option<&str>, authorization: Option<&str>, off: &'static str) -> Option<Response> {
+    let Some(token) = token else {
+        return Some(warp::reply::with_status(off, StatusCode::NOT_FOUND).into_response());
+    };
+    let presented = authorization.and_then(|a| a.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| same_secret(p.trim().as_bytes(), token.as_bytes())) {
+        return None;
+    }
+    let mut response = warp::reply::with_status("a valid metrics bearer token is required\n", StatusCode::UNAUTHORIZED).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(response)
+}
+
+/// The `--admin` listener's routes: `/metrics` and `/api/cluster/nodes` without a token, and
+/// `/healthz`.
+pub fn admin(
+    metrics: Arc<Metrics>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let scrape = warp::path!("metrics").and(warp::get()).map(move || exposition(&metrics));
     let health = warp::path!("healthz").map(|| "ok\n".into_response());
+    let nodes = warp::path!("api" / "cluster" / "nodes")
+        .and(warp::get())
+        .then(move || super::cluster::list_nodes(cluster.clone()));
     scrape
         .or(health)
+        .unify()
+        .or(nodes)
         .unify()
         .or(warp::any().map(|| warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()))
         .unify()

@@ -1,6 +1,7 @@
 //! HTTP: WHIP and WHEP signalling, the room status API and the pages in `web/`.
 
 mod api;
+pub mod cluster;
 pub mod connections;
 pub mod cors;
 mod health;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub rate_limits: Arc<rate_limit::RateLimiters>,
     /// Origins allowed to call the player's endpoints and to frame the embed page.
     pub cors: Arc<cors::AllowedOrigins>,
+    /// This node's cluster membership (`--cluster`); `None` on a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 use connections::client_addr;
@@ -180,6 +183,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             warp::reply::json(&serde_json::json!({ "durability": store.durability(), "writer": store.writer_stats() }))
         });
     let health = health::route(state.clone());
+    let cluster = cluster::routes(state.clone());
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
@@ -202,6 +206,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(no_trickle)
         .or(media_stats)
         .or(store_stats)
+        .or(cluster)
         .or(metrics)
         .or(api)
         .or(status)

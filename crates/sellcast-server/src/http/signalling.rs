@@ -15,6 +15,8 @@ use warp::Rejection;
 use super::error::SignalError;
 use super::offer_check::check_offer;
 use super::AppState;
+use crate::cluster::node_id::NodeId;
+use crate::cluster::Placement;
 use crate::interaction::registry::{RoomLookup, ShowHandle};
 use crate::media::command::{Command, SessionAnswer};
 use crate::media::offer::{check_watch, plan_publish, CodecPolicy, OfferError, SessionKind};
@@ -59,7 +61,16 @@ pub async fn offer(
     let negotiated = negotiate(request, (content_type, authorization), body, &state).instrument(span.clone()).await;
     let _in_span = span.enter();
     match negotiated {
-        Ok(answer) => {
+        Ok(Negotiated::ToOrigin { origin, public_url }) => {
+            // RFC 9725 §4.5: a WHIP client follows a 307 with the same POST. The path and
+            // query are this request's, on the origin.
+            let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+            let location = format!("{public_url}/{}/{room}{query}", endpoint(kind));
+            info!(origin = %origin, %location, "the room's origin is another node: redirected");
+            let reply = warp::reply::with_status(format!("this room is on {location}\n"), StatusCode::TEMPORARY_REDIRECT);
+            warp::reply::with_header(reply, header::LOCATION, location).into_response()
+        }
+        Ok(Negotiated::Answer(answer)) => {
             let location = format!("/{}/{}/{}", endpoint(kind), room, answer.session);
             let reply = warp::reply::with_status(answer.sdp, StatusCode::CREATED);
             let reply = warp::reply::with_header(reply, header::CONTENT_TYPE, "application/sdp");
@@ -103,16 +114,25 @@ struct Request<'a> {
     client: IpAddr,
 }
 
+/// What an accepted offer comes to.
+enum Negotiated {
+    /// The session's SDP answer: `201 Created`.
+    Answer(SessionAnswer),
+    /// Cluster mode: another node is the room's origin, and the host publishes there.
+    ToOrigin { origin: NodeId, public_url: String },
+}
+
 /// In order: the request's own checks (room name, token), the ban (a banned identity is
-/// told so whatever it sent; a room that does not exist has no bans), the offer itself, then
-/// what the session takes from the server (the room, a place under the caps) and the media
+/// told so whatever it sent; a room that does not exist has no bans), the offer itself, in
+/// cluster mode the room's claim (a host is accepted only on the room's origin), then what
+/// the session takes from the server (the room, a place under the caps) and the media
 /// plane. Only a host creates a room, and only with an offer that passed.
 async fn negotiate(
     request: Request<'_>,
     (content_type, authorization): (Option<String>, Option<String>),
     body: Bytes,
     state: &AppState,
-) -> Result<SessionAnswer, SignalError> {
+) -> Result<Negotiated, SignalError> {
     let Request { kind, room, policy, client } = request;
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
@@ -141,6 +161,13 @@ async fn negotiate(
             None
         }
     };
+    if let (Some(cluster), SessionKind::Publish) = (&state.cluster, kind) {
+        match cluster.place_host(room).await {
+            Ok(Placement::Here) => {}
+            Ok(Placement::Elsewhere { origin, public_url }) => return Ok(Negotiated::ToOrigin { origin, public_url }),
+            Err(e) => return Err(SignalError::ClusterUnavailable(e)),
+        }
+    }
     // Held until the media plane answered: the room cannot be unloaded under this offer.
     let show = match (existing, kind) {
         (Some(show), _) => show,
@@ -157,7 +184,7 @@ async fn negotiate(
     state.media.send(command).await.map_err(|_| SignalError::Unavailable)?;
     let answered = answer.await.map_err(|_| SignalError::Unavailable)?;
     drop(show);
-    Ok(answered?)
+    Ok(Negotiated::Answer(answered?))
 }
 
 /// The room if it is loaded or the store knows it (a viewer may open the page before the
