@@ -71,19 +71,34 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connect to `url`, migrate the schema and start the writer thread.
+    /// Connect to `url`, migrate the schema and start the writer thread. The blocking client
+    /// runs a runtime of its own, which cannot start inside the caller's: the connection is
+    /// made, and the schema migrated, on the writer thread, and this waits for its word.
     pub fn connect(url: &str, options: StoreOptions) -> Result<PgStore, StoreError> {
-        let (mut conn, durability) = Connection::open(url)?;
         let stats = Arc::new(WriterStats::default());
-        schema::migrate(conn.client(&stats)?)?;
-        stats.up.store(true, Ordering::SeqCst);
         let faults = Faults::from_env();
         let (jobs, rx) = channel();
+        let (ready_tx, ready_rx) = channel();
         let writer_stats = stats.clone();
         let writer_options = WriterOptions { webhook_outbox: options.webhook_outbox };
-        thread::Builder::new()
-            .name("sellcast-store-pg".into())
-            .spawn(move || supervise(conn, &rx, &writer_stats, &faults, writer_options))?;
+        let url = url.to_string();
+        thread::Builder::new().name("sellcast-store-pg".into()).spawn(move || {
+            let opened = Connection::open(&url).and_then(|(mut conn, durability)| {
+                schema::migrate(conn.client(&writer_stats)?)?;
+                Ok((conn, durability))
+            });
+            match opened {
+                Ok((conn, durability)) => {
+                    writer_stats.up.store(true, Ordering::SeqCst);
+                    let _ = ready_tx.send(Ok(durability));
+                    supervise(conn, &rx, &writer_stats, &faults, writer_options);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })?;
+        let durability = ready_rx.recv().map_err(|_| StoreError::Closed)??;
         Ok(PgStore { jobs, stats, durability: Arc::new(durability) })
     }
 
