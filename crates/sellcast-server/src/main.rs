@@ -133,6 +133,8 @@ enum Command {
         connections: ConnectionArgs,
         #[command(flatten)]
         merchant: MerchantArgs,
+        #[command(flatten)]
+        commerce_db: sellcast_server::commerce_db::CommerceDbArgs,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -278,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
             limits,
             connections,
             merchant,
+            commerce_db,
         } => {
             let mut config = sellcast_server::Config {
                 http_addr: http,
@@ -287,6 +290,7 @@ async fn main() -> anyhow::Result<()> {
                 web_dir,
                 tls: tls_cert.zip(tls_key).map(|(cert, key)| sellcast_server::TlsFiles { cert, key }),
                 db_path: db,
+                postgres: commerce_db.postgres,
                 jwt_secret,
                 dev,
                 video_codec,
