@@ -15,24 +15,24 @@ use crate::buy::{answer_from_row, rejected, Decided, StoredAnswer};
 use crate::model::{BuyOutcome, BuyRequest};
 
 use super::count;
+use super::statements::Statements;
 
 /// One buy, in its own savepoint `sp` of the batch's transaction.
-pub fn execute(sp: &mut Transaction<'_>, req: &BuyRequest) -> Result<BuyOutcome, postgres::Error> {
-    if let Some((answer, stock_left)) = previous_answer(sp, req)? {
+pub fn execute(sp: &mut Transaction<'_>, st: &mut Statements, req: &BuyRequest) -> Result<BuyOutcome, postgres::Error> {
+    if let Some((answer, stock_left)) = previous_answer(sp, st, req)? {
         return Ok(BuyOutcome { answer, replayed: true, stock_left });
     }
     let (answer, stock_left) = match (req.verdict, req.sale_id) {
         (Some(reason), _) => (rejected(req, reason), None),
-        (None, Some(sale_id)) => decide_sale(sp, req, sale_id)?,
-        (None, None) => decide_list_price(sp, req)?,
+        (None, Some(sale_id)) => decide_sale(sp, st, req, sale_id)?,
+        (None, None) => decide_list_price(sp, st, req)?,
     };
     let (order_id, rejection) = match &answer {
         BuyAnswer::Confirmed { order_id, .. } => (Some(*order_id), None),
         BuyAnswer::Rejected { reason, .. } => (None, Some(reason.code())),
     };
     let stock: Option<i64> = stock_left.map(i64::from);
-    sp.execute(
-        "INSERT INTO idempotency (room, identity, key, sale_id, product_id, order_id, rejection, stock_left)
+    st.execute(sp, "INSERT INTO idempotency (room, identity, key, sale_id, product_id, order_id, rejection, stock_left)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[&req.room, &req.identity, &req.idempotency_key, &req.sale_id, &req.product_id, &order_id, &rejection, &stock],
     )?;
@@ -49,13 +49,13 @@ enum Stock {
 
 /// Take `qty` units off every stock in `stocks`, each only if it has them: all or none (a
 /// nested savepoint undoes the ones taken when a later one is short). False: one was short.
-fn take_units(tx: &mut Transaction<'_>, qty: i64, stocks: &[Stock]) -> Result<bool, postgres::Error> {
+fn take_units(tx: &mut Transaction<'_>, st: &mut Statements, qty: i64, stocks: &[Stock]) -> Result<bool, postgres::Error> {
     let mut sp = tx.transaction()?;
     for stock in stocks {
         let taken = match *stock {
-            Stock::Sale(id) => sp.execute("UPDATE sales SET stock_left = stock_left - $1 WHERE id = $2 AND stock_left >= $1", &[&qty, &id])?,
-            Stock::Variant(id) => sp.execute("UPDATE product_variants SET stock = stock - $1 WHERE id = $2 AND stock >= $1", &[&qty, &id])?,
-            Stock::Product(id) => sp.execute("UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1", &[&qty, &id])?,
+            Stock::Sale(id) => st.execute(&mut sp, "UPDATE sales SET stock_left = stock_left - $1 WHERE id = $2 AND stock_left >= $1", &[&qty, &id])?,
+            Stock::Variant(id) => st.execute(&mut sp, "UPDATE product_variants SET stock = stock - $1 WHERE id = $2 AND stock >= $1", &[&qty, &id])?,
+            Stock::Product(id) => st.execute(&mut sp, "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1", &[&qty, &id])?,
         };
         if taken != 1 {
             sp.rollback()?;
@@ -67,25 +67,23 @@ fn take_units(tx: &mut Transaction<'_>, qty: i64, stocks: &[Stock]) -> Result<bo
 }
 
 /// The variant named fits product `product_id`: one of its own, and one is named when it has any.
-fn check_variant(tx: &mut Transaction<'_>, product_id: i64, variant_id: Option<i64>) -> Result<Result<(), BuyRejection>, postgres::Error> {
+fn check_variant(tx: &mut Transaction<'_>, st: &mut Statements, product_id: i64, variant_id: Option<i64>) -> Result<Result<(), BuyRejection>, postgres::Error> {
     match variant_id {
         None => {
-            let any: bool = tx.query_one("SELECT EXISTS (SELECT 1 FROM product_variants WHERE product_id = $1)", &[&product_id])?.get(0);
+            let any: bool = st.query_one(tx, "SELECT EXISTS (SELECT 1 FROM product_variants WHERE product_id = $1)", &[&product_id])?.get(0);
             Ok(if any { Err(BuyRejection::VariantRequired) } else { Ok(()) })
         }
         Some(v) => {
-            let own: bool = tx
-                .query_one("SELECT EXISTS (SELECT 1 FROM product_variants WHERE id = $1 AND product_id = $2)", &[&v, &product_id])?
+            let own: bool = st.query_one(tx, "SELECT EXISTS (SELECT 1 FROM product_variants WHERE id = $1 AND product_id = $2)", &[&v, &product_id])?
                 .get(0);
             Ok(if own { Ok(()) } else { Err(BuyRejection::UnknownVariant) })
         }
     }
 }
 
-fn decide_sale(tx: &mut Transaction<'_>, req: &BuyRequest, sale_id: i64) -> Result<Decided, postgres::Error> {
+fn decide_sale(tx: &mut Transaction<'_>, st: &mut Statements, req: &BuyRequest, sale_id: i64) -> Result<Decided, postgres::Error> {
     let reject = |reason| Ok((rejected(req, reason), None));
-    let sale = tx.query_opt(
-        "SELECT price_minor, currency, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms, product_id
+    let sale = st.query_opt(tx, "SELECT price_minor, currency, per_user_limit, starts_at_ms, ends_at_ms, ended_at_ms, product_id
          FROM sales WHERE id = $1 AND room = $2",
         &[&sale_id, &req.room],
     )?;
@@ -104,11 +102,10 @@ fn decide_sale(tx: &mut Transaction<'_>, req: &BuyRequest, sale_id: i64) -> Resu
     if qty < 1 || qty > limit || req.qty > MAX_ORDER_QTY || money::line_total(price_minor, req.qty).is_err() {
         return reject(BuyRejection::Invalid);
     }
-    if let Err(reason) = check_variant(tx, product_id, req.variant_id)? {
+    if let Err(reason) = check_variant(tx, st, product_id, req.variant_id)? {
         return reject(reason);
     }
-    let already: i64 = tx
-        .query_one("SELECT COALESCE(SUM(qty), 0)::BIGINT FROM orders WHERE sale_id = $1 AND identity = $2", &[&sale_id, &req.identity])?
+    let already: i64 = st.query_one(tx, "SELECT COALESCE(SUM(qty), 0)::BIGINT FROM orders WHERE sale_id = $1 AND identity = $2", &[&sale_id, &req.identity])?
         .get(0);
     if already.saturating_add(qty) > limit {
         return reject(BuyRejection::LimitReached);
@@ -116,24 +113,23 @@ fn decide_sale(tx: &mut Transaction<'_>, req: &BuyRequest, sale_id: i64) -> Resu
     let mut stocks = vec![Stock::Product(product_id)];
     stocks.extend(req.variant_id.map(Stock::Variant));
     stocks.push(Stock::Sale(sale_id));
-    if !take_units(tx, qty, &stocks)? {
+    if !take_units(tx, st, qty, &stocks)? {
         return reject(BuyRejection::SoldOut);
     }
-    let order_id = insert_order(tx, req, product_id, price_minor, &currency)?;
-    let stock_left = count(tx.query_one("SELECT stock_left FROM sales WHERE id = $1", &[&sale_id])?.get(0));
+    let order_id = insert_order(tx, st, req, product_id, price_minor, &currency)?;
+    let stock_left = count(st.query_one(tx, "SELECT stock_left FROM sales WHERE id = $1", &[&sale_id])?.get(0));
     let answer = BuyAnswer::Confirmed { order_id, sale_id: Some(sale_id), product_id, variant_id: req.variant_id, qty: req.qty, price_minor, currency };
     Ok((answer, Some(stock_left)))
 }
 
 /// A buy at the product's list price: the stock left reported is the variant's when one was
 /// bought, else the product's.
-fn decide_list_price(tx: &mut Transaction<'_>, req: &BuyRequest) -> Result<Decided, postgres::Error> {
+fn decide_list_price(tx: &mut Transaction<'_>, st: &mut Statements, req: &BuyRequest) -> Result<Decided, postgres::Error> {
     let reject = |reason| Ok((rejected(req, reason), None));
     let Some(product_id) = req.product_id else {
         return reject(BuyRejection::Invalid);
     };
-    let product = tx.query_opt(
-        "SELECT price_minor, currency FROM products WHERE id = $1 AND room = $2 AND NOT deleted",
+    let product = st.query_opt(tx, "SELECT price_minor, currency FROM products WHERE id = $1 AND room = $2 AND NOT deleted",
         &[&product_id, &req.room],
     )?;
     let Some(product) = product else {
@@ -143,26 +139,25 @@ fn decide_list_price(tx: &mut Transaction<'_>, req: &BuyRequest) -> Result<Decid
     if req.qty < 1 || req.qty > MAX_ORDER_QTY || money::line_total(price_minor, req.qty).is_err() {
         return reject(BuyRejection::Invalid);
     }
-    if let Err(reason) = check_variant(tx, product_id, req.variant_id)? {
+    if let Err(reason) = check_variant(tx, st, product_id, req.variant_id)? {
         return reject(reason);
     }
     let mut stocks = vec![Stock::Product(product_id)];
     stocks.extend(req.variant_id.map(Stock::Variant));
-    if !take_units(tx, i64::from(req.qty), &stocks)? {
+    if !take_units(tx, st, i64::from(req.qty), &stocks)? {
         return reject(BuyRejection::SoldOut);
     }
-    let order_id = insert_order(tx, req, product_id, price_minor, &currency)?;
+    let order_id = insert_order(tx, st, req, product_id, price_minor, &currency)?;
     let left = match req.variant_id {
-        Some(v) => tx.query_one("SELECT stock FROM product_variants WHERE id = $1", &[&v])?,
-        None => tx.query_one("SELECT stock FROM products WHERE id = $1", &[&product_id])?,
+        Some(v) => st.query_one(tx, "SELECT stock FROM product_variants WHERE id = $1", &[&v])?,
+        None => st.query_one(tx, "SELECT stock FROM products WHERE id = $1", &[&product_id])?,
     };
     let answer = BuyAnswer::Confirmed { order_id, sale_id: None, product_id, variant_id: req.variant_id, qty: req.qty, price_minor, currency };
     Ok((answer, Some(count(left.get(0)))))
 }
 
-fn insert_order(tx: &mut Transaction<'_>, req: &BuyRequest, product_id: i64, price_minor: i64, currency: &str) -> Result<i64, postgres::Error> {
-    let row = tx.query_one(
-        "INSERT INTO orders (room, sale_id, product_id, variant_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms, buyer_name)
+fn insert_order(tx: &mut Transaction<'_>, st: &mut Statements, req: &BuyRequest, product_id: i64, price_minor: i64, currency: &str) -> Result<i64, postgres::Error> {
+    let row = st.query_one(tx, "INSERT INTO orders (room, sale_id, product_id, variant_id, identity, qty, price_minor, currency, idempotency_key, created_at_ms, buyer_name)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         &[
             &req.room,
@@ -181,9 +176,8 @@ fn insert_order(tx: &mut Transaction<'_>, req: &BuyRequest, product_id: i64, pri
     Ok(row.get(0))
 }
 
-fn previous_answer(tx: &mut Transaction<'_>, req: &BuyRequest) -> Result<Option<Decided>, postgres::Error> {
-    let row = tx.query_opt(
-        "SELECT i.sale_id, i.product_id, i.order_id, i.rejection, o.product_id, o.variant_id, o.qty, o.price_minor, o.currency, i.stock_left
+fn previous_answer(tx: &mut Transaction<'_>, st: &mut Statements, req: &BuyRequest) -> Result<Option<Decided>, postgres::Error> {
+    let row = st.query_opt(tx, "SELECT i.sale_id, i.product_id, i.order_id, i.rejection, o.product_id, o.variant_id, o.qty, o.price_minor, o.currency, i.stock_left
          FROM idempotency i
          LEFT JOIN orders o ON o.id = i.order_id
          WHERE i.room = $1 AND i.identity = $2 AND i.key = $3",

@@ -17,6 +17,8 @@ use crate::error::StoreError;
 use crate::store::Durability;
 use crate::writer::WriterStats;
 
+use super::statements::Statements;
+
 /// Longest pause between two reconnection attempts.
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -26,6 +28,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Connection {
     config: Config,
     client: Option<Client>,
+    /// Statements prepared on `client` (none on a new one).
+    statements: Statements,
     /// No attempt before this instant.
     next_attempt: Instant,
     backoff: Duration,
@@ -40,7 +44,7 @@ impl Connection {
         config.application_name("sellcast");
         let mut client = connect(&config)?;
         let durability = durability(&mut client)?;
-        let conn = Connection { config, client: Some(client), next_attempt: Instant::now(), backoff: RECONNECT_BACKOFF_MIN };
+        let conn = Connection { config, client: Some(client), statements: Statements::default(), next_attempt: Instant::now(), backoff: RECONNECT_BACKOFF_MIN };
         Ok((conn, durability))
     }
 
@@ -48,13 +52,21 @@ impl Connection {
     /// connects afresh.
     pub fn drop_client(&mut self) {
         self.client = None;
+        self.statements = Statements::default();
+    }
+
+    /// [`Connection::client`] with the statements prepared on it.
+    pub fn session(&mut self, stats: &WriterStats) -> Result<(&mut Client, &mut Statements), StoreError> {
+        self.client(stats)?;
+        let client = self.client.as_mut().ok_or(StoreError::Closed)?;
+        Ok((client, &mut self.statements))
     }
 
     /// The live client, reconnecting first when the last one was lost.
     pub fn client(&mut self, stats: &WriterStats) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_some_and(Client::is_closed) {
             warn!("the PostgreSQL connection was lost; buys are answered unavailable until it is back");
-            self.client = None;
+            self.drop_client();
             stats.up.store(false, Ordering::SeqCst);
         }
         if self.client.is_none() {

@@ -18,6 +18,7 @@ mod connection;
 mod outbox;
 mod schema;
 mod show;
+mod statements;
 mod writer;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -30,6 +30,7 @@ use crate::model::{BuyOutcome, BuyRequest};
 use crate::writer::{Reply, WriterOptions, WriterStats};
 
 use super::connection::Connection;
+use super::statements::Statements;
 use super::{buy, outbox};
 
 /// Most buys in one transaction: bounds the latency of the last one in a batch.
@@ -67,8 +68,8 @@ pub fn run(conn: &mut Connection, jobs: &Receiver<PgJob>, stats: &Arc<WriterStat
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                match conn.client(stats) {
-                    Ok(client) => commit_batch(client, batch, stats, faults, options),
+                match conn.session(stats) {
+                    Ok((client, statements)) => commit_batch(client, statements, batch, stats, faults, options),
                     Err(e) => refuse(batch, &e),
                 }
             }
@@ -85,7 +86,7 @@ fn refuse(batch: Batch, e: &StoreError) {
     }
 }
 
-fn commit_batch(client: &mut Client, batch: Batch, stats: &WriterStats, faults: &Faults, options: WriterOptions) {
+fn commit_batch(client: &mut Client, statements: &mut Statements, batch: Batch, stats: &WriterStats, faults: &Faults, options: WriterOptions) {
     let n = batch.len() as u64;
     let buys_taken = stats.buys.fetch_add(n, Ordering::Relaxed) + n;
     let (requests, replies): (Vec<BuyRequest>, Vec<Reply<BuyOutcome>>) = batch.into_iter().unzip();
@@ -97,7 +98,7 @@ fn commit_batch(client: &mut Client, batch: Batch, stats: &WriterStats, faults: 
         let mut tx = client.transaction()?;
         for req in &requests {
             let mut sp = tx.transaction()?;
-            let executed = buy::execute(&mut sp, req).and_then(|outcome| {
+            let executed = buy::execute(&mut sp, statements, req).and_then(|outcome| {
                 if let Some(order_id) = new_order(&outcome).filter(|_| options.webhook_outbox) {
                     outbox::owe(&mut sp, order_id, &req.buyer_name, req.now_ms)?;
                 }
