@@ -47,9 +47,11 @@ export class ServerProcess {
 
   async start() {
     const child = spawn(this.bin, ['serve', '--http', `${this.ip}:${this.port}`, '--udp-ip', this.ip, '--udp-port', '0', '--web-dir', process.env.SELLCAST_WEB_DIR || path.join(repo, 'web'), '--db', path.join(this.tmp, 'sellcast.db'), ...this.args],
-      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The server logs to stdout; panics and early errors go to stderr. Both are kept.
     const log = fs.createWriteStream(path.join(this.tmp, 'server.log'), { flags: 'a' });
-    child.stderr.pipe(log);
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
     child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
     this.child = child;
     await waitFor('server /healthz', async () => (await fetch(`${this.base}/healthz`)).ok, 20_000);

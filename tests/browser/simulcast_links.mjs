@@ -298,6 +298,8 @@ async function settle(host, viewers, layers) {
       layer_changes: changes(s.map(x => x.index)), height_changes: changes(s.map(x => x.height)),
       freeze_count: page.video.freezeCount, total_freezes_s: round3(page.video.totalFreezesDuration),
       frames_decoded: page.video.framesDecoded, packets_lost: page.video.packetsLost,
+      // About once a second: [ms after the first frame, server's layer index (-1 paused), estimate kbit/s].
+      trail: s.filter((_, j) => j % 4 === 0).map(x => [x.t, x.paused ? -1 : x.index, x.estimate === null ? null : Math.round(x.estimate / 1000)]),
     };
     console.log(`settle ${v.name} (${v.expect}): ${settledMs === null ? 'never' : `${settledMs} ms`} after its first frame; server ${last.rid}/${last.index} estimate ${last.estimate}; page height ${last.height}; freezes ${page.video.freezeCount} (${round3(page.video.totalFreezesDuration)} s); first frame ${v.firstFrameAt - v.joinedAt} ms after join`);
   }

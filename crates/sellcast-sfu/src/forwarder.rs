@@ -15,13 +15,11 @@ use crate::host_layers::{HostLayers, MAX_LAYERS};
 use crate::layer_cap::LayerCap;
 use crate::layer_selector::SelectorConfig;
 use crate::packet::MediaPacket;
+use crate::probe_target::ProbeTarget;
 use crate::viewer::{Offered, ViewerOut};
 
 /// How often layers are measured and every viewer's layer decided again.
 const DECIDE_EVERY: Duration = Duration::from_millis(250);
-/// The bitrate asked of a viewer's estimator is the top layer's with this headroom (percent):
-/// the estimator probes up to it, so a viewer on a lower layer can find room to climb.
-const DESIRED_HEADROOM_PCT: u64 = 120;
 
 /// Identifies a viewer within the server (the driver's peer key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,7 +102,7 @@ pub struct Forwarder {
     drops: DropCounters,
     events: VecDeque<ForwarderEvent>,
     /// Bitrates to ask of viewers' estimators, when they changed.
-    desired: VecDeque<(ViewerId, u64)>,
+    probes: VecDeque<(ViewerId, ProbeTarget)>,
     received: u64,
     /// When layers are next measured and viewers' layers decided (only while a host is live).
     next_decision: Option<Instant>,
@@ -120,7 +118,7 @@ impl Forwarder {
             viewers: Vec::new(),
             drops: DropCounters::default(),
             events: VecDeque::new(),
-            desired: VecDeque::new(),
+            probes: VecDeque::new(),
             received: 0,
             next_decision: None,
         }
@@ -306,9 +304,9 @@ impl Forwarder {
         self.events.pop_front()
     }
 
-    /// A viewer's estimator should probe up to this bitrate (changed since last said).
-    pub fn poll_desired_bitrate(&mut self) -> Option<(ViewerId, u64)> {
-        self.desired.pop_front()
+    /// What a viewer's estimator should now aim for (changed since last said).
+    pub fn poll_probe_target(&mut self) -> Option<(ViewerId, ProbeTarget)> {
+        self.probes.pop_front()
     }
 
     /// Decide every ready viewer's layer again; ask for keyframes of layers viewers wait for,
@@ -331,8 +329,8 @@ impl Forwarder {
         }
     }
 
-    /// One viewer's layer, from its estimate and cap; and the bitrate its estimator should
-    /// probe for (the highest layer its cap allows).
+    /// One viewer's layer, from its estimate and cap; and what its estimator should aim for
+    /// (`ProbeTarget`).
     fn decide(&mut self, now: Instant, i: usize) {
         let ranked = self.layers.ranked();
         let ceiling = ranked.last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + self.config.selection.audio_bps;
@@ -343,13 +341,10 @@ impl Forwarder {
             viewer.handle_choice(choice);
         }
         let top = viewer.cap.top_rank(ranked.iter().map(|l| l.height));
-        if let Some(layer) = ranked.get(top) {
-            let desired = layer.bitrate_bps * DESIRED_HEADROOM_PCT / 100 + self.config.selection.audio_bps;
-            // Said again only on a change of a tenth or more: each one may start a probe.
-            let last = viewer.desired_bps;
-            if layer.bitrate_bps > 0 && desired.abs_diff(last) * 10 > last {
-                viewer.desired_bps = desired;
-                self.desired.push_back((viewer.id(), desired));
+        if let Some(target) = ProbeTarget::for_viewer(ranked, viewer.selector.choice(), top, &self.config.selection) {
+            if target.differs_from(&viewer.probe) {
+                viewer.probe = target;
+                self.probes.push_back((viewer.id(), target));
             }
         }
     }

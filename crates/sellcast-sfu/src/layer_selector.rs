@@ -5,8 +5,8 @@
 //! layer is queueing or losing packets now); going up waits until the higher layer has fit
 //! with a margin for a while, and not right after a step down, so an estimate that wobbles
 //! around a layer's bitrate does not flap between two layers (each switch costs a keyframe).
-//! When even the lowest layer does not fit, and the viewer is losing packets, for a while, the
-//! video pauses; audio and the data channel go on. An estimator that is still climbing from its
+//! When even the lowest layer does not fit by a wide margin, and the viewer is losing packets,
+//! for a while, the video pauses; audio and the data channel go on. An estimator that is still climbing from its
 //! starting guess moves nobody down: on a fast link it is below the bitrate it is carrying.
 //! A host with one layer is never paused (see `decide`).
 //! It never reads a clock: `now` comes in.
@@ -46,6 +46,10 @@ pub struct SelectorConfig {
     pub after_down_hold: Duration,
     /// How long the lowest layer must not fit before the video pauses.
     pub pause_after: Duration,
+    /// The lowest layer counts as not fitting, for a pause, only when the estimate is short
+    /// of even this share of it (percent): an estimator tracking a link just about the lowest
+    /// layer's size wobbles around it, and each pause costs the viewer its picture for seconds.
+    pub pause_below_pct: u64,
     /// How long the lowest layer must fit (with the margin) before a paused video resumes.
     pub resume_hold: Duration,
     /// After the viewer's first decision the estimate is not acted on this long: the transport's
@@ -66,6 +70,7 @@ impl Default for SelectorConfig {
             up_hold: Duration::from_secs(2),
             after_down_hold: Duration::from_secs(4),
             pause_after: Duration::from_secs(2),
+            pause_below_pct: 75,
             resume_hold: Duration::from_secs(2),
             startup_grace: Duration::from_secs(2),
             start_bps: 1_000_000,
@@ -183,7 +188,7 @@ impl LayerSelector {
                         self.last_down = Some(now);
                         return Choice::Layer(layers[0].slot);
                     }
-                    if lossy && now.saturating_duration_since(since) >= config.pause_after {
+                    if lossy && !fits(0, config.pause_below_pct) && now.saturating_duration_since(since) >= config.pause_after {
                         self.clear_timers();
                         self.last_down = Some(now);
                         return Choice::Paused;

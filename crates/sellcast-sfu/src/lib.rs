@@ -22,6 +22,7 @@ mod keyframe_requester;
 mod layer_cap;
 mod layer_selector;
 mod munger;
+mod probe_target;
 mod packet;
 mod viewer;
 
@@ -36,4 +37,5 @@ pub use keyframe_cache::KeyframeCache;
 pub use keyframe_requester::KeyframeRequester;
 pub use munger::RtpMunger;
 pub use packet::{MediaPacket, OutPacket};
+pub use probe_target::ProbeTarget;
 pub use viewer::ViewerOut;

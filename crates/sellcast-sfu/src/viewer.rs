@@ -13,6 +13,7 @@ use crate::layer_cap::LayerCap;
 use crate::layer_selector::{Choice, LayerSelector};
 use crate::munger::RtpMunger;
 use crate::packet::{MediaPacket, OutPacket};
+use crate::probe_target::ProbeTarget;
 
 /// What offering a packet to a viewer led to, beyond the packet itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,8 @@ pub struct ViewerOut {
     pub(crate) selector: LayerSelector,
     pub(crate) estimate: ViewerEstimate,
     pub(crate) cap: LayerCap,
-    /// The bitrate last asked of the transport's estimator (for probing), to say it once.
-    pub(crate) desired_bps: u64,
+    /// What was last asked of the transport's estimator, to say it once.
+    pub(crate) probe: ProbeTarget,
     switches: u64,
 }
 
@@ -67,7 +68,7 @@ impl ViewerOut {
             selector: LayerSelector::default(),
             estimate: ViewerEstimate::default(),
             cap: LayerCap::default(),
-            desired_bps: 0,
+            probe: ProbeTarget::default(),
             switches: 0,
         }
     }

@@ -35,7 +35,7 @@ impl Host {
 
     /// One 33 ms step: a video frame and (about) two audio packets.
     fn step(&mut self) -> Vec<MediaPacket> {
-        let key = self.frame % self.gop == 0;
+        let key = self.frame.is_multiple_of(self.gop);
         let mut out = Vec::new();
         for i in 0..3u8 {
             let descriptor = if i == 0 { 0x10 } else { 0x00 };

@@ -40,7 +40,7 @@ impl Host {
         self.now += Duration::from_millis(40);
         let ts = (self.frame * 3600) as u32;
         for layer in 0..3 {
-            let key = self.frame % self.gop == 0 || std::mem::take(&mut self.asked[layer]);
+            let key = self.frame.is_multiple_of(self.gop) || std::mem::take(&mut self.asked[layer]);
             let packets = self.frame_bytes[layer].div_ceil(1000);
             for i in 0..packets {
                 let mut payload = vec![0u8; 1000.min(self.frame_bytes[layer] - i * 1000).max(12)];
@@ -228,6 +228,27 @@ fn video_pauses_when_nothing_fits_audio_goes_on_and_video_resumes() {
     assert!(!f.viewer_report(v).expect("viewer").paused, "resumed");
     let first_video = out.iter().find(|p| p.kind == TrackKind::Video).expect("video again");
     assert!(is_key_start(first_video), "video resumes on a keyframe");
+}
+
+#[test]
+fn an_estimate_just_short_of_the_lowest_layer_keeps_it_rather_than_pausing() {
+    let (mut f, mut host, v) = with_viewer(Some(3_000_000));
+    host.run(&mut f, 6, |f, _| {
+        drain(f, v);
+    });
+    // 150 kbit/s of video and 64 of audio need 214 kbit/s; 190 is short of that, but well
+    // above the pause threshold (three quarters of the layer), even with heavy loss.
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 190_000);
+    let mut out = Vec::new();
+    host.run(&mut f, 8, |f, now| {
+        f.handle_viewer_loss(now, v, 0.3);
+        out.extend(drain(f, v));
+    });
+    let report = f.viewer_report(v).expect("viewer");
+    assert!(!report.paused, "kept its picture");
+    assert_eq!(report.pauses, 0);
+    assert_eq!(rank(&f, v), Some(0), "on the lowest layer");
+    assert!(out.iter().rev().take(50).any(|p| p.kind == TrackKind::Video), "video still flows");
 }
 
 #[test]

@@ -137,7 +137,7 @@ impl ShowTask {
                 },
                 _ = tick.tick() => {
                     core.handle_tick(wall_ms());
-                    self.report_tally(&core);
+                    self.report_tally(core);
                     ticked = true;
                 }
             }

@@ -657,10 +657,11 @@ impl Driver {
             room.flush_at = Some(room.flush_at.map_or(at, |t| t.min(at)));
             self.earliest = self.earliest.min(at);
         }
-        // Viewers' estimators probe towards the best layer each may have.
-        while let Some((viewer, bps)) = room.forwarder.poll_desired_bitrate() {
+        // Viewers' estimators probe towards the best layer each may have, and pad towards the
+        // next layer up so their estimates can grow into it.
+        while let Some((viewer, target)) = room.forwarder.poll_probe_target() {
             if let Some(peer) = self.peers.get_mut(&PeerId(viewer.0)) {
-                peer.rtc.bwe().set_bitrate(Bitrate::bps(0), Bitrate::bps(bps));
+                peer.rtc.bwe().set_bitrate(Bitrate::bps(target.minimum_bps), Bitrate::bps(target.desired_bps));
             }
         }
         let (host, home) = (room.host, room.relayed_from);
