@@ -7,9 +7,12 @@
 //!   is down, and once it is back no acknowledged order is lost (a fresh server process, which
 //!   knows only what PostgreSQL holds, gives every acknowledged key its original order) and
 //!   none is doubled (one order per key at most).
-//! - Control run: with the answer moved before the commit (`ack_before_commit`, the store's
-//!   test-only fault), the same outage loses acknowledged orders, so the check catches the bug
-//!   it is named for.
+//! - `kill -9` of the server while its writer holds a batch between its writes and its commit
+//!   loses no acknowledged order, oversells nothing, and the restarted server gives a retried
+//!   key its original order (the crash-safety test of `crash_safety.rs`, on PostgreSQL).
+//! - Control runs: with the answer moved before the commit (`ack_before_commit`, the store's
+//!   test-only fault), the same outage and the same kill lose acknowledged orders, so the
+//!   checks catch the bug they are named for.
 
 mod common;
 
@@ -360,5 +363,122 @@ async fn control_ack_before_commit_loses_orders_to_the_same_outage() -> Result<(
     let check = buys_across_a_postgres_outage("ack_before_commit,commit_delay_ms=1000").await?;
     println!("postgres_outage_control {check:?}");
     assert!(check.lost > 0, "the check must catch answers sent before the commit: {check:?}");
+    Ok(())
+}
+
+/// What a `kill -9` inside a held commit left in PostgreSQL.
+#[derive(Debug)]
+struct KillCheck {
+    acked: usize,
+    /// Acknowledged orders PostgreSQL does not have.
+    lost: usize,
+    /// `stock_left + units sold == stock_total`, and nothing below zero.
+    stock_consistent: bool,
+    /// The first acknowledged key, retried on a restarted server, got its original order.
+    replayed_original: Option<bool>,
+}
+
+/// The held batch begins once this many buys were taken.
+const HOLD_AFTER_BUYS: u64 = 400;
+const KILL_LIMIT: u32 = 20;
+
+async fn kill_9_inside_a_held_commit(faults: &str) -> Result<KillCheck> {
+    let pg = blocking(TestPostgres::start).await??;
+    let url = pg.fresh_database()?;
+    let dir = tempfile::tempdir()?;
+    let (mut child, api) = spawn_server(dir.path(), &url, &format!("hold_commit_after_buys={HOLD_AFTER_BUYS},{faults}")).await?;
+    let api = Arc::new(api);
+    let room = "crash";
+    let host = api.dev_token(room, "host", "host").await?;
+    let stock = BUYERS as u32 * KILL_LIMIT;
+    let product = api.create_product(room, &host, "Sneakers", stock).await?;
+    let sale = api.start_sale(room, &host, product, stock, KILL_LIMIT).await?;
+    let acked: Arc<Mutex<Vec<(usize, String, i64)>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for b in 0..BUYERS {
+        let token = api.dev_token(room, "viewer", &format!("b{b}")).await?;
+        let (api, acked) = (api.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..KILL_LIMIT {
+                let key = format!("b{b}-{n}");
+                let Ok(frames) = api.frame(room, &token, &buy_frame(sale, &key)).await else { return };
+                if let Answer::Confirmed(id, _) = answer_of(&frames) {
+                    acked.lock().map(|mut a| a.push((b, key, id))).ok();
+                }
+            }
+        }));
+    }
+    // Kill once the writer holds a batch between its writes and its commit, and every answer
+    // the store handed out has reached its buyer: nothing more can arrive before the kill.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats: Value = api.http.get(format!("{}/api/stats/store", api.base)).send().await?.json().await?;
+        let w = &stats["writer"];
+        let received = acked.lock().map(|a| a.len()).unwrap_or(0) as u64;
+        let held = w["commit_in_flight"] == true && w["buys"].as_u64().unwrap_or(0) >= HOLD_AFTER_BUYS;
+        if held && w["confirmations_sent"].as_u64() == Some(received) {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the writer never held a commit: {w}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let pid = child.id().context("child pid")?;
+    ensure!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status()?.success(), "kill -9 delivered");
+    child.wait().await?;
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let ids: Vec<i64> = acked.iter().map(|a| a.2).collect();
+    // PostgreSQL rolls the dead session's open transaction back; wait until it has let go of it.
+    let db = db_name(&url);
+    let (missing, left, total, sold) = pg.sql(&db, move |c| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let open: i64 = c.query_one("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sellcast'", &[])?.get(0);
+            if open == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let missing: i64 = c.query_one("SELECT COUNT(*) FROM unnest($1::BIGINT[]) a(id) WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = a.id)", &[&ids])?.get(0);
+        let r = c.query_one(
+            "SELECT stock_left, stock_total, (SELECT COALESCE(SUM(qty), 0)::BIGINT FROM orders WHERE sale_id = $1) FROM sales WHERE id = $1",
+            &[&sale],
+        )?;
+        Ok((missing, r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)))
+    })?;
+    let mut check = KillCheck {
+        acked: acked.len(),
+        lost: usize::try_from(missing).unwrap_or(usize::MAX),
+        stock_consistent: left >= 0 && sold <= total && left + sold == total,
+        replayed_original: None,
+    };
+    if let Some((b, key, id)) = acked.first().cloned() {
+        let (_restarted, api) = spawn_server(dir.path(), &url, "").await?;
+        let token = api.dev_token(room, "viewer", &format!("b{b}")).await?;
+        let again = retry_until_answered(&api, room, &token, &buy_frame(sale, &key)).await?;
+        check.replayed_original = Some(matches!(again, Answer::Confirmed(again, _) if again == id));
+    }
+    Ok(check)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_inside_a_commit_on_postgres_loses_no_acknowledged_order() -> Result<()> {
+    let check = kill_9_inside_a_held_commit("").await?;
+    println!("postgres_kill_9 {check:?}");
+    assert!(check.acked > 0 && (check.acked as u64) < HOLD_AFTER_BUYS, "killed mid-storm: {check:?}");
+    assert_eq!(check.lost, 0, "acknowledged orders missing after kill -9: {check:?}");
+    assert!(check.stock_consistent, "never oversold, stock and orders agree: {check:?}");
+    assert_eq!(check.replayed_original, Some(true), "a key retried after the crash gets its original order: {check:?}");
+    Ok(())
+}
+
+/// Control run: with the answer moved before the commit, the same kill loses acknowledged orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_ack_before_commit_loses_orders_to_the_same_kill_on_postgres() -> Result<()> {
+    let check = kill_9_inside_a_held_commit("ack_before_commit").await?;
+    println!("postgres_kill_9_control {check:?}");
+    assert!(check.lost > 0, "the broken variant went unnoticed: {check:?}");
     Ok(())
 }

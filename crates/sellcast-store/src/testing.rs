@@ -92,7 +92,7 @@ impl TestPostgres {
         })
     }
 
-    /// A database of its own for one test (named after the test, made unique).
+    /// A new database with a name unique in this process (`t0`, `t1`, ...); its URL.
     pub fn fresh_database(&self) -> Result<String, TestPgError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         self.create_database(&format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed)))

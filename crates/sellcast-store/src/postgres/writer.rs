@@ -36,10 +36,12 @@ use super::{buy, outbox};
 /// Most buys in one transaction: bounds the latency of the last one in a batch.
 const MAX_BATCH: usize = 512;
 
+/// Work run on the live connection, or handed the reason there is none.
+pub type OnClient = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
+
 pub enum PgJob {
     Buy(BuyRequest, Reply<BuyOutcome>),
-    /// Run on the live connection, or with the reason there is none.
-    Run(Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>),
+    Run(OnClient),
 }
 
 /// Take jobs until every handle is gone.
