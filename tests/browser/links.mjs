@@ -121,14 +121,22 @@ export class Link {
     if (!(lossPct >= 0 && lossPct <= 100)) throw new Error(`bad loss ${lossPct}`);
     const perMille = Math.round(lossPct * 10);
     const inner = [`flush chain inet sclink in`];
-    if (dropUdp) inner.push(`add rule inet sclink in iifname ${this.innerDev} meta l4proto udp drop`);
+    if (dropUdp) inner.push(`add rule inet sclink in iifname ${this.innerDev} meta l4proto udp counter drop`);
     else if (perMille > 0) inner.push(`add rule inet sclink in iifname ${this.innerDev} meta l4proto udp numgen random mod 1000 < ${perMille} drop`);
     await this.exec('nft', inner.join('; '));
     const outer = [`flush chain inet sc_${this.name} in`];
-    if (dropUdp) outer.push(`add rule inet sc_${this.name} in iifname ${this.outerDev} meta l4proto udp drop`);
+    if (dropUdp) outer.push(`add rule inet sc_${this.name} in iifname ${this.outerDev} meta l4proto udp counter drop`);
     await sh('nft', outer.join('; '));
     this.lossPct = lossPct;
     this.udpDropped = dropUdp;
+  }
+
+  // UDP datagrams the all-UDP drop threw away, both ways (proof the viewer's UDP went nowhere).
+  async droppedUdp() {
+    const count = out => Number(out.match(/counter packets (\d+)/)?.[1] ?? 0);
+    const inbound = count(await this.exec('nft', 'list', 'chain', 'inet', 'sclink', 'in'));
+    const outbound = count(await sh('nft', 'list', 'chain', 'inet', `sc_${this.name}`, 'in'));
+    return inbound + outbound;
   }
 
   // An executable that runs Chromium in this namespace, for playwright's `executablePath`.

@@ -1,6 +1,7 @@
 // ICE over TCP: a Chromium viewer whose network drops every UDP datagram plays through the
 // server's passive TCP candidate (RFC 6544, RFC 4571 framing). The host publishes normally from
-// this scenario's namespace; the viewer's Chromium runs in its own namespace (udp_block.mjs).
+// this scenario's namespace; the viewer's Chromium runs in its own namespace behind a link that
+// drops all UDP both ways (links.mjs).
 //
 // Asserted here (and again on the RESULT in crates/sellcast-server/tests/browser_tcp_only.rs):
 // the viewer decodes a growing number of frames, its selected candidate pair is TCP on both
@@ -11,52 +12,22 @@
 //
 // Env: SELLCAST_BIN, SELLCAST_HTTP_PORT (19100; the TCP media port is the next one), CHROMIUM,
 // TCP_CONTROL, TCP_DEADLINE_MS (120000), KEEP_TMP (keep the server log). Prints `RESULT {json}`.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import { writeClip } from './y4m.mjs';
-import { fail, observe, waitFor, repo, launchBrowser, chromiumArgs, sleep } from './lib.mjs';
-import { udpBlockedNamespace } from './udp_block.mjs';
+import { fail, observe, waitFor, launchPersistent, sleep, ServerProcess } from './lib.mjs';
+import { Link, SERVER_IP } from './links.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 19100);
 const TCP_PORT = HTTP_PORT + 1;
 const CONTROL = process.env.TCP_CONTROL === '1';
-const OUTER = '127.1.0.1';
-const base = `http://${OUTER}:${HTTP_PORT}`;
+const base = `http://${SERVER_IP}:${HTTP_PORT}`;
 const ROOM = 'tcponly';
 const DEADLINE_MS = Number(process.env.TCP_DEADLINE_MS || 120_000);
 const result = { control: CONTROL };
 let server = null;
-let ns = null;
-
-// The real server on the veth's outer address, so the viewer's namespace can reach it; TCP on
-// the next port unless this is the control run.
-async function startServer(tmp) {
-  const bin = process.env.SELLCAST_BIN || path.join(repo, 'target/debug/sellcast');
-  const args = ['serve', '--http', `${OUTER}:${HTTP_PORT}`, '--udp-ip', OUTER, '--udp-port', '0', '--media-threads', '2',
-    '--web-dir', path.join(repo, 'web'), '--db', path.join(tmp, 'sellcast.db')];
-  if (!CONTROL) args.push('--tcp-port', String(TCP_PORT));
-  const child = spawn(bin, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  // The log lines go to stdout, the panics to stderr.
-  const log = fs.createWriteStream(path.join(tmp, 'server.log'));
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  child.on('exit', (code, signal) => { if (code && !signal) console.error(`server exited with ${code}`); });
-  server = child;
-  await waitFor('server /healthz', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
-}
-
-// SIGINT, then wait (bounded) for the exit, so its log is complete.
-async function stopServer() {
-  const child = server;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise(r => child.once('exit', r));
-  child.kill('SIGINT');
-  await Promise.race([exited, sleep(3000)]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
+let link = null;
 
 // What the viewer's connection is doing: frames decoded, and the selected pair's transports.
 async function viewerStats(page) {
@@ -93,17 +64,24 @@ async function main() {
   writeClip(clip, 300);
   setTimeout(() => {
     console.error(`TCP FAILED: scenario exceeded ${DEADLINE_MS} ms (server log in ${tmp})`);
-    server?.kill('SIGKILL');
-    ns?.cleanup();
+    server?.kill();
     process.exit(1);
   }, DEADLINE_MS).unref();
-  ns = udpBlockedNamespace({ name: `tcp${HTTP_PORT}`, tmp, outer: OUTER });
+  // The real server on SERVER_IP, which the viewer's namespace reaches through its link (in
+  // dev mode: a non-loopback address needs it or a JWT secret); TCP on the next port unless
+  // this is the control run.
+  const args = ['--dev', '--media-threads', '2'];
+  if (!CONTROL) args.push('--tcp-port', String(TCP_PORT));
+  server = new ServerProcess({ tmp, port: HTTP_PORT, ip: SERVER_IP, args });
+  link = await Link.create('tcpv', { dropUdp: true });
+  // A page served over plain HTTP on a non-loopback address is a secure context only when told so.
+  const extraArgs = [`--unsafely-treat-insecure-origin-as-secure=${base}`];
   let host = null;
   let viewer = null;
   try {
-    await startServer(tmp);
-    host = await launchBrowser(clip);
-    viewer = await chromium.launch({ executablePath: ns.executablePath, headless: false, args: chromiumArgs(clip) });
+    await server.start();
+    host = await launchPersistent({ tmp, clip, extraArgs });
+    viewer = await launchPersistent({ tmp, clip, executable: link.chromiumPath(tmp), extraArgs });
     await run(host, viewer);
   } catch (e) {
     console.error(`server log and clip kept in ${tmp}`);
@@ -111,21 +89,21 @@ async function main() {
   } finally {
     await viewer?.close().catch(() => {});
     await host?.close().catch(() => {});
-    await stopServer();
-    ns.cleanup();
+    await server.stop('SIGINT');
+    await link.close();
   }
   if (process.env.KEEP_TMP) console.error(`kept ${tmp}`); else fs.rmSync(tmp, { recursive: true, force: true });
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
 async function run(hostBrowser, viewerBrowser) {
-  const host = await hostBrowser.newPage();
+  const host = hostBrowser.pages()[0] || await hostBrowser.newPage();
   await host.goto(`${base}/host/${ROOM}?name=Hana`);
   await waitFor('host idle', () => host.evaluate(() => document.body.dataset.state === 'idle'));
   await host.click('#go-live');
   await waitFor('host live', () => host.evaluate(() => document.body.dataset.state === 'live'), 30_000);
 
-  const page = await viewerBrowser.newPage();
+  const page = viewerBrowser.pages()[0] || await viewerBrowser.newPage();
   const started = Date.now();
   await page.goto(`${base}/watch/${ROOM}?name=Tia`);
   if (CONTROL) {
@@ -133,7 +111,7 @@ async function run(hostBrowser, viewerBrowser) {
     const seen = await observe(() => viewerStats(page), s => s && s.frames > 0, 25_000, 250);
     result.viewer = { frames: seen?.frames ?? 0, pair: seen?.pair ?? null, state: seen?.state ?? null };
     result.played = (seen?.frames ?? 0) > 0;
-    result.udp_dropped = ns.droppedUdp();
+    result.udp_dropped = await link.droppedUdp();
     return;
   }
   const first = await waitFor('the viewer decodes video', async () => {
@@ -162,9 +140,9 @@ async function run(hostBrowser, viewerBrowser) {
     return m.tcp && m.tcp.open >= 1 && m.tcp.frames_in > 0 && m.tcp.frames_out > 0 ? m.tcp : { pending: m.tcp };
   }, 10_000, 300);
   result.tcp_stats = stats;
-  result.udp_dropped = ns.droppedUdp();
+  result.udp_dropped = await link.droppedUdp();
   result.played = true;
   await sleep(0);
 }
 
-main().catch(e => { console.error(e.stack || e.message); ns?.cleanup(); process.exit(1); });
+main().catch(e => { console.error(e.stack || e.message); process.exit(1); });

@@ -139,6 +139,7 @@ pub(crate) struct DriverStats {
     unknown_source: u64,
     input_errors: u64,
     no_payload_type: u64,
+    undeclared_ssrc: u64,
     /// Data-channel frames the show task could not take (its frame budget was used up).
     frames_dropped: u64,
     /// Data-channel frames over the protocol's limit, refused with `too_large` before queueing.
@@ -418,6 +419,7 @@ impl Driver {
                     unknown_source: self.stats.unknown_source,
                     input_errors: self.stats.input_errors,
                     no_payload_type: self.stats.no_payload_type,
+                    undeclared_ssrc: self.stats.undeclared_ssrc,
                     frames_dropped: self.stats.frames_dropped,
                     frames_oversize: self.stats.frames_oversize,
                     expired_unconnected: self.stats.expired_unconnected,

@@ -6,6 +6,8 @@
 //! rids) sends one SSRC per encoding: each new SSRC takes a free slot, named by its rid; a new
 //! SSRC for a rid already held is that encoding restarting. A browser sends the rid only in
 //! its first packets, so the transport's own SSRC-to-rid mapping is consulted as well.
+//! An SSRC-only simulcast host (`a=ssrc-group:SIM`, no rids) declared its layers' SSRCs in
+//! its offer: each takes the slot of its place in the group, named `sim0`, `sim1`...
 
 use std::sync::Arc;
 
@@ -20,11 +22,15 @@ pub enum Classified {
     NewLayer(u8, Option<Arc<str>>),
     /// The source restarted (this packet is dropped; the next ones flow).
     Reset,
+    /// An SSRC outside an SSRC-only simulcast's declared layers: dropped.
+    Unknown,
 }
 
 #[derive(Debug, Default)]
 pub struct IngestLayers {
     simulcast: bool,
+    /// The SSRCs of an SSRC-only simulcast, in the offer's order (slot = index).
+    sim: Vec<u32>,
     slots: [Option<(u32, Option<Arc<str>>)>; MAX_LAYERS],
 }
 
@@ -34,8 +40,13 @@ impl IngestLayers {
         self.simulcast = simulcast;
     }
 
+    /// The host's offer declared SSRC-only simulcast with these layers (none: not so).
+    pub fn set_sim_ssrcs(&mut self, ssrcs: &[u32]) {
+        self.sim = ssrcs.iter().copied().take(MAX_LAYERS).collect();
+    }
+
     pub fn is_simulcast(&self) -> bool {
-        self.simulcast
+        self.simulcast || !self.sim.is_empty()
     }
 
     /// The slot of a known SSRC, without classifying (the hot path's common case).
@@ -51,6 +62,15 @@ impl IngestLayers {
     /// Classify a packet of an SSRC not in any slot; `rid` as the packet or the transport
     /// names it.
     pub fn classify_new(&mut self, ssrc: u32, rid: Option<&str>) -> Classified {
+        if let Some(slot) = self.sim.iter().position(|s| *s == ssrc) {
+            let name: Arc<str> = Arc::from(format!("sim{slot}"));
+            self.slots[slot] = Some((ssrc, Some(name.clone())));
+            return Classified::NewLayer(slot as u8, Some(name));
+        }
+        if !self.simulcast && !self.sim.is_empty() {
+            // Not one of the declared layers (the offer's own SSRCs are fixed): not carried.
+            return Classified::Unknown;
+        }
         if !self.simulcast {
             let had = self.slots[0].replace((ssrc, None)).is_some();
             return if had { Classified::Reset } else { Classified::NewLayer(0, None) };
@@ -99,5 +119,19 @@ mod tests {
         assert_eq!(l.slot_of(4), Some(1));
         assert_eq!(l.classify_new(5, None), Classified::Reset, "a fourth stream with no rid");
         assert_eq!((l.slot_of(5), l.slot_of(1)), (Some(0), None));
+    }
+
+    #[test]
+    fn ssrc_only_simulcast_places_each_declared_ssrc_at_its_place_in_the_group() {
+        let mut l = IngestLayers::default();
+        l.set_sim_ssrcs(&[100, 200, 300]);
+        l.set_simulcast(false); // str0m sees no a=simulcast in such an offer
+        assert!(l.is_simulcast());
+        assert_eq!(l.classify_new(300, None), Classified::NewLayer(2, Some(Arc::from("sim2"))));
+        assert_eq!(l.classify_new(100, None), Classified::NewLayer(0, Some(Arc::from("sim0"))));
+        assert_eq!(l.classify_new(200, None), Classified::NewLayer(1, Some(Arc::from("sim1"))));
+        assert_eq!((l.slot_of(100), l.slot_of(200), l.slot_of(300)), (Some(0), Some(1), Some(2)));
+        assert_eq!(l.classify_new(400, None), Classified::Unknown, "an undeclared SSRC is no restart");
+        assert_eq!(l.slot_of(300), Some(2));
     }
 }

@@ -24,4 +24,6 @@ pub mod video_format;
 #[cfg(test)]
 mod resend_tests;
 #[cfg(test)]
+mod sim_ingest_tests;
+#[cfg(test)]
 mod negotiation_tests;

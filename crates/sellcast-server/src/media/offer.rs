@@ -103,6 +103,10 @@ pub struct PublishPlan {
     pub video: Option<VideoFormat>,
     /// Set when the video is H264.
     pub h264: Option<OfferedH264>,
+    /// SSRC-only simulcast (`a=ssrc-group:SIM`, how browsers simulcast before rids, and how
+    /// SDP-munging stacks still do): the layers' SSRCs, lowest resolution first. Empty for a
+    /// rid simulcast or a single stream.
+    pub sim_ssrcs: Vec<u32>,
 }
 
 impl PublishPlan {
@@ -122,6 +126,8 @@ struct Section {
     direction: Option<String>,
     port_zero: bool,
     bundle_only: bool,
+    /// The first `a=ssrc-group:SIM` of the section, if any.
+    sim_group: Option<Vec<u32>>,
 }
 
 impl Section {
@@ -210,6 +216,12 @@ fn sections(sdp: &str) -> Result<Vec<Section>, OfferError> {
                 }
             } else if let Some(mid) = attr.strip_prefix("mid:") {
                 section.mid = Some(mid.trim().to_string());
+            } else if let Some(group) = attr.strip_prefix("ssrc-group:SIM") {
+                if section.sim_group.is_none() {
+                    let ssrcs: Result<Vec<u32>, _> = group.split_whitespace().map(str::parse::<u32>).collect();
+                    let ssrcs = ssrcs.map_err(|_| OfferError::Malformed(format!("bad ssrc-group: {}", truncate(attr, 80))))?;
+                    section.sim_group = Some(ssrcs);
+                }
             } else if attr == "bundle-only" {
                 section.bundle_only = true;
             } else if matches!(attr, "sendonly" | "recvonly" | "sendrecv" | "inactive") {
@@ -257,7 +269,7 @@ pub fn plan_publish(sdp: &str, policy: CodecPolicy) -> Result<PublishPlan, Offer
         return Err(OfferError::NoUsableCodec);
     }
     let Some(video) = video else {
-        return Ok(PublishPlan { audio, video: None, h264: None });
+        return Ok(PublishPlan { audio, video: None, h264: None, sim_ssrcs: Vec::new() });
     };
     let vp8 = video.has("VP8");
     let h264 = best_h264(&video.h264_entries());
@@ -276,10 +288,28 @@ pub fn plan_publish(sdp: &str, policy: CodecPolicy) -> Result<PublishPlan, Offer
             ))
         }
     };
+    let sim_ssrcs = sim_layers(video)?;
     if use_vp8 {
-        return Ok(PublishPlan { audio, video: Some(VideoFormat::vp8()), h264: None });
+        return Ok(PublishPlan { audio, video: Some(VideoFormat::vp8()), h264: None, sim_ssrcs });
     }
-    Ok(PublishPlan { audio, video: h264.map(|h| VideoFormat::h264(h.format)), h264 })
+    Ok(PublishPlan { audio, video: h264.map(|h| VideoFormat::h264(h.format)), h264, sim_ssrcs })
+}
+
+/// The layers of an SSRC-only simulcast video section: 2 to `MAX_LAYERS` distinct SSRCs.
+/// A group of one is a single stream; more layers than the forwarder carries is refused rather
+/// than cut, since the encoder would go on sending the extra layer.
+fn sim_layers(video: &Section) -> Result<Vec<u32>, OfferError> {
+    let Some(group) = &video.sim_group else {
+        return Ok(Vec::new());
+    };
+    let distinct = group.iter().enumerate().all(|(i, s)| !group[..i].contains(s));
+    if !distinct {
+        return Err(OfferError::Malformed("ssrc-group:SIM names an SSRC twice".into()));
+    }
+    if group.len() > sellcast_sfu::MAX_LAYERS {
+        return Err(OfferError::Malformed(format!("ssrc-group:SIM has {} layers; at most {} are carried", group.len(), sellcast_sfu::MAX_LAYERS)));
+    }
+    Ok(if group.len() > 1 { group.clone() } else { Vec::new() })
 }
 
 /// The H264 entry a room should carry: one that every H264 viewer can decode (constrained
@@ -387,6 +417,17 @@ mod tests {
         assert_eq!(plan.audio, Some(Codec::Opus));
         assert_eq!(plan.video, Some(VideoFormat::vp8()));
         assert_eq!(plan.h264, None);
+    }
+
+    #[test]
+    fn a_sim_group_gives_the_layers_ssrcs_in_order_and_a_bad_one_is_refused() {
+        let with = |group: &str| format!("{HOST}a=ssrc-group:SIM {group}\r\n");
+        assert_eq!(plan_publish(&with("30 10 20"), CodecPolicy::Auto).expect("valid").sim_ssrcs, vec![30, 10, 20]);
+        assert_eq!(plan_publish(&with("30"), CodecPolicy::Auto).expect("valid").sim_ssrcs, Vec::<u32>::new(), "one SSRC: a single stream");
+        assert!(plan_publish(HOST, CodecPolicy::Auto).expect("valid").sim_ssrcs.is_empty());
+        for bad in ["1 2 3 4", "1 2 1", "1 x 3"] {
+            assert!(matches!(plan_publish(&with(bad), CodecPolicy::Auto), Err(OfferError::Malformed(_))), "SIM {bad}");
+        }
     }
 
     #[test]

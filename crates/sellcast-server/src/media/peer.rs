@@ -136,6 +136,8 @@ pub struct Accepted {
     pub has_video: bool,
     /// Our ICE ufrag for this peer, as the answer gives it.
     pub ufrag: String,
+    /// A host's SSRC-only simulcast layers (`PublishPlan::sim_ssrcs`).
+    pub sim_ssrcs: Vec<u32>,
 }
 
 /// Options that are the same for every peer the driver creates.
@@ -234,7 +236,8 @@ impl PeerFactory {
             .filter_map(|m| rtc.media(Mid::from(m.as_str())))
             .any(|m| m.kind() == MediaKind::Video && !m.disabled());
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        Ok(Accepted { rtc, answer: answer.to_sdp_string(), negotiated, has_video, ufrag })
+        let sim_ssrcs = plan.map(|p| p.sim_ssrcs.clone()).unwrap_or_default();
+        Ok(Accepted { rtc, answer: answer.to_sdp_string(), negotiated, has_video, ufrag, sim_ssrcs })
     }
 }
 
@@ -275,7 +278,9 @@ impl Peer {
         accepted: Accepted,
         now: Instant,
     ) -> Self {
-        let Accepted { rtc, negotiated, has_video, ufrag, .. } = accepted;
+        let Accepted { rtc, negotiated, has_video, ufrag, sim_ssrcs, .. } = accepted;
+        let mut video_layers = IngestLayers::default();
+        video_layers.set_sim_ssrcs(&sim_ssrcs);
         let span = tracing::info_span!("session", %room, peer = id.0, role = kind.role_name(), identity = %identity.id);
         Self {
             id,
@@ -299,7 +304,7 @@ impl Peer {
             out_pts: [None, None],
             codec_notice: None,
             audio_ssrc: None,
-            video_layers: IngestLayers::default(),
+            video_layers,
             nacks_seen: [0, 0],
             span,
             ticket: None,

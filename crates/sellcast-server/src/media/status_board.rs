@@ -99,6 +99,8 @@ pub struct MediaStats {
     pub unknown_source: u64,
     pub input_errors: u64,
     pub no_payload_type: u64,
+    /// Video on an SSRC outside an SSRC-only simulcast host's declared layers.
+    pub undeclared_ssrc: u64,
     /// Data-channel frames a room task's full inbox refused, and chat or counter frames
     /// skipped for a congested viewer.
     pub frames_dropped: u64,
@@ -139,6 +141,7 @@ impl MediaStats {
         self.unknown_source += other.unknown_source;
         self.input_errors += other.input_errors;
         self.no_payload_type += other.no_payload_type;
+        self.undeclared_ssrc += other.undeclared_ssrc;
         self.frames_dropped += other.frames_dropped;
         self.frames_oversize += other.frames_oversize;
         self.expired_unconnected += other.expired_unconnected;

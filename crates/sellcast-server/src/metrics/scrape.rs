@@ -160,6 +160,7 @@ impl ScrapeCollector {
                 ("unknown_source", s.unknown_source),
                 ("input_error", s.input_errors),
                 ("no_payload_type", s.no_payload_type),
+                ("undeclared_ssrc", s.undeclared_ssrc),
             ];
             for (reason, n) in shard_drops {
                 drops.value(&[reason, shard], n as f64);

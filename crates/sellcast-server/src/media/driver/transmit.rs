@@ -88,6 +88,10 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
                             Classified::Layer(slot) => (slot, None),
                             Classified::NewLayer(slot, name) => (slot, Some(name)),
                             Classified::Reset => return Some(PeerEvent::SourceReset),
+                            Classified::Unknown => {
+                                stats.undeclared_ssrc += 1;
+                                return None;
+                            }
                         }
                     }
                 },
