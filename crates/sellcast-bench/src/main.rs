@@ -59,6 +59,14 @@ struct Args {
     /// Also run the purchase storm (2,000 buys with 30% retries on 100 units, then 5 s sustained).
     #[arg(long)]
     storm: bool,
+    /// Where the storm's server keeps its orders: `sqlite` (the `--db` file) or `postgres`
+    /// (`serve --postgres`: the URL in --storm-postgres, else a throwaway PostgreSQL server this
+    /// harness starts, fsync on, like the tests').
+    #[arg(long, value_parser = ["sqlite", "postgres"], default_value = "sqlite")]
+    storm_backend: String,
+    /// The PostgreSQL database for `--storm-backend postgres` (`postgres://user@host:port/db`).
+    #[arg(long)]
+    storm_postgres: Option<String>,
     /// Run the attack instead of the viewer steps: 50 honest viewers (10 chatting and buying)
     /// measured without and then with attackers on every door (issue 11; src/attack.rs).
     #[arg(long)]
@@ -189,7 +197,7 @@ async fn main() -> Result<()> {
             break;
         }
     }
-    let storm = if args.storm { Some(run_storm(&target).await?) } else { None };
+    let storm = if args.storm { Some(run_storm(&target, &args.storm_backend, args.storm_postgres.as_deref()).await?) } else { None };
     let chat = if args.chat_viewers > 0 { Some(run_chat(&target, args.chat_viewers).await?) } else { None };
 
     std::fs::create_dir_all(&args.out)?;
@@ -343,12 +351,29 @@ async fn run_links(target: &Target, args: &Args, mix: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run_storm(target: &Target) -> Result<storm::StormResult> {
+async fn run_storm(target: &Target, backend: &str, postgres: Option<&str>) -> Result<storm::StormResult> {
     let dir = tempfile::tempdir()?;
-    let (mut child, _pid, base) = server::spawn(target, dir.path()).await?;
+    let mut target = target.clone();
+    // Every buyer is 127.0.0.1 and the burst opens hundreds of connections at once.
+    target.extra_args.extend(["--http-connections-per-ip".to_string(), "100000".to_string()]);
+    // Held for the run: a throwaway PostgreSQL server stops when dropped.
+    let mut _throwaway = None;
+    if backend == "postgres" {
+        let url = match postgres {
+            Some(url) => url.to_string(),
+            None => {
+                let pg = tokio::task::spawn_blocking(sellcast_store::testing::TestPostgres::start).await??;
+                let url = pg.fresh_database()?;
+                _throwaway = Some(pg);
+                url
+            }
+        };
+        target.extra_args.extend(["--postgres".to_string(), url]);
+    }
+    let (mut child, _pid, base) = server::spawn(&target, dir.path()).await?;
     let r = storm::run(&base).await?;
     println!(
-        "purchase_storm buys={} retries={} stock={} sold={} oversold={} retry_mismatches={} taps/s={:.0} ack_ms p50={:.1} p99={:.1} sustained_durable_buys/s={:.0}",
+        "purchase_storm backend={backend} buys={} retries={} stock={} sold={} oversold={} retry_mismatches={} taps/s={:.0} ack_ms p50={:.1} p99={:.1} sustained_durable_buys/s={:.0}",
         r.buys, r.retries, r.stock, r.sold, r.oversold, r.retry_mismatches, r.taps_per_s, r.ack_ms_p50, r.ack_ms_p99, r.sustained_durable_buys_per_s
     );
     let _ = child.start_kill();

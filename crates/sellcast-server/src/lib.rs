@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod auth;
 pub mod cluster;
+pub mod commerce_db;
 pub mod dev_secret;
 pub mod drain;
 pub mod fuzzing;
@@ -79,8 +80,11 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
-    /// The SQLite file with products, sales and orders.
+    /// The SQLite file with products, sales and orders (and beside it the dev secret).
     pub db_path: PathBuf,
+    /// Keep products, sales and orders in this PostgreSQL database instead (`--postgres`);
+    /// `None`: the SQLite file at `db_path`.
+    pub postgres: Option<String>,
     /// HS256 secret for tokens (at least 32 bytes); `None` runs in dev mode (guest tokens,
     /// logged loudly), which `start` allows only on a loopback `http_addr` or with `dev`.
     pub jwt_secret: Option<String>,
@@ -132,6 +136,7 @@ impl Config {
             web_dir: None,
             tls: None,
             db_path: db_path.into(),
+            postgres: None,
             jwt_secret: None,
             dev: false,
             video_codec: CodecPolicy::Auto,
@@ -245,8 +250,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let allowed_origins = http::cors::AllowedOrigins::parse(&config.allow_origins).map_err(anyhow::Error::msg)?;
     let order_committed = Arc::new(tokio::sync::Notify::new());
     let store_options = sellcast_store::StoreOptions { webhook_outbox: config.webhook.is_some() };
-    let store = StoreClient::open_with(&config.db_path, store_options, Some(order_committed.clone()))
-        .with_context(|| format!("opening {}", config.db_path.display()))?;
+    let commerce_db = match &config.postgres {
+        Some(url) => commerce_db::CommerceDb::Postgres(url),
+        None => commerce_db::CommerceDb::Sqlite(&config.db_path),
+    };
+    let store = StoreClient::open_on(&commerce_db, store_options, Some(order_committed.clone()))
+        .with_context(|| format!("opening {}", commerce_db.describe()))?;
+    info!(store = %commerce_db.describe(), "commerce state");
     let webhook = config
         .webhook
         .clone()

@@ -135,6 +135,8 @@ enum Command {
         merchant: MerchantArgs,
         #[command(flatten)]
         cluster: sellcast_server::cluster::ClusterArgs,
+        #[command(flatten)]
+        commerce_db: sellcast_server::commerce_db::CommerceDbArgs,
     },
     /// Mint a token (uses the same secret as `serve`).
     Token {
@@ -281,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             merchant,
             cluster,
+            commerce_db,
         } => {
             let cluster = match cluster.config(sellcast_server::cluster::flags::host_name().as_deref()) {
                 Ok(cluster) => cluster,
@@ -297,6 +300,7 @@ async fn main() -> anyhow::Result<()> {
                 web_dir,
                 tls: tls_cert.zip(tls_key).map(|(cert, key)| sellcast_server::TlsFiles { cert, key }),
                 db_path: db,
+                postgres: commerce_db.postgres,
                 jwt_secret,
                 dev,
                 video_codec,

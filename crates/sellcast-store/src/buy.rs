@@ -55,7 +55,7 @@ pub fn execute(tx: &Connection, req: &BuyRequest, stale: Option<&StaleStock>) ->
     Ok(BuyOutcome { answer, replayed: false, stock_left })
 }
 
-fn rejected(req: &BuyRequest, reason: BuyRejection) -> BuyAnswer {
+pub(crate) fn rejected(req: &BuyRequest, reason: BuyRejection) -> BuyAnswer {
     BuyAnswer::Rejected { sale_id: req.sale_id, product_id: req.product_id, reason }
 }
 
@@ -64,7 +64,7 @@ fn parse_rejection(code: &str) -> Option<BuyRejection> {
 }
 
 /// A buy's answer, and the stock left after it when it was confirmed.
-type Decided = (BuyAnswer, Option<u32>);
+pub(crate) type Decided = (BuyAnswer, Option<u32>);
 
 /// A stock units are taken from.
 #[derive(Debug, Clone, Copy)]
@@ -279,16 +279,16 @@ fn insert_order(tx: &Connection, req: &BuyRequest, product_id: i64, price_minor:
 }
 
 /// A stored answer: the order it placed (as stored), or the rejection it got.
-struct StoredAnswer {
-    sale_id: Option<i64>,
-    product_id: Option<i64>,
-    order_id: Option<i64>,
-    rejection: Option<String>,
-    order: Option<(i64, Option<i64>, u32, i64, String)>,
-    stock_left: Option<u32>,
+pub(crate) struct StoredAnswer {
+    pub sale_id: Option<i64>,
+    pub product_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub rejection: Option<String>,
+    pub order: Option<(i64, Option<i64>, u32, i64, String)>,
+    pub stock_left: Option<u32>,
 }
 
-fn answer_from_row(row: StoredAnswer) -> Decided {
+pub(crate) fn answer_from_row(row: StoredAnswer) -> Decided {
     let StoredAnswer { sale_id, product_id, order_id, rejection, order, stock_left } = row;
     let rejected = |reason| (BuyAnswer::Rejected { sale_id, product_id, reason }, None);
     match (order_id, order, rejection.as_deref().and_then(parse_rejection)) {

@@ -34,7 +34,7 @@ pub fn validate_product(d: &ProductDraft) -> Result<(), StoreError> {
 
 /// The variants of a draft are fit to store; the product's stock with them (their sum, or
 /// the draft's stock without any).
-fn validate_variants(d: &ProductDraft) -> Result<u32, StoreError> {
+pub(crate) fn validate_variants(d: &ProductDraft) -> Result<u32, StoreError> {
     if d.variants.is_empty() {
         return Ok(d.stock);
     }
@@ -186,8 +186,8 @@ pub fn delete_product(conn: &mut Connection, room: &str, id: i64) -> Result<(), 
     Ok(())
 }
 
-pub fn create_sale(conn: &mut Connection, room: &str, d: &SaleDraft) -> Result<Sale, StoreError> {
-    let p = product(conn, room, d.product_id)?;
+/// A sale draft of product `p` is fit to store; the sale's currency (the product's unless named).
+pub(crate) fn validated_sale(d: &SaleDraft, p: &Product) -> Result<String, StoreError> {
     if d.stock < 1 || d.per_user_limit < 1 {
         return Err(invalid("a sale needs stock >= 1 and per_user_limit >= 1"));
     }
@@ -205,8 +205,14 @@ pub fn create_sale(conn: &mut Connection, room: &str, d: &SaleDraft) -> Result<S
     money::check_price(d.price_minor).map_err(out_of_range)?;
     money::check_stock(d.stock).map_err(out_of_range)?;
     money::check_stock(d.per_user_limit).map_err(out_of_range)?;
-    let currency = d.currency.clone().unwrap_or(p.currency);
+    let currency = d.currency.clone().unwrap_or_else(|| p.currency.clone());
     validate_currency(&currency)?;
+    Ok(currency)
+}
+
+pub fn create_sale(conn: &mut Connection, room: &str, d: &SaleDraft) -> Result<Sale, StoreError> {
+    let p = product(conn, room, d.product_id)?;
+    let currency = validated_sale(d, &p)?;
     conn.execute(
         "INSERT INTO sales (room, product_id, price_minor, currency, stock_total, stock_left, per_user_limit, starts_at_ms, ends_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
@@ -245,7 +251,7 @@ pub fn set_pins(conn: &mut Connection, room: &str, ids: &[i64]) -> Result<(), St
 }
 
 /// How a banning role is stored in `bans.by_role` (NULL, in rows older than the column: host).
-fn role_code(role: Role) -> &'static str {
+pub(crate) fn role_code(role: Role) -> &'static str {
     match role {
         Role::Viewer => "viewer",
         Role::Moderator => "moderator",
@@ -253,7 +259,7 @@ fn role_code(role: Role) -> &'static str {
     }
 }
 
-fn parse_role(code: Option<String>) -> Role {
+pub(crate) fn parse_role(code: Option<String>) -> Role {
     match code.as_deref() {
         Some("viewer") => Role::Viewer,
         Some("moderator") => Role::Moderator,

@@ -10,6 +10,11 @@ pub enum StoreError {
     NotFound(String),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database cannot be reached now (PostgreSQL: the connection is lost and not back).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("the store's writer thread has stopped")]

@@ -1,4 +1,5 @@
-//! Durable commerce state for sellcast in SQLite: products, flash sales and their stock,
+//! Durable commerce state for sellcast, in SQLite (the single-node default) or PostgreSQL
+//! (cluster mode), behind one handle, [`Store`]: products, flash sales and their stock,
 //! orders, idempotency answers, bans and blocked words.
 //!
 //! One writer thread owns the write connection (WAL, `synchronous=FULL`); callers send jobs
@@ -20,9 +21,13 @@ mod fault;
 mod histogram;
 mod model;
 mod outbox;
+mod postgres;
 mod schema;
 mod show;
+mod sqlite_store;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod writer;
 
 pub use catalog::{validate_product, MAX_PINS};
@@ -32,4 +37,6 @@ pub use histogram::{AtomicHistogram, HistogramSnapshot};
 pub use fault::{PanicPoint, RestartHold};
 pub use model::{Ban, BuyOutcome, BuyRequest, DurableRoom, Order};
 pub use outbox::{OutboxCounts, OutboxRow};
-pub use store::{Durability, Store, StoreOptions, WriterSnapshot};
+pub use postgres::{latest_schema_version as latest_postgres_schema_version, PgStore};
+pub use sqlite_store::SqliteStore;
+pub use store::{Backend, Durability, Store, StoreOptions, WriterSnapshot};

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// Longest `last_error` kept per row.
-const MAX_ERROR_CHARS: usize = 300;
+pub(crate) const MAX_ERROR_CHARS: usize = 300;
 
 /// A delivery still owed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +47,27 @@ pub fn owe(tx: &Connection, order_id: i64, buyer_name: &str, now_ms: i64) -> rus
     Ok(())
 }
 
+/// The columns of an order (with its product and variant) that its webhook body is built from.
+pub(crate) struct OrderBodyParts {
+    pub room: String,
+    pub sale_id: Option<i64>,
+    pub product_id: Option<i64>,
+    pub title: Option<String>,
+    pub qty: i64,
+    pub unit_price_minor: i64,
+    pub currency: String,
+    pub buyer: String,
+    pub created_at_ms: i64,
+    pub variant_id: Option<i64>,
+    pub variant: Option<String>,
+    pub list_price_minor: Option<i64>,
+    pub image_url: Option<String>,
+}
+
 /// The webhook body of an order: everything the merchant's shop needs to take payment and
 /// fulfil it, with no internals.
 fn order_body(tx: &Connection, order_id: i64, buyer_name: &str) -> rusqlite::Result<String> {
-    let row = tx.query_row(
+    let parts = tx.query_row(
         "SELECT o.room, o.sale_id, o.product_id, p.title, o.qty, o.price_minor, o.currency, o.identity, o.created_at_ms,
                 o.variant_id, v.label, p.price_minor, p.image_url
          FROM orders o
@@ -59,23 +76,43 @@ fn order_body(tx: &Connection, order_id: i64, buyer_name: &str) -> rusqlite::Res
          WHERE o.id = ?1",
         [order_id],
         |r| {
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, i64>(8)?,
-                ),
-                (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(10)?, r.get::<_, Option<i64>>(11)?, r.get::<_, Option<String>>(12)?),
-            ))
+            Ok(OrderBodyParts {
+                room: r.get(0)?,
+                sale_id: r.get(1)?,
+                product_id: r.get(2)?,
+                title: r.get(3)?,
+                qty: r.get(4)?,
+                unit_price_minor: r.get(5)?,
+                currency: r.get(6)?,
+                buyer: r.get(7)?,
+                created_at_ms: r.get(8)?,
+                variant_id: r.get(9)?,
+                variant: r.get(10)?,
+                list_price_minor: r.get(11)?,
+                image_url: r.get(12)?,
+            })
         },
     )?;
-    let ((room, sale_id, product_id, title, qty, unit_price_minor, currency, buyer, created_at_ms), (variant_id, variant, list_price_minor, image_url)) = row;
+    Ok(order_body_json(order_id, buyer_name, parts))
+}
+
+/// The body both backends store for an order.
+pub(crate) fn order_body_json(order_id: i64, buyer_name: &str, parts: OrderBodyParts) -> String {
+    let OrderBodyParts {
+        room,
+        sale_id,
+        product_id,
+        title,
+        qty,
+        unit_price_minor,
+        currency,
+        buyer,
+        created_at_ms,
+        variant_id,
+        variant,
+        list_price_minor,
+        image_url,
+    } = parts;
     let title = title.unwrap_or_default();
     // `product` and `variant` were added beside the fields a receiver already reads; those
     // keep their names and meaning (`sale_id` is null for a list-price order).
@@ -98,7 +135,7 @@ fn order_body(tx: &Connection, order_id: i64, buyer_name: &str) -> rusqlite::Res
             "variant": variant,
         }
     });
-    Ok(body.to_string())
+    body.to_string()
 }
 
 /// Up to `limit` owed deliveries due at `now_ms`, oldest order first.

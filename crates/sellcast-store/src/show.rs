@@ -13,13 +13,30 @@ fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
-/// Title, start and avatar as the host set them, with `host_name`; a new setup clears the last
-/// End (the show is on again). The likes total is kept.
-pub fn set_show(conn: &mut Connection, room: &str, info: &ShowInfo) -> Result<ShowInfo, StoreError> {
+/// What a `shows` row must never hold (both backends check it).
+pub(crate) fn check_show(info: &ShowInfo) -> Result<(), StoreError> {
     if info.title.chars().count() > MAX_TITLE_CHARS || info.host_name.chars().count() > MAX_NAME_CHARS {
         return Err(invalid("title or host name too long"));
     }
-    check_image_url(&info.avatar_url).map_err(|e| invalid(e.to_string()))?;
+    check_image_url(&info.avatar_url).map_err(|e| invalid(e.to_string()))
+}
+
+/// What a `display_names` row must never hold (both backends check it).
+pub(crate) fn check_display_name(identity: &str, name: &str) -> Result<(), StoreError> {
+    if identity.is_empty() || identity.len() > 256 {
+        return Err(invalid("identity must be 1-256 bytes"));
+    }
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(invalid(format!("a name is 1-{MAX_NAME_CHARS} characters without control characters")));
+    }
+    Ok(())
+}
+
+/// Title, start and avatar as the host set them, with `host_name`; a new setup clears the last
+/// End (the show is on again). The likes total is kept.
+pub fn set_show(conn: &mut Connection, room: &str, info: &ShowInfo) -> Result<ShowInfo, StoreError> {
+    check_show(info)?;
     conn.execute(
         "INSERT INTO shows (room, title, starts_at_ms, avatar_url, host_name, ended_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, NULL)
          ON CONFLICT (room) DO UPDATE SET title = excluded.title, starts_at_ms = excluded.starts_at_ms,
@@ -31,13 +48,7 @@ pub fn set_show(conn: &mut Connection, room: &str, info: &ShowInfo) -> Result<Sh
 
 /// `identity` goes by `name` in `room`; for the host, the show's header says so too.
 pub fn set_display_name(conn: &mut Connection, room: &str, identity: &str, name: &str, host: bool) -> Result<(), StoreError> {
-    if identity.is_empty() || identity.len() > 256 {
-        return Err(invalid("identity must be 1-256 bytes"));
-    }
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(invalid(format!("a name is 1-{MAX_NAME_CHARS} characters without control characters")));
-    }
+    check_display_name(identity, name)?;
     let tx = conn.transaction()?;
     tx.execute(
         "INSERT INTO display_names (room, identity, name) VALUES (?1, ?2, ?3)

@@ -87,6 +87,21 @@ impl Default for WriterStats {
     }
 }
 
+impl WriterStats {
+    /// The counters at one moment.
+    pub fn snapshot(&self) -> crate::store::WriterSnapshot {
+        // Ended first: a batch that ends between the two loads then still reads as in flight.
+        let ended = self.batches_ended.load(Ordering::SeqCst);
+        let written = self.batches_written.load(Ordering::SeqCst);
+        crate::store::WriterSnapshot {
+            buys: self.buys.load(Ordering::Relaxed),
+            buy_commits: self.buy_commits.load(Ordering::Relaxed),
+            commit_in_flight: written > ended,
+            confirmations_sent: self.confirmations_sent.load(Ordering::SeqCst),
+        }
+    }
+}
+
 /// What the writer does besides what each job asks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterOptions {

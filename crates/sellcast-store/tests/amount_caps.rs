@@ -4,7 +4,10 @@
 
 use sellcast_room::money::{MAX_ORDER_QTY, MAX_PRICE_MINOR, MAX_STOCK};
 use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft};
-use sellcast_store::{BuyRequest, Store, StoreError};
+use sellcast_store::{BuyRequest, StoreError};
+
+mod support;
+use support::{Backend, Place};
 
 fn product(price_minor: i64, stock: u32) -> ProductDraft {
     ProductDraft { title: "Lamp".into(), price_minor, currency: "EUR".into(), image_url: String::new(), stock, variants: Vec::new() }
@@ -14,10 +17,9 @@ fn is_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::Invalid(_)))
 }
 
-#[tokio::test]
-async fn prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_the_totals_fit() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_the_totals_fit(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     assert!(is_invalid(store.create_product("r", product(i64::MAX, 1)).await), "a price that overflowed totals before");
     assert!(is_invalid(store.create_product("r", product(MAX_PRICE_MINOR + 1, 1)).await));
     assert!(is_invalid(store.create_product("r", product(100, MAX_STOCK + 1)).await));
@@ -55,3 +57,7 @@ async fn prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_th
     let (units, revenue) = store.sale_totals("r", s.id).await.expect("totals");
     assert_eq!((units, revenue), (i64::from(MAX_ORDER_QTY), MAX_PRICE_MINOR * i64::from(MAX_ORDER_QTY)));
 }
+
+on_both_backends!(
+    prices_stock_and_limits_above_their_caps_are_refused_and_at_the_caps_the_totals_fit,
+);

@@ -5,14 +5,17 @@
 use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft};
 use sellcast_store::{BuyRequest, Store};
 
+mod support;
+use support::{Backend, Place};
+
 /// Sale window used throughout: open on [START, END).
 const START: i64 = 1_000_000;
 const END: i64 = 2_000_000;
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
-    (dir, store)
+async fn open(backend: Backend) -> (Place, Store) {
+    let place = Place::new(backend);
+    let store = place.open();
+    (place, store)
 }
 
 async fn sale(store: &Store, room: &str, stock: u32, limit: u32) -> i64 {
@@ -36,9 +39,8 @@ fn rejected(sale_id: i64, reason: BuyRejection) -> (BuyAnswer, Option<u32>) {
     (BuyAnswer::Rejected { sale_id: Some(sale_id), product_id: None, reason }, None)
 }
 
-#[tokio::test]
-async fn a_buy_is_accepted_only_inside_the_sale_window() {
-    let (_dir, store) = open().await;
+async fn a_buy_is_accepted_only_inside_the_sale_window(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let s = sale(&store, "r", 10, 10).await;
     let not_active = rejected(s, BuyRejection::SaleNotActive);
     assert_eq!(result(&store, req(s, "a", 1, "early", START - 1)).await, not_active, "one ms before the start");
@@ -49,9 +51,8 @@ async fn a_buy_is_accepted_only_inside_the_sale_window() {
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 2, "only the two buys inside the window were sold");
 }
 
-#[tokio::test]
-async fn an_ended_sale_rejects_buys_inside_its_window() {
-    let (_dir, store) = open().await;
+async fn an_ended_sale_rejects_buys_inside_its_window(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let s = sale(&store, "r", 10, 10).await;
     let ended = store.end_sale("r", s, START + 10).await.expect("end");
     assert_eq!(ended.ended_at_ms, Some(START + 10));
@@ -60,17 +61,15 @@ async fn an_ended_sale_rejects_buys_inside_its_window() {
     assert_eq!(store.sale_totals("r", s).await.expect("totals"), (0, 0));
 }
 
-#[tokio::test]
-async fn a_sale_of_another_room_is_not_for_sale_here() {
-    let (_dir, store) = open().await;
+async fn a_sale_of_another_room_is_not_for_sale_here(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let s = sale(&store, "other", 10, 10).await;
     let r = result(&store, req(s, "a", 1, "k", START)).await;
     assert_eq!(r, rejected(s, BuyRejection::SaleNotActive));
 }
 
-#[tokio::test]
-async fn quantity_must_be_between_one_and_the_per_user_limit() {
-    let (_dir, store) = open().await;
+async fn quantity_must_be_between_one_and_the_per_user_limit(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let s = sale(&store, "r", 10, 3).await;
     let invalid = rejected(s, BuyRejection::Invalid);
     assert_eq!(result(&store, req(s, "zero", 0, "k0", START)).await, invalid, "zero units");
@@ -80,9 +79,8 @@ async fn quantity_must_be_between_one_and_the_per_user_limit() {
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 4);
 }
 
-#[tokio::test]
-async fn the_per_user_limit_counts_earlier_orders_of_that_user_only() {
-    let (_dir, store) = open().await;
+async fn the_per_user_limit_counts_earlier_orders_of_that_user_only(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let s = sale(&store, "r", 10, 3).await;
     assert!(matches!(result(&store, req(s, "ann", 2, "a1", START)).await, (BuyAnswer::Confirmed { .. }, Some(_))));
     // 2 bought, 1 more reaches the limit exactly: allowed.
@@ -97,9 +95,8 @@ async fn the_per_user_limit_counts_earlier_orders_of_that_user_only() {
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 7);
 }
 
-#[tokio::test]
-async fn the_last_units_sell_and_a_buy_over_the_stock_is_sold_out() {
-    let (_dir, store) = open().await;
+async fn the_last_units_sell_and_a_buy_over_the_stock_is_sold_out(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let s = sale(&store, "r", 3, 3).await;
     assert!(matches!(result(&store, req(s, "a", 2, "a", START)).await, (BuyAnswer::Confirmed { .. }, Some(1))));
     assert_eq!(result(&store, req(s, "b", 2, "b", START)).await, rejected(s, BuyRejection::SoldOut), "2 wanted, 1 left");
@@ -107,9 +104,8 @@ async fn the_last_units_sell_and_a_buy_over_the_stock_is_sold_out() {
     assert_eq!(store.load_room("r").await.expect("load").sales[0].stock_left, 0);
 }
 
-#[tokio::test]
-async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged() {
-    let (dir, store) = open().await;
+async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged(backend: Backend) {
+    let (place, store) = open(backend).await;
     let s = sale(&store, "r", 10, 5).await;
     let first = store.buy(req(s, "ann", 2, "k", START + 5)).await.expect("buy");
     assert!(!first.replayed);
@@ -131,15 +127,14 @@ async fn a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged() {
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 3, "the retry sold nothing");
 
     drop(store);
-    let store = Store::open(&dir.path().join("s.db")).expect("reopen");
+    let store = place.open();
     let retry = store.buy(req(s, "ann", 2, "k", START + 7)).await.expect("retry after reopen");
     assert!(retry.replayed);
     assert_eq!((&retry.answer, retry.stock_left), (&first.answer, first.stock_left), "the full answer survives a restart");
 }
 
-#[tokio::test]
-async fn each_rejection_is_stored_and_reloaded_as_itself() {
-    let (dir, store) = open().await;
+async fn each_rejection_is_stored_and_reloaded_as_itself(backend: Backend) {
+    let (place, store) = open(backend).await;
     let s = sale(&store, "r", 2, 2).await;
     let cases = [
         (req(s, "a", 1, "not-active", START - 1), Some(BuyRejection::SaleNotActive)),
@@ -160,7 +155,7 @@ async fn each_rejection_is_stored_and_reloaded_as_itself() {
         expected.push((who, key, got.0));
     }
     drop(store);
-    let store = Store::open(&dir.path().join("s.db")).expect("reopen");
+    let store = place.open();
     expected.sort_by(|a, b| a.1.cmp(&b.1));
     for (who, key, answer) in expected {
         let again = store.buy(req(s, &who, 1, &key, START)).await.expect("retry");
@@ -168,3 +163,14 @@ async fn each_rejection_is_stored_and_reloaded_as_itself() {
         assert_eq!(again.answer, answer, "{key}");
     }
 }
+
+on_both_backends!(
+    a_buy_is_accepted_only_inside_the_sale_window,
+    an_ended_sale_rejects_buys_inside_its_window,
+    a_sale_of_another_room_is_not_for_sale_here,
+    quantity_must_be_between_one_and_the_per_user_limit,
+    the_per_user_limit_counts_earlier_orders_of_that_user_only,
+    the_last_units_sell_and_a_buy_over_the_stock_is_sold_out,
+    a_confirmation_carries_the_order_and_a_retry_gets_it_back_unchanged,
+    each_rejection_is_stored_and_reloaded_as_itself,
+);

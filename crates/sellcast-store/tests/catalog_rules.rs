@@ -5,10 +5,13 @@
 use sellcast_room::{BuyAnswer, ProductDraft, SaleDraft};
 use sellcast_store::{Ban, BuyRequest, Store, StoreError, MAX_PINS};
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
-    (dir, store)
+mod support;
+use support::{Backend, Place};
+
+async fn open(backend: Backend) -> (Place, Store) {
+    let place = Place::new(backend);
+    let store = place.open();
+    (place, store)
 }
 
 fn draft(title: &str) -> ProductDraft {
@@ -23,9 +26,8 @@ fn is_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::Invalid(_)))
 }
 
-#[tokio::test]
-async fn a_created_product_is_stored_as_given_with_a_trimmed_title_in_its_own_room() {
-    let (_dir, store) = open().await;
+async fn a_created_product_is_stored_as_given_with_a_trimmed_title_in_its_own_room(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let d = ProductDraft { title: "  Desk lamp ".into(), price_minor: 2450, currency: "USD".into(), image_url: "/img/lamp.jpg".into(), stock: 7, variants: Vec::new() };
     let p = store.create_product("r", d).await.expect("create");
     assert_eq!((p.title.as_str(), p.price_minor, p.currency.as_str()), ("Desk lamp", 2450, "USD"));
@@ -35,9 +37,8 @@ async fn a_created_product_is_stored_as_given_with_a_trimmed_title_in_its_own_ro
     assert!(store.load_room("other").await.expect("load").products.is_empty(), "another room has none");
 }
 
-#[tokio::test]
-async fn product_titles_are_one_to_two_hundred_characters_after_trimming() {
-    let (_dir, store) = open().await;
+async fn product_titles_are_one_to_two_hundred_characters_after_trimming(backend: Backend) {
+    let (_place, store) = open(backend).await;
     assert!(is_invalid(store.create_product("r", draft("")).await));
     assert!(is_invalid(store.create_product("r", draft("   ")).await));
     assert!(store.create_product("r", draft("x")).await.is_ok());
@@ -47,25 +48,22 @@ async fn product_titles_are_one_to_two_hundred_characters_after_trimming() {
     assert_eq!(store.load_room("r").await.expect("load").products.len(), 2);
 }
 
-#[tokio::test]
-async fn currency_is_three_uppercase_letters() {
-    let (_dir, store) = open().await;
+async fn currency_is_three_uppercase_letters(backend: Backend) {
+    let (_place, store) = open(backend).await;
     for bad in ["EU", "EURO", "eur", "Eur", "E1R", ""] {
         assert!(is_invalid(store.create_product("r", ProductDraft { currency: bad.into(), ..draft("x") }).await), "{bad:?}");
     }
     assert!(store.create_product("r", ProductDraft { currency: "JPY".into(), ..draft("x") }).await.is_ok());
 }
 
-#[tokio::test]
-async fn price_may_be_zero_but_not_negative() {
-    let (_dir, store) = open().await;
+async fn price_may_be_zero_but_not_negative(backend: Backend) {
+    let (_place, store) = open(backend).await;
     assert!(store.create_product("r", ProductDraft { price_minor: 0, ..draft("free") }).await.is_ok());
     assert!(is_invalid(store.create_product("r", ProductDraft { price_minor: -1, ..draft("x") }).await));
 }
 
-#[tokio::test]
-async fn image_url_is_empty_https_or_a_path_of_at_most_2048_bytes() {
-    let (_dir, store) = open().await;
+async fn image_url_is_empty_https_or_a_path_of_at_most_2048_bytes(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let with = |url: String| ProductDraft { image_url: url, ..draft("x") };
     for ok in ["", "https://cdn.example/a.jpg", "/static/a.jpg"] {
         assert!(store.create_product("r", with(ok.into())).await.is_ok(), "{ok:?}");
@@ -78,9 +76,8 @@ async fn image_url_is_empty_https_or_a_path_of_at_most_2048_bytes() {
     assert!(is_invalid(store.create_product("r", with(format!("{longest}a"))).await), "2049 bytes");
 }
 
-#[tokio::test]
-async fn an_update_replaces_the_fields_in_its_own_room_only() {
-    let (_dir, store) = open().await;
+async fn an_update_replaces_the_fields_in_its_own_room_only(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft("old")).await.expect("create");
     let d = ProductDraft { title: " new ".into(), price_minor: 10, currency: "GBP".into(), image_url: "https://x/y.png".into(), stock: 3, variants: Vec::new() };
     let u = store.update_product("r", p.id, d.clone()).await.expect("update");
@@ -92,9 +89,8 @@ async fn an_update_replaces_the_fields_in_its_own_room_only() {
     assert_eq!(store.load_room("r").await.expect("load").products[0].price_minor, 10, "a rejected update changed nothing");
 }
 
-#[tokio::test]
-async fn a_deleted_product_leaves_the_room_and_its_highlight() {
-    let (_dir, store) = open().await;
+async fn a_deleted_product_leaves_the_room_and_its_highlight(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let keep = store.create_product("r", draft("keep")).await.expect("create");
     let gone = store.create_product("r", draft("gone")).await.expect("create");
     store.set_pins("r", vec![gone.id, keep.id]).await.expect("pins");
@@ -108,9 +104,8 @@ async fn a_deleted_product_leaves_the_room_and_its_highlight() {
     assert!(matches!(store.set_pins("r", vec![gone.id]).await, Err(StoreError::NotFound(_))));
 }
 
-#[tokio::test]
-async fn a_sale_is_stored_as_given_with_the_product_currency_by_default() {
-    let (_dir, store) = open().await;
+async fn a_sale_is_stored_as_given_with_the_product_currency_by_default(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", ProductDraft { currency: "CHF".into(), ..draft("x") }).await.expect("create");
     let s = store.create_sale("r", sale_draft(p.id)).await.expect("sale");
     assert_eq!((s.product_id, s.price_minor, s.currency.as_str()), (p.id, 500, "CHF"));
@@ -122,9 +117,8 @@ async fn a_sale_is_stored_as_given_with_the_product_currency_by_default() {
     assert!(store.load_room("other").await.expect("load").sales.is_empty(), "another room has none");
 }
 
-#[tokio::test]
-async fn a_sale_needs_stock_a_limit_a_window_a_price_and_a_currency() {
-    let (_dir, store) = open().await;
+async fn a_sale_needs_stock_a_limit_a_window_a_price_and_a_currency(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft("x")).await.expect("create");
     let d = || sale_draft(p.id);
     assert!(is_invalid(store.create_sale("r", SaleDraft { stock: 0, ..d() }).await));
@@ -140,9 +134,8 @@ async fn a_sale_needs_stock_a_limit_a_window_a_price_and_a_currency() {
     assert!(store.create_sale("r", smallest).await.is_ok());
 }
 
-#[tokio::test]
-async fn a_sale_ends_once_and_only_in_its_room() {
-    let (_dir, store) = open().await;
+async fn a_sale_ends_once_and_only_in_its_room(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft("x")).await.expect("create");
     let s = store.create_sale("r", sale_draft(p.id)).await.expect("sale");
     assert!(matches!(store.end_sale("other", s.id, 1500).await, Err(StoreError::NotFound(_))));
@@ -153,9 +146,8 @@ async fn a_sale_ends_once_and_only_in_its_room() {
     assert_eq!(store.load_room("r").await.expect("load").sales[0].ended_at_ms, Some(1500), "the first end time stays");
 }
 
-#[tokio::test]
-async fn highlights_keep_their_order_and_are_at_most_three() {
-    let (_dir, store) = open().await;
+async fn highlights_keep_their_order_and_are_at_most_three(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let mut ids = Vec::new();
     for t in ["a", "b", "c", "d"] {
         ids.push(store.create_product("r", draft(t)).await.expect("create").id);
@@ -171,9 +163,8 @@ async fn highlights_keep_their_order_and_are_at_most_three() {
     assert!(store.load_room("r").await.expect("load").pins.is_empty());
 }
 
-#[tokio::test]
-async fn bans_are_per_identity_updatable_and_removable() {
-    let (_dir, store) = open().await;
+async fn bans_are_per_identity_updatable_and_removable(backend: Backend) {
+    let (_place, store) = open(backend).await;
     assert!(is_invalid(store.ban("r", "", None, sellcast_room::Role::Host).await));
     assert!(is_invalid(store.ban("r", &"x".repeat(257), None, sellcast_room::Role::Host).await));
     let longest = "x".repeat(256);
@@ -189,18 +180,16 @@ async fn bans_are_per_identity_updatable_and_removable() {
     assert!(store.load_room("other").await.expect("load").bans.is_empty());
 }
 
-#[tokio::test]
-async fn blocked_words_are_trimmed_lowercased_deduplicated_and_replaced_as_a_list() {
-    let (_dir, store) = open().await;
+async fn blocked_words_are_trimmed_lowercased_deduplicated_and_replaced_as_a_list(backend: Backend) {
+    let (_place, store) = open(backend).await;
     store.set_blocked_words("r", vec![" Scam ".into(), "scam".into(), "  ".into(), "Spam".into()]).await.expect("words");
     assert_eq!(store.load_room("r").await.expect("load").blocked_words, vec!["scam".to_string(), "spam".to_string()]);
     store.set_blocked_words("r", vec!["fake".into()]).await.expect("replace");
     assert_eq!(store.load_room("r").await.expect("load").blocked_words, vec!["fake".to_string()]);
 }
 
-#[tokio::test]
-async fn blocked_words_are_at_most_500_of_at_most_64_characters() {
-    let (_dir, store) = open().await;
+async fn blocked_words_are_at_most_500_of_at_most_64_characters(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let five_hundred: Vec<String> = (0..500).map(|i| format!("w{i}")).collect();
     store.set_blocked_words("r", five_hundred.clone()).await.expect("500 words");
     assert_eq!(store.load_room("r").await.expect("load").blocked_words.len(), 500);
@@ -212,9 +201,8 @@ async fn blocked_words_are_at_most_500_of_at_most_64_characters() {
     assert_eq!(store.load_room("r").await.expect("load").blocked_words, vec!["é".repeat(64)], "a refused list keeps the old one");
 }
 
-#[tokio::test]
-async fn recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and_revenue() {
-    let (_dir, store) = open().await;
+async fn recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and_revenue(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft("x")).await.expect("create");
     let s = store.create_sale("r", SaleDraft { per_user_limit: 5, ..sale_draft(p.id) }).await.expect("sale");
     let buy = |who: &str, qty: u32, key: &str| BuyRequest {
@@ -243,3 +231,21 @@ async fn recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and
     purchased.sort();
     assert_eq!(purchased, vec![(s.id, "a".into(), 1), (s.id, "b".into(), 2), (s.id, "c".into(), 1)]);
 }
+
+on_both_backends!(
+    a_created_product_is_stored_as_given_with_a_trimmed_title_in_its_own_room,
+    product_titles_are_one_to_two_hundred_characters_after_trimming,
+    currency_is_three_uppercase_letters,
+    price_may_be_zero_but_not_negative,
+    image_url_is_empty_https_or_a_path_of_at_most_2048_bytes,
+    an_update_replaces_the_fields_in_its_own_room_only,
+    a_deleted_product_leaves_the_room_and_its_highlight,
+    a_sale_is_stored_as_given_with_the_product_currency_by_default,
+    a_sale_needs_stock_a_limit_a_window_a_price_and_a_currency,
+    a_sale_ends_once_and_only_in_its_room,
+    highlights_keep_their_order_and_are_at_most_three,
+    bans_are_per_identity_updatable_and_removable,
+    blocked_words_are_trimmed_lowercased_deduplicated_and_replaced_as_a_list,
+    blocked_words_are_at_most_500_of_at_most_64_characters,
+    recent_orders_are_newest_first_up_to_the_limit_and_totals_sum_units_and_revenue,
+);

@@ -7,14 +7,17 @@ use sellcast_room::{
 };
 use sellcast_store::{BuyRequest, Store};
 
+mod support;
+use support::{Backend, Place};
+
 const START: i64 = 1_000_000;
 const END: i64 = 2_000_000;
 const NOW: i64 = START + 10;
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
-    (dir, store)
+async fn open(backend: Backend) -> (Place, Store) {
+    let place = Place::new(backend);
+    let store = place.open();
+    (place, store)
 }
 
 /// A sale of `stock` units (all of its product's), at most `limit` per buyer, open on [START, END).
@@ -76,9 +79,8 @@ async fn buy(show: &mut Show, store: &Store, call: u64, who: &str, sale_id: i64,
     }
 }
 
-#[tokio::test]
-async fn an_old_key_retried_after_the_cache_forgot_it_gets_the_same_order_and_no_second_one() {
-    let (_dir, store) = open().await;
+async fn an_old_key_retried_after_the_cache_forgot_it_gets_the_same_order_and_no_second_one(backend: Backend) {
+    let (_place, store) = open(backend).await;
     const N: u32 = 40;
     let s = sale(&store, N, 1).await;
     let mut show = show(&store, 4).await;
@@ -110,22 +112,25 @@ async fn show_again(store: &Store) -> Show {
     show(store, 4).await
 }
 
-#[tokio::test]
-async fn loading_a_room_reads_no_idempotency_answer() {
-    let (dir, store) = open().await;
+async fn loading_a_room_reads_no_idempotency_answer(backend: Backend) {
+    let (place, store) = open(backend).await;
     let s = sale(&store, 500, 1).await;
     let mut show = show(&store, 16).await;
     for i in 0..200 {
         buy(&mut show, &store, i, &format!("u{i}"), s, "k").await;
     }
     // Hide the answers from every reader: a load that read them would fail.
-    let side = rusqlite::Connection::open(dir.path().join("s.db")).expect("side connection");
-    side.execute_batch("ALTER TABLE idempotency RENAME TO idempotency_hidden").expect("hide");
+    place.execute("ALTER TABLE idempotency RENAME TO idempotency_hidden");
     let room = store.load_room("r").await.expect("the room loads without reading any answer");
     assert_eq!(room.purchased.len(), 200, "what a room needs is still there");
-    side.execute_batch("ALTER TABLE idempotency_hidden RENAME TO idempotency").expect("restore");
+    place.execute("ALTER TABLE idempotency_hidden RENAME TO idempotency");
     let mut show = self::show(&store, 16).await;
     let again = buy(&mut show, &store, 1, "u7", s, "k").await;
     assert!(matches!(again, BuyAnswer::Confirmed { .. }));
     assert_eq!(store.sale_totals("r", s).await.expect("totals").0, 200);
 }
+
+on_both_backends!(
+    an_old_key_retried_after_the_cache_forgot_it_gets_the_same_order_and_no_second_one,
+    loading_a_room_reads_no_idempotency_answer,
+);

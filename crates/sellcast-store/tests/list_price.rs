@@ -11,12 +11,15 @@
 use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft, VariantDraft};
 use sellcast_store::{BuyRequest, Store, StoreError, StoreOptions};
 
+mod support;
+use support::{Backend, Place};
+
 const NOW: i64 = 1_000_000;
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
-    (dir, store)
+async fn open(backend: Backend) -> (Place, Store) {
+    let place = Place::new(backend);
+    let store = place.open();
+    (place, store)
 }
 
 fn draft(stock: u32, variants: &[(&str, u32)]) -> ProductDraft {
@@ -55,9 +58,8 @@ async fn stock(store: &Store, id: i64) -> (u32, Vec<(String, u32)>) {
     (p.stock, p.variants.iter().map(|v| (v.label.clone(), v.stock)).collect())
 }
 
-#[tokio::test]
-async fn a_list_price_buy_is_at_the_product_price_and_takes_its_stock_once_per_key() {
-    let (_dir, store) = open().await;
+async fn a_list_price_buy_is_at_the_product_price_and_takes_its_stock_once_per_key(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft(5, &[])).await.expect("product").id;
     let first = store.buy(buy(p, None, "ann", 2, "k1")).await.expect("buy");
     let BuyAnswer::Confirmed { sale_id, product_id, qty, price_minor, ref currency, .. } = first.answer else {
@@ -75,9 +77,8 @@ async fn a_list_price_buy_is_at_the_product_price_and_takes_its_stock_once_per_k
 }
 
 /// 30 buyers of one unit each, all at once, on a product with 10: exactly 10 orders.
-#[tokio::test]
-async fn a_list_price_product_is_never_oversold_by_concurrent_buyers() {
-    let (_dir, store) = open().await;
+async fn a_list_price_product_is_never_oversold_by_concurrent_buyers(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft(10, &[])).await.expect("product").id;
     let buys: Vec<_> = (0..30)
         .map(|i| {
@@ -98,9 +99,8 @@ async fn a_list_price_product_is_never_oversold_by_concurrent_buyers() {
     assert_eq!(orders.iter().map(|o| o.qty).sum::<u32>(), 10, "the orders hold exactly the stock");
 }
 
-#[tokio::test]
-async fn each_wrong_list_price_buy_has_its_typed_rejection() {
-    let (_dir, store) = open().await;
+async fn each_wrong_list_price_buy_has_its_typed_rejection(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let plain = store.create_product("r", draft(5, &[])).await.expect("product").id;
     let shirt = store.create_product("r", draft(0, &[("S", 2), ("M", 3)])).await.expect("product");
     let other_room = store.create_product("elsewhere", draft(5, &[])).await.expect("product").id;
@@ -127,9 +127,8 @@ async fn each_wrong_list_price_buy_has_its_typed_rejection() {
     assert!(store.recent_orders("r", 10).await.expect("orders").is_empty());
 }
 
-#[tokio::test]
-async fn a_variant_has_its_own_stock_and_the_product_holds_their_sum() {
-    let (_dir, store) = open().await;
+async fn a_variant_has_its_own_stock_and_the_product_holds_their_sum(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let shirt = store.create_product("r", draft(999, &[("S", 1), ("M", 3)])).await.expect("product");
     assert_eq!(shirt.stock, 4, "the sum of the variants, not the draft's stock");
     let (s, m) = (shirt.variants[0].id, shirt.variants[1].id);
@@ -143,9 +142,8 @@ async fn a_variant_has_its_own_stock_and_the_product_holds_their_sum() {
     assert_eq!(orders.iter().map(|o| o.variant.as_str()).collect::<Vec<_>>(), ["S", "M"], "newest first, with the label");
 }
 
-#[tokio::test]
-async fn a_sale_of_a_product_with_variants_takes_the_variant_the_product_and_the_sale() {
-    let (_dir, store) = open().await;
+async fn a_sale_of_a_product_with_variants_takes_the_variant_the_product_and_the_sale(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let shirt = store.create_product("r", draft(0, &[("S", 1), ("M", 3)])).await.expect("product");
     let sale = SaleDraft { product_id: shirt.id, price_minor: 3000, currency: None, stock: 4, per_user_limit: 2, starts_at_ms: 0, ends_at_ms: NOW * 2 };
     let sale = store.create_sale("r", sale).await.expect("sale").id;
@@ -163,9 +161,8 @@ async fn a_sale_of_a_product_with_variants_takes_the_variant_the_product_and_the
     assert_eq!(sale_left, 3, "the short variant took nothing from the sale either");
 }
 
-#[tokio::test]
-async fn list_price_orders_count_in_the_totals_and_only_the_buyer_sees_them_as_theirs() {
-    let (_dir, store) = open().await;
+async fn list_price_orders_count_in_the_totals_and_only_the_buyer_sees_them_as_theirs(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = store.create_product("r", draft(50, &[])).await.expect("product").id;
     let sale = SaleDraft { product_id: p, price_minor: 1000, currency: None, stock: 10, per_user_limit: 5, starts_at_ms: 0, ends_at_ms: NOW * 2 };
     let sale = store.create_sale("r", sale).await.expect("sale").id;
@@ -185,10 +182,9 @@ async fn list_price_orders_count_in_the_totals_and_only_the_buyer_sees_them_as_t
     assert_eq!(purchased, vec![(sale, "ann".to_string(), 1)], "per-buyer limits count sale orders only");
 }
 
-#[tokio::test]
-async fn the_webhook_body_of_a_list_price_order_names_its_product_and_variant() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open_with(&dir.path().join("s.db"), StoreOptions { webhook_outbox: true }).expect("open");
+async fn the_webhook_body_of_a_list_price_order_names_its_product_and_variant(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open_with(StoreOptions { webhook_outbox: true });
     let shirt = store.create_product("r", draft(0, &[("Red", 4)])).await.expect("product");
     let out = store.buy(buy(shirt.id, Some(shirt.variants[0].id), "ann", 2, "a")).await.expect("buy");
     let BuyAnswer::Confirmed { order_id, .. } = out.answer else { panic!("{out:?}") };
@@ -205,9 +201,8 @@ async fn the_webhook_body_of_a_list_price_order_names_its_product_and_variant() 
     assert_eq!(o["variant"]["id"], shirt.variants[0].id);
 }
 
-#[tokio::test]
-async fn bad_variants_are_refused_and_an_update_matches_them_by_label() {
-    let (_dir, store) = open().await;
+async fn bad_variants_are_refused_and_an_update_matches_them_by_label(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let long = "x".repeat(33);
     for bad in [vec![("", 1)], vec![(long.as_str(), 1)], vec![("S", 1), (" S ", 2)], vec![("S", 1_000_001)]] {
         assert!(matches!(store.create_product("r", draft(0, &bad)).await, Err(StoreError::Invalid(_))), "{bad:?}");
@@ -224,3 +219,14 @@ async fn bad_variants_are_refused_and_an_update_matches_them_by_label() {
     let untouched = store.update_product("r", shirt.id, draft(77, &[])).await.expect("update without variants");
     assert_eq!((untouched.stock, untouched.variants.len()), (6, 3), "variants kept, stock still their sum");
 }
+
+on_both_backends!(
+    a_list_price_buy_is_at_the_product_price_and_takes_its_stock_once_per_key,
+    a_list_price_product_is_never_oversold_by_concurrent_buyers,
+    each_wrong_list_price_buy_has_its_typed_rejection,
+    a_variant_has_its_own_stock_and_the_product_holds_their_sum,
+    a_sale_of_a_product_with_variants_takes_the_variant_the_product_and_the_sale,
+    list_price_orders_count_in_the_totals_and_only_the_buyer_sees_them_as_theirs,
+    the_webhook_body_of_a_list_price_order_names_its_product_and_variant,
+    bad_variants_are_refused_and_an_update_matches_them_by_label,
+);

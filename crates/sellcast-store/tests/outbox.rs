@@ -10,24 +10,25 @@ use sellcast_room::{BuyAnswer, ProductDraft, SaleDraft};
 use sellcast_store::{BuyRequest, Store, StoreOptions};
 use serde_json::Value;
 
+mod support;
+use support::{Backend, Place};
+
 const OUTBOX_ON: StoreOptions = StoreOptions { webhook_outbox: true };
 
 struct Shop {
     store: Store,
     sale_id: i64,
-    path: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    place: Place,
 }
 
-async fn shop(options: StoreOptions, stock: u32) -> Shop {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("s.db");
-    let store = Store::open_with(&path, options).expect("open");
+async fn shop(backend: Backend, options: StoreOptions, stock: u32) -> Shop {
+    let place = Place::new(backend);
+    let store = place.open_with(options);
     let draft = ProductDraft { title: "Desk lamp".into(), price_minor: 4990, currency: "EUR".into(), image_url: String::new(), stock: 50, variants: Vec::new() };
     let p = store.create_product("r", draft).await.expect("product");
     let sd = SaleDraft { product_id: p.id, price_minor: 2990, currency: None, stock, per_user_limit: 2, starts_at_ms: 0, ends_at_ms: 10_000 };
     let s = store.create_sale("r", sd).await.expect("sale");
-    Shop { store, sale_id: s.id, path, _dir: dir }
+    Shop { store, sale_id: s.id, place }
 }
 
 fn buy(shop: &Shop, who: &str, qty: u32, key: &str) -> BuyRequest {
@@ -45,22 +46,18 @@ fn buy(shop: &Shop, who: &str, qty: u32, key: &str) -> BuyRequest {
     }
 }
 
-fn order_ids_in(path: &std::path::Path) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(path).expect("a second connection");
-    let mut stmt = conn.prepare("SELECT id FROM orders ORDER BY id").expect("prepare");
-    let ids = stmt.query_map([], |r| r.get(0)).expect("query");
-    ids.collect::<Result<_, _>>().expect("rows")
+fn order_ids_in(place: &Place) -> Vec<i64> {
+    place.query_i64s("SELECT id FROM orders ORDER BY id")
 }
 
-#[tokio::test]
-async fn each_new_order_owes_one_delivery_and_replays_and_rejections_owe_none() {
-    let s = shop(OUTBOX_ON, 3).await;
+async fn each_new_order_owes_one_delivery_and_replays_and_rejections_owe_none(backend: Backend) {
+    let s = shop(backend, OUTBOX_ON, 3).await;
     let a = s.store.buy(buy(&s, "ann", 2, "a")).await.expect("buy");
     assert!(matches!(a.answer, BuyAnswer::Confirmed { .. }));
     assert!(s.store.buy(buy(&s, "ann", 2, "a")).await.expect("retry").replayed, "a retry replays");
     assert!(matches!(s.store.buy(buy(&s, "bob", 1, "b")).await.expect("buy").answer, BuyAnswer::Confirmed { .. }));
     assert!(matches!(s.store.buy(buy(&s, "cy", 1, "c")).await.expect("buy").answer, BuyAnswer::Rejected { .. }), "sold out");
-    let orders = order_ids_in(&s.path);
+    let orders = order_ids_in(&s.place);
     assert_eq!(orders.len(), 2);
     assert_eq!(s.store.outbox_order_ids().await.expect("ids"), orders, "one delivery per order, none for the replay or the rejection");
     let counts = s.store.outbox_counts().await.expect("counts");
@@ -77,21 +74,19 @@ async fn each_new_order_owes_one_delivery_and_replays_and_rejections_owe_none() 
     assert!(o["product_id"].as_i64().is_some() && o["created_at_ms"] == 5, "{o}");
 }
 
-#[tokio::test]
-async fn with_the_outbox_off_no_delivery_is_owed() {
-    let s = shop(StoreOptions::default(), 3).await;
+async fn with_the_outbox_off_no_delivery_is_owed(backend: Backend) {
+    let s = shop(backend, StoreOptions::default(), 3).await;
     assert!(matches!(s.store.buy(buy(&s, "ann", 1, "a")).await.expect("buy").answer, BuyAnswer::Confirmed { .. }));
     assert!(s.store.outbox_order_ids().await.expect("ids").is_empty());
 }
 
-#[tokio::test]
-async fn owed_rows_come_oldest_first_and_a_failed_attempt_defers_only_its_row() {
-    let s = shop(OUTBOX_ON, 10).await;
+async fn owed_rows_come_oldest_first_and_a_failed_attempt_defers_only_its_row(backend: Backend) {
+    let s = shop(backend, OUTBOX_ON, 10).await;
     for who in ["ann", "bob", "cy"] {
         s.store.buy(buy(&s, who, 1, who)).await.expect("buy");
     }
     let ids: Vec<i64> = s.store.outbox_due(5, 10).await.expect("due").iter().map(|r| r.order_id).collect();
-    assert_eq!(ids, order_ids_in(&s.path), "oldest first");
+    assert_eq!(ids, order_ids_in(&s.place), "oldest first");
     assert_eq!(s.store.outbox_due(5, 2).await.expect("due").len(), 2, "the limit holds");
 
     s.store.outbox_failed(ids[0], 1_000, "answered HTTP 500".into()).await.expect("failure");
@@ -107,11 +102,10 @@ async fn owed_rows_come_oldest_first_and_a_failed_attempt_defers_only_its_row() 
     assert_eq!((counts.pending, counts.delivered), (1, 2));
 }
 
-#[tokio::test]
-async fn the_outbox_survives_reopening_the_database() {
-    let s = shop(OUTBOX_ON, 10).await;
+async fn the_outbox_survives_reopening_the_database(backend: Backend) {
+    let s = shop(backend, OUTBOX_ON, 10).await;
     s.store.buy(buy(&s, "ann", 1, "a")).await.expect("buy");
-    let reopened = Store::open_with(&s.path, OUTBOX_ON).expect("reopen");
+    let reopened = s.place.open_with(OUTBOX_ON);
     assert_eq!(reopened.outbox_due(5, 10).await.expect("due").len(), 1, "still owed after a restart");
 }
 
@@ -119,14 +113,21 @@ async fn the_outbox_survives_reopening_the_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_committed_by_a_writer_that_dies_right_after_its_commit_is_still_owed_its_delivery() {
     use sellcast_store::PanicPoint;
-    let s = shop(OUTBOX_ON, 10).await;
+    let s = shop(Backend::Sqlite, OUTBOX_ON, 10).await;
     s.store.inject_panic(PanicPoint::AfterCommit, None);
     let lost_answer = s.store.buy(buy(&s, "ann", 1, "a")).await;
     assert!(lost_answer.is_err(), "the writer died before answering: {lost_answer:?}");
     // The restarted writer answers the retry from the committed order.
     let retried = s.store.buy(buy(&s, "ann", 1, "a")).await.expect("the restarted writer answers");
     assert!(retried.replayed && matches!(retried.answer, BuyAnswer::Confirmed { .. }), "{retried:?}");
-    let orders = order_ids_in(&s.path);
+    let orders = order_ids_in(&s.place);
     assert_eq!(orders.len(), 1, "the order committed");
     assert_eq!(s.store.outbox_order_ids().await.expect("ids"), orders, "a committed order without its delivery owed");
 }
+
+on_both_backends!(
+    each_new_order_owes_one_delivery_and_replays_and_rejections_owe_none,
+    with_the_outbox_off_no_delivery_is_owed,
+    owed_rows_come_oldest_first_and_a_failed_attempt_defers_only_its_row,
+    the_outbox_survives_reopening_the_database,
+);

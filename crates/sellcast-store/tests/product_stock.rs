@@ -5,13 +5,16 @@
 use sellcast_room::{BuyAnswer, ProductDraft, SaleDraft};
 use sellcast_store::{BuyRequest, Store, StoreError};
 
+mod support;
+use support::{Backend, Place};
+
 const START: i64 = 1_000_000;
 const END: i64 = 2_000_000;
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
-    (dir, store)
+async fn open(backend: Backend) -> (Place, Store) {
+    let place = Place::new(backend);
+    let store = place.open();
+    (place, store)
 }
 
 async fn product(store: &Store, stock: u32) -> i64 {
@@ -31,9 +34,8 @@ async fn product_stock(store: &Store, id: i64) -> u32 {
     store.load_room("r").await.expect("load").products.iter().find(|p| p.id == id).map(|p| p.stock).expect("product")
 }
 
-#[tokio::test]
-async fn a_sale_cannot_offer_more_units_than_the_product_has() {
-    let (_dir, store) = open().await;
+async fn a_sale_cannot_offer_more_units_than_the_product_has(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = product(&store, 40).await;
     let refused = store.create_sale("r", sale_draft(p, 50, 1)).await;
     match refused {
@@ -47,9 +49,8 @@ async fn a_sale_cannot_offer_more_units_than_the_product_has() {
     assert_eq!(all.stock_total, 40);
 }
 
-#[tokio::test]
-async fn each_order_takes_its_units_off_the_product_stock() {
-    let (_dir, store) = open().await;
+async fn each_order_takes_its_units_off_the_product_stock(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = product(&store, 40).await;
     let s = store.create_sale("r", sale_draft(p, 10, 5)).await.expect("sale").id;
     let outcome = store.buy(req(s, "a", 3, "k1")).await.expect("buy");
@@ -63,9 +64,8 @@ async fn each_order_takes_its_units_off_the_product_stock() {
 
 /// Two sales of 10 on one product with 10 in stock, 30 buyers of one unit each alternating
 /// between them: exactly 10 orders, product stock 0, never negative.
-#[tokio::test]
-async fn sales_sharing_a_product_never_sell_more_than_it_has() {
-    let (_dir, store) = open().await;
+async fn sales_sharing_a_product_never_sell_more_than_it_has(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let p = product(&store, 10).await;
     let a = store.create_sale("r", sale_draft(p, 10, 1)).await.expect("sale a").id;
     let b = store.create_sale("r", sale_draft(p, 10, 1)).await.expect("sale b").id;
@@ -86,9 +86,8 @@ async fn sales_sharing_a_product_never_sell_more_than_it_has() {
     assert_eq!(sold, 10);
 }
 
-#[tokio::test]
-async fn room_totals_are_the_sums_over_every_order_not_only_the_recent_ones() {
-    let (_dir, store) = open().await;
+async fn room_totals_are_the_sums_over_every_order_not_only_the_recent_ones(backend: Backend) {
+    let (_place, store) = open(backend).await;
     let lamp = product(&store, 100).await;
     let mug = product(&store, 100).await;
     let s1 = store.create_sale("r", sale_draft(lamp, 100, 3)).await.expect("sale").id;
@@ -109,3 +108,10 @@ async fn room_totals_are_the_sums_over_every_order_not_only_the_recent_ones() {
     assert_eq!(totals.units_of(lamp) + totals.units_of(mug), expected_units);
     assert_eq!(totals.units_of(mug), 40);
 }
+
+on_both_backends!(
+    a_sale_cannot_offer_more_units_than_the_product_has,
+    each_order_takes_its_units_off_the_product_stock,
+    sales_sharing_a_product_never_sell_more_than_it_has,
+    room_totals_are_the_sums_over_every_order_not_only_the_recent_ones,
+);

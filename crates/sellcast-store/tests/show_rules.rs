@@ -5,6 +5,9 @@
 use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft, ShowInfo};
 use sellcast_store::{BuyRequest, Store};
 
+mod support;
+use support::{Backend, Place};
+
 const START: i64 = 1_000_000;
 const END: i64 = 2_000_000;
 
@@ -19,12 +22,10 @@ fn req(sale_id: i64, who: &str, name: &str, key: &str) -> BuyRequest {
     BuyRequest { room: "r".into(), sale_id: Some(sale_id), product_id: None, variant_id: None, identity: who.into(), buyer_name: name.into(), qty: 1, idempotency_key: key.into(), now_ms: START + 1, verdict: None }
 }
 
-#[tokio::test]
-async fn the_show_names_and_likes_are_read_back_after_a_reopen() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("s.db");
+async fn the_show_names_and_likes_are_read_back_after_a_reopen(backend: Backend) {
+    let place = Place::new(backend);
     {
-        let store = Store::open(&path).expect("open");
+        let store = place.open();
         let info = ShowInfo { title: "Spring drop".into(), starts_at_ms: Some(START), avatar_url: "/static/a.png".into(), host_name: "Hana".into(), ended_at_ms: None };
         assert_eq!(store.set_show("r", info.clone()).await.expect("set"), info);
         store.set_display_name("r", "guest-1", "Ana", false).await.expect("name");
@@ -33,7 +34,7 @@ async fn the_show_names_and_likes_are_read_back_after_a_reopen() {
         store.save_likes("r", 40).await.expect("likes");
         store.save_likes("r", 35).await.expect("a late, lower save");
     }
-    let store = Store::open(&path).expect("reopen");
+    let store = place.open();
     let room = store.load_room("r").await.expect("load");
     assert_eq!(room.show.title, "Spring drop");
     assert_eq!(room.show.starts_at_ms, Some(START));
@@ -43,19 +44,17 @@ async fn the_show_names_and_likes_are_read_back_after_a_reopen() {
     assert_eq!(store.load_room("other").await.expect("load").show, ShowInfo::default(), "per room");
 }
 
-#[tokio::test]
-async fn an_avatar_that_is_not_https_or_a_path_never_reaches_the_table() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn an_avatar_that_is_not_https_or_a_path_never_reaches_the_table(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let info = ShowInfo { avatar_url: "javascript:alert(1)".into(), ..ShowInfo::default() };
     assert!(matches!(store.set_show("r", info).await, Err(sellcast_store::StoreError::Invalid(_))));
     assert!(matches!(store.set_display_name("r", "g", "a\nb", false).await, Err(sellcast_store::StoreError::Invalid(_))));
 }
 
-#[tokio::test]
-async fn the_orders_feed_names_each_buyer_by_the_name_they_chose_else_the_one_they_bought_with() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn the_orders_feed_names_each_buyer_by_the_name_they_chose_else_the_one_they_bought_with(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let s = sale(&store, "r").await;
     store.buy(req(s, "guest-1", "Guest 1a2b", "k1")).await.expect("buy");
     store.buy(req(s, "guest-2", "Bo", "k2")).await.expect("buy");
@@ -65,10 +64,9 @@ async fn the_orders_feed_names_each_buyer_by_the_name_they_chose_else_the_one_th
     assert_eq!(names, vec![("guest-2", "Bo"), ("guest-1", "Ana")]);
 }
 
-#[tokio::test]
-async fn end_closes_every_open_sale_in_its_transaction_and_no_buy_commits_after_it() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn end_closes_every_open_sale_in_its_transaction_and_no_buy_commits_after_it(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let open = sale(&store, "r").await;
     let other = sale(&store, "r").await;
     let done = sale(&store, "r").await;
@@ -84,3 +82,10 @@ async fn end_closes_every_open_sale_in_its_transaction_and_no_buy_commits_after_
     assert_eq!(room.show.ended_at_ms, Some(START + 5));
     assert!(store.load_room("x").await.expect("load").sales.iter().any(|s| s.id == elsewhere && s.ended_at_ms.is_none()));
 }
+
+on_both_backends!(
+    the_show_names_and_likes_are_read_back_after_a_reopen,
+    an_avatar_that_is_not_https_or_a_path_never_reaches_the_table,
+    the_orders_feed_names_each_buyer_by_the_name_they_chose_else_the_one_they_bought_with,
+    end_closes_every_open_sale_in_its_transaction_and_no_buy_commits_after_it,
+);

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use sellcast_room::{BuyAnswer, BuyRejection, ProductDraft, SaleDraft};
 use sellcast_store::{BuyRequest, Store, StoreError};
 
+mod support;
+use support::{Backend, Place};
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -30,12 +33,10 @@ fn buy(room: &str, sale_id: i64, who: &str, qty: u32, key: &str) -> BuyRequest {
     BuyRequest { room: room.into(), sale_id: Some(sale_id), product_id: None, variant_id: None, identity: who.into(), buyer_name: who.into(), qty, idempotency_key: key.into(), now_ms: now_ms(), verdict: None }
 }
 
-#[tokio::test]
-async fn state_survives_a_reopen() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("nested/dir/s.db");
+async fn state_survives_a_reopen(backend: Backend) {
+    let place = Place::new(backend);
     let (product, sale_id) = {
-        let store = Store::open(&path).expect("open");
+        let store = place.open();
         let (p, s) = sale(&store, "r", 10, 2).await;
         store.set_pins("r", vec![p]).await.expect("pins");
         store.ban("r", "troll", None, sellcast_room::Role::Moderator).await.expect("ban");
@@ -45,7 +46,7 @@ async fn state_survives_a_reopen() {
         assert_eq!(out.stock_left, Some(8));
         (p, s)
     };
-    let store = Store::open(&path).expect("reopen");
+    let store = place.open();
     let room = store.load_room("r").await.expect("load");
     assert_eq!(room.products.len(), 1);
     assert_eq!(room.pins, vec![product]);
@@ -58,10 +59,9 @@ async fn state_survives_a_reopen() {
     assert!(store.load_room("other").await.expect("load").products.is_empty(), "rooms are separate");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_concurrent_buys_sell_exactly_the_stock() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Arc::new(Store::open(&dir.path().join("s.db")).expect("open"));
+async fn two_thousand_concurrent_buys_sell_exactly_the_stock(backend: Backend) {
+    let place = Place::new(backend);
+    let store = Arc::new(place.open());
     let (_, sale_id) = sale(&store, "r", 100, 2).await;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -112,10 +112,9 @@ async fn two_thousand_concurrent_buys_sell_exactly_the_stock() {
     );
 }
 
-#[tokio::test]
-async fn rejections_are_idempotent_too() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn rejections_are_idempotent_too(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let (_, sale_id) = sale(&store, "r", 1, 1).await;
     let ok = store.buy(buy("r", sale_id, "ann", 1, "a")).await.expect("buy");
     assert!(matches!(ok.answer, BuyAnswer::Confirmed { .. }));
@@ -132,10 +131,9 @@ async fn rejections_are_idempotent_too() {
     assert_eq!(over.answer, BuyAnswer::Rejected { sale_id: Some(999), product_id: None, reason: BuyRejection::SaleNotActive });
 }
 
-#[tokio::test]
-async fn invalid_input_is_a_typed_error() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn invalid_input_is_a_typed_error(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let bad = |d: ProductDraft| async { store.create_product("r", d).await };
     assert!(matches!(bad(ProductDraft { title: " ".into(), ..draft("x") }).await, Err(StoreError::Invalid(_))));
     assert!(matches!(bad(ProductDraft { currency: "eur".into(), ..draft("x") }).await, Err(StoreError::Invalid(_))));
@@ -153,3 +151,13 @@ async fn invalid_input_is_a_typed_error() {
     assert!(matches!(store.set_pins("r", vec![777]).await, Err(StoreError::NotFound(_))));
     let _ = Duration::ZERO;
 }
+
+on_both_backends!(
+    state_survives_a_reopen,
+    rejections_are_idempotent_too,
+    invalid_input_is_a_typed_error,
+);
+
+on_both_backends!(multi_thread:
+    two_thousand_concurrent_buys_sell_exactly_the_stock,
+);

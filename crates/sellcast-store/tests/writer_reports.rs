@@ -1,22 +1,29 @@
-//! What the store reports about itself: the durability settings SQLite confirmed, and the
+//! What the store reports about itself: the durability settings its database confirmed, and the
 //! writer's counters of buys, commits and confirmations, and that no order is answered before
 //! another connection can read it.
 
 use sellcast_room::{BuyAnswer, ProductDraft, SaleDraft};
-use sellcast_store::{BuyRequest, Store};
+use sellcast_store::BuyRequest;
 
-#[tokio::test]
-async fn the_store_reports_wal_and_full_synchronous_as_sqlite_confirms_them() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+mod support;
+use support::{Backend, Place};
+
+/// SQLite: WAL and `synchronous=FULL`. PostgreSQL: `synchronous_commit = on` (its log is
+/// always write-ahead), so a commit returns only once it is on disk.
+async fn the_store_reports_the_durability_its_database_confirms(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let d = store.durability();
-    assert_eq!((d.journal_mode.as_str(), d.synchronous.as_str()), ("wal", "full"));
+    let expected = match backend {
+        Backend::Sqlite => ("wal", "full"),
+        Backend::Postgres => ("wal", "on"),
+    };
+    assert_eq!((d.journal_mode.as_str(), d.synchronous.as_str()), expected);
 }
 
-#[tokio::test]
-async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit_in_flight_once_idle() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("s.db")).expect("open");
+async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit_in_flight_once_idle(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let idle = store.writer_stats();
     assert_eq!((idle.buys, idle.buy_commits, idle.commit_in_flight, idle.confirmations_sent), (0, 0, false, 0));
     let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 5, variants: Vec::new() };
@@ -40,16 +47,13 @@ async fn writer_counters_count_buys_commits_and_confirmations_and_show_no_commit
     assert_eq!(store.commit_stats(), (3, 3));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_confirmed_order_is_already_readable_by_another_connection_when_it_is_answered() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("s.db");
-    let store = Store::open(&path).expect("open");
+async fn every_confirmed_order_is_already_readable_by_another_connection_when_it_is_answered(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open();
     let draft = ProductDraft { title: "Lamp".into(), price_minor: 100, currency: "EUR".into(), image_url: String::new(), stock: 500, variants: Vec::new() };
     let p = store.create_product("r", draft).await.expect("product");
     let sd = SaleDraft { product_id: p.id, price_minor: 50, currency: None, stock: 200, per_user_limit: 1, starts_at_ms: 0, ends_at_ms: 10_000 };
     let s = store.create_sale("r", sd).await.expect("sale");
-    let reader = rusqlite::Connection::open(&path).expect("a second connection");
     let mut tasks = Vec::new();
     for i in 0..200 {
         let store = store.clone();
@@ -59,10 +63,19 @@ async fn every_confirmed_order_is_already_readable_by_another_connection_when_it
     let mut confirmed = 0;
     for t in tasks {
         if let BuyAnswer::Confirmed { order_id, .. } = t.await.expect("task") {
-            let found: i64 = reader.query_row("SELECT COUNT(*) FROM orders WHERE id = ?1", [order_id], |r| r.get(0)).expect("read");
-            assert_eq!(found, 1, "order {order_id} was answered before it was committed");
+            let found = place.query_i64s(&format!("SELECT COUNT(*) FROM orders WHERE id = {order_id}"));
+            assert_eq!(found, [1], "order {order_id} was answered before it was committed");
             confirmed += 1;
         }
     }
     assert_eq!(confirmed, 200);
 }
+
+on_both_backends!(
+    the_store_reports_the_durability_its_database_confirms,
+    writer_counters_count_buys_commits_and_confirmations_and_show_no_commit_in_flight_once_idle,
+);
+
+on_both_backends!(multi_thread:
+    every_confirmed_order_is_already_readable_by_another_connection_when_it_is_answered,
+);

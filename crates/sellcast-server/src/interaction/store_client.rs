@@ -59,6 +59,19 @@ impl StoreClient {
         Ok(Self { store: Arc::new(store::Store::open_with(path, options)?), order_committed })
     }
 
+    /// [`StoreClient::open_with`] on either backend: the SQLite file, or a PostgreSQL database.
+    pub fn open_on(
+        db: &crate::commerce_db::CommerceDb<'_>,
+        options: store::StoreOptions,
+        order_committed: Option<Arc<Notify>>,
+    ) -> Result<Self, StoreFailure> {
+        let store = match db {
+            crate::commerce_db::CommerceDb::Sqlite(path) => store::Store::open_with(path, options)?,
+            crate::commerce_db::CommerceDb::Postgres(url) => store::Store::connect_postgres(url, options)?,
+        };
+        Ok(Self { store: Arc::new(store), order_committed })
+    }
+
     pub fn inner(&self) -> &store::Store {
         &self.store
     }
