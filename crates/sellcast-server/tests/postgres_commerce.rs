@@ -280,11 +280,15 @@ async fn buys_across_a_postgres_outage(faults: &str) -> Result<OutageCheck> {
     let probe_token = tokens[0].clone();
     let mut probe_answer = Answer::Unavailable;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while probe_answer == Answer::Unavailable && Instant::now() < deadline {
+    // `unavailable` until the writer has reconnected; `buy_not_placed` (this buyer's buy rate
+    // limit, spent by the storm) says to tap again in a moment, as the page does.
+    let not_placed = |a: &Answer| matches!(a, Answer::Other(Value::Array(frames)) if frames.iter().any(|f| f["type"] == "buy_not_placed"));
+    while Instant::now() < deadline {
         probe_answer = answer_of(&api.frame(room, &probe_token, &buy_frame(sale, "probe")).await?);
-        if probe_answer == Answer::Unavailable {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if probe_answer != Answer::Unavailable && !not_placed(&probe_answer) {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ensure!(matches!(probe_answer, Answer::Confirmed(..)), "the server took no buy after PostgreSQL came back: {probe_answer:?}");
     drop(server);
