@@ -332,10 +332,12 @@ async fn retry_until_answered(api: &Api, room: &str, token: &str, frame: &Value)
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let answer = answer_of(&api.frame(room, token, frame).await?);
-        if !matches!(answer, Answer::Unavailable) || Instant::now() > deadline {
+        // `unavailable`, or `buy_not_placed` (the buyer's rate limit): not answered yet.
+        let not_placed = matches!(&answer, Answer::Other(Value::Array(frames)) if frames.iter().any(|f| f["type"] == "buy_not_placed"));
+        if !(matches!(answer, Answer::Unavailable) || not_placed) || Instant::now() > deadline {
             return Ok(answer);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(if not_placed { 200 } else { 20 })).await;
     }
 }
 
