@@ -28,10 +28,14 @@ impl EstimateSource {
     }
 }
 
-/// Above this loss fraction the loss controller backs off.
+/// Above this loss fraction (over the link's usual loss) the loss controller backs off.
 const LOSS_HIGH: f32 = 0.10;
-/// Below it, the controller creeps up.
+/// Below it (over the link's usual loss), the controller creeps up.
 const LOSS_LOW: f32 = 0.02;
+/// How fast the link's usual loss follows the reports (weight of each report). A radio link
+/// loses a few percent whatever the rate; only loss above that says the rate is too high, so a
+/// link that always drops 3 % is not held below what it carries.
+const USUAL_LOSS_WEIGHT: f32 = 0.1;
 /// Growth per second of clean reports.
 const GROWTH_PER_SECOND: f64 = 0.08;
 /// A report above this loss makes the link lossy for `EVIDENCE_LASTS`.
@@ -71,6 +75,9 @@ pub struct ViewerEstimate {
     last_high_loss: Option<Instant>,
     last_cut: Option<Instant>,
     last_growth: Option<Instant>,
+    /// The link's usual loss: a slow average of the reports, each counted at most `LOSS_HIGH`
+    /// (an overflow's burst of loss is not the link's habit).
+    usual_loss: f32,
 }
 
 impl ViewerEstimate {
@@ -99,7 +106,9 @@ impl ViewerEstimate {
         if fraction_lost > LOSS_EVIDENCE {
             self.last_high_loss = Some(now);
         }
-        if fraction_lost > LOSS_HIGH {
+        let usual = self.usual_loss;
+        self.usual_loss += USUAL_LOSS_WEIGHT * (fraction_lost.clamp(0.0, LOSS_HIGH) - usual);
+        if fraction_lost > LOSS_HIGH + usual {
             if self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD) {
                 return;
             }
@@ -107,7 +116,7 @@ impl ViewerEstimate {
             let lost_permille = (fraction_lost.min(1.0) * 1000.0).round() as u64;
             let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
             self.loss_bps = Some(base / 1000 * (1000 - lost_permille / 2));
-        } else if fraction_lost < LOSS_LOW {
+        } else if fraction_lost < LOSS_LOW + usual {
             self.grow(now, elapsed, ceiling_bps);
         }
     }
@@ -155,6 +164,29 @@ impl ViewerEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_that_always_loses_3_percent_still_grows_after_a_cut() {
+        let t0 = Instant::now();
+        let mut e = ViewerEstimate::default();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Twenty seconds of the link's usual 3 %, then an overflow's 30 % cuts the estimate.
+        for s in 0..20 {
+            e.handle_loss(at(s), 0.03, 300_000, 3_000_000);
+        }
+        e.handle_loss(at(20), 0.3, 400_000, 3_000_000);
+        let cut = e.current().expect("cut").1;
+        assert_eq!(cut, 340_000);
+        // Back to the usual 3 %: not congestion, so it grows again.
+        for s in 21..31 {
+            e.handle_loss(at(s), 0.03, 300_000, 3_000_000);
+        }
+        let grown = e.current().expect("still constrained").1;
+        assert!(grown > cut * 17 / 10, "grew from {cut} to {grown} in 10 s of usual loss");
+        // Loss well over the usual still cuts.
+        e.handle_loss(at(31), 0.16, grown, 3_000_000);
+        assert!(e.current().expect("cut").1 < grown);
+    }
 
     #[test]
     fn twcc_outranks_remb_and_remb_outranks_loss() {
