@@ -22,6 +22,8 @@ pub(crate) mod shard;
 pub mod video_format;
 
 #[cfg(test)]
+mod memory_pair;
+#[cfg(test)]
 mod resend_tests;
 #[cfg(test)]
 mod sim_ingest_tests;

@@ -1,11 +1,10 @@
 //! A viewer's NACK is answered by the server from its own per-viewer resend cache, on virtual
 //! time and without sockets: the server-side str0m instance is built exactly as production
-//! builds it (`PeerFactory::accept`), the viewer is a second str0m instance, and the test
-//! shuttles datagrams between them, dropping one video packet on the way.
+//! builds it (`PeerFactory::accept`), the viewer is a second str0m instance (`MemoryPair`),
+//! and one video packet is dropped on the way.
 
-use crate::media::video_format::{RoomFormat, VideoFormat};
+use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,13 +12,14 @@ use sellcast_room::{Identity, Role as RoomRole};
 use sellcast_sfu::{Codec, OutPacket, TrackKind};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Event, Rtc};
 
-use super::driver::{translate_event, write_packet, DriverStats, PeerEvent};
+use super::driver::write_packet;
+use super::memory_pair::{addr, factory, MemoryPair};
 use super::offer::SessionKind;
-use super::peer::{Peer, PeerFactory, PeerId};
+use super::peer::{Peer, PeerId};
+use crate::media::video_format::{RoomFormat, VideoFormat};
 
 const SERVER: &str = "127.0.0.1:5000";
 const CLIENT: &str = "127.0.0.1:6000";
@@ -28,21 +28,12 @@ const PACKETS: u64 = 60;
 const DROPPED: u64 = FIRST_SEQ + 20;
 
 struct Link {
-    now: Instant,
-    server: Peer,
-    client: Rtc,
-    server_connected: bool,
-    client_connected: bool,
+    pair: MemoryPair,
     received: BTreeSet<u64>,
     /// Seq of the video packet to drop once on the way to the client (None: drop nothing).
     drop_seq: Option<u16>,
     dropped_at: Option<Instant>,
     recovered_after_drop: bool,
-    stats: DriverStats,
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("static address")
 }
 
 /// The RTP sequence number of a datagram, if it is an (S)RTP media packet.
@@ -54,10 +45,6 @@ fn rtp_seq(d: &[u8]) -> Option<u16> {
 impl Link {
     fn new() -> Link {
         let now = Instant::now();
-        let provider = str0m::crypto::from_feature_flags();
-        let cert = provider.dtls_provider.generate_certificate().expect("a DTLS certificate");
-        let factory = PeerFactory { cert, candidate_addr: addr(SERVER), timeouts: Default::default(), tcp_candidate: None, shard: crate::media::relay::ShardId(0), bwe: true, transport_estimator: false };
-
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("candidate"));
         let mut change = client.sdp_api();
@@ -65,7 +52,7 @@ impl Link {
         change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().expect("an offer");
 
-        let mut accepted = factory.accept(now, None, &offer.to_sdp_string()).expect("server accepts");
+        let mut accepted = factory(addr(SERVER)).accept(now, None, &offer.to_sdp_string()).expect("server accepts");
         let answer = SdpAnswer::from_sdp_string(&std::mem::take(&mut accepted.answer)).expect("answer parses");
         client.sdp_api().accept_answer(pending, answer).expect("client accepts");
 
@@ -74,86 +61,35 @@ impl Link {
         let mut server = Peer::new(PeerId(1), "s".into(), SessionKind::Watch, ("r".into(), identity, show_tx), accepted, now);
         let vp8_room = RoomFormat { audio: Some(Codec::Opus), video: Some(VideoFormat::vp8()) };
         server.choose_formats(&vp8_room).expect("the client takes VP8");
-        Link {
-            now,
-            server,
-            client,
-            server_connected: false,
-            client_connected: false,
-            received: BTreeSet::new(),
-            drop_seq: None,
-            dropped_at: None,
-            recovered_after_drop: false,
-            stats: DriverStats::default(),
-        }
+        Link { pair: MemoryPair::new(now, server, client), received: BTreeSet::new(), drop_seq: None, dropped_at: None, recovered_after_drop: false }
     }
 
-    /// Drain both sides' output, delivering datagrams, until neither has anything to send.
-    fn exchange(&mut self) {
-        for _ in 0..1000 {
-            let mut moved = false;
-            // server -> client
-            while let Ok(out) = self.server.rtc.poll_output() {
-                match out {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        moved = true;
-                        let seq = rtp_seq(&t.contents);
-                        if self.dropped_at.is_none() && seq.is_some() && seq == self.drop_seq {
-                            self.dropped_at = Some(self.now);
-                            continue;
-                        }
-                        let input = Input::Receive(self.now, Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).expect("datagram"));
-                        let _ = self.client.handle_input(input);
-                    }
-                    Output::Event(e) => {
-                        if let Some(PeerEvent::Connected) = translate_event(&mut self.server, e, self.now, &mut self.stats) {
-                            self.server_connected = true;
-                        }
-                    }
-                }
-            }
-            // client -> server
-            while let Ok(out) = self.client.poll_output() {
-                match out {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        moved = true;
-                        let input = Input::Receive(self.now, Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).expect("datagram"));
-                        let _ = self.server.rtc.handle_input(input);
-                    }
-                    Output::Event(Event::Connected) => self.client_connected = true,
-                    Output::Event(Event::RtpPacket(p)) => {
-                        let seq = *p.seq_no;
-                        if self.dropped_at.is_some() && self.drop_seq.map(u64::from) == Some(seq & 0xffff) {
-                            self.recovered_after_drop = true;
-                        }
-                        self.received.insert(seq);
-                    }
-                    Output::Event(_) => {}
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-    }
-
+    /// Virtual time on by `by`: the chosen packet is dropped once on the wire, and what the
+    /// client receives is recorded.
     fn advance(&mut self, by: Duration) {
-        self.now += by;
-        let _ = self.server.rtc.handle_input(Input::Timeout(self.now));
-        let _ = self.client.handle_input(Input::Timeout(self.now));
-        self.exchange();
-    }
-
-    fn connect(&mut self) {
-        for _ in 0..2000 {
-            self.advance(Duration::from_millis(5));
-            if self.server_connected && self.client_connected && self.server.mids[TrackKind::Video.index()].is_some() {
-                return;
+        let now = self.pair.now + by;
+        let drop_seq = self.drop_seq;
+        let dropped_at = Cell::new(self.dropped_at);
+        let deliver = |d: &[u8]| {
+            let seq = rtp_seq(d);
+            if dropped_at.get().is_none() && seq.is_some() && seq == drop_seq {
+                dropped_at.set(Some(now));
+                return false;
             }
-        }
-        panic!("the in-memory pair never connected");
+            true
+        };
+        let (received, recovered) = (&mut self.received, &mut self.recovered_after_drop);
+        let on_client = |e| {
+            if let Event::RtpPacket(p) = e {
+                let seq = *p.seq_no;
+                if dropped_at.get().is_some() && drop_seq.map(u64::from) == Some(seq & 0xffff) {
+                    *recovered = true;
+                }
+                received.insert(seq);
+            }
+        };
+        self.pair.advance(by, deliver, |_| {}, on_client);
+        self.dropped_at = dropped_at.get();
     }
 
     /// Write synthetic VP8 packets as the driver does, 3 ms apart, then let NACKs play out.
@@ -168,16 +104,16 @@ impl Link {
                 timestamp: (seq / 3) as u32 * 3000,
                 marker: seq % 3 == 2,
                 payload: Arc::from(payload),
-                arrival: self.now,
+                arrival: self.pair.now,
                 replay: false,
             };
             if nackable {
-                write_packet(&mut self.server, &packet);
+                write_packet(&mut self.pair.server, &packet);
             } else {
                 // Control: the same packet, but not kept for resends.
-                let mid = self.server.mids[TrackKind::Video.index()].expect("video mid");
-                let pt = self.server.out_pt(TrackKind::Video).expect("VP8 negotiated");
-                let mut api = self.server.rtc.direct_api();
+                let mid = self.pair.server.mids[TrackKind::Video.index()].expect("video mid");
+                let pt = self.pair.server.out_pt(TrackKind::Video).expect("VP8 negotiated");
+                let mut api = self.pair.server.rtc.direct_api();
                 let tx = api.stream_tx_by_mid(mid, None).expect("video stream");
                 tx.write_rtp(RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone()).marker(packet.marker));
             }
@@ -192,7 +128,7 @@ impl Link {
 #[test]
 fn a_lost_packet_is_resent_from_the_servers_cache() {
     let mut link = Link::new();
-    link.connect();
+    link.pair.connect(|server| server.mids[TrackKind::Video.index()].is_some());
     link.drop_seq = Some(DROPPED as u16);
     link.send_video(true);
     assert!(link.dropped_at.is_some(), "the chosen packet was dropped on the wire");
@@ -205,7 +141,7 @@ fn a_lost_packet_is_resent_from_the_servers_cache() {
 #[test]
 fn without_the_cache_the_lost_packet_stays_lost() {
     let mut link = Link::new();
-    link.connect();
+    link.pair.connect(|server| server.mids[TrackKind::Video.index()].is_some());
     link.drop_seq = Some(DROPPED as u16);
     link.send_video(false);
     assert!(link.dropped_at.is_some());

@@ -6,29 +6,24 @@
 //! the three SSRCs read as one stream restarting, and this test fails.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sellcast_room::{Identity, Role as RoomRole};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind, Mid, Rid};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Rtc};
 
-use super::driver::{translate_event, DriverStats, PeerEvent};
+use super::driver::PeerEvent;
+use super::memory_pair::{addr, factory, MemoryPair};
 use super::offer::{plan_publish, CodecPolicy, SessionKind};
-use super::peer::{Peer, PeerFactory, PeerId};
+use super::peer::{Peer, PeerId};
 
 const SERVER: &str = "127.0.0.1:5000";
 const HOST: &str = "127.0.0.1:6000";
 /// The host's three layers, lowest first.
 const LAYERS: [u32; 3] = [0x5151_0001, 0x5151_0002, 0x5151_0003];
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("static address")
-}
 
 /// The host's offer as an SDP-munging sender writes SSRC-only simulcast: its video section
 /// declares the three layers' SSRCs and a SIM group of them, and names no rids (the rid header
@@ -46,12 +41,8 @@ fn with_sim_group(offer: &str) -> String {
 }
 
 struct Link {
-    now: Instant,
-    server: Peer,
-    host: Rtc,
+    pair: MemoryPair,
     video_mid: Mid,
-    connected: (bool, bool),
-    stats: DriverStats,
     /// Per layer slot: the packets the server's translation gave it, and the name it announced.
     layers: BTreeMap<u8, (usize, Option<Arc<str>>)>,
     resets: usize,
@@ -60,10 +51,6 @@ struct Link {
 impl Link {
     fn new() -> Link {
         let now = Instant::now();
-        let provider = str0m::crypto::from_feature_flags();
-        let cert = provider.dtls_provider.generate_certificate().expect("a DTLS certificate");
-        let factory = PeerFactory { cert, candidate_addr: addr(SERVER), timeouts: Default::default(), tcp_candidate: None, shard: crate::media::relay::ShardId(0), bwe: true, transport_estimator: false };
-
         let mut host = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_vp8(true).enable_opus(true, false).build(now);
         host.add_local_candidate(Candidate::host(addr(HOST), "udp").expect("candidate"));
         let mut change = host.sdp_api();
@@ -73,7 +60,7 @@ impl Link {
         let sent = with_sim_group(&offer.to_sdp_string());
 
         let plan = plan_publish(&sent, CodecPolicy::Auto).expect("a valid host offer");
-        let mut accepted = factory.accept(now, Some(&plan), &sent).expect("server accepts");
+        let mut accepted = factory(addr(SERVER)).accept(now, Some(&plan), &sent).expect("server accepts");
         let answer = SdpAnswer::from_sdp_string(&std::mem::take(&mut accepted.answer)).expect("answer parses");
         host.sdp_api().accept_answer(pending, answer).expect("host accepts");
         // str0m sends several streams of one section only when each has a rid of its own; the
@@ -85,79 +72,36 @@ impl Link {
         let (show_tx, _show_rx) = crate::interaction::session_inbox::session_inbox(1024);
         let identity = Identity { id: "h".into(), name: "h".into(), role: RoomRole::Host };
         let server = Peer::new(PeerId(1), "s".into(), SessionKind::Publish, ("r".into(), identity, show_tx), accepted, now);
-        Link { now, server, host, video_mid, connected: (false, false), stats: DriverStats::default(), layers: BTreeMap::new(), resets: 0 }
+        Link { pair: MemoryPair::new(now, server, host), video_mid, layers: BTreeMap::new(), resets: 0 }
     }
 
-    fn exchange(&mut self) {
-        for _ in 0..1000 {
-            let mut moved = false;
-            while let Ok(out) = self.server.rtc.poll_output() {
-                match out {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        moved = true;
-                        let input = Input::Receive(self.now, Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).expect("datagram"));
-                        let _ = self.host.handle_input(input);
-                    }
-                    Output::Event(e) => match translate_event(&mut self.server, e, self.now, &mut self.stats) {
-                        Some(PeerEvent::Connected) => self.connected.0 = true,
-                        Some(PeerEvent::FirstOfLayer(p, name)) => {
-                            let entry = self.layers.entry(p.layer).or_default();
-                            entry.0 += 1;
-                            entry.1 = name;
-                        }
-                        Some(PeerEvent::Media(p)) if p.kind == sellcast_sfu::TrackKind::Video => self.layers.entry(p.layer).or_default().0 += 1,
-                        Some(PeerEvent::SourceReset) => self.resets += 1,
-                        _ => {}
-                    },
-                }
-            }
-            while let Ok(out) = self.host.poll_output() {
-                match out {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        moved = true;
-                        let input = Input::Receive(self.now, Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).expect("datagram"));
-                        let _ = self.server.rtc.handle_input(input);
-                    }
-                    Output::Event(Event::Connected) => self.connected.1 = true,
-                    Output::Event(_) => {}
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-    }
-
+    /// Virtual time on by `by`, counting what the server makes of the host's packets.
     fn advance(&mut self, by: Duration) {
-        self.now += by;
-        let _ = self.server.rtc.handle_input(Input::Timeout(self.now));
-        let _ = self.host.handle_input(Input::Timeout(self.now));
-        self.exchange();
-    }
-
-    fn connect(&mut self) {
-        for _ in 0..2000 {
-            self.advance(Duration::from_millis(5));
-            if self.connected == (true, true) {
-                return;
+        let (layers, resets) = (&mut self.layers, &mut self.resets);
+        let on_server = |event| match event {
+            PeerEvent::FirstOfLayer(p, name) => {
+                let entry = layers.entry(p.layer).or_default();
+                entry.0 += 1;
+                entry.1 = name;
             }
-        }
-        panic!("the in-memory pair never connected");
+            PeerEvent::Media(p) if p.kind == sellcast_sfu::TrackKind::Video => layers.entry(p.layer).or_default().0 += 1,
+            PeerEvent::SourceReset => *resets += 1,
+            _ => {}
+        };
+        self.pair.advance(by, |_| true, on_server, |_| {});
     }
 
     /// `frames` VP8 frames (a keyframe first) on each layer, one packet each.
     fn send_layers(&mut self, frames: u32) {
-        let pt = self.host.media(self.video_mid).and_then(|m| m.remote_pts().first().copied()).expect("a negotiated video payload type");
+        let pt = self.pair.client.media(self.video_mid).and_then(|m| m.remote_pts().first().copied()).expect("a negotiated video payload type");
         for frame in 0..frames {
             for ssrc in LAYERS {
                 let mut payload = vec![0u8; 300];
                 payload[0] = 0x10;
                 payload[1] = if frame == 0 { 0x00 } else { 0x01 };
-                let mut api = self.host.direct_api();
+                let mut api = self.pair.client.direct_api();
                 let tx = api.stream_tx(&Ssrc::from(ssrc)).expect("a declared stream");
-                tx.write_rtp(RtpWrite::new(pt, u64::from(100 + frame).into(), frame * 3000, self.now, payload).marker(true));
+                tx.write_rtp(RtpWrite::new(pt, u64::from(100 + frame).into(), frame * 3000, self.pair.now, payload).marker(true));
                 self.advance(Duration::from_millis(11));
             }
         }
@@ -167,7 +111,7 @@ impl Link {
 #[test]
 fn ssrc_only_simulcast_layers_arrive_in_their_own_slots_in_group_order() {
     let mut link = Link::new();
-    link.connect();
+    link.pair.connect(|_| true);
     link.send_layers(20);
     assert_eq!(link.resets, 0, "no layer is taken for the encoder restarting");
     let names: Vec<(u8, Option<&str>)> = link.layers.iter().map(|(slot, (_, name))| (*slot, name.as_deref())).collect();
@@ -176,6 +120,6 @@ fn ssrc_only_simulcast_layers_arrive_in_their_own_slots_in_group_order() {
         assert!(*packets >= 18, "layer {slot} got {packets} of 20 packets");
     }
     for (slot, ssrc) in LAYERS.iter().enumerate() {
-        assert_eq!(link.server.video_layers.ssrc_of(slot as u8), Some(*ssrc), "keyframe requests for slot {slot} go to its SSRC");
+        assert_eq!(link.pair.server.video_layers.ssrc_of(slot as u8), Some(*ssrc), "keyframe requests for slot {slot} go to its SSRC");
     }
 }
