@@ -38,8 +38,9 @@ const LOSS_LOW: f32 = 0.02;
 const USUAL_LOSS_WEIGHT: f32 = 0.1;
 /// Growth per second of clean reports.
 const GROWTH_PER_SECOND: f64 = 0.08;
-/// A report above this loss makes the link lossy for `EVIDENCE_LASTS`.
-const LOSS_EVIDENCE: f32 = 0.05;
+/// A report is news of an overflow only this long: the next one (about a second later, from
+/// a browser) says whether the layer being sent now still overflows the link.
+const OVERFLOW_NEWS_LASTS: Duration = Duration::from_secs(3);
 /// A transport estimate that falls by more than this (percent) is the estimator reacting to
 /// congestion (queueing delay or loss), not a starting guess being refined.
 const FALL_PCT: u64 = 5;
@@ -61,8 +62,10 @@ pub struct Estimate {
     /// estimate that only ever rose is a guess still being refined (it starts low and climbs
     /// while the link carries more), and a viewer is not moved down or paused on it.
     pub congested: bool,
-    /// The viewer reported real loss recently: the link is dropping packets.
-    pub lossy: bool,
+    /// The viewer's latest report lost well above the link's usual loss: what is being sent now
+    /// overflows the link. A link that always drops a few percent (radio) is not overflowing,
+    /// whatever a transport estimator that reads that loss as congestion says.
+    pub overflowing: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,7 +75,8 @@ pub struct ViewerEstimate {
     loss_bps: Option<u64>,
     last_loss_report: Option<Instant>,
     last_fall: Option<Instant>,
-    last_high_loss: Option<Instant>,
+    /// When the latest report said the link overflows (`None` when it did not).
+    overflowed_at: Option<Instant>,
     last_cut: Option<Instant>,
     last_growth: Option<Instant>,
     /// The link's usual loss: a slow average of the reports, each counted at most `LOSS_HIGH`
@@ -103,10 +107,8 @@ impl ViewerEstimate {
             .map_or(Duration::from_secs(1), |t| now.saturating_duration_since(t))
             .min(Duration::from_secs(5));
         self.last_loss_report = Some(now);
-        if fraction_lost > LOSS_EVIDENCE {
-            self.last_high_loss = Some(now);
-        }
         let usual = self.usual_loss;
+        self.overflowed_at = (fraction_lost > LOSS_HIGH + usual).then_some(now);
         self.usual_loss += USUAL_LOSS_WEIGHT * (fraction_lost.clamp(0.0, LOSS_HIGH) - usual);
         if fraction_lost > LOSS_HIGH + usual {
             if self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD) {
@@ -150,13 +152,13 @@ impl ViewerEstimate {
     /// [`current`](Self::current) with how far it can be trusted at `now`.
     pub fn judged(&self, now: Instant) -> Option<Estimate> {
         let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < EVIDENCE_LASTS);
-        let lossy = recent(self.last_high_loss);
+        let overflowing = self.overflowed_at.is_some_and(|t| now.saturating_duration_since(t) < OVERFLOW_NEWS_LASTS);
         self.current().map(|(source, bps)| Estimate {
             source,
             bps,
             // The loss controller only speaks after loss: its word is always evidence.
             congested: source == EstimateSource::Loss || recent(self.last_fall),
-            lossy,
+            overflowing,
         })
     }
 }
@@ -251,9 +253,24 @@ mod tests {
         let judged = e.judged(t0 + Duration::from_secs(4)).expect("an estimate");
         assert!(!judged.congested, "climbing (and a 1 % dip) is a guess being refined");
         e.handle_transport(t0 + Duration::from_secs(5), EstimateSource::Twcc, 600_000);
-        assert!(e.judged(t0 + Duration::from_secs(6)).is_some_and(|j| j.congested && !j.lossy));
+        assert!(e.judged(t0 + Duration::from_secs(6)).is_some_and(|j| j.congested && !j.overflowing));
         assert!(e.judged(t0 + Duration::from_secs(16)).is_some_and(|j| !j.congested), "evidence fades");
-        e.handle_loss(t0 + Duration::from_secs(17), 0.3, 600_000, 3_000_000);
-        assert!(e.judged(t0 + Duration::from_secs(18)).is_some_and(|j| j.lossy));
+    }
+
+    #[test]
+    fn only_the_latest_report_says_whether_the_link_overflows() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut e = ViewerEstimate::default();
+        e.handle_transport(t0, EstimateSource::Twcc, 600_000);
+        for s in 0..10 {
+            e.handle_loss(at(s), 0.02, 300_000, 3_000_000);
+        }
+        assert!(e.judged(at(10)).is_some_and(|j| !j.overflowing), "the link's usual 2 % is no overflow");
+        e.handle_loss(at(10), 0.3, 300_000, 3_000_000);
+        assert!(e.judged(at(11)).is_some_and(|j| j.overflowing));
+        assert!(e.judged(at(14)).is_some_and(|j| !j.overflowing), "old news after 3 s without a report");
+        e.handle_loss(at(12), 0.03, 300_000, 3_000_000);
+        assert!(e.judged(at(12)).is_some_and(|j| !j.overflowing), "the next report is clean");
     }
 }
