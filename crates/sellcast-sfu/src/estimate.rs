@@ -5,7 +5,7 @@
 //! receiver's own estimate). Some players send neither, only receiver reports: for those a
 //! loss-based controller keeps a viewer whose link drops a tenth of its packets from staying on
 //! a layer it cannot carry: above the link's usual loss + 10 % it backs off to what the link
-//! delivered (a rate limit passes what it carries and drops the rest), below usual + 2 % it
+//! delivered (a rate limit passes what it carries and drops the rest; at most halving it), below usual + 2 % it
 //! creeps up 8 % a second (the loss half of Google's congestion control, measured against the
 //! link's own habit of loss). Reports right after the video starts on a layer are set aside:
 //! the keyframe burst overflows a slow link's queue whatever the layer's rate. A source that has spoken is preferred over a weaker one
@@ -137,10 +137,12 @@ impl ViewerEstimate {
             }
             self.last_cut = Some(now);
             // A rate limit delivers what it carries and drops the rest: what got through, less
-            // the link's usual loss, is what the link carries.
-            let delivered = f64::from((1.0 - fraction_lost.min(1.0)) / (1.0 - usual.min(0.5)));
+            // the link's usual loss, is what the link carries. Not less than half of the rate,
+            // though: once the link overflows, retransmissions of the lost packets share it, so
+            // the media's own loss overstates how far the rate is over.
+            let delivered = f64::from((1.0 - fraction_lost.min(1.0)) / (1.0 - usual.min(0.5))).clamp(0.5, 1.0);
             let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
-            self.loss_bps = Some((base as f64 * delivered.min(1.0)) as u64 / 100 * CUT_UNDER_DELIVERED_PCT);
+            self.loss_bps = Some((base as f64 * delivered) as u64 / 100 * CUT_UNDER_DELIVERED_PCT);
         } else if fraction_lost < LOSS_LOW + usual {
             self.grow(now, elapsed, ceiling_bps);
         }
@@ -297,6 +299,14 @@ mod tests {
         e.handle_loss(at(2900), 0.3, 500_000, 3_000_000);
         let cut = e.current().map(|(_, bps)| bps).unwrap_or(0);
         assert!((332_000..=332_500).contains(&cut), "cut to 95 % of the 350 kbit/s delivered: {cut}");
+    }
+
+    #[test]
+    fn an_overflow_at_most_halves_the_rate() {
+        let mut e = ViewerEstimate::default();
+        // 90 % of the media lost: retransmissions took the link, the rate is not 10 times over.
+        e.handle_loss(Instant::now(), 0.9, 2_000_000, 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, 950_000)));
     }
 
     #[test]
