@@ -175,7 +175,7 @@ async function hostLayers(host) {
   const read = () => host.evaluate(async () => {
     const out = {};
     (await window.sellcast.session.pc.getStats()).forEach(s => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid ?? '-'] = { height: s.frameHeight ?? 0, bytes: s.bytesSent, at: s.timestamp };
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid ?? '-'] = { height: s.frameHeight ?? 0, bytes: s.bytesSent, at: s.timestamp, fps: s.framesPerSecond ?? 0, limit: s.qualityLimitationReason ?? null };
     });
     return out;
   });
@@ -190,7 +190,7 @@ async function hostLayers(host) {
     const second = await read();
     rates = {};
     for (const [rid, l] of Object.entries(second)) {
-      rates[rid] = { height: l.height, kbit: Math.round((l.bytes - (first[rid]?.bytes ?? 0)) * 8 / (l.at - (first[rid]?.at ?? 0))) };
+      rates[rid] = { height: l.height, kbit: Math.round((l.bytes - (first[rid]?.bytes ?? 0)) * 8 / (l.at - (first[rid]?.at ?? 0))), fps: l.fps, limit: l.limit };
     }
     return fits(rates) ? rates : { pending: rates };
   }, 40_000, 250);
@@ -272,7 +272,7 @@ async function settle(host, viewers, layers) {
       const height = page?.video?.frameHeight ?? 0;
       samples[i].push({
         t: Date.now() - v.firstFrameAt, index: server?.layer_index ?? null, rid: server?.layer ?? null,
-        paused: server?.paused ?? null, estimate: server?.estimate_bps ?? null, height,
+        paused: server?.paused ?? null, estimate: server?.estimate_bps ?? null, loss: server?.loss_permille ?? null, height,
         pageIndex: byIndex.findIndex(l => heights[l.rid] === height),
       });
     }));
@@ -298,8 +298,9 @@ async function settle(host, viewers, layers) {
       layer_changes: changes(s.map(x => x.index)), height_changes: changes(s.map(x => x.height)),
       freeze_count: page.video.freezeCount, total_freezes_s: round3(page.video.totalFreezesDuration),
       frames_decoded: page.video.framesDecoded, packets_lost: page.video.packetsLost,
-      // About once a second: [ms after the first frame, server's layer index (-1 paused), estimate kbit/s].
-      trail: s.filter((_, j) => j % 4 === 0).map(x => [x.t, x.paused ? -1 : x.index, x.estimate === null ? null : Math.round(x.estimate / 1000)]),
+      // About once a second: [ms after the first frame, server's layer index (-1 paused), estimate
+      // kbit/s, the latest receiver report's video loss in permille].
+      trail: s.filter((_, j) => j % 4 === 0).map(x => [x.t, x.paused ? -1 : x.index, x.estimate === null ? null : Math.round(x.estimate / 1000), x.loss]),
     };
     console.log(`settle ${v.name} (${v.expect}): ${settledMs === null ? 'never' : `${settledMs} ms`} after its first frame; server ${last.rid}/${last.index} estimate ${last.estimate}; page height ${last.height}; freezes ${page.video.freezeCount} (${round3(page.video.totalFreezesDuration)} s); first frame ${v.firstFrameAt - v.joinedAt} ms after join`);
   }
