@@ -8,7 +8,8 @@
 //! delivered (a rate limit passes what it carries and drops the rest), below usual + 2 % it
 //! creeps up 8 % a second (the loss half of Google's congestion control, measured against the
 //! link's own habit of loss), and 2 % a second past what the link delivered at its last
-//! overflow, for 30 s after it. Reports right after the video starts on a layer are set aside:
+//! overflow, for 30 s after it. Without reports (a paused viewer) it grows 16 % a second, so the
+//! viewer is tried again. Reports right after the video starts on a layer are set aside:
 //! the keyframe burst overflows a slow link's queue whatever the layer's rate. A source that has spoken is preferred over a weaker one
 //! for the rest of the session.
 
@@ -69,6 +70,10 @@ const CUT_UNDER_DELIVERED_PCT: u64 = 95;
 /// With no report for this long (a paused viewer is sent no video to report on), the loss
 /// controller grows as if the reports had been clean, so a paused viewer is tried again.
 const SILENT_AFTER: Duration = Duration::from_secs(2);
+/// Growth per second while silent. Silence teaches nothing about the link: the growth only
+/// schedules the next try (a paused viewer's resume), so it is twice the clean pace; the layer
+/// selector doubles its wait after each try that fails.
+const SILENT_GROWTH_PER_SECOND: f64 = 0.16;
 
 /// The estimate a decision is made on, and how much it can be trusted to mean "too little".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +169,7 @@ impl ViewerEstimate {
             self.overflow_delivered = Some((delivered_bps, now));
             self.loss_bps = Some(delivered_bps / 100 * CUT_UNDER_DELIVERED_PCT);
         } else if fraction_lost < LOSS_LOW + usual {
-            self.grow(now, elapsed, ceiling_bps, true);
+            self.grow(now, elapsed, ceiling_bps, self.clean_pace(now));
         }
     }
 
@@ -177,17 +182,24 @@ impl ViewerEstimate {
             return;
         }
         let since = self.last_growth.map_or(report, |g| g.max(report));
-        // Silence teaches nothing about the link: it only schedules the next try, at full pace
-        // (the layer selector backs off tries that fail).
-        self.grow(now, now.saturating_duration_since(since).min(Duration::from_secs(1)), ceiling_bps, false);
+        self.grow(now, now.saturating_duration_since(since).min(Duration::from_secs(1)), ceiling_bps, SILENT_GROWTH_PER_SECOND);
     }
 
-    fn grow(&mut self, now: Instant, elapsed: Duration, ceiling_bps: u64, mind_last_overflow: bool) {
+    /// How fast clean reports grow the estimate now: slowly past the last overflow's rate.
+    fn clean_pace(&self, now: Instant) -> f64 {
+        let remembered = self.loss_bps.is_some_and(|bps| {
+            self.overflow_delivered.is_some_and(|(delivered, at)| bps >= delivered && now.saturating_duration_since(at) < OVERFLOW_MEMORY)
+        });
+        if remembered {
+            GROWTH_PAST_OVERFLOW_PER_SECOND
+        } else {
+            GROWTH_PER_SECOND
+        }
+    }
+
+    fn grow(&mut self, now: Instant, elapsed: Duration, ceiling_bps: u64, pace: f64) {
         self.last_growth = Some(now);
         if let Some(bps) = self.loss_bps {
-            let remembered = mind_last_overflow
-                && self.overflow_delivered.is_some_and(|(delivered, at)| bps >= delivered && now.saturating_duration_since(at) < OVERFLOW_MEMORY);
-            let pace = if remembered { GROWTH_PAST_OVERFLOW_PER_SECOND } else { GROWTH_PER_SECOND };
             let grown = bps as f64 * (1.0 + pace * elapsed.as_secs_f64());
             self.loss_bps = (grown < ceiling_bps as f64).then_some(grown as u64);
         }
