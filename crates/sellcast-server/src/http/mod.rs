@@ -4,6 +4,7 @@ mod api;
 pub mod cluster;
 pub mod connections;
 pub mod cors;
+mod edge_watch;
 mod health;
 pub mod media_stats;
 pub mod offer_check;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub cors: Arc<cors::AllowedOrigins>,
     /// This node's cluster membership (`--cluster`); `None` on a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Pulls rooms whose origin is another node for the viewers here (`media::cascade`).
+    pub cascade: Option<crate::media::cascade::CascadeHub>,
 }
 
 use connections::client_addr;
