@@ -149,12 +149,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(client_addr())
         .then(|room, query: String, ct, body, st, client| signalling::offer(SessionKind::Publish, room, query, ct, body, (st, client)))
         .or_else(signalling::count_too_large(SessionKind::Publish, state.metrics.clone()));
+    // `?relay`: another node pulls the room (`media::cascade`), with a relay token.
+    let whep_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let whep = warp::path!("whep" / String)
         .and(warp::post())
+        .and(whep_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
         .and(client_addr())
-        .then(|room, ct, body, st, client| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, (st, client)))
+        .then(|room, query: String, ct, body, st, client| signalling::offer(SessionKind::Watch, room, query, ct, body, (st, client)))
         .or_else(signalling::count_too_large(SessionKind::Watch, state.metrics.clone()));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())

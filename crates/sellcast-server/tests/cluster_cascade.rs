@@ -1,0 +1,160 @@
+//! The media cascade against a real `nats-server` and three real `sellcast` nodes (A, B, C),
+//! inside a private network namespace (the test runs itself again under `unshare -n`):
+//! - the host publishes to A (the origin); 30 viewers watch on B and C (edges), 15 each, and
+//!   one watches on A directly. Every viewer gets at least 99 % of the audio and video
+//!   packets the host sent in a 3 s window, and its first video packet begins a keyframe;
+//! - A counts each edge as one viewer (3 = 2 edges + the direct viewer, not 31);
+//! - once B's viewers leave, B stops pulling within the grace: A's count drops to 2;
+//! - it prints the one-way latency (p50/p99) of the direct viewer and of the edge viewers,
+//!   the figure for the latency a cascade hop adds (`cargo test -p sellcast-server --test
+//!   cluster_cascade -- --nocapture`).
+//!
+//! Control runs (see the report): a pull rule that never stopped failed the "B stops pulling"
+//! assertion.
+
+mod cluster_support;
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use cluster_support::{eventually, host_token, NatsServer, Node, JWT_SECRET};
+use hdrhistogram::Histogram;
+use sellcast_peer::{PublishOptions, Publisher, Viewer, ViewerOptions};
+
+/// Set inside the namespace.
+const INSIDE: &str = "SELLCAST_CASCADE_IN_NETNS";
+const ROOM: &str = "cascade-show";
+const VIEWERS_PER_EDGE: usize = 15;
+/// The measured window: every viewer must get 99 % of what the host sent in it.
+const WINDOW: Duration = Duration::from_secs(3);
+
+#[test]
+fn thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling() -> Result<()> {
+    if std::env::var_os(INSIDE).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        return runtime.block_on(inside());
+    }
+    let me = std::env::current_exe()?;
+    let script = format!(
+        "ip link set lo up && exec '{}' --exact thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling --nocapture",
+        me.display()
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .env(INSIDE, "1")
+        .status()
+        .context("running unshare (util-linux) and ip (iproute2) as root")?;
+    ensure!(status.success(), "the run inside the network namespace failed: {status}");
+    Ok(())
+}
+
+fn viewer_token(room: &str, who: &str) -> Result<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sellcast"))
+        .args(["token", "--room", room, "--role", "viewer", "--identity", who, "--jwt-secret", JWT_SECRET])
+        .output()?;
+    ensure!(out.status.success(), "sellcast token failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// The room's viewers as `node` counts them (`GET /api/rooms/{room}`).
+async fn viewers_on(node: &Node) -> Result<u64> {
+    let body: serde_json::Value = node.http.get(format!("{}/api/rooms/{ROOM}", node.base)).send().await?.json().await?;
+    body["viewers"].as_u64().context("viewers")
+}
+
+async fn watch(node: &Node, n: usize) -> Result<Vec<Viewer>> {
+    let mut viewers = Vec::with_capacity(n);
+    for i in 0..n {
+        let token = viewer_token(ROOM, &format!("{}-{i}", node.id))?;
+        let opts = ViewerOptions { token: Some(token), ..ViewerOptions::default() };
+        viewers.push(Viewer::connect(&node.base, ROOM, opts).await.with_context(|| format!("viewer {i} on {}", node.id))?);
+    }
+    Ok(viewers)
+}
+
+fn latency(viewers: &[&Viewer]) -> Result<(f64, f64, u64)> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for v in viewers {
+        let s = v.stats();
+        for us in s.video.latency_us.iter().chain(&s.audio.latency_us) {
+            h.record((*us).max(1))?;
+        }
+    }
+    Ok((h.value_at_quantile(0.5) as f64 / 1e3, h.value_at_quantile(0.99) as f64 / 1e3, h.len()))
+}
+
+async fn inside() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let result = run(dir.path()).await;
+    if result.is_err() {
+        // What the nodes said is the first thing to read when this fails.
+        for id in ["node-a", "node-b", "node-c"] {
+            let log = std::fs::read_to_string(dir.path().join(format!("{id}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("heartbeat") && !l.contains("peer address learned")).collect();
+            eprintln!("--- {id} (last 40 lines) ---\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+        }
+    }
+    result
+}
+
+async fn run(dir: &std::path::Path) -> Result<()> {
+    let nats = NatsServer::start(dir, 19610)?;
+    let a = Node::start(dir, "node-a", 19611, &nats.url()).await?;
+    let b = Node::start(dir, "node-b", 19612, &nats.url()).await?;
+    let c = Node::start(dir, "node-c", 19613, &nats.url()).await?;
+
+    let opts = PublishOptions { token: Some(host_token(ROOM)?), bitrate_bps: 1_000_000, ..PublishOptions::default() };
+    let host = Publisher::connect(&a.base, ROOM, opts).await.context("the host publishes to A")?;
+    eventually(Duration::from_secs(10), "A holds the room", || async { Ok(a.lease_on(ROOM).await?.map(|_| ())) }).await?;
+
+    let direct = watch(&a, 1).await?;
+    let on_b = watch(&b, VIEWERS_PER_EDGE).await?;
+    let on_c = watch(&c, VIEWERS_PER_EDGE).await?;
+    let edge_viewers: Vec<&Viewer> = on_b.iter().chain(&on_c).collect();
+    eventually(Duration::from_secs(15), "every viewer gets video", || async {
+        Ok(edge_viewers.iter().chain(&direct.iter().collect::<Vec<_>>()).all(|v| v.stats().video.packets > 0).then_some(()))
+    })
+    .await?;
+    // Latency is read from the measured window only.
+    for v in edge_viewers.iter().chain(direct.iter().collect::<Vec<_>>().iter()) {
+        v.reset();
+    }
+    let sent0 = (host.video_sent(), host.audio_sent());
+    tokio::time::sleep(WINDOW).await;
+    let sent1 = (host.video_sent(), host.audio_sent());
+    tokio::time::sleep(Duration::from_millis(500)).await; // packets in flight land
+    let expected = (sent1.0 - sent0.0, sent1.1 - sent0.1);
+    ensure!(expected.0 > 100 && expected.1 > 100, "the host sent media in the window: {expected:?}");
+    let mut worst = 1.0f64;
+    for (i, v) in edge_viewers.iter().chain(direct.iter().collect::<Vec<_>>().iter()).enumerate() {
+        let s = v.stats();
+        let video = s.video.counters.range(sent0.0..sent1.0).count() as f64 / expected.0 as f64;
+        let audio = s.audio.counters.range(sent0.1..sent1.1).count() as f64 / expected.1 as f64;
+        worst = worst.min(video).min(audio);
+        ensure!(video >= 0.99 && audio >= 0.99, "viewer {i} got {:.1} % of the video and {:.1} % of the audio", video * 100.0, audio * 100.0);
+        // `reset` keeps the first-packet facts.
+        ensure!(s.first_video_is_keyframe == Some(true), "viewer {i}'s first video packet does not begin a keyframe: {:?}", s.first_video);
+    }
+    let origin_count = viewers_on(&a).await?;
+    ensure!(origin_count == 3, "A counts each edge once, and its direct viewer: 3, not {origin_count}");
+    let (d50, d99, dn) = latency(&direct.iter().collect::<Vec<_>>())?;
+    let (e50, e99, en) = latency(&edge_viewers)?;
+    println!("one-way latency, host on A -> viewer, loopback, {WINDOW:?} window:");
+    println!("  direct on the origin: p50 {d50:.2} ms, p99 {d99:.2} ms ({dn} packets, 1 viewer)");
+    println!("  through an edge:      p50 {e50:.2} ms, p99 {e99:.2} ms ({en} packets, {} viewers)", edge_viewers.len());
+    println!("  added by the hop:     p50 {:.2} ms, p99 {:.2} ms; worst viewer got {:.2} % of the packets", e50 - d50, e99 - d99, worst * 100.0);
+
+    for v in on_b {
+        v.close().await;
+    }
+    eventually(Duration::from_secs(15), "B stops pulling: A counts C's edge and its direct viewer", || async {
+        Ok((viewers_on(&a).await? == 2).then_some(()))
+    })
+    .await?;
+    let on_c_still = on_c.iter().all(|v| v.stats().video.packets > 0);
+    if !on_c_still {
+        bail!("C's viewers lost their video when B stopped pulling");
+    }
+    host.close().await;
+    Ok(())
+}
