@@ -3,7 +3,8 @@
 //! - the host publishes to A (the origin); 30 viewers watch on B and C (edges), 15 each, and
 //!   one watches on A directly. Every viewer gets at least 99 % of the audio and video
 //!   packets the host sent in a 3 s window, and its first video packet begins a keyframe;
-//! - A counts each edge as one viewer (3 = 2 edges + the direct viewer, not 31);
+//! - A counts each edge as one viewer (3 = 2 edges + the direct viewer, not 31), and refuses a
+//!   pull (`?relay`) that carries a viewer's token instead of a relay token;
 //! - once B's viewers leave, B stops pulling within the grace: A's count drops to 2;
 //! - it prints the one-way latency (p50/p99) of the direct viewer and of the edge viewers,
 //!   the figure for the latency a cascade hop adds (`cargo test -p sellcast-server --test
@@ -62,6 +63,27 @@ async fn viewers_on(node: &Node) -> Result<u64> {
     body["viewers"].as_u64().context("viewers")
 }
 
+/// The rooms `node` pulls from their origins (`GET /api/stats/cluster`).
+async fn pulling(node: &Node) -> Result<Vec<String>> {
+    let body: serde_json::Value = node.http.get(format!("{}/api/stats/cluster", node.base)).send().await?.json().await?;
+    let rooms = body["cascade"]["pulling"].as_array().context("cascade.pulling")?;
+    Ok(rooms.iter().filter_map(|r| r.as_str().map(String::from)).collect())
+}
+
+/// A pull (`?relay`) must carry a relay token: a viewer's token is refused.
+async fn pull_with(node: &Node, token: &str) -> Result<u16> {
+    let offer = cluster_support::publish_offer().replace("a=sendonly", "a=recvonly");
+    let resp = node
+        .http
+        .post(format!("{}/whep/{ROOM}?relay", node.base))
+        .header("content-type", "application/sdp")
+        .bearer_auth(token)
+        .body(offer)
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
+}
+
 async fn watch(node: &Node, n: usize) -> Result<Vec<Viewer>> {
     let mut viewers = Vec::with_capacity(n);
     for i in 0..n {
@@ -107,6 +129,8 @@ async fn run(dir: &std::path::Path) -> Result<()> {
     let host = Publisher::connect(&a.base, ROOM, opts).await.context("the host publishes to A")?;
     eventually(Duration::from_secs(10), "A holds the room", || async { Ok(a.lease_on(ROOM).await?.map(|_| ())) }).await?;
 
+    let refused = pull_with(&a, &viewer_token(ROOM, "not-a-node")?).await?;
+    ensure!(refused == 401, "a pull with a viewer's token is refused: {refused}");
     let direct = watch(&a, 1).await?;
     let on_b = watch(&b, VIEWERS_PER_EDGE).await?;
     let on_c = watch(&c, VIEWERS_PER_EDGE).await?;
@@ -144,6 +168,7 @@ async fn run(dir: &std::path::Path) -> Result<()> {
     println!("  through an edge:      p50 {e50:.2} ms, p99 {e99:.2} ms ({en} packets, {} viewers)", edge_viewers.len());
     println!("  added by the hop:     p50 {:.2} ms, p99 {:.2} ms; worst viewer got {:.2} % of the packets", e50 - d50, e99 - d99, worst * 100.0);
 
+    ensure!(pulling(&b).await? == [ROOM], "B says it pulls the room");
     for v in on_b {
         v.close().await;
     }
@@ -151,6 +176,8 @@ async fn run(dir: &std::path::Path) -> Result<()> {
         Ok((viewers_on(&a).await? == 2).then_some(()))
     })
     .await?;
+    ensure!(pulling(&b).await?.is_empty(), "B says it pulls nothing");
+    ensure!(pulling(&c).await? == [ROOM], "C still pulls the room");
     let on_c_still = on_c.iter().all(|v| v.stats().video.packets > 0);
     if !on_c_still {
         bail!("C's viewers lost their video when B stopped pulling");
