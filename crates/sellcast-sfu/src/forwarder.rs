@@ -267,6 +267,7 @@ impl Forwarder {
         let audio = self.config.selection.audio_bps;
         let sending = self.viewers[i].current_layer().map_or(0, |l| self.layers.bitrate(l)) + audio;
         let ceiling = self.layers.ranked().last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + audio;
+        self.viewers[i].note_layer_start(now);
         self.viewers[i].estimate.handle_loss(now, fraction_lost, sending, ceiling);
     }
 
@@ -335,6 +336,7 @@ impl Forwarder {
         let ranked = self.layers.ranked();
         let ceiling = ranked.last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + self.config.selection.audio_bps;
         let viewer = &mut self.viewers[i];
+        viewer.note_layer_start(now);
         viewer.estimate.handle_silence(now, ceiling);
         let estimate = viewer.estimate.judged(now);
         if let Some(choice) = viewer.selector.decide(now, ranked, viewer.cap, estimate, &self.config.selection) {
