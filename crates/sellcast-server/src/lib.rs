@@ -289,7 +289,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (mesh, hub_links) = relay::mesh_with_hub(shard_count);
     // The cascade hub runs only in cluster mode: a single node never pulls a room.
     let cascade = cluster.as_ref().map(|c| {
-        let identity = media::cascade::hub::PullIdentity { node_id: c.node_id().to_string(), auth: auth.clone() };
+        let cluster = c.clone();
+        let lookup: media::cascade::upstream::OriginLookup = Arc::new(move |room: Arc<str>| {
+            let cluster = cluster.clone();
+            Box::pin(async move { cluster.origin_elsewhere(&room).await.ok().flatten().map(|(_, url)| url) })
+        });
+        let identity = media::cascade::hub::PullIdentity { node_id: c.node_id().to_string(), auth: auth.clone(), lookup };
         media::cascade::CascadeHub::spawn(hub_links, status_board.clone(), identity)
     });
     let shards = sockets.into_iter().zip(command_rxs).zip(mesh);

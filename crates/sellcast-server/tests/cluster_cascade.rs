@@ -6,6 +6,9 @@
 //! - A counts each edge as one viewer (3 = 2 edges + the direct viewer, not 31), and refuses a
 //!   pull (`?relay`) that carries a viewer's token instead of a relay token;
 //! - once B's viewers leave, B stops pulling within the grace: A's count drops to 2;
+//! - (second test) the origin is killed with SIGKILL; the host publishes again to C once A's
+//!   lease lapsed; B keeps its viewers (they never reconnect) and they get video again from C,
+//!   which counts B as one viewer;
 //! - it prints the one-way latency (p50/p99) of the direct viewer and of the edge viewers,
 //!   with all 31 viewers and then with one viewer on the origin and one on an edge: the
 //!   figure for the latency a cascade hop adds (`cargo test -p sellcast-server --test
@@ -32,15 +35,21 @@ const WINDOW: Duration = Duration::from_secs(3);
 
 #[test]
 fn thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling() -> Result<()> {
+    in_namespace("thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling", || inside(run))
+}
+
+#[test]
+fn when_the_origin_dies_edge_viewers_stay_and_get_video_from_the_new_origin() -> Result<()> {
+    in_namespace("when_the_origin_dies_edge_viewers_stay_and_get_video_from_the_new_origin", || inside(origin_dies))
+}
+
+/// Run `body` inside a private network namespace: this test binary again, under `unshare -n`.
+fn in_namespace(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
     if std::env::var_os(INSIDE).is_some() {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        return runtime.block_on(inside());
+        return body();
     }
     let me = std::env::current_exe()?;
-    let script = format!(
-        "ip link set lo up && exec '{}' --exact thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling --nocapture",
-        me.display()
-    );
+    let script = format!("ip link set lo up && exec '{}' --exact {name} --nocapture", me.display());
     let status = std::process::Command::new("unshare")
         .args(["-n", "sh", "-c", &script])
         .env(INSIDE, "1")
@@ -106,9 +115,14 @@ fn latency(viewers: &[&Viewer]) -> Result<(f64, f64, u64)> {
     Ok((h.value_at_quantile(0.5) as f64 / 1e3, h.value_at_quantile(0.99) as f64 / 1e3, h.len()))
 }
 
-async fn inside() -> Result<()> {
+fn inside<F, Fut>(test: F) -> Result<()>
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let dir = tempfile::tempdir()?;
-    let result = run(dir.path()).await;
+    let result = runtime.block_on(test(dir.path().to_path_buf()));
     if result.is_err() {
         // What the nodes said is the first thing to read when this fails.
         for id in ["node-a", "node-b", "node-c"] {
@@ -120,7 +134,8 @@ async fn inside() -> Result<()> {
     result
 }
 
-async fn run(dir: &std::path::Path) -> Result<()> {
+async fn run(dir: std::path::PathBuf) -> Result<()> {
+    let dir = dir.as_path();
     let nats = NatsServer::start(dir, 19610)?;
     let a = Node::start(dir, "node-a", 19611, &nats.url()).await?;
     let b = Node::start(dir, "node-b", 19612, &nats.url()).await?;
@@ -197,6 +212,43 @@ async fn run(dir: &std::path::Path) -> Result<()> {
     println!("  direct on the origin: p50 {d50:.2} ms, p99 {d99:.2} ms ({dn} packets)");
     println!("  through an edge:      p50 {e50:.2} ms, p99 {e99:.2} ms ({en} packets)");
     println!("  added by the hop:     p50 {:.2} ms, p99 {:.2} ms", e50 - d50, e99 - d99);
+    host.close().await;
+    Ok(())
+}
+
+/// The origin is killed mid-show; the host publishes again to C once A's lease lapsed. B's
+/// viewers, which never reconnect, get video again: B kept them and pulled from C.
+async fn origin_dies(dir: std::path::PathBuf) -> Result<()> {
+    let dir = dir.as_path();
+    let nats = NatsServer::start(dir, 19620)?;
+    let mut a = Node::start(dir, "node-a", 19621, &nats.url()).await?;
+    let b = Node::start(dir, "node-b", 19622, &nats.url()).await?;
+    let c = Node::start(dir, "node-c", 19623, &nats.url()).await?;
+    let opts = PublishOptions { token: Some(host_token(ROOM)?), bitrate_bps: 500_000, ..PublishOptions::default() };
+    let host = Publisher::connect(&a.base, ROOM, opts.clone()).await.context("the host publishes to A")?;
+    eventually(Duration::from_secs(10), "A holds the room", || async { Ok(a.lease_on(ROOM).await?.map(|_| ())) }).await?;
+    let on_b = watch(&b, 3).await?;
+    eventually(Duration::from_secs(15), "B's viewers get video", || async {
+        Ok(on_b.iter().all(|v| v.stats().video.packets > 0).then_some(()))
+    })
+    .await?;
+
+    a.kill_9().await?;
+    host.close().await;
+    // A's lease lapses within 25 s; until then WHIP to C is sent to the dead A.
+    let host = eventually(Duration::from_secs(30), "the host goes live on C", || async {
+        Ok(Publisher::connect(&c.base, ROOM, opts.clone()).await.ok())
+    })
+    .await?;
+    for v in &on_b {
+        v.reset();
+    }
+    eventually(Duration::from_secs(20), "B's viewers get video from C", || async {
+        Ok(on_b.iter().all(|v| v.stats().video.packets > 50).then_some(()))
+    })
+    .await?;
+    ensure!(viewers_on(&b).await? == 3, "B kept its three viewers");
+    ensure!(viewers_on(&c).await? == 1, "C counts B as one viewer");
     host.close().await;
     Ok(())
 }

@@ -46,10 +46,11 @@ pub struct CascadeStats {
     pub pulling: Vec<String>,
 }
 
-/// Who this node is, for the relay tokens it shows origins.
+/// Who this node is, for the relay tokens it shows origins, and how it finds a room's origin.
 pub struct PullIdentity {
     pub node_id: String,
     pub auth: Arc<Auth>,
+    pub lookup: super::upstream::OriginLookup,
 }
 
 impl CascadeHub {
@@ -147,6 +148,7 @@ impl Hub {
             token: Box::new(move || crate::relay_token::mint(&identity.auth, &token_room, &identity.node_id).ok()),
             shards: self.links.clone(),
             http: self.http.clone(),
+            lookup: self.identity.lookup.clone(),
         };
         let handle = upstream::spawn(setup);
         self.pulls.insert(room, Pulled { handle, origin, rule: PullRule::default(), gate: KeyframeGate::default() });

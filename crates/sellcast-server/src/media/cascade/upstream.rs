@@ -6,7 +6,8 @@
 //! with the shards' peers. Its loop: read datagrams, the hub's keyframe requests, the stop
 //! signal and the instance's timeout; hand received RTP to the shards as [`Relay::Media`]
 //! (payloads shared, never copied); after a failure try again with backoff
-//! (`pull_rule::retry_delay`) until stopped. Each successful session starts the room on the
+//! (`pull_rule::retry_delay`) until stopped, asking the cluster before each new try where the
+//! room's origin is now (another node takes a room over once its origin's lease lapsed). Each successful session starts the room on the
 //! shards (`Relay::HostStart` naming [`ShardId::CASCADE`] as home) and ends it
 //! (`Relay::HostEnd`) when it ends, so the mirrors' viewers stay connected across an origin
 //! that went away, and get video again (their sequence numbers continuing) from the next
@@ -72,9 +73,16 @@ pub(crate) struct PullSetup {
     pub origin: watch::Receiver<String>,
     /// A fresh relay token for each try.
     pub token: Box<dyn Fn() -> Option<String> + Send + Sync>,
+    /// After a failed try: the room's origin now, if another node holds it (a new origin
+    /// took the room over from one that went away).
+    pub lookup: OriginLookup,
     pub shards: ShardSenders,
     pub http: reqwest::Client,
 }
+
+/// Where a room's origin is now (`None`: unknown, or not another node); the cluster's claim
+/// read in cluster mode.
+pub type OriginLookup = Arc<dyn Fn(Arc<str>) -> futures_util::future::BoxFuture<'static, Option<String>> + Send + Sync>;
 
 /// What the hub holds of a running pull.
 pub(crate) struct PullHandle {
@@ -103,8 +111,9 @@ async fn run(
 ) {
     let mut failures = 0u32;
     let mut stats = RelayStats::default();
+    let mut looked_up: Option<String> = None;
     loop {
-        let origin = setup.origin.borrow().clone();
+        let origin = looked_up.take().unwrap_or_else(|| setup.origin.borrow().clone());
         let mut session = Session { setup: &setup, format: &format, stats: &mut stats, started: None, connected: false };
         let ended = session.run(&origin, &mut keyframes, &mut stop).await;
         session.end_room();
@@ -129,6 +138,13 @@ async fn run(
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = &mut stop => return,
+                }
+                looked_up = tokio::select! {
+                    found = (setup.lookup)(setup.room.clone()) => found.filter(|url| *url != origin),
+                    _ = &mut stop => return,
+                };
+                if let Some(url) = &looked_up {
+                    info!(room = %setup.room, from = %origin, to = %url, "the room has a new origin");
                 }
             }
         }
