@@ -164,14 +164,41 @@ impl Auth {
         self.verify_token(token, room, min_role)
     }
 
-    fn verify_token(&self, token: &str, room: &str, min_role: Role) -> Result<Identity, AuthError> {
+    /// Sign any claims with the server's secret, with our `iss` and `aud` (relay tokens).
+    pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+        #[derive(Serialize)]
+        struct Wrapped<'a, T> {
+            #[serde(flatten)]
+            claims: &'a T,
+            iss: &'static str,
+            aud: &'static str,
+        }
+        let signed = Wrapped { claims, iss: ISSUER, aud: AUDIENCE };
+        encode(&Header::new(Algorithm::HS256), &signed, &self.encoding).map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// Check a token's signature, expiry, issuer and audience, and read its claims as `T`.
+    pub(crate) fn decode_checked<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let c = data.claims;
+        decode::<T>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// The token of an `Authorization: Bearer` header value.
+    pub(crate) fn bearer(authorization: Option<&str>) -> Result<&str, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        Ok(header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or(AuthError::Missing)?
+            .trim())
+    }
+
+    fn verify_token(&self, token: &str, room: &str, min_role: Role) -> Result<Identity, AuthError> {
+        let c: Claims = self.decode_checked(token)?;
         if c.room != room && c.room != "*" {
             return Err(AuthError::WrongRoom);
         }

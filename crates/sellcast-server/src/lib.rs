@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod interaction;
 pub mod media;
+pub mod relay_token;
 pub mod metrics;
 pub mod supervision;
 pub mod webhook;
@@ -285,7 +286,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let mut media_stops = Vec::with_capacity(shard_count);
     let mut media_threads = Vec::with_capacity(shard_count);
-    let shards = sockets.into_iter().zip(command_rxs).zip(relay::mesh(shard_count));
+    let (mesh, hub_links) = relay::mesh_with_hub(shard_count);
+    // The cascade hub runs only in cluster mode: a single node never pulls a room.
+    let cascade = cluster.as_ref().map(|c| {
+        let cluster = c.clone();
+        let lookup: media::cascade::upstream::OriginLookup = Arc::new(move |room: Arc<str>| {
+            let cluster = cluster.clone();
+            Box::pin(async move { cluster.origin_elsewhere(&room).await.ok().flatten().map(|(_, url)| url) })
+        });
+        let identity = media::cascade::hub::PullIdentity { node_id: c.node_id().to_string(), auth: auth.clone(), lookup };
+        media::cascade::CascadeHub::spawn(hub_links, status_board.clone(), identity)
+    });
+    let shards = sockets.into_iter().zip(command_rxs).zip(mesh);
     for (i, ((udp, command_rx), (links, relays))) in shards.enumerate() {
         let factory = PeerFactory {
             cert: cert.clone(),
@@ -346,6 +358,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         rate_limits,
         cors: Arc::new(allowed_origins),
         cluster: cluster.clone(),
+        cascade,
     };
     let (http_stop, http_stop_rx) = oneshot::channel::<()>();
     let stopped = async move {

@@ -201,6 +201,15 @@ impl Cluster {
         self.placement.claim(room).await
     }
 
+    /// The room's origin if it is another node (see [`RoomPlacement::origin_elsewhere`]).
+    pub async fn origin_elsewhere(&self, room: &str) -> Result<Option<(NodeId, String)>, PlacementError> {
+        self.placement.origin_elsewhere(room).await
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.config.node_id
+    }
+
     /// The live nodes, this one included once its heartbeat landed.
     pub async fn live_nodes(&self) -> Result<Vec<NodeRecord>, RegistryError> {
         self.registry.live(UnixMillis::now()).await

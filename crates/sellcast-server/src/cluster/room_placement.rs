@@ -68,6 +68,20 @@ impl RoomPlacement {
         tokio::time::timeout(CLAIM_TIMEOUT, self.claim_now(room)).await.map_err(|_| PlacementError::Unreachable)?
     }
 
+    /// The room's origin when another node holds a live claim on it (a viewer here is then
+    /// served as an edge of that origin); `None` when this node holds it or nobody does.
+    /// Only reads: a viewer never claims a room.
+    pub async fn origin_elsewhere(&self, room: &str) -> Result<Option<(NodeId, String)>, PlacementError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(PlacementError::Unreachable);
+        }
+        let read = tokio::time::timeout(CLAIM_TIMEOUT, self.read(room)).await.map_err(|_| PlacementError::Unreachable)??;
+        Ok(match decide(&read, &self.me, UnixMillis::now()) {
+            ClaimStep::Elsewhere { origin, public_url } => Some((origin, public_url)),
+            _ => None,
+        })
+    }
+
     async fn claim_now(&self, room: &str) -> Result<Placement, PlacementError> {
         for _ in 0..CLAIM_TRIES {
             let read = self.read(room).await?;

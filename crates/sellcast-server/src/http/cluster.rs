@@ -1,6 +1,7 @@
 //! The cluster's HTTP views: `GET /api/cluster/nodes` (the live nodes and their load, for
 //! operators: the `--metrics-token` bearer token here, none on the `--admin` listener) and
-//! `GET /api/stats/cluster` (this node's own cluster state).
+//! `GET /api/stats/cluster` (this node's own cluster state, and the rooms it pulls from their
+//! origins: `cascade.pulling`).
 
 use std::sync::Arc;
 
@@ -31,9 +32,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let stats = warp::path!("api" / "stats" / "cluster")
         .and(warp::get())
         .and(with_state(state))
-        .map(|st: AppState| match &st.cluster {
-            Some(cluster) => warp::reply::json(&json!({ "enabled": true, "node": cluster.stats() })).into_response(),
-            None => warp::reply::json(&json!({ "enabled": false })).into_response(),
+        .then(|st: AppState| async move {
+            let cascade = match &st.cascade {
+                Some(hub) => Some(hub.stats().await),
+                None => None,
+            };
+            match &st.cluster {
+                Some(cluster) => warp::reply::json(&json!({ "enabled": true, "node": cluster.stats(), "cascade": cascade })).into_response(),
+                None => warp::reply::json(&json!({ "enabled": false })).into_response(),
+            }
         });
     nodes.or(stats).unify()
 }

@@ -4,6 +4,7 @@ mod api;
 pub mod cluster;
 pub mod connections;
 pub mod cors;
+mod edge_watch;
 mod health;
 pub mod media_stats;
 pub mod offer_check;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub cors: Arc<cors::AllowedOrigins>,
     /// This node's cluster membership (`--cluster`); `None` on a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Pulls rooms whose origin is another node for the viewers here (`media::cascade`).
+    pub cascade: Option<crate::media::cascade::CascadeHub>,
 }
 
 use connections::client_addr;
@@ -146,12 +149,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(client_addr())
         .then(|room, query: String, ct, body, st, client| signalling::offer(SessionKind::Publish, room, query, ct, body, (st, client)))
         .or_else(signalling::count_too_large(SessionKind::Publish, state.metrics.clone()));
+    // `?relay`: another node pulls the room (`media::cascade`), with a relay token.
+    let whep_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let whep = warp::path!("whep" / String)
         .and(warp::post())
+        .and(whep_query)
         .and(sdp_body)
         .and(with_state(state.clone()))
         .and(client_addr())
-        .then(|room, ct, body, st, client| signalling::offer(SessionKind::Watch, room, String::new(), ct, body, (st, client)))
+        .then(|room, query: String, ct, body, st, client| signalling::offer(SessionKind::Watch, room, query, ct, body, (st, client)))
         .or_else(signalling::count_too_large(SessionKind::Watch, state.metrics.clone()));
     let whip_end = warp::path!("whip" / String / String)
         .and(warp::delete())

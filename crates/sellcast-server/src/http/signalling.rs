@@ -57,7 +57,8 @@ pub async fn offer(
     let span = tracing::info_span!("offer", endpoint = endpoint(kind), %room);
     // Every transport we serve has a peer address; without one the client shares one count.
     let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    let request = Request { kind, room: &room, policy, client };
+    let relay = kind == SessionKind::Watch && crate::relay_token::asks_to_pull(&query);
+    let request = Request { kind, room: &room, policy, client, relay };
     let negotiated = negotiate(request, (content_type, authorization), body, &state).instrument(span.clone()).await;
     let _in_span = span.enter();
     match negotiated {
@@ -112,6 +113,8 @@ struct Request<'a> {
     room: &'a str,
     policy: CodecPolicy,
     client: IpAddr,
+    /// A WHEP that asks to pull the room for another node (`?relay`, with a relay token).
+    relay: bool,
 }
 
 /// What an accepted offer comes to.
@@ -133,7 +136,7 @@ async fn negotiate(
     body: Bytes,
     state: &AppState,
 ) -> Result<Negotiated, SignalError> {
-    let Request { kind, room, policy, client } = request;
+    let Request { kind, room, policy, client, relay } = request;
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
     }
@@ -141,7 +144,10 @@ async fn negotiate(
         SessionKind::Publish => sellcast_room::Role::Host,
         SessionKind::Watch => sellcast_room::Role::Viewer,
     };
-    let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
+    let identity = match relay {
+        true => crate::relay_token::verify(&state.auth, authorization.as_deref(), room)?,
+        false => state.auth.verify(authorization.as_deref(), room, needed)?,
+    };
     let existing = existing_room(room, state).await?;
     if let Some(show) = &existing {
         super::api::check_not_banned(show, &identity).await?;
@@ -168,23 +174,28 @@ async fn negotiate(
             Err(e) => return Err(SignalError::ClusterUnavailable(e)),
         }
     }
+    let source = match kind {
+        SessionKind::Watch => super::edge_watch::viewer_source(state, room, relay).await?,
+        SessionKind::Publish => super::edge_watch::ViewerSource::Here,
+    };
     // Held until the media plane answered: the room cannot be unloaded under this offer.
-    let show = match (existing, kind) {
-        (Some(show), _) => show,
-        (None, SessionKind::Publish) => state.shows.open(room)?,
-        (None, SessionKind::Watch) => return Err(SignalError::RoomNotFound),
+    // An edge opens the room for its own viewers (their data channels).
+    let show = match (existing, kind, &source) {
+        (Some(show), _, _) => show,
+        (None, SessionKind::Publish, _) | (None, SessionKind::Watch, super::edge_watch::ViewerSource::Origin(_)) => state.shows.open(room)?,
+        (None, SessionKind::Watch, super::edge_watch::ViewerSource::Here) => return Err(SignalError::RoomNotFound),
     };
     let ticket = state.admission.admit(room, client, kind)?;
     let (reply, answer) = oneshot::channel();
-    let room = room.to_string();
     let command = match plan {
-        Some(plan) => Command::Publish { room, identity, offer, plan, ticket, reply },
-        None => Command::Watch { room, identity, offer, ticket, reply },
+        Some(plan) => Command::Publish { room: room.to_string(), identity, offer, plan, ticket, reply },
+        None => Command::Watch { room: room.to_string(), identity, offer, relay, ticket, reply },
     };
     state.media.send(command).await.map_err(|_| SignalError::Unavailable)?;
-    let answered = answer.await.map_err(|_| SignalError::Unavailable)?;
+    let answered = answer.await.map_err(|_| SignalError::Unavailable)??;
+    super::edge_watch::pull(state, room, &source);
     drop(show);
-    Ok(Negotiated::Answer(answered?))
+    Ok(Negotiated::Answer(answered))
 }
 
 /// The room if it is loaded or the store knows it (a viewer may open the page before the

@@ -1,6 +1,7 @@
 //! The media plane: one driver thread per shard, each with its own UDP socket, owning its
 //! peers and its part of every room; host packets reach the other shards through `relay`.
 
+pub mod cascade;
 pub mod command;
 pub mod status_board;
 pub mod driver;

@@ -251,7 +251,7 @@ impl PeerFactory {
 /// What str0m agreed for each of the offer's media sections: the peer's payload type numbers
 /// matched to our codec entries. Entries str0m did not match are left out: their numbers are
 /// str0m's own and mean nothing to the peer.
-fn negotiated_formats(rtc: &Rtc, mids: &[String]) -> Vec<Negotiated> {
+pub(crate) fn negotiated_formats(rtc: &Rtc, mids: &[String]) -> Vec<Negotiated> {
     let params = rtc.codec_config().params();
     let mut out = Vec::new();
     for mid in mids {

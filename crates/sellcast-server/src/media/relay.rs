@@ -27,6 +27,13 @@ pub(crate) const RELAY_BACKLOG: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShardId(pub usize);
 
+impl ShardId {
+    /// The cascade hub (`media::cascade`): the "home" of every room this node pulls from its
+    /// origin. It is no shard (shard indexes stay below `MAX_SHARDS`), but mirrors send it
+    /// their keyframe requests as they would send them to a home shard.
+    pub const CASCADE: ShardId = ShardId(super::router::MAX_SHARDS);
+}
+
 /// What one shard tells another about a room.
 #[derive(Debug)]
 pub(crate) enum Relay {
@@ -61,16 +68,66 @@ pub struct RelayStats {
     pub dropped: u64,
 }
 
+#[derive(Clone)]
 struct Link {
     tx: mpsc::UnboundedSender<Relay>,
     in_flight: Arc<AtomicUsize>,
 }
 
-/// One shard's sending side: a link to every other shard.
+impl Link {
+    /// Hand over `message`; media beyond the backlog is dropped and counted, nothing else is.
+    fn send(&self, message: Relay, stats: &mut RelayStats) {
+        if message.is_media() && self.in_flight.load(Ordering::Relaxed) >= RELAY_BACKLOG {
+            stats.dropped += 1;
+            return;
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(message).is_ok() {
+            stats.sent += 1;
+        } else {
+            // That side has stopped (shutdown): nothing to do.
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One shard's sending side: a link to every other shard, and to the cascade hub.
 pub(crate) struct ShardLinks {
     me: ShardId,
     links: Vec<Option<Link>>,
+    /// The cascade hub ([`ShardId::CASCADE`]): reached by `send`, never by `broadcast`
+    /// (a host's packets are for shards), except for a restart's announcement.
+    hub: Option<Link>,
     pub(crate) stats: RelayStats,
+}
+
+/// The cascade hub's side of the mesh: its inbox (mirrors' keyframe requests, shard
+/// restarts) and a link to every shard, which each pull clones to feed the shards.
+pub(crate) struct HubLinks {
+    pub(crate) inbox: RelayInbox,
+    pub(crate) to_shards: ShardSenders,
+}
+
+/// Links to every shard, for a sender that is not a shard (a pull from an origin).
+#[derive(Clone)]
+pub(crate) struct ShardSenders {
+    links: Vec<Link>,
+}
+
+impl ShardSenders {
+    /// Give a message to every shard (`make` builds each copy; payloads are shared).
+    pub(crate) fn broadcast(&self, stats: &mut RelayStats, mut make: impl FnMut() -> Relay) {
+        for link in &self.links {
+            link.send(make(), stats);
+        }
+    }
+
+    /// Give a message to one shard.
+    pub(crate) fn send(&self, to: ShardId, message: Relay, stats: &mut RelayStats) {
+        if let Some(link) = self.links.get(to.0) {
+            link.send(message, stats);
+        }
+    }
 }
 
 /// One shard's receiving side.
@@ -80,7 +137,16 @@ pub(crate) struct RelayInbox {
 }
 
 /// Wire `count` shards to each other: entry `i` is shard `i`'s links and inbox.
+#[cfg(test)]
 pub(crate) fn mesh(count: usize) -> Vec<(ShardLinks, RelayInbox)> {
+    mesh_with_hub(count).0
+}
+
+/// Wire `count` shards to each other and to the cascade hub.
+pub(crate) fn mesh_with_hub(count: usize) -> (Vec<(ShardLinks, RelayInbox)>, HubLinks) {
+    let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+    let hub_inbox = RelayInbox { rx: hub_rx, in_flight: Arc::new(AtomicUsize::new(0)) };
+    let hub = Link { tx: hub_tx, in_flight: hub_inbox.in_flight.clone() };
     let inboxes: Vec<(mpsc::UnboundedSender<Relay>, RelayInbox)> = (0..count)
         .map(|_| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -90,7 +156,10 @@ pub(crate) fn mesh(count: usize) -> Vec<(ShardLinks, RelayInbox)> {
         .collect();
     let senders: Vec<(mpsc::UnboundedSender<Relay>, Arc<AtomicUsize>)> =
         inboxes.iter().map(|(tx, inbox)| (tx.clone(), inbox.in_flight.clone())).collect();
-    inboxes
+    let to_shards = ShardSenders {
+        links: senders.iter().map(|(tx, in_flight)| Link { tx: tx.clone(), in_flight: in_flight.clone() }).collect(),
+    };
+    let shards = inboxes
         .into_iter()
         .enumerate()
         .map(|(i, (_, inbox))| {
@@ -101,9 +170,10 @@ pub(crate) fn mesh(count: usize) -> Vec<(ShardLinks, RelayInbox)> {
                     (j != i).then(|| Link { tx: tx.clone(), in_flight: in_flight.clone() })
                 })
                 .collect();
-            (ShardLinks { me: ShardId(i), links, stats: RelayStats::default() }, inbox)
+            (ShardLinks { me: ShardId(i), links, hub: Some(hub.clone()), stats: RelayStats::default() }, inbox)
         })
-        .collect()
+        .collect();
+    (shards, HubLinks { inbox: hub_inbox, to_shards })
 }
 
 impl ShardLinks {
@@ -111,9 +181,16 @@ impl ShardLinks {
         self.me
     }
 
-    /// True when there is another shard to relay to.
+    /// True when another shard or the cascade hub may send to this one.
     pub(crate) fn has_peers(&self) -> bool {
-        self.links.iter().any(Option::is_some)
+        self.hub.is_some() || self.links.iter().any(Option::is_some)
+    }
+
+    /// Tell the cascade hub too (a restarted shard asks it to announce its pulled rooms).
+    pub(crate) fn tell_hub(&mut self, message: Relay) {
+        if let Some(hub) = &self.hub {
+            hub.send(message, &mut self.stats);
+        }
     }
 
     /// Give a message to every other shard (`make` builds each copy; payloads are shared).
@@ -127,20 +204,14 @@ impl ShardLinks {
     }
 
     /// Give a message to one shard. Media beyond the backlog is dropped; nothing else is.
+    /// [`ShardId::CASCADE`] names the cascade hub.
     pub(crate) fn send(&mut self, to: ShardId, message: Relay) {
-        let Some(Some(link)) = self.links.get(to.0) else {
-            return;
+        let link = match to {
+            ShardId::CASCADE => self.hub.as_ref(),
+            _ => self.links.get(to.0).and_then(Option::as_ref),
         };
-        if message.is_media() && link.in_flight.load(Ordering::Relaxed) >= RELAY_BACKLOG {
-            self.stats.dropped += 1;
-            return;
-        }
-        link.in_flight.fetch_add(1, Ordering::Relaxed);
-        if link.tx.send(message).is_ok() {
-            self.stats.sent += 1;
-        } else {
-            // That shard has stopped (shutdown): nothing to do.
-            link.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(link) = link {
+            link.send(message, &mut self.stats);
         }
     }
 }

@@ -157,6 +157,7 @@ mod tests {
             room: "shop".into(),
             identity: Identity { id: "v".into(), name: "v".into(), role: Role::Viewer },
             offer: crate::http::offer_check::sample(),
+            relay: false,
             ticket: crate::admission::Admission::new(crate::admission::AdmissionLimits::default())
                 .admit("shop", std::net::Ipv4Addr::LOCALHOST.into(), crate::media::offer::SessionKind::Watch)
                 .expect("an empty server admits"),

@@ -116,7 +116,8 @@ impl Node {
             .env("SELLCAST_SIGNAL_RATE", "0")
             .env("SELLCAST_API_RATE", "0")
             .env("RUST_LOG", "info,sellcast_server::cluster=debug")
-            .stdout(Stdio::null())
+            // The log lines go to stdout: keep them next to anything on stderr.
+            .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()

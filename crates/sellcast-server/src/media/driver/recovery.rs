@@ -47,6 +47,7 @@ impl Driver {
         let Driver { socket, local_addr, factory, status_board, shows, mut links, next_peer, tcp, .. } = self;
         let me = links.me();
         links.broadcast(|| Relay::ShardRestarted { shard: me });
+        links.tell_hub(Relay::ShardRestarted { shard: me });
         let mut fresh = Driver::assemble(socket, local_addr, factory, status_board, shows, links);
         fresh.next_peer = next_peer;
         fresh.tcp = tcp.map(TcpLinks::restarted);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use sellcast_room::{Class, ErrorCode, FrameError, Identity, ParticipantId};
-use sellcast_sfu::{LayerCap, ViewerId};
+use sellcast_sfu::{EstimateSource, LayerCap, ViewerId};
 use tracing::{debug, info};
 
 use super::transmit::drain_transmits;
@@ -21,6 +21,9 @@ use crate::media::relay::{Relay, ShardId};
 use crate::media::shard_room::ShardRoom;
 use crate::media::router::session_id;
 
+/// The estimate a pulling node's viewer is given: above any layer a host sends.
+const RELAY_ESTIMATE_BPS: u64 = 1_000_000_000;
+
 impl Driver {
     pub(super) fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
@@ -29,8 +32,8 @@ impl Driver {
                 let result = self.publish(now, room, identity, offer.as_str(), plan);
                 let _ = reply.send(self.keep_ticket(result, ticket));
             }
-            Command::Watch { room, identity, offer, ticket, reply } => {
-                let result = self.watch(now, room, identity, offer.as_str());
+            Command::Watch { room, identity, offer, relay, ticket, reply } => {
+                let result = self.watch(now, (room, identity), offer.as_str(), relay);
                 let _ = reply.send(self.keep_ticket(result, ticket));
             }
             Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
@@ -91,7 +94,7 @@ impl Driver {
         Ok(self.answer(id, answer))
     }
 
-    pub(super) fn watch(&mut self, now: Instant, room: String, identity: Identity, offer: &str) -> Result<SessionAnswer, MediaError> {
+    pub(super) fn watch(&mut self, now: Instant, (room, identity): (String, Identity), offer: &str, relay: bool) -> Result<SessionAnswer, MediaError> {
         let room_id = self.room_id(&room);
         let mut accepted = match self.factory.accept(now, None, offer) {
             Ok(ok) => ok,
@@ -117,9 +120,15 @@ impl Driver {
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.viewers.push(id);
             r.forwarder.add_viewer(ViewerId(id.0));
+            if relay {
+                // A pull sends no estimate of its own (its node fans out to viewers that do);
+                // an estimate no layer exceeds keeps it on the top layer, and a source that
+                // has spoken is kept for the session, so its loss reports never replace it.
+                r.forwarder.handle_viewer_estimate(now, ViewerId(id.0), EstimateSource::Remb, RELAY_ESTIMATE_BPS);
+            }
         }
         if let Some(peer) = self.peers.get(&id) {
-            info!(parent: &peer.span, "viewer joined");
+            info!(parent: &peer.span, relay, "viewer joined");
         }
         self.after_join(id, room_id, now);
         Ok(self.answer(id, answer))
