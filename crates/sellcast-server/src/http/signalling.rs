@@ -142,7 +142,7 @@ async fn negotiate(
         SessionKind::Watch => sellcast_room::Role::Viewer,
     };
     let identity = state.auth.verify(authorization.as_deref(), room, needed)?;
-    let existing = existing_room(room, state).await?;
+    let mut existing = existing_room(room, state).await?;
     if let Some(show) = &existing {
         super::api::check_not_banned(show, &identity).await?;
     }
@@ -163,7 +163,7 @@ async fn negotiate(
     };
     if let (Some(cluster), SessionKind::Publish) = (&state.cluster, kind) {
         match cluster.place_host(room).await {
-            Ok(Placement::Here) => {}
+            Ok(Placement::Here) => existing = Some(state.shows.claimed_here(room)?),
             Ok(Placement::Elsewhere { origin, public_url }) => return Ok(Negotiated::ToOrigin { origin, public_url }),
             Err(e) => return Err(SignalError::ClusterUnavailable(e)),
         }
@@ -195,6 +195,7 @@ async fn existing_room(room: &str, state: &AppState) -> Result<Option<ShowHandle
         Err(RoomLookup::NotFound) => Ok(None),
         Err(RoomLookup::Full) => Err(SignalError::Full(crate::admission::CapHit::Rooms)),
         Err(RoomLookup::Unavailable) => Err(SignalError::RoomUnavailable),
+        Err(RoomLookup::ClusterUnavailable) => Err(SignalError::ClusterUnavailable(crate::cluster::PlacementError::Unreachable)),
     }
 }
 

@@ -63,6 +63,8 @@ const ROOM_OWN_SENDERS: usize = 3;
 pub struct ShowHandle {
     pub tx: mpsc::Sender<ShowMsg>,
     pub sessions: SessionSender,
+    /// Cluster mode: a mirror of a room another node owns, not a show.
+    pub mirrored: bool,
 }
 
 /// How many rooms may be loaded, and when an unused one is unloaded.
@@ -87,6 +89,8 @@ pub enum RoomLookup {
     Full,
     /// The store could not say.
     Unavailable,
+    /// Cluster mode: NATS could not say which node owns the room.
+    ClusterUnavailable,
 }
 
 type Shows = Arc<DashMap<String, ShowHandle>>;
@@ -175,7 +179,7 @@ impl ShowRegistry {
                 Ok(Owner::Here | Owner::Unclaimed) => {}
                 Err(e) => {
                     tracing::warn!(%room, error = %e, "the room's owner could not be looked up");
-                    return Err(RoomLookup::Unavailable);
+                    return Err(RoomLookup::ClusterUnavailable);
                 }
             }
         }
@@ -202,6 +206,16 @@ impl ShowRegistry {
         self.get_with(room, None)
     }
 
+    /// Cluster mode: this node has just claimed `room` for its host. A mirror of it (from
+    /// when another node owned it) leaves the registry, and the room's show starts here;
+    /// the old mirror serves its viewers until they leave, through this node as the owner.
+    pub fn claimed_here(&self, room: &str) -> Result<ShowHandle, CapHit> {
+        if self.shows.remove_if(room, |_, h| h.mirrored).is_some() {
+            info!(%room, "this node owns the room now: its mirror gives way to its show");
+        }
+        self.open(room)
+    }
+
     /// The mirror of a room another node owns, started if needed.
     fn mirror(&self, room: &str, links: &Arc<RoomLinks>) -> Result<ShowHandle, RoomLookup> {
         if self.shows.len() >= self.limits.max_rooms && !self.shows.contains_key(room) {
@@ -216,7 +230,7 @@ impl ShowRegistry {
                 let idle = Idle { after: self.limits.idle_after, shows: self.shows.clone() };
                 let mirror = RoomMirror::new(room.to_string(), links.clone(), self.driver.clone(), tx.clone(), idle);
                 self.runtime.spawn(mirror.run(rx, sessions_rx));
-                ShowHandle { tx, sessions }
+                ShowHandle { tx, sessions, mirrored: true }
             })
             .value()
             .clone();
@@ -240,7 +254,7 @@ impl ShowRegistry {
                     links: self.links.get().cloned(),
                 };
                 self.runtime.spawn(supervisor.run(rx, sessions_rx, loaded));
-                ShowHandle { tx, sessions }
+                ShowHandle { tx, sessions, mirrored: false }
             })
             .value()
             .clone()

@@ -213,6 +213,11 @@ impl RoomMirror {
             }
             ShowMsg::Frame { participant, bytes } => self.handle_frame(participant, &bytes).await,
             ShowMsg::Call { identity, frame, reply } => self.call(identity, frame, reply).await,
+            // A ban binds only roles below the one that placed it: never a host. A host is
+            // asked here on its way to the room's owner (a redirect, or a takeover).
+            ShowMsg::IsBanned { role: Role::Host, reply, .. } => {
+                let _ = reply.send(false);
+            }
             ShowMsg::IsBanned { identity, role, reply } => {
                 self.forward(Asker::Banned(reply), RemoteRequest::IsBanned { identity, role }).await;
             }
