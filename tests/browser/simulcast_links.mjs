@@ -25,7 +25,10 @@ import { writeSizedClip, frameNumberReader, FPS } from './y4m.mjs';
 import { fail, waitFor, observe, sleep, ServerProcess, launchPersistent, watchCsp } from './lib.mjs';
 import { Link, SERVER_IP, prepareOuter } from './links.mjs';
 
-const CLIP = { width: 1280, height: 720, band: 72, texture: 'noise' };
+// LINKS_NOISE=cell,lo,hi,pan tries another texture (see y4m.mjs); LINKS_LAYERS_ONLY=1 stops once
+// the host's layers are measured.
+const NOISE = process.env.LINKS_NOISE ? Object.fromEntries(process.env.LINKS_NOISE.split(',').map((v, i) => [['cell', 'lo', 'hi', 'pan'][i], Number(v)])) : { cell: 8, lo: 90, hi: 166, pan: 2 };
+const CLIP = { width: 1280, height: 720, band: 72, texture: 'noise', noise: NOISE };
 const CLIP_FRAMES = 120; // 4 s loop: frame numbers wrap at this (165 MB of Y4M)
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 19000);
 const base = `http://${SERVER_IP}:${HTTP_PORT}`;
@@ -103,6 +106,7 @@ async function run(hostBrowser, viewerBrowsers, links) {
   const layers = await hostLayers(host);
   result.host_layers = layers;
   console.log(`host sends ${JSON.stringify(layers)}`);
+  if (process.env.LINKS_LAYERS_ONLY === '1') return;
 
   // ----- the viewers join one after the other, each tied to its server peer by the order of
   // joining (the peer that appears in the server's viewers[] while it joins) -----
@@ -175,7 +179,7 @@ async function hostLayers(host) {
   const read = () => host.evaluate(async () => {
     const out = {};
     (await window.sellcast.session.pc.getStats()).forEach(s => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid ?? '-'] = { height: s.frameHeight ?? 0, bytes: s.bytesSent, at: s.timestamp };
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid ?? '-'] = { height: s.frameHeight ?? 0, bytes: s.bytesSent, at: s.timestamp, fps: s.framesPerSecond ?? 0, limit: s.qualityLimitationReason ?? null };
     });
     return out;
   });
@@ -190,7 +194,7 @@ async function hostLayers(host) {
     const second = await read();
     rates = {};
     for (const [rid, l] of Object.entries(second)) {
-      rates[rid] = { height: l.height, kbit: Math.round((l.bytes - (first[rid]?.bytes ?? 0)) * 8 / (l.at - (first[rid]?.at ?? 0))) };
+      rates[rid] = { height: l.height, kbit: Math.round((l.bytes - (first[rid]?.bytes ?? 0)) * 8 / (l.at - (first[rid]?.at ?? 0))), fps: l.fps, limit: l.limit };
     }
     return fits(rates) ? rates : { pending: rates };
   }, 40_000, 250);
@@ -265,19 +269,27 @@ async function settle(host, viewers, layers) {
   const expectIndex = { full: byIndex.length - 1, half: Math.max(0, byIndex.length - 2), quarter: 0 };
   const samples = viewers.map(() => []);
   const end = Math.max(...viewers.map(v => v.firstFrameAt)) + SETTLE_WINDOW_MS;
-  while (Date.now() < end) {
+  // About once a second: [ms since the window began, { rid: the server's measure of the layer, kbit/s }].
+  const layerTrail = [];
+  const began = Date.now();
+  for (let k = 0; Date.now() < end; k++) {
     const heights = await hostHeights(host);
+    if (k % 4 === 0) {
+      const ls = (await mediaStats()).layers ?? [];
+      layerTrail.push([Date.now() - began, Object.fromEntries(ls.map(l => [l.rid, Math.round(l.bitrate_bps / 1000)]))]);
+    }
     await Promise.all(viewers.map(async (v, i) => {
       const [server, page] = await Promise.all([serverView(v.peer), pageStats(v.page)]);
       const height = page?.video?.frameHeight ?? 0;
       samples[i].push({
         t: Date.now() - v.firstFrameAt, index: server?.layer_index ?? null, rid: server?.layer ?? null,
-        paused: server?.paused ?? null, estimate: server?.estimate_bps ?? null, height,
+        paused: server?.paused ?? null, estimate: server?.estimate_bps ?? null, loss: server?.loss_permille ?? null, height,
         pageIndex: byIndex.findIndex(l => heights[l.rid] === height),
       });
     }));
     await sleep(250);
   }
+  result.layer_trail = layerTrail;
   result.settle = {};
   for (const [i, v] of viewers.entries()) {
     const want = expectIndex[v.expect];
@@ -298,8 +310,9 @@ async function settle(host, viewers, layers) {
       layer_changes: changes(s.map(x => x.index)), height_changes: changes(s.map(x => x.height)),
       freeze_count: page.video.freezeCount, total_freezes_s: round3(page.video.totalFreezesDuration),
       frames_decoded: page.video.framesDecoded, packets_lost: page.video.packetsLost,
-      // About once a second: [ms after the first frame, server's layer index (-1 paused), estimate kbit/s].
-      trail: s.filter((_, j) => j % 4 === 0).map(x => [x.t, x.paused ? -1 : x.index, x.estimate === null ? null : Math.round(x.estimate / 1000)]),
+      // About once a second: [ms after the first frame, server's layer index (-1 paused), estimate
+      // kbit/s, the latest receiver report's video loss in permille].
+      trail: s.filter((_, j) => j % 4 === 0).map(x => [x.t, x.paused ? -1 : x.index, x.estimate === null ? null : Math.round(x.estimate / 1000), x.loss]),
     };
     console.log(`settle ${v.name} (${v.expect}): ${settledMs === null ? 'never' : `${settledMs} ms`} after its first frame; server ${last.rid}/${last.index} estimate ${last.estimate}; page height ${last.height}; freezes ${page.video.freezeCount} (${round3(page.video.totalFreezesDuration)} s); first frame ${v.firstFrameAt - v.joinedAt} ms after join`);
   }

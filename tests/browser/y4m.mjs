@@ -13,11 +13,15 @@ export function writeClip(path, frames = 300) {
 }
 
 // A clip of any size (`band` rows of frame-number blocks on top). The texture below the band:
-// 'gradient' (cheap to encode) or 'noise', a fixed random picture panned 3 px a frame, which
-// keeps an encoder busy at any bitrate (simulcast layers then send close to their targets).
-export function writeSizedClip(path, frames, { width, height, band, texture }) {
+// 'gradient' (cheap to encode) or 'noise', a fixed random picture of `noise.cell`-pixel cells
+// with luma from `noise.lo` to `noise.hi`, panned `noise.pan` px a frame, which keeps an encoder
+// busy (simulcast layers then send close to their targets). The default (2 px cells, luma
+// 40..200, 3 px a frame) is hard enough that VP8 at 1.5 Mbit/s keeps its bitrate by sending
+// 720p at 2 frames a second; softer noise keeps the frame rate.
+export function writeSizedClip(path, frames, { width, height, band, texture, noise: shape = {} }) {
   const WIDTH = width, HEIGHT = height, BAND = band, BLOCK = width / BITS;
-  const noise = texture === 'noise' ? randomPicture(WIDTH * 2, HEIGHT) : null;
+  const { cell = 2, lo = 40, hi = 200, pan = 3 } = shape;
+  const noise = texture === 'noise' ? randomPicture(WIDTH * 2, HEIGHT, cell, lo, hi) : null;
   const fd = fs.openSync(path, 'w');
   fs.writeSync(fd, `YUV4MPEG2 W${WIDTH} H${HEIGHT} F${FPS}:1 Ip A1:1 C420jpeg\n`);
   const ySize = WIDTH * HEIGHT;
@@ -32,7 +36,7 @@ export function writeSizedClip(path, frames, { width, height, band, texture }) {
           const bit = (f >> (BITS - 1 - Math.floor(x / BLOCK))) & 1;
           v = bit ? 235 : 16;
         } else {
-          v = noise ? noise[y * WIDTH * 2 + ((x + f * 3) % (WIDTH * 2))] : 40 + ((x + y * 2 + f * 6) % 160);
+          v = noise ? noise[y * WIDTH * 2 + ((x + f * pan) % (WIDTH * 2))] : 40 + ((x + y * 2 + f * 6) % 160);
         }
         frame[y * WIDTH + x] = v;
       }
@@ -43,15 +47,18 @@ export function writeSizedClip(path, frames, { width, height, band, texture }) {
   fs.closeSync(fd);
 }
 
-// Luma 40..200 from a fixed seed, in 2x2 pixel cells (so scaled-down layers keep some detail).
-function randomPicture(width, height) {
+// Luma lo..hi from a fixed seed, in cell x cell pixel squares (so scaled-down layers keep some
+// detail).
+function randomPicture(width, height, cell, lo, hi) {
   const out = Buffer.alloc(width * height);
   let seed = 12345;
-  for (let y = 0; y < height; y += 2) {
-    for (let x = 0; x < width; x += 2) {
+  for (let y = 0; y < height; y += cell) {
+    for (let x = 0; x < width; x += cell) {
       seed = (seed * 1103515245 + 12345) >>> 0;
-      const v = 40 + ((seed >>> 16) % 161);
-      out[y * width + x] = out[y * width + x + 1] = out[(y + 1) * width + x] = out[(y + 1) * width + x + 1] = v;
+      const v = lo + ((seed >>> 16) % (hi - lo + 1));
+      for (let dy = 0; dy < cell && y + dy < height; dy++) {
+        for (let dx = 0; dx < cell && x + dx < width; dx++) out[(y + dy) * width + x + dx] = v;
+      }
     }
   }
   return out;

@@ -3,9 +3,12 @@
 //! Browsers negotiate transport-wide congestion control (TWCC): the transport's send-side
 //! estimator reads it and is the best source. aiortc and some WHEP players send only REMB (the
 //! receiver's own estimate). Some players send neither, only receiver reports: for those a
-//! loss-based controller (the loss half of Google's congestion control: back off above 10 %
-//! loss, creep up below 2 %) keeps a viewer whose link drops a tenth of its packets from
-//! staying on a layer it cannot carry. A source that has spoken is preferred over a weaker one
+//! loss-based controller keeps a viewer whose link drops a tenth of its packets from staying on
+//! a layer it cannot carry: above the link's usual loss + 10 %, two reports in a row, it backs off to what the link
+//! delivered (a rate limit passes what it carries and drops the rest; at most halving it), below usual + 2 % it
+//! creeps up 8 % a second (the loss half of Google's congestion control, measured against the
+//! link's own habit of loss). Reports right after the video starts on a layer are set aside:
+//! the keyframe burst overflows a slow link's queue whatever the layer's rate. A source that has spoken is preferred over a weaker one
 //! for the rest of the session.
 
 use std::time::{Duration, Instant};
@@ -38,8 +41,9 @@ const LOSS_LOW: f32 = 0.02;
 const USUAL_LOSS_WEIGHT: f32 = 0.1;
 /// Growth per second of clean reports.
 const GROWTH_PER_SECOND: f64 = 0.08;
-/// A report above this loss makes the link lossy for `EVIDENCE_LASTS`.
-const LOSS_EVIDENCE: f32 = 0.05;
+/// A report is news of an overflow only this long: the next one (about a second later, from
+/// a browser) says whether the layer being sent now still overflows the link.
+const OVERFLOW_NEWS_LASTS: Duration = Duration::from_secs(3);
 /// A transport estimate that falls by more than this (percent) is the estimator reacting to
 /// congestion (queueing delay or loss), not a starting guess being refined.
 const FALL_PCT: u64 = 5;
@@ -48,6 +52,13 @@ const EVIDENCE_LASTS: Duration = Duration::from_secs(10);
 /// After a cut the loss controller waits this long before cutting again: the reports in
 /// between still describe the rate before the cut (a queue draining, reports in flight).
 const CUT_HOLD: Duration = Duration::from_secs(2);
+/// After the video starts on a layer (a join, a switch, a resume), reports for this long say
+/// nothing about the layer's rate: its keyframe (and, on a join, the frames since it) went out
+/// at once, a burst that a slow link's queue cannot hold, and the retransmissions that repair it
+/// follow. The rate shows in the reports after.
+const LAYER_START_GRACE: Duration = Duration::from_secs(2);
+/// An overflow's cut aims this far under what the link delivered (percent), so its queue drains.
+const CUT_UNDER_DELIVERED_PCT: u64 = 95;
 /// With no report for this long (a paused viewer is sent no video to report on), the loss
 /// controller grows as if the reports had been clean, so a paused viewer is tried again.
 const SILENT_AFTER: Duration = Duration::from_secs(2);
@@ -61,8 +72,10 @@ pub struct Estimate {
     /// estimate that only ever rose is a guess still being refined (it starts low and climbs
     /// while the link carries more), and a viewer is not moved down or paused on it.
     pub congested: bool,
-    /// The viewer reported real loss recently: the link is dropping packets.
-    pub lossy: bool,
+    /// The viewer's latest report lost well above the link's usual loss: what is being sent now
+    /// overflows the link. A link that always drops a few percent (radio) is not overflowing,
+    /// whatever a transport estimator that reads that loss as congestion says.
+    pub overflowing: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,12 +85,17 @@ pub struct ViewerEstimate {
     loss_bps: Option<u64>,
     last_loss_report: Option<Instant>,
     last_fall: Option<Instant>,
-    last_high_loss: Option<Instant>,
+    /// When the latest report said the link overflows (`None` when it did not).
+    overflowed_at: Option<Instant>,
     last_cut: Option<Instant>,
     last_growth: Option<Instant>,
     /// The link's usual loss: a slow average of the reports, each counted at most `LOSS_HIGH`
     /// (an overflow's burst of loss is not the link's habit).
     usual_loss: f32,
+    /// When the video last started on a layer (see `LAYER_START_GRACE`).
+    layer_started: Option<Instant>,
+    /// The latest report's loss, for operators.
+    last_loss: Option<f32>,
 }
 
 impl ViewerEstimate {
@@ -94,6 +112,11 @@ impl ViewerEstimate {
         }
     }
 
+    /// The video started on a layer: its keyframe burst is on the way.
+    pub fn handle_layer_start(&mut self, now: Instant) {
+        self.layer_started = Some(now);
+    }
+
     /// A receiver report: `fraction_lost` of what was sent since the last one, while sending at
     /// `sending_bps`. `ceiling_bps` is the most this viewer could ever be sent (above it the loss
     /// controller has nothing left to say and lets go).
@@ -103,19 +126,31 @@ impl ViewerEstimate {
             .map_or(Duration::from_secs(1), |t| now.saturating_duration_since(t))
             .min(Duration::from_secs(5));
         self.last_loss_report = Some(now);
-        if fraction_lost > LOSS_EVIDENCE {
-            self.last_high_loss = Some(now);
+        self.last_loss = Some(fraction_lost);
+        if self.layer_started.is_some_and(|t| now.saturating_duration_since(t) < LAYER_START_GRACE) {
+            self.overflowed_at = None;
+            return;
         }
         let usual = self.usual_loss;
+        let overflow = fraction_lost > LOSS_HIGH + usual;
+        let overflowed_before = self.overflowed_at.is_some_and(|t| now.saturating_duration_since(t) < OVERFLOW_NEWS_LASTS);
+        self.overflowed_at = overflow.then_some(now);
         self.usual_loss += USUAL_LOSS_WEIGHT * (fraction_lost.clamp(0.0, LOSS_HIGH) - usual);
-        if fraction_lost > LOSS_HIGH + usual {
-            if self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD) {
+        if overflow {
+            // One report alone may be one keyframe's burst (any viewer's switch makes the host
+            // send one, to everyone on that layer) overrunning a short queue: a rate that is too
+            // high overflows report after report.
+            if !overflowed_before || self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD) {
                 return;
             }
             self.last_cut = Some(now);
-            let lost_permille = (fraction_lost.min(1.0) * 1000.0).round() as u64;
+            // A rate limit delivers what it carries and drops the rest: what got through, less
+            // the link's usual loss, is what the link carries. Not less than half of the rate,
+            // though: once the link overflows, retransmissions of the lost packets share it, so
+            // the media's own loss overstates how far the rate is over.
+            let delivered = f64::from((1.0 - fraction_lost.min(1.0)) / (1.0 - usual.min(0.5))).clamp(0.5, 1.0);
             let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
-            self.loss_bps = Some(base / 1000 * (1000 - lost_permille / 2));
+            self.loss_bps = Some((base as f64 * delivered) as u64 / 100 * CUT_UNDER_DELIVERED_PCT);
         } else if fraction_lost < LOSS_LOW + usual {
             self.grow(now, elapsed, ceiling_bps);
         }
@@ -141,6 +176,12 @@ impl ViewerEstimate {
         }
     }
 
+    /// The latest report's loss and the link's usual loss, in permille (for operators).
+    pub fn loss_permille(&self) -> (Option<u16>, u16) {
+        let permille = |f: f32| (f.clamp(0.0, 1.0) * 1000.0).round() as u16;
+        (self.last_loss.map(permille), permille(self.usual_loss))
+    }
+
     /// The estimate to act on, and its source: the transport's if it ever gave one, else the
     /// loss controller's, else none (nothing says the link is short: no constraint).
     pub fn current(&self) -> Option<(EstimateSource, u64)> {
@@ -150,13 +191,13 @@ impl ViewerEstimate {
     /// [`current`](Self::current) with how far it can be trusted at `now`.
     pub fn judged(&self, now: Instant) -> Option<Estimate> {
         let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < EVIDENCE_LASTS);
-        let lossy = recent(self.last_high_loss);
+        let overflowing = self.overflowed_at.is_some_and(|t| now.saturating_duration_since(t) < OVERFLOW_NEWS_LASTS);
         self.current().map(|(source, bps)| Estimate {
             source,
             bps,
             // The loss controller only speaks after loss: its word is always evidence.
             congested: source == EstimateSource::Loss || recent(self.last_fall),
-            lossy,
+            overflowing,
         })
     }
 }
@@ -170,21 +211,27 @@ mod tests {
         let t0 = Instant::now();
         let mut e = ViewerEstimate::default();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        // Twenty seconds of the link's usual 3 %, then an overflow's 30 % cuts the estimate.
+        // Twenty seconds of the link's usual 3 %, then an overflow's 30 %, two reports in a row,
+        // cuts the estimate.
         for s in 0..20 {
             e.handle_loss(at(s), 0.03, 300_000, 3_000_000);
         }
         e.handle_loss(at(20), 0.3, 400_000, 3_000_000);
+        assert_eq!(e.current(), None, "one report could be a keyframe's burst");
+        e.handle_loss(at(21), 0.3, 400_000, 3_000_000);
         let cut = e.current().expect("cut").1;
-        assert_eq!(cut, 340_000);
+        // 30 % lost where about 3.4 % is usual (the first overflow counted, capped at 10 %): the
+        // link delivered 0.7 / 0.966 of 400 kbit/s; 95 % of that.
+        assert!((274_000..=276_000).contains(&cut), "{cut}");
         // Back to the usual 3 %: not congestion, so it grows again.
-        for s in 21..31 {
+        for s in 22..32 {
             e.handle_loss(at(s), 0.03, 300_000, 3_000_000);
         }
         let grown = e.current().expect("still constrained").1;
         assert!(grown > cut * 17 / 10, "grew from {cut} to {grown} in 10 s of usual loss");
         // Loss well over the usual still cuts.
-        e.handle_loss(at(31), 0.16, grown, 3_000_000);
+        e.handle_loss(at(32), 0.2, grown, 3_000_000);
+        e.handle_loss(at(33), 0.2, grown, 3_000_000);
         assert!(e.current().expect("cut").1 < grown);
     }
 
@@ -194,7 +241,8 @@ mod tests {
         let mut e = ViewerEstimate::default();
         assert_eq!(e.current(), None);
         e.handle_loss(t0, 0.2, 1_000_000, 3_000_000);
-        assert_eq!(e.current(), Some((EstimateSource::Loss, 900_000)));
+        e.handle_loss(t0 + Duration::from_secs(1), 0.2, 1_000_000, 3_000_000);
+        assert!(e.current().is_some_and(|(s, bps)| s == EstimateSource::Loss && bps < 800_000), "{:?}", e.current());
         e.handle_transport(t0, EstimateSource::Remb, 700_000);
         assert_eq!(e.current(), Some((EstimateSource::Remb, 700_000)));
         e.handle_transport(t0, EstimateSource::Twcc, 2_000_000);
@@ -209,12 +257,15 @@ mod tests {
         e.handle_loss(t0, 0.01, 2_000_000, 3_000_000);
         assert_eq!(e.current(), None, "clean reports from the start: no constraint");
         e.handle_loss(t0 + Duration::from_secs(1), 0.3, 2_000_000, 3_000_000);
-        assert_eq!(e.current(), Some((EstimateSource::Loss, 1_700_000)));
-        e.handle_loss(t0 + Duration::from_millis(1500), 0.5, 1_700_000, 3_000_000);
-        assert_eq!(e.current(), Some((EstimateSource::Loss, 1_700_000)), "no second cut within the hold");
-        e.handle_loss(t0 + Duration::from_secs(2), 0.05, 1_700_000, 3_000_000);
-        assert_eq!(e.current(), Some((EstimateSource::Loss, 1_700_000)), "between the thresholds: hold");
-        let mut at = t0 + Duration::from_secs(2);
+        e.handle_loss(t0 + Duration::from_secs(2), 0.3, 2_000_000, 3_000_000);
+        // To what the link delivered (70 % of 2 Mbit/s, over a usual loss of about 1 %), less 5 %.
+        let cut = e.current().map(|(_, bps)| bps).unwrap_or(0);
+        assert!((1_340_000..=1_350_000).contains(&cut), "{cut}");
+        e.handle_loss(t0 + Duration::from_millis(2500), 0.5, 1_700_000, 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, cut)), "no second cut within the hold");
+        e.handle_loss(t0 + Duration::from_secs(3), 0.07, 1_700_000, 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, cut)), "between the thresholds: hold");
+        let mut at = t0 + Duration::from_secs(3);
         let mut steps = 0;
         while e.current().is_some() {
             at += Duration::from_secs(1);
@@ -230,15 +281,17 @@ mod tests {
         let t0 = Instant::now();
         let mut e = ViewerEstimate::default();
         e.handle_loss(t0, 0.5, 200_000, 3_000_000);
-        assert_eq!(e.current(), Some((EstimateSource::Loss, 150_000)));
-        e.handle_silence(t0 + Duration::from_secs(1), 3_000_000);
-        assert_eq!(e.current(), Some((EstimateSource::Loss, 150_000)), "a second of quiet is not silence");
-        let mut at = t0 + Duration::from_secs(2);
+        e.handle_loss(t0 + Duration::from_secs(1), 0.5, 200_000, 3_000_000);
+        let cut = e.current().map(|(_, bps)| bps).unwrap_or(0);
+        assert!((95_000..=97_000).contains(&cut), "{cut}");
+        e.handle_silence(t0 + Duration::from_secs(2), 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, cut)), "a second of quiet is not silence");
+        let mut at = t0 + Duration::from_secs(3);
         for _ in 0..20 {
             e.handle_silence(at, 3_000_000);
             at += Duration::from_secs(1);
         }
-        assert!(e.current().is_some_and(|(_, bps)| bps > 500_000), "{:?}", e.current());
+        assert!(e.current().is_some_and(|(_, bps)| bps > 300_000), "{:?}", e.current());
     }
 
     #[test]
@@ -251,9 +304,52 @@ mod tests {
         let judged = e.judged(t0 + Duration::from_secs(4)).expect("an estimate");
         assert!(!judged.congested, "climbing (and a 1 % dip) is a guess being refined");
         e.handle_transport(t0 + Duration::from_secs(5), EstimateSource::Twcc, 600_000);
-        assert!(e.judged(t0 + Duration::from_secs(6)).is_some_and(|j| j.congested && !j.lossy));
+        assert!(e.judged(t0 + Duration::from_secs(6)).is_some_and(|j| j.congested && !j.overflowing));
         assert!(e.judged(t0 + Duration::from_secs(16)).is_some_and(|j| !j.congested), "evidence fades");
-        e.handle_loss(t0 + Duration::from_secs(17), 0.3, 600_000, 3_000_000);
-        assert!(e.judged(t0 + Duration::from_secs(18)).is_some_and(|j| j.lossy));
+    }
+
+    #[test]
+    fn the_keyframe_bursts_loss_right_after_a_layer_starts_is_not_taken_for_the_rate() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut e = ViewerEstimate::default();
+        e.handle_layer_start(at(0));
+        e.handle_loss(at(900), 0.4, 500_000, 3_000_000);
+        assert_eq!(e.current(), None, "the burst's loss cuts nothing");
+        assert!(e.judged(at(1000)).is_none_or(|j| !j.overflowing));
+        e.handle_loss(at(1900), 0.3, 500_000, 3_000_000);
+        assert_eq!(e.current(), None, "nor the repair's");
+        // Past the grace the layer's own rate shows: 30 % lost, report after report, is an overflow.
+        e.handle_loss(at(2900), 0.3, 500_000, 3_000_000);
+        e.handle_loss(at(3900), 0.3, 500_000, 3_000_000);
+        let cut = e.current().map(|(_, bps)| bps).unwrap_or(0);
+        assert!((335_000..=336_500).contains(&cut), "cut to 95 % of the 350 kbit/s delivered (over 1 % usual): {cut}");
+    }
+
+    #[test]
+    fn an_overflow_at_most_halves_the_rate() {
+        let mut e = ViewerEstimate::default();
+        // 90 % of the media lost: retransmissions took the link, the rate is not 10 times over.
+        let t0 = Instant::now();
+        e.handle_loss(t0, 0.9, 2_000_000, 3_000_000);
+        e.handle_loss(t0 + Duration::from_secs(1), 0.9, 2_000_000, 3_000_000);
+        assert_eq!(e.current(), Some((EstimateSource::Loss, 950_000)));
+    }
+
+    #[test]
+    fn only_the_latest_report_says_whether_the_link_overflows() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut e = ViewerEstimate::default();
+        e.handle_transport(t0, EstimateSource::Twcc, 600_000);
+        for s in 0..10 {
+            e.handle_loss(at(s), 0.02, 300_000, 3_000_000);
+        }
+        assert!(e.judged(at(10)).is_some_and(|j| !j.overflowing), "the link's usual 2 % is no overflow");
+        e.handle_loss(at(10), 0.3, 300_000, 3_000_000);
+        assert!(e.judged(at(11)).is_some_and(|j| j.overflowing));
+        assert!(e.judged(at(14)).is_some_and(|j| !j.overflowing), "old news after 3 s without a report");
+        e.handle_loss(at(12), 0.03, 300_000, 3_000_000);
+        assert!(e.judged(at(12)).is_some_and(|j| !j.overflowing), "the next report is clean");
     }
 }

@@ -68,6 +68,9 @@ pub struct ViewerLayerReport {
     pub layer_rank: Option<u8>,
     pub paused: bool,
     pub estimate: Option<(EstimateSource, u64)>,
+    /// The viewer's latest loss report and its link's usual loss, in permille.
+    pub loss_permille: Option<u16>,
+    pub usual_loss_permille: u16,
     pub switches: u64,
     pub pauses: u64,
     pub cap: LayerCap,
@@ -267,6 +270,7 @@ impl Forwarder {
         let audio = self.config.selection.audio_bps;
         let sending = self.viewers[i].current_layer().map_or(0, |l| self.layers.bitrate(l)) + audio;
         let ceiling = self.layers.ranked().last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + audio;
+        self.viewers[i].note_layer_start(now);
         self.viewers[i].estimate.handle_loss(now, fraction_lost, sending, ceiling);
     }
 
@@ -335,6 +339,7 @@ impl Forwarder {
         let ranked = self.layers.ranked();
         let ceiling = ranked.last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + self.config.selection.audio_bps;
         let viewer = &mut self.viewers[i];
+        viewer.note_layer_start(now);
         viewer.estimate.handle_silence(now, ceiling);
         let estimate = viewer.estimate.judged(now);
         if let Some(choice) = viewer.selector.decide(now, ranked, viewer.cap, estimate, &self.config.selection) {
@@ -412,12 +417,15 @@ impl Forwarder {
     pub fn viewer_report(&self, id: ViewerId) -> Option<ViewerLayerReport> {
         let viewer = &self.viewers[self.viewer_index(id)?];
         let layer = viewer.current_layer();
+        let (loss_permille, usual_loss_permille) = viewer.estimate.loss_permille();
         Some(ViewerLayerReport {
             layer,
             layer_name: layer.and_then(|l| self.layers.layers[usize::from(l)].name.clone()),
             layer_rank: layer.and_then(|l| self.layers.rank_of(l)).map(|r| r as u8),
             paused: viewer.is_paused(),
             estimate: viewer.estimate.current(),
+            loss_permille,
+            usual_loss_permille,
             switches: viewer.switches(),
             pauses: viewer.selector.pauses(),
             cap: viewer.cap,

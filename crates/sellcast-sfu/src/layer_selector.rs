@@ -6,8 +6,11 @@
 //! with a margin for a while, and not right after a step down, so an estimate that wobbles
 //! around a layer's bitrate does not flap between two layers (each switch costs a keyframe).
 //! A climb undone within seconds doubles the wait before the next one.
-//! When even the lowest layer does not fit by a wide margin, and the viewer is losing packets,
-//! for a while, the video pauses; audio and the data channel go on. An estimator that is still climbing from its
+//! When even the lowest layer does not fit by a wide margin for a while, and the viewer's latest
+//! report says the lowest layer still overflows its link (loss well above the link's usual),
+//! the video pauses; audio and the data channel go on. A low estimate alone pauses nobody: a
+//! transport estimator reads a radio link's steady few percent of loss as congestion, and a
+//! viewer whose link carries the lowest layer would lose its picture for nothing. An estimator that is still climbing from its
 //! starting guess moves nobody down: on a fast link it is below the bitrate it is carrying.
 //! A host with one layer is never paused (see `decide`).
 //! It never reads a clock: `now` comes in.
@@ -145,7 +148,7 @@ impl LayerSelector {
     fn adapt(&mut self, now: Instant, layers: &[LayerView], top: usize, estimate: Option<Estimate>, config: &SelectorConfig) -> Choice {
         let budget = estimate.map(|e| e.bps.saturating_sub(config.audio_bps));
         let congested = estimate.is_some_and(|e| e.congested);
-        let lossy = estimate.is_some_and(|e| e.lossy);
+        let overflowing = estimate.is_some_and(|e| e.overflowing);
         let fits = |rank: usize, margin_pct: u64| {
             budget.is_none_or(|b| layers[rank].bitrate_bps.saturating_mul(margin_pct) / 100 <= b)
         };
@@ -206,7 +209,7 @@ impl LayerSelector {
                         self.stepped_down(now, config);
                         return Choice::Layer(layers[0].slot);
                     }
-                    if lossy && !fits(0, config.pause_below_pct) && now.saturating_duration_since(since) >= config.pause_after {
+                    if overflowing && !fits(0, config.pause_below_pct) && now.saturating_duration_since(since) >= config.pause_after {
                         self.clear_timers();
                         self.stepped_down(now, config);
                         return Choice::Paused;
@@ -281,9 +284,9 @@ mod tests {
             let now = start + Duration::from_millis(250 * tick);
             let on_top = selector.choice() == Some(Choice::Layer(2));
             let estimate = if on_top {
-                Estimate { source: EstimateSource::Loss, bps: 1_000_000, congested: true, lossy: true }
+                Estimate { source: EstimateSource::Loss, bps: 1_000_000, congested: true, overflowing: true }
             } else {
-                Estimate { source: EstimateSource::Loss, bps: 5_000_000, congested: false, lossy: false }
+                Estimate { source: EstimateSource::Loss, bps: 5_000_000, congested: false, overflowing: false }
             };
             if let Some(Choice::Layer(2)) = selector.decide(now, &layers, LayerCap::default(), Some(estimate), &config) {
                 climbs += 1;
@@ -307,8 +310,8 @@ mod tests {
         let mut selector = LayerSelector::default();
         let start = Instant::now();
         let at = |s: f64| start + Duration::from_secs_f64(s);
-        let fits_all = Estimate { source: EstimateSource::Loss, bps: 5_000_000, congested: false, lossy: false };
-        let pushed_back = Estimate { source: EstimateSource::Loss, bps: 1_000_000, congested: true, lossy: true };
+        let fits_all = Estimate { source: EstimateSource::Loss, bps: 5_000_000, congested: false, overflowing: false };
+        let pushed_back = Estimate { source: EstimateSource::Loss, bps: 1_000_000, congested: true, overflowing: true };
         let mut t = 0.0;
         // Decide every 250 ms with the estimate `e` for `secs`, or until the first change if
         // `first` (then returned, with when it came).

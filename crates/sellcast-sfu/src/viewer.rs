@@ -4,6 +4,7 @@
 //! queued packets and restarts from the next keyframe; the host and other viewers never wait.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::codec::TrackKind;
 use crate::drop_reason::{DropCounters, DropReason};
@@ -45,6 +46,9 @@ pub struct ViewerOut {
     /// What was last asked of the transport's estimator, to say it once.
     pub(crate) probe: ProbeTarget,
     switches: u64,
+    /// The video started on a layer (a join, a switch, a resume) since the estimator was last
+    /// told: its keyframe went out as a burst.
+    layer_started: bool,
 }
 
 impl ViewerOut {
@@ -70,6 +74,7 @@ impl ViewerOut {
             cap: LayerCap::default(),
             probe: ProbeTarget::default(),
             switches: 0,
+            layer_started: false,
         }
     }
 
@@ -110,6 +115,7 @@ impl ViewerOut {
                 self.switches += 1;
             }
             self.current_layer = Some(packet.layer);
+            self.layer_started = true;
             self.mungers[kind.index()].unanchor();
         }
         let munger = &mut self.mungers[kind.index()];
@@ -211,6 +217,13 @@ impl ViewerOut {
             Some(Choice::Layer(slot)) if self.current_layer != Some(slot) => Some(slot),
             _ if self.waiting_for_keyframe => self.current_layer,
             _ => None,
+        }
+    }
+
+    /// Tell the estimator, once, that the video started on a layer since it was last told.
+    pub(crate) fn note_layer_start(&mut self, now: Instant) {
+        if std::mem::take(&mut self.layer_started) {
+            self.estimate.handle_layer_start(now);
         }
     }
 

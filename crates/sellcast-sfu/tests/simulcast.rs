@@ -252,6 +252,33 @@ fn an_estimate_just_short_of_the_lowest_layer_keeps_it_rather_than_pausing() {
 }
 
 #[test]
+fn a_link_that_carries_the_lowest_layer_with_its_usual_loss_is_not_paused_on_a_low_estimate() {
+    let (mut f, mut host, v) = with_viewer(Some(3_000_000));
+    host.run(&mut f, 6, |f, _| {
+        drain(f, v);
+    });
+    // The link overflowed once (the viewer was on a layer it could not carry), and a transport
+    // estimator that reads the link's steady 2 % loss as congestion then says 100 kbit/s, far
+    // below the lowest layer's 214. The lowest layer goes through with only the usual loss:
+    // nothing overflows, so the viewer keeps its picture.
+    f.handle_viewer_loss(host.now, v, 0.4);
+    f.handle_viewer_estimate(host.now, v, EstimateSource::Twcc, 100_000);
+    let mut next_report = host.now + Duration::from_secs(1);
+    let mut out = Vec::new();
+    host.run(&mut f, 10, |f, now| {
+        if now >= next_report {
+            f.handle_viewer_loss(now, v, 0.02);
+            next_report = now + Duration::from_secs(1);
+        }
+        out.extend(drain(f, v));
+    });
+    let report = f.viewer_report(v).expect("viewer");
+    assert_eq!(report.pauses, 0, "never paused");
+    assert_eq!(rank(&f, v), Some(0), "on the lowest layer");
+    assert!(out.iter().rev().take(50).any(|p| p.kind == TrackKind::Video), "video still flows");
+}
+
+#[test]
 fn the_data_saver_cap_holds_the_lowest_layer_whatever_the_estimate() {
     let (mut f, mut host, v) = with_viewer(Some(5_000_000));
     host.run(&mut f, 6, |f, _| {

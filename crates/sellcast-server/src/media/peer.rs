@@ -31,6 +31,13 @@ use super::router::MAX_SHARDS;
 /// Resend cache per viewer video stream: at least 1 s of 8 Mbit/s video.
 const RESEND_CACHE_PACKETS: usize = 1024;
 const RESEND_CACHE_AGE: Duration = Duration::from_millis(1500);
+/// Resends stop (the queued ones are dropped) while they are over this share of the bytes a
+/// viewer's video sent in the last second. A link that overflows loses packets because it is
+/// full: resending all of them fills it further, the resends' own loss is NACKed again, and the
+/// viewer's loss climbs from the overflow's 20 % to 70-80 % (seen behind a 1.2 Mbit/s link
+/// sent the 1.5 Mbit/s layer), which the loss controller then reads as a far slower link.
+/// Random loss of a few percent stays well under the cap and is still repaired.
+const RESEND_SHARE_CAP: f32 = 0.15;
 
 /// Viewer entries for constrained high H264 (payload type, RTX, packetization mode 1), on
 /// numbers str0m's default entries leave free.
@@ -367,8 +374,8 @@ fn video_pt_for(negotiated: &[Negotiated], format: &VideoFormat) -> Option<Pt> {
 
 impl Peer {
     /// A media line was negotiated. For a viewer's outgoing video, size the resend cache that
-    /// answers its NACKs: the payloads are shared with the room, so this costs one entry per
-    /// packet, not a copy.
+    /// answers its NACKs (the payloads are shared with the room, so this costs one entry per
+    /// packet, not a copy) and cap the resends' share of what it sends.
     pub fn handle_media_added(&mut self, mid: Mid, kind: MediaKind, direction: Direction, simulcast: bool) {
         let kind = track_kind(kind);
         self.mids[kind.index()] = Some(mid);
@@ -378,7 +385,7 @@ impl Peer {
         if self.kind == SessionKind::Watch && kind == TrackKind::Video && direction.is_sending() {
             let mut api = self.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(RESEND_CACHE_PACKETS, RESEND_CACHE_AGE, None);
+                tx.set_rtx_cache(RESEND_CACHE_PACKETS, RESEND_CACHE_AGE, Some(RESEND_SHARE_CAP));
             }
         }
     }

@@ -80,6 +80,8 @@ impl ShardRoom {
                 paused: r.paused,
                 estimate_bps: r.estimate.map(|e| e.1),
                 estimate_source: r.estimate.map(|e| e.0.name().to_string()),
+                loss_permille: r.loss_permille,
+                usual_loss_permille: r.usual_loss_permille,
                 switches: r.switches,
                 pauses: r.pauses,
                 cap_height: r.cap.max_height,

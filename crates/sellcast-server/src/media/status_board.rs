@@ -46,6 +46,9 @@ pub struct ViewerVideo {
     pub paused: bool,
     pub estimate_bps: Option<u64>,
     pub estimate_source: Option<String>,
+    /// The viewer's latest receiver report: video lost, and its link's usual loss (permille).
+    pub loss_permille: Option<u16>,
+    pub usual_loss_permille: u16,
     pub switches: u64,
     pub pauses: u64,
     pub cap_height: Option<u32>,
