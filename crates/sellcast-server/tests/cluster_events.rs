@@ -11,9 +11,11 @@
 //! - a buy on node-b's data channel and one over the HTTP frames API on node-c are answered,
 //!   a retry of each gets its original answer, and each order is in node-a's store once.
 //!
-//! Control run (see the report): with the local copy's resume delivering from the viewer's
-//! own seq instead of the one after it (`>=` for `>` in `StreamLog::replay_after`), the resume
-//! test failed on the duplicated event.
+//! Control runs: with node-c's local copy resuming from the viewer's own seq instead of the
+//! one after it (`>=` for `>` in `StreamLog::replay_after`), the resume test failed on the
+//! duplicated event (`before [.., 8], after resuming [8, 9, ..]`); with it skipping one
+//! (`> from.seq + 1`), it failed on the missed one (`after [10, ..]`, 9 missing). Both only
+//! touch the copy on node-c, so they also show the resume is served from the stream there.
 //!
 //! HTTP and NATS ports are fixed per test in 19700-19749; media ports are chosen by the OS.
 
