@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::buy_admission::BuyAnswer;
 use crate::identity::ParticipantId;
 use crate::protocol::{encode, DirectFrame, FrameError};
@@ -25,8 +27,9 @@ pub enum Caller {
     Call(CallId),
 }
 
-/// The room's answer to one frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The room's answer to one frame. Serializable so that a call from another node's viewer
+/// (cluster mode) gets it back over NATS as the room gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
     /// Taken; what it changed reaches everyone as room events. Host actions are accepted once
     /// the store committed them.

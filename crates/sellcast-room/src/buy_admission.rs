@@ -55,7 +55,7 @@ pub struct BuyOrder {
 }
 
 /// The final answer to a ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BuyAnswer {
     Confirmed {
         order_id: i64,

@@ -32,6 +32,12 @@ impl LikeCounter {
         accepted
     }
 
+    /// Likes another node already summed for its own viewers this tick (each capped there per
+    /// user, as [`LikeCounter::handle_likes`] does here): counted as they are.
+    pub fn handle_node_sum(&mut self, count: u32) {
+        self.delta += u64::from(count);
+    }
+
     /// End of a tick: `(total, delta)` to announce, if anything changed.
     pub fn handle_tick(&mut self) -> Option<(u64, u64)> {
         self.this_tick.clear();
@@ -62,5 +68,14 @@ mod tests {
         assert_eq!(likes.handle_tick(), None, "quiet tick announces nothing");
         assert_eq!(likes.handle_likes("bob", 3), 3, "cap resets each tick");
         assert_eq!(likes.handle_tick(), Some((128, 3)));
+    }
+
+    #[test]
+    fn another_nodes_sum_is_added_to_the_tick_uncapped() {
+        let mut likes = LikeCounter::new(0, 20);
+        likes.handle_likes("ann", 5);
+        likes.handle_node_sum(70);
+        assert_eq!(likes.total(), 75);
+        assert_eq!(likes.handle_tick(), Some((75, 75)));
     }
 }

@@ -25,7 +25,7 @@ pub struct Position {
 }
 
 /// Everything a client may send.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// First frame on a channel; `resume` is the last event the client saw.
@@ -180,7 +180,7 @@ pub enum ErrorCode {
 }
 
 /// A refused frame: what is sent back as `{"type":"error",...}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameError {
     pub code: ErrorCode,
     pub message: String,

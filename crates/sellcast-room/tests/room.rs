@@ -77,7 +77,7 @@ fn chat_is_stamped_by_the_server_and_sequenced() {
     let chats: Vec<Value> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Broadcast { frame, class: Class::Chat } => Some(json(frame)),
+            Output::Broadcast { frame, class: Class::Chat, .. } => Some(json(frame)),
             _ => None,
         })
         .collect();
@@ -230,7 +230,7 @@ fn a_flooding_client_is_throttled_and_answered_sparingly() {
     let out = drain(&mut room);
     let chats: Vec<Value> = out
         .iter()
-        .filter_map(|o| if let Output::Broadcast { frame, class: Class::Chat } = o { Some(json(frame)) } else { None })
+        .filter_map(|o| if let Output::Broadcast { frame, class: Class::Chat, .. } = o { Some(json(frame)) } else { None })
         .collect();
     let from_flood = chats.iter().filter(|c| c["from"]["id"] == "flood").count();
     assert!(from_flood <= 6, "flooder limited to its burst and rate: {from_flood}");
@@ -243,7 +243,7 @@ fn a_flooding_client_is_throttled_and_answered_sparingly() {
 fn likes_are_summed_per_tick_and_counters_are_latest_state() {
     let latest = |out: &[Output], kind: &str| -> Vec<Value> {
         out.iter()
-            .filter_map(|o| if let Output::Broadcast { frame, class: Class::Latest } = o { Some(json(frame)) } else { None })
+            .filter_map(|o| if let Output::Broadcast { frame, class: Class::Latest, .. } = o { Some(json(frame)) } else { None })
             .filter(|f| f["type"] == kind)
             .collect()
     };

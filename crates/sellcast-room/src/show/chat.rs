@@ -11,7 +11,7 @@ impl Show {
         let event = RoomEvent::Chat { from: who.clone(), text: text.clone(), at_ms: now_ms };
         let (seq, frame) = self.log.append(&event, now_ms);
         self.chat.record(ChatLine { seq, from: who.clone(), text, at_ms: now_ms });
-        self.outputs.push_back(Output::Broadcast { frame, class: Class::Chat });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Chat, position: Some(self.log.position()) });
         Ok(())
     }
 }

@@ -83,7 +83,10 @@ pub struct Ban {
 pub enum Output {
     /// A frame of one session's stream (welcome, replay or snapshot, counters, the order feed).
     Send { to: ParticipantId, frame: Arc<str>, class: Class },
-    Broadcast { frame: Arc<str>, class: Class },
+    /// A frame for every participant. `position` is `Some` for a room event: its place in the
+    /// room's event stream (what a resume counts from); `None` for latest-state frames
+    /// (likes, counters, activity) and notices that are not part of the stream.
+    Broadcast { frame: Arc<str>, class: Class, position: Option<Position> },
     /// The answer to a frame from `to`.
     Answer { to: Caller, answer: Answer },
     /// Commit this buy in the store, then call [`Show::handle_buy_outcome`].
@@ -194,7 +197,8 @@ impl Show {
 
     fn broadcast_event(&mut self, now_ms: i64, event: RoomEvent) {
         let (_, frame) = self.log.append(&event, now_ms);
-        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
+        let position = Some(self.log.position());
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control, position });
     }
 
     fn send(&mut self, to: ParticipantId, frame: &DirectFrame, class: Class) {
@@ -202,7 +206,7 @@ impl Show {
     }
 
     fn broadcast(&mut self, frame: &DirectFrame, class: Class) {
-        self.outputs.push_back(Output::Broadcast { frame: encode(frame), class });
+        self.outputs.push_back(Output::Broadcast { frame: encode(frame), class, position: None });
     }
 
     /// Frames, refusals and buy answers handled so far.

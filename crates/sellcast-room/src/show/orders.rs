@@ -56,7 +56,7 @@ impl Show {
         // The likes since the last save go to the store before the server exits.
         self.save_likes(self.likes_saved.1);
         let frame = encode(&DirectFrame::Draining { reconnect_after_ms });
-        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control });
+        self.outputs.push_back(Output::Broadcast { frame, class: Class::Control, position: None });
     }
 
     /// The store committed (or replayed) a buy.

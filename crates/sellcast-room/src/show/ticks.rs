@@ -6,6 +6,13 @@ use crate::protocol::{DirectFrame, RoomEvent, SaleCounter};
 use super::{Class, Show};
 
 impl Show {
+    /// Likes another node summed for its viewers in one of its ticks (cluster mode): each
+    /// viewer there was held to [`crate::ShowLimits::likes_per_user_per_tick`] by that node.
+    /// They are announced with this room's own on its next tick.
+    pub fn handle_node_likes(&mut self, count: u32) {
+        self.likes.handle_node_sum(count);
+    }
+
     /// Fixed tick (every 250-500 ms): likes, counters, sales ending by the clock.
     pub fn handle_tick(&mut self, now_ms: i64) {
         self.limits.handle_tick(now_ms);

@@ -215,6 +215,15 @@ impl Cluster {
         self.registry.live(UnixMillis::now()).await
     }
 
+    /// The NATS connection this node shares with the interaction plane (`interaction::across_nodes`).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.config.node_id
+    }
+
     pub fn stats(&self) -> ClusterStats {
         let last = self.last_heartbeat.load(Ordering::Relaxed);
         ClusterStats {

@@ -140,6 +140,7 @@ async fn existing_room(st: &AppState, room: &str) -> Result<ShowHandle, Response
         RoomLookup::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", SignalError::RoomNotFound.to_string()),
         RoomLookup::Full => SignalError::Full(crate::admission::CapHit::Rooms).into_response(),
         RoomLookup::Unavailable => room_unavailable(),
+        RoomLookup::ClusterUnavailable => SignalError::ClusterUnavailable(crate::cluster::PlacementError::Unreachable).into_response(),
     })
 }
 

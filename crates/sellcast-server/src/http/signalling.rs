@@ -148,7 +148,7 @@ async fn negotiate(
         true => crate::relay_token::verify(&state.auth, authorization.as_deref(), room)?,
         false => state.auth.verify(authorization.as_deref(), room, needed)?,
     };
-    let existing = existing_room(room, state).await?;
+    let mut existing = existing_room(room, state).await?;
     if let Some(show) = &existing {
         super::api::check_not_banned(show, &identity).await?;
     }
@@ -169,7 +169,7 @@ async fn negotiate(
     };
     if let (Some(cluster), SessionKind::Publish) = (&state.cluster, kind) {
         match cluster.place_host(room).await {
-            Ok(Placement::Here) => {}
+            Ok(Placement::Here) => existing = Some(state.shows.claimed_here(room)?),
             Ok(Placement::Elsewhere { origin, public_url }) => return Ok(Negotiated::ToOrigin { origin, public_url }),
             Err(e) => return Err(SignalError::ClusterUnavailable(e)),
         }
@@ -178,12 +178,13 @@ async fn negotiate(
         SessionKind::Watch => super::edge_watch::viewer_source(state, room, relay).await?,
         SessionKind::Publish => super::edge_watch::ViewerSource::Here,
     };
-    // Held until the media plane answered: the room cannot be unloaded under this offer.
-    // An edge opens the room for its own viewers (their data channels).
-    let show = match (existing, kind, &source) {
-        (Some(show), _, _) => show,
-        (None, SessionKind::Publish, _) | (None, SessionKind::Watch, super::edge_watch::ViewerSource::Origin(_)) => state.shows.open(room)?,
-        (None, SessionKind::Watch, super::edge_watch::ViewerSource::Here) => return Err(SignalError::RoomNotFound),
+    // Held until the media plane answered: the room cannot be unloaded under this offer. On an
+    // edge the room is the mirror of the origin's (`interaction::across_nodes`): only the
+    // origin runs the room's show, so its stock and orders are never split between nodes.
+    let show = match (existing, kind) {
+        (Some(show), _) => show,
+        (None, SessionKind::Publish) => state.shows.open(room)?,
+        (None, SessionKind::Watch) => return Err(SignalError::RoomNotFound),
     };
     let ticket = state.admission.admit(room, client, kind)?;
     let (reply, answer) = oneshot::channel();
@@ -206,6 +207,7 @@ async fn existing_room(room: &str, state: &AppState) -> Result<Option<ShowHandle
         Err(RoomLookup::NotFound) => Ok(None),
         Err(RoomLookup::Full) => Err(SignalError::Full(crate::admission::CapHit::Rooms)),
         Err(RoomLookup::Unavailable) => Err(SignalError::RoomUnavailable),
+        Err(RoomLookup::ClusterUnavailable) => Err(SignalError::ClusterUnavailable(crate::cluster::PlacementError::Unreachable)),
     }
 }
 

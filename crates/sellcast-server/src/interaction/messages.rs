@@ -54,6 +54,8 @@ pub enum ShowMsg {
     BuyDone { ticket: BuyTicket, result: Result<BuyOutcome, StoreFailure> },
     /// The store finished a durable host action.
     Persisted { from: Caller, result: Result<Applied, FrameError> },
+    /// Likes another node summed for its viewers in one tick (cluster mode, `across_nodes`).
+    NodeLikes { count: u32 },
     /// A likes-total save finished (internal): a drain waits for the last one.
     LikesSaved,
     /// The server is draining: tell the participants to reconnect after `reconnect_after_ms`,

@@ -15,9 +15,14 @@
 //! `welcome` and a `snapshot` and goes on as after a reconnect. Senders (HTTP handlers,
 //! peers) keep the same inbox throughout; a caller whose reply was lost in the panic hears
 //! that the room is unavailable and may retry (a buy with the same idempotency key).
+//!
+//! In cluster mode ([`ShowRegistry::join_cluster`]) a reader looking up a room that another
+//! node owns gets a mirror of it (`across_nodes::room_mirror`) behind the same handle, never
+//! a show of its own: one room's sales and stock are decided on one node. A room this node
+//! owns (or nobody owns yet) runs its show here, whose events are relayed to the others.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -25,6 +30,9 @@ use sellcast_room::{Caller, Class, Output, Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
+use super::across_nodes::owner_relay::OwnerRelay;
+use super::across_nodes::room_mirror::RoomMirror;
+use super::across_nodes::{Owner, RoomLinks};
 use super::messages::ShowMsg;
 use super::session_inbox::{session_inbox, SessionReceiver, SessionSender, FRAME_QUEUE_BYTES};
 use super::store_client::StoreClient;
@@ -55,6 +63,8 @@ const ROOM_OWN_SENDERS: usize = 3;
 pub struct ShowHandle {
     pub tx: mpsc::Sender<ShowMsg>,
     pub sessions: SessionSender,
+    /// Cluster mode: a mirror of a room another node owns, not a show.
+    pub mirrored: bool,
 }
 
 /// How many rooms may be loaded, and when an unused one is unloaded.
@@ -79,6 +89,8 @@ pub enum RoomLookup {
     Full,
     /// The store could not say.
     Unavailable,
+    /// Cluster mode: NATS could not say which node owns the room.
+    ClusterUnavailable,
 }
 
 type Shows = Arc<DashMap<String, ShowHandle>>;
@@ -93,6 +105,8 @@ pub struct ShowRegistry {
     /// Every room task's counts, added up for `/metrics`.
     tally: Arc<ServerTally>,
     supervision: Arc<Supervision>,
+    /// Cluster mode: the NATS side of rooms owned here and mirrored here.
+    links: OnceLock<Arc<RoomLinks>>,
 }
 
 impl ShowRegistry {
@@ -111,7 +125,14 @@ impl ShowRegistry {
             runtime,
             tally: Arc::default(),
             supervision,
+            links: OnceLock::new(),
         })
+    }
+
+    /// Cluster mode: rooms owned by other nodes are mirrored, and rooms run here relay their
+    /// events. Set once, before anything is served.
+    pub fn join_cluster(&self, links: Arc<RoomLinks>) {
+        let _ = self.links.set(links);
     }
 
     /// The durable store every show task writes through.
@@ -152,6 +173,16 @@ impl ShowRegistry {
         if let Some(h) = self.shows.get(room) {
             return Ok(h.value().clone());
         }
+        if let Some(links) = self.links.get() {
+            match links.owner_of(room).await {
+                Ok(Owner::Elsewhere(_)) => return self.mirror(room, links),
+                Ok(Owner::Here | Owner::Unclaimed) => {}
+                Err(e) => {
+                    tracing::warn!(%room, error = %e, "the room's owner could not be looked up");
+                    return Err(RoomLookup::ClusterUnavailable);
+                }
+            }
+        }
         let record = self.store.load_room(room).await.map_err(|_| RoomLookup::Unavailable)?;
         if !created(&record) {
             return Err(RoomLookup::NotFound);
@@ -175,6 +206,37 @@ impl ShowRegistry {
         self.get_with(room, None)
     }
 
+    /// Cluster mode: this node has just claimed `room` for its host. A mirror of it (from
+    /// when another node owned it) leaves the registry, and the room's show starts here;
+    /// the old mirror serves its viewers until they leave, through this node as the owner.
+    pub fn claimed_here(&self, room: &str) -> Result<ShowHandle, CapHit> {
+        if self.shows.remove_if(room, |_, h| h.mirrored).is_some() {
+            info!(%room, "this node owns the room now: its mirror gives way to its show");
+        }
+        self.open(room)
+    }
+
+    /// The mirror of a room another node owns, started if needed.
+    fn mirror(&self, room: &str, links: &Arc<RoomLinks>) -> Result<ShowHandle, RoomLookup> {
+        if self.shows.len() >= self.limits.max_rooms && !self.shows.contains_key(room) {
+            return Err(RoomLookup::Full);
+        }
+        let handle = self
+            .shows
+            .entry(room.to_string())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(ROOM_INBOX);
+                let (sessions, sessions_rx) = session_inbox(FRAME_QUEUE_BYTES);
+                let idle = Idle { after: self.limits.idle_after, shows: self.shows.clone() };
+                let mirror = RoomMirror::new(room.to_string(), links.clone(), self.driver.clone(), tx.clone(), idle);
+                self.runtime.spawn(mirror.run(rx, sessions_rx));
+                ShowHandle { tx, sessions, mirrored: true }
+            })
+            .value()
+            .clone();
+        Ok(handle)
+    }
+
     fn get_with(&self, room: &str, loaded: Option<ShowRecord>) -> ShowHandle {
         self.shows
             .entry(room.to_string())
@@ -189,9 +251,10 @@ impl ShowRegistry {
                     supervision: self.supervision.clone(),
                     tally: self.tally.clone(),
                     idle: Idle { after: self.limits.idle_after, shows: self.shows.clone() },
+                    links: self.links.get().cloned(),
                 };
                 self.runtime.spawn(supervisor.run(rx, sessions_rx, loaded));
-                ShowHandle { tx, sessions }
+                ShowHandle { tx, sessions, mirrored: false }
             })
             .value()
             .clone()
@@ -224,13 +287,24 @@ impl Idle {
     /// from the registry's handle under that lock, or from one counted here, so once removed
     /// nobody can reach the old inbox and the next user loads the room afresh.
     pub(super) fn try_unload(&self, room: &str, me: &mpsc::Sender<ShowMsg>, inbox: &mpsc::Receiver<ShowMsg>) -> bool {
+        self.try_unload_with(room, me, inbox, ROOM_OWN_SENDERS)
+    }
+
+    /// [`Idle::try_unload`] for a task holding `own` senders of its inbox (the registry's
+    /// handle's included).
+    pub(super) fn try_unload_with(&self, room: &str, me: &mpsc::Sender<ShowMsg>, inbox: &mpsc::Receiver<ShowMsg>, own: usize) -> bool {
         self.shows
             .remove_if(room, |_, h| {
                 // Peers hold the session inbox's sender, not the call inbox's: the room's own
                 // handle is the only holder once every peer is gone.
-                h.tx.same_channel(me) && Self::unused(me) && h.sessions.holders() <= 1 && inbox.is_empty()
+                h.tx.same_channel(me) && me.strong_count() <= own && h.sessions.holders() <= 1 && inbox.is_empty()
             })
             .is_some()
+    }
+
+    /// Take the room out of the registry if `me` is still its inbox (a task that stops).
+    pub(super) fn remove(&self, room: &str, me: &mpsc::Sender<ShowMsg>) {
+        self.shows.remove_if(room, |_, h| h.tx.same_channel(me));
     }
 
     /// Nobody outside the room holds a sender to its inbox.
@@ -248,12 +322,15 @@ struct ShowSupervisor {
     supervision: Arc<Supervision>,
     tally: Arc<ServerTally>,
     idle: Idle,
+    links: Option<Arc<RoomLinks>>,
 }
 
 impl ShowSupervisor {
     async fn run(self, mut inbox: mpsc::Receiver<ShowMsg>, mut sessions: SessionReceiver, mut loaded: Option<ShowRecord>) {
         let mut last_epoch = 0_u64;
         let mut last_panic: Option<Instant> = None;
+        // One relay across restarts: other nodes' calls keep arriving in the same inbox.
+        let relay = self.links.as_ref().map(|links| Arc::new(OwnerRelay::start(links, &self.name, self.me.downgrade())));
         loop {
             let record = match loaded.take() {
                 Some(record) => record,
@@ -275,7 +352,8 @@ impl ShowSupervisor {
             }
             let task = ShowTask::new(self.name.clone(), self.store.clone(), self.driver.clone(), self.me.clone())
                 .with_tally(self.tally.clone())
-                .with_idle(self.idle.clone());
+                .with_idle(self.idle.clone())
+                .with_relay(relay.clone());
             match CatchUnwind(Box::pin(task.run(&mut core, &mut inbox, &mut sessions))).await {
                 Ok(()) => return,
                 Err(mut payload) => {

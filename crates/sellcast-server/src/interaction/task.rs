@@ -12,6 +12,7 @@ use sellcast_room::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
+use super::across_nodes::owner_relay::OwnerRelay;
 use super::messages::{Applied, CatalogOp, ShowMsg};
 use super::session_inbox::SessionReceiver;
 use super::registry::Idle;
@@ -48,6 +49,8 @@ pub struct ShowTask {
     spans: HashMap<ParticipantId, Span>,
     /// Unloads the room once nobody has used it for a while (`registry`).
     idle: Option<Idle>,
+    /// Cluster mode: the room's events and latest-state frames for the other nodes.
+    relay: Option<Arc<OwnerRelay>>,
 }
 
 impl ShowTask {
@@ -65,7 +68,14 @@ impl ShowTask {
             tally: None,
             spans: HashMap::new(),
             idle: None,
+            relay: None,
         }
+    }
+
+    /// Cluster mode: relay the room's broadcasts to the other nodes (`across_nodes`).
+    pub(super) fn with_relay(mut self, relay: Option<Arc<OwnerRelay>>) -> Self {
+        self.relay = relay;
+        self
     }
 
     /// Unload the room after `idle.after` without any use (see `registry`).
@@ -238,6 +248,7 @@ impl ShowTask {
             ShowMsg::InjectPanic { hold } => {
                 std::panic::panic_any(crate::supervision::InjectedPanic { hold });
             }
+            ShowMsg::NodeLikes { count } => core.handle_node_likes(count),
             ShowMsg::LikesSaved => self.likes_saves = self.likes_saves.saturating_sub(1),
             ShowMsg::Drain { reconnect_after_ms, done } => {
                 core.handle_drain(reconnect_after_ms);
@@ -289,7 +300,10 @@ impl ShowTask {
                         let _ = reply.send(answer);
                     }
                 }
-                Output::Broadcast { frame, class } => {
+                Output::Broadcast { frame, class, position } => {
+                    if let Some(relay) = &self.relay {
+                        relay.handle_broadcast(&frame, class, position);
+                    }
                     self.deliver(Command::Deliver { room: self.name.clone(), to: None, frame, class });
                 }
                 Output::Buy(order) => {
