@@ -220,10 +220,6 @@ impl Cluster {
         &self.client
     }
 
-    pub fn node_id(&self) -> &NodeId {
-        &self.config.node_id
-    }
-
     pub fn stats(&self) -> ClusterStats {
         let last = self.last_heartbeat.load(Ordering::Relaxed);
         ClusterStats {
