@@ -227,17 +227,8 @@ async fn a_viewer_resuming_by_seq_on_another_node_misses_no_event_and_gets_none_
 async fn buys_on_other_nodes_are_answered_retries_get_the_same_answer_and_each_order_is_stored_once() -> Result<()> {
     let three = Three::start(19720).await?;
     let host = host_token(ROOM)?;
-    let created: Value = three
-        .a
-        .http
-        .post(format!("{}/api/rooms/{ROOM}/products", three.a.base))
-        .bearer_auth(&host)
-        .json(&json!({ "title": "Mug", "price_minor": 990, "currency": "EUR", "stock": 10 }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let product_id = created["id"].as_i64().with_context(|| format!("product created: {created}"))?;
+    let mug = json!({ "title": "Mug", "price_minor": 990, "currency": "EUR", "stock": 10 });
+    let product_id = cluster_support::create_product(&three.a.http, &three.a.base, ROOM, &host, &mug).await?;
     let on_b = viewer(&three.b, "bob", None).await?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let sale = json!({ "type": "start_sale", "product_id": product_id, "price_minor": 500, "stock": 3,

@@ -124,16 +124,8 @@ async fn purchase_storm_over_three_nodes_sells_exactly_the_stock_and_postgres_ag
     let host_peer = Publisher::connect(&a.base, ROOM, options).await.context("the host publishing to node-a")?;
 
     let host = host_token(ROOM)?;
-    let created: Value = a
-        .http
-        .post(format!("{}/api/rooms/{ROOM}/products", a.base))
-        .bearer_auth(&host)
-        .json(&json!({ "title": "Serum", "price_minor": 990, "currency": "EUR", "stock": 500 }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let product = created["id"].as_i64().with_context(|| format!("product: {created}"))?;
+    let serum = json!({ "title": "Serum", "price_minor": 990, "currency": "EUR", "stock": 500 });
+    let product = cluster_support::create_product(&a.http, &a.base, ROOM, &host, &serum).await?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let start = json!({ "type": "start_sale", "product_id": product, "price_minor": 500, "stock": STOCK,
         "per_user_limit": LIMIT, "starts_at_ms": now - 1000, "ends_at_ms": now + 600_000 });

@@ -19,6 +19,7 @@ pub mod shard_room;
 pub mod stun_route;
 pub mod tcp;
 pub mod router;
+pub(crate) mod rtp_in;
 pub(crate) mod shard;
 pub mod video_format;
 

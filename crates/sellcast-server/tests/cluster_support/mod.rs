@@ -205,6 +205,19 @@ impl Node {
     }
 }
 
+/// Create a product in `room` on the node at `base`, with a host token; its id.
+pub async fn create_product(http: &reqwest::Client, base: &str, room: &str, host: &str, product: &Value) -> Result<i64> {
+    let created: Value = http
+        .post(format!("{base}/api/rooms/{room}/products"))
+        .bearer_auth(host)
+        .json(product)
+        .send()
+        .await?
+        .json()
+        .await?;
+    created["id"].as_i64().with_context(|| format!("product created: {created}"))
+}
+
 #[derive(Debug)]
 pub struct WhipAnswer {
     pub status: u16,

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sellcast_sfu::{Codec, MediaPacket, TrackKind};
+use sellcast_sfu::{Codec, TrackKind};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -331,15 +331,7 @@ impl Session<'_> {
             (None, None) => return,
             _ => {}
         }
-        let packet = MediaPacket {
-            kind,
-            seq: *p.seq_no,
-            timestamp: p.header.timestamp,
-            marker: p.header.marker,
-            payload: p.payload,
-            arrival: p.timestamp,
-            layer: 0,
-        };
+        let packet = crate::media::rtp_in::media_packet(p, kind, 0);
         let room = &self.setup.room;
         self.setup.shards.broadcast(self.stats, || Relay::Media { room: room.clone(), packet: packet.clone() });
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use sellcast_sfu::{EstimateSource, MediaPacket, OutPacket, TrackKind};
+use sellcast_sfu::{EstimateSource, OutPacket, TrackKind};
 use str0m::bwe::BweKind;
 use str0m::net::Protocol;
 use str0m::rtp::{RtpWrite, Ssrc};
@@ -96,15 +96,7 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
                     }
                 },
             };
-            let packet = MediaPacket {
-                kind,
-                seq: *p.seq_no,
-                timestamp: p.header.timestamp,
-                marker: p.header.marker,
-                payload: p.payload,
-                arrival: p.timestamp,
-                layer,
-            };
+            let packet = crate::media::rtp_in::media_packet(p, kind, layer);
             Some(match new_layer {
                 Some(name) => PeerEvent::FirstOfLayer(packet, name),
                 None => PeerEvent::Media(packet),
