@@ -6,8 +6,13 @@
 //! - frames other nodes forward are handed to the show task as calls, in the order they
 //!   arrived, and its answers go back to the asking node's reply subject.
 //!
-//! The show task never waits on NATS: it hands frames to the relay's queue and goes on.
+//! The show task never waits on NATS: it hands frames to the relay's queue and goes on. The
+//! queue holds at most `QUEUE_FRAMES` (as many events as the stream keeps per room): while NATS
+//! is away longer than that takes to fill, further frames are dropped and counted, and the
+//! other nodes' viewers meet the gap and take a snapshot (`stream_log`), rather than the owner
+//! holding an ever longer queue.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +32,8 @@ use crate::interaction::messages::ShowMsg;
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before publishing an unacknowledged event again, and before subscribing again.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Frames waiting for NATS, at most.
+const QUEUE_FRAMES: usize = 10_000;
 
 /// A frame of the room for the other nodes.
 enum Relayed {
@@ -36,7 +43,9 @@ enum Relayed {
 
 /// Held by the room's show task(s); its tasks stop when it is dropped.
 pub struct OwnerRelay {
-    queue: mpsc::UnboundedSender<Relayed>,
+    queue: mpsc::Sender<Relayed>,
+    /// Frames dropped because the queue was full (NATS away for long).
+    dropped: AtomicU64,
     tasks: Vec<AbortHandle>,
 }
 
@@ -52,11 +61,11 @@ impl OwnerRelay {
     /// Start relaying `room`, whose show task reads `show` (held weakly: the relay does not
     /// keep the room loaded).
     pub fn start(links: &Arc<RoomLinks>, room: &str, show: mpsc::WeakSender<ShowMsg>) -> Self {
-        let (queue, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
         let publisher = tokio::spawn(publish(links.clone(), room.to_string(), rx)).abort_handle();
         let responder = tokio::spawn(respond(links.clone(), room.to_string(), show)).abort_handle();
         info!(%room, node = %links.me().as_str(), "this node owns the room: relaying its events to the cluster");
-        Self { queue, tasks: vec![publisher, responder] }
+        Self { queue, dropped: AtomicU64::new(0), tasks: vec![publisher, responder] }
     }
 
     /// A broadcast of the room: an event (with its position) for the stream, else a
@@ -66,12 +75,21 @@ impl OwnerRelay {
             Some(position) => Relayed::Event { position, class, frame: frame.clone() },
             None => Relayed::Live { class, frame: frame.clone() },
         };
-        // The publisher runs as long as the relay: a failed send means the room is going away.
-        let _ = self.queue.send(relayed);
+        match self.queue.try_send(relayed) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    warn!(dropped, "the events stream is not taking the room's frames and the queue is full: frames dropped, other nodes' viewers will resync");
+                }
+            }
+            // The publisher runs as long as the relay: a closed queue means the room is going away.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }
 
-async fn publish(links: Arc<RoomLinks>, room: String, mut rx: mpsc::UnboundedReceiver<Relayed>) {
+async fn publish(links: Arc<RoomLinks>, room: String, mut rx: mpsc::Receiver<Relayed>) {
     let (events, live) = (subjects::events(&room), subjects::live(&room));
     while let Some(relayed) = rx.recv().await {
         match relayed {
