@@ -63,6 +63,8 @@ pub struct AttackOptions {
     pub random_rooms: usize,
     pub big_sdp_bytes: usize,
     pub slowloris: usize,
+    /// Whether one token floods the HTTP frames API.
+    pub frames_flood: bool,
     /// Attacker source addresses: 127.0.1.1 ..= 127.0.1.n.
     pub attacker_addrs: u8,
     /// How long after the attack the server may take to free what the attackers held.
@@ -75,6 +77,36 @@ pub struct AttackOptions {
 
 impl AttackOptions {
     /// What issue 11 asks of the attack: 50 viewers, 10 of them chatting and buying.
+    /// Only the attacks named in `kinds` (of `offers`, `udp`, `rooms`, `frames`, `sdp`,
+    /// `slowloris`), each at its full volume, the rest off: which door costs the honest side
+    /// what.
+    pub fn only(mut self, kinds: &[String]) -> Result<Self> {
+        const KINDS: [&str; 6] = ["offers", "udp", "rooms", "frames", "sdp", "slowloris"];
+        if let Some(unknown) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+            bail!("unknown attack kind {unknown:?}: one of {}", KINDS.join(", "));
+        }
+        let on = |k: &str| kinds.iter().any(|x| x == k);
+        if !on("offers") {
+            self.whep_offers = 0;
+        }
+        if !on("udp") {
+            self.udp_per_s = 0;
+        }
+        if !on("rooms") {
+            self.random_rooms = 0;
+        }
+        if !on("frames") {
+            self.frames_flood = false;
+        }
+        if !on("sdp") {
+            self.big_sdp_bytes = 0;
+        }
+        if !on("slowloris") {
+            self.slowloris = 0;
+        }
+        Ok(self)
+    }
+
     pub fn full() -> Self {
         Self {
             viewers: 50,
@@ -87,6 +119,7 @@ impl AttackOptions {
             random_rooms: 1_000,
             big_sdp_bytes: 1_000_000,
             slowloris: 1_000,
+            frames_flood: true,
             attacker_addrs: 20,
             settle: Duration::from_secs(30),
             attackers_in_background: true,
@@ -108,6 +141,19 @@ pub struct PhaseFigures {
     /// tells a slow server from starved receivers.
     pub in_server_us_p50: f64,
     pub in_server_us_p99: f64,
+    /// Chat lines' time inside the server (frame read to line written on every channel),
+    /// from its own histogram: the server's share of `chat_ms_*`.
+    pub chat_in_server_ms_p50: f64,
+    pub chat_in_server_ms_p99: f64,
+    /// Of that, writing the line on every viewer's channel.
+    pub chat_writing_ms_p50: f64,
+    pub chat_writing_ms_p99: f64,
+    /// Of that, the frame's wait for the room's show task.
+    pub chat_to_show_ms_p50: f64,
+    pub chat_to_show_ms_p99: f64,
+    /// Of that, the show task's own work until it queued the line.
+    pub chat_in_show_ms_p50: f64,
+    pub chat_in_show_ms_p99: f64,
     pub chats_sent: usize,
     /// (line, viewer) deliveries that never arrived.
     pub chat_deliveries_missing: u64,
@@ -291,6 +337,10 @@ struct Pooled {
     one_way: Histogram<u64>,
     chat: Histogram<u64>,
     in_server: Histogram<u64>,
+    chat_in_server: Histogram<u64>,
+    chat_writing: Histogram<u64>,
+    chat_to_show: Histogram<u64>,
+    chat_in_show: Histogram<u64>,
     chats_sent: usize,
     missing: u64,
     buys_sent: usize,
@@ -299,7 +349,7 @@ struct Pooled {
 impl Pooled {
     fn new() -> Result<Self> {
         let h = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3);
-        Ok(Self { seconds: 0.0, losses: Vec::new(), one_way: h()?, chat: h()?, in_server: h()?, chats_sent: 0, missing: 0, buys_sent: 0 })
+        Ok(Self { seconds: 0.0, losses: Vec::new(), one_way: h()?, chat: h()?, in_server: h()?, chat_in_server: h()?, chat_writing: h()?, chat_to_show: h()?, chat_in_show: h()?, chats_sent: 0, missing: 0, buys_sent: 0 })
     }
 
     fn figures(&self) -> PhaseFigures {
@@ -314,6 +364,14 @@ impl Pooled {
             chat_ms_p99: ms(&self.chat, 0.99),
             in_server_us_p50: self.in_server.value_at_quantile(0.5) as f64,
             in_server_us_p99: self.in_server.value_at_quantile(0.99) as f64,
+            chat_in_server_ms_p50: ms(&self.chat_in_server, 0.5),
+            chat_in_server_ms_p99: ms(&self.chat_in_server, 0.99),
+            chat_writing_ms_p50: ms(&self.chat_writing, 0.5),
+            chat_writing_ms_p99: ms(&self.chat_writing, 0.99),
+            chat_to_show_ms_p50: ms(&self.chat_to_show, 0.5),
+            chat_to_show_ms_p99: ms(&self.chat_to_show, 0.99),
+            chat_in_show_ms_p50: ms(&self.chat_in_show, 0.5),
+            chat_in_show_ms_p99: ms(&self.chat_in_show, 0.99),
             chats_sent: self.chats_sent,
             chat_deliveries_missing: self.missing,
             buys_sent: self.buys_sent,
@@ -366,8 +424,12 @@ async fn phase(
     let sent1 = (publisher.video_sent(), publisher.audio_sent());
     pooled.seconds += started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await; // in-flight media, chat and answers land
-    let in_server = crate::media_stats::latency_between(&stats0, &crate::media_stats::read(&http, base).await?)?;
-    pooled.in_server.add(&in_server)?;
+    let stats1 = crate::media_stats::read(&http, base).await?;
+    pooled.in_server.add(&crate::media_stats::latency_between(&stats0, &stats1)?)?;
+    pooled.chat_in_server.add(&crate::media_stats::chat_path_between(&stats0, &stats1)?)?;
+    pooled.chat_writing.add(&crate::media_stats::chat_write_between(&stats0, &stats1)?)?;
+    pooled.chat_to_show.add(&crate::media_stats::chat_to_show_between(&stats0, &stats1)?)?;
+    pooled.chat_in_show.add(&crate::media_stats::chat_in_show_between(&stats0, &stats1)?)?;
 
     let expected = ((sent1.0 - sent0.0) + (sent1.1 - sent0.1)) as f64;
     for v in viewers {
@@ -571,7 +633,11 @@ async fn attack(base: String, udp_port: u16, opts: AttackOptions, stop: Arc<Atom
     // The frames flood: one viewer token, chat as fast as the answers come, until stopped.
     let flood = {
         let (base, client, tally, stop) = (base.clone(), clients[0].clone(), tally.clone(), stop.clone());
+        let on = opts.frames_flood;
         async move {
+            if !on {
+                return anyhow::Ok(());
+            }
             let token: Value = client
                 .get(format!("{base}/api/dev/token"))
                 .query(&[("room", ROOM), ("role", "viewer"), ("identity", "flooder")])
@@ -596,6 +662,9 @@ async fn attack(base: String, udp_port: u16, opts: AttackOptions, stop: Arc<Atom
     let big = {
         let (base, client, tally, size) = (base.clone(), clients[clients.len() - 1].clone(), tally.clone(), opts.big_sdp_bytes);
         async move {
+            if size == 0 {
+                return anyhow::Ok(());
+            }
             let mut sdp = dead_offer(0);
             while sdp.len() < size {
                 sdp.push_str("a=x-padding:0123456789abcdef0123456789abcdef0123456789abcdef\r\n");
@@ -632,6 +701,9 @@ async fn attack(base: String, udp_port: u16, opts: AttackOptions, stop: Arc<Atom
 /// own thread with blocking sockets and datagrams made beforehand: the sender must cost the
 /// machine as little as it can, or it starves the honest peers it shares the machine with.
 async fn udp_spray(port: u16, opts: AttackOptions, stop: Arc<AtomicBool>) -> Result<u64> {
+    if opts.udp_per_s == 0 {
+        return Ok(0);
+    }
     let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let sockets = (0..64)
         .map(|i| std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(attacker_ip(&opts, i)), 0)))
@@ -756,17 +828,18 @@ fn junk_datagram(n: usize) -> Vec<u8> {
 pub fn print_summary(r: &AttackResult) {
     let row = |name: &str, p: &PhaseFigures| {
         println!(
-            "{name:>14}: loss mean {:.3} % worst {:.3} %, one-way p50 {:.2} ms p99 {:.2} ms, in server p50 {:.0} us p99 {:.0} us, chat p50 {:.1} ms p99 {:.1} ms ({} lines, {} deliveries missing), {} buys",
-            p.loss_pct_mean, p.loss_pct_worst, p.one_way_ms_p50, p.one_way_ms_p99, p.in_server_us_p50, p.in_server_us_p99, p.chat_ms_p50, p.chat_ms_p99, p.chats_sent, p.chat_deliveries_missing, p.buys_sent
+            "{name:>14}: loss mean {:.3} % worst {:.3} %, one-way p50 {:.2} ms p99 {:.2} ms, in server p50 {:.0} us p99 {:.0} us, chat p50 {:.1} ms p99 {:.1} ms (in server p50 {:.2} ms p99 {:.2} ms, to show task p50 {:.2} p99 {:.2}, in it p50 {:.2} p99 {:.2}, writing p50 {:.2} p99 {:.2}; {} lines, {} deliveries missing), {} buys",
+            p.loss_pct_mean, p.loss_pct_worst, p.one_way_ms_p50, p.one_way_ms_p99, p.in_server_us_p50, p.in_server_us_p99, p.chat_ms_p50, p.chat_ms_p99, p.chat_in_server_ms_p50, p.chat_in_server_ms_p99, p.chat_to_show_ms_p50, p.chat_to_show_ms_p99, p.chat_in_show_ms_p50, p.chat_in_show_ms_p99, p.chat_writing_ms_p50, p.chat_writing_ms_p99, p.chats_sent, p.chat_deliveries_missing, p.buys_sent
         )
     };
     row("no attackers", &r.baseline);
     row("under attack", &r.attacked);
     let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}x", a / b) } else { "n/a".into() };
     println!(
-        "under attack / without: one-way p99 {}, chat p99 {}, loss mean {:+.3} points",
+        "under attack / without: one-way p99 {}, chat p99 {} (in server {}), loss mean {:+.3} points",
         ratio(r.attacked.one_way_ms_p99, r.baseline.one_way_ms_p99),
         ratio(r.attacked.chat_ms_p99, r.baseline.chat_ms_p99),
+        ratio(r.attacked.chat_in_server_ms_p99, r.baseline.chat_in_server_ms_p99),
         r.attacked.loss_pct_mean - r.baseline.loss_pct_mean
     );
     println!("attackers got: {}", serde_json::to_string(&r.attack).unwrap_or_default());

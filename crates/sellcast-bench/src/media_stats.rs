@@ -10,6 +10,14 @@ use serde_json::Value;
 /// One reading of the server's cumulative counters.
 pub struct Reading {
     latency: Histogram<u64>,
+    /// Chat lines' time in the server (empty from a server without the chat-path histogram).
+    chat_path: Histogram<u64>,
+    /// Of that, the writing on the channels.
+    chat_write: Histogram<u64>,
+    /// Of that, the frame's wait for the show task.
+    chat_to_show: Histogram<u64>,
+    /// Of that, the show task's own work.
+    chat_in_show: Histogram<u64>,
     datagrams_out: u64,
     send_syscalls: u64,
 }
@@ -25,17 +33,56 @@ pub struct Window {
 
 pub async fn read(http: &reqwest::Client, base: &str) -> Result<Reading> {
     let v: Value = http.get(format!("{base}/api/stats/media")).send().await?.json().await?;
-    let mut latency = Histogram::new_with_bounds(1, 60_000_000, 2)?;
-    let buckets = v["forward_latency_buckets"].as_array().context("forward_latency_buckets")?;
-    for b in buckets {
-        let (Some(value), Some(count)) = (b[0].as_u64(), b[1].as_u64()) else { continue };
-        latency.record_n(value.max(1), count)?;
-    }
+    let latency = buckets(v["forward_latency_buckets"].as_array().context("forward_latency_buckets")?)?;
+    let chat_path = buckets(v["chat_path_buckets"].as_array().map_or(&[][..], Vec::as_slice))?;
+    let chat_write = buckets(v["chat_write_buckets"].as_array().map_or(&[][..], Vec::as_slice))?;
     Ok(Reading {
         latency,
+        chat_path,
+        chat_write,
+        chat_to_show: buckets(v["chat_to_show_buckets"].as_array().map_or(&[][..], Vec::as_slice))?,
+        chat_in_show: buckets(v["chat_in_show_buckets"].as_array().map_or(&[][..], Vec::as_slice))?,
         datagrams_out: v["datagrams_out"].as_u64().unwrap_or(0),
         send_syscalls: v["send_syscalls"].as_u64().unwrap_or(0),
     })
+}
+
+/// A histogram from the server's `[value_us, count]` buckets.
+fn buckets(buckets: &[Value]) -> Result<Histogram<u64>> {
+    let mut h = Histogram::new_with_bounds(1, 60_000_000, 2)?;
+    for b in buckets {
+        let (Some(value), Some(count)) = (b[0].as_u64(), b[1].as_u64()) else { continue };
+        h.record_n(value.max(1), count)?;
+    }
+    Ok(h)
+}
+
+/// Time chat lines spent in the server between two readings, as a histogram (microseconds).
+pub fn chat_path_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
+    let mut h = end.chat_path.clone();
+    h.subtract(&start.chat_path)?;
+    Ok(h)
+}
+
+/// Of the chat path between two readings, the frame's wait for the show task (microseconds).
+pub fn chat_to_show_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
+    let mut h = end.chat_to_show.clone();
+    h.subtract(&start.chat_to_show)?;
+    Ok(h)
+}
+
+/// Of the chat path between two readings, the show task's own work (microseconds).
+pub fn chat_in_show_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
+    let mut h = end.chat_in_show.clone();
+    h.subtract(&start.chat_in_show)?;
+    Ok(h)
+}
+
+/// Of the chat path between two readings, the writing on the channels (microseconds).
+pub fn chat_write_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
+    let mut h = end.chat_write.clone();
+    h.subtract(&start.chat_write)?;
+    Ok(h)
 }
 
 /// Time live packets spent in the server between two readings, as a histogram (microseconds).

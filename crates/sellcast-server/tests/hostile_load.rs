@@ -38,6 +38,14 @@ async fn under_attack_every_attacker_resource_is_freed_and_no_honest_order_is_lo
     attack::print_summary(&r);
 
     assert!(r.baseline.chats_sent > 0 && r.baseline.buys_sent > 0, "the honest side chatted and bought");
+    // The server times its own share of each chat line (`/api/stats/media`, chat_path), which
+    // tells a slow server from starved clients when the chat figures move.
+    assert!(
+        r.baseline.chat_in_server_ms_p50 > 0.0 && r.baseline.chat_in_server_ms_p50 <= r.baseline.chat_in_server_ms_p99,
+        "the server timed the chat lines it delivered: p50 {} ms, p99 {} ms",
+        r.baseline.chat_in_server_ms_p50,
+        r.baseline.chat_in_server_ms_p99
+    );
     let a = &r.attack;
     assert_eq!(a.big_sdp.keys().collect::<Vec<_>>(), ["413"], "the 1 MB SDP is refused for its size: {:?}", a.big_sdp);
     assert!(

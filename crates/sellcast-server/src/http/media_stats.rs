@@ -5,6 +5,7 @@
 //! (`[value_us, count]`, non-empty ones only), so a reader that fetches twice can subtract
 //! and get the figures for the window in between.
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::media::status_board::{MediaStats, RoomLayer, ViewerVideo};
@@ -28,6 +29,28 @@ pub struct MediaReport {
     pub peers: usize,
     pub forward_latency_us: LatencySummary,
     pub forward_latency_buckets: Vec<(u64, u64)>,
+    /// Chat lines: from the sender's frame read off its data channel to the line written on
+    /// every viewer's channel (`media::chat_path`), since start, and its buckets.
+    #[serde(default)]
+    pub chat_path_us: LatencySummary,
+    #[serde(default)]
+    pub chat_path_buckets: Vec<(u64, u64)>,
+    /// Of the chat path, writing the line on the channels (the rest is the show task and the
+    /// queue to the media thread).
+    #[serde(default)]
+    pub chat_write_us: LatencySummary,
+    #[serde(default)]
+    pub chat_write_buckets: Vec<(u64, u64)>,
+    /// Of the chat path, the frame's wait for the room's show task.
+    #[serde(default)]
+    pub chat_to_show_us: LatencySummary,
+    #[serde(default)]
+    pub chat_to_show_buckets: Vec<(u64, u64)>,
+    /// Of the chat path, the show task's work until it queued the line for the media threads.
+    #[serde(default)]
+    pub chat_in_show_us: LatencySummary,
+    #[serde(default)]
+    pub chat_in_show_buckets: Vec<(u64, u64)>,
     /// Each shard's share, in shard order: how the viewers and the work were spread.
     #[serde(default)]
     pub shards: Vec<ShardReport>,
@@ -62,8 +85,9 @@ pub struct LatencySummary {
     pub max: u64,
 }
 
-pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
-    let (summary, buckets) = match &stats.forward_latency_us {
+/// Quantiles of a histogram in microseconds, and its non-empty buckets.
+fn summarise(histogram: Option<&Histogram<u64>>) -> (LatencySummary, Vec<(u64, u64)>) {
+    match histogram {
         Some(h) if !h.is_empty() => (
             LatencySummary {
                 count: h.len(),
@@ -76,7 +100,15 @@ pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
             h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect(),
         ),
         _ => (LatencySummary::default(), Vec::new()),
-    };
+    }
+}
+
+pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
+    let (summary, buckets) = summarise(stats.forward_latency_us.as_ref());
+    let (chat_summary, chat_buckets) = summarise(stats.chat_path_us.as_ref());
+    let (write_summary, write_buckets) = summarise(stats.chat_write_us.as_ref());
+    let (to_show_summary, to_show_buckets) = summarise(stats.chat_to_show_us.as_ref());
+    let (in_show_summary, in_show_buckets) = summarise(stats.chat_in_show_us.as_ref());
     MediaReport {
         datagrams_in: stats.datagrams_in,
         datagrams_out: stats.datagrams_out,
@@ -89,6 +121,14 @@ pub fn report(stats: &MediaStats, shards: &[MediaStats]) -> MediaReport {
         peers: stats.peers,
         forward_latency_us: summary,
         forward_latency_buckets: buckets,
+        chat_path_us: chat_summary,
+        chat_path_buckets: chat_buckets,
+        chat_write_us: write_summary,
+        chat_write_buckets: write_buckets,
+        chat_to_show_us: to_show_summary,
+        chat_to_show_buckets: to_show_buckets,
+        chat_in_show_us: in_show_summary,
+        chat_in_show_buckets: in_show_buckets,
         shards: shards
             .iter()
             .map(|s| ShardReport {

@@ -4,6 +4,8 @@ use sellcast_room::{
     Answer, Ban, BuyTicket, Caller, ClientFrame, FrameError, Identity, OrderLine, ParticipantId, Product, Role, Sale, ShowTotals,
 };
 
+use std::time::Instant;
+
 use tokio::sync::oneshot;
 
 use sellcast_room::ProductDraft;
@@ -29,8 +31,10 @@ pub enum ShowMsg {
     /// and greet it as a new channel would be (a `welcome` and, the epoch being new, a
     /// `snapshot`).
     Rejoin { participant: ParticipantId, identity: Identity },
-    /// One data-channel frame, unparsed (the core checks size and schema).
-    Frame { participant: ParticipantId, bytes: Vec<u8> },
+    /// One data-channel frame, unparsed (the core checks size and schema). `read_at` is when
+    /// the media thread took it off the channel: where the chat path measured by
+    /// `media::chat_path` starts.
+    Frame { participant: ParticipantId, bytes: Vec<u8>, read_at: Instant },
     /// A one-shot caller's frame (HTTP); the reply is the room's answer to it (for `buy`: the
     /// confirmation or rejection, once the store has answered).
     Call { identity: Identity, frame: ClientFrame, reply: oneshot::Sender<Answer> },

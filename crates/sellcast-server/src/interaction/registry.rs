@@ -395,7 +395,7 @@ impl ShowSupervisor {
             return;
         };
         for (to, frame, class) in frames {
-            let _ = self.driver.try_send(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
+            let _ = self.driver.try_send(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class, since: None });
         }
     }
 

@@ -13,6 +13,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sellcast_room::protocol::MAX_FRAME_BYTES;
 use sellcast_room::ParticipantId;
@@ -94,7 +95,7 @@ impl SessionSender {
         if reserved.is_err() {
             return Err(FrameRefused::Full);
         }
-        if self.tx.send(ShowMsg::Frame { participant, bytes }).is_err() {
+        if self.tx.send(ShowMsg::Frame { participant, bytes, read_at: Instant::now() }).is_err() {
             self.queued.fetch_sub(cost, Ordering::AcqRel);
             return Err(FrameRefused::Closed);
         }

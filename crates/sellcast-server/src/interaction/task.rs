@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sellcast_room::{
     Answer, CallId, Caller, Class, ClientFrame, ErrorCode, FrameError, HostAction, Identity, Output, ParticipantId,
@@ -18,7 +18,7 @@ use super::session_inbox::SessionReceiver;
 use super::registry::Idle;
 use super::store_client::{StoreFailure, StoreClient};
 use super::tally::ServerTally;
-use crate::media::command::Command;
+use crate::media::command::{ChatStamp, Command};
 use crate::media::router::MediaRouter;
 
 /// Likes and counters are announced on this fixed tick.
@@ -51,6 +51,9 @@ pub struct ShowTask {
     idle: Option<Idle>,
     /// Cluster mode: the room's events and latest-state frames for the other nodes.
     relay: Option<Arc<OwnerRelay>>,
+    /// While a data-channel frame is handled: when the media thread read it. A broadcast it
+    /// causes carries it, so the media driver can time the chat path (`media::chat_path`).
+    frame_read_at: Option<ChatStamp>,
 }
 
 impl ShowTask {
@@ -63,6 +66,7 @@ impl ShowTask {
             calls: HashMap::new(),
             next_call: 0,
             dropped_deliveries: 0,
+            frame_read_at: None,
             drained: None,
             likes_saves: 0,
             tally: None,
@@ -152,6 +156,7 @@ impl ShowTask {
                 }
             }
             self.flush(core);
+            self.frame_read_at = None;
             if core.buys_in_flight() == 0 && self.likes_saves == 0 {
                 if let Some(done) = self.drained.take() {
                     let _ = done.send(core.participant_count());
@@ -189,7 +194,11 @@ impl ShowTask {
                 core.handle_join(now, participant, identity);
                 core.handle_client_frame(now, participant, ClientFrame::Hello { resume: None });
             }
-            ShowMsg::Frame { participant, bytes } => core.handle_frame(now, participant, &bytes),
+            ShowMsg::Frame { participant, bytes, read_at } => {
+                let handled_at = Instant::now();
+                self.frame_read_at = Some(ChatStamp { read_at, handled_at, queued_at: handled_at });
+                core.handle_frame(now, participant, &bytes)
+            }
             ShowMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
             ShowMsg::Catalog { op, reply } => self.catalog(op, reply),
             ShowMsg::CatalogDone { result, reply } => {
@@ -286,13 +295,13 @@ impl ShowTask {
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Send { to, frame, class } => {
-                    self.deliver(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
+                    self.deliver(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class, since: None });
                 }
                 // A session reads its answer on its data channel; a call gets it as its reply.
                 Output::Answer { to: Caller::Session(to), answer } => {
                     for frame in answer.to_frames() {
                         let class = Class::Control;
-                        self.deliver(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class });
+                        self.deliver(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class, since: None });
                     }
                 }
                 Output::Answer { to: Caller::Call(id), answer } => {
@@ -304,7 +313,8 @@ impl ShowTask {
                     if let Some(relay) = &self.relay {
                         relay.handle_broadcast(&frame, class, position);
                     }
-                    self.deliver(Command::Deliver { room: self.name.clone(), to: None, frame, class });
+                    let since = self.frame_read_at.map(|s| ChatStamp { queued_at: Instant::now(), ..s });
+                    self.deliver(Command::Deliver { room: self.name.clone(), to: None, frame, class, since });
                 }
                 Output::Buy(order) => {
                     let (store, me, room) = (self.store.clone(), self.me.clone(), self.name.clone());

@@ -2,6 +2,7 @@
 //! and rooms. Refusals come back as [`MediaError`], never as an HTTP type.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use sellcast_room::{Class, Identity, ParticipantId};
 use sellcast_sfu::LayerCap;
@@ -11,6 +12,17 @@ use super::error::MediaError;
 use super::offer::{PublishPlan, SessionKind};
 use crate::admission::SessionTicket;
 use crate::http::offer_check::CheckedOffer;
+
+/// Where a chat line was on its way through the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatStamp {
+    /// The media thread took the sender's frame off its data channel.
+    pub read_at: Instant,
+    /// The room's show task took it from its inbox.
+    pub handled_at: Instant,
+    /// The show task queued the line's `Deliver` for the media threads.
+    pub queued_at: Instant,
+}
 
 /// A WHIP or WHEP session as the HTTP side knows it.
 #[derive(Debug, Clone)]
@@ -50,6 +62,10 @@ pub enum Command {
         to: Option<ParticipantId>,
         frame: Arc<str>,
         class: Class,
+        /// When the data-channel frame this broadcast answers was read and handled (a chat
+        /// line's), so the driver can time the chat path through the server (`chat_path`);
+        /// `None` for anything else.
+        since: Option<ChatStamp>,
     },
     /// Close a peer's session (a banned participant).
     Kick { peer: u64 },

@@ -2,6 +2,7 @@
 //! peers and its part of every room; host packets reach the other shards through `relay`.
 
 pub mod cascade;
+mod chat_path;
 pub mod command;
 pub mod status_board;
 pub mod driver;

@@ -130,7 +130,8 @@ impl MediaRouter {
 fn copy_broadcast(command: &Command) -> Option<Command> {
     match command {
         Command::Rejoin { room } => Some(Command::Rejoin { room: room.clone() }),
-        Command::Deliver { room, to: None, frame, class } => Some(Command::Deliver {
+        Command::Deliver { room, to: None, frame, class, since } => Some(Command::Deliver {
+            since: *since,
             room: room.clone(),
             to: None,
             frame: frame.clone(),
@@ -188,9 +189,9 @@ mod tests {
         assert_eq!(router.route(&Command::Kick { peer: peer.0 }), Route::One(ShardId(3)));
         let cap = sellcast_sfu::LayerCap { max_height: Some(360), data_saver: false };
         assert_eq!(router.route(&Command::VideoCap { peer: peer.0, cap }), Route::One(ShardId(3)));
-        let one = Command::Deliver { room: "shop".into(), to: Some(ParticipantId(peer.0)), frame: Arc::from("{}"), class: Class::Control };
+        let one = Command::Deliver { room: "shop".into(), to: Some(ParticipantId(peer.0)), frame: Arc::from("{}"), class: Class::Control, since: None };
         assert_eq!(router.route(&one), Route::One(ShardId(3)));
-        let all = Command::Deliver { room: "shop".into(), to: None, frame: Arc::from("{}"), class: Class::Chat };
+        let all = Command::Deliver { room: "shop".into(), to: None, frame: Arc::from("{}"), class: Class::Chat, since: None };
         assert_eq!(router.route(&all), Route::All);
         let session = session_id(ShardId(2), [0xab; 16]);
         assert_eq!(session.len(), 34);
@@ -202,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn a_room_wide_delivery_reaches_every_shard() {
         let (router, mut rxs) = router(3);
-        let all = Command::Deliver { room: "shop".into(), to: None, frame: Arc::from("{\"x\":1}"), class: Class::Chat };
+        let all = Command::Deliver { room: "shop".into(), to: None, frame: Arc::from("{\"x\":1}"), class: Class::Chat, since: None };
         assert_eq!(router.try_send(all), Ok(()));
         for rx in &mut rxs {
             match rx.try_recv() {

@@ -90,6 +90,14 @@ pub struct MediaStats {
     pub peers: usize,
     /// Microseconds from a live packet's arrival to its copies leaving, since start.
     pub forward_latency_us: Option<Histogram<u64>>,
+    /// Microseconds from a chat line's frame being read to its copies written (`chat_path`).
+    pub chat_path_us: Option<Histogram<u64>>,
+    /// Of that, writing the line on the shard's channels.
+    pub chat_write_us: Option<Histogram<u64>>,
+    /// Of that, the frame's wait for the show task.
+    pub chat_to_show_us: Option<Histogram<u64>>,
+    /// Of that, the show task's work until it queued the line.
+    pub chat_in_show_us: Option<Histogram<u64>>,
     /// Peers in a room on this shard, by role.
     pub hosts: usize,
     pub viewers: usize,
@@ -155,15 +163,23 @@ impl MediaStats {
         self.nacks += other.nacks;
         self.viewer_video.extend(other.viewer_video.iter().cloned());
         self.layers.extend(other.layers.iter().cloned());
-        match (&mut self.forward_latency_us, &other.forward_latency_us) {
-            (Some(mine), Some(theirs)) => {
-                // Both come from ForwardLatency with the same bounds, so adding cannot fail;
-                // if it ever did, the sum would only undercount.
-                let _ = mine.add(theirs);
-            }
-            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
-            _ => {}
+        add_histogram(&mut self.forward_latency_us, &other.forward_latency_us);
+        add_histogram(&mut self.chat_path_us, &other.chat_path_us);
+        add_histogram(&mut self.chat_write_us, &other.chat_write_us);
+        add_histogram(&mut self.chat_to_show_us, &other.chat_to_show_us);
+        add_histogram(&mut self.chat_in_show_us, &other.chat_in_show_us);
+    }
+}
+
+/// Add one shard's histogram to a sum. Both come from the driver with the same bounds, so
+/// adding cannot fail; if it ever did, the sum would only undercount.
+fn add_histogram(sum: &mut Option<Histogram<u64>>, shard: &Option<Histogram<u64>>) {
+    match (sum, shard) {
+        (Some(mine), Some(theirs)) => {
+            let _ = mine.add(theirs);
         }
+        (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+        _ => {}
     }
 }
 

@@ -211,7 +211,7 @@ impl RoomMirror {
             ShowMsg::Leave { participant } => {
                 self.viewers.remove(&participant);
             }
-            ShowMsg::Frame { participant, bytes } => self.handle_frame(participant, &bytes).await,
+            ShowMsg::Frame { participant, bytes, .. } => self.handle_frame(participant, &bytes).await,
             ShowMsg::Call { identity, frame, reply } => self.call(identity, frame, reply).await,
             // A ban binds only roles below the one that placed it: never a host. A host is
             // asked here on its way to the room's owner (a redirect, or a takeover).
@@ -496,7 +496,7 @@ impl RoomMirror {
     }
 
     fn deliver(&mut self, to: ParticipantId, frame: Arc<str>, class: Class) {
-        let command = Command::Deliver { room: self.room.clone(), to: Some(to), frame, class };
+        let command = Command::Deliver { room: self.room.clone(), to: Some(to), frame, class, since: None };
         if self.driver.try_send(command).is_err() {
             // The media driver is saturated; the client sees the seq gap and resumes.
             self.dropped_deliveries += 1;

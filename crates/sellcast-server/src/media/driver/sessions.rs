@@ -36,7 +36,12 @@ impl Driver {
                 let result = self.watch(now, (room, identity), offer.as_str(), relay);
                 let _ = reply.send(self.keep_ticket(result, ticket));
             }
-            Command::Deliver { room, to, frame, class } => self.deliver(&room, to, &frame, class, now),
+            Command::Deliver { room, to, frame, class, since } => {
+                self.deliver(&room, to, &frame, class, now);
+                if let (None, Class::Chat, Some(stamp)) = (to, class, since) {
+                    self.chat_path.delivered(stamp, now, Instant::now());
+                }
+            }
             Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
             Command::VideoCap { peer, cap } => self.cap_viewer(PeerId(peer), cap, now),
             Command::Rejoin { room } => self.rejoin(&room),
