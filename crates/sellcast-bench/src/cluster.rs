@@ -342,8 +342,8 @@ fn print_phase(p: &PhaseResult) {
 pub fn print_summary(r: &ClusterResult) {
     let edges = r.nodes - 1;
     println!("\ncluster: 1 origin + {edges} edge(s) on loopback, host at {} kbit/s, {:.0} s in all", r.bitrate / 1000, r.seconds_total);
-    println!("| phase | origin CPU % | edge CPU % (each) | room viewers per node | direct p50/p99 ms | through edge p50/p99 ms | added by the hop p50/p99 ms | worst loss % |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| phase | origin CPU % | edge CPU % (each) | room viewers per node | direct p50/p99 ms | through edge p50/p99 ms | added by the hop p50/p99 ms | in-node p99 us (origin; edges) | worst loss % |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for p in &r.phases {
         let name = match p.viewers_per_edge {
             0 => format!("{} direct, edges idle", p.direct.viewers),
@@ -351,6 +351,7 @@ pub fn print_summary(r: &ClusterResult) {
         };
         let edge_cpu: Vec<String> = p.nodes.iter().filter(|n| n.role == "edge").map(|n| format!("{:.1}", n.cpu_core_pct)).collect();
         let counts: Vec<String> = p.nodes.iter().map(|n| n.room_viewers.to_string()).collect();
+        let in_node: Vec<String> = p.nodes.iter().map(|n| crate::step::opt(n.in_node_us_p99)).collect();
         let (edge, added, loss) = match &p.through_edge {
             Some(e) => (
                 format!("{:.2}/{:.2}", e.latency_ms_p50, e.latency_ms_p99),
@@ -360,12 +361,14 @@ pub fn print_summary(r: &ClusterResult) {
             None => ("-".into(), "-".into(), p.direct.loss_pct_worst),
         };
         println!(
-            "| {name} | {:.1} | {} | {} | {:.2}/{:.2} | {edge} | {added} | {loss:.3} |",
+            "| {name} | {:.1} | {} | {} | {:.2}/{:.2} | {edge} | {added} | {}; {} | {loss:.3} |",
             p.nodes[0].cpu_core_pct,
             edge_cpu.join(", "),
             counts.join(" / "),
             p.direct.latency_ms_p50,
             p.direct.latency_ms_p99,
+            in_node[0],
+            in_node[1..].join(", "),
         );
     }
     if let Some(s) = &r.purchase_storm {

@@ -109,8 +109,10 @@ struct Args {
     /// `unshare -n sh -c 'ip link set lo up && ...'` (src/cluster.rs).
     #[arg(long)]
     cluster: Option<usize>,
-    /// Viewers on each edge, one measured phase per value (after a phase with direct viewers only).
-    #[arg(long, value_delimiter = ',', default_value = "10,50")]
+    /// Viewers on each edge, one measured phase per value (after a phase with direct viewers
+    /// only). The first, light phase gives the hop's own latency; the heavier ones show the
+    /// origin's CPU staying flat while the edges' viewers grow.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
     edge_viewers: Vec<usize>,
     /// Viewers on the cluster's origin itself, in every phase: the latency reference.
     #[arg(long, default_value_t = 2)]
