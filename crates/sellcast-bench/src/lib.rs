@@ -6,9 +6,11 @@
 
 pub mod attack;
 pub mod chat;
+pub mod cluster;
 pub mod janus;
 pub mod links;
 pub mod media_stats;
+pub mod nats_server;
 pub mod plot;
 pub mod priority;
 pub mod proc_stats;
@@ -17,6 +19,7 @@ pub mod soak;
 pub mod step;
 pub mod storm;
 pub mod viewer_layers;
+pub mod viewer_window;
 
 pub use server::Target;
 pub use janus::JanusTarget;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sellcast_bench::{attack, chat, links, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
+use sellcast_bench::{attack, chat, cluster, links, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -106,6 +106,21 @@ struct Args {
     /// CPU per forwarded packet.
     #[arg(long)]
     bwe_compare: bool,
+    /// Run one show across N nodes instead of the viewer steps: a nats-server and N servers in
+    /// cluster mode on loopback (node 0 the origin, the others edges, HTTP ports from
+    /// --http-port up). Reports origin and edge CPU, viewers per node and the latency a cascade
+    /// hop adds; with --storm, durable buys per second on PostgreSQL. Run it inside
+    /// `unshare -n sh -c 'ip link set lo up && ...'` (src/cluster.rs).
+    #[arg(long)]
+    cluster: Option<usize>,
+    /// Viewers on each edge, one measured phase per value (after a phase with direct viewers
+    /// only). The first, light phase gives the hop's own latency; the heavier ones show the
+    /// origin's CPU staying flat while the edges' viewers grow.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    edge_viewers: Vec<usize>,
+    /// Viewers on the cluster's origin itself, in every phase: the latency reference.
+    #[arg(long, default_value_t = 2)]
+    direct_viewers: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +163,9 @@ async fn main() -> Result<()> {
     let target = Target { media_threads: args.media_threads, ..Target::new(args.server_bin.clone(), args.http_port) };
     if args.attack {
         return run_attack(&target, args.attack_seconds, args.attack_rounds, &args.attack_only, &args.out).await;
+    }
+    if let Some(nodes) = args.cluster {
+        return run_cluster(&target, &args, nodes).await;
     }
     if let Some(Mode::Soak(soak_args)) = &args.mode {
         return run_soak(&target, soak_args, args.bitrate, &args.out).await;
@@ -304,6 +322,25 @@ async fn run_attack(target: &Target, seconds: u64, rounds: u32, only: &[String],
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("attack.json"), serde_json::to_string_pretty(&result)?)?;
     println!("figures in {}", out.join("attack.json").display());
+    Ok(())
+}
+
+async fn run_cluster(target: &Target, args: &Args, nodes: usize) -> Result<()> {
+    let opts = cluster::ClusterOptions {
+        nodes,
+        direct_viewers: args.direct_viewers,
+        viewers_per_edge: args.edge_viewers.clone(),
+        seconds: args.seconds,
+        join_rate: args.join_rate,
+        bitrate: args.bitrate,
+        storm: args.storm,
+        postgres: args.storm_postgres.clone(),
+    };
+    let result = cluster::run(target, &opts).await?;
+    cluster::print_summary(&result);
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("cluster.json"), serde_json::to_string_pretty(&result)?)?;
+    println!("figures in {}", args.out.join("cluster.json").display());
     Ok(())
 }
 

@@ -20,12 +20,15 @@ pub struct Target {
     pub udp_port: u16,
     /// More `serve` arguments (limits for a run, say).
     pub extra_args: Vec<String>,
+    /// The SQLite file's name inside the run's directory. Nodes of one cluster share the
+    /// directory, and with it the dev-mode secret their tokens and relay tokens are signed with.
+    pub db_name: String,
 }
 
 impl Target {
     /// `server_bin` on `http_port`, everything else as the server defaults it.
     pub fn new(server_bin: impl Into<PathBuf>, http_port: u16) -> Self {
-        Self { server_bin: server_bin.into(), http_port, media_threads: None, udp_port: 0, extra_args: Vec::new() }
+        Self { server_bin: server_bin.into(), http_port, media_threads: None, udp_port: 0, extra_args: Vec::new(), db_name: "bench.db".into() }
     }
 }
 
@@ -33,7 +36,7 @@ pub async fn spawn(args: &Target, dir: &Path) -> Result<(tokio::process::Child, 
     let mut command = tokio::process::Command::new(&args.server_bin);
     command
         .args(["serve", "--http", &format!("127.0.0.1:{}", args.http_port), "--udp-port", &args.udp_port.to_string(), "--db"])
-        .arg(dir.join("bench.db"))
+        .arg(dir.join(&args.db_name))
         .args(&args.extra_args);
     if let Some(threads) = args.media_threads {
         command.args(["--media-threads", &threads.to_string()]);

@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use hdrhistogram::Histogram;
 use sellcast_peer::{PublishOptions, Publisher, RtpSource, RtpTargets, Viewer};
 use serde::Serialize;
 
 use crate::janus::{self, JanusTarget};
+use crate::viewer_window::ViewerWindow;
 use crate::{media_stats, proc_stats};
 use crate::server::{spawn, Target};
 
@@ -163,27 +163,11 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
     tokio::time::sleep(Duration::from_millis(500)).await; // in-flight packets land
 
     let window = cpu1.at.duration_since(cpu0.at).as_secs_f64();
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut first_frame = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let (mut forwarded, mut losses, mut keyframe_first) = (0u64, Vec::new(), 0usize);
-    let expected = ((sent1.0 - sent0.0) + (sent1.1 - sent0.1)) as f64;
-    for v in &peers {
-        let s = v.stats();
-        // Packets the host sent inside the window that reached this viewer: what the server
-        // forwarded to it while its CPU was measured (packets read later don't count).
-        let got = s.video.counters.range(sent0.0..sent1.0).count() + s.audio.counters.range(sent0.1..sent1.1).count();
-        forwarded += got as u64;
-        losses.push(100.0 * (1.0 - got as f64 / expected.max(1.0)));
-        for us in s.video.latency_us.iter().chain(&s.audio.latency_us) {
-            latency.record((*us).max(1))?;
-        }
-        if let Some(d) = s.first_keyframe_after {
-            first_frame.record((d.as_micros() as u64).max(1))?;
-        }
-        keyframe_first += usize::from(s.first_video_is_keyframe == Some(true));
-    }
+    // Packets the host sent inside the window that reached each viewer: what the server
+    // forwarded to it while its CPU was measured (packets read later don't count).
+    let seen = ViewerWindow::collect(&peers, sent0, sent1)?;
     let cpu_share = proc_stats::core_share(cpu0, cpu1);
-    let pps = forwarded as f64 / window;
+    let pps = seen.received as f64 / window;
     let result = StepResult {
         server: system.name().to_owned(),
         viewers,
@@ -193,14 +177,14 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
         cpu_us_per_forwarded_packet: if pps > 0.0 { cpu_share * 1e6 / pps } else { f64::NAN },
         server_rss_mb: rss as f64 / 1e6,
         rss_per_viewer_kb: rss.saturating_sub(rss_idle) as f64 / 1e3 / viewers.max(1) as f64,
-        loss_pct_mean: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
-        loss_pct_worst: losses.iter().cloned().fold(0.0, f64::max),
-        latency_ms_p50: latency.value_at_quantile(0.5) as f64 / 1e3,
-        latency_ms_p99: latency.value_at_quantile(0.99) as f64 / 1e3,
-        latency_ms_p999: latency.value_at_quantile(0.999) as f64 / 1e3,
-        first_frame_ms_p50: first_frame.value_at_quantile(0.5) as f64 / 1e3,
-        first_frame_ms_p99: first_frame.value_at_quantile(0.99) as f64 / 1e3,
-        first_packet_keyframe_pct: 100.0 * keyframe_first as f64 / viewers.max(1) as f64,
+        loss_pct_mean: seen.loss_pct_mean(),
+        loss_pct_worst: seen.loss_pct_worst(),
+        latency_ms_p50: seen.latency_ms(0.5),
+        latency_ms_p99: seen.latency_ms(0.99),
+        latency_ms_p999: seen.latency_ms(0.999),
+        first_frame_ms_p50: seen.first_frame_us.value_at_quantile(0.5) as f64 / 1e3,
+        first_frame_ms_p99: seen.first_frame_us.value_at_quantile(0.99) as f64 / 1e3,
+        first_packet_keyframe_pct: 100.0 * seen.keyframe_first as f64 / viewers.max(1) as f64,
         host_keyframe_requests: publisher.keyframe_requests(),
         sfu_latency_us_p50: server_window.map(|w| w.latency_us_p50),
         sfu_latency_us_p99: server_window.map(|w| w.latency_us_p99),
@@ -208,7 +192,7 @@ pub async fn run_step(system: &System, opts: &StepOptions, progress: Progress<'_
         datagrams_per_syscall: server_window.map(|w| w.datagrams_per_syscall),
         latency_cdf_ms: [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0]
             .iter()
-            .map(|q| (*q, latency.value_at_quantile(*q) as f64 / 1e3))
+            .map(|q| (*q, seen.latency_ms(*q)))
             .collect(),
     };
     for v in peers {

@@ -1,7 +1,17 @@
-//! A smoke run of the load harness against the real binary: 10 synthetic viewers for 5 s, the
-//! worst of them losing under 1 % of the packets and each starting on a keyframe. The full sweep is a documented command, not a test.
+//! Smoke runs of the load harness against the real binary, so its figures keep meaning what
+//! they say. The full runs are documented commands, not tests:
+//! - the plain step: 10 synthetic viewers for 5 s, the worst of them losing under 1 % of the
+//!   packets and each starting on a keyframe;
+//! - the cluster run (`--cluster 2`, inside `unshare -n` as the cluster tests run): a real
+//!   nats-server, an origin and one edge, one viewer on the origin and three on the edge for
+//!   3 s. Each edge viewer gets over 99 % of the packets the host sent in the window, and the
+//!   origin counts the edge as one viewer (2: the edge and the direct viewer, not 4), so the
+//!   "through an edge" figures are of viewers served through the cascade.
 
-use anyhow::Result;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use sellcast_bench::cluster::{self, ClusterOptions};
 use sellcast_bench::{run_step, StepOptions, System, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,5 +25,52 @@ async fn ten_viewers_for_five_seconds_each_lose_under_one_percent() -> Result<()
     // Per viewer: a viewer that joined but got nothing would count 100 % here.
     assert!(r.loss_pct_worst < 1.0, "worst viewer lost {:.3} %", r.loss_pct_worst);
     assert!(r.first_packet_keyframe_pct > 99.0, "viewers start on a keyframe");
+    Ok(())
+}
+
+/// Set inside the network namespace the cluster run executes this binary again in.
+const INSIDE: &str = "SELLCAST_BENCH_SMOKE_IN_NETNS";
+
+#[test]
+fn a_two_node_cluster_run_serves_the_edge_viewers_through_the_cascade() -> Result<()> {
+    const NAME: &str = "a_two_node_cluster_run_serves_the_edge_viewers_through_the_cascade";
+    if std::env::var_os(INSIDE).is_none() {
+        let me = std::env::current_exe()?;
+        let script = format!("ip link set lo up && exec '{}' --exact {NAME} --nocapture", me.display());
+        let status = std::process::Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .env(INSIDE, "1")
+            .status()
+            .context("running unshare (util-linux) and ip (iproute2) as root")?;
+        ensure!(status.success(), "the run inside the network namespace failed: {status}");
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(120), two_node_cluster_run()).await }).context("the cluster run took over 120 s")?
+}
+
+async fn two_node_cluster_run() -> Result<()> {
+    // A fresh network namespace: these ports are free.
+    let target = Target::new(env!("CARGO_BIN_EXE_sellcast"), 19790);
+    let opts = ClusterOptions {
+        nodes: 2,
+        direct_viewers: 1,
+        viewers_per_edge: vec![3],
+        seconds: 3,
+        join_rate: 20.0,
+        bitrate: 500_000,
+        storm: false,
+        postgres: None,
+    };
+    let r = cluster::run(&target, &opts).await?;
+    cluster::print_summary(&r);
+    ensure!(r.phases.len() == 2, "a phase with direct viewers only, then one with 3 per edge: {}", r.phases.len());
+    let loaded = &r.phases[1];
+    let edge = loaded.through_edge.as_ref().context("figures for the edge's viewers")?;
+    ensure!(edge.viewers == 3, "three viewers on the edge: {}", edge.viewers);
+    ensure!(edge.loss_pct_worst < 1.0, "the worst edge viewer lost {:.3} % of the window's packets", edge.loss_pct_worst);
+    ensure!(loaded.direct.loss_pct_worst < 1.0, "the direct viewer lost {:.3} %", loaded.direct.loss_pct_worst);
+    let counts: Vec<u64> = loaded.nodes.iter().map(|n| n.room_viewers).collect();
+    ensure!(counts == [2, 3], "the origin counts the edge once and its direct viewer (2), the edge its 3 viewers: {counts:?}");
     Ok(())
 }
