@@ -20,9 +20,17 @@ pub struct EventLog {
 impl EventLog {
     /// `epoch` must differ across server restarts (the room's state was rebuilt).
     pub fn new(epoch: u64, capacity: usize) -> Self {
+        Self::continuing(Position { epoch, seq: 0 }, capacity)
+    }
+
+    /// A log whose first event is `after.seq + 1` in `after.epoch`: the continuation of a
+    /// room's stream that another log numbered up to `after` (cluster mode: a node taking a
+    /// room over from a dead owner continues the seqs the stream holds). It holds none of
+    /// the events up to `after`, so a resume from before `after` takes a snapshot.
+    pub fn continuing(after: Position, capacity: usize) -> Self {
         Self {
-            epoch,
-            seq: 0,
+            epoch: after.epoch,
+            seq: after.seq,
             buffer: VecDeque::with_capacity(capacity.min(1024)),
             capacity,
         }
@@ -99,6 +107,21 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![7, 8, 9, 10]);
         assert_eq!(log.replay_after(Position { epoch: 7, seq: 10 }), Some(vec![]));
+    }
+
+    #[test]
+    fn a_continued_log_numbers_after_its_start_and_replays_only_its_own_events() {
+        let mut log = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert_eq!(log.position(), Position { epoch: 7, seq: 41 });
+        let (seq, frame) = log.append(&ev(1), 0);
+        assert_eq!(seq, 42, "the next seq after the start, in the same epoch");
+        let sent: serde_json::Value = serde_json::from_str(&frame).expect("json");
+        assert_eq!((sent["epoch"].as_u64(), sent["seq"].as_u64()), (Some(7), Some(42)));
+        assert_eq!(log.replay_after(Position { epoch: 7, seq: 41 }), Some(vec![frame]), "a viewer at the start gets 42");
+        assert_eq!(log.replay_after(Position { epoch: 7, seq: 40 }), None, "41 was never in this log: snapshot");
+        let fresh = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert_eq!(fresh.replay_after(Position { epoch: 7, seq: 41 }), Some(vec![]), "up to date at the start");
+        assert_eq!(fresh.replay_after(Position { epoch: 7, seq: 40 }), None);
     }
 
     #[test]

@@ -238,3 +238,35 @@ fn every_broadcast_event_advances_the_stream_position() {
     room.apply_pins(2, vec![]);
     assert_eq!(room.position(), sellcast_room::Position { epoch: 42, seq: 2 });
 }
+
+#[test]
+fn a_continued_show_numbers_its_events_after_the_streams_last_and_resumes_a_viewer_there() {
+    let last = sellcast_room::Position { epoch: 42, seq: 17 };
+    let mut room = Show::continuing("show".into(), last, record(10, 2), ShowLimits::default(), 0);
+    room.handle_join(0, ANN, who("ann", Role::Viewer));
+    room.handle_join(0, BOB, who("bob", Role::Viewer));
+    drain(&mut room);
+    let out = chat(&mut room, 1, ANN, "after the takeover");
+    let sent = broadcasts_of(&out, "chat");
+    assert_eq!((sent[0]["epoch"].as_u64(), sent[0]["seq"].as_u64()), (Some(42), Some(18)), "{sent:?}");
+    let positions: Vec<_> = out.iter().filter_map(|o| match o {
+        Output::Broadcast { position: Some(p), .. } => Some(*p),
+        _ => None,
+    }).collect();
+    assert_eq!(positions, vec![sellcast_room::Position { epoch: 42, seq: 18 }], "what the relay publishes");
+
+    // A viewer that saw the stream up to 17 resumes without a snapshot and gets 18 once.
+    let hello = json!({ "type": "hello", "resume": { "epoch": 42, "seq": 17 } }).to_string();
+    let frames = direct(&frame(&mut room, 2, BOB, hello.as_bytes()), BOB);
+    assert_eq!(frames[0]["type"], "welcome");
+    assert_eq!(frames[0]["resumed"], true, "{frames:?}");
+    assert!(of_type(&frames, "snapshot").is_empty(), "no snapshot: {frames:?}");
+    let replayed: Vec<u64> = of_type(&frames, "chat").iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(replayed, vec![18]);
+
+    // One from before the takeover's start was never in this show's memory: a snapshot.
+    let hello = json!({ "type": "hello", "resume": { "epoch": 42, "seq": 16 } }).to_string();
+    let frames = direct(&frame(&mut room, 3, BOB, hello.as_bytes()), BOB);
+    assert_eq!(frames[0]["resumed"], false, "{frames:?}");
+    assert_eq!(of_type(&frames, "snapshot").len(), 1);
+}
