@@ -451,10 +451,14 @@ async fn origin_dies_mid_show(a: &mut Node, b: &Node, c: &Node) -> Result<()> {
         post_frame(&b.http, &b.base, &fay, &json!({ "type": "chat", "text": format!("after b {i}") })).await?;
         post_frame(&c.http, &c.base, &erin, &json!({ "type": "chat", "text": format!("after c {i}") })).await?;
     }
+    for (who, v) in [("cy on node-c", &on_c), ("ann on node-c", &ann), ("dan on node-b", &dan)] {
+        // The last line said, as an event or in a snapshot.
+        eventually(SETTLE, &format!("{who} got the last line said after the takeover"), || async {
+            Ok(frames(v).iter().any(|(_, text, _)| text.contains("after c 3")).then_some(()))
+        })
+        .await?;
+    }
     let newest = seen + 8;
-    reaches(&on_c, newest, "cy on node-c").await?;
-    reaches(&ann, newest, "ann on node-c").await?;
-    reaches(&dan, newest, "dan on node-b").await?;
     // Let anything extra (a duplicate) arrive before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
