@@ -506,11 +506,11 @@ async fn edge_dies_mid_storm(cluster: &Cluster, a: &Node, b: &mut Node, c: &Node
     b.kill_9().await?;
     let killed = Instant::now();
 
-    // Each of node-b's viewers connects again, to node-c, from where it stood.
-    let mut resumed = Vec::new();
-    for (i, at) in positions.iter().enumerate() {
-        resumed.push(watch(c, &format!("edge-viewer-{i}"), Some(resume_hello(*at))).await?);
-    }
+    // Each of node-b's viewers connects again, to node-c, from where it stood, all at once
+    // (as their pages would).
+    let names: Vec<String> = (0..EDGE_VIEWERS).map(|i| format!("edge-viewer-{i}")).collect();
+    let again = names.iter().zip(&positions).map(|(name, at)| watch(c, name, Some(resume_hello(*at))));
+    let resumed: Vec<Viewer> = futures_util::future::join_all(again).await.into_iter().collect::<Result<_>>()?;
     let mut records = Vec::new();
     for task in buys {
         records.extend(task.await??);
