@@ -17,6 +17,15 @@
 //!
 //! Resume and recovery times are printed (`--nocapture`), never asserted.
 //!
+//! Control runs: with every show starting a new epoch (the rule before the stream's last
+//! event was read), the takeover test failed on `cy's events are all of the epoch she started
+//! in: [(E1, 1) .. (E1, 6), (E2, 2) ..]`; with node-c's copy resuming from the viewer's own
+//! seq (`>=` for `>` in `StreamLog::replay_after`), the edge test failed on `edge-viewer-0
+//! (node-b, then node-c) got an event twice: [.., 22, 22, ..]`; with idempotency off (the
+//! room's answer cache and the store's stored answer skipped, its row written `ON CONFLICT DO
+//! NOTHING`), the edge test failed on `orders lost 6, doubled 6, answers changed 40` and the
+//! origin test on `answers changed 104`.
+//!
 //! HTTP and NATS ports are fixed per test in 19860-19889; media ports are chosen by the OS.
 
 mod cluster_support;
