@@ -43,6 +43,21 @@ impl EventLog {
         }
     }
 
+    /// Keep `tail`, the events up to this log's start as another log numbered them (`(seq,
+    /// frame)`, oldest first), for replay: a continued log then resumes a client from among
+    /// them too. Taken only whole and only before any event of its own: contiguous, ending at
+    /// the start. False (nothing kept) otherwise.
+    pub fn adopt(&mut self, tail: &[(u64, Arc<str>)]) -> bool {
+        let contiguous = tail.windows(2).all(|w| w[0].0 + 1 == w[1].0);
+        let ends_at_start = tail.last().is_some_and(|(seq, _)| *seq == self.seq);
+        if !self.buffer.is_empty() || !contiguous || !ends_at_start {
+            return false;
+        }
+        let skip = tail.len().saturating_sub(self.capacity);
+        self.buffer.extend(tail[skip..].iter().cloned());
+        true
+    }
+
     /// Stamp and encode an event; returns its frame for broadcasting.
     pub fn append(&mut self, event: &RoomEvent, now_ms: i64) -> (u64, Arc<str>) {
         self.seq += 1;
@@ -122,6 +137,21 @@ mod tests {
         let fresh = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
         assert_eq!(fresh.replay_after(Position { epoch: 7, seq: 41 }), Some(vec![]), "up to date at the start");
         assert_eq!(fresh.replay_after(Position { epoch: 7, seq: 40 }), None);
+    }
+
+    #[test]
+    fn an_adopted_tail_is_replayed_only_when_whole_and_ending_at_the_start() {
+        let tail: Vec<(u64, Arc<str>)> = (39..=41).map(|s| (s, Arc::from(format!("{{\"seq\":{s}}}")))).collect();
+        let mut gapped = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert!(!gapped.adopt(&[tail[0].clone(), tail[2].clone()]), "a gap");
+        assert!(!gapped.adopt(&tail[..2]), "does not reach the start");
+        let mut log = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert!(log.adopt(&tail));
+        let (_, own) = log.append(&ev(1), 0);
+        let replayed = log.replay_after(Position { epoch: 7, seq: 39 }).expect("held");
+        assert_eq!(replayed, vec![tail[1].1.clone(), tail[2].1.clone(), own]);
+        assert!(log.replay_after(Position { epoch: 7, seq: 37 }).is_none(), "38 was not adopted");
+        assert!(!log.adopt(&tail), "not once its own events began");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! One concern per file: `participants`, `dispatch` (every frame in), `chat`, `orders`,
 //! `host_actions`, `lifecycle` (title, start, names, End, saved likes), `ticks`, `snapshots`,
-//! `video_cap` (a viewer's cap on its video layer, for the media plane);
+//! `video_cap` (a viewer's cap on its video layer, for the media plane), `takeover` (the old
+//! show's last events, adopted by a show continuing its stream);
 //! `limits` and `record` are what a show is built from.
 
 mod chat;
@@ -17,6 +18,7 @@ mod orders;
 mod participants;
 mod record;
 mod snapshots;
+mod takeover;
 mod ticks;
 mod video_cap;
 
