@@ -28,13 +28,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use sellcast_room::{Caller, Class, Output, Position, Show, ShowLimits, ShowRecord};
+use sellcast_room::{Caller, Class, Output, Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::across_nodes::owner_relay::OwnerRelay;
 use super::across_nodes::room_mirror::RoomMirror;
-use super::across_nodes::show_start::show_start;
+use super::across_nodes::show_start::{show_start, StreamTail};
 use super::across_nodes::{Owner, RoomLinks};
 use super::messages::ShowMsg;
 use super::session_inbox::{session_inbox, SessionReceiver, SessionSender, FRAME_QUEUE_BYTES};
@@ -346,13 +346,18 @@ impl ShowSupervisor {
             // The first start continues the room's stream (cluster mode: the room may have
             // run on another node). A restart after a panic does not: the relay may still
             // hold the dead show's events, and this node's clients rejoin with a snapshot.
-            let start = match (&self.links, last_panic) {
-                (Some(links), None) => self.stream_start(links, fresh_epoch).await,
-                _ => Position { epoch: fresh_epoch, seq: 0 },
+            let tail = match (&self.links, last_panic) {
+                (Some(links), None) => self.stream_tail(links).await,
+                _ => StreamTail::default(),
             };
+            let start = show_start(tail.last, fresh_epoch);
             last_epoch = start.epoch;
             let epoch = start.epoch;
             let mut core = Show::continuing(self.name.clone(), start, record, ShowLimits::default(), now);
+            if tail.last.is_some() {
+                let adopted = core.adopt_events(&tail.events);
+                info!(room = %self.name, epoch, after_seq = start.seq, adopted = adopted.then_some(tail.events.len()), "the show continues the room's event stream");
+            }
             if last_panic.is_some() {
                 self.supervision.show_tasks.came_back();
                 info!(room = %self.name, epoch, "show task restarted; rejoining its data channels");
@@ -410,20 +415,15 @@ impl ShowSupervisor {
         }
     }
 
-    /// Where the show's events continue the room's stream (see `across_nodes::show_start`);
-    /// a new epoch when the stream cannot be read.
-    async fn stream_start(&self, links: &RoomLinks, fresh_epoch: u64) -> Position {
-        match links.stream_last(&self.name).await {
-            Ok(last) => {
-                let start = show_start(last, fresh_epoch);
-                if last.is_some() {
-                    info!(room = %self.name, epoch = start.epoch, after_seq = start.seq, "the show continues the room's event stream");
-                }
-                start
-            }
+    /// The room's newest events in the stream, which the show continues (see
+    /// `across_nodes::show_start`); none when the stream cannot be read, and the show starts a
+    /// new epoch.
+    async fn stream_tail(&self, links: &RoomLinks) -> StreamTail {
+        match links.stream_tail(&self.name).await {
+            Ok(tail) => tail,
             Err(e) => {
                 warn!(room = %self.name, error = %e, "the room's event stream could not be read: a new epoch, clients take a snapshot");
-                show_start(None, fresh_epoch)
+                StreamTail::default()
             }
         }
     }
