@@ -21,7 +21,8 @@
 //!
 //! Control runs: with every show starting a new epoch (the rule before the stream's last
 //! event was read), the takeover test failed on `cy's events are all of the epoch she started
-//! in: [(E1, 1) .. (E1, 6), (E2, 2) ..]`; with node-c's copy resuming from the viewer's own
+//! in: [(E1, 1) .. (E1, 6), (E2, 2) ..]`; with the stream's tail not adopted by the new
+//! owner, on `the new owner's snapshot shows the old owner's chat: []`; with node-c's copy resuming from the viewer's own
 //! seq (`>=` for `>` in `StreamLog::replay_after`), the edge test failed on `edge-viewer-0
 //! (node-b, then node-c) got an event twice: [.., 22, 22, ..]`; with idempotency off (the
 //! room's answer cache and the store's stored answer skipped, its row written `ON CONFLICT DO
