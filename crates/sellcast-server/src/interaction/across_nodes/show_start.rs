@@ -102,8 +102,18 @@ impl RoomLinks {
                 break;
             }
         }
-        Ok(events)
+        Ok(contiguous_end(events))
     }
+}
+
+/// The run of `events` (oldest first) that ends at the newest without a missing seq: a gap
+/// (events the old owner dropped while NATS was away) ends what a resume can be served from.
+fn contiguous_end(mut events: Vec<(u64, Arc<str>)>) -> Vec<(u64, Arc<str>)> {
+    let mut start = events.len().saturating_sub(1);
+    while start > 0 && events[start - 1].0 + 1 == events[start].0 {
+        start -= 1;
+    }
+    events.split_off(start)
 }
 
 #[cfg(test)]
@@ -114,6 +124,15 @@ mod tests {
     fn a_show_continues_after_the_streams_last_event_in_its_epoch() {
         let last = Position { epoch: 1_700_000_000_000, seq: 41 };
         assert_eq!(show_start(Some(last), 1_800_000_000_000), last, "same epoch; the first event is 42");
+    }
+
+    #[test]
+    fn only_the_gapless_end_of_the_tail_is_taken_over() {
+        let events = |seqs: &[u64]| seqs.iter().map(|s| (*s, Arc::from(s.to_string()))).collect::<Vec<_>>();
+        let seqs = |events: Vec<(u64, Arc<str>)>| events.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        assert_eq!(seqs(contiguous_end(events(&[3, 4, 7, 8, 9]))), vec![7, 8, 9]);
+        assert_eq!(seqs(contiguous_end(events(&[3, 4, 5]))), vec![3, 4, 5]);
+        assert_eq!(seqs(contiguous_end(Vec::new())), Vec::<u64>::new());
     }
 
     #[test]
