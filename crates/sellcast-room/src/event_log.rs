@@ -20,9 +20,17 @@ pub struct EventLog {
 impl EventLog {
     /// `epoch` must differ across server restarts (the room's state was rebuilt).
     pub fn new(epoch: u64, capacity: usize) -> Self {
+        Self::continuing(Position { epoch, seq: 0 }, capacity)
+    }
+
+    /// A log whose first event is `after.seq + 1` in `after.epoch`: the continuation of a
+    /// room's stream that another log numbered up to `after` (cluster mode: a node taking a
+    /// room over from a dead owner continues the seqs the stream holds). It holds none of
+    /// the events up to `after`, so a resume from before `after` takes a snapshot.
+    pub fn continuing(after: Position, capacity: usize) -> Self {
         Self {
-            epoch,
-            seq: 0,
+            epoch: after.epoch,
+            seq: after.seq,
             buffer: VecDeque::with_capacity(capacity.min(1024)),
             capacity,
         }
@@ -33,6 +41,21 @@ impl EventLog {
             epoch: self.epoch,
             seq: self.seq,
         }
+    }
+
+    /// Keep `tail`, the events up to this log's start as another log numbered them (`(seq,
+    /// frame)`, oldest first), for replay: a continued log then resumes a client from among
+    /// them too. Taken only whole and only before any event of its own: contiguous, ending at
+    /// the start. False (nothing kept) otherwise.
+    pub fn adopt(&mut self, tail: &[(u64, Arc<str>)]) -> bool {
+        let contiguous = tail.windows(2).all(|w| w[0].0 + 1 == w[1].0);
+        let ends_at_start = tail.last().is_some_and(|(seq, _)| *seq == self.seq);
+        if !self.buffer.is_empty() || !contiguous || !ends_at_start {
+            return false;
+        }
+        let skip = tail.len().saturating_sub(self.capacity);
+        self.buffer.extend(tail[skip..].iter().cloned());
+        true
     }
 
     /// Stamp and encode an event; returns its frame for broadcasting.
@@ -99,6 +122,36 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![7, 8, 9, 10]);
         assert_eq!(log.replay_after(Position { epoch: 7, seq: 10 }), Some(vec![]));
+    }
+
+    #[test]
+    fn a_continued_log_numbers_after_its_start_and_replays_only_its_own_events() {
+        let mut log = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert_eq!(log.position(), Position { epoch: 7, seq: 41 });
+        let (seq, frame) = log.append(&ev(1), 0);
+        assert_eq!(seq, 42, "the next seq after the start, in the same epoch");
+        let sent: serde_json::Value = serde_json::from_str(&frame).expect("json");
+        assert_eq!((sent["epoch"].as_u64(), sent["seq"].as_u64()), (Some(7), Some(42)));
+        assert_eq!(log.replay_after(Position { epoch: 7, seq: 41 }), Some(vec![frame]), "a viewer at the start gets 42");
+        assert_eq!(log.replay_after(Position { epoch: 7, seq: 40 }), None, "41 was never in this log: snapshot");
+        let fresh = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert_eq!(fresh.replay_after(Position { epoch: 7, seq: 41 }), Some(vec![]), "up to date at the start");
+        assert_eq!(fresh.replay_after(Position { epoch: 7, seq: 40 }), None);
+    }
+
+    #[test]
+    fn an_adopted_tail_is_replayed_only_when_whole_and_ending_at_the_start() {
+        let tail: Vec<(u64, Arc<str>)> = (39..=41).map(|s| (s, Arc::from(format!("{{\"seq\":{s}}}")))).collect();
+        let mut gapped = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert!(!gapped.adopt(&[tail[0].clone(), tail[2].clone()]), "a gap");
+        assert!(!gapped.adopt(&tail[..2]), "does not reach the start");
+        let mut log = EventLog::continuing(Position { epoch: 7, seq: 41 }, 100);
+        assert!(log.adopt(&tail));
+        let (_, own) = log.append(&ev(1), 0);
+        let replayed = log.replay_after(Position { epoch: 7, seq: 39 }).expect("held");
+        assert_eq!(replayed, vec![tail[1].1.clone(), tail[2].1.clone(), own]);
+        assert!(log.replay_after(Position { epoch: 7, seq: 37 }).is_none(), "38 was not adopted");
+        assert!(!log.adopt(&tail), "not once its own events began");
     }
 
     #[test]

@@ -238,3 +238,67 @@ fn every_broadcast_event_advances_the_stream_position() {
     room.apply_pins(2, vec![]);
     assert_eq!(room.position(), sellcast_room::Position { epoch: 42, seq: 2 });
 }
+
+#[test]
+fn a_continued_show_numbers_its_events_after_the_streams_last_and_resumes_a_viewer_there() {
+    let last = sellcast_room::Position { epoch: 42, seq: 17 };
+    let mut room = Show::continuing("show".into(), last, record(10, 2), ShowLimits::default(), 0);
+    room.handle_join(0, ANN, who("ann", Role::Viewer));
+    room.handle_join(0, BOB, who("bob", Role::Viewer));
+    drain(&mut room);
+    let out = chat(&mut room, 1, ANN, "after the takeover");
+    let sent = broadcasts_of(&out, "chat");
+    assert_eq!((sent[0]["epoch"].as_u64(), sent[0]["seq"].as_u64()), (Some(42), Some(18)), "{sent:?}");
+    let positions: Vec<_> = out.iter().filter_map(|o| match o {
+        Output::Broadcast { position: Some(p), .. } => Some(*p),
+        _ => None,
+    }).collect();
+    assert_eq!(positions, vec![sellcast_room::Position { epoch: 42, seq: 18 }], "what the relay publishes");
+
+    // A viewer that saw the stream up to 17 resumes without a snapshot and gets 18 once.
+    let hello = json!({ "type": "hello", "resume": { "epoch": 42, "seq": 17 } }).to_string();
+    let frames = direct(&frame(&mut room, 2, BOB, hello.as_bytes()), BOB);
+    assert_eq!(frames[0]["type"], "welcome");
+    assert_eq!(frames[0]["resumed"], true, "{frames:?}");
+    assert!(of_type(&frames, "snapshot").is_empty(), "no snapshot: {frames:?}");
+    let replayed: Vec<u64> = of_type(&frames, "chat").iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(replayed, vec![18]);
+
+    // One from before the takeover's start was never in this show's memory: a snapshot.
+    let hello = json!({ "type": "hello", "resume": { "epoch": 42, "seq": 16 } }).to_string();
+    let frames = direct(&frame(&mut room, 3, BOB, hello.as_bytes()), BOB);
+    assert_eq!(frames[0]["resumed"], false, "{frames:?}");
+    assert_eq!(of_type(&frames, "snapshot").len(), 1);
+}
+
+#[test]
+fn a_continued_show_adopting_the_streams_tail_replays_from_it_and_shows_its_chat_in_a_snapshot() {
+    // The old show's last three events: two chat lines, then the first one deleted.
+    let mut old = Show::new("show".into(), 42, record(10, 2), ShowLimits::default(), 0);
+    old.handle_join(0, HOST, who("hana", Role::Host));
+    old.handle_join(0, ANN, who("ann", Role::Viewer));
+    drain(&mut old);
+    let mut tail = Vec::new();
+    for out in [chat(&mut old, 1, ANN, "first"), chat(&mut old, 2, ANN, "second"), frame(&mut old, 3, HOST, br#"{"type":"delete_message","seq":1}"#)] {
+        for o in out {
+            if let Output::Broadcast { frame, position: Some(p), .. } = o {
+                tail.push((p.seq, frame));
+            }
+        }
+    }
+    assert_eq!(tail.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3], "two lines and a deletion");
+
+    let mut room = Show::continuing("show".into(), old.position(), record(10, 2), ShowLimits::default(), 10);
+    assert!(room.adopt_events(&tail));
+    room.handle_join(10, BOB, who("bob", Role::Viewer));
+    drain(&mut room);
+    let hello = json!({ "type": "hello", "resume": { "epoch": 42, "seq": 1 } }).to_string();
+    let frames = direct(&frame(&mut room, 11, BOB, hello.as_bytes()), BOB);
+    assert_eq!(frames[0]["resumed"], true, "resumed from the adopted events: {frames:?}");
+    let replayed: Vec<u64> = frames[1..].iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(replayed, vec![2, 3]);
+    let frames = direct(&frame(&mut room, 12, BOB, br#"{"type":"hello"}"#), BOB);
+    let snapshot = &of_type(&frames, "snapshot")[0];
+    let lines: Vec<&str> = snapshot["chat"].as_array().expect("chat").iter().filter_map(|l| l["text"].as_str()).collect();
+    assert_eq!(lines, vec!["second"], "the old show's chat, less the deleted line");
+}

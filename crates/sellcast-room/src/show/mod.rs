@@ -5,7 +5,8 @@
 //!
 //! One concern per file: `participants`, `dispatch` (every frame in), `chat`, `orders`,
 //! `host_actions`, `lifecycle` (title, start, names, End, saved likes), `ticks`, `snapshots`,
-//! `video_cap` (a viewer's cap on its video layer, for the media plane);
+//! `video_cap` (a viewer's cap on its video layer, for the media plane), `takeover` (the old
+//! show's last events, adopted by a show continuing its stream);
 //! `limits` and `record` are what a show is built from.
 
 mod chat;
@@ -17,6 +18,7 @@ mod orders;
 mod participants;
 mod record;
 mod snapshots;
+mod takeover;
 mod ticks;
 mod video_cap;
 
@@ -148,7 +150,17 @@ pub struct Show {
 }
 
 impl Show {
+    /// A show whose events start at seq 1 of `epoch` (a new epoch tells every client to
+    /// take a snapshot).
     pub fn new(name: String, epoch: u64, record: ShowRecord, config: ShowLimits, now_ms: i64) -> Self {
+        Self::continuing(name, Position { epoch, seq: 0 }, record, config, now_ms)
+    }
+
+    /// A show whose first event comes after `after` in its epoch: it continues a room's event
+    /// stream that another show numbered up to `after` (cluster mode: the room's new owner
+    /// after its old one died), so clients keep their place instead of taking a snapshot.
+    /// Its state comes from `record` (the store) as always; only the numbering continues.
+    pub fn continuing(name: String, after: Position, record: ShowRecord, config: ShowLimits, now_ms: i64) -> Self {
         let mut revenue: HashMap<i64, i64> = HashMap::new();
         for o in &record.recent_orders {
             let Some(sale_id) = o.sale_id else {
@@ -159,7 +171,7 @@ impl Show {
         }
         let end_announced = record.sales.iter().filter(|s| s.is_over(now_ms)).map(|s| s.id).collect();
         Self {
-            log: EventLog::new(epoch, config.replay_events),
+            log: EventLog::continuing(after, config.replay_events),
             chat: ChatDesk::new(config.chat.clone(), record.blocked_words, now_ms),
             likes: LikeCounter::new(record.likes_total, config.likes_per_user_per_tick),
             buys: BuyAdmission::new(record.bought, config.recent_answers),

@@ -19,7 +19,9 @@
 //! In cluster mode ([`ShowRegistry::join_cluster`]) a reader looking up a room that another
 //! node owns gets a mirror of it (`across_nodes::room_mirror`) behind the same handle, never
 //! a show of its own: one room's sales and stock are decided on one node. A room this node
-//! owns (or nobody owns yet) runs its show here, whose events are relayed to the others.
+//! owns (or nobody owns yet) runs its show here, whose events are relayed to the others; its
+//! first start numbers its events after the last one the room's stream holds
+//! (`across_nodes::show_start`), so a takeover keeps every client's place.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
@@ -28,10 +30,11 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use sellcast_room::{Caller, Class, Output, Show, ShowLimits, ShowRecord};
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::across_nodes::owner_relay::OwnerRelay;
 use super::across_nodes::room_mirror::RoomMirror;
+use super::across_nodes::show_start::{show_start, StreamTail};
 use super::across_nodes::{Owner, RoomLinks};
 use super::messages::ShowMsg;
 use super::session_inbox::{session_inbox, SessionReceiver, SessionSender, FRAME_QUEUE_BYTES};
@@ -339,9 +342,22 @@ impl ShowSupervisor {
             let now = wall_ms();
             // Clients resync on a new epoch: it must differ from the last one even when the
             // restart falls within the same millisecond.
-            let epoch = (now as u64).max(last_epoch + 1);
-            last_epoch = epoch;
-            let mut core = Show::new(self.name.clone(), epoch, record, ShowLimits::default(), now);
+            let fresh_epoch = (now as u64).max(last_epoch + 1);
+            // The first start continues the room's stream (cluster mode: the room may have
+            // run on another node). A restart after a panic does not: the relay may still
+            // hold the dead show's events, and this node's clients rejoin with a snapshot.
+            let tail = match (&self.links, last_panic) {
+                (Some(links), None) => self.stream_tail(links).await,
+                _ => StreamTail::default(),
+            };
+            let start = show_start(tail.last, fresh_epoch);
+            last_epoch = start.epoch;
+            let epoch = start.epoch;
+            let mut core = Show::continuing(self.name.clone(), start, record, ShowLimits::default(), now);
+            if tail.last.is_some() {
+                let adopted = core.adopt_events(&tail.events);
+                info!(room = %self.name, epoch, after_seq = start.seq, adopted = adopted.then_some(tail.events.len()), "the show continues the room's event stream");
+            }
             if last_panic.is_some() {
                 self.supervision.show_tasks.came_back();
                 info!(room = %self.name, epoch, "show task restarted; rejoining its data channels");
@@ -396,6 +412,19 @@ impl ShowSupervisor {
         };
         for (to, frame, class) in frames {
             let _ = self.driver.try_send(Command::Deliver { room: self.name.clone(), to: Some(to), frame, class, since: None });
+        }
+    }
+
+    /// The room's newest events in the stream, which the show continues (see
+    /// `across_nodes::show_start`); none when the stream cannot be read, and the show starts a
+    /// new epoch.
+    async fn stream_tail(&self, links: &RoomLinks) -> StreamTail {
+        match links.stream_tail(&self.name).await {
+            Ok(tail) => tail,
+            Err(e) => {
+                warn!(room = %self.name, error = %e, "the room's event stream could not be read: a new epoch, clients take a snapshot");
+                StreamTail::default()
+            }
         }
     }
 

@@ -103,10 +103,22 @@ impl Node {
     /// Start node `id` on HTTP `port` joined to `nats_url`, its data and log under `dir`,
     /// and wait until it answers `/healthz`.
     pub async fn start(dir: &Path, id: &str, port: u16, nats_url: &str) -> Result<Self> {
+        Self::start_with(dir, id, port, nats_url, &[]).await
+    }
+
+    /// [`Node::start`] with its commerce state in the PostgreSQL database at `postgres`
+    /// (shared by the nodes), and no per-IP connection cap (a storm comes from one address).
+    pub async fn start_on_postgres(dir: &Path, id: &str, port: u16, nats_url: &str, postgres: &str) -> Result<Self> {
+        Self::start_with(dir, id, port, nats_url, &["--postgres", postgres, "--http-connections-per-ip", "100000"]).await
+    }
+
+    async fn start_with(dir: &Path, id: &str, port: u16, nats_url: &str, extra: &[&str]) -> Result<Self> {
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sellcast"))
-            .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--media-threads", "1", "--db"])
+            .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--media-threads", "1"])
+            .args(extra)
+            .arg("--db")
             .arg(dir.join(format!("{id}.db")))
             .env("SELLCAST_CLUSTER", nats_url)
             .env("SELLCAST_NODE_ID", id)

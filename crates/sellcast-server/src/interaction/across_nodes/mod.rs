@@ -15,11 +15,13 @@
 //! ([`node_likes`]).
 //!
 //! Which node owns a room is read from the rooms bucket when a room is first looked up on a
-//! node; see [`owner`] for the rule.
+//! node; see [`owner`] for the rule. A show that starts on a node (after another node ran the
+//! room, or for the first time) continues the stream's numbering: [`show_start`].
 
 pub mod node_likes;
 pub mod owner_relay;
 pub mod room_mirror;
+pub mod show_start;
 pub mod stream_log;
 pub mod subjects;
 pub mod viewer_cursor;

@@ -32,7 +32,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::node_likes::NodeLikes;
 use super::stream_log::{Replay, StreamEvent, StreamLog};
-use super::subjects::{self, HEADER_CLASS, HEADER_EPOCH, HEADER_SEQ};
+use super::subjects::{self, HEADER_CLASS};
 use super::viewer_cursor::{due, Due};
 use super::wire::{self, RemoteReply, RemoteRequest};
 use super::RoomLinks;
@@ -511,8 +511,7 @@ impl RoomMirror {
 /// owner wrote, its frame as published.
 fn stream_event(msg: &async_nats::jetstream::Message) -> Option<StreamEvent> {
     let headers = msg.headers.as_ref()?;
-    let number = |name: &str| headers.get(name).and_then(|v| v.as_str().parse::<u64>().ok());
-    let position = Position { epoch: number(HEADER_EPOCH)?, seq: number(HEADER_SEQ)? };
+    let position = subjects::position(headers)?;
     let class = headers.get(HEADER_CLASS).and_then(|v| subjects::parse_class(v.as_str())).unwrap_or(Class::Control);
     let frame: Arc<str> = std::str::from_utf8(&msg.payload).ok()?.into();
     Some(StreamEvent { position, class, frame })

@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
-use sellcast_room::Class;
+use async_nats::HeaderMap;
+use sellcast_room::{Class, Position};
 
 /// The stream of every room's events.
 pub const EVENTS_STREAM: &str = "SELLCAST_ROOM_EVENTS";
@@ -62,6 +63,12 @@ pub fn stream_config() -> stream::Config {
     }
 }
 
+/// An event's place in its room's stream, from the headers its owner wrote.
+pub fn position(headers: &HeaderMap) -> Option<Position> {
+    let number = |name: &str| headers.get(name).and_then(|v| v.as_str().parse::<u64>().ok());
+    Some(Position { epoch: number(HEADER_EPOCH)?, seq: number(HEADER_SEQ)? })
+}
+
 pub fn class_name(class: Class) -> &'static str {
     match class {
         Class::Control => "control",
@@ -89,6 +96,17 @@ mod tests {
             assert_eq!(parse_class(class_name(class)), Some(class));
         }
         assert_eq!(parse_class("bulk"), None);
+    }
+
+    #[test]
+    fn an_events_position_reads_back_from_its_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_EPOCH, "1700000000000");
+        assert_eq!(position(&headers), None, "no seq");
+        headers.insert(HEADER_SEQ, "41");
+        assert_eq!(position(&headers), Some(Position { epoch: 1_700_000_000_000, seq: 41 }));
+        headers.insert(HEADER_SEQ, "forty-one");
+        assert_eq!(position(&headers), None);
     }
 
     #[test]
