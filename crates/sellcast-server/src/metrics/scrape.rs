@@ -54,6 +54,11 @@ const FORWARD_LATENCY: Spec = Spec::histogram(
     "Time a live packet spends in the server: arrival to its copies leaving.",
     &["shard"],
 );
+const CHAT_PATH: Spec = Spec::histogram(
+    "sellcast_chat_path_seconds",
+    "Time a chat line spends in the server: its frame read off the sender's data channel to the line written on every viewer's channel.",
+    &["shard"],
+);
 const FRAMES: Spec = Spec::counter("sellcast_channel_frames_total", "Data-channel frames received that parsed, by type.", &["type"]);
 const REFUSED: Spec = Spec::counter(
     "sellcast_frames_refused_total",
@@ -148,6 +153,7 @@ impl ScrapeCollector {
 
         let (mut peers, mut datagrams, mut drops, mut channel, mut latency) =
             (PEERS.family(), DATAGRAMS.family(), DROPS.family(), CHANNEL_DROPS.family(), FORWARD_LATENCY.family());
+        let mut chat_path = CHAT_PATH.family();
         for (shard, s) in ids.iter().map(String::as_str).zip(shards) {
             peers.value(&["host", shard], s.hosts as f64).value(&["viewer", shard], s.viewers as f64);
             datagrams.value(&["in", shard], s.datagrams_in as f64).value(&["out", shard], s.datagrams_out as f64);
@@ -171,8 +177,10 @@ impl ScrapeCollector {
                 .value(&["oversize", shard], s.frames_oversize as f64);
             let (buckets, count, sum) = latency_buckets(s.forward_latency_us.as_ref());
             latency.histogram(&[shard], &buckets, count, sum);
+            let (buckets, count, sum) = latency_buckets(s.chat_path_us.as_ref());
+            chat_path.histogram(&[shard], &buckets, count, sum);
         }
-        out.extend([peers.done(), datagrams.done(), drops.done(), channel.done(), latency.done()]);
+        out.extend([peers.done(), datagrams.done(), drops.done(), channel.done(), latency.done(), chat_path.done()]);
     }
 
     fn tcp(&self, out: &mut Vec<MetricFamily>) {
