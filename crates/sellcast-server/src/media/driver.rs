@@ -46,6 +46,7 @@ use super::shard_room::ShardRoom;
 use super::tcp::links::TcpLinks;
 use super::tcp::{ShardTcp, TcpInput};
 
+mod deliveries;
 #[cfg(test)]
 mod fairness_tests;
 mod recovery;
@@ -87,8 +88,9 @@ const RECV_BURST: usize = 32;
 /// would have given it too, and turns come thousands of times a second under a flood.
 ///
 /// Serving waiting commands for up to 0.5 ms instead was tried (2026-12-04) and changed
-/// nothing measurable: a chat line's wait for the media thread is the other broadcasts of the
-/// same instant being written (about 0.3 ms each to 51 viewers), not turns (docs/security.md).
+/// nothing measurable: a chat line's wait for the media thread was the other broadcasts of
+/// the same instant being written one by one (about 0.3 ms each to 51 viewers), not turns;
+/// `deliveries` writes such a burst together instead (docs/security.md).
 const COMMANDS_PER_TURN: usize = 1;
 /// How often the media counters are copied out for the HTTP side.
 const STATS_EVERY: Duration = Duration::from_millis(500);
@@ -204,6 +206,8 @@ pub struct Driver {
     dirty: Vec<ShardRoomId>,
     /// Peers due in `handle_timeouts`, reused.
     due: Vec<PeerId>,
+    /// Frames for one room written together (`deliveries`); reused.
+    batch: Vec<deliveries::RoomFrame>,
     /// When peers are next checked against their deadlines.
     next_sweep: Instant,
     stats: DriverStats,
@@ -262,6 +266,7 @@ impl Driver {
             pending: VecDeque::with_capacity(256),
             dirty: Vec::with_capacity(16),
             due: Vec::with_capacity(256),
+            batch: Vec::with_capacity(64),
             next_sweep: Instant::now() + SWEEP_EVERY,
             stats: DriverStats::default(),
             tcp: None,
@@ -344,7 +349,7 @@ impl Driver {
             }
             command = commands.recv() => match command {
                 Some(c) => {
-                    self.handle_command(c);
+                    self.serve_command(c, commands);
                     false
                 }
                 None => return Turn::Stop,
@@ -365,7 +370,7 @@ impl Driver {
     fn catch_up(&mut self, commands: &mut mpsc::Receiver<Command>, relays: &mut RelayInbox, relays_open: bool) {
         for _ in 0..COMMANDS_PER_TURN {
             match commands.try_recv() {
-                Ok(command) => self.handle_command(command),
+                Ok(command) => self.serve_command(command, commands),
                 Err(_) => break,
             }
         }

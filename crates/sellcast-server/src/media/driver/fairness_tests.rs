@@ -24,7 +24,7 @@ use crate::supervision::Supervision;
 /// buffer (each small datagram costs about 1 KiB of it on loopback).
 const FLOOD: u64 = 4 * RECV_BURST as u64;
 
-async fn driver(dir: &std::path::Path) -> anyhow::Result<(Driver, relay::RelayInbox)> {
+pub(super) async fn driver(dir: &std::path::Path) -> anyhow::Result<(Driver, relay::RelayInbox)> {
     let provider = str0m::crypto::from_feature_flags();
     let cert = provider.dtls_provider.generate_certificate().ok_or_else(|| anyhow::anyhow!("no DTLS certificate"))?;
     let socket = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;

@@ -9,6 +9,7 @@ use sellcast_sfu::{EstimateSource, LayerCap, ViewerId};
 use tracing::{debug, info};
 
 use super::transmit::drain_transmits;
+use super::deliveries::RoomFrame;
 use super::{Driver, ShardRoomId, CONGESTED_BYTES};
 use crate::admission::SessionTicket;
 use crate::interaction::messages::ShowMsg;
@@ -37,10 +38,7 @@ impl Driver {
                 let _ = reply.send(self.keep_ticket(result, ticket));
             }
             Command::Deliver { room, to, frame, class, since } => {
-                self.deliver(&room, to, &frame, class, now);
-                if let (None, Class::Chat, Some(stamp)) = (to, class, since) {
-                    self.chat_path.delivered(stamp, now, Instant::now());
-                }
+                self.deliver(&room, to, std::slice::from_ref(&RoomFrame { frame, class, since }), now);
             }
             Command::Kick { peer } => self.remove_peer(PeerId(peer), "kicked"),
             Command::VideoCap { peer, cap } => self.cap_viewer(PeerId(peer), cap, now),
@@ -219,9 +217,11 @@ impl Driver {
         self.earliest = self.earliest.min(peer.timeout);
     }
 
-    /// Write a room frame on data channels. Control frames always go; chat and counters are
-    /// skipped for a viewer whose channel is congested.
-    pub(super) fn deliver(&mut self, room: &str, to: Option<ParticipantId>, frame: &str, class: Class, now: Instant) {
+    /// Write room frames, in order, on data channels: on one participant's, or on everyone's
+    /// in the room. Control frames always go; chat and counters are skipped for a viewer whose
+    /// channel is congested. Each viewer's channel is drained once, after all of `frames`:
+    /// frames written together leave together (`deliveries`).
+    pub(super) fn deliver(&mut self, room: &str, to: Option<ParticipantId>, frames: &[RoomFrame], now: Instant) {
         let targets: Vec<PeerId> = match to {
             Some(p) => vec![PeerId(p.0)],
             None => match self.room_ids.get(room).and_then(|id| self.rooms.get(id)) {
@@ -240,14 +240,19 @@ impl Driver {
             let Some(mut channel) = peer.rtc.channel(channel_id) else {
                 continue;
             };
-            if class != Class::Control && channel.buffered_amount() > CONGESTED_BYTES {
-                self.stats.frames_skipped_congested += 1;
-                continue;
-            }
-            match channel.write(false, frame.as_bytes()) {
-                Ok(true) => {}
-                _ if class == Class::Control => broken.push(id),
-                _ => self.stats.frames_skipped_congested += 1,
+            for RoomFrame { frame, class, .. } in frames {
+                if *class != Class::Control && channel.buffered_amount() > CONGESTED_BYTES {
+                    self.stats.frames_skipped_congested += 1;
+                    continue;
+                }
+                match channel.write(false, frame.as_bytes()) {
+                    Ok(true) => {}
+                    _ if *class == Class::Control => {
+                        broken.push(id);
+                        break;
+                    }
+                    _ => self.stats.frames_skipped_congested += 1,
+                }
             }
             drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
             self.earliest = self.earliest.min(peer.timeout);
@@ -256,6 +261,14 @@ impl Driver {
         // resumes from its last seq, so nothing is missed.
         for id in broken {
             self.remove_peer(id, "data channel overflow");
+        }
+        if to.is_none() {
+            let written = Instant::now();
+            for line in frames.iter().filter(|f| f.class == Class::Chat) {
+                if let Some(stamp) = line.since {
+                    self.chat_path.delivered(stamp, now, written);
+                }
+            }
         }
     }
 
