@@ -24,6 +24,9 @@ pub struct ChatResult {
 }
 
 pub async fn run(base: &str, viewers: usize) -> Result<ChatResult> {
+    // Only a host opens a room, and a viewer's offer for a room nobody opened is a 404 (issue
+    // 11): a dev-mode host's product write opens this one.
+    crate::soak::open_sale_in(&reqwest::Client::new(), base, "chat").await?;
     let mut peers = Vec::with_capacity(viewers);
     for _ in 0..viewers {
         let v = Viewer::connect_with(base, "chat", None, true).await?;
