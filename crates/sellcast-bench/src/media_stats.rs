@@ -57,44 +57,40 @@ fn buckets(buckets: &[Value]) -> Result<Histogram<u64>> {
     Ok(h)
 }
 
+/// What a cumulative histogram gained between two readings of it.
+fn gained(start: &Histogram<u64>, end: &Histogram<u64>) -> Result<Histogram<u64>> {
+    let mut h = end.clone();
+    h.subtract(start)?;
+    Ok(h)
+}
+
 /// Time chat lines spent in the server between two readings, as a histogram (microseconds).
 pub fn chat_path_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
-    let mut h = end.chat_path.clone();
-    h.subtract(&start.chat_path)?;
-    Ok(h)
+    gained(&start.chat_path, &end.chat_path)
 }
 
 /// Of the chat path between two readings, the frame's wait for the show task (microseconds).
 pub fn chat_to_show_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
-    let mut h = end.chat_to_show.clone();
-    h.subtract(&start.chat_to_show)?;
-    Ok(h)
+    gained(&start.chat_to_show, &end.chat_to_show)
 }
 
 /// Of the chat path between two readings, the show task's own work (microseconds).
 pub fn chat_in_show_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
-    let mut h = end.chat_in_show.clone();
-    h.subtract(&start.chat_in_show)?;
-    Ok(h)
+    gained(&start.chat_in_show, &end.chat_in_show)
 }
 
 /// Of the chat path between two readings, the writing on the channels (microseconds).
 pub fn chat_write_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
-    let mut h = end.chat_write.clone();
-    h.subtract(&start.chat_write)?;
-    Ok(h)
+    gained(&start.chat_write, &end.chat_write)
 }
 
 /// Time live packets spent in the server between two readings, as a histogram (microseconds).
 pub fn latency_between(start: &Reading, end: &Reading) -> Result<Histogram<u64>> {
-    let mut h = end.latency.clone();
-    h.subtract(&start.latency)?;
-    Ok(h)
+    gained(&start.latency, &end.latency)
 }
 
 pub fn window(start: &Reading, end: &Reading) -> Result<Window> {
-    let mut h = end.latency.clone();
-    h.subtract(&start.latency)?;
+    let h = gained(&start.latency, &end.latency)?;
     let calls = end.send_syscalls.saturating_sub(start.send_syscalls);
     Ok(Window {
         latency_us_p50: h.value_at_quantile(0.5) as f64,
