@@ -21,6 +21,9 @@ pub struct ShardRoom {
     /// The host is live on that other shard and its packets are relayed here.
     pub relayed_from: Option<ShardId>,
     pub viewers: Vec<PeerId>,
+    /// Viewers that are edges pulling every layer (also in `viewers`): each host video
+    /// packet is written to them as it came, on its layer's m-line (`cascade::relay_layers`).
+    pub relays: Vec<PeerId>,
     pub forwarder: Forwarder,
     /// What the live host sends; viewers are sent it on their own payload types.
     pub format: Option<RoomFormat>,
@@ -37,6 +40,7 @@ impl ShardRoom {
             host: None,
             relayed_from: None,
             viewers: Vec::new(),
+            relays: Vec::new(),
             forwarder: Forwarder::new(config),
             format: None,
             flush_at: None,

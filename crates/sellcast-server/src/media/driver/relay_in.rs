@@ -46,6 +46,7 @@ impl Driver {
                 room.relayed_from = Some(home);
             }
             self.start_format(room_id, format);
+            self.restart_relays(room_id);
             self.mark_dirty(room_id);
             return;
         }
@@ -53,7 +54,10 @@ impl Driver {
             return;
         };
         match message {
-            Relay::Media { packet, .. } => room.forwarder.handle_rtp(now, &packet),
+            Relay::Media { packet, .. } => {
+                room.forwarder.handle_rtp(now, &packet);
+                super::transmit::write_to_relays(&mut self.peers, &room.relays, &packet);
+            }
             Relay::HostStart { .. } | Relay::ShardRestarted { .. } => {}
             Relay::HostEnd { .. } => {
                 room.relayed_from = None;
@@ -62,7 +66,10 @@ impl Driver {
                 self.drop_room_if_empty(room_id);
                 return;
             }
-            Relay::SourceReset { .. } => room.forwarder.handle_source_reset(),
+            Relay::SourceReset { .. } => {
+                room.forwarder.handle_source_reset();
+                self.restart_relays(room_id);
+            }
             Relay::KeyframeRequest { layer, .. } => room.forwarder.handle_layer_keyframe_request(now, layer),
             Relay::LayerName { layer, name, .. } => room.forwarder.set_layer_name(layer, name),
         }
