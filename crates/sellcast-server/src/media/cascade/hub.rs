@@ -195,7 +195,8 @@ impl Hub {
     fn announce_to(&mut self, to: ShardId) {
         for (room, pulled) in &self.pulls {
             if let Some(format) = *pulled.handle.format.borrow() {
-                self.links.send(to, Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format }, &mut self.stats);
+                let layers = pulled.handle.layers.active.load(Ordering::Relaxed);
+                self.links.send(to, Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format, layers }, &mut self.stats);
             }
         }
     }

@@ -85,6 +85,27 @@ pub fn video_mids(sdp: &str) -> Vec<String> {
     out
 }
 
+/// How many layers a host's offer declares for its video: the streams of its
+/// `a=simulcast:send` (RFC 8853), else the SSRCs of its `a=ssrc-group:SIM`, else one.
+pub fn declared_layers(sdp: &str) -> u8 {
+    let mut in_video = false;
+    let mut sim_group = None;
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(m) = line.strip_prefix("m=") {
+            in_video = m.starts_with("video");
+        } else if !in_video {
+            continue;
+        } else if let Some(streams) = line.strip_prefix("a=simulcast:send ") {
+            let list = streams.split_whitespace().next().unwrap_or_default();
+            return list.split(';').filter(|s| !s.is_empty()).count().clamp(1, MAX_LAYERS) as u8;
+        } else if let Some(group) = line.strip_prefix("a=ssrc-group:SIM ") {
+            sim_group.get_or_insert(group.split_whitespace().count());
+        }
+    }
+    sim_group.map_or(1, |n| n.clamp(1, MAX_LAYERS) as u8)
+}
+
 /// The answer with the m-lines named in `inactive` marked `a=inactive` instead of their
 /// direction: the edge then expects nothing on them.
 pub fn mark_inactive(answer: &str, inactive: &[Mid]) -> String {
@@ -156,6 +177,17 @@ mod tests {
         assert_eq!(RelayLayers::bind(&["1".to_string()], 3), None);
         let rejected = "v=0\r\nm=video 9 X 96\r\na=mid:1\r\nm=video 0 X 96\r\na=mid:2\r\n";
         assert_eq!(video_mids(rejected), ["1"], "a rejected m-line is not offered");
+    }
+
+    #[test]
+    fn a_hosts_offer_declares_its_layers() {
+        let rids = "v=0\r\nm=audio 9 X 111\r\na=mid:0\r\nm=video 9 X 96\r\na=mid:1\r\na=rid:q send\r\na=simulcast:send q;h;~f\r\n";
+        assert_eq!(declared_layers(rids), 3);
+        let sim = "v=0\r\nm=video 9 X 96\r\na=ssrc-group:SIM 1 2\r\na=ssrc-group:FID 1 3\r\n";
+        assert_eq!(declared_layers(sim), 2);
+        assert_eq!(declared_layers("v=0\r\nm=video 9 X 96\r\na=mid:1\r\n"), 1);
+        let alternatives = "v=0\r\nm=video 9 X 96\r\na=simulcast:send q,x;h recv r\r\n";
+        assert_eq!(declared_layers(alternatives), 2, "alternatives of one stream are one layer");
     }
 
     #[test]

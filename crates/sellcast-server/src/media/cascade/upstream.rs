@@ -377,7 +377,8 @@ impl Session<'_> {
 
     fn start_room(&mut self, format: RoomFormat) {
         let room = &self.setup.room;
-        self.setup.shards.broadcast(self.stats, || Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format });
+        let layers = self.layers.active.load(Ordering::Relaxed);
+        self.setup.shards.broadcast(self.stats, || Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format, layers });
         self.started = Some(format);
         let _ = self.format.send(Some(format));
     }

@@ -41,9 +41,10 @@ impl Driver {
                 None => return,
             },
         };
-        if let Relay::HostStart { home, format, .. } = message {
+        if let Relay::HostStart { home, format, layers, .. } = message {
             if let Some(room) = self.rooms.get_mut(&room_id) {
                 room.relayed_from = Some(home);
+                room.host_layers = layers;
             }
             self.start_format(room_id, format);
             self.restart_relays(room_id);
@@ -61,6 +62,7 @@ impl Driver {
             Relay::HostStart { .. } | Relay::ShardRestarted { .. } => {}
             Relay::HostEnd { .. } => {
                 room.relayed_from = None;
+                room.host_layers = 0;
                 room.format = None;
                 room.forwarder.handle_publisher_end();
                 self.drop_room_if_empty(room_id);

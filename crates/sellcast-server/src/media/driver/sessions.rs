@@ -17,7 +17,7 @@ use crate::media::command::{Command, SessionAnswer};
 use crate::media::error::MediaError;
 use crate::media::offer::{PublishPlan, SessionKind};
 use crate::media::peer::{choose_out_pts, Accepted, Peer, PeerId};
-use crate::media::cascade::relay_layers::{mark_inactive, video_mids, RelayLayers};
+use crate::media::cascade::relay_layers::{declared_layers, mark_inactive, video_mids, RelayLayers};
 use crate::media::video_format::RoomFormat;
 use crate::media::relay::{Relay, ShardId};
 use crate::media::shard_room::ShardRoom;
@@ -84,10 +84,12 @@ impl Driver {
         let answer = std::mem::take(&mut accepted.answer);
         let id = self.add_peer(now, SessionKind::Publish, (room.clone(), identity), room_id, accepted);
         let format = RoomFormat { audio: plan.audio, video: plan.video };
+        let layers = declared_layers(offer);
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.host = Some(id);
+            r.host_layers = layers;
             let (name, home) = (&r.name, self.links.me());
-            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, format });
+            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, format, layers });
         }
         self.start_format(room_id, format);
         self.restart_relays(room_id);
@@ -121,8 +123,8 @@ impl Driver {
         // An edge offering a video m-line per layer is sent every layer of the room's video,
         // each on its own m-line; those beyond the room's layers are answered inactive.
         let layered = if relay {
-            let room_layers = self.rooms.get(&room_id).map_or(0, |r| r.forwarder.layer_reports().len());
-            RelayLayers::bind(&video_mids(offer), room_layers)
+            let room_layers = self.rooms.get(&room_id).map_or(0, |r| r.host_layers);
+            RelayLayers::bind(&video_mids(offer), usize::from(room_layers))
         } else {
             None
         };
@@ -364,6 +366,7 @@ impl Driver {
             match peer.kind {
                 SessionKind::Publish if room.host == Some(id) => {
                     room.host = None;
+                    room.host_layers = 0;
                     room.forwarder.handle_publisher_end();
                     let name = &room.name;
                     self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
