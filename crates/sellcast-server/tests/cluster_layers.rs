@@ -3,8 +3,9 @@
 //! (the test runs itself again under `unshare -n`, as `cluster_cascade.rs` does):
 //! - a synthetic host sends three layers (q 320x180, h 640x360, f 1280x720) to A; three
 //!   viewers watch on B, capped to the quarter layer (data saver), to 360 lines and not at
-//!   all. Each settles on its layer (the layer the host marked in the frames it gets), gets
-//!   decodable frames of it over a window, and its first video packet began a keyframe;
+//!   all. Each settles on its layer (the layer the host marked in the frames it gets), every
+//!   layer it was shown began with a keyframe of that layer, it gets decodable frames of its
+//!   layer over a window, and its first video packet began a keyframe;
 //! - B says it pulls three layers and received packets on each; A counts B as one viewer;
 //! - (second test) the host publishes again with one layer: B's pull follows (one layer), and
 //!   B's viewer, which never reconnects, gets video again.
@@ -148,6 +149,15 @@ async fn three_layers(dir: std::path::PathBuf) -> Result<()> {
         let got: Vec<Option<u8>> = caps.iter().map(|(v, _, _)| layer(v)).collect();
         e.context(format!("layers got by the quarter, half and full viewers: {got:?}"))
     })?;
+
+    // Every change of layer so far (the join, then the cap) began on a keyframe of the new
+    // layer: the mirror switches only at a keyframe, which B asked the host for through A.
+    for (viewer, _, want) in &caps {
+        let s = viewer.stats();
+        let changes: Vec<Option<u8>> = s.frames.layer_changes.iter().map(|(_, l)| *l).collect();
+        println!("viewer capped to layer {want}: layers shown {changes:?}, {} began off a keyframe", s.frames.layer_changes_off_keyframe);
+        ensure!(s.frames.layer_changes_off_keyframe == 0, "the viewer on layer {want} changed layer on a delta frame: {changes:?}");
+    }
 
     let before = pulled(&b).await?.context("B pulls the room")?;
     for (viewer, _, _) in &caps {
