@@ -7,6 +7,7 @@
 //!   layer it was shown began with a keyframe of that layer, it gets decodable frames of its
 //!   layer over a window, and its first video packet began a keyframe;
 //! - B says it pulls three layers and received packets on each; A counts B as one viewer;
+//! - the half viewer's keyframe request reaches the host as one for its `h` layer;
 //! - (second test) the host publishes again with one layer: B's pull follows (one layer), and
 //!   B's viewer, which never reconnects, gets video again.
 //!
@@ -188,6 +189,28 @@ async fn three_layers(dir: std::path::PathBuf) -> Result<()> {
     );
     let on_a = viewers_on(&a).await?;
     ensure!(on_a == 1, "A counts B's pull of three layers as one viewer, not {on_a}");
+
+    // The half viewer's decoder asks for a keyframe: B's mirror asks for one of layer 1, which
+    // goes up on B's layer-1 m-line and reaches the host for its `h` layer. (Asked again
+    // every 1.5 s: the mirror, the edge's gate and A each let one per layer per second through.)
+    let half = &caps[1].0;
+    let asked = host.layer_keyframe_requests();
+    let mut polls = 0u32;
+    eventually(Duration::from_secs(20), "the half viewer's keyframe request reaches the host for the half layer", || {
+        polls += 1;
+        let ask = polls % 15 == 1;
+        let (host, asked) = (&host, &asked);
+        async move {
+            if ask {
+                half.request_keyframe().await?;
+            }
+            let now = host.layer_keyframe_requests();
+            Ok((now.get(1) > asked.get(1)).then_some(()))
+        }
+    })
+    .await
+    .map_err(|e| e.context(format!("the host's keyframe requests per layer: {asked:?} -> {:?}", host.layer_keyframe_requests())))?;
+    println!("the host's keyframe requests per layer (q, h, f): {asked:?} -> {:?}", host.layer_keyframe_requests());
     for (viewer, _, _) in caps {
         viewer.close().await;
     }
