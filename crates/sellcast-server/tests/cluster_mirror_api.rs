@@ -255,3 +255,36 @@ async fn a_ban_sent_to_a_mirror_disconnects_the_viewer_on_another_mirror_and_ref
     three.host.close().await;
     Ok(())
 }
+
+/// What the host page does when opened on node-b (`web/host.js`): it asks its node for the
+/// room's origin and publishes there. Done here with the Rust WHIP client in place of a
+/// browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_api_on_a_mirror_names_the_origin_and_a_host_publishing_there_goes_live_on_it() -> Result<()> {
+    let three = Three::start(19960).await?;
+    let origin = |node: &Node| {
+        let url = format!("{}/api/rooms/{ROOM}/origin", node.base);
+        let http = node.http.clone();
+        async move { answer(http.get(url).send().await?).await }
+    };
+    assert_eq!(origin(&three.a).await?, (200, json!({ "origin": null })), "node-a is the origin itself");
+    let (status, on_b) = origin(&three.b).await?;
+    assert_eq!((status, &on_b["origin"], &on_b["node"]), (200, &json!(three.a.base), &json!("node-a")), "{on_b}");
+
+    // The host's first session ends (a page reloaded on node-b); the room stays node-a's.
+    three.host.close().await;
+    let live_on_a = || async {
+        let status: Value = three.a.http.get(format!("{}/api/rooms/{ROOM}", three.a.base)).send().await?.json().await?;
+        Ok::<_, anyhow::Error>(status["live"] == true)
+    };
+    eventually(SETTLE, "node-a's status shows the first session gone", || async { Ok((!live_on_a().await?).then_some(())) }).await?;
+    assert_eq!(origin(&three.b).await?.1["origin"], json!(three.a.base), "the room is still node-a's");
+    let to = on_b["origin"].as_str().context("origin url")?;
+    let options = PublishOptions { token: Some(host_token(ROOM)?), bitrate_bps: 150_000, fps: 10, ..PublishOptions::default() };
+    let again = Publisher::connect(to, ROOM, options).await.context("the host publishing to the origin node-b named")?;
+    eventually(SETTLE, "node-a's status shows the host live again", || async { Ok(live_on_a().await?.then_some(())) }).await?;
+    let on_c = Viewer::connect(&three.c.base, ROOM, ViewerOptions { token: Some(token("viewer", "cy")?), ..ViewerOptions::default() }).await?;
+    eventually(SETTLE, "video at a viewer on node-c", || async { Ok((on_c.stats().video.packets > 0).then_some(())) }).await?;
+    again.close().await;
+    Ok(())
+}
