@@ -11,7 +11,7 @@
 //! - a ban sent through one mirror disconnects the banned viewer on another mirror, and its
 //!   new session and its frames there are refused.
 //!
-//! HTTP and NATS ports are fixed per test in 19930-19959; media ports are chosen by the OS.
+//! HTTP and NATS ports are fixed per test in 23430-23463; media ports are chosen by the OS.
 
 mod cluster_support;
 
@@ -117,7 +117,7 @@ async fn room_viewers(node: &Node) -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_read_on_a_mirror_answers_what_the_owner_answers() -> Result<()> {
-    let three = Three::start(19930).await?;
+    let three = Three::start(23430).await?;
     let host = host_token(ROOM)?;
     let mug = json!({ "title": "Mug", "price_minor": 990, "currency": "EUR", "stock": 10 });
     let (status, created) = post(&three.a, "products", &host, &mug).await?;
@@ -164,7 +164,7 @@ async fn each_read_on_a_mirror_answers_what_the_owner_answers() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_writes_sent_to_a_mirror_land_on_the_owner_and_a_viewers_are_refused_as_on_the_owner() -> Result<()> {
-    let three = Three::start(19940).await?;
+    let three = Three::start(23440).await?;
     let host = host_token(ROOM)?;
     let on_a = viewer(&three.a, "ann").await?;
     let on_b = viewer(&three.b, "bob").await?;
@@ -211,7 +211,7 @@ async fn host_writes_sent_to_a_mirror_land_on_the_owner_and_a_viewers_are_refuse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_sent_to_a_mirror_disconnects_the_viewer_on_another_mirror_and_refuses_it_there() -> Result<()> {
-    let three = Three::start(19950).await?;
+    let three = Three::start(23450).await?;
     let host = host_token(ROOM)?;
     let cy = viewer(&three.c, "cy").await?;
     let mal = viewer(&three.c, "mal").await?;
@@ -261,7 +261,7 @@ async fn a_ban_sent_to_a_mirror_disconnects_the_viewer_on_another_mirror_and_ref
 /// browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_origin_api_on_a_mirror_names_the_origin_and_a_host_publishing_there_goes_live_on_it() -> Result<()> {
-    let three = Three::start(19960).await?;
+    let three = Three::start(23460).await?;
     let origin = |node: &Node| {
         let url = format!("{}/api/rooms/{ROOM}/origin", node.base);
         let http = node.http.clone();
