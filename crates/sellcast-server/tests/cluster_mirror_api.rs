@@ -11,7 +11,7 @@
 //! - a ban sent through one mirror disconnects the banned viewer on another mirror, and its
 //!   new session and its frames there are refused.
 //!
-//! HTTP and NATS ports are fixed per test in 23430-23463; media ports are chosen by the OS.
+//! HTTP and NATS ports are fixed per test in 23430-23473; media ports are chosen by the OS.
 
 mod cluster_support;
 
@@ -286,5 +286,22 @@ async fn the_origin_api_on_a_mirror_names_the_origin_and_a_host_publishing_there
     let on_c = Viewer::connect(&three.c.base, ROOM, ViewerOptions { token: Some(token("viewer", "cy")?), ..ViewerOptions::default() }).await?;
     eventually(SETTLE, "video at a viewer on node-c", || async { Ok((on_c.stats().video.packets > 0).then_some(())) }).await?;
     again.close().await;
+    Ok(())
+}
+
+/// No owner answering is the one case a mirror answers on its own: `503` with `Retry-After`
+/// (node-a killed; its claim has not lapsed, so node-b still knows the room is node-a's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_a_mirror_whose_owner_is_gone_is_503_with_retry_after() -> Result<()> {
+    let mut three = Three::start(23470).await?;
+    let (status, _) = get(&three.b, "products", None).await?;
+    assert_eq!(status, 200, "node-b answers while node-a runs the room");
+    three.a.kill_9().await?;
+    let resp = three.b.http.get(format!("{}/api/rooms/{ROOM}/products", three.b.base)).send().await?;
+    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+    let (status, body) = answer(resp).await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(retry_after.as_deref().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0), "Retry-After: {retry_after:?}");
     Ok(())
 }
