@@ -1,7 +1,8 @@
 //! A real watch page moves to another node by itself when the node it watches from is killed
 //! with SIGKILL. Inside a private network namespace (the test runs itself again under
-//! `unshare -n`): a real `nats-server` and three real nodes (A, B, C); the host (the synthetic
-//! publisher) on A; chat lines posted to A all along; a reference viewer (the `webrtc` crate
+//! `unshare -n`): a real `nats-server` and three real nodes (A, B, C); the host (a host page in
+//! the same Chromium, publishing a generated clip as its camera: the synthetic publisher's VP8
+//! is not decodable) on A; chat lines posted to A all along; a reference viewer (the `webrtc` crate
 //! test peer, with the data channel) on A; a watch page in Chromium, opened from A, which
 //! watches from the first node of the room's node list (B: A carries the host).
 //!
@@ -25,7 +26,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use cluster_support::{eventually, host_token, NatsServer, Node, JWT_SECRET};
 use serde_json::{json, Value};
-use sellcast_peer::{PublishOptions, Publisher, Viewer, ViewerOptions};
+use sellcast_peer::{Viewer, ViewerOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Set inside the namespace.
@@ -119,12 +120,13 @@ struct PageScript {
 }
 
 impl PageScript {
-    async fn start(page_url: &str) -> Result<Self> {
+    async fn start(host_url: &str, page_url: &str) -> Result<Self> {
         let dir = repo().join("tests/browser");
         ensure!(dir.join("node_modules/playwright-core").exists(), "run `npm ci` in tests/browser first (the other browser tests do it)");
         let mut child = tokio::process::Command::new("unshare")
             .args(["--pid", "--fork", "--kill-child", "--mount-proc", "node"])
             .arg(dir.join("cluster_failover.mjs"))
+            .env("HOST_URL", host_url)
             .env("PAGE_URL", page_url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -171,8 +173,10 @@ async fn run(dir: PathBuf) -> Result<()> {
     let c = start_node(dir, "node-c", PORT + 3, &nats.url()).await?;
     eventually(Duration::from_secs(15), "A sees the three nodes", || async { Ok((a.live_nodes().await?.len() == 3).then_some(())) }).await?;
 
-    let opts = PublishOptions { token: Some(host_token(ROOM)?), bitrate_bps: 500_000, ..PublishOptions::default() };
-    let _host = Publisher::connect(&a.base, ROOM, opts).await.context("the host publishes to A")?;
+    let host_url = format!("{}/host/{ROOM}?name=Hana&shape=camera#token={}", a.base, host_token(ROOM)?);
+    let page_url = format!("{}/watch/{ROOM}#token={}", a.base, token("viewer", "page")?);
+    let mut page = PageScript::start(&host_url, &page_url).await?;
+    page.expect("HOSTING", Duration::from_secs(120)).await?;
     eventually(Duration::from_secs(10), "A holds the room", || async { Ok(a.lease_on(ROOM).await?.map(|_| ())) }).await?;
     let options = ViewerOptions { token: Some(token("viewer", "reference")?), data_channel: true, ..ViewerOptions::default() };
     let reference = Viewer::connect(&a.base, ROOM, options).await.context("the reference viewer on A")?;
@@ -186,8 +190,7 @@ async fn run(dir: PathBuf) -> Result<()> {
     })
     .await?;
 
-    let page_url = format!("{}/watch/{ROOM}#token={}", a.base, token("viewer", "page")?);
-    let mut page = PageScript::start(&page_url).await?;
+    page.say("WATCH").await?;
     let first = page.expect("ON", Duration::from_secs(120)).await?;
     ensure!(first == b.base, "the page watches from the list's first node, B: {first}");
 
