@@ -77,7 +77,8 @@ function reason(text) {
 // Cluster mode: the nodes a page may watch from, least loaded first (`GET
 // /api/rooms/{room}/nodes`), as bases for URLs: '' is the page's own origin. The list is asked
 // of each server in `from` in turn (the node the page was on may be the one that died); a
-// node listed as '' is the server that answered. Empty when none answers.
+// node listed as '' is the server that answered (a single node lists only itself so). Returns
+// `{ nodes, cluster }`, `nodes` empty when none answers; `cluster`: the list named nodes.
 export async function fetchNodes(room, from) {
   for (const base of from) {
     try {
@@ -85,10 +86,11 @@ export async function fetchNodes(room, from) {
       if (!r.ok) continue;
       const { nodes } = await r.json();
       if (!Array.isArray(nodes) || nodes.length === 0) continue;
-      return nodes.map(n => sameOrigin(typeof n?.url === 'string' && n.url ? n.url : base));
+      const named = n => typeof n?.url === 'string' && n.url !== '';
+      return { nodes: nodes.map(n => sameOrigin(named(n) ? n.url : base)), cluster: nodes.some(named) };
     } catch { /* that server is not answering: ask the next */ }
   }
-  return [];
+  return { nodes: [], cluster: false };
 }
 
 function sameOrigin(base) {
@@ -104,12 +106,14 @@ export class Session {
   // placement (optional, viewers): before each connection, fetch the room's node list
   // (`fetchNodes`) and connect to its first node, or after a failure to the first node other
   // than the one that failed; `this.base` is then the node the session is on, and the page's
-  // API calls go there. The offer carries `placed=1`: the page chose, the node serves it.
+  // API calls go there. In a cluster the offer carries `placed=1`: the page chose, the node
+  // serves it (a single node gets the same offer as without placement).
   constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '', base = '', placement = false }) {
     Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query, base, placement });
     this.home = base; // where the page came from: asked for the list when the current node is not answering
     this.known = [base]; // the last list, to ask when neither answers
     this.failedBase = null;
+    this.clustered = false;
     this.renewed = false;
     this.pc = null;
     this.location = null;
@@ -150,7 +154,7 @@ export class Session {
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
-      const query = this.placement ? `${this.query}${this.query ? '&' : '?'}placed=1` : this.query;
+      const query = this.clustered ? `${this.query}${this.query ? '&' : '?'}placed=1` : this.query;
       const resp = await fetch(`${this.base}/${this.endpoint}/${encodeURIComponent(this.room)}${query}`, {
         method: 'POST',
         headers: { 'content-type': 'application/sdp', ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
@@ -195,9 +199,10 @@ export class Session {
   // than the one whose connection just failed (when the list offers another).
   async choose() {
     const ask = [...new Set([this.base, this.home, ...this.known])].filter(b => b !== this.failedBase);
-    const nodes = await fetchNodes(this.room, this.failedBase === null ? ask : [...ask, this.failedBase]);
+    const { nodes, cluster } = await fetchNodes(this.room, this.failedBase === null ? ask : [...ask, this.failedBase]);
     if (nodes.length === 0) return; // nobody answered: try the same node again (backoff)
     this.known = nodes;
+    this.clustered = cluster;
     this.base = nodes.find(b => b !== this.failedBase) ?? nodes[0];
     this.failedBase = null;
   }
