@@ -60,8 +60,10 @@ try {
   const eventsAtKill = await seen();
   let firstEventMs = null;
   let firstFrameMs = null;
+  let noticedMs = null; // the page's connection left `connected`: it noticed its node is gone
   await waitFor('the page moves to another node, decodes video and gets events', async () => {
     const on = (await node()) || pageOrigin;
+    if (noticedMs === null && (on !== first || await page.evaluate(() => window.sellcast.session.pc?.connectionState !== 'connected'))) noticedMs = Date.now() - killedAt;
     const stats = on !== first ? await inboundStats(page) : null;
     if (firstFrameMs === null && stats?.video?.frames > 0) firstFrameMs = Date.now() - killedAt;
     if (firstEventMs === null && on !== first && (await seen()) > eventsAtKill) firstEventMs = Date.now() - killedAt;
@@ -70,6 +72,7 @@ try {
   result.moved_to = (await node()) || pageOrigin;
   result.kill_to_first_event_ms = firstEventMs;
   result.kill_to_first_frame_ms = firstFrameMs;
+  result.kill_to_noticed_ms = noticedMs;
   console.log(`MOVED ${result.moved_to}`);
 
   const final = Number(await expect('FINAL'));

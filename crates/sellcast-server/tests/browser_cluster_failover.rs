@@ -7,7 +7,7 @@
 //! watches from the first node of the room's node list (B: A carries the host).
 //!
 //! Checked: the page lands on the list's first node; after B is killed the page is on another
-//! node by itself, decodes video again, and the room events it applied, compared with the
+//! node by itself (whose `/api/stats/media` lists it), decodes video again, and the room events it applied, compared with the
 //! reference viewer's, miss nothing and repeat nothing. Printed, not asserted: the time from
 //! the kill to the page's first event and first decoded frame on the new node.
 //!
@@ -198,6 +198,15 @@ async fn run(dir: PathBuf) -> Result<()> {
     page.say("KILLED").await?;
     let moved = page.expect("MOVED", Duration::from_secs(120)).await?;
     ensure!(moved == a.base || moved == c.base, "the page moved to a live node: {moved}");
+    // The node the page is on shows it: a viewer of the room in its media stats.
+    let now_on = if moved == a.base { &a } else { &c };
+    let page_viewers = if moved == a.base { 2 } else { 1 }; // on A, the reference viewer too
+    eventually(Duration::from_secs(10), "the page's new node lists it in /api/stats/media", || async {
+        let stats: Value = now_on.http.get(format!("{}/api/stats/media", now_on.base)).send().await?.json().await?;
+        let viewers = stats["viewers"].as_array().map_or(0, |v| v.iter().filter(|v| v["room"] == ROOM).count());
+        Ok((viewers >= page_viewers).then_some(()))
+    })
+    .await?;
     // More chat on the new node, then the reference viewer's last word.
     let moved_at = events(&reference).len();
     eventually(Duration::from_secs(20), "more chat after the move", || async { Ok((events(&reference).len() >= moved_at + 5).then_some(())) }).await?;
@@ -226,8 +235,8 @@ async fn run(dir: PathBuf) -> Result<()> {
     ensure!(got == expected, "the page's events are the reference viewer's from {from:?}, in order: page {got:?}, reference {expected:?}");
     ensure!(result["frames_after"].as_u64().unwrap_or(0) > 0, "the page decodes video on the new node: {result}");
     println!(
-        "page moved from {first} to {moved} after kill -9: first event {} ms, first decoded frame {} ms after the kill; {} events compared ({sent} chat lines sent)",
-        result["kill_to_first_event_ms"], result["kill_to_first_frame_ms"], got.len()
+        "page moved from {first} to {moved} after kill -9: its connection left `connected` {} ms, first event {} ms, first decoded frame {} ms after the kill; {} events compared ({sent} chat lines sent)",
+        result["kill_to_noticed_ms"], result["kill_to_first_event_ms"], result["kill_to_first_frame_ms"], got.len()
     );
     drop(c);
     Ok(())
