@@ -207,6 +207,12 @@ export class Session {
     this.failedBase = null;
   }
 
+  // The page found the node it is on not answering HTTP: with placement, move now rather than
+  // wait for the media connection to fail (a single node: the connection decides, as before).
+  nodeNotAnswering() {
+    if (this.placement && this.clustered && !this.stopped) this.retry('the node is not answering');
+  }
+
   // The server is draining: stay until it closes this connection (its last answers are still
   // coming), then reconnect after `ms` instead of the usual backoff.
   moveAfter(ms) {
