@@ -168,6 +168,9 @@ async fn start_node(target: &Target, dir: &Path, i: usize, nats: &NatsServer, po
     t.db_name = format!("{id}.db");
     let public_url = format!("http://127.0.0.1:{port}");
     t.extra_args.extend(["--cluster".into(), nats.url(), "--node-id".into(), id.clone(), "--public-url".into(), public_url]);
+    // The run puts its viewers on given nodes (direct on the origin, the rest on edges): no
+    // node may send one elsewhere.
+    t.extra_args.push("--no-viewer-redirect".into());
     // Every buyer is 127.0.0.1 and the storm opens hundreds of connections at once.
     t.extra_args.extend(["--http-connections-per-ip".into(), "100000".into()]);
     if let Some(url) = postgres {

@@ -234,6 +234,7 @@ async fn join(nats_url: &str, id: &str) -> Result<Arc<Cluster>> {
         cluster: Some(nats_url.to_string()),
         node_id: Some(id.to_string()),
         public_url: Some(format!("http://{id}.invalid")),
+        no_viewer_redirect: false,
     };
     let config = args.config(None)?.context("cluster mode on")?;
     Ok(Cluster::join(config, Arc::new(StatusBoard::with_shards(1))).await?)

@@ -108,9 +108,9 @@ async fn peers_of(on: &Node, id: &str) -> Result<u64> {
 async fn run(dir: std::path::PathBuf) -> Result<()> {
     let dir = dir.as_path();
     let nats = NatsServer::start(dir, 19710)?;
-    let a = Node::start(dir, "node-a", 19711, &nats.url()).await?;
-    let b = Node::start(dir, "node-b", 19712, &nats.url()).await?;
-    let c = Node::start(dir, "node-c", 19713, &nats.url()).await?;
+    let a = Node::start_redirecting(dir, "node-a", 19711, &nats.url()).await?;
+    let b = Node::start_redirecting(dir, "node-b", 19712, &nats.url()).await?;
+    let c = Node::start_redirecting(dir, "node-c", 19713, &nats.url()).await?;
     eventually(Duration::from_secs(15), "A sees the three nodes", || async { Ok((a.live_nodes().await?.len() == 3).then_some(())) }).await?;
 
     let opts = PublishOptions { token: Some(host_token(ROOM)?), bitrate_bps: 500_000, ..PublishOptions::default() };

@@ -24,6 +24,12 @@ pub struct ClusterArgs {
     /// --cluster): other nodes redirect a room's host here.
     #[arg(long, env = "SELLCAST_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve every WHEP viewer on the node it asked instead of redirecting (`307`) one to a
+    /// clearly less loaded node (with --cluster). For deployments that place viewers
+    /// themselves (a load balancer, edges chosen by region) and for tests and benches that put
+    /// viewers on given nodes. Pages pick their node from the node list either way.
+    #[arg(long = "no-viewer-redirect", env = "SELLCAST_NO_VIEWER_REDIRECT")]
+    pub no_viewer_redirect: bool,
 }
 
 /// Cluster mode as the server runs it: checked flags.
@@ -34,6 +40,8 @@ pub struct ClusterConfig {
     pub node_id: NodeId,
     /// `http(s)://HOST[:PORT]`, no trailing slash.
     pub public_url: String,
+    /// Whether a WHEP viewer may be redirected to a clearly less loaded node.
+    pub viewer_redirect: bool,
 }
 
 /// A cluster flag the operator must change; the message says which and how.
@@ -64,6 +72,9 @@ impl ClusterArgs {
             if self.public_url.is_some() {
                 return Err(ClusterFlagError::WithoutCluster("public-url"));
             }
+            if self.no_viewer_redirect {
+                return Err(ClusterFlagError::WithoutCluster("no-viewer-redirect"));
+            }
             return Ok(None);
         };
         async_nats::ServerAddr::from_str(&nats_url)
@@ -73,7 +84,7 @@ impl ClusterArgs {
             None => host_name.and_then(NodeId::from_host_name).ok_or(ClusterFlagError::NoNodeId)?,
         };
         let public_url = checked_public_url(self.public_url.ok_or(ClusterFlagError::NoPublicUrl)?)?;
-        Ok(Some(ClusterConfig { nats_url, node_id, public_url }))
+        Ok(Some(ClusterConfig { nats_url, node_id, public_url, viewer_redirect: !self.no_viewer_redirect }))
     }
 }
 
@@ -108,6 +119,7 @@ mod tests {
             cluster: cluster.map(String::from),
             node_id: node_id.map(String::from),
             public_url: public_url.map(String::from),
+            no_viewer_redirect: false,
         }
     }
 

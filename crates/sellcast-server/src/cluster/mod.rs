@@ -223,6 +223,9 @@ impl Cluster {
 
     /// Where a viewer's WHEP offer to this node is served (see [`viewer_placement`]).
     pub fn place_viewer(&self, ask: viewer_placement::WhepAsk) -> viewer_placement::ViewerPlacement {
+        if !self.config.viewer_redirect {
+            return viewer_placement::ViewerPlacement::Here;
+        }
         viewer_placement::place_viewer(&self.config.node_id, &self.view.snapshot().nodes, UnixMillis::now(), ask)
     }
 

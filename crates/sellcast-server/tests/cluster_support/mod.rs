@@ -112,7 +112,21 @@ impl Node {
         Self::start_with(dir, id, port, nats_url, &["--postgres", postgres, "--http-connections-per-ip", "100000"]).await
     }
 
+    /// [`Node::start`] with more `serve` flags. The node serves every WHEP viewer itself
+    /// (`--no-viewer-redirect`): these tests put viewers on given nodes.
     pub async fn start_with(dir: &Path, id: &str, port: u16, nats_url: &str, extra: &[&str]) -> Result<Self> {
+        let mut flags = vec!["--no-viewer-redirect"];
+        flags.extend_from_slice(extra);
+        Self::spawn(dir, id, port, nats_url, &flags).await
+    }
+
+    /// [`Node::start`] with the WHEP redirect to a clearly less loaded node on, as in a
+    /// deployment.
+    pub async fn start_redirecting(dir: &Path, id: &str, port: u16, nats_url: &str) -> Result<Self> {
+        Self::spawn(dir, id, port, nats_url, &[]).await
+    }
+
+    async fn spawn(dir: &Path, id: &str, port: u16, nats_url: &str, extra: &[&str]) -> Result<Self> {
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sellcast"))
