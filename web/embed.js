@@ -81,7 +81,7 @@ class SellcastPlayer extends HTMLElement {
       onWelcome: f => { this.show.clockOffset = f.server_now_ms - Date.now(); this.videoCap.channelOpened(); },
       onSnapshot: s => {
         this.show.applySnapshot(s);
-        this.show.loadMoreProducts(s, this.room, SERVER).then(added => { if (added) this.render(); });
+        this.show.loadMoreProducts(s, this.room, this.session?.base ?? SERVER).then(added => { if (added) this.render(); });
         this.render();
       },
       onEvent: f => { if (this.show.applyEvent(f)) this.render(); },
@@ -93,6 +93,9 @@ class SellcastPlayer extends HTMLElement {
       room: this.room,
       token,
       base: SERVER,
+      // In a cluster the player watches from the least-loaded node and moves by itself; each
+      // node must allow the merchant's origin (`--allow-origin`).
+      placement: true,
       setup: pc => {
         pc.addTransceiver('audio', { direction: 'recvonly' });
         pc.addTransceiver('video', { direction: 'recvonly' });
@@ -113,7 +116,7 @@ class SellcastPlayer extends HTMLElement {
 
   async pollRoom() {
     try {
-      const s = await fetch(`${SERVER}/api/rooms/${encodeURIComponent(this.room)}`).then(r => r.json());
+      const s = await fetch(`${this.session?.base ?? SERVER}/api/rooms/${encodeURIComponent(this.room)}`).then(r => r.json());
       this.live = Boolean(s.live);
       this.waiting.hidden = this.live;
     } catch { /* the session reconnects by itself */ }

@@ -535,12 +535,26 @@ $('words-form').onsubmit = ev => {
 };
 
 // ----- start -----
+// In a cluster the room's host publishes on the room's origin node. When that is another node,
+// this page moves there before opening the camera, its token in the fragment (which no server
+// sees; session.js keeps it for the tab): following WHIP's 307 would lose the token on the way
+// (browsers drop Authorization on a cross-origin redirect) and answer 401.
+async function moveToOrigin(token) {
+  const r = await fetch(`/api/rooms/${roomPath}/origin`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+  const origin = typeof r?.origin === 'string' ? r.origin.replace(/\/$/, '') : '';
+  if (!origin || origin === location.origin) return false;
+  setState('moving', `this room is live on ${origin}`);
+  location.replace(`${origin}${location.pathname}${location.search}#token=${encodeURIComponent(token)}`);
+  return true;
+}
+
 bindCaptureControls(() => media?.getVideoTracks()[0] || null, $('preview'), e => { $('message').textContent = `camera: ${e.message}`; });
 bindViewerPreview(room);
 (async () => {
   try {
     state.token = await getToken(room, 'host');
     session.token = state.token;
+    if (await moveToOrigin(state.token)) return;
     await openMedia();
     await listDevices();
     setState('idle');

@@ -74,14 +74,46 @@ function reason(text) {
   return text.trim();
 }
 
+// Cluster mode: the nodes a page may watch from, least loaded first (`GET
+// /api/rooms/{room}/nodes`), as bases for URLs: '' is the page's own origin. The list is asked
+// of each server in `from` in turn (the node the page was on may be the one that died); a
+// node listed as '' is the server that answered (a single node lists only itself so). Returns
+// `{ nodes, cluster }`, `nodes` empty when none answers; `cluster`: the list named nodes.
+export async function fetchNodes(room, from) {
+  for (const base of from) {
+    try {
+      const r = await fetch(`${base}/api/rooms/${encodeURIComponent(room)}/nodes`, { signal: AbortSignal.timeout(3000) });
+      if (!r.ok) continue;
+      const { nodes } = await r.json();
+      if (!Array.isArray(nodes) || nodes.length === 0) continue;
+      const named = n => typeof n?.url === 'string' && n.url !== '';
+      return { nodes: nodes.map(n => sameOrigin(named(n) ? n.url : base)), cluster: nodes.some(named) };
+    } catch { /* that server is not answering: ask the next */ }
+  }
+  return { nodes: [], cluster: false };
+}
+
+function sameOrigin(base) {
+  try { return new URL(base, location.href).origin === location.origin ? '' : base.replace(/\/$/, ''); } catch { return base; }
+}
+
 export class Session {
   // endpoint: 'whip' | 'whep'; setup(pc) adds transceivers; onState(state, detail);
   // onChannel(channel) is called with each new data channel; renewToken() (optional) returns a
   // new token to try once when the server answers 401; query (optional, e.g. '?codec=h264') is
   // appended to the WHIP/WHEP URL; base (optional, e.g. 'https://live.example.com') is the
   // server's origin when the page is on another one (the embedded player), '' for this origin.
-  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '', base = '' }) {
-    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query, base });
+  // placement (optional, viewers): before each connection, fetch the room's node list
+  // (`fetchNodes`) and connect to its first node, or after a failure to the first node other
+  // than the one that failed; `this.base` is then the node the session is on, and the page's
+  // API calls go there. In a cluster the offer carries `placed=1`: the page chose, the node
+  // serves it (a single node gets the same offer as without placement).
+  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '', base = '', placement = false }) {
+    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query, base, placement });
+    this.home = base; // where the page came from: asked for the list when the current node is not answering
+    this.known = [base]; // the last list, to ask when neither answers
+    this.failedBase = null;
+    this.clustered = false;
     this.renewed = false;
     this.pc = null;
     this.location = null;
@@ -102,6 +134,10 @@ export class Session {
     this.closePc();
     if (this.stopped) return;
     this.onState?.(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    if (this.placement) {
+      await this.choose();
+      if (this.stopped) return;
+    }
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     const channel = pc.createDataChannel('sellcast', { ordered: true });
@@ -118,7 +154,8 @@ export class Session {
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());
-      const resp = await fetch(`${this.base}/${this.endpoint}/${encodeURIComponent(this.room)}${this.query}`, {
+      const query = this.clustered ? `${this.query}${this.query ? '&' : '?'}placed=1` : this.query;
+      const resp = await fetch(`${this.base}/${this.endpoint}/${encodeURIComponent(this.room)}${query}`, {
         method: 'POST',
         headers: { 'content-type': 'application/sdp', ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
         body: pc.localDescription.sdp,
@@ -158,6 +195,24 @@ export class Session {
     }
   }
 
+  // Pick the node for the next connection from a freshly fetched list: its first node, other
+  // than the one whose connection just failed (when the list offers another).
+  async choose() {
+    const ask = [...new Set([this.base, this.home, ...this.known])].filter(b => b !== this.failedBase);
+    const { nodes, cluster } = await fetchNodes(this.room, this.failedBase === null ? ask : [...ask, this.failedBase]);
+    if (nodes.length === 0) return; // nobody answered: try the same node again (backoff)
+    this.known = nodes;
+    this.clustered = cluster;
+    this.base = nodes.find(b => b !== this.failedBase) ?? nodes[0];
+    this.failedBase = null;
+  }
+
+  // The page found the node it is on not answering HTTP: with placement, move now rather than
+  // wait for the media connection to fail (a single node: the connection decides, as before).
+  nodeNotAnswering() {
+    if (this.placement && this.clustered && !this.stopped) this.retry('the node is not answering');
+  }
+
   // The server is draining: stay until it closes this connection (its last answers are still
   // coming), then reconnect after `ms` instead of the usual backoff.
   moveAfter(ms) {
@@ -171,6 +226,7 @@ export class Session {
     this.moveHint = null;
     const delay = hinted != null ? hinted + Math.random() * hinted : Math.min(5000, 500 * 2 ** this.attempt);
     this.attempt += 1;
+    if (this.placement) this.failedBase = this.base;
     this.onState?.('reconnecting', why);
     this.endRemote(true);
     this.timer = setTimeout(() => { this.timer = null; this.connect(); }, delay);

@@ -146,10 +146,18 @@ setInterval(updateView, 250);
 const link = new RoomLink({
   onWelcome: f => { awaitingWelcome = false; state.me = f.you; state.participant = f.participant ?? null; names.setMe(f.you); state.clockOffset = f.server_now_ms - Date.now(); videoCap.channelOpened(); resendBuysInFlight(); sheet.resend(); sendQueuedChat(); },
   onSnapshot: applySnapshot,
-  onEvent: applyEvent,
+  onEvent: f => { noteEvent(f); applyEvent(f); },
   onDirect: applyDirect,
   onDraining: f => session.moveAfter(f.reconnect_after_ms),
 });
+
+// The room events this page applied, as (epoch, seq), the latest 10,000: what a test compares
+// with another viewer's to show a move between nodes missed and repeated nothing.
+const eventsSeen = [];
+function noteEvent(f) {
+  eventsSeen.push([f.epoch, f.seq]);
+  if (eventsSeen.length > 10_000) eventsSeen.splice(0, eventsSeen.length - 10_000);
+}
 
 const session = new Session({
   endpoint: 'whep',
@@ -166,7 +174,10 @@ const session = new Session({
   },
   onChannel: ch => link.attach(ch),
   renewToken: () => getToken(room, 'viewer', { fresh: true }),
+  // In a cluster the page watches from the least-loaded node, and moves to another by itself.
+  placement: true,
   onState: (s, detail) => {
+    myOrders.base = session.base; // the page's calls go to the node it is on
     sessionState = s;
     sessionDetail = detail || '';
     if (s === 'live') everConnected = true;
@@ -174,10 +185,15 @@ const session = new Session({
   },
 });
 
+// Polls the node the page is on: when it stops answering twice in a row (a process that died
+// refuses at once; a host that died times out) the page moves to another node then, without
+// waiting for WebRTC to give up on the connection (about 5 s in Chromium).
+let pollsUnanswered = 0;
 async function pollRoom() {
   try {
-    const s = await fetch(`/api/rooms/${encodeURIComponent(room)}`).then(r => r.json());
+    const s = await fetch(`${session.base}/api/rooms/${encodeURIComponent(room)}`, { signal: AbortSignal.timeout(2000) }).then(r => r.json());
     serverDown = false;
+    pollsUnanswered = 0;
     // A show that goes live again after it ended is a new show.
     if (s.live && !state.live) state.ended = false;
     state.live = s.live;
@@ -185,6 +201,8 @@ async function pollRoom() {
   } catch {
     serverDown = true; // the session reconnects by itself; until then the page says so
     awaitingWelcome = true;
+    pollsUnanswered += 1;
+    if (pollsUnanswered === 2) session.nodeNotAnswering();
   }
   updateView();
 }
@@ -192,7 +210,7 @@ async function pollRoom() {
 // ----- applying frames -----
 function applySnapshot(s) {
   state.applySnapshot(s);
-  state.loadMoreProducts(s, room).then(added => { if (added) renderProducts(); });
+  state.loadMoreProducts(s, room, session.base).then(added => { if (added) renderProducts(); });
   $('likes').textContent = s.likes_total;
   header.apply(s.show);
   if (s.show?.ended_at_ms && !state.live) state.ended = true;
@@ -320,7 +338,7 @@ setInterval(() => {
 const names = new NamePrompt({
   send: async frame => {
     if (link.send(frame)) return true;
-    const r = await fetch(`/api/rooms/${encodeURIComponent(room)}/frames`, {
+    const r = await fetch(`${session.base}/api/rooms/${encodeURIComponent(room)}/frames`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(session.token ? { authorization: `Bearer ${session.token}` } : {}) },
       body: JSON.stringify(frame),
@@ -553,4 +571,4 @@ function toast(text, kind = '') {
   await session.start();
 })();
 window.addEventListener('pagehide', () => session.stop());
-window.sellcast = { session, link, state, sheet, bag, myOrders, videoCap };
+window.sellcast = { session, link, state, sheet, bag, myOrders, videoCap, eventsSeen };

@@ -68,6 +68,10 @@ pub struct FrameStats {
     /// The layer of the newest decodable frame, and when each change of layer happened.
     pub layer: Option<u8>,
     pub layer_changes: Vec<(Instant, Option<u8>)>,
+    /// Changes of layer whose first frame was not a keyframe: a real decoder would have shown
+    /// the new layer's delta frames on the old layer's picture (kept across windows, like the
+    /// layer history).
+    pub layer_changes_off_keyframe: u64,
     pub last_decodable_at: Option<Instant>,
 }
 
@@ -145,11 +149,11 @@ impl FrameTracker {
                 self.pending.retain(|o| o.start.is_none_or(|s| s > start));
             }
             self.chain_end = f.end;
-            self.show(now, f.layer);
+            self.show(now, f.layer, f.key);
         }
     }
 
-    fn show(&mut self, now: Instant, layer: Option<u8>) {
+    fn show(&mut self, now: Instant, layer: Option<u8>, key: bool) {
         let s = &mut self.stats;
         if let Some(last) = s.last_decodable_at {
             let gap = now.saturating_duration_since(last);
@@ -162,6 +166,9 @@ impl FrameTracker {
         s.last_decodable_at = Some(now);
         s.decodable_frames += 1;
         if s.layer != layer || s.layer_changes.is_empty() {
+            if !key {
+                s.layer_changes_off_keyframe += 1;
+            }
             s.layer = layer;
             s.layer_changes.push((now, layer));
         }
@@ -246,6 +253,26 @@ mod tests {
         assert_eq!((s.decodable_frames, s.freezes, s.frozen), (90, 0, Duration::ZERO));
         assert_eq!(s.layer, Some(1));
         assert_eq!(t.loss().0, 0);
+    }
+
+    #[test]
+    fn a_layer_change_on_a_delta_frame_is_counted() {
+        let t0 = Instant::now();
+        let mut t = FrameTracker::default();
+        for n in 0..40 {
+            for mut p in frame(n, 2, 30) {
+                // Layer 1 until frame 10, layer 0 from its delta frame 10, layer 2 from keyframe 30.
+                p.layer = Some(match n {
+                    0..=9 => 1,
+                    10..=29 => 0,
+                    _ => 2,
+                });
+                t.handle_packet(at(t0, u64::from(n) * 33), p);
+            }
+        }
+        let s = t.stats();
+        assert_eq!(s.layer_changes.iter().map(|(_, l)| *l).collect::<Vec<_>>(), [Some(1), Some(0), Some(2)]);
+        assert_eq!(s.layer_changes_off_keyframe, 1, "only the change at frame 10 began on a delta frame");
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct Publisher {
     token: Option<String>,
     pub stats: Arc<PublisherStats>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The SSRC of each simulcast layer, lowest first (empty for one layer).
+    layer_ssrcs: Vec<u32>,
 }
 
 /// A local track sending on `ssrc`, repaired over RTX on `rtx_ssrc` when that is given.
@@ -179,7 +181,8 @@ impl Publisher {
             false => tokio::spawn(send_video(Outgoing { track: video, ssrc: video_ssrc, pt: video_pt }, opts.clone(), stats.clone())),
         };
         let tasks = vec![video_task, tokio::spawn(send_audio(audio, opts.clone(), stats.clone()))];
-        Ok(Publisher { pc: built.pc, http, location, token: opts.token, stats, tasks })
+        let layer_ssrcs = (0..opts.layers.len()).map(|i| simulcast::layer_ssrcs(seed, i).0).collect();
+        Ok(Publisher { pc: built.pc, http, location, token: opts.token, stats, tasks, layer_ssrcs })
     }
 
     pub fn video_sent(&self) -> u64 {
@@ -193,6 +196,12 @@ impl Publisher {
     /// PLI/FIR packets the server has sent this publisher.
     pub fn keyframe_requests(&self) -> u64 {
         self.stats.feedback.keyframe_requests.load(Ordering::Relaxed)
+    }
+
+    /// PLI/FIR packets the server has sent for each simulcast layer, lowest first (empty for
+    /// a one-layer host): which layer a keyframe was asked for.
+    pub fn layer_keyframe_requests(&self) -> Vec<u64> {
+        self.layer_ssrcs.iter().map(|ssrc| self.stats.feedback.keyframe_requests_for(*ssrc)).collect()
     }
 
     /// NACK packets the server has sent this publisher (it lost something on the way in).

@@ -360,7 +360,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         supervision: supervision.clone(),
         admission: admission.clone(),
         rate_limits,
-        cors: Arc::new(allowed_origins),
+        // In a cluster, pages served by any live node may watch from this one.
+        cors: Arc::new(match &cluster {
+            Some(c) => allowed_origins.with_nodes(c.view().clone()),
+            None => allowed_origins,
+        }),
         cluster: cluster.clone(),
         cascade,
     };

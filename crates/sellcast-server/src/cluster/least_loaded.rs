@@ -9,9 +9,13 @@ pub fn least_loaded(nodes: &[NodeRecord], now: UnixMillis) -> Option<&NodeRecord
     nodes
         .iter()
         .filter(|n| n.is_fresh(now))
-        .min_by(|a, b| {
-            (a.load.peers, a.load.egress_bps, a.node_id.as_str()).cmp(&(b.load.peers, b.load.egress_bps, b.node_id.as_str()))
-        })
+        .min_by(|a, b| load_order(a).cmp(&load_order(b)))
+}
+
+/// The order nodes are ranked in, least loaded first: every ranking of nodes uses this one,
+/// so the node list pages get and the WHEP redirect never disagree.
+pub fn load_order(node: &NodeRecord) -> (usize, u64, &str) {
+    (node.load.peers, node.load.egress_bps, node.node_id.as_str())
 }
 
 #[cfg(test)]

@@ -24,10 +24,12 @@ pub mod load_sampler;
 pub mod node_id;
 pub mod node_record;
 pub mod node_registry;
+pub mod node_view;
 pub mod owned_rooms;
 pub mod room_claim;
 pub mod room_placement;
 pub mod unix_millis;
+pub mod viewer_placement;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +48,7 @@ use load_sampler::LoadSampler;
 use node_id::NodeId;
 use node_record::{NodeRecord, HEARTBEAT_EVERY};
 use node_registry::{NodeRegistry, RegistryError};
+use node_view::NodeView;
 use room_claim::RENEW_EVERY;
 use room_placement::RoomPlacement;
 use unix_millis::UnixMillis;
@@ -81,6 +84,8 @@ pub struct Cluster {
     /// The last heartbeat NATS acknowledged (0: none yet).
     last_heartbeat: AtomicU64,
     heartbeat_ok: AtomicBool,
+    /// The registry as of the last heartbeat round (viewer placement, CORS for other nodes).
+    view: Arc<NodeView>,
     stop: watch::Sender<bool>,
 }
 
@@ -145,6 +150,7 @@ impl Cluster {
             started_at: now,
             last_heartbeat: AtomicU64::new(0),
             heartbeat_ok: AtomicBool::new(true),
+            view: Arc::new(NodeView::default()),
             stop,
         });
         cluster.heartbeat(&mut LoadSampler::default(), &status_board).await;
@@ -187,6 +193,10 @@ impl Cluster {
         if ok {
             self.last_heartbeat.store(now.0, Ordering::Relaxed);
         }
+        // Keep the last good reading while NATS is away: the nodes it lists expire by age.
+        if let Ok(Ok(nodes)) = tokio::time::timeout(HEARTBEAT_TIMEOUT, self.registry.live(now)).await {
+            self.view.replace(nodes);
+        }
         // One line per change, not one per second while NATS is away.
         if self.heartbeat_ok.swap(ok, Ordering::Relaxed) != ok {
             match ok {
@@ -204,6 +214,20 @@ impl Cluster {
     /// The room's origin if it is another node (see [`RoomPlacement::origin_elsewhere`]).
     pub async fn origin_elsewhere(&self, room: &str) -> Result<Option<(NodeId, String)>, PlacementError> {
         self.placement.origin_elsewhere(room).await
+    }
+
+    /// The registry as of the last heartbeat round.
+    pub fn view(&self) -> &Arc<NodeView> {
+        &self.view
+    }
+
+    /// Where a viewer's WHEP offer to this node is served (see [`viewer_placement`]).
+    pub fn place_viewer(&self, ask: viewer_placement::WhepAsk) -> viewer_placement::ViewerPlacement {
+        viewer_placement::place_viewer(&self.config.node_id, &self.view.snapshot().nodes, UnixMillis::now(), ask)
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.config.public_url
     }
 
     pub fn node_id(&self) -> &NodeId {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sellcast_room::{Answer, ClientFrame, ErrorCode, Identity, ProductDraft, Role};
+use sellcast_room::{Answer, ClientFrame, ErrorCode, Identity, Role};
 use serde_json::json;
 use tokio::sync::oneshot;
 use warp::http::StatusCode;
@@ -16,9 +16,9 @@ use super::error::SignalError;
 use super::signalling::valid_room;
 use super::{with_state, AppState};
 use crate::auth::{now_secs, Claims};
-use crate::interaction::messages::{CatalogOp, ShowMsg};
+use crate::interaction::messages::ShowMsg;
 use crate::interaction::registry::{RoomLookup, ShowHandle};
-use crate::interaction::store_client::StoreFailure;
+use crate::interaction::room_api::{self, RoomApiReply, RoomApiRequest};
 
 /// API bodies are small; frames have the same 16 KiB cap as on the data channel.
 const MAX_API_BODY: u64 = 16 * 1024;
@@ -42,6 +42,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(with_state(state.clone()))
         .then(list_products);
+    let origin = warp::path!("api" / "rooms" / String / "origin")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .then(room_origin);
     let show = warp::path!("api" / "rooms" / String / "show")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -102,6 +106,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(show)
         .unify()
+        .or(origin)
+        .unify()
         .or(create)
         .unify()
         .or(update)
@@ -136,22 +142,64 @@ fn room_unavailable() -> Response {
 
 /// A reader's room: loaded, or known to the store; any other name is a 404 that loads nothing.
 async fn existing_room(st: &AppState, room: &str) -> Result<ShowHandle, Response> {
-    st.shows.find(room).await.map_err(|e| match e {
+    st.shows.find(room).await.map_err(lookup_error)
+}
+
+fn lookup_error(e: RoomLookup) -> Response {
+    match e {
         RoomLookup::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", SignalError::RoomNotFound.to_string()),
         RoomLookup::Full => SignalError::Full(crate::admission::CapHit::Rooms).into_response(),
         RoomLookup::Unavailable => room_unavailable(),
         RoomLookup::ClusterUnavailable => SignalError::ClusterUnavailable(crate::cluster::PlacementError::Unreachable).into_response(),
-    })
+    }
 }
 
-fn store_error(e: StoreFailure) -> Response {
-    let status = match e.code() {
-        sellcast_room::ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        sellcast_room::ErrorCode::Invalid => StatusCode::BAD_REQUEST,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
+/// A staff member's room (host or moderator): in cluster mode the mirror when another node
+/// owns it, so the request reaches the owner; else the room here, opened (`create`: a host's
+/// write creates the room) or got as before.
+async fn staff_room(st: &AppState, room: &str, create: bool) -> Result<ShowHandle, Response> {
+    match st.shows.mirror_if_owned_elsewhere(room).await {
+        Ok(Some(mirror)) => Ok(mirror),
+        Ok(None) if create => st.shows.open(room).map_err(|full| SignalError::Full(full).into_response()),
+        Ok(None) => Ok(st.shows.get(room)),
+        Err(e) => Err(lookup_error(e)),
+    }
+}
+
+/// Seconds a caller waits before asking a mirror again when the room's owner did not answer.
+const OWNER_RETRY_AFTER_SECS: u64 = 2;
+
+/// A mirror's request got no answer from the room's owner (none is running the room, or it
+/// did not answer within the mirror's deadline): `503` with `Retry-After`.
+fn owner_unreachable() -> Response {
+    let response = json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the room's node did not answer; try again");
+    warp::reply::with_header(response, "retry-after", OWNER_RETRY_AFTER_SECS.to_string()).into_response()
+}
+
+/// `request` answered by the room: here by its show task, or, for a mirror, by the room's
+/// owner (the same `room_api::answer` there), so both answer with the same status and body.
+async fn ask_room(st: &AppState, room: &str, show: &ShowHandle, request: RoomApiRequest) -> Response {
+    let reply = if show.mirrored {
+        let (reply, answer) = oneshot::channel();
+        if show.tx.send(ShowMsg::RoomApi { request, reply }).await.is_err() {
+            return owner_unreachable();
+        }
+        match answer.await {
+            Ok(reply) => reply,
+            Err(_) => return owner_unreachable(),
+        }
+    } else {
+        room_api::answer(&show.tx, st.shows.store(), room, request).await
     };
-    let code = serde_json::to_value(e.code()).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    json_error(status, &code, e.to_string())
+    api_reply(reply)
+}
+
+fn api_reply(reply: RoomApiReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    match reply.body {
+        Some(body) => warp::reply::with_status(warp::reply::json(&body), status).into_response(),
+        None => status.into_response(),
+    }
 }
 
 /// Dev mode only: a token for any room and role, so the pages work without an identity provider.
@@ -192,17 +240,9 @@ async fn list_products(room: String, st: AppState) -> Response {
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }
-    let show = match existing_room(&st, &room).await {
-        Ok(show) => show,
-        Err(response) => return response,
-    };
-    let (reply, answer) = oneshot::channel();
-    if show.tx.send(ShowMsg::Sales { reply }).await.is_err() {
-        return room_unavailable();
-    }
-    match answer.await {
-        Ok((products, sales)) => warp::reply::json(&json!({ "products": products, "sales": sales })).into_response(),
-        Err(_) => room_unavailable(),
+    match existing_room(&st, &room).await {
+        Ok(show) => ask_room(&st, &room, &show, RoomApiRequest::Products).await,
+        Err(response) => response,
     }
 }
 
@@ -213,17 +253,27 @@ async fn show_info(room: String, st: AppState) -> Response {
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }
-    let show = match existing_room(&st, &room).await {
-        Ok(show) => show,
-        Err(response) => return response,
-    };
-    let (reply, answer) = oneshot::channel();
-    if show.tx.send(ShowMsg::ShowInfo { reply }).await.is_err() {
-        return room_unavailable();
+    match existing_room(&st, &room).await {
+        Ok(show) => ask_room(&st, &room, &show, RoomApiRequest::ShowInfo).await,
+        Err(response) => response,
     }
-    match answer.await {
-        Ok(info) => warp::reply::json(&info).into_response(),
-        Err(_) => room_unavailable(),
+}
+
+/// Where a host of the room publishes: `{"origin": "<public URL>"}` when another node is the
+/// room's origin, `{"origin": null}` when this node is, nobody is yet (the host's publish
+/// here claims it), or there is no cluster. The host page asks before each publish, since a
+/// browser following WHIP's 307 to another node drops the token on the way.
+async fn room_origin(room: String, st: AppState) -> Response {
+    if !valid_room(&room) {
+        return SignalError::BadRoomName.into_response();
+    }
+    let Some(cluster) = &st.cluster else {
+        return warp::reply::json(&json!({ "origin": null })).into_response();
+    };
+    match cluster.origin_elsewhere(&room).await {
+        Ok(Some((node, public_url))) => warp::reply::json(&json!({ "origin": public_url, "node": node.as_str() })).into_response(),
+        Ok(None) => warp::reply::json(&json!({ "origin": null })).into_response(),
+        Err(e) => SignalError::ClusterUnavailable(e).into_response(),
     }
 }
 
@@ -238,37 +288,16 @@ async fn catalog(room: String, auth: Auth, body: Option<Bytes>, id: Option<i64>,
             return SignalError::from(e).into_response();
         }
     };
-    let op = match (body, id) {
-        (Some(b), id) => match serde_json::from_slice::<ProductDraft>(&b) {
-            Ok(input) => match id {
-                Some(id) => CatalogOp::Update(id, input),
-                None => CatalogOp::Create(input),
-            },
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
-        },
-        (None, Some(id)) => CatalogOp::Delete(id),
-        (None, None) => return json_error(StatusCode::BAD_REQUEST, "invalid", "nothing to do"),
+    let body = match body.as_ref().map(room_api::body_text).transpose() {
+        Ok(body) => body,
+        Err(reply) => return api_reply(reply),
     };
-    let created = matches!(op, CatalogOp::Create(_));
-    tracing::info!(%room, by = %who.id, ?op, "product change");
-    // A host's product write creates the room.
-    let show = match st.shows.open(&room) {
+    // A host's product write creates the room (on the owner, when another node owns it).
+    let show = match staff_room(&st, &room, true).await {
         Ok(show) => show,
-        Err(full) => return SignalError::Full(full).into_response(),
+        Err(response) => return response,
     };
-    let (reply, answer) = oneshot::channel();
-    if show.tx.send(ShowMsg::Catalog { op, reply }).await.is_err() {
-        return room_unavailable();
-    }
-    match answer.await {
-        Ok(Ok(Some(product))) => {
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            warp::reply::with_status(warp::reply::json(&product), status).into_response()
-        }
-        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(_) => room_unavailable(),
-    }
+    ask_room(&st, &room, &show, RoomApiRequest::Catalog { identity: who, product_id: id, body }).await
 }
 
 /// One frame over HTTP, answered with the room's answer to it (for a buy or a host action,
@@ -284,9 +313,10 @@ async fn post_frame(room: String, auth: Auth, body: Bytes, st: AppState) -> Resp
         Ok(who) => who,
         Err(e) => return SignalError::from(e).into_response(),
     };
-    // A host's frame may create the room (its actions are writes); anyone else's needs one.
+    // A host's frame may create the room (its actions are writes; on the owner, when another
+    // node owns it); anyone else's needs one.
     let show = if identity.role == Role::Host {
-        st.shows.open(&room).map_err(|full| SignalError::Full(full).into_response())
+        staff_room(&st, &room, true).await
     } else {
         existing_room(&st, &room).await
     };
@@ -328,22 +358,13 @@ async fn list_bans(room: String, auth: Auth, st: AppState) -> Response {
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }
-    if let Err(e) = st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
-        return SignalError::from(e).into_response();
-    }
-    let (reply, answer) = oneshot::channel();
-    if st.shows.get(&room).tx.send(ShowMsg::Bans { reply }).await.is_err() {
-        return room_unavailable();
-    }
-    match answer.await {
-        Ok(bans) => {
-            let bans: Vec<_> = bans
-                .into_iter()
-                .map(|(identity, ban)| json!({ "identity": identity, "until_ms": ban.until_ms, "by": ban.by }))
-                .collect();
-            warp::reply::json(&json!({ "bans": bans })).into_response()
-        }
-        Err(_) => room_unavailable(),
+    let who = match st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
+        Ok(who) => who,
+        Err(e) => return SignalError::from(e).into_response(),
+    };
+    match staff_room(&st, &room, false).await {
+        Ok(show) => ask_room(&st, &room, &show, RoomApiRequest::Bans { identity: who }).await,
+        Err(response) => response,
     }
 }
 
@@ -354,25 +375,15 @@ async fn list_orders(room: String, auth: Auth, st: AppState) -> Response {
     if !valid_room(&room) {
         return SignalError::BadRoomName.into_response();
     }
-    if let Err(e) = st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
-        return SignalError::from(e).into_response();
-    }
-    let show = match existing_room(&st, &room).await {
-        Ok(show) => show,
-        Err(response) => return response,
+    let who = match st.auth.verify(auth.as_deref(), &room, Role::Moderator) {
+        Ok(who) => who,
+        Err(e) => return SignalError::from(e).into_response(),
     };
-    let (reply, answer) = oneshot::channel();
-    if show.tx.send(ShowMsg::Orders { reply }).await.is_err() {
-        return room_unavailable();
-    }
-    match answer.await {
-        Ok((orders, totals)) => warp::reply::json(&json!({ "orders": orders, "totals": totals })).into_response(),
-        Err(_) => room_unavailable(),
+    match existing_room(&st, &room).await {
+        Ok(show) => ask_room(&st, &room, &show, RoomApiRequest::Orders { identity: who }).await,
+        Err(response) => response,
     }
 }
-
-/// Most orders "my orders" lists.
-const MY_ORDERS_LIMIT: u32 = 50;
 
 /// The caller's own orders in `room`, newest first: `{"orders":[{order_id, sale_id,
 /// product_id, title, variant_id, variant, qty, price_minor, currency, at_ms}]}`. Whose they
@@ -386,28 +397,11 @@ async fn list_my_orders(room: String, auth: Auth, st: AppState) -> Response {
         Ok(who) => who,
         Err(e) => return SignalError::from(e).into_response(),
     };
-    match st.shows.store().orders_of(&room, &who.id, MY_ORDERS_LIMIT).await {
-        Ok(orders) => {
-            let orders: Vec<_> = orders
-                .into_iter()
-                .map(|o| {
-                    json!({
-                        "order_id": o.id,
-                        "sale_id": o.sale_id,
-                        "product_id": o.product_id,
-                        "title": o.title,
-                        "variant_id": o.variant_id,
-                        "variant": o.variant,
-                        "qty": o.qty,
-                        "price_minor": o.price_minor,
-                        "currency": o.currency,
-                        "at_ms": o.created_at_ms,
-                    })
-                })
-                .collect();
-            warp::reply::json(&json!({ "orders": orders })).into_response()
-        }
-        Err(e) => store_error(e),
+    // The orders are in the owner's store: a mirror asks the owner.
+    match st.shows.mirror_if_owned_elsewhere(&room).await {
+        Ok(Some(mirror)) => ask_room(&st, &room, &mirror, RoomApiRequest::MyOrders { identity: who }).await,
+        Ok(None) => api_reply(room_api::my_orders(st.shows.store(), &room, &who).await),
+        Err(e) => lookup_error(e),
     }
 }
 
@@ -454,11 +448,13 @@ async fn lift(room: String, identity: String, auth: Auth, st: AppState, what: Li
     }
 }
 
-/// One frame to the room's show task as a call, and its answer.
+/// One frame to the room's show task as a call (through its mirror to the owner, when another
+/// node owns the room), and its answer.
 async fn call(st: &AppState, room: &str, identity: Identity, frame: ClientFrame) -> Result<Answer, Response> {
+    let show = staff_room(st, room, false).await?;
     let (reply, answer) = oneshot::channel();
     let msg = ShowMsg::Call { identity, frame, reply };
-    if st.shows.get(room).tx.send(msg).await.is_err() {
+    if show.tx.send(msg).await.is_err() {
         return Err(room_unavailable());
     }
     answer.await.map_err(|_| room_unavailable())

@@ -9,18 +9,33 @@
 //! path takes and `Authorization`, `Content-Type` allowed. An origin not on the list gets no
 //! CORS header at all (its preflight: 403), so its browser keeps the answer from its page.
 //! Credentials (cookies) are never allowed: the API takes bearer tokens.
+//!
+//! In cluster mode the live nodes' own origins are allowed too (their public URLs, from the
+//! registry as of the last heartbeat): a watch page served by one node watches from whichever
+//! node its node list says (`http::room_nodes`), and calls WHEP, the frames API and the reads
+//! there.
+
+use std::sync::Arc;
 
 use warp::http::header::{HeaderMap, HeaderValue};
 use warp::http::{header, Method, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
+use crate::cluster::node_view::NodeView;
+
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECS: &str = "600";
 
 /// The origins allowed to call the player's endpoints, as `scheme://host[:port]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowedOrigins(Vec<String>);
+#[derive(Debug, Clone, Default)]
+pub struct AllowedOrigins(Vec<String>, Option<Arc<NodeView>>);
+
+impl PartialEq for AllowedOrigins {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 && self.1.is_some() == other.1.is_some()
+    }
+}
 
 impl AllowedOrigins {
     /// Check each `--allow-origin`: an `http(s)` origin and nothing more (no path, no `*`).
@@ -34,15 +49,26 @@ impl AllowedOrigins {
             }
             out.push(origin);
         }
-        Ok(AllowedOrigins(out))
+        Ok(AllowedOrigins(out, None))
     }
 
+    /// Also allow the origins of the cluster's live nodes, as `view` knows them.
+    pub fn with_nodes(self, view: Arc<NodeView>) -> AllowedOrigins {
+        AllowedOrigins(self.0, Some(view))
+    }
+
+    /// No `--allow-origin` given (the cluster's nodes are not counted: they never frame the embed page).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     pub fn allows(&self, origin: &str) -> bool {
-        self.0.iter().any(|o| o == origin)
+        self.0.iter().any(|o| o == origin) || self.1.as_ref().is_some_and(|view| view.has_origin(origin))
+    }
+
+    /// The cluster's live node origins (empty on a single node), for the pages' `connect-src`.
+    pub fn node_origins(&self) -> Vec<String> {
+        self.1.as_ref().map(|view| view.snapshot().origins.clone()).unwrap_or_default()
     }
 
     /// The origins, space-separated, as a CSP source list (`frame-ancestors`).
@@ -59,6 +85,7 @@ pub fn methods_for(path: &str) -> Option<&'static str> {
         ["whep", _room, _session] => Some("DELETE, OPTIONS"),
         ["api", "rooms", _room] | ["api", "rooms", _room, "products"] | ["api", "rooms", _room, "show"] => Some("GET, OPTIONS"),
         ["api", "rooms", _room, "frames"] => Some("POST, OPTIONS"),
+        ["api", "rooms", _room, "nodes"] | ["api", "rooms", _room, "orders", "mine"] => Some("GET, OPTIONS"),
         ["api", "config"] | ["api", "dev", "token"] => Some("GET, OPTIONS"),
         ["embed.js"] => Some("GET, OPTIONS"),
         ["static", file] if file.ends_with(".js") || file.ends_with(".css") => Some("GET, OPTIONS"),
@@ -99,7 +126,7 @@ pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> 
 /// Add CORS headers to an answer for `path` when `origin` is allowed there.
 pub fn decorate(allowed: &AllowedOrigins, method: &Method, path: &str, origin: Option<&str>, mut response: Response) -> Response {
     let open = methods_for(path).is_some_and(|methods| methods.split(", ").any(|m| m == method.as_str()));
-    if allowed.is_empty() || *method == Method::OPTIONS || !open {
+    if (allowed.is_empty() && allowed.1.is_none()) || *method == Method::OPTIONS || !open {
         return response;
     }
     let headers = response.headers_mut();
@@ -142,6 +169,8 @@ mod tests {
         assert_eq!(methods_for("/api/rooms/demo/products"), Some("GET, OPTIONS"));
         assert_eq!(methods_for("/api/rooms/demo/show"), Some("GET, OPTIONS"));
         assert_eq!(methods_for("/api/rooms/demo"), Some("GET, OPTIONS"));
+        assert_eq!(methods_for("/api/rooms/demo/nodes"), Some("GET, OPTIONS"));
+        assert_eq!(methods_for("/api/rooms/demo/orders/mine"), Some("GET, OPTIONS"));
         for host_only in ["/whip/demo", "/api/rooms/demo/products/3", "/api/rooms/demo/bans", "/metrics", "/host/demo"] {
             assert_eq!(methods_for(host_only), None, "{host_only}");
         }
@@ -176,5 +205,30 @@ mod tests {
         let none_configured =
             decorate(&AllowedOrigins::default(), &Method::GET, "/api/rooms/demo", Some("https://shop.example.com"), StatusCode::OK.into_response());
         assert!(none_configured.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+
+    #[test]
+    fn in_a_cluster_the_live_nodes_origins_are_allowed_and_no_other() {
+        use crate::cluster::node_id::NodeId;
+        use crate::cluster::node_record::{NodeLoad, NodeRecord};
+        use crate::cluster::unix_millis::UnixMillis;
+        let view = Arc::new(NodeView::default());
+        let allowed = AllowedOrigins::default().with_nodes(view.clone());
+        let b = "http://127.0.0.1:18602";
+        assert!(!allowed.allows(b), "not before the registry lists it");
+        view.replace(vec![NodeRecord {
+            node_id: NodeId::parse("b").expect("valid"),
+            public_url: b.to_string(),
+            load: NodeLoad::default(),
+            rooms: vec![],
+            started_at: UnixMillis(0),
+            heartbeat_at: UnixMillis(0),
+        }]);
+        assert!(allowed.allows(b));
+        assert!(!allowed.allows("https://evil.example"));
+        assert_eq!(preflight(&allowed, "/api/rooms/demo/frames", Some(b)).status(), StatusCode::NO_CONTENT);
+        let answer = decorate(&allowed, &Method::POST, "/whep/demo", Some(b), StatusCode::CREATED.into_response());
+        assert_eq!(answer.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(HeaderValue::as_bytes), Some(b.as_bytes()));
+        assert!(allowed.is_empty(), "node origins never frame the embed page");
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod rate_limit;
 mod rejection;
+mod room_nodes;
 pub mod security_headers;
 mod signalling;
 pub mod tls;
@@ -189,7 +190,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             warp::reply::json(&serde_json::json!({ "durability": store.durability(), "writer": store.writer_stats() }))
         });
     let health = health::route(state.clone());
-    let cluster = cluster::routes(state.clone());
+    let cluster = cluster::routes(state.clone()).or(room_nodes::route(state.clone()));
     let media_stats = warp::path!("api" / "stats" / "media")
         .and(warp::get())
         .and(with_state(state))
@@ -228,7 +229,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(inner)
         .map(move |method: warp::http::Method, path: warp::path::FullPath, headers: warp::http::HeaderMap, reply| {
             let response = cors::decorate(&allowed, &method, path.as_str(), origin_of(&headers), Reply::into_response(reply));
-            security_headers::frame_policy(path.as_str(), &allowed, response)
+            let response = security_headers::frame_policy(path.as_str(), &allowed, response);
+            security_headers::connect_to_nodes(&allowed.node_origins(), response)
         })
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");

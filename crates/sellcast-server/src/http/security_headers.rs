@@ -44,9 +44,38 @@ pub fn frame_policy(path: &str, allowed: &AllowedOrigins, mut response: Response
     response
 }
 
+/// In a cluster, a page may watch from any live node (`http::room_nodes`): its policy lets it
+/// connect to their origins as well as its own. Only pages served now see nodes known now; a
+/// page that lists a node started later skips it and tries the next.
+pub fn connect_to_nodes(node_origins: &[String], mut response: Response) -> Response {
+    if node_origins.is_empty() {
+        return response;
+    }
+    let Some(policy) = response.headers().get(CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) else {
+        return response;
+    };
+    let policy = policy.replace("connect-src 'self'", &format!("connect-src 'self' {}", node_origins.join(" ")));
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.headers_mut().insert(CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_in_a_cluster_may_connect_to_the_live_nodes() {
+        let mut response = Response::new(Vec::<u8>::new().into());
+        response.headers_mut().extend(all());
+        let nodes = ["http://127.0.0.1:18602".to_string(), "http://127.0.0.1:18603".to_string()];
+        let response = connect_to_nodes(&nodes, response);
+        let csp = response.headers().get(CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("connect-src 'self' http://127.0.0.1:18602 http://127.0.0.1:18603;"), "{csp}");
+        let single = connect_to_nodes(&[], Response::new(Vec::<u8>::new().into()));
+        assert!(single.headers().get(CONTENT_SECURITY_POLICY).is_none());
+    }
 
     #[test]
     fn only_the_embed_page_may_be_framed_and_only_by_allowed_origins() {

@@ -16,6 +16,7 @@ use super::error::SignalError;
 use super::offer_check::check_offer;
 use super::AppState;
 use crate::cluster::node_id::NodeId;
+use crate::cluster::viewer_placement::{ViewerPlacement, WhepAsk, PLACED_QUERY};
 use crate::cluster::Placement;
 use crate::interaction::registry::{RoomLookup, ShowHandle};
 use crate::media::command::{Command, SessionAnswer};
@@ -57,8 +58,9 @@ pub async fn offer(
     let span = tracing::info_span!("offer", endpoint = endpoint(kind), %room);
     // Every transport we serve has a peer address; without one the client shares one count.
     let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    let relay = kind == SessionKind::Watch && crate::relay_token::asks_to_pull(&query);
-    let request = Request { kind, room: &room, policy, client, relay };
+    let ask = WhepAsk::from_query(&query);
+    let relay = kind == SessionKind::Watch && ask.relay;
+    let request = Request { kind, room: &room, policy, client, relay, placed: ask.placed };
     let negotiated = negotiate(request, (content_type, authorization), body, &state).instrument(span.clone()).await;
     let _in_span = span.enter();
     match negotiated {
@@ -69,6 +71,14 @@ pub async fn offer(
             let location = format!("{public_url}/{}/{room}{query}", endpoint(kind));
             info!(origin = %origin, %location, "the room's origin is another node: redirected");
             let reply = warp::reply::with_status(format!("this room is on {location}\n"), StatusCode::TEMPORARY_REDIRECT);
+            warp::reply::with_header(reply, header::LOCATION, location).into_response()
+        }
+        Ok(Negotiated::ToLighterNode { node, public_url }) => {
+            // Marked as placed, so the node it lands on serves it whatever its load by then.
+            let query = if query.is_empty() { PLACED_QUERY.to_string() } else { format!("{query}&{PLACED_QUERY}") };
+            let location = format!("{public_url}/whep/{room}?{query}");
+            info!(node = %node, %location, "a clearly less loaded node takes this viewer: redirected");
+            let reply = warp::reply::with_status(format!("watch on {location}\n"), StatusCode::TEMPORARY_REDIRECT);
             warp::reply::with_header(reply, header::LOCATION, location).into_response()
         }
         Ok(Negotiated::Answer(answer)) => {
@@ -115,6 +125,8 @@ struct Request<'a> {
     client: IpAddr,
     /// A WHEP that asks to pull the room for another node (`?relay`, with a relay token).
     relay: bool,
+    /// A WHEP already redirected by viewer placement (`?placed=1`): served here.
+    placed: bool,
 }
 
 /// What an accepted offer comes to.
@@ -123,6 +135,8 @@ enum Negotiated {
     Answer(SessionAnswer),
     /// Cluster mode: another node is the room's origin, and the host publishes there.
     ToOrigin { origin: NodeId, public_url: String },
+    /// Cluster mode: a viewer, and another node is clearly less loaded (`cluster::viewer_placement`).
+    ToLighterNode { node: NodeId, public_url: String },
 }
 
 /// In order: the request's own checks (room name, token), the ban (a banned identity is
@@ -136,7 +150,7 @@ async fn negotiate(
     body: Bytes,
     state: &AppState,
 ) -> Result<Negotiated, SignalError> {
-    let Request { kind, room, policy, client, relay } = request;
+    let Request { kind, room, policy, client, relay, placed } = request;
     if !valid_room(room) {
         return Err(SignalError::BadRoomName);
     }
@@ -167,6 +181,14 @@ async fn negotiate(
             None
         }
     };
+    // A standard WHEP client follows a 307 with the same POST; its `Authorization` goes along
+    // to another node only if the client keeps it across origins (browsers do not: the pages
+    // pick a node from `/api/rooms/{room}/nodes` instead and are served where they ask).
+    if let (Some(cluster), SessionKind::Watch) = (&state.cluster, kind) {
+        if let ViewerPlacement::Elsewhere { node, public_url } = cluster.place_viewer(WhepAsk { relay, placed }) {
+            return Ok(Negotiated::ToLighterNode { node, public_url });
+        }
+    }
     if let (Some(cluster), SessionKind::Publish) = (&state.cluster, kind) {
         match cluster.place_host(room).await {
             Ok(Placement::Here) => existing = Some(state.shows.claimed_here(room)?),

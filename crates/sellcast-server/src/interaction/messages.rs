@@ -44,6 +44,9 @@ pub enum ShowMsg {
     CatalogDone { result: Result<Option<Product>, StoreFailure>, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
     /// The store deleted a product (internal).
     ProductDeleted { product_id: i64, reply: oneshot::Sender<Result<Option<Product>, StoreFailure>> },
+    /// A request of the room's HTTP API (`room_api`): a mirror sends it to the room's owner;
+    /// a show task answers it as a local caller would be answered.
+    RoomApi { request: super::room_api::RoomApiRequest, reply: oneshot::Sender<super::room_api::RoomApiReply> },
     /// Room state for the HTTP API.
     Sales { reply: oneshot::Sender<(Vec<Product>, Vec<Sale>)> },
     /// Whether `identity` coming with `role` is turned away (a ban binds roles below its placer's).

@@ -6,6 +6,7 @@
 pub mod across_nodes;
 pub mod messages;
 pub mod registry;
+pub mod room_api;
 pub mod session_inbox;
 pub mod store_client;
 pub mod tally;

@@ -215,6 +215,27 @@ impl ShowRegistry {
         self.get_with(room, None)
     }
 
+    /// Cluster mode: the room's mirror when another node owns it (a loaded mirror, or a live
+    /// claim elsewhere), so a host's or moderator's request reaches the owner; `None` when the
+    /// room runs here or nobody owns it (single node: always `None`). A staff write must not
+    /// start a show of its own on a node that is not the room's owner.
+    pub async fn mirror_if_owned_elsewhere(&self, room: &str) -> Result<Option<ShowHandle>, RoomLookup> {
+        if let Some(h) = self.shows.get(room) {
+            return Ok(h.mirrored.then(|| h.value().clone()));
+        }
+        let Some(links) = self.links.get() else {
+            return Ok(None);
+        };
+        match links.owner_of(room).await {
+            Ok(Owner::Elsewhere(_)) => self.mirror(room, links).map(Some),
+            Ok(Owner::Here | Owner::Unclaimed) => Ok(None),
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "the room's owner could not be looked up");
+                Err(RoomLookup::ClusterUnavailable)
+            }
+        }
+    }
+
     /// Cluster mode: this node has just claimed `room` for its host. A mirror of it (from
     /// when another node owned it) leaves the registry, and the room's show starts here;
     /// the old mirror serves its viewers until they leave, through this node as the owner.
@@ -339,7 +360,7 @@ impl ShowSupervisor {
         let mut last_epoch = 0_u64;
         let mut last_panic: Option<Instant> = None;
         // One relay across restarts: other nodes' calls keep arriving in the same inbox.
-        let relay = self.links.as_ref().map(|links| Arc::new(OwnerRelay::start(links, &self.name, self.me.downgrade())));
+        let relay = self.links.as_ref().map(|links| Arc::new(OwnerRelay::start(links, &self.name, self.me.downgrade(), self.store.clone())));
         loop {
             let record = match loaded.take() {
                 Some(record) => record,

@@ -201,6 +201,13 @@ impl ShowTask {
             }
             ShowMsg::Call { identity, frame, reply } => self.call(core, now, identity, frame, reply),
             ShowMsg::Catalog { op, reply } => self.catalog(op, reply),
+            ShowMsg::RoomApi { request, reply } => {
+                // Answered beside the task: the answer asks the task itself.
+                let (me, store, room) = (self.me.clone(), self.store.clone(), self.name.clone());
+                tokio::spawn(async move {
+                    let _ = reply.send(super::room_api::answer(&me, &store, &room, request).await);
+                });
+            }
             ShowMsg::CatalogDone { result, reply } => {
                 let answer = result.map(|change| match change {
                     Some(product) => {

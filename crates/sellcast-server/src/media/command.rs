@@ -50,8 +50,9 @@ pub enum Command {
         room: String,
         identity: Identity,
         offer: CheckedOffer,
-        /// Another node pulling the room (`media::cascade`, with a relay token): it is sent the
-        /// room's top layer, whatever its feedback says, and fans it out there.
+        /// Another node pulling the room (`media::cascade`, with a relay token): it is sent
+        /// every layer, one per video m-line it offered (`cascade::relay_layers`), or the top
+        /// layer if it offered one, whatever its feedback says, and fans it out there.
         relay: bool,
         ticket: SessionTicket,
         reply: oneshot::Sender<Result<SessionAnswer, MediaError>>,

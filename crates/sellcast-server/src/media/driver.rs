@@ -123,6 +123,8 @@ pub(crate) enum PeerEvent {
     Connected,
     Closed,
     KeyframeRequest,
+    /// An edge pulling every layer asked for a keyframe of this layer (slot).
+    LayerKeyframeRequest(u8),
     Media(MediaPacket),
     /// The first packet of a host's video layer, and the layer's name (rid).
     FirstOfLayer(MediaPacket, Option<Arc<str>>),
@@ -605,6 +607,7 @@ impl Driver {
                 let name = &room.name;
                 self.links.broadcast(|| Relay::Media { room: name.clone(), packet: packet.clone() });
                 room.forwarder.handle_rtp(now, &packet);
+                transmit::write_to_relays(&mut self.peers, &room.relays, &packet);
             }
             PeerEvent::FirstOfLayer(packet, layer_name) => {
                 let name = &room.name;
@@ -613,6 +616,7 @@ impl Driver {
                 self.links.broadcast(|| Relay::Media { room: name.clone(), packet: packet.clone() });
                 room.forwarder.set_layer_name(layer, layer_name);
                 room.forwarder.handle_rtp(now, &packet);
+                transmit::write_to_relays(&mut self.peers, &room.relays, &packet);
             }
             PeerEvent::Estimate(source, bps) => room.forwarder.handle_viewer_estimate(now, ViewerId(id.0), source, bps),
             PeerEvent::Loss(fraction) => room.forwarder.handle_viewer_loss(now, ViewerId(id.0), fraction),
@@ -628,10 +632,12 @@ impl Driver {
                 }
             }
             PeerEvent::KeyframeRequest => room.forwarder.handle_keyframe_request_from(now, ViewerId(id.0)),
+            PeerEvent::LayerKeyframeRequest(layer) => room.forwarder.handle_layer_keyframe_request(now, layer),
             PeerEvent::SourceReset => {
                 let name = &room.name;
                 self.links.broadcast(|| Relay::SourceReset { room: name.clone() });
                 room.forwarder.handle_source_reset();
+                self.restart_relays(room_id);
             }
             PeerEvent::Closed | PeerEvent::ChannelOpen | PeerEvent::ChannelData(_) | PeerEvent::ChannelClose => {}
         }
@@ -640,11 +646,30 @@ impl Driver {
         }
     }
 
+    /// The host's video started over (a new host, or a new source): edges pulling every layer
+    /// are let go, so each pulls again with the new layer count and sequence (its viewers
+    /// stay connected across it, as across an origin change).
+    fn restart_relays(&mut self, room_id: ShardRoomId) {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        for id in std::mem::take(&mut room.relays) {
+            self.remove_peer(id, "the host's video started over: the edge pulls again");
+        }
+    }
+
     /// Write every viewer's queued packets into its transport and relay keyframe requests.
     fn flush_room(&mut self, room_id: ShardRoomId, now: Instant) {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
+        // Edges pulling every layer were written to as packets came: send what is queued.
+        for id in &room.relays {
+            if let Some(peer) = self.peers.get_mut(id) {
+                drain_transmits(peer, (&self.socket, &mut self.outbox, &mut self.tcp), &mut self.stats, &mut self.pending, now);
+                self.earliest = self.earliest.min(peer.timeout);
+            }
+        }
         let mut left_over = false;
         for viewer in room.forwarder.viewers_mut() {
             if viewer.queued() == 0 {

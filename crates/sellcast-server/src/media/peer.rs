@@ -20,6 +20,7 @@ use str0m::bwe::Bitrate;
 use str0m::net::TcpType;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig, RtcError};
 
+use super::cascade::relay_layers::RelayLayers;
 use super::ingest_layers::IngestLayers;
 use super::lifetime::SessionTimeouts;
 use super::offer::{media_mids, normalize_offer, PublishPlan, SessionKind};
@@ -123,6 +124,9 @@ pub struct Peer {
     pub span: tracing::Span,
     /// The session's place under the caps (`admission`): freed when the peer is dropped.
     pub ticket: Option<crate::admission::SessionTicket>,
+    /// An edge pulling every layer (`cascade::relay_layers`): its video m-line per layer. Its
+    /// video bypasses the forwarder's per-viewer choice (audio does not).
+    pub relay_layers: Option<RelayLayers>,
 }
 
 /// One payload type a peer negotiated, as str0m agreed it with the peer's offer.
@@ -315,6 +319,7 @@ impl Peer {
             nacks_seen: [0, 0],
             span,
             ticket: None,
+            relay_layers: None,
         }
     }
 
@@ -378,7 +383,10 @@ impl Peer {
     /// packet, not a copy) and cap the resends' share of what it sends.
     pub fn handle_media_added(&mut self, mid: Mid, kind: MediaKind, direction: Direction, simulcast: bool) {
         let kind = track_kind(kind);
-        self.mids[kind.index()] = Some(mid);
+        // A layered relay's video m-lines are written per layer, never by the forwarder.
+        if !(kind == TrackKind::Video && self.relay_layers.is_some()) {
+            self.mids[kind.index()] = Some(mid);
+        }
         if self.kind == SessionKind::Publish && kind == TrackKind::Video {
             self.video_layers.set_simulcast(simulcast);
         }

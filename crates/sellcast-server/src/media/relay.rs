@@ -37,8 +37,8 @@ impl ShardId {
 /// What one shard tells another about a room.
 #[derive(Debug)]
 pub(crate) enum Relay {
-    /// A host went live on `home` in this format.
-    HostStart { room: Arc<str>, home: ShardId, format: RoomFormat },
+    /// A host went live on `home` in this format, its video in `layers` layers (0: not known).
+    HostStart { room: Arc<str>, home: ShardId, format: RoomFormat, layers: u8 },
     /// The host left.
     HostEnd { room: Arc<str> },
     /// The host's track restarted (new SSRC).

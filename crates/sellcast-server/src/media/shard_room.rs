@@ -21,6 +21,12 @@ pub struct ShardRoom {
     /// The host is live on that other shard and its packets are relayed here.
     pub relayed_from: Option<ShardId>,
     pub viewers: Vec<PeerId>,
+    /// Viewers that are edges pulling every layer (also in `viewers`): each host video
+    /// packet is written to them as it came, on its layer's m-line (`cascade::relay_layers`).
+    pub relays: Vec<PeerId>,
+    /// The layers the live host's video has (its offer's simulcast; for a pulled room, the
+    /// origin's answer); 0: not known. An edge pulling the room is sent this many.
+    pub host_layers: u8,
     pub forwarder: Forwarder,
     /// What the live host sends; viewers are sent it on their own payload types.
     pub format: Option<RoomFormat>,
@@ -37,6 +43,8 @@ impl ShardRoom {
             host: None,
             relayed_from: None,
             viewers: Vec::new(),
+            relays: Vec::new(),
+            host_layers: 0,
             forwarder: Forwarder::new(config),
             format: None,
             flush_at: None,

@@ -112,7 +112,7 @@ impl Node {
         Self::start_with(dir, id, port, nats_url, &["--postgres", postgres, "--http-connections-per-ip", "100000"]).await
     }
 
-    async fn start_with(dir: &Path, id: &str, port: u16, nats_url: &str, extra: &[&str]) -> Result<Self> {
+    pub async fn start_with(dir: &Path, id: &str, port: u16, nats_url: &str, extra: &[&str]) -> Result<Self> {
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sellcast"))

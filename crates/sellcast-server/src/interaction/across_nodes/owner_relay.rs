@@ -4,7 +4,9 @@
 //!   already holds, by the event's id), so the stream holds the room's seqs without gaps;
 //! - latest-state frames go to the room's live subject (lost ones are replaced next tick);
 //! - frames other nodes forward are handed to the show task as calls, in the order they
-//!   arrived, and its answers go back to the asking node's reply subject.
+//!   arrived, and its answers go back to the asking node's reply subject;
+//! - requests of the room's HTTP API other nodes forward (reads, product changes) are
+//!   answered as the owner's own API answers them (`room_api::answer`), status and body.
 //!
 //! The show task never waits on NATS: it hands frames to the relay's queue and goes on. The
 //! queue holds at most `QUEUE_FRAMES` (as many events as the stream keeps per room): while NATS
@@ -35,6 +37,8 @@ use super::subjects::{self, HEADER_CLASS, HEADER_EPOCH, HEADER_SEQ};
 use super::wire::{self, RemoteReply, RemoteRequest};
 use super::RoomLinks;
 use crate::interaction::messages::ShowMsg;
+use crate::interaction::room_api;
+use crate::interaction::store_client::StoreClient;
 
 /// Longest an event's publish waits for the stream's acknowledgement before it is retried.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,7 +83,7 @@ impl Drop for OwnerRelay {
 impl OwnerRelay {
     /// Start relaying `room`, whose show task reads `show` (held weakly: the relay does not
     /// keep the room loaded).
-    pub fn start(links: &Arc<RoomLinks>, room: &str, show: mpsc::WeakSender<ShowMsg>) -> Self {
+    pub fn start(links: &Arc<RoomLinks>, room: &str, show: mpsc::WeakSender<ShowMsg>, store: StoreClient) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
         let fenced = Arc::new(AtomicBool::new(false));
         let token = format!(
@@ -90,7 +94,7 @@ impl OwnerRelay {
         );
         let publisher = Publisher { links: links.clone(), room: room.to_string(), token, after: None, fenced: fenced.clone() };
         let publisher = tokio::spawn(publisher.run(rx)).abort_handle();
-        let responder = tokio::spawn(respond(links.clone(), room.to_string(), show, fenced.clone())).abort_handle();
+        let responder = tokio::spawn(respond(links.clone(), room.to_string(), show, store, fenced.clone())).abort_handle();
         info!(%room, node = %links.me().as_str(), "this node owns the room: relaying its events to the cluster");
         Self { queue, dropped: AtomicU64::new(0), fenced, tasks: vec![publisher, responder] }
     }
@@ -262,7 +266,7 @@ async fn publish_once(js: &jetstream::Context, subject: &str, message: PublishMe
 ///
 /// Once fenced it stops listening without answering: the new owner hears the same calls and
 /// its answer is the one the asking node gets.
-async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<ShowMsg>, fenced: Arc<AtomicBool>) {
+async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<ShowMsg>, store: StoreClient, fenced: Arc<AtomicBool>) {
     let subject = subjects::calls(&room);
     while !fenced.load(Ordering::Relaxed) {
         let mut calls = match links.client.subscribe(subject.clone()).await {
@@ -284,7 +288,7 @@ async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<Sho
                     continue;
                 }
             };
-            handle_request(&links.client, &show, request, msg.reply).await;
+            handle_request(&links.client, &show, &store, &room, request, msg.reply).await;
         }
     }
 }
@@ -292,6 +296,8 @@ async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<Sho
 async fn handle_request(
     client: &async_nats::Client,
     show: &mpsc::WeakSender<ShowMsg>,
+    store: &StoreClient,
+    room: &str,
     request: RemoteRequest,
     reply_to: Option<async_nats::Subject>,
 ) {
@@ -318,6 +324,15 @@ async fn handle_request(
                     Err(_) => RemoteReply::Unavailable,
                 };
                 answer(&client, reply_to, reply).await;
+            });
+        }
+        RemoteRequest::Api { request } => {
+            // Answered beside the responder, which goes on reading: a slow store write does
+            // not hold up other nodes' frames.
+            let (client, store, room) = (client.clone(), store.clone(), room.to_string());
+            tokio::spawn(async move {
+                let reply = room_api::answer(&show, &store, &room, request).await;
+                answer(&client, reply_to, RemoteReply::Api { reply }).await;
             });
         }
         RemoteRequest::IsBanned { identity, role } => {

@@ -13,6 +13,13 @@
 //! - every other frame goes to the owner with the viewer's identity, by request/reply, one
 //!   after the other in the order they came, and the answer (a buy's outcome, a refusal)
 //!   goes back to the viewer or HTTP caller that sent it;
+//! - requests of the room's HTTP API (product list, show details, orders, bans, product
+//!   changes) go to the owner the same way, and the owner's status and body come back
+//!   ([`crate::interaction::room_api`]): a mirror never answers them from its copy, which
+//!   holds events, not the room's state;
+//! - a ban in the stream (`user_banned`) disconnects the banned identity's viewers here once
+//!   the owner confirms the ban binds them (a ban binds only roles below its placer's, which
+//!   the event does not say);
 //! - likes are summed per tick ([`NodeLikes`]), one message to the owner per tick;
 //! - latest-state frames (likes, counters) from the owner go to every viewer whose stream is
 //!   open.
@@ -38,6 +45,7 @@ use super::wire::{self, RemoteReply, RemoteRequest};
 use super::RoomLinks;
 use crate::interaction::messages::ShowMsg;
 use crate::interaction::registry::Idle;
+use crate::interaction::room_api::RoomApiReply;
 use crate::interaction::session_inbox::SessionReceiver;
 use crate::interaction::task::wall_ms;
 use crate::media::command::Command;
@@ -68,6 +76,9 @@ enum Asker {
     Session { participant: ParticipantId, hello: bool },
     Call(oneshot::Sender<Answer>),
     Banned(oneshot::Sender<bool>),
+    Api(oneshot::Sender<RoomApiReply>),
+    /// A viewer here whose identity the stream says was banned: kicked if the ban binds it.
+    BanCheck { participant: ParticipantId },
 }
 
 struct Pending {
@@ -80,6 +91,14 @@ struct Pending {
 struct WelcomeHead {
     epoch: u64,
     seq: u64,
+}
+
+/// A `user_banned` event's identity (the protocol's `RoomEvent::UserBanned`).
+#[derive(serde::Deserialize)]
+struct BannedEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    identity: Option<String>,
 }
 
 /// The mirror of one room.
@@ -229,8 +248,12 @@ impl RoomMirror {
                 }
                 let _ = done.send(self.viewers.len());
             }
-            // Product management, the orders and bans lists, and the show's details are the
-            // owner's: asked here, the caller hears that the room is unavailable on this node.
+            ShowMsg::RoomApi { request, reply } => {
+                self.forward(Asker::Api(reply), RemoteRequest::Api { request }).await;
+            }
+            // The typed reads and product changes reach a mirror as `RoomApi` (the HTTP API
+            // tells a mirror from a show); sent here directly, the caller hears that the room is
+            // unavailable on this node.
             other => debug!(room = %self.room, msg = ?std::mem::discriminant(&other), "not served by a mirror"),
         }
     }
@@ -362,8 +385,15 @@ impl RoomMirror {
             (Asker::Banned(reply), RemoteReply::Banned { banned }) => {
                 let _ = reply.send(banned);
             }
+            (Asker::Api(reply), RemoteReply::Api { reply: answer }) => {
+                let _ = reply.send(answer);
+            }
+            (Asker::BanCheck { participant }, RemoteReply::Banned { banned: true }) => self.kick(participant),
+            // Not banned (a moderator banned by a moderator), or the owner did not answer:
+            // the viewer stays; the owner refuses its frames while the ban holds.
+            (Asker::BanCheck { .. }, _) => {}
             // Dropping the reply tells the caller the room is unavailable.
-            (Asker::Call(_) | Asker::Banned(_), _) => {}
+            (Asker::Call(_) | Asker::Banned(_) | Asker::Api(_), _) => {}
         }
     }
 
@@ -399,6 +429,9 @@ impl RoomMirror {
         if matches!(appended, super::stream_log::Appended::Duplicate | super::stream_log::Appended::Stale) {
             return;
         }
+        if let Some(banned) = banned_identity(&event.frame) {
+            self.check_banned(&banned).await;
+        }
         let mut resync = Vec::new();
         let ids: Vec<ParticipantId> = self.viewers.keys().copied().collect();
         for participant in ids {
@@ -411,6 +444,31 @@ impl RoomMirror {
             self.greet_from_owner(participant, from).await;
         }
         self.serve_waiting(false).await;
+    }
+
+    /// The stream says `identity` was banned: ask the owner whether the ban binds each of its
+    /// viewers here (by role), and disconnect those it binds, as the owner does its own.
+    async fn check_banned(&mut self, identity: &str) {
+        let theirs: Vec<(ParticipantId, Role)> = self
+            .viewers
+            .iter()
+            .filter(|(_, v)| v.identity.id == identity && v.identity.role < Role::Host)
+            .map(|(id, v)| (*id, v.identity.role))
+            .collect();
+        for (participant, role) in theirs {
+            let request = RemoteRequest::IsBanned { identity: identity.to_string(), role };
+            self.forward(Asker::BanCheck { participant }, request).await;
+        }
+    }
+
+    /// Disconnect a banned viewer: it leaves the room here and its peer is closed.
+    fn kick(&mut self, participant: ParticipantId) {
+        if self.viewers.remove(&participant).is_some() {
+            info!(room = %self.room, peer = participant.0, "a banned viewer disconnected");
+            if self.driver.try_send(Command::Kick { peer: participant.0 }).is_err() {
+                warn!(room = %self.room, peer = participant.0, "could not disconnect a banned viewer: media driver queue full; the owner refuses its frames");
+            }
+        }
     }
 
     /// A viewer that cannot continue from the copy gets the owner's answer to a resume.
@@ -517,6 +575,16 @@ fn stream_event(msg: &async_nats::jetstream::Message) -> Option<StreamEvent> {
     Some(StreamEvent { position, class, frame })
 }
 
+/// The identity a `user_banned` event names; `None` for any other event (most are told
+/// apart without parsing).
+fn banned_identity(frame: &str) -> Option<String> {
+    if !frame.contains("\"user_banned\"") {
+        return None;
+    }
+    let event = serde_json::from_str::<BannedEvent>(frame).ok()?;
+    (event.kind == "user_banned").then_some(event.identity).flatten()
+}
+
 /// The welcome of a stream opened from the local copy, at `at` (its events follow).
 fn welcome(identity: &Identity, participant: Option<ParticipantId>, at: Position) -> Arc<str> {
     frame_of(&DirectFrame::Welcome {
@@ -532,4 +600,18 @@ fn welcome(identity: &Identity, participant: Option<ParticipantId>, at: Position
 fn frame_of(frame: &DirectFrame) -> Arc<str> {
     // Plain data with string keys: serialization cannot fail.
     serde_json::to_string(frame).unwrap_or_else(|_| String::from("{\"type\":\"error\"}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_user_banned_event_names_a_banned_identity() {
+        let banned = r#"{"type":"user_banned","epoch":1,"seq":7,"server_now_ms":5,"identity":"mal"}"#;
+        assert_eq!(banned_identity(banned), Some("mal".to_string()));
+        let chat = r#"{"type":"chat","seq":8,"text":"\"user_banned\"","from":{"id":"x","name":"x","role":"viewer"}}"#;
+        assert_eq!(banned_identity(chat), None, "a chat line quoting the name is not a ban");
+        assert_eq!(banned_identity(r#"{"type":"user_unbanned","identity":"mal"}"#), None);
+    }
 }

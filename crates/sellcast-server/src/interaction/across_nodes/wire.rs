@@ -8,6 +8,8 @@
 use sellcast_room::{Answer, ClientFrame, Identity, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::interaction::room_api::{RoomApiReply, RoomApiRequest};
+
 /// A request to a room's owner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -19,6 +21,9 @@ pub enum RemoteRequest {
     IsBanned { identity: String, role: Role },
     /// The asking node's likes of one tick, summed (no answer).
     Likes { count: u32 },
+    /// One request to the room's HTTP API (reads, product changes) from a caller on the
+    /// asking node; answered with the status and body the owner's API gives (`room_api`).
+    Api { request: RoomApiRequest },
 }
 
 /// The owner's answer.
@@ -27,6 +32,7 @@ pub enum RemoteRequest {
 pub enum RemoteReply {
     Answer { answer: Answer },
     Banned { banned: bool },
+    Api { reply: RoomApiReply },
     /// The room could not answer (restarting, or gone from this node).
     Unavailable,
 }

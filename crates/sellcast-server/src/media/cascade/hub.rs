@@ -7,6 +7,7 @@
 //! board, and a room with no viewer here for the grace stops its pull (`pull_rule`).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use tracing::info;
 
 use super::keyframe_gate::KeyframeGate;
 use super::pull_rule::{PullRule, PullStep};
-use super::upstream::{self, PullHandle, PullSetup};
+use super::upstream::{self, PullHandle, PullSetup, PulledLayers};
 use crate::auth::Auth;
 use crate::media::relay::{HubLinks, Relay, RelayStats, ShardId, ShardSenders};
 use crate::media::status_board::StatusBoard;
@@ -30,7 +31,7 @@ enum HubMsg {
     /// A viewer of `room` was accepted here; its origin is at `origin_url`.
     Want { room: String, origin_url: String },
     /// The rooms pulled now, for the stats API.
-    List(tokio::sync::oneshot::Sender<Vec<String>>),
+    List(tokio::sync::oneshot::Sender<Vec<PulledRoom>>),
 }
 
 /// The handle HTTP holds (cheap to clone).
@@ -44,6 +45,18 @@ pub struct CascadeHub {
 pub struct CascadeStats {
     /// Rooms this node pulls from their origins now.
     pub pulling: Vec<String>,
+    /// Each pulled room's layers: how many the origin sends, and the video packets per layer.
+    pub pulled: Vec<PulledRoom>,
+}
+
+/// One pulled room's layers, for `/api/stats/cluster`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PulledRoom {
+    pub room: String,
+    /// Video m-lines the origin answered active (the room's layer count when it answered).
+    pub layers: u8,
+    /// Video packets received per layer (slot), over every session of the pull.
+    pub packets_per_layer: Vec<u64>,
 }
 
 /// Who this node is, for the relay tokens it shows origins, and how it finds a room's origin.
@@ -77,7 +90,8 @@ impl CascadeHub {
         if self.tx.send(HubMsg::List(reply)).is_err() {
             return CascadeStats::default();
         }
-        CascadeStats { pulling: answer.await.unwrap_or_default() }
+        let pulled = answer.await.unwrap_or_default();
+        CascadeStats { pulling: pulled.iter().map(|p| p.room.clone()).collect(), pulled }
     }
 }
 
@@ -98,6 +112,14 @@ struct Hub {
     stats: RelayStats,
 }
 
+fn pulled_room(room: &str, layers: &PulledLayers) -> PulledRoom {
+    PulledRoom {
+        room: room.to_string(),
+        layers: layers.active.load(Ordering::Relaxed),
+        packets_per_layer: layers.packets.iter().map(|p| p.load(Ordering::Relaxed)).collect(),
+    }
+}
+
 impl Hub {
     async fn run(mut self, mut messages: mpsc::UnboundedReceiver<HubMsg>, mut relays: crate::media::relay::RelayInbox) {
         let mut check = tokio::time::interval(CHECK_EVERY);
@@ -107,7 +129,7 @@ impl Hub {
                 message = messages.recv() => match message {
                     Some(HubMsg::Want { room, origin_url }) => self.handle_want(&room, origin_url),
                     Some(HubMsg::List(reply)) => {
-                        let _ = reply.send(self.pulls.keys().map(|r| r.to_string()).collect());
+                        let _ = reply.send(self.pulls.iter().map(|(room, p)| pulled_room(room, &p.handle.layers)).collect());
                     }
                     None => break,
                 },
@@ -173,7 +195,8 @@ impl Hub {
     fn announce_to(&mut self, to: ShardId) {
         for (room, pulled) in &self.pulls {
             if let Some(format) = *pulled.handle.format.borrow() {
-                self.links.send(to, Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format }, &mut self.stats);
+                let layers = pulled.handle.layers.active.load(Ordering::Relaxed);
+                self.links.send(to, Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format, layers }, &mut self.stats);
             }
         }
     }

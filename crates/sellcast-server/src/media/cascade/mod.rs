@@ -3,7 +3,8 @@
 //! out to its own viewers like a local host.
 //!
 //! The edge is a WHEP client of the origin ([`upstream`]), authenticated with a relay token
-//! (`relay_token`); the origin counts it as one viewer and sends it the room's top layer. The
+//! (`relay_token`); the origin counts it as one viewer and sends it every layer of the room's
+//! video, one video m-line per layer ([`relay_layers`]). The
 //! pulled packets go to every shard through the relay mesh, where each shard's mirror of the
 //! room forwards them as it forwards a home shard's host: keyframe replay on join, NACKs from
 //! each viewer's own cache, per-viewer sequence rewriting. The hub ([`hub`]) stands where a
@@ -17,6 +18,7 @@
 pub mod hub;
 pub mod keyframe_gate;
 pub mod pull_rule;
+pub mod relay_layers;
 pub mod upstream;
 
 pub use hub::CascadeHub;

@@ -13,13 +13,16 @@
 //! that went away, and get video again (their sequence numbers continuing) from the next
 //! session.
 //!
-//! The origin sends this pull one video layer, its top one: a pull is one subscriber there.
+//! The pull offers a video m-line per layer (`relay_layers`): the origin sends each layer of
+//! the room's video on its own m-line, still one subscriber there. What arrives on m-line `k`
+//! goes to the shards as layer `k`, and a keyframe request for layer `k` goes back on it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sellcast_sfu::{Codec, TrackKind};
+use sellcast_sfu::{Codec, TrackKind, MAX_LAYERS};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -84,8 +87,19 @@ pub(crate) struct PullSetup {
 /// read in cluster mode.
 pub type OriginLookup = Arc<dyn Fn(Arc<str>) -> futures_util::future::BoxFuture<'static, Option<String>> + Send + Sync>;
 
+/// What a pull receives per layer, for the stats API (counted with relaxed atomics: no lock
+/// per packet).
+#[derive(Debug, Default)]
+pub struct PulledLayers {
+    /// Video m-lines the origin answered active in the current session.
+    pub active: AtomicU8,
+    /// Video packets received per layer, over every session.
+    pub packets: [AtomicU64; MAX_LAYERS],
+}
+
 /// What the hub holds of a running pull.
 pub(crate) struct PullHandle {
+    pub layers: Arc<PulledLayers>,
     pub keyframes: mpsc::UnboundedSender<u8>,
     /// The format of the room as last announced to the shards (`None`: not started).
     pub format: watch::Receiver<Option<RoomFormat>>,
@@ -98,8 +112,9 @@ pub(crate) fn spawn(setup: PullSetup) -> PullHandle {
     let (keyframes, keyframe_rx) = mpsc::unbounded_channel();
     let (format_tx, format) = watch::channel(None);
     let (stop, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(run(setup, keyframe_rx, format_tx, stop_rx));
-    PullHandle { keyframes, format, stop: Some(stop), task }
+    let layers = Arc::new(PulledLayers::default());
+    let task = tokio::spawn(run(setup, keyframe_rx, format_tx, stop_rx, layers.clone()));
+    PullHandle { layers, keyframes, format, stop: Some(stop), task }
 }
 
 /// Try, run, back off, until stopped.
@@ -108,13 +123,14 @@ async fn run(
     mut keyframes: mpsc::UnboundedReceiver<u8>,
     format: watch::Sender<Option<RoomFormat>>,
     mut stop: oneshot::Receiver<()>,
+    layers: Arc<PulledLayers>,
 ) {
     let mut failures = 0u32;
     let mut stats = RelayStats::default();
     let mut looked_up: Option<String> = None;
     loop {
         let origin = looked_up.take().unwrap_or_else(|| setup.origin.borrow().clone());
-        let mut session = Session { setup: &setup, format: &format, stats: &mut stats, started: None, connected: false };
+        let mut session = Session { setup: &setup, format: &format, stats: &mut stats, started: None, connected: false, layers: &layers };
         let ended = session.run(&origin, &mut keyframes, &mut stop).await;
         session.end_room();
         match ended {
@@ -166,6 +182,7 @@ struct Session<'a> {
     /// The format announced to the shards for this session.
     started: Option<RoomFormat>,
     connected: bool,
+    layers: &'a PulledLayers,
 }
 
 /// The str0m side of a session once the origin answered.
@@ -174,7 +191,10 @@ struct Link {
     socket: UdpSocket,
     local: SocketAddr,
     remote: SocketAddr,
-    video_mid: Option<Mid>,
+    /// The video m-lines, lowest layer first (`relay_layers`).
+    video_mids: [Mid; MAX_LAYERS],
+    /// The SSRC each layer arrives on, learnt from its first packet.
+    layer_ssrcs: [Option<u32>; MAX_LAYERS],
     negotiated: Vec<Negotiated>,
     location: Option<String>,
 }
@@ -218,8 +238,8 @@ impl Session<'_> {
                     }
                 }
                 layer = keyframes.recv() => {
-                    if let (Some(layer), Some(mid)) = (layer, link.video_mid) {
-                        debug!(room = %self.setup.room, layer, "keyframe requested from the origin");
+                    if let Some(mid) = layer.and_then(|l| link.video_mids.get(usize::from(l)).copied()) {
+                        debug!(room = %self.setup.room, ?layer, "keyframe requested from the origin");
                         if let Some(rx) = link.rtc.direct_api().stream_rx_by_mid(mid, None) {
                             rx.request_keyframe(KeyframeRequestKind::Pli);
                         }
@@ -240,7 +260,8 @@ impl Session<'_> {
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
         let mut change = rtc.sdp_api();
         let audio = change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-        let video = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let video_mids: [Mid; MAX_LAYERS] =
+            std::array::from_fn(|_| change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None));
         let (offer, pending) = change.apply().ok_or_else(|| PullError::Rtc("no offer".into()))?;
         let url = format!("{}/whep/{}?{RELAY_QUERY}", origin.trim_end_matches('/'), self.setup.room);
         let mut request = self
@@ -274,9 +295,12 @@ impl Session<'_> {
         let local = socket.local_addr()?;
         let candidate = Candidate::host(local, "udp").map_err(|e| PullError::Rtc(e.to_string()))?;
         rtc.add_local_candidate(candidate);
-        let negotiated = negotiated_formats(&rtc, &[audio.to_string(), video.to_string()]);
-        debug!(room = %self.setup.room, %origin, %remote, "pull answered");
-        Ok(Link { rtc, socket, local, remote, video_mid: Some(video), negotiated, location })
+        let mids: Vec<String> = std::iter::once(audio).chain(video_mids).map(|m| m.to_string()).collect();
+        let negotiated = negotiated_formats(&rtc, &mids);
+        let active = video_mids.iter().filter(|m| rtc.media(**m).is_some_and(|m| m.direction() != Direction::Inactive)).count();
+        self.layers.active.store(active as u8, Ordering::Relaxed);
+        debug!(room = %self.setup.room, %origin, %remote, layers = active, "pull answered");
+        Ok(Link { rtc, socket, local, remote, video_mids, layer_ssrcs: [None; MAX_LAYERS], negotiated, location })
     }
 
     /// Poll the instance until it waits: datagrams out, media to the shards. Returns when it
@@ -298,7 +322,7 @@ impl Session<'_> {
                         info!(room = %self.setup.room, "pulling the room from its origin");
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Err(PullError::Lost),
-                    Event::RtpPacket(p) => self.handle_packet(&link.negotiated, p, begun),
+                    Event::RtpPacket(p) => self.handle_packet(link, p, begun),
                     _ => {}
                 },
                 Err(e) => return Err(PullError::Rtc(e.to_string())),
@@ -307,11 +331,21 @@ impl Session<'_> {
     }
 
     /// One received packet: start the room on the shards when its format is known, then relay.
-    fn handle_packet(&mut self, negotiated: &[Negotiated], p: str0m::rtp::RtpPacket, begun: Instant) {
-        let Some(entry) = negotiated.iter().find(|n| n.pt == p.header.payload_type) else {
+    fn handle_packet(&mut self, link: &mut Link, p: str0m::rtp::RtpPacket, begun: Instant) {
+        let negotiated = &link.negotiated;
+        let Some(entry) = negotiated.iter().find(|n| n.pt == p.header.payload_type).copied() else {
             return;
         };
         let kind = entry.codec.kind();
+        let layer = match kind {
+            TrackKind::Video => match layer_of(link, *p.header.ssrc) {
+                Some(layer) => layer,
+                // Video on no layer's m-line: not ours to relay.
+                None => return,
+            },
+            TrackKind::Audio => 0,
+        };
+        let negotiated = &link.negotiated;
         let wanted = match kind {
             TrackKind::Video => Some(RoomFormat {
                 audio: negotiated.iter().any(|n| n.codec == Codec::Opus).then_some(Codec::Opus),
@@ -331,14 +365,20 @@ impl Session<'_> {
             (None, None) => return,
             _ => {}
         }
-        let packet = crate::media::rtp_in::media_packet(p, kind, 0);
+        if kind == TrackKind::Video {
+            if let Some(count) = self.layers.packets.get(usize::from(layer)) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let packet = crate::media::rtp_in::media_packet(p, kind, layer);
         let room = &self.setup.room;
         self.setup.shards.broadcast(self.stats, || Relay::Media { room: room.clone(), packet: packet.clone() });
     }
 
     fn start_room(&mut self, format: RoomFormat) {
         let room = &self.setup.room;
-        self.setup.shards.broadcast(self.stats, || Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format });
+        let layers = self.layers.active.load(Ordering::Relaxed);
+        self.setup.shards.broadcast(self.stats, || Relay::HostStart { room: room.clone(), home: ShardId::CASCADE, format, layers });
         self.started = Some(format);
         let _ = self.format.send(Some(format));
     }
@@ -351,6 +391,18 @@ impl Session<'_> {
             let _ = self.format.send(None);
         }
     }
+}
+
+/// The layer a video SSRC arrives on: its m-line's place among the video m-lines, learnt once
+/// per SSRC from the instance (after that, a scan of three entries).
+fn layer_of(link: &mut Link, ssrc: u32) -> Option<u8> {
+    if let Some(layer) = link.layer_ssrcs.iter().position(|s| *s == Some(ssrc)) {
+        return Some(layer as u8);
+    }
+    let mid = link.rtc.direct_api().stream_rx(&str0m::rtp::Ssrc::from(ssrc))?.mid();
+    let layer = link.video_mids.iter().position(|m| *m == mid)?;
+    link.layer_ssrcs[layer] = Some(ssrc);
+    Some(layer as u8)
 }
 
 /// The first UDP host candidate of an SDP answer (sellcast's origin answers with one per

@@ -61,10 +61,10 @@ impl Driver {
             .rooms
             .values()
             .filter(|r| r.host.is_some() && r.relayed_from.is_none())
-            .filter_map(|r| r.format.map(|format| (r.name.clone(), format)))
+            .filter_map(|r| r.format.map(|format| (r.name.clone(), format, r.host_layers)))
             .collect();
-        for (room, format) in live {
-            self.links.send(to, Relay::HostStart { room, home: me, format });
+        for (room, format, layers) in live {
+            self.links.send(to, Relay::HostStart { room, home: me, format, layers });
         }
     }
 }

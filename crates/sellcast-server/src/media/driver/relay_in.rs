@@ -41,11 +41,13 @@ impl Driver {
                 None => return,
             },
         };
-        if let Relay::HostStart { home, format, .. } = message {
+        if let Relay::HostStart { home, format, layers, .. } = message {
             if let Some(room) = self.rooms.get_mut(&room_id) {
                 room.relayed_from = Some(home);
+                room.host_layers = layers;
             }
             self.start_format(room_id, format);
+            self.restart_relays(room_id);
             self.mark_dirty(room_id);
             return;
         }
@@ -53,16 +55,23 @@ impl Driver {
             return;
         };
         match message {
-            Relay::Media { packet, .. } => room.forwarder.handle_rtp(now, &packet),
+            Relay::Media { packet, .. } => {
+                room.forwarder.handle_rtp(now, &packet);
+                super::transmit::write_to_relays(&mut self.peers, &room.relays, &packet);
+            }
             Relay::HostStart { .. } | Relay::ShardRestarted { .. } => {}
             Relay::HostEnd { .. } => {
                 room.relayed_from = None;
+                room.host_layers = 0;
                 room.format = None;
                 room.forwarder.handle_publisher_end();
                 self.drop_room_if_empty(room_id);
                 return;
             }
-            Relay::SourceReset { .. } => room.forwarder.handle_source_reset(),
+            Relay::SourceReset { .. } => {
+                room.forwarder.handle_source_reset();
+                self.restart_relays(room_id);
+            }
             Relay::KeyframeRequest { layer, .. } => room.forwarder.handle_layer_keyframe_request(now, layer),
             Relay::LayerName { layer, name, .. } => room.forwarder.set_layer_name(layer, name),
         }

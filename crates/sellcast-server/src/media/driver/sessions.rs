@@ -17,6 +17,7 @@ use crate::media::command::{Command, SessionAnswer};
 use crate::media::error::MediaError;
 use crate::media::offer::{PublishPlan, SessionKind};
 use crate::media::peer::{choose_out_pts, Accepted, Peer, PeerId};
+use crate::media::cascade::relay_layers::{declared_layers, mark_inactive, video_mids, RelayLayers};
 use crate::media::video_format::RoomFormat;
 use crate::media::relay::{Relay, ShardId};
 use crate::media::shard_room::ShardRoom;
@@ -83,12 +84,15 @@ impl Driver {
         let answer = std::mem::take(&mut accepted.answer);
         let id = self.add_peer(now, SessionKind::Publish, (room.clone(), identity), room_id, accepted);
         let format = RoomFormat { audio: plan.audio, video: plan.video };
+        let layers = declared_layers(offer);
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.host = Some(id);
+            r.host_layers = layers;
             let (name, home) = (&r.name, self.links.me());
-            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, format });
+            self.links.broadcast(|| Relay::HostStart { room: name.clone(), home, format, layers });
         }
         self.start_format(room_id, format);
+        self.restart_relays(room_id);
         let video = format.video.map(|v| v.describe());
         if let Some(peer) = self.peers.get(&id) {
             info!(parent: &peer.span, audio = ?plan.audio, video, "host publishing");
@@ -115,13 +119,31 @@ impl Driver {
                 return Err(MediaError::UnsupportedCodec(why));
             }
         }
-        let answer = std::mem::take(&mut accepted.answer);
+        let mut answer = std::mem::take(&mut accepted.answer);
+        // An edge offering a video m-line per layer is sent every layer of the room's video,
+        // each on its own m-line; those beyond the room's layers are answered inactive.
+        let layered = if relay {
+            let room_layers = self.rooms.get(&room_id).map_or(0, |r| r.host_layers);
+            RelayLayers::bind(&video_mids(offer), usize::from(room_layers))
+        } else {
+            None
+        };
+        if let Some(layers) = &layered {
+            let inactive: Vec<_> = layers.inactive_mids().collect();
+            answer = mark_inactive(&answer, &inactive);
+        }
         let id = self.add_peer(now, SessionKind::Watch, (room.clone(), identity), room_id, accepted);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.relay_layers = layered;
+        }
         if let Some(format) = live {
             self.choose_viewer_formats(id, &format);
         }
         if let Some(r) = self.rooms.get_mut(&room_id) {
             r.viewers.push(id);
+            if layered.is_some() {
+                r.relays.push(id);
+            }
             r.forwarder.add_viewer(ViewerId(id.0));
             if relay {
                 // A pull sends no estimate of its own (its node fans out to viewers that do);
@@ -131,7 +153,8 @@ impl Driver {
             }
         }
         if let Some(peer) = self.peers.get(&id) {
-            info!(parent: &peer.span, relay, "viewer joined");
+            let layers = peer.relay_layers.map(|l| l.active());
+            info!(parent: &peer.span, relay, ?layers, "viewer joined");
         }
         self.after_join(id, room_id, now);
         Ok(self.answer(id, answer))
@@ -343,6 +366,7 @@ impl Driver {
             match peer.kind {
                 SessionKind::Publish if room.host == Some(id) => {
                     room.host = None;
+                    room.host_layers = 0;
                     room.forwarder.handle_publisher_end();
                     let name = &room.name;
                     self.links.broadcast(|| Relay::HostEnd { room: name.clone() });
@@ -350,6 +374,7 @@ impl Driver {
                 SessionKind::Publish => {}
                 SessionKind::Watch => {
                     room.viewers.retain(|v| *v != id);
+                    room.relays.retain(|v| *v != id);
                     room.forwarder.remove_viewer(ViewerId(id.0));
                 }
             }

@@ -1,10 +1,10 @@
 //! Between a peer's str0m instance and the driver: its events translated for the room, a
 //! rewritten packet written into it, and its datagrams drained into the outbox.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use sellcast_sfu::{EstimateSource, OutPacket, TrackKind};
+use sellcast_sfu::{EstimateSource, MediaPacket, OutPacket, TrackKind};
 use str0m::bwe::BweKind;
 use str0m::net::Protocol;
 use str0m::rtp::{RtpWrite, Ssrc};
@@ -36,9 +36,13 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
             BweKind::Remb { estimate, .. } => Some(PeerEvent::Estimate(EstimateSource::Remb, estimate.as_u64())),
             _ => None,
         },
-        Event::KeyframeRequest(_) if peer.kind == SessionKind::Watch => {
+        Event::KeyframeRequest(r) if peer.kind == SessionKind::Watch => {
             stats.viewer_keyframe_requests += 1;
-            Some(PeerEvent::KeyframeRequest)
+            match peer.relay_layers {
+                // An edge pulling every layer asks for the layer of the m-line it names.
+                Some(layers) => layers.layer_of(r.mid).map(PeerEvent::LayerKeyframeRequest),
+                None => Some(PeerEvent::KeyframeRequest),
+            }
         }
         Event::MediaEgressStats(egress) => {
             // Cumulative per stream: count what is new since this stream's last report.
@@ -103,6 +107,32 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
             })
         }
         _ => None,
+    }
+}
+
+/// Hand one host video packet, as it came, to each edge in `relays` pulling every layer, on
+/// that layer's m-line (`cascade::relay_layers`): its own SSRC there, the host's sequence
+/// numbers and timestamps. No allocation here and no lock: a lookup per relay and str0m's
+/// write, as for any viewer.
+pub(crate) fn write_to_relays(peers: &mut HashMap<PeerId, Peer>, relays: &[PeerId], packet: &MediaPacket) {
+    if packet.kind != TrackKind::Video {
+        return;
+    }
+    for id in relays {
+        let Some(peer) = peers.get_mut(id) else {
+            continue;
+        };
+        let (true, Some(mid), Some(pt)) = (peer.connected, peer.relay_layers.and_then(|l| l.mid_of(packet.layer)), peer.out_pt(TrackKind::Video)) else {
+            continue;
+        };
+        let mut api = peer.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            continue;
+        };
+        let write = RtpWrite::new(pt, packet.seq.into(), packet.timestamp, packet.arrival, packet.payload.clone())
+            .marker(packet.marker)
+            .nackable(true);
+        tx.write_rtp(write);
     }
 }
 
