@@ -38,7 +38,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 None => None,
             };
             match &st.cluster {
-                Some(cluster) => warp::reply::json(&json!({ "enabled": true, "node": cluster.stats(), "cascade": cascade })).into_response(),
+                Some(cluster) => {
+                    // Rooms this node stopped owning because another node wrote their stream.
+                    let owners_fenced = st.shows.owners_fenced();
+                    warp::reply::json(&json!({ "enabled": true, "node": cluster.stats(), "cascade": cascade, "owners_fenced": owners_fenced }))
+                        .into_response()
+                }
                 None => warp::reply::json(&json!({ "enabled": false })).into_response(),
             }
         });

@@ -132,8 +132,14 @@ impl ShowRegistry {
         })
     }
 
+    /// How many rooms this node stopped owning because another node wrote their stream.
+    pub fn owners_fenced(&self) -> u64 {
+        self.links.get().map_or(0, |links| links.owners_fenced())
+    }
+
     /// Cluster mode: rooms owned by other nodes are mirrored, and rooms run here relay their
     /// events. Set once, before anything is served.
+
     pub fn join_cluster(&self, links: Arc<RoomLinks>) {
         let _ = self.links.set(links);
     }
@@ -371,6 +377,9 @@ impl ShowSupervisor {
                 (Some(links), None) => self.stream_tail(links).await,
                 _ => StreamTail::default(),
             };
+            if let (Some(relay), None) = (&relay, last_panic) {
+                relay.handle_takeover(tail.stream_seq);
+            }
             let start = show_start(tail.last, fresh_epoch);
             last_epoch = start.epoch;
             let epoch = start.epoch;

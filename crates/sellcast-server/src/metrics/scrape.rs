@@ -65,11 +65,16 @@ const REFUSED: Spec = Spec::counter(
     "Frames refused with an error (data channel and HTTP frames API), by error code.",
     &["code"],
 );
+const OWNERS_FENCED: Spec = Spec::counter(
+    "sellcast_cluster_owners_fenced_total",
+    "Rooms this node stopped owning because another node had written their events stream (a stale owner fenced).",
+    &[],
+);
 const BUYS: Spec = Spec::counter("sellcast_buys_total", "Answers to buy requests, by outcome (retries included).", &["outcome"]);
 const COMMIT: Spec = Spec::histogram("sellcast_store_commit_seconds", "Time from a buy batch's first write to its commit returning.", &[]);
 const BATCH: Spec = Spec::histogram("sellcast_store_batch_size", "Buys committed together in one transaction.", &[]);
 
-const SPECS: [Spec; 23] = [
+const SPECS: [Spec; 24] = [
     MEDIA_PEERS,
     UNKNOWN_SOURCE,
     PEERS_REMOVED,
@@ -93,6 +98,7 @@ const SPECS: [Spec; 23] = [
     BUYS,
     COMMIT,
     BATCH,
+    OWNERS_FENCED,
 ];
 
 /// ICE over TCP (`--tcp-port`); served only when it is on.
@@ -227,7 +233,9 @@ impl ScrapeCollector {
         for (outcome, n) in tally.buys() {
             buys.value(&[outcome], n as f64);
         }
-        out.extend([frames.done(), refused.done(), buys.done()]);
+        let mut fenced = OWNERS_FENCED.family();
+        fenced.value(&[], self.shows.owners_fenced() as f64);
+        out.extend([frames.done(), refused.done(), buys.done(), fenced.done()]);
     }
 
     fn store(&self, out: &mut Vec<MetricFamily>) {

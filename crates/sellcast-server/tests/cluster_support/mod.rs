@@ -177,6 +177,14 @@ impl Node {
         Ok(())
     }
 
+    /// Send `signal` (`STOP`, `CONT`, ...) to the node's process with kill(1).
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.child.id().context("the node is running")?;
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status()?;
+        anyhow::ensure!(sent.success(), "SIG{signal} delivered");
+        Ok(())
+    }
+
     /// SIGTERM (a graceful drain) and wait for the process to exit.
     pub async fn terminate(&mut self) -> Result<std::process::ExitStatus> {
         let pid = self.child.id().context("the node is running")?;

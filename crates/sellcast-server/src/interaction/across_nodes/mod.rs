@@ -19,6 +19,7 @@
 //! room, or for the first time) continues the stream's numbering: [`show_start`].
 
 pub mod node_likes;
+pub mod owner_fence;
 pub mod owner_relay;
 pub mod room_mirror;
 pub mod show_start;
@@ -27,6 +28,7 @@ pub mod subjects;
 pub mod viewer_cursor;
 pub mod wire;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +82,8 @@ pub struct RoomLinks {
     stream: jetstream::stream::Stream,
     rooms: kv::Store,
     me: NodeId,
+    /// Rooms this node stopped owning because another node wrote their stream (`owner_fence`).
+    owners_fenced: AtomicU64,
 }
 
 impl RoomLinks {
@@ -89,11 +93,20 @@ impl RoomLinks {
         js.set_timeout(Duration::from_secs(2));
         let stream = js.get_or_create_stream(subjects::stream_config()).await.map_err(|e| LinkError::Stream(e.to_string()))?;
         let rooms = js.get_key_value(ROOMS_BUCKET).await.map_err(|e| LinkError::Bucket(e.to_string()))?;
-        Ok(Arc::new(Self { client, js, stream, rooms, me }))
+        Ok(Arc::new(Self { client, js, stream, rooms, me, owners_fenced: AtomicU64::new(0) }))
     }
 
     pub fn me(&self) -> &NodeId {
         &self.me
+    }
+
+    /// How many times this node was fenced off a room it owned (see `owner_fence`).
+    pub fn owners_fenced(&self) -> u64 {
+        self.owners_fenced.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn handle_fenced(&self) {
+        self.owners_fenced.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Who runs `room` now.

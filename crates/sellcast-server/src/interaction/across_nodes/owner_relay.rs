@@ -13,18 +13,26 @@
 //! is away longer than that takes to fill, further frames are dropped and counted, and the
 //! other nodes' viewers meet the gap and take a snapshot (`stream_log`), rather than the owner
 //! holding an ever longer queue.
+//!
+//! Each event's publish expects the room subject's last message to be this owner's last one
+//! ([`super::owner_fence`]). When the stream refuses that, another node has written the room
+//! (it took the room over while this node was cut off): the relay is fenced. It publishes
+//! nothing more, stops taking other nodes' calls (the new owner answers them), and the show
+//! answers its buys `unavailable` (`ShowTask`); the node counts it (`/api/stats/cluster`,
+//! `/metrics`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use futures_util::StreamExt;
 use sellcast_room::{Class, Position};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use super::owner_fence::{self, FenceStep, Published};
 use super::subjects::{self, HEADER_CLASS, HEADER_EPOCH, HEADER_SEQ};
 use super::wire::{self, RemoteReply, RemoteRequest};
 use super::RoomLinks;
@@ -38,9 +46,18 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Frames waiting for NATS, at most.
 const QUEUE_FRAMES: usize = 10_000;
+/// Longest reading the room subject's last message waits, after a refused publish.
+const READ_LAST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tells this process's relays apart in their message ids (with the node id and start time).
+static RELAYS_STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// A frame of the room for the other nodes.
 enum Relayed {
+    /// The show read the room subject's last message at this stream sequence when it started
+    /// (0: the subject is empty; `None`: the stream could not be read, so the first publish
+    /// expects nothing and the ones after it expect their predecessor).
+    Takeover { after: Option<u64> },
     Event { position: Position, class: Class, frame: Arc<str> },
     Live { class: Class, frame: Arc<str> },
 }
@@ -50,6 +67,8 @@ pub struct OwnerRelay {
     queue: mpsc::Sender<Relayed>,
     /// Frames dropped because the queue was full (NATS away for long).
     dropped: AtomicU64,
+    /// Another node has written the room's stream: this node no longer owns it.
+    fenced: Arc<AtomicBool>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -66,15 +85,41 @@ impl OwnerRelay {
     /// keep the room loaded).
     pub fn start(links: &Arc<RoomLinks>, room: &str, show: mpsc::WeakSender<ShowMsg>, store: StoreClient) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
-        let publisher = tokio::spawn(publish(links.clone(), room.to_string(), rx)).abort_handle();
-        let responder = tokio::spawn(respond(links.clone(), room.to_string(), show, store)).abort_handle();
+        let fenced = Arc::new(AtomicBool::new(false));
+        let token = format!(
+            "{}.{}.{}",
+            links.me().as_str(),
+            crate::cluster::unix_millis::UnixMillis::now().0,
+            RELAYS_STARTED.fetch_add(1, Ordering::Relaxed)
+        );
+        let publisher = Publisher { links: links.clone(), room: room.to_string(), token, after: None, fenced: fenced.clone() };
+        let publisher = tokio::spawn(publisher.run(rx)).abort_handle();
+        let responder = tokio::spawn(respond(links.clone(), room.to_string(), show, store, fenced.clone())).abort_handle();
         info!(%room, node = %links.me().as_str(), "this node owns the room: relaying its events to the cluster");
-        Self { queue, dropped: AtomicU64::new(0), tasks: vec![publisher, responder] }
+        Self { queue, dropped: AtomicU64::new(0), fenced, tasks: vec![publisher, responder] }
+    }
+
+    /// Another node has written the room's stream since this node's last event: it is no
+    /// longer the room's owner.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// The show starts (first start on this node): its events follow the room subject's
+    /// message at stream sequence `after` (see [`Relayed::Takeover`]). Queued before its first
+    /// event.
+    pub fn handle_takeover(&self, after: Option<u64>) {
+        if self.queue.try_send(Relayed::Takeover { after }).is_err() {
+            warn!("the relay's queue did not take the show's start; its first event expects nothing");
+        }
     }
 
     /// A broadcast of the room: an event (with its position) for the stream, else a
     /// latest-state frame for the live subject.
     pub fn handle_broadcast(&self, frame: &Arc<str>, class: Class, position: Option<Position>) {
+        if self.is_fenced() {
+            return;
+        }
         let relayed = match position {
             Some(position) => Relayed::Event { position, class, frame: frame.clone() },
             None => Relayed::Live { class, frame: frame.clone() },
@@ -93,59 +138,137 @@ impl OwnerRelay {
     }
 }
 
-async fn publish(links: Arc<RoomLinks>, room: String, mut rx: mpsc::Receiver<Relayed>) {
-    let (events, live) = (subjects::events(&room), subjects::live(&room));
-    while let Some(relayed) = rx.recv().await {
-        match relayed {
-            Relayed::Event { position, class, frame } => publish_event(&links.js, &room, &events, position, class, frame).await,
-            Relayed::Live { class, frame } => {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(HEADER_CLASS, subjects::class_name(class));
-                let payload = bytes::Bytes::copy_from_slice(frame.as_bytes());
-                if let Err(e) = links.client.publish_with_headers(live.clone(), headers, payload).await {
-                    debug!(%room, error = %e, "a latest-state frame was not relayed; the next tick replaces it");
+/// The relay's publishing side: one event at a time, each expecting the last.
+struct Publisher {
+    links: Arc<RoomLinks>,
+    room: String,
+    /// This owner's part of its events' message ids (`owner_fence::event_msg_id`).
+    token: String,
+    /// The stream sequence of the room subject's last message as this owner knows it.
+    after: Option<u64>,
+    fenced: Arc<AtomicBool>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut rx: mpsc::Receiver<Relayed>) {
+        let (events, live) = (subjects::events(&self.room), subjects::live(&self.room));
+        while let Some(relayed) = rx.recv().await {
+            match relayed {
+                Relayed::Takeover { after } => self.after = after,
+                Relayed::Event { position, class, frame } => {
+                    if !self.publish_event(&events, position, class, frame).await {
+                        self.fenced.store(true, Ordering::Relaxed);
+                        self.links.handle_fenced();
+                        // The queue closes with this task: the show's further frames go nowhere.
+                        return;
+                    }
+                }
+                Relayed::Live { class, frame } => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(HEADER_CLASS, subjects::class_name(class));
+                    let payload = bytes::Bytes::copy_from_slice(frame.as_bytes());
+                    if let Err(e) = self.links.client.publish_with_headers(live.clone(), headers, payload).await {
+                        debug!(room = %self.room, error = %e, "a latest-state frame was not relayed; the next tick replaces it");
+                    }
                 }
             }
         }
     }
-}
 
-/// Publish one event until the stream acknowledged it: the next one waits, so the stream
-/// never holds a seq before the one under it.
-async fn publish_event(js: &jetstream::Context, room: &str, subject: &str, position: Position, class: Class, frame: Arc<str>) {
-    let mut failures = 0_u64;
-    loop {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(HEADER_EPOCH, position.epoch.to_string().as_str());
-        headers.insert(HEADER_SEQ, position.seq.to_string().as_str());
-        headers.insert(HEADER_CLASS, subjects::class_name(class));
-        headers.insert("Nats-Msg-Id", subjects::event_id(room, position.epoch, position.seq).as_str());
-        let payload = bytes::Bytes::copy_from_slice(frame.as_bytes());
-        let acked = match js.publish_with_headers(subject.to_string(), headers, payload).await {
-            Ok(ack) => match tokio::time::timeout(ACK_TIMEOUT, ack).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("no acknowledgement in time".to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        match acked {
-            Ok(()) => return,
-            Err(error) => {
-                failures += 1;
-                if failures.is_power_of_two() {
-                    warn!(%room, seq = position.seq, %error, failures, "the events stream did not take an event; retrying it");
+    /// Publish one event until the stream acknowledged it: the next one waits, so the stream
+    /// never holds a seq before the one under it. False: another node has written the room
+    /// (this node is fenced; the event is not in the stream).
+    async fn publish_event(&mut self, subject: &str, position: Position, class: Class, frame: Arc<str>) -> bool {
+        let room = self.room.as_str();
+        let msg_id = owner_fence::event_msg_id(&subjects::event_id(room, position.epoch, position.seq), &self.token);
+        let mut failures = 0_u64;
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(HEADER_EPOCH, position.epoch.to_string().as_str());
+            headers.insert(HEADER_SEQ, position.seq.to_string().as_str());
+            headers.insert(HEADER_CLASS, subjects::class_name(class));
+            let mut message = PublishMessage::build()
+                .headers(headers)
+                .message_id(&msg_id)
+                .payload(bytes::Bytes::copy_from_slice(frame.as_bytes()));
+            if let Some(after) = self.after {
+                message = message.expected_last_subject_sequence(after);
+            }
+            let published = publish_once(&self.links.js, subject, message).await;
+            let step = match owner_fence::after_publish(published) {
+                FenceStep::ReadLast => self.read_last(subject, &msg_id).await,
+                step => step,
+            };
+            match step {
+                FenceStep::Accepted { stream_seq } => {
+                    self.after = Some(stream_seq);
+                    return true;
                 }
-                tokio::time::sleep(RETRY_PAUSE).await;
+                FenceStep::Fenced => {
+                    warn!(room, seq = position.seq, expected_after = ?self.after, "another node has written the room's events stream: this node no longer owns the room; its events stop here");
+                    return false;
+                }
+                FenceStep::Retry | FenceStep::ReadLast => {
+                    failures += 1;
+                    if failures.is_power_of_two() {
+                        warn!(room, seq = position.seq, failures, "the events stream did not take an event; retrying it");
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
             }
         }
+    }
+
+    /// After a "wrong last sequence": the room subject's last message tells whether it is this
+    /// very publish (stored, its acknowledgement lost) or another writer's. `Retry` when it
+    /// cannot be read.
+    async fn read_last(&self, subject: &str, msg_id: &str) -> FenceStep {
+        let read = self.links.stream.get_last_raw_message_by_subject(subject);
+        match tokio::time::timeout(READ_LAST_TIMEOUT, read).await {
+            Ok(Ok(last)) => {
+                let id = last.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str());
+                owner_fence::after_reading_last(id, last.sequence, msg_id)
+            }
+            Ok(Err(e)) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                owner_fence::after_reading_last(None, 0, msg_id)
+            }
+            Ok(Err(e)) => {
+                debug!(room = %self.room, error = %e, "reading the room subject's last message failed");
+                FenceStep::Retry
+            }
+            Err(_) => FenceStep::Retry,
+        }
+    }
+}
+
+/// One publish and its acknowledgement, as the fencing decision reads it.
+async fn publish_once(js: &jetstream::Context, subject: &str, message: PublishMessage) -> Published {
+    let ack = match js.send_publish(subject.to_string(), message).await {
+        Ok(ack) => ack,
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Published::WrongLastSequence,
+        Err(e) => {
+            debug!(error = %e, "publishing an event failed");
+            return Published::Unknown;
+        }
+    };
+    match tokio::time::timeout(ACK_TIMEOUT, ack).await {
+        Ok(Ok(ack)) => Published::Stored { stream_seq: ack.sequence },
+        Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => Published::WrongLastSequence,
+        Ok(Err(e)) => {
+            debug!(error = %e, "an event's publish was not acknowledged");
+            Published::Unknown
+        }
+        Err(_) => Published::Unknown,
     }
 }
 
 /// Answer the frames other nodes forward, in the order they arrive.
-async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<ShowMsg>, store: StoreClient) {
+///
+/// Once fenced it stops listening without answering: the new owner hears the same calls and
+/// its answer is the one the asking node gets.
+async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<ShowMsg>, store: StoreClient, fenced: Arc<AtomicBool>) {
     let subject = subjects::calls(&room);
-    loop {
+    while !fenced.load(Ordering::Relaxed) {
         let mut calls = match links.client.subscribe(subject.clone()).await {
             Ok(calls) => calls,
             Err(e) => {
@@ -155,6 +278,9 @@ async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<Sho
             }
         };
         while let Some(msg) = calls.next().await {
+            if fenced.load(Ordering::Relaxed) {
+                break;
+            }
             let request = match wire::decode::<RemoteRequest>(&msg.payload) {
                 Ok(request) => request,
                 Err(e) => {

@@ -42,6 +42,9 @@ pub const TAIL_SPAN: u64 = 2_000;
 #[derive(Debug, Default)]
 pub struct StreamTail {
     pub last: Option<Position>,
+    /// The stream sequence of the room subject's last message (0: none), which the show's
+    /// first publish expects (`owner_fence`); `None` when the stream was not read.
+    pub stream_seq: Option<u64>,
     pub events: Vec<(u64, Arc<str>)>,
 }
 
@@ -60,7 +63,7 @@ impl RoomLinks {
         let read = self.stream.get_last_raw_message_by_subject(&subject);
         let message = match tokio::time::timeout(READ_TIMEOUT, read).await {
             Err(_) => return Err(LinkError::Lookup("reading the stream's last event timed out".into())),
-            Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(StreamTail::default()),
+            Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(StreamTail { stream_seq: Some(0), ..StreamTail::default() }),
             Ok(Err(e)) => return Err(LinkError::Lookup(e.to_string())),
             Ok(Ok(message)) => message,
         };
@@ -76,7 +79,7 @@ impl RoomLinks {
             }
             Err(_) => Vec::new(),
         };
-        Ok(StreamTail { last: Some(last), events })
+        Ok(StreamTail { last: Some(last), stream_seq: Some(message.sequence), events })
     }
 
     /// The events of `subject` from stream sequence `from` to `to`, those of `last`'s epoch.
