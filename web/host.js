@@ -40,6 +40,7 @@ function setState(s, detail) {
   state.sessionState = s;
   document.body.dataset.state = s;
   if (s === 'live' && state.liveSince === null) state.liveSince = Date.now();
+  if (s === 'live') session.refreshNodes();
   if (s === 'live') $('summary').hidden = true;
   $('message').textContent = detail || '';
   $('go-live').disabled = !['idle', 'ended', 'error'].includes(s);
@@ -152,6 +153,7 @@ const session = new Session({
   onChannel: ch => link.attach(ch),
   onState: (s, detail) => setState(s, detail),
   renewToken: async () => (state.token = await getToken(room, 'host', { fresh: true })),
+  follow: true,
 });
 
 // Put `mimeType` first in the offer (the other codecs stay as fallbacks). Throws when this browser
@@ -202,7 +204,7 @@ async function send(frame) {
 // POST one frame to the frames API; the room's answer frames, or null (and the reason shown).
 async function call(frame) {
   try {
-    const r = await fetch(`/api/rooms/${roomPath}/frames`, {
+    const r = await fetch(`${session.base}/api/rooms/${roomPath}/frames`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${state.token}` },
       body: JSON.stringify(frame),
@@ -232,7 +234,7 @@ async function pollRoom() {
 }
 
 async function loadOrders() {
-  const r = await fetch(`/api/rooms/${roomPath}/orders`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
+  const r = await fetch(`${session.base}/api/rooms/${roomPath}/orders`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
   if (!r?.ok) return;
   const { orders, totals } = await r.json();
   const more = totals.orders !== state.totals?.orders;
@@ -244,7 +246,7 @@ async function loadOrders() {
 
 // New orders took units off their products: read the stock left (live, order frames carry it).
 async function loadStock() {
-  const r = await fetch(`/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+  const r = await fetch(`${session.base}/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
   for (const p of r?.products || []) {
     const known = state.products.get(p.id);
     if (known) known.stock = p.stock;
@@ -253,9 +255,17 @@ async function loadStock() {
 }
 
 // The server answers (or not) once a second: the viewer count, and whether it is there at all.
+// In a cluster, when the node the page publishes on misses two polls in a row while the WHIP
+// session is down too (a node that died: kill -9, a lost machine), the page publishes again on
+// the next node of the room's list (`Session.nodeGone`) and its console follows it there.
+let pollsUnanswered = 0;
+let heartbeats = 0;
 async function heartbeat() {
+  heartbeats += 1;
+  if (heartbeats % 10 === 0 && state.sessionState === 'live') session.refreshNodes();
   try {
-    const r = await fetch(`/api/rooms/${roomPath}`, { cache: 'no-store', signal: AbortSignal.timeout(2000) });
+    const r = await fetch(`${session.base}/api/rooms/${roomPath}`, { cache: 'no-store', signal: AbortSignal.timeout(2000) });
+    pollsUnanswered = 0;
     setServerDown(false);
     if (!r.ok) return;
     const s = await r.json();
@@ -267,7 +277,9 @@ async function heartbeat() {
     if (state.sessionState === 'live') state.peakViewers = Math.max(state.peakViewers, viewers);
     renderSales(state);
   } catch {
+    pollsUnanswered += 1;
     setServerDown(true);
+    if (pollsUnanswered >= 2 && state.sessionState !== 'live' && session.nodeGone()) pollsUnanswered = 0;
   }
 }
 
@@ -284,7 +296,7 @@ $('product-form').onsubmit = async ev => {
     stock: Number(f.get('stock') ?? 0),
     image_url: f.get('image_url') || '',
   };
-  const r = await fetch(`/api/rooms/${roomPath}/products`, {
+  const r = await fetch(`${session.base}/api/rooms/${roomPath}/products`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${state.token}` },
     body: JSON.stringify(body),
@@ -396,7 +408,7 @@ function tickClocks() {
 // ----- frames -----
 function applySnapshot(s) {
   state.applySnapshot(s);
-  state.loadMoreProducts(s, room).then(added => { if (added) renderProducts(); });
+  state.loadMoreProducts(s, room, session.base).then(added => { if (added) renderProducts(); });
   $('likes').textContent = s.likes_total;
   $('chat').replaceChildren();
   for (const line of s.chat) addChat(line.seq, line.from, line.text);
@@ -501,7 +513,7 @@ function showSummary() {
 // The bans in force, from the staff-only API; each with an Unban button (DELETE on the ban).
 async function loadBans() {
   if (!state.token) return;
-  const r = await fetch(`/api/rooms/${roomPath}/bans`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
+  const r = await fetch(`${session.base}/api/rooms/${roomPath}/bans`, { headers: { authorization: `Bearer ${state.token}` } }).catch(() => null);
   if (!r?.ok) return;
   const { bans } = await r.json();
   $('bans').replaceChildren(...bans.map(b => el('li', { dataset: { identity: b.identity } },
@@ -510,7 +522,7 @@ async function loadBans() {
 }
 
 async function unban(identity) {
-  const r = await fetch(`/api/rooms/${roomPath}/bans/${encodeURIComponent(identity)}`, {
+  const r = await fetch(`${session.base}/api/rooms/${roomPath}/bans/${encodeURIComponent(identity)}`, {
     method: 'DELETE', headers: { authorization: `Bearer ${state.token}` },
   });
   if (r.status !== 204) {
@@ -564,7 +576,7 @@ bindViewerPreview(room);
   await pollRoom();
   // Only a products list is read as one: an error body (a room the restarted server does not
   // know answers 404 with `{"type":"error",...}`) or a cut-off answer is no catalog.
-  const r = await fetch(`/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
+  const r = await fetch(`${session.base}/api/rooms/${roomPath}/products`).then(r => (r.ok ? r.json() : null)).catch(() => null);
   if (Array.isArray(r?.products)) {
     for (const p of r.products) if (!state.products.has(p.id)) state.products.set(p.id, p);
     for (const s of r.sales || []) if (!state.sales.has(s.id)) state.sales.set(s.id, s);

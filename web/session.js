@@ -108,8 +108,11 @@ export class Session {
   // than the one that failed; `this.base` is then the node the session is on, and the page's
   // API calls go there. In a cluster the offer carries `placed=1`: the page chose, the node
   // serves it (a single node gets the same offer as without placement).
-  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '', base = '', placement = false }) {
-    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query, base, placement });
+  // follow (optional, the host): keep the room's node list (`refreshNodes`, while live) and,
+  // when the page finds its node gone (`nodeGone`), publish again to the next node of that
+  // list; `this.base` is then that node, and the page's API calls go there.
+  constructor({ endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query = '', base = '', placement = false, follow = false }) {
+    Object.assign(this, { endpoint, room, token, setup, onState, onChannel, onTrack, renewToken, query, base, placement, follow });
     this.home = base; // where the page came from: asked for the list when the current node is not answering
     this.known = [base]; // the last list, to ask when neither answers
     this.failedBase = null;
@@ -211,6 +214,32 @@ export class Session {
   // wait for the media connection to fail (a single node: the connection decides, as before).
   nodeNotAnswering() {
     if (this.placement && this.clustered && !this.stopped) this.retry('the node is not answering');
+  }
+
+  // The host (`follow`): the room's nodes, asked of the node it is on. Kept for when that node
+  // dies: then it is the only one that could have said where else to go.
+  async refreshNodes() {
+    if (!this.follow) return;
+    const { nodes, cluster } = await fetchNodes(this.room, [this.base]);
+    if (cluster && nodes.length > 0) this.known = nodes;
+  }
+
+  // The host's node stopped answering (its WHIP session failed and its API is silent): publish
+  // again, at once, to the next node of the last list, with the same camera stream (`setup`
+  // adds the same tracks). That node takes the room over once the dead origin's lease lapses;
+  // until then it answers 503 with Retry-After, which `connect` honours. False: no other node.
+  nodeGone() {
+    if (!this.follow || this.stopped) return false;
+    const at = this.known.indexOf(this.base);
+    const next = [...this.known.slice(at + 1), ...this.known.slice(0, Math.max(0, at))].find(b => b !== this.base);
+    if (next === undefined) return false;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.location = null; // its session died with the node: nobody to tell
+    this.base = next;
+    this.attempt = 0;
+    this.retry(`publishing on ${next || location.origin}`, 0);
+    return true;
   }
 
   // The server is draining: stay until it closes this connection (its last answers are still

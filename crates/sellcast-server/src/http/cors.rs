@@ -14,6 +14,13 @@
 //! registry as of the last heartbeat): a watch page served by one node watches from whichever
 //! node its node list says (`http::room_nodes`), and calls WHEP, the frames API and the reads
 //! there.
+//!
+//! The cluster's node origins (and only they, never an `--allow-origin` merchant site) may also
+//! call the host page's endpoints (`node_methods_for`): WHIP and its session, the product
+//! writes, the orders and bans. When the room's origin dies, the host page served by it
+//! publishes again to another node and its console follows there (`web/host.js`); its
+//! requests then come from the dead node's origin, so a node origin stays allowed once this
+//! node has seen it live (`NodeView::has_seen_origin`).
 
 use std::sync::Arc;
 
@@ -63,7 +70,24 @@ impl AllowedOrigins {
     }
 
     pub fn allows(&self, origin: &str) -> bool {
-        self.0.iter().any(|o| o == origin) || self.1.as_ref().is_some_and(|view| view.has_origin(origin))
+        self.0.iter().any(|o| o == origin) || self.allows_node(origin)
+    }
+
+    /// `origin` is a cluster node's (live now, or seen live since this node started).
+    pub fn allows_node(&self, origin: &str) -> bool {
+        self.1.as_ref().is_some_and(|view| view.has_seen_origin(origin))
+    }
+
+    /// The methods `origin` may use cross-origin on `path`: the player's for every allowed
+    /// origin, and for a cluster node's origin also the host page's.
+    pub fn methods(&self, path: &str, origin: &str) -> Option<&'static str> {
+        if self.allows_node(origin) {
+            node_methods_for(path).or_else(|| methods_for(path))
+        } else if self.0.iter().any(|o| o == origin) {
+            methods_for(path)
+        } else {
+            None
+        }
     }
 
     /// The cluster's live node origins (empty on a single node), for the pages' `connect-src`.
@@ -93,13 +117,32 @@ pub fn methods_for(path: &str) -> Option<&'static str> {
     }
 }
 
+/// The methods a cluster node's origin may use on `path` beyond the player's: the host page's
+/// (it publishes again on another node when its own dies). `None`: only `methods_for`.
+pub fn node_methods_for(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["whip", _room] => Some("POST, OPTIONS"),
+        ["whip", _room, _session] => Some("DELETE, OPTIONS"),
+        ["api", "rooms", _room, "products"] => Some("GET, POST, OPTIONS"),
+        ["api", "rooms", _room, "orders"] | ["api", "rooms", _room, "bans"] => Some("GET, OPTIONS"),
+        ["api", "rooms", _room, "bans", _identity] => Some("DELETE, OPTIONS"),
+        _ => None,
+    }
+}
+
+/// Whether `path` takes CORS from anyone (a player's or a node's origin).
+pub fn any_methods_for(path: &str) -> Option<&'static str> {
+    node_methods_for(path).or_else(|| methods_for(path))
+}
+
 /// The answer to a preflight for `path` from `origin`.
 pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> Response {
-    let Some(methods) = methods_for(path) else {
+    let Some(methods) = any_methods_for(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match origin {
-        Some(origin) if allowed.allows(origin) => {
+    match origin.and_then(|o| allowed.methods(path, o).map(|m| (o, m))) {
+        Some((origin, methods)) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             let headers = response.headers_mut();
             allow(headers, origin);
@@ -109,7 +152,7 @@ pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> 
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE_SECS));
             response
         }
-        Some(_) => {
+        None if origin.is_some() => {
             let mut response = warp::reply::with_status("origin not allowed\n", StatusCode::FORBIDDEN).into_response();
             response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
             response
@@ -125,14 +168,15 @@ pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> 
 
 /// Add CORS headers to an answer for `path` when `origin` is allowed there.
 pub fn decorate(allowed: &AllowedOrigins, method: &Method, path: &str, origin: Option<&str>, mut response: Response) -> Response {
-    let open = methods_for(path).is_some_and(|methods| methods.split(", ").any(|m| m == method.as_str()));
+    let open = any_methods_for(path).is_some_and(|methods| methods.split(", ").any(|m| m == method.as_str()));
     if (allowed.is_empty() && allowed.1.is_none()) || *method == Method::OPTIONS || !open {
         return response;
     }
     let headers = response.headers_mut();
     // The answer depends on the Origin: caches must not hand one origin's answer to another.
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = origin.filter(|o| allowed.allows(o)) {
+    let opens = |o: &&str| allowed.methods(path, o).is_some_and(|methods| methods.split(", ").any(|m| m == method.as_str()));
+    if let Some(origin) = origin.filter(opens) {
         allow(headers, origin);
         headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, Retry-After"));
     }
@@ -230,5 +274,60 @@ mod tests {
         let answer = decorate(&allowed, &Method::POST, "/whep/demo", Some(b), StatusCode::CREATED.into_response());
         assert_eq!(answer.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(HeaderValue::as_bytes), Some(b.as_bytes()));
         assert!(allowed.is_empty(), "node origins never frame the embed page");
+    }
+
+    fn node(url: &str) -> crate::cluster::node_record::NodeRecord {
+        use crate::cluster::node_id::NodeId;
+        use crate::cluster::node_record::{NodeLoad, NodeRecord};
+        use crate::cluster::unix_millis::UnixMillis;
+        NodeRecord {
+            node_id: NodeId::parse("a").expect("valid"),
+            public_url: url.to_string(),
+            load: NodeLoad::default(),
+            rooms: vec![],
+            started_at: UnixMillis(0),
+            heartbeat_at: UnixMillis(0),
+        }
+    }
+
+    #[test]
+    fn whip_is_open_to_cluster_nodes_and_refused_to_a_merchant_origin() {
+        let view = Arc::new(NodeView::default());
+        let allowed = allowed().with_nodes(view.clone());
+        let a = "http://127.0.0.1:18601";
+        view.replace(vec![node(a)]);
+        let merchant = "https://shop.example.com";
+        for path in ["/whip/demo", "/whip/demo/abc"] {
+            assert_eq!(preflight(&allowed, path, Some(a)).status(), StatusCode::NO_CONTENT, "{path}");
+            assert_eq!(preflight(&allowed, path, Some(merchant)).status(), StatusCode::FORBIDDEN, "{path}");
+        }
+        let offer = |origin| {
+            decorate(&allowed, &Method::POST, "/whip/demo", Some(origin), StatusCode::CREATED.into_response())
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .cloned()
+        };
+        assert_eq!(offer(a), Some(HeaderValue::from_static("http://127.0.0.1:18601")));
+        assert_eq!(offer(merchant), None, "a merchant site never publishes");
+        let product_write = |origin| {
+            decorate(&allowed, &Method::POST, "/api/rooms/demo/products", Some(origin), StatusCode::CREATED.into_response())
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .cloned()
+        };
+        assert!(product_write(a).is_some());
+        assert_eq!(product_write(merchant), None);
+    }
+
+    #[test]
+    fn a_dead_nodes_origin_stays_allowed_for_the_pages_it_served() {
+        let view = Arc::new(NodeView::default());
+        let allowed = AllowedOrigins::default().with_nodes(view.clone());
+        let a = "http://127.0.0.1:18601";
+        view.replace(vec![node(a)]);
+        view.replace(vec![]);
+        assert_eq!(preflight(&allowed, "/whip/demo", Some(a)).status(), StatusCode::NO_CONTENT, "A died: its host page publishes here");
+        assert!(allowed.node_origins().is_empty(), "connect-src lists live nodes only");
+        assert_eq!(preflight(&allowed, "/whip/demo", Some("http://127.0.0.1:18609")).status(), StatusCode::FORBIDDEN);
     }
 }
