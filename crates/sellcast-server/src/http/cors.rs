@@ -78,6 +78,16 @@ impl AllowedOrigins {
         self.1.as_ref().is_some_and(|view| view.has_seen_origin(origin))
     }
 
+    /// Whether `path` takes CORS from anyone here: the player's paths, and in a cluster the host
+    /// page's too (a single node keeps them closed to every origin, as before).
+    pub fn open_methods(&self, path: &str) -> Option<&'static str> {
+        if self.1.is_some() {
+            any_methods_for(path)
+        } else {
+            methods_for(path)
+        }
+    }
+
     /// The methods `origin` may use cross-origin on `path`: the player's for every allowed
     /// origin, and for a cluster node's origin also the host page's.
     pub fn methods(&self, path: &str, origin: &str) -> Option<&'static str> {
@@ -138,7 +148,7 @@ pub fn any_methods_for(path: &str) -> Option<&'static str> {
 
 /// The answer to a preflight for `path` from `origin`.
 pub fn preflight(allowed: &AllowedOrigins, path: &str, origin: Option<&str>) -> Response {
-    let Some(methods) = any_methods_for(path) else {
+    let Some(methods) = allowed.open_methods(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     match origin.and_then(|o| allowed.methods(path, o).map(|m| (o, m))) {

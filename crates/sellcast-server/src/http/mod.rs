@@ -129,7 +129,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and_then(move |path: warp::path::FullPath, headers: warp::http::HeaderMap| {
-            let answer = cors::any_methods_for(path.as_str())
+            let answer = allowed.open_methods(path.as_str())
                 .map(|_| cors::preflight(&allowed, path.as_str(), origin_of(&headers)))
                 .ok_or_else(warp::reject::not_found);
             std::future::ready(answer)
