@@ -122,7 +122,7 @@ async function run(browser, { a, b, c, killA }) {
   let first = null;
   const again = await waitFor('video decoded on C again', async () => {
     const frames = (await inboundStats(viewer))?.video?.frames ?? 0;
-    if (first === null || frames < first) { first = frames; return { pending: frames }; }
+    if (first === null || frames < first) { first = frames; return { pending: { first } }; }
     return frames - first >= 30 ? frames - first : { pending: { first, frames } };
   }, 60_000, 200);
   result.frames_on_c_after_move = again;
