@@ -27,6 +27,12 @@
 //! or learn from NATS that node-b took the room. They are answered `unavailable`, with no
 //! order written and no message of node-a's in the stream after the pause.
 //!
+//! Control run: with the time check off (`lease_standing::standing` taking any held claim as
+//! owner), this test failed on `a buy queued at node-a while it was stopped past its lease is
+//! answered unavailable: [{.."idempotency_key": "stale-buy-1", "order_id": 3, .."type":
+//! "order_confirmed"}]`: the buy reached the store before node-a's renewal learned that
+//! node-b held the room.
+//!
 //! HTTP and NATS ports are fixed in 19930-19933 and 19940-19942; media ports are chosen by
 //! the OS.
 
