@@ -276,7 +276,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let rooms = RoomLimits { max_rooms: config.admission.max_rooms, idle_after: config.room_idle };
     let shows = ShowRegistry::new(store, media.clone(), tokio::runtime::Handle::current(), supervision.clone(), rooms);
     if let Some(cluster) = &cluster {
-        let links = interaction::across_nodes::RoomLinks::open(cluster.client().clone(), cluster.node_id().clone()).await?;
+        let links = interaction::across_nodes::RoomLinks::open(cluster.client().clone(), cluster.node_id().clone(), cluster.leases()).await?;
         shows.join_cluster(links);
     }
     let admission = Admission::new(config.admission);

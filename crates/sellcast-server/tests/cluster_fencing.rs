@@ -18,7 +18,23 @@
 //! (E, 11, ..)]` (node-a's seqs 6..11 were taken into the stream; cy dropped 6 and 7 as
 //! duplicates of node-b's and took the rest, and node-b's next line was then lost to cy).
 //!
-//! HTTP and NATS ports are fixed in 19930-19933; media ports are chosen by the OS.
+//! Since owners also fence themselves on their own lease (`cluster::lease_standing`), node-a
+//! holds its stale events on SIGCONT instead of publishing them, and gives the room up when
+//! its renewal finds node-b's claim; the stream's refusal is the second line.
+//!
+//! A second test stops node-a past its lease with buys queued in its socket backlog and no
+//! chat: the buys are node-a's first action after SIGCONT, before it could publish anything
+//! or learn from NATS that node-b took the room. They are answered `unavailable`, with no
+//! order written and no message of node-a's in the stream after the pause.
+//!
+//! Control run: with the time check off (`lease_standing::standing` taking any held claim as
+//! owner), this test failed on `a buy queued at node-a while it was stopped past its lease is
+//! answered unavailable: [{.."idempotency_key": "stale-buy-1", "order_id": 3, .."type":
+//! "order_confirmed"}]`: the buy reached the store before node-a's renewal learned that
+//! node-b held the room.
+//!
+//! HTTP and NATS ports are fixed in 19930-19933 and 19940-19942; media ports are chosen by
+//! the OS.
 
 mod cluster_support;
 
@@ -216,4 +232,129 @@ async fn open_sale(node: &Node) -> Result<i64> {
         Some(id) => Ok(id),
         None => bail!("the sale: {listed}"),
     }
+}
+
+/// Every message of the room's subject in the events stream after stream sequence `after`:
+/// `(stream sequence, Nats-Msg-Id)`.
+async fn stream_messages_after(nats_url: &str, after: u64) -> Result<Vec<(u64, String)>> {
+    let client = async_nats::connect(nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("SELLCAST_ROOM_EVENTS").await?;
+    let subject = format!("sellcast.room.{ROOM}.events");
+    let last = stream.get_last_raw_message_by_subject(&subject).await?.sequence;
+    if last <= after {
+        return Ok(Vec::new());
+    }
+    let config = pull::OrderedConfig { filter_subject: subject, deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 }, ..Default::default() };
+    let mut messages = stream.create_consumer(config).await?.messages().await?;
+    let mut got = Vec::new();
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.context("reading the stream")? {
+        let message = message?;
+        let seq = message.info().map_err(|e| anyhow::anyhow!("{e}"))?.stream_sequence;
+        let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string()).unwrap_or_default();
+        got.push((seq, id));
+        if seq >= last {
+            break;
+        }
+    }
+    Ok(got)
+}
+
+/// The stream sequence of the room subject's last message.
+async fn last_stream_seq(nats_url: &str) -> Result<u64> {
+    let client = async_nats::connect(nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("SELLCAST_ROOM_EVENTS").await?;
+    Ok(stream.get_last_raw_message_by_subject(&format!("sellcast.room.{ROOM}.events")).await?.sequence)
+}
+
+/// Connections to local `port` whose request bytes wait unread (the process is stopped).
+fn unread_connections(port: u16) -> Result<usize> {
+    let out = std::process::Command::new("ss").args(["-tnH", "state", "established", &format!("( sport = :{port} )")]).output()?;
+    ensure!(out.status.success(), "ss failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().filter(|l| l.split_whitespace().next().and_then(|q| q.parse::<u64>().ok()).is_some_and(|q| q > 0)).count())
+}
+
+const QUEUED_BUYS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_stopped_past_its_lease_answers_its_first_buys_unavailable_without_an_order_or_an_event() -> Result<()> {
+    let pg = tokio::task::spawn_blocking(TestPostgres::start).await??;
+    let url = pg.fresh_database()?;
+    let db = url.rsplit('/').next().and_then(|d| d.split('?').next()).unwrap_or_default().to_string();
+    let dir = tempfile::tempdir()?;
+    let nats = NatsServer::start(dir.path(), 19940)?;
+    let a = Node::start_on_postgres(dir.path(), "node-a", 19941, &nats.url(), &url).await?;
+    let b = Node::start_on_postgres(dir.path(), "node-b", 19942, &nats.url(), &url).await?;
+    let result = first_buys_after_pause(&nats, &a, &b, &pg, &db).await;
+    let _ = a.signal("CONT");
+    if result.is_err() {
+        for id in ["node-a", "node-b"] {
+            let log = std::fs::read_to_string(dir.path().join(format!("{id}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("heartbeat")).collect();
+            eprintln!("--- {id} (last 30 lines) ---\n{}", lines[lines.len().saturating_sub(30)..].join("\n"));
+        }
+    }
+    result
+}
+
+async fn first_buys_after_pause(nats: &NatsServer, a: &Node, b: &Node, pg: &TestPostgres, db: &str) -> Result<()> {
+    let host = Publisher::connect(&a.base, ROOM, publish_options()?).await.context("the host publishing to node-a")?;
+    ensure!(a.lease_on(ROOM).await?.is_some(), "node-a owns the room");
+    let sale = open_sale(a).await?;
+    // node-a takes buys while it holds its lease: the buys below could be confirmed.
+    let early = json!({ "type": "buy", "sale_id": sale, "qty": 1, "idempotency_key": "owner-buy-0" });
+    let answer = post_frame(&a.http, &a.base, &token("viewer", "early")?, &early).await?;
+    ensure!(answer.iter().any(|f| f["type"] == "order_confirmed"), "node-a confirms a buy while it owns the room: {answer:?}");
+
+    a.signal("STOP")?;
+    host.close().await;
+    let options = publish_options()?;
+    let host = eventually(SETTLE, "the host goes live on node-b once node-a's lease lapsed", || async {
+        Ok(Publisher::connect(&b.base, ROOM, options.clone()).await.ok())
+    })
+    .await?;
+    ensure!(b.lease_on(ROOM).await?.is_some(), "node-b owns the room");
+    let before = last_stream_seq(&nats.url()).await?;
+    // Buys to node-a while it is stopped: the kernel takes the connections and their bytes,
+    // node-a reads them as soon as it runs, with nothing said to it in between.
+    let mut buys = Vec::new();
+    for i in 1..=QUEUED_BUYS {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let (base, bearer) = (a.base.clone(), token("viewer", &format!("stale-buyer-{i}"))?);
+        let buy = json!({ "type": "buy", "sale_id": sale, "qty": 1, "idempotency_key": format!("stale-buy-{i}") });
+        buys.push(tokio::spawn(async move { post_frame(&http, &base, &bearer, &buy).await }));
+    }
+    eventually(SETTLE, "the buys wait unread in node-a's socket backlog", || async {
+        Ok((unread_connections(19941)? >= QUEUED_BUYS).then_some(()))
+    })
+    .await?;
+
+    a.signal("CONT")?;
+    for buy in buys {
+        let answer = buy.await??;
+        ensure!(
+            answer.iter().any(|f| f["type"] == "error" && f["code"] == "unavailable") && !answer.iter().any(|f| f["type"] == "order_confirmed"),
+            "a buy queued at node-a while it was stopped past its lease is answered unavailable: {answer:?}"
+        );
+    }
+    let orders = pg.sql(db, |c| Ok(c.query_one("SELECT COUNT(*) FROM orders WHERE idempotency_key LIKE 'stale-buy-%'", &[])?.get::<_, i64>(0)))?;
+    ensure!(orders == 0, "node-a wrote no order after its lease ran out: {orders}");
+    // node-a's renewal finds node-b's claim: it gives the room up, and counts it once.
+    eventually(SETTLE, "node-a gives the room up", || async {
+        let stats: Value = a.http.get(format!("{}/api/stats/cluster", a.base)).send().await?.json().await?;
+        Ok((stats["owners_fenced"].as_u64() == Some(1)).then_some(()))
+    })
+    .await?;
+    let after = stream_messages_after(&nats.url(), before).await?;
+    let from_a: Vec<_> = after.iter().filter(|(_, id)| id.contains("@node-a.")).collect();
+    ensure!(from_a.is_empty(), "node-a published nothing after the pause: {from_a:?}");
+    // The room goes on at node-b: a buy there is confirmed.
+    let late = json!({ "type": "buy", "sale_id": sale, "qty": 1, "idempotency_key": "owner-buy-b" });
+    let answer = post_frame(&b.http, &b.base, &token("viewer", "late")?, &late).await?;
+    ensure!(answer.iter().any(|f| f["type"] == "order_confirmed"), "node-b confirms a buy as the room's owner: {answer:?}");
+    println!("node-a answered {QUEUED_BUYS} queued buys unavailable and gave the room up; {} stream messages after the pause, none of node-a's", after.len());
+    host.close().await;
+    Ok(())
 }

@@ -9,6 +9,8 @@
 //!   publishes to first becomes the room's origin and renews a lease on it; a host that
 //!   publishes to another node is redirected to the origin (`307`), and a room whose origin
 //!   stopped renewing can be taken over once its lease lapsed ([`room_claim`]);
+//! - stops acting as a room's owner when its lease may have run out for the other nodes,
+//!   and gives the room up when a renewal finds another node's claim ([`lease_standing`]);
 //! - releases its rooms when their host is gone for a while ([`owned_rooms`]) and all of
 //!   them, with its registry entry, on a graceful shutdown.
 //!
@@ -19,6 +21,8 @@
 
 pub mod buckets;
 pub mod flags;
+pub mod lease_book;
+pub mod lease_standing;
 pub mod least_loaded;
 pub mod load_sampler;
 pub mod node_id;
@@ -240,6 +244,12 @@ impl Cluster {
     /// The live nodes, this one included once its heartbeat landed.
     pub async fn live_nodes(&self) -> Result<Vec<NodeRecord>, RegistryError> {
         self.registry.live(UnixMillis::now()).await
+    }
+
+    /// Each room's tenure as the lease loop last learned it, for the rooms' owners
+    /// (`lease_standing` says how an owner reads it).
+    pub fn leases(&self) -> Arc<lease_book::LeaseBook> {
+        self.placement.leases().clone()
     }
 
     /// The NATS connection this node shares with the interaction plane (`interaction::across_nodes`).

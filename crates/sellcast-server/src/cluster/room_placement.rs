@@ -6,7 +6,7 @@
 //! [`PlacementError::Unreachable`] and the publish is refused: a node never accepts a host for
 //! a room it could not claim, so two nodes never both take one room.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
+use super::lease_book::LeaseBook;
 use super::node_id::NodeId;
 use super::owned_rooms::OwnedRooms;
 use super::room_claim::{decide, ClaimRead, ClaimStep, RoomClaim};
@@ -53,11 +54,18 @@ pub struct RoomPlacement {
     me: NodeId,
     public_url: String,
     owned: Mutex<OwnedRooms>,
+    /// What the rooms' owners read of each claim (`lease_standing` says why).
+    leases: Arc<LeaseBook>,
 }
 
 impl RoomPlacement {
     pub fn new(rooms: kv::Store, client: async_nats::Client, me: NodeId, public_url: String) -> Self {
-        Self { rooms, client, me, public_url, owned: Mutex::new(OwnedRooms::default()) }
+        Self { rooms, client, me, public_url, owned: Mutex::new(OwnedRooms::default()), leases: Arc::default() }
+    }
+
+    /// Each room's tenure, as this node's owners read it.
+    pub fn leases(&self) -> &Arc<LeaseBook> {
+        &self.leases
     }
 
     /// Claim `room` for this node, or find its origin.
@@ -90,6 +98,7 @@ impl RoomPlacement {
             let (claim, written) = match decide(&read, &self.me, now) {
                 ClaimStep::Elsewhere { origin, public_url } => {
                     self.owned().handle_gone(room);
+                    self.leases.handle_lost(room);
                     return Ok(Placement::Elsewhere { origin, public_url });
                 }
                 ClaimStep::Create => (fresh.clone(), self.create(room, &fresh).await?),
@@ -109,6 +118,7 @@ impl RoomPlacement {
                 }
             };
             if let Some(revision) = written {
+                self.leases.handle_renewed(room, claim.lease_until);
                 self.owned().handle_written(room, claim, revision, now);
                 return Ok(Placement::Here);
             }
@@ -165,19 +175,24 @@ impl RoomPlacement {
         let renewals = self.owned().poll_renewals(now);
         for (room, claim, revision) in renewals {
             match tokio::time::timeout(WRITE_TIMEOUT, self.update(&room, &claim, revision)).await {
-                Ok(Ok(Some(revision))) => self.owned().handle_written(&room, claim, revision, now),
+                Ok(Ok(Some(revision))) => {
+                    self.leases.handle_renewed(&room, claim.lease_until);
+                    self.owned().handle_written(&room, claim, revision, now);
+                }
                 Ok(Ok(None)) => self.adopt_or_drop(&room, now).await,
                 Ok(Err(e)) => debug!(%room, error = %e, "renewing the room's claim failed; trying again next round"),
                 Err(_) => debug!(%room, "renewing the room's claim timed out; trying again next round"),
             }
         }
+        self.leases.prune();
     }
 
     /// A renewal found another revision: a claim this node wrote meanwhile (keep it), or
-    /// another node's takeover (the room is no longer ours).
+    /// another node's takeover (the room is no longer ours: its owner here gives it up).
     async fn adopt_or_drop(&self, room: &str, now: UnixMillis) {
         match self.read(room).await {
             Ok(ClaimRead::Held { claim: Some(claim), revision }) if claim.origin == self.me => {
+                self.leases.handle_renewed(room, claim.lease_until);
                 self.owned().handle_written(room, claim, revision, now);
             }
             Ok(read) => {
@@ -185,8 +200,9 @@ impl RoomPlacement {
                     ClaimRead::Held { claim: Some(claim), .. } => Some(claim.origin),
                     _ => None,
                 };
-                warn!(%room, by = ?by.as_ref().map(NodeId::as_str), "lost the room's claim: its lease lapsed and it was taken or released");
+                warn!(%room, by = ?by.as_ref().map(NodeId::as_str), "lost the room's claim: its lease lapsed and it was taken or released; giving the room up");
                 self.owned().handle_gone(room);
+                self.leases.handle_lost(room);
             }
             Err(e) => debug!(%room, error = %e, "reading the room's claim failed; trying again next round"),
         }
@@ -196,8 +212,15 @@ impl RoomPlacement {
     async fn release(&self, room: &str, revision: u64) {
         let deleted = tokio::time::timeout(WRITE_TIMEOUT, self.rooms.delete_expect_revision(room, Some(revision))).await;
         match deleted {
-            Ok(Ok(())) => self.owned().handle_gone(room),
-            Ok(Err(e)) if e.kind() == UpdateErrorKind::WrongLastRevision => self.owned().handle_gone(room),
+            Ok(Ok(())) => {
+                self.owned().handle_gone(room);
+                self.leases.handle_released(room);
+            }
+            // Another node wrote the claim since: the room is no longer ours.
+            Ok(Err(e)) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                self.owned().handle_gone(room);
+                self.leases.handle_lost(room);
+            }
             Ok(Err(e)) => warn!(%room, error = %e, "releasing the room's claim failed; trying again next round"),
             Err(_) => warn!(%room, "releasing the room's claim timed out; trying again next round"),
         }
@@ -207,6 +230,7 @@ impl RoomPlacement {
     pub async fn release_all(&self) {
         let all = self.owned().take_all();
         for (room, revision) in all {
+            self.leases.handle_released(&room);
             match tokio::time::timeout(WRITE_TIMEOUT, self.rooms.delete_expect_revision(&room, Some(revision))).await {
                 Ok(Ok(())) => info!(%room, "released the room's claim"),
                 Ok(Err(e)) => warn!(%room, error = %e, "could not release the room's claim; it lapses with its lease"),

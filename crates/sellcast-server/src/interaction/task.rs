@@ -323,12 +323,13 @@ impl ShowTask {
                     let since = self.frame_read_at.map(|s| ChatStamp { queued_at: Instant::now(), ..s });
                     self.deliver(Command::Deliver { room: self.name.clone(), to: None, frame, class, since });
                 }
-                // A fenced owner (another node runs the room now) places no order: the buyer
-                // hears `unavailable` and retries with its key where the room is now.
+                // A fenced owner (another node runs the room now, or this node's lease may have
+                // run out) places no order: the buyer hears `unavailable` and retries with its
+                // key where the room is now.
                 Output::Buy(order) if self.relay.as_ref().is_some_and(|relay| relay.is_fenced()) => {
                     let (me, ticket) = (self.me.clone(), order.ticket);
                     tokio::spawn(async move {
-                        let result = Err(StoreFailure::Unavailable("another node owns the room now".into()));
+                        let result = Err(StoreFailure::Unavailable("this node may no longer own the room".into()));
                         let _ = me.send(ShowMsg::BuyDone { ticket, result }).await;
                     });
                 }

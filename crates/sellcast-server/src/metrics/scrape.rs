@@ -67,7 +67,7 @@ const REFUSED: Spec = Spec::counter(
 );
 const OWNERS_FENCED: Spec = Spec::counter(
     "sellcast_cluster_owners_fenced_total",
-    "Rooms this node stopped owning because another node had written their events stream (a stale owner fenced).",
+    "Rooms this node stopped owning: another node had written their events stream, or held their claim (a stale owner fenced).",
     &[],
 );
 const BUYS: Spec = Spec::counter("sellcast_buys_total", "Answers to buy requests, by outcome (retries included).", &["outcome"]);

@@ -36,6 +36,7 @@ use async_nats::jetstream::{self, kv, kv::Operation};
 use thiserror::Error;
 
 use crate::cluster::buckets::ROOMS_BUCKET;
+use crate::cluster::lease_book::{LeaseBook, LeaseWatch};
 use crate::cluster::node_id::NodeId;
 use crate::cluster::room_claim::RoomClaim;
 use crate::cluster::unix_millis::UnixMillis;
@@ -82,25 +83,33 @@ pub struct RoomLinks {
     stream: jetstream::stream::Stream,
     rooms: kv::Store,
     me: NodeId,
-    /// Rooms this node stopped owning because another node wrote their stream (`owner_fence`).
+    /// Each room's tenure as the lease loop last learned it (`cluster::lease_standing`).
+    leases: Arc<LeaseBook>,
+    /// Rooms this node stopped owning: another node wrote their stream (`owner_fence`), or a
+    /// renewal found another node's claim (`cluster::lease_standing`). Once per owner.
     owners_fenced: AtomicU64,
 }
 
 impl RoomLinks {
     /// Open (or create) the events stream and the rooms bucket (the cluster has created it).
-    pub async fn open(client: async_nats::Client, me: NodeId) -> Result<Arc<Self>, LinkError> {
+    pub async fn open(client: async_nats::Client, me: NodeId, leases: Arc<LeaseBook>) -> Result<Arc<Self>, LinkError> {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(2));
         let stream = js.get_or_create_stream(subjects::stream_config()).await.map_err(|e| LinkError::Stream(e.to_string()))?;
         let rooms = js.get_key_value(ROOMS_BUCKET).await.map_err(|e| LinkError::Bucket(e.to_string()))?;
-        Ok(Arc::new(Self { client, js, stream, rooms, me, owners_fenced: AtomicU64::new(0) }))
+        Ok(Arc::new(Self { client, js, stream, rooms, me, leases, owners_fenced: AtomicU64::new(0) }))
     }
 
     pub fn me(&self) -> &NodeId {
         &self.me
     }
 
-    /// How many times this node was fenced off a room it owned (see `owner_fence`).
+    /// The tenure of `room` as its owner here reads it.
+    pub fn lease_watch(&self, room: &str) -> LeaseWatch {
+        self.leases.watch(room)
+    }
+
+    /// How many times this node stopped owning a room (see `owner_fence`, `lease_standing`).
     pub fn owners_fenced(&self) -> u64 {
         self.owners_fenced.load(Ordering::Relaxed)
     }

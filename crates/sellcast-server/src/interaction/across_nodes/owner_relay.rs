@@ -20,6 +20,13 @@
 //! nothing more, stops taking other nodes' calls (the new owner answers them), and the show
 //! answers its buys `unavailable` (`ShowTask`); the node counts it (`/api/stats/cluster`,
 //! `/metrics`).
+//!
+//! The stream fences a stale owner only at its first publish. Before that, the owner's own
+//! lease tells it when to stop (`cluster::lease_standing`): once its last renewal is older than
+//! the lease minus the skew grace, its buys are answered `unavailable`, its events wait in the
+//! queue instead of being published, and other nodes' calls go unanswered; a renewal that
+//! succeeds again lets it go on where it stopped (the waiting events are published in order).
+//! When a renewal finds the room claimed by another node, the relay is fenced as above.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +43,9 @@ use super::owner_fence::{self, FenceStep, Published};
 use super::subjects::{self, HEADER_CLASS, HEADER_EPOCH, HEADER_SEQ};
 use super::wire::{self, RemoteReply, RemoteRequest};
 use super::RoomLinks;
+use crate::cluster::lease_book::LeaseWatch;
+use crate::cluster::lease_standing::LeaseStanding;
+use crate::cluster::unix_millis::UnixMillis;
 use crate::interaction::messages::ShowMsg;
 use crate::interaction::room_api;
 use crate::interaction::store_client::StoreClient;
@@ -67,8 +77,11 @@ pub struct OwnerRelay {
     queue: mpsc::Sender<Relayed>,
     /// Frames dropped because the queue was full (NATS away for long).
     dropped: AtomicU64,
-    /// Another node has written the room's stream: this node no longer owns it.
+    /// Another node has written the room's stream, or holds its claim: this node no longer
+    /// owns it.
     fenced: Arc<AtomicBool>,
+    /// This node's claim on the room, as the lease loop last renewed it.
+    lease: LeaseWatch,
     tasks: Vec<AbortHandle>,
 }
 
@@ -92,17 +105,27 @@ impl OwnerRelay {
             crate::cluster::unix_millis::UnixMillis::now().0,
             RELAYS_STARTED.fetch_add(1, Ordering::Relaxed)
         );
-        let publisher = Publisher { links: links.clone(), room: room.to_string(), token, after: None, fenced: fenced.clone() };
+        let lease = links.lease_watch(room);
+        let publisher = Publisher {
+            links: links.clone(),
+            room: room.to_string(),
+            token,
+            after: None,
+            fenced: fenced.clone(),
+            lease: lease.clone(),
+        };
         let publisher = tokio::spawn(publisher.run(rx)).abort_handle();
-        let responder = tokio::spawn(respond(links.clone(), room.to_string(), show, store, fenced.clone())).abort_handle();
+        let responder = Responder { links: links.clone(), room: room.to_string(), show, store, fenced: fenced.clone(), lease: lease.clone() };
+        let responder = tokio::spawn(responder.run()).abort_handle();
         info!(%room, node = %links.me().as_str(), "this node owns the room: relaying its events to the cluster");
-        Self { queue, dropped: AtomicU64::new(0), fenced, tasks: vec![publisher, responder] }
+        Self { queue, dropped: AtomicU64::new(0), fenced, lease, tasks: vec![publisher, responder] }
     }
 
-    /// Another node has written the room's stream since this node's last event: it is no
-    /// longer the room's owner.
+    /// This node may not act as the room's owner now: another node has written the room's
+    /// stream or holds its claim, or this node's lease may have run out for the other nodes
+    /// (`cluster::lease_standing`).
     pub fn is_fenced(&self) -> bool {
-        self.fenced.load(Ordering::Relaxed)
+        self.fenced.load(Ordering::Relaxed) || self.lease.standing(UnixMillis::now()) != LeaseStanding::Owner
     }
 
     /// The show starts (first start on this node): its events follow the room subject's
@@ -116,8 +139,10 @@ impl OwnerRelay {
 
     /// A broadcast of the room: an event (with its position) for the stream, else a
     /// latest-state frame for the live subject.
+    /// While the lease is in doubt, events still queue: they are published if a renewal
+    /// succeeds, dropped if the room is lost.
     pub fn handle_broadcast(&self, frame: &Arc<str>, class: Class, position: Option<Position>) {
-        if self.is_fenced() {
+        if self.fenced.load(Ordering::Relaxed) {
             return;
         }
         let relayed = match position {
@@ -147,6 +172,15 @@ struct Publisher {
     /// The stream sequence of the room subject's last message as this owner knows it.
     after: Option<u64>,
     fenced: Arc<AtomicBool>,
+    lease: LeaseWatch,
+}
+
+/// Stop owning the room: counted once per relay, whichever of the stream and the lease
+/// told it first.
+fn give_up(links: &RoomLinks, fenced: &AtomicBool) {
+    if !fenced.swap(true, Ordering::Relaxed) {
+        links.handle_fenced();
+    }
 }
 
 impl Publisher {
@@ -156,13 +190,15 @@ impl Publisher {
             match relayed {
                 Relayed::Takeover { after } => self.after = after,
                 Relayed::Event { position, class, frame } => {
-                    if !self.publish_event(&events, position, class, frame).await {
-                        self.fenced.store(true, Ordering::Relaxed);
-                        self.links.handle_fenced();
+                    if !self.wait_while_in_doubt(position.seq).await || !self.publish_event(&events, position, class, frame).await {
+                        give_up(&self.links, &self.fenced);
                         // The queue closes with this task: the show's further frames go nowhere.
                         return;
                     }
                 }
+                // Latest-state frames are replaced next tick: while the lease is in doubt they
+                // are not sent at all.
+                Relayed::Live { .. } if self.lease.standing(UnixMillis::now()) != LeaseStanding::Owner => {}
                 Relayed::Live { class, frame } => {
                     let mut headers = async_nats::HeaderMap::new();
                     headers.insert(HEADER_CLASS, subjects::class_name(class));
@@ -170,6 +206,34 @@ impl Publisher {
                     if let Err(e) = self.links.client.publish_with_headers(live.clone(), headers, payload).await {
                         debug!(room = %self.room, error = %e, "a latest-state frame was not relayed; the next tick replaces it");
                     }
+                }
+            }
+        }
+    }
+
+    /// Before an event's publish: wait while this node's lease is in doubt (no renewal for
+    /// longer than the lease minus the grace). True: the lease was renewed (or never held), so
+    /// publish; false: the room was lost to another node.
+    async fn wait_while_in_doubt(&mut self, seq: u64) -> bool {
+        let mut waited = false;
+        loop {
+            match self.lease.standing(UnixMillis::now()) {
+                LeaseStanding::Owner => {
+                    if waited {
+                        info!(room = %self.room, seq, "the room's lease was renewed: publishing its events again");
+                    }
+                    return true;
+                }
+                LeaseStanding::GaveUp => {
+                    warn!(room = %self.room, seq, "another node holds the room's claim: this node no longer owns the room; its events stop here");
+                    return false;
+                }
+                LeaseStanding::Fenced => {
+                    if !waited {
+                        warn!(room = %self.room, seq, "the room's lease was not renewed in time: holding its events until a renewal");
+                        waited = true;
+                    }
+                    self.lease.changed().await;
                 }
             }
         }
@@ -262,33 +326,61 @@ async fn publish_once(js: &jetstream::Context, subject: &str, message: PublishMe
     }
 }
 
-/// Answer the frames other nodes forward, in the order they arrive.
+/// The relay's answering side: the frames other nodes forward, in the order they arrive.
 ///
 /// Once fenced it stops listening without answering: the new owner hears the same calls and
-/// its answer is the one the asking node gets.
-async fn respond(links: Arc<RoomLinks>, room: String, show: mpsc::WeakSender<ShowMsg>, store: StoreClient, fenced: Arc<AtomicBool>) {
-    let subject = subjects::calls(&room);
-    while !fenced.load(Ordering::Relaxed) {
-        let mut calls = match links.client.subscribe(subject.clone()).await {
-            Ok(calls) => calls,
-            Err(e) => {
-                warn!(%room, error = %e, "could not take calls for the room; retrying");
-                tokio::time::sleep(RETRY_PAUSE).await;
-                continue;
-            }
-        };
-        while let Some(msg) = calls.next().await {
-            if fenced.load(Ordering::Relaxed) {
-                break;
-            }
-            let request = match wire::decode::<RemoteRequest>(&msg.payload) {
-                Ok(request) => request,
+/// its answer is the one the asking node gets. While this node's lease is in doubt it hears
+/// calls but answers none (the asking node times out and asks again).
+struct Responder {
+    links: Arc<RoomLinks>,
+    room: String,
+    show: mpsc::WeakSender<ShowMsg>,
+    store: StoreClient,
+    fenced: Arc<AtomicBool>,
+    lease: LeaseWatch,
+}
+
+impl Responder {
+    async fn run(mut self) {
+        let (links, room) = (self.links.clone(), self.room.clone());
+        let subject = subjects::calls(&room);
+        while !self.fenced.load(Ordering::Relaxed) {
+            let mut calls = match links.client.subscribe(subject.clone()).await {
+                Ok(calls) => calls,
                 Err(e) => {
-                    warn!(%room, error = %e, "an undecodable call from another node; dropped");
+                    warn!(%room, error = %e, "could not take calls for the room; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
                     continue;
                 }
             };
-            handle_request(&links.client, &show, &store, &room, request, msg.reply).await;
+            loop {
+                let msg = tokio::select! {
+                    msg = calls.next() => msg,
+                    () = self.lease.lost() => {
+                        warn!(%room, "a renewal found the room claimed by another node: this node gives the room up");
+                        give_up(&links, &self.fenced);
+                        return;
+                    }
+                };
+                let Some(msg) = msg else {
+                    break;
+                };
+                if self.fenced.load(Ordering::Relaxed) {
+                    break;
+                }
+                if self.lease.standing(UnixMillis::now()) != LeaseStanding::Owner {
+                    debug!(%room, "a call from another node while the room's lease is in doubt: not answered");
+                    continue;
+                }
+                let request = match wire::decode::<RemoteRequest>(&msg.payload) {
+                    Ok(request) => request,
+                    Err(e) => {
+                        warn!(%room, error = %e, "an undecodable call from another node; dropped");
+                        continue;
+                    }
+                };
+                handle_request(&links.client, &self.show, &self.store, &room, request, msg.reply).await;
+            }
         }
     }
 }
