@@ -61,6 +61,7 @@ async fn two_node_cluster_run() -> Result<()> {
         bitrate: 500_000,
         storm: false,
         postgres: None,
+        kills: None,
     };
     let r = cluster::run(&target, &opts).await?;
     cluster::print_summary(&r);
