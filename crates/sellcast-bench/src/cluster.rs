@@ -377,8 +377,10 @@ fn print_phase(p: &PhaseResult) {
 pub fn print_summary(r: &ClusterResult) {
     let edges = r.nodes - 1;
     println!("\ncluster: 1 origin + {edges} edge(s) on loopback, host at {} kbit/s, {:.0} s in all", r.bitrate / 1000, r.seconds_total);
-    println!("| phase | origin CPU % | edge CPU % (each) | room viewers per node | direct p50/p99 ms | through edge p50/p99 ms | added by the hop p50/p99 ms | in-node p99 us (origin; edges) | worst loss % |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    if !r.phases.is_empty() {
+        println!("| phase | origin CPU % | edge CPU % (each) | room viewers per node | direct p50/p99 ms | through edge p50/p99 ms | added by the hop p50/p99 ms | in-node p99 us (origin; edges) | worst loss % |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+    }
     for p in &r.phases {
         let name = match p.viewers_per_edge {
             0 => format!("{} direct, edges idle", p.direct.viewers),

@@ -257,7 +257,7 @@ async fn kill_edge(spawner: &mut NodeSpawner<'_>, nodes: &mut [Node], owner: usi
     for v in moved.into_iter().chain(before) {
         v.close().await;
     }
-    let id = format!("edge-{victim}.{generation}");
+    let id = format!("edge-{victim}-r{generation}");
     nodes[victim] = spawner.restart(victim, id).await?;
     Ok(kill)
 }
@@ -380,7 +380,7 @@ async fn kill_origin(
     for v in watching {
         v.close().await;
     }
-    let id = format!("node-{owner}.{generation}");
+    let id = format!("node-{owner}-r{generation}");
     nodes[owner] = spawner.restart(owner, id).await?;
     Ok((kill, new_host, new_owner))
 }
