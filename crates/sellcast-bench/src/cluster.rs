@@ -14,7 +14,8 @@
 //! difference is what the cascade hop adds. The origin's CPU should follow its subscribers
 //! (direct viewers plus edges), not the viewers behind the edges. With `storm`, the nodes keep
 //! orders in one PostgreSQL database and the purchase storm runs against the origin: durable
-//! buys per second with group commit. It reports; it asserts nothing.
+//! buys per second with group commit. With `kills`, it kills nodes instead
+//! of all that and times the recovery (src/cluster_kills.rs). It reports; it asserts nothing.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

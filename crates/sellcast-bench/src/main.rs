@@ -126,6 +126,7 @@ struct Args {
     /// report the time to recover from each kill (src/cluster_kills.rs).
     #[arg(long)]
     kills: bool,
+    /// Kills of each kind (edge, origin) with --kills: median and max over them.
     #[arg(long, default_value_t = 3)]
     kill_repeats: usize,
     /// Viewers on the killed edge, and on the edge that watches an origin kill.
