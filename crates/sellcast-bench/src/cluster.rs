@@ -14,7 +14,8 @@
 //! difference is what the cascade hop adds. The origin's CPU should follow its subscribers
 //! (direct viewers plus edges), not the viewers behind the edges. With `storm`, the nodes keep
 //! orders in one PostgreSQL database and the purchase storm runs against the origin: durable
-//! buys per second with group commit. It reports; it asserts nothing.
+//! buys per second with group commit. With `kills`, it kills nodes instead
+//! of all that and times the recovery (src/cluster_kills.rs). It reports; it asserts nothing.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,9 +29,10 @@ use crate::nats_server::NatsServer;
 use crate::server::{spawn, Target};
 use crate::storm::{self, StormResult};
 use crate::viewer_window::ViewerWindow;
+use crate::cluster_kills::{self, KillOptions, KillResult};
 use crate::{media_stats, proc_stats};
 
-const ROOM: &str = "cluster-bench";
+pub(crate) const ROOM: &str = "cluster-bench";
 
 /// What a cluster run does.
 #[derive(Debug, Clone)]
@@ -47,8 +49,10 @@ pub struct ClusterOptions {
     pub bitrate: u64,
     /// Run the purchase storm against the origin, the nodes keeping orders in PostgreSQL.
     pub storm: bool,
-    /// The PostgreSQL database for the storm; `None` starts a throwaway server.
+    /// The PostgreSQL database for the storm and the kills; `None` starts a throwaway server.
     pub postgres: Option<String>,
+    /// Kill nodes instead of the viewer phases and the storm (`--kills`, src/cluster_kills.rs).
+    pub kills: Option<KillOptions>,
 }
 
 /// One-way latency and loss of one group of viewers over a phase's window.
@@ -107,15 +111,17 @@ pub struct ClusterResult {
     pub bitrate: u64,
     pub phases: Vec<PhaseResult>,
     pub purchase_storm: Option<StormResult>,
+    /// Time to recover from each kill (`--kills`).
+    pub kills: Option<KillResult>,
     pub seconds_total: f64,
 }
 
 /// A `sellcast serve --cluster` child.
-struct Node {
-    id: String,
-    base: String,
-    pid: u32,
-    child: tokio::process::Child,
+pub(crate) struct Node {
+    pub(crate) id: String,
+    pub(crate) base: String,
+    pub(crate) pid: u32,
+    pub(crate) child: tokio::process::Child,
 }
 
 pub async fn run(target: &Target, opts: &ClusterOptions) -> Result<ClusterResult> {
@@ -131,7 +137,8 @@ pub async fn run(target: &Target, opts: &ClusterOptions) -> Result<ClusterResult
     .await??;
     // Held for the run: a throwaway PostgreSQL server stops when dropped.
     let mut _throwaway = None;
-    let postgres = match (opts.storm, &opts.postgres) {
+    // The kills need the room's products and orders on every node: one PostgreSQL database.
+    let postgres = match (opts.storm || opts.kills.is_some(), &opts.postgres) {
         (false, _) => None,
         (true, Some(url)) => Some(url.clone()),
         (true, None) => {
@@ -145,23 +152,49 @@ pub async fn run(target: &Target, opts: &ClusterOptions) -> Result<ClusterResult
     for i in 0..opts.nodes {
         nodes.push(start_node(target, dir.path(), i, &nats, postgres.as_deref()).await?);
     }
-    let result = measure(&nodes, opts).await;
+    let result = match &opts.kills {
+        None => measure(&nodes, opts).await.map(|(phases, storm)| (phases, storm, None)),
+        Some(kills) => {
+            let mut spawner = NodeSpawner { target, dir: dir.path(), nats: &nats, postgres: postgres.as_deref() };
+            cluster_kills::run(&mut spawner, &mut nodes, opts.bitrate, kills).await.map(|k| (Vec::new(), None, Some(k)))
+        }
+    };
     for mut node in nodes {
         let _ = node.child.start_kill();
         let _ = node.child.wait().await;
     }
-    let (phases, purchase_storm) = result?;
-    Ok(ClusterResult { nodes: opts.nodes, bitrate: opts.bitrate, phases, purchase_storm, seconds_total: started.elapsed().as_secs_f64() })
+    let (phases, purchase_storm, kills) = result?;
+    Ok(ClusterResult { nodes: opts.nodes, bitrate: opts.bitrate, phases, purchase_storm, kills, seconds_total: started.elapsed().as_secs_f64() })
 }
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What starts a node again after a kill: the run's target, directory, NATS and database.
+pub(crate) struct NodeSpawner<'a> {
+    target: &'a Target,
+    dir: &'a Path,
+    nats: &'a NatsServer,
+    postgres: Option<&'a str>,
+}
+
+impl NodeSpawner<'_> {
+    /// Node `i` again, on its port, under a new id (`id`): the killed process's registry
+    /// entry and claims stay under the old id until they lapse.
+    pub(crate) async fn restart(&mut self, i: usize, id: String) -> Result<Node> {
+        start_named(self.target, self.dir, i, id, self.nats, self.postgres).await
+    }
+}
+
 /// Node `i` on HTTP port `target.http_port + i`, in dev mode: every node's database sits in
 /// `dir`, so they share the dev secret that tokens and the edges' relay tokens are signed with.
 async fn start_node(target: &Target, dir: &Path, i: usize, nats: &NatsServer, postgres: Option<&str>) -> Result<Node> {
     let id = if i == 0 { "origin".to_string() } else { format!("edge-{i}") };
+    start_named(target, dir, i, id, nats, postgres).await
+}
+
+async fn start_named(target: &Target, dir: &Path, i: usize, id: String, nats: &NatsServer, postgres: Option<&str>) -> Result<Node> {
     let port = target.http_port + i as u16;
     let mut t = target.clone();
     t.http_port = port;
@@ -293,7 +326,7 @@ async fn measure_phase(
 }
 
 /// Does `node` hold the room's claim (`GET /api/stats/cluster`)?
-async fn holds_claim(http: &reqwest::Client, node: &Node) -> Result<Option<()>> {
+pub(crate) async fn holds_claim(http: &reqwest::Client, node: &Node) -> Result<Option<()>> {
     let body: Value = http.get(format!("{}/api/stats/cluster", node.base)).send().await?.json().await?;
     let rooms = body["node"]["rooms"].as_array().cloned().unwrap_or_default();
     Ok(rooms.iter().any(|r| r["room"] == ROOM).then_some(()))
@@ -306,7 +339,7 @@ async fn room_viewers(http: &reqwest::Client, node: &Node) -> Result<u64> {
 }
 
 /// Poll `check` every 100 ms until it returns `Some`, or fail after `limit` saying `what`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<T>
+pub(crate) async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -345,8 +378,10 @@ fn print_phase(p: &PhaseResult) {
 pub fn print_summary(r: &ClusterResult) {
     let edges = r.nodes - 1;
     println!("\ncluster: 1 origin + {edges} edge(s) on loopback, host at {} kbit/s, {:.0} s in all", r.bitrate / 1000, r.seconds_total);
-    println!("| phase | origin CPU % | edge CPU % (each) | room viewers per node | direct p50/p99 ms | through edge p50/p99 ms | added by the hop p50/p99 ms | in-node p99 us (origin; edges) | worst loss % |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    if !r.phases.is_empty() {
+        println!("| phase | origin CPU % | edge CPU % (each) | room viewers per node | direct p50/p99 ms | through edge p50/p99 ms | added by the hop p50/p99 ms | in-node p99 us (origin; edges) | worst loss % |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+    }
     for p in &r.phases {
         let name = match p.viewers_per_edge {
             0 => format!("{} direct, edges idle", p.direct.viewers),
@@ -373,6 +408,9 @@ pub fn print_summary(r: &ClusterResult) {
             in_node[0],
             in_node[1..].join(", "),
         );
+    }
+    if let Some(k) = &r.kills {
+        cluster_kills::print_summary(k);
     }
     if let Some(s) = &r.purchase_storm {
         println!(

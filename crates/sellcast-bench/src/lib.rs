@@ -7,6 +7,7 @@
 pub mod attack;
 pub mod chat;
 pub mod cluster;
+pub mod cluster_kills;
 pub mod janus;
 pub mod links;
 pub mod media_stats;

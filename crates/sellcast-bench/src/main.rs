@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sellcast_bench::{attack, chat, cluster, links, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
+use sellcast_bench::{attack, chat, cluster, cluster_kills, links, plot, run_step, server, soak, step, storm, JanusTarget, StepOptions, StepResult, System, Target};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -121,6 +121,17 @@ struct Args {
     /// Viewers on the cluster's origin itself, in every phase: the latency reference.
     #[arg(long, default_value_t = 2)]
     direct_viewers: usize,
+    /// With --cluster N (N >= 3): instead of the viewer phases and the storm, kill -9 an edge
+    /// under its viewers and then the origin under the host, --kill-repeats times each, and
+    /// report the time to recover from each kill (src/cluster_kills.rs).
+    #[arg(long)]
+    kills: bool,
+    /// Kills of each kind (edge, origin) with --kills: median and max over them.
+    #[arg(long, default_value_t = 3)]
+    kill_repeats: usize,
+    /// Viewers on the killed edge, and on the edge that watches an origin kill.
+    #[arg(long, default_value_t = 5)]
+    kill_viewers: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -335,6 +346,7 @@ async fn run_cluster(target: &Target, args: &Args, nodes: usize) -> Result<()> {
         bitrate: args.bitrate,
         storm: args.storm,
         postgres: args.storm_postgres.clone(),
+        kills: args.kills.then(|| cluster_kills::KillOptions { repeats: args.kill_repeats.max(1), viewers: args.kill_viewers.max(1) }),
     };
     let result = cluster::run(target, &opts).await?;
     cluster::print_summary(&result);

@@ -26,13 +26,14 @@ pub struct StormResult {
     pub sustained_durable_buys_per_s: f64,
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
+/// A node's HTTP API as a buyer or host uses it (also the cluster run's kill phase).
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Api {
-    async fn token(&self, room: &str, role: &str, identity: &str) -> Result<String> {
+    pub(crate) async fn token(&self, room: &str, role: &str, identity: &str) -> Result<String> {
         let v: Value = self
             .http
             .get(format!("{}/api/dev/token", self.base))
@@ -44,7 +45,7 @@ impl Api {
         Ok(v["token"].as_str().context("dev token (is the server in dev mode?)")?.to_string())
     }
 
-    async fn frame(&self, room: &str, token: &str, frame: &Value) -> Result<Vec<Value>> {
+    pub(crate) async fn frame(&self, room: &str, token: &str, frame: &Value) -> Result<Vec<Value>> {
         let r = self.http.post(format!("{}/api/rooms/{room}/frames", self.base)).bearer_auth(token).json(frame).send().await?;
         if !r.status().is_success() {
             bail!("frame refused: {}", r.status());
@@ -52,7 +53,7 @@ impl Api {
         Ok(r.json().await?)
     }
 
-    async fn sale(&self, room: &str, host: &str, stock: u32, limit: u32) -> Result<i64> {
+    pub(crate) async fn sale(&self, room: &str, host: &str, stock: u32, limit: u32) -> Result<i64> {
         let p: Value = self
             .http
             .post(format!("{}/api/rooms/{room}/products", self.base))
@@ -80,7 +81,7 @@ impl Api {
     }
 }
 
-fn answer(frames: &[Value]) -> Option<Value> {
+pub(crate) fn answer(frames: &[Value]) -> Option<Value> {
     frames.iter().find(|f| f["type"] == "order_confirmed" || f["type"] == "buy_rejected").cloned()
 }
 

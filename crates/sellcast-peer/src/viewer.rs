@@ -351,6 +351,14 @@ impl Viewer {
         self.inspect(ViewerStats::clone)
     }
 
+    /// When the first video packet arrived (its WHEP POST plus `first_video_after`): a
+    /// recovery measured from an instant before this viewer existed (a node's kill) needs the
+    /// arrival itself, not a duration from its own request.
+    pub fn first_video_at(&self) -> Option<Instant> {
+        let r = self.recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(r.posted_at? + r.stats.first_video_after?)
+    }
+
     /// Look at the stats without copying them (cheap enough to poll).
     pub fn inspect<R>(&self, f: impl FnOnce(&ViewerStats) -> R) -> R {
         let mut r = self.recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -7,11 +7,17 @@
 //!   3 s. Each edge viewer gets over 99 % of the packets the host sent in the window, and the
 //!   origin counts the edge as one viewer (2: the edge and the direct viewer, not 4), so the
 //!   "through an edge" figures are of viewers served through the cascade.
+//! - the kill phase (`--cluster 3 --kills`, once each): an edge killed under two viewers, then
+//!   the origin under the host. Each moved viewer gets a room event and media on the other
+//!   edge, the new origin claims the room, a buy sent after the kill is answered and the
+//!   watching edge's viewers get the new publisher's media, each within the phase's 30 s limit
+//!   (a recovery not seen counts as missing). The times are printed, not asserted.
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use sellcast_bench::cluster::{self, ClusterOptions};
+use sellcast_bench::cluster_kills::KillOptions;
 use sellcast_bench::{run_step, StepOptions, System, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,6 +67,7 @@ async fn two_node_cluster_run() -> Result<()> {
         bitrate: 500_000,
         storm: false,
         postgres: None,
+        kills: None,
     };
     let r = cluster::run(&target, &opts).await?;
     cluster::print_summary(&r);
@@ -72,5 +79,51 @@ async fn two_node_cluster_run() -> Result<()> {
     ensure!(loaded.direct.loss_pct_worst < 1.0, "the direct viewer lost {:.3} %", loaded.direct.loss_pct_worst);
     let counts: Vec<u64> = loaded.nodes.iter().map(|n| n.room_viewers).collect();
     ensure!(counts == [2, 3], "the origin counts the edge once and its direct viewer (2), the edge its 3 viewers: {counts:?}");
+    Ok(())
+}
+
+#[test]
+fn a_three_node_kill_run_sees_every_kind_of_recovery_once_per_kill() -> Result<()> {
+    const NAME: &str = "a_three_node_kill_run_sees_every_kind_of_recovery_once_per_kill";
+    if std::env::var_os(INSIDE).is_none() {
+        let me = std::env::current_exe()?;
+        let script = format!("ip link set lo up && exec '{}' --exact {NAME} --nocapture", me.display());
+        let status = std::process::Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .env(INSIDE, "1")
+            .status()
+            .context("running unshare (util-linux) and ip (iproute2) as root")?;
+        ensure!(status.success(), "the run inside the network namespace failed: {status}");
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(180), three_node_kill_run()).await }).context("the kill run took over 180 s")?
+}
+
+async fn three_node_kill_run() -> Result<()> {
+    let target = Target::new(env!("CARGO_BIN_EXE_sellcast"), 19795);
+    let opts = ClusterOptions {
+        nodes: 3,
+        direct_viewers: 0,
+        viewers_per_edge: Vec::new(),
+        seconds: 1,
+        join_rate: 20.0,
+        bitrate: 500_000,
+        storm: false,
+        postgres: None,
+        kills: Some(KillOptions { repeats: 1, viewers: 2 }),
+    };
+    let r = cluster::run(&target, &opts).await?;
+    cluster::print_summary(&r);
+    let kills = r.kills.context("the kill phase's figures")?;
+    ensure!(kills.edge_kills.len() == 1 && kills.origin_kills.len() == 1, "one kill of each kind");
+    let edge = &kills.edge_kills[0];
+    ensure!(edge.first_event_ms.len() == 2 && edge.first_media_ms.len() == 2, "two viewers moved: {edge:?}");
+    ensure!(edge.killed != edge.moved_to, "the viewers moved to another node: {edge:?}");
+    let origin = &kills.origin_kills[0];
+    ensure!(origin.new_origin != origin.killed && origin.edge != origin.killed, "the room moved off the dead node: {origin:?}");
+    for f in &kills.figures {
+        ensure!(f.missing == 0 && f.repeats == 1, "{} kill: {} within the limit: {f:?}", f.kill, f.what);
+    }
     Ok(())
 }
