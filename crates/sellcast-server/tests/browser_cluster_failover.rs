@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use cluster_support::{eventually, host_token, NatsServer, Node, JWT_SECRET};
+use cluster_support::{eventually, host_token, in_namespace, NatsServer, Node, JWT_SECRET};
 use serde_json::{json, Value};
 use sellcast_peer::{Viewer, ViewerOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -36,23 +36,7 @@ const PORT: u16 = 19810;
 
 #[test]
 fn kill_9_the_node_a_watch_page_is_on_and_the_page_moves_and_misses_and_repeats_no_event() -> Result<()> {
-    in_namespace("kill_9_the_node_a_watch_page_is_on_and_the_page_moves_and_misses_and_repeats_no_event", || inside(run))
-}
-
-/// Run `body` inside a private network namespace: this test binary again, under `unshare -n`.
-fn in_namespace(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
-    if std::env::var_os(INSIDE).is_some() {
-        return body();
-    }
-    let me = std::env::current_exe()?;
-    let script = format!("ip link set lo up && exec '{}' --exact {name} --nocapture", me.display());
-    let status = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .env(INSIDE, "1")
-        .status()
-        .context("running unshare (util-linux) and ip (iproute2) as root")?;
-    ensure!(status.success(), "the run inside the network namespace failed: {status}");
-    Ok(())
+    in_namespace(INSIDE, "kill_9_the_node_a_watch_page_is_on_and_the_page_moves_and_misses_and_repeats_no_event", || inside(run))
 }
 
 fn inside<F, Fut>(test: F) -> Result<()>

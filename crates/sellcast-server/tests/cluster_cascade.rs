@@ -22,7 +22,7 @@ mod cluster_support;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use cluster_support::{eventually, host_token, NatsServer, Node, JWT_SECRET};
+use cluster_support::{eventually, host_token, in_namespace, NatsServer, Node, JWT_SECRET};
 use hdrhistogram::Histogram;
 use sellcast_peer::{PublishOptions, Publisher, Viewer, ViewerOptions};
 
@@ -35,28 +35,12 @@ const WINDOW: Duration = Duration::from_secs(3);
 
 #[test]
 fn thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling() -> Result<()> {
-    in_namespace("thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling", || inside(run))
+    in_namespace(INSIDE, "thirty_viewers_on_two_edges_get_the_origins_media_and_edges_stop_pulling", || inside(run))
 }
 
 #[test]
 fn when_the_origin_dies_edge_viewers_stay_and_get_video_from_the_new_origin() -> Result<()> {
-    in_namespace("when_the_origin_dies_edge_viewers_stay_and_get_video_from_the_new_origin", || inside(origin_dies))
-}
-
-/// Run `body` inside a private network namespace: this test binary again, under `unshare -n`.
-fn in_namespace(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
-    if std::env::var_os(INSIDE).is_some() {
-        return body();
-    }
-    let me = std::env::current_exe()?;
-    let script = format!("ip link set lo up && exec '{}' --exact {name} --nocapture", me.display());
-    let status = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .env(INSIDE, "1")
-        .status()
-        .context("running unshare (util-linux) and ip (iproute2) as root")?;
-    ensure!(status.success(), "the run inside the network namespace failed: {status}");
-    Ok(())
+    in_namespace(INSIDE, "when_the_origin_dies_edge_viewers_stay_and_get_video_from_the_new_origin", || inside(origin_dies))
 }
 
 fn viewer_token(room: &str, who: &str) -> Result<String> {

@@ -19,7 +19,7 @@ mod cluster_support;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use cluster_support::{eventually, host_token, NatsServer, Node, JWT_SECRET};
+use cluster_support::{eventually, host_token, in_namespace, NatsServer, Node, JWT_SECRET};
 use sellcast_peer::{PublishOptions, Publisher, SimulcastLayer, Viewer, ViewerOptions};
 
 /// Set inside the namespace.
@@ -30,28 +30,12 @@ const WINDOW: Duration = Duration::from_secs(3);
 
 #[test]
 fn an_edge_pulls_three_layers_and_its_capped_viewers_each_get_their_layer() -> Result<()> {
-    in_namespace("an_edge_pulls_three_layers_and_its_capped_viewers_each_get_their_layer", || inside(three_layers))
+    in_namespace(INSIDE, "an_edge_pulls_three_layers_and_its_capped_viewers_each_get_their_layer", || inside(three_layers))
 }
 
 #[test]
 fn when_the_host_restarts_with_one_layer_the_pull_follows_and_edge_viewers_stay() -> Result<()> {
-    in_namespace("when_the_host_restarts_with_one_layer_the_pull_follows_and_edge_viewers_stay", || inside(one_layer_restart))
-}
-
-/// Run `body` inside a private network namespace: this test binary again, under `unshare -n`.
-fn in_namespace(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
-    if std::env::var_os(INSIDE).is_some() {
-        return body();
-    }
-    let me = std::env::current_exe()?;
-    let script = format!("ip link set lo up && exec '{}' --exact {name} --nocapture", me.display());
-    let status = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .env(INSIDE, "1")
-        .status()
-        .context("running unshare (util-linux) and ip (iproute2) as root")?;
-    ensure!(status.success(), "the run inside the network namespace failed: {status}");
-    Ok(())
+    in_namespace(INSIDE, "when_the_host_restarts_with_one_layer_the_pull_follows_and_edge_viewers_stay", || inside(one_layer_restart))
 }
 
 fn inside<F, Fut>(test: F) -> Result<()>

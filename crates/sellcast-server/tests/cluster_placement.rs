@@ -12,7 +12,7 @@ mod cluster_support;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use cluster_support::{eventually, host_token, NatsServer, Node, JWT_SECRET};
+use cluster_support::{eventually, host_token, in_namespace, NatsServer, Node, JWT_SECRET};
 use sellcast_peer::{PublishOptions, Publisher, Viewer, ViewerOptions};
 
 /// Set inside the namespace.
@@ -21,23 +21,7 @@ const ROOM: &str = "placement-show";
 
 #[test]
 fn a_whep_client_on_a_loaded_node_is_sent_to_the_least_loaded_one_and_gets_media_there() -> Result<()> {
-    in_namespace("a_whep_client_on_a_loaded_node_is_sent_to_the_least_loaded_one_and_gets_media_there", || inside(run))
-}
-
-/// Run `body` inside a private network namespace: this test binary again, under `unshare -n`.
-fn in_namespace(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
-    if std::env::var_os(INSIDE).is_some() {
-        return body();
-    }
-    let me = std::env::current_exe()?;
-    let script = format!("ip link set lo up && exec '{}' --exact {name} --nocapture", me.display());
-    let status = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .env(INSIDE, "1")
-        .status()
-        .context("running unshare (util-linux) and ip (iproute2) as root")?;
-    ensure!(status.success(), "the run inside the network namespace failed: {status}");
-    Ok(())
+    in_namespace(INSIDE, "a_whep_client_on_a_loaded_node_is_sent_to_the_least_loaded_one_and_gets_media_there", || inside(run))
 }
 
 fn inside<F, Fut>(test: F) -> Result<()>

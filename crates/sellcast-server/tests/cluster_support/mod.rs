@@ -301,3 +301,21 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Run `body` inside a private network namespace: the calling test binary again, only test
+/// `name`, under `unshare -n` with `lo` up, with `inside_var` set so the second run takes
+/// `body` instead of re-running itself. No WebRTC stack there can pick a non-loopback address.
+pub fn in_namespace(inside_var: &str, name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    if std::env::var_os(inside_var).is_some() {
+        return body();
+    }
+    let me = std::env::current_exe()?;
+    let script = format!("ip link set lo up && exec '{}' --exact {name} --nocapture", me.display());
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .env(inside_var, "1")
+        .status()
+        .context("running unshare (util-linux) and ip (iproute2) as root")?;
+    anyhow::ensure!(status.success(), "the run inside the network namespace failed: {status}");
+    Ok(())
+}
