@@ -156,6 +156,13 @@ async fn run(dir: PathBuf) -> Result<()> {
     let mut b = start_node(dir, "node-b", PORT + 2, &nats.url()).await?;
     let c = start_node(dir, "node-c", PORT + 3, &nats.url()).await?;
     eventually(Duration::from_secs(15), "A sees the three nodes", || async { Ok((a.live_nodes().await?.len() == 3).then_some(())) }).await?;
+    // The pages' CSP (connect-src) and the node list come from A's copy of the registry, taken
+    // once per heartbeat: a page loaded before that copy names B and C could never reach them.
+    eventually(Duration::from_secs(15), "A's node list names the three nodes", || async {
+        let list: Value = a.http.get(format!("{}/api/rooms/{ROOM}/nodes", a.base)).send().await?.json().await?;
+        Ok((list["nodes"].as_array().map_or(0, |n| n.len()) == 3).then_some(()))
+    })
+    .await?;
 
     let host_url = format!("{}/host/{ROOM}?name=Hana&shape=camera#token={}", a.base, host_token(ROOM)?);
     let page_url = format!("{}/watch/{ROOM}#token={}", a.base, token("viewer", "page")?);
