@@ -167,7 +167,11 @@ pub struct AttackTally {
     pub random_rooms: BTreeMap<String, u64>,
     pub frames_flood: BTreeMap<String, u64>,
     pub big_sdp: BTreeMap<String, u64>,
+    /// Over every round.
     pub udp_datagrams_sent: u64,
+    /// Seconds the UDP attacker ran, over every round: with `udp_datagrams_sent`, the rate it
+    /// reached.
+    pub udp_seconds: f64,
     pub slowloris_opened: u64,
     /// Slowloris connections the server closed before the attack ended.
     pub slowloris_cut: u64,
@@ -687,22 +691,24 @@ async fn attack(base: String, udp_port: u16, opts: AttackOptions, stop: Arc<Atom
     r?;
     f?;
     b?;
-    let sent = udp.await.context("udp task")??;
+    let (sent, sending) = udp.await.context("udp task")??;
     let (opened, cut) = slowloris.await.context("slowloris task")??;
     if let Ok(mut t) = tally.lock() {
-        t.udp_datagrams_sent = sent;
-        t.slowloris_opened = opened;
-        t.slowloris_cut = cut;
+        t.udp_datagrams_sent += sent;
+        t.udp_seconds += sending.as_secs_f64();
+        t.slowloris_opened += opened;
+        t.slowloris_cut += cut;
     }
     Ok(())
 }
 
-/// Datagrams at `udp_per_s` from 64 sockets on the attacker addresses, until `stop`. On its
-/// own thread with blocking sockets and datagrams made beforehand: the sender must cost the
-/// machine as little as it can, or it starves the honest peers it shares the machine with.
-async fn udp_spray(port: u16, opts: AttackOptions, stop: Arc<AtomicBool>) -> Result<u64> {
+/// Datagrams at `udp_per_s` from 64 sockets on the attacker addresses, until `stop`: (how many,
+/// for how long). On its own thread with blocking sockets and datagrams made beforehand: the
+/// sender must cost the machine as little as it can, or it starves the honest peers it shares
+/// the machine with.
+async fn udp_spray(port: u16, opts: AttackOptions, stop: Arc<AtomicBool>) -> Result<(u64, Duration)> {
     if opts.udp_per_s == 0 {
-        return Ok(0);
+        return Ok((0, Duration::ZERO));
     }
     let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let sockets = (0..64)
@@ -725,7 +731,7 @@ async fn udp_spray(port: u16, opts: AttackOptions, stop: Arc<AtomicBool>) -> Res
             ticks += 1;
             std::thread::sleep((started + tick * ticks).saturating_duration_since(Instant::now()));
         }
-        n as u64
+        (n as u64, started.elapsed())
     })?;
     tokio::task::spawn_blocking(move || thread.join()).await?.map_err(|_| anyhow::anyhow!("the UDP attacker panicked"))
 }
@@ -843,6 +849,9 @@ pub fn print_summary(r: &AttackResult) {
         r.attacked.loss_pct_mean - r.baseline.loss_pct_mean
     );
     println!("attackers got: {}", serde_json::to_string(&r.attack).unwrap_or_default());
+    if r.attack.udp_seconds > 0.0 {
+        println!("UDP attacker: {:.0} datagrams/s over {:.1} s", r.attack.udp_datagrams_sent as f64 / r.attack.udp_seconds, r.attack.udp_seconds);
+    }
     println!(
         "server counters: before {:?}, at the attack's end {:?}, after {:?}; freed {}",
         r.before,
