@@ -104,6 +104,8 @@ pub struct Config {
     pub admission: AdmissionLimits,
     /// Per-client rate limits on WHIP/WHEP and the API.
     pub rate_limits: RateLimits,
+    /// How long a request over its rate limit waits for its `429` (`http::rate_limit::REFUSAL_HOLD`).
+    pub refusal_hold: Duration,
     /// A room nobody uses is unloaded after this long (and reloaded from the store on next use).
     pub room_idle: Duration,
     /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
@@ -146,6 +148,7 @@ impl Config {
             session_timeouts: SessionTimeouts::default(),
             admission: AdmissionLimits::generous(),
             rate_limits: RateLimits::OFF,
+            refusal_hold: http::rate_limit::REFUSAL_HOLD,
             room_idle: RoomLimits::default().idle_after,
             http_limits: ConnectionLimits::default(),
             webhook: None,
@@ -280,7 +283,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shows.join_cluster(links);
     }
     let admission = Admission::new(config.admission);
-    let rate_limits = RateLimiters::new(config.rate_limits);
+    let rate_limits = RateLimiters::holding_refusals(config.rate_limits, config.refusal_hold);
     RateLimiters::sweep_on_a_timer(&rate_limits);
     #[cfg(feature = "test-hooks")]
     let hooks = test_hooks::TestHooks::new(store_handle, media.clone(), shows.clone());

@@ -309,6 +309,7 @@ async fn main() -> anyhow::Result<()> {
                 session_timeouts: Default::default(),
                 admission: AdmissionLimits::default(),
                 rate_limits: RateLimits::default(),
+                refusal_hold: sellcast_server::http::rate_limit::REFUSAL_HOLD,
                 room_idle: Duration::from_secs(60),
                 http_limits: connections.limits(),
                 webhook: None,

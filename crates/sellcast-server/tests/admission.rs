@@ -71,8 +71,13 @@ impl Client {
 }
 
 async fn start(admission: AdmissionLimits, rate_limits: RateLimits) -> Result<(sellcast_server::RunningServer, tempfile::TempDir)> {
+    start_holding(admission, rate_limits, sellcast_server::http::rate_limit::REFUSAL_HOLD).await
+}
+
+/// With refusals over the rate limit answered after `refusal_hold`.
+async fn start_holding(admission: AdmissionLimits, rate_limits: RateLimits, refusal_hold: Duration) -> Result<(sellcast_server::RunningServer, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let config = Config { media_threads: 1, admission, rate_limits, ..Config::local(dir.path().join("sellcast.db")) };
+    let config = Config { media_threads: 1, admission, rate_limits, refusal_hold, ..Config::local(dir.path().join("sellcast.db")) };
     Ok((sellcast_server::start(config).await?, dir))
 }
 
@@ -167,13 +172,46 @@ async fn rate_limits_answer_429_with_retry_after_and_leave_pages_alone() -> Resu
     Ok(())
 }
 
+/// A flood that sends each request once the last is answered gets one refusal a second: the
+/// server holds each 429 for `REFUSAL_HOLD` (1 s) instead of answering thousands a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_gets_its_refusals_no_faster_than_one_a_second_per_connection() -> Result<()> {
+    let limits = RateLimits { signalling: Rate::OFF, api: Rate { per_second: 1, burst: 2 } };
+    let (server, _dir) = start(AdmissionLimits::generous(), limits).await?;
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+    let flood = Duration::from_secs(3);
+    let started = Instant::now();
+    let (mut admitted, mut refused) = (0u32, 0u32);
+    while started.elapsed() < flood {
+        let answer = http.get(format!("{base}/api/config")).send().await?;
+        match answer.status() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(answer.headers().contains_key("retry-after"), "a held 429 still carries Retry-After");
+                refused += 1;
+            }
+            other => anyhow::bail!("unexpected {other}"),
+        }
+    }
+    println!("in {:?}: {admitted} admitted, {refused} refused", started.elapsed());
+    assert!(refused >= 1, "the flood went over its rate: {admitted} admitted, {refused} refused");
+    // 3 s of one-after-another requests: at most 4 held refusals (one per second, and the one
+    // in flight when the 3 s ended), where answering at once gives hundreds.
+    assert!(refused <= 4, "{refused} refusals in {flood:?} for one connection");
+    assert!(admitted <= 2 + 4, "the bucket (burst 2, 1/s) admitted {admitted}");
+    server.shutdown().await;
+    Ok(())
+}
+
 /// Ending a session only frees: it is held to the API's budget, not to the offers' (where 50
 /// viewers behind one address leaving at once were refused and held their places until the
 /// idle deadline).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_deletes_are_not_held_to_the_offer_rate() -> Result<()> {
     let limits = RateLimits { signalling: Rate { per_second: 1, burst: 3 }, api: Rate { per_second: 1, burst: 100 } };
-    let (server, _dir) = start(AdmissionLimits::generous(), limits).await?;
+    // Refusals at once: a held 429 would let the offers' bucket refill before the DELETE.
+    let (server, _dir) = start_holding(AdmissionLimits::generous(), limits, Duration::ZERO).await?;
     let c = Client::new(&server);
     assert_eq!(c.publish("shop").await?.status, StatusCode::CREATED);
     let v1 = c.watch("shop", "v1").await?;

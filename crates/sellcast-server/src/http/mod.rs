@@ -75,7 +75,8 @@ pub(crate) struct Limited(pub std::time::Duration);
 
 impl warp::reject::Reject for Limited {}
 
-/// Counts each request against its client's rate limit: WHIP and WHEP offers against
+/// Counts each request against its client's rate limit (a refusal is answered after
+/// [`rate_limit::REFUSAL_HOLD`]): WHIP and WHEP offers against
 /// signalling, `/api/...` and session `DELETE`s against the API; pages, `/metrics` and
 /// `/healthz` are not limited. A `DELETE` only frees what an offer took, so it is not held to
 /// the offers' small budget: a page that reconnects ends its old session and offers anew, and
@@ -91,15 +92,24 @@ fn rate_gate(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> +
                 Some("whip" | "whep" | "api") => Some(rate_limit::Bucket::Api),
                 _ => None,
             };
+            let hold = limiters.refusal_hold();
             let verdict = match bucket.map(|b| (b, limiters.check(b, client))) {
                 Some((bucket, Err(wait))) => {
                     metrics.rate_limited(bucket);
                     tracing::debug!(?client, ?bucket, ?wait, "rate limited");
-                    Err(warp::reject::custom(Limited(wait)))
+                    Err(wait)
                 }
                 _ => Ok(()),
             };
-            std::future::ready(verdict)
+            async move {
+                match verdict {
+                    Ok(()) => Ok(()),
+                    Err(wait) => {
+                        tokio::time::sleep(hold).await;
+                        Err(warp::reject::custom(Limited(wait)))
+                    }
+                }
+            }
         })
         .untuple_one()
 }

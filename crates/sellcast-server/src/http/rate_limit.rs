@@ -17,6 +17,15 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::admission::client_key;
 
+/// How long a request over its client's rate limit waits for its `429`. A client that sends
+/// its next request only once the last is answered (most floods: a loop over one connection)
+/// then costs the server one refusal a second per connection, where answering at once let one
+/// connection make it answer thousands a second (a bench's frames flood got 5,800 refusals a
+/// second); connections per address are capped (`http::connections`), so refusals per address
+/// are too. A waiting refusal costs a timer, not a thread. Its `Retry-After` (at least 1 s)
+/// already tells a client not to retry sooner, so an honest one loses nothing.
+pub const REFUSAL_HOLD: Duration = Duration::from_secs(1);
+
 /// How often addresses with a full bucket are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -71,6 +80,7 @@ pub struct RateLimiters {
     signalling: Option<DefaultKeyedRateLimiter<IpAddr>>,
     api: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    refusal_hold: Duration,
 }
 
 impl std::fmt::Debug for RateLimiters {
@@ -81,11 +91,22 @@ impl std::fmt::Debug for RateLimiters {
 
 impl RateLimiters {
     pub fn new(limits: RateLimits) -> Arc<Self> {
+        Self::holding_refusals(limits, REFUSAL_HOLD)
+    }
+
+    /// With refusals answered after `refusal_hold` instead of [`REFUSAL_HOLD`] (zero: at once).
+    pub fn holding_refusals(limits: RateLimits, refusal_hold: Duration) -> Arc<Self> {
         Arc::new(Self {
             signalling: limits.signalling.quota().map(DefaultKeyedRateLimiter::keyed),
             api: limits.api.quota().map(DefaultKeyedRateLimiter::keyed),
             clock: DefaultClock::default(),
+            refusal_hold,
         })
+    }
+
+    /// How long a refused request waits for its answer.
+    pub fn refusal_hold(&self) -> Duration {
+        self.refusal_hold
     }
 
     /// Count one request from `client`; Err says how long until the next one is allowed.

@@ -48,6 +48,8 @@ use super::tcp::{ShardTcp, TcpInput};
 
 mod deliveries;
 #[cfg(test)]
+mod expiry_tests;
+#[cfg(test)]
 mod fairness_tests;
 mod recovery;
 mod relay_in;
@@ -97,6 +99,9 @@ const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often peers are checked against their deadlines (`media::lifetime`); a peer outlives
 /// its deadline by at most this much.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// Most peers one sweep frees; the rest are freed in the turns right after, with the socket
+/// read in between (`Driver::sweep_expired`).
+const FREES_PER_SWEEP: usize = 32;
 
 /// The next input from the TCP side; never ready when TCP is off (the arm is disabled then).
 async fn recv_tcp(tcp: &mut Option<TcpLinks>) -> Option<TcpInput> {
@@ -759,8 +764,14 @@ impl Driver {
         }
     }
 
-    /// Free every peer past its connect or idle deadline (`media::lifetime`).
-    fn sweep_expired(&mut self, now: Instant) {
+    /// Free peers past their connect or idle deadline (`media::lifetime`), at most
+    /// `FREES_PER_SWEEP` of them: true when more are due, to be freed in the next turn.
+    ///
+    /// A flood of dead offers admitted within a second expires within a second, 10 s later:
+    /// freeing 800 of them in one go held the media thread for over 100 ms (every live packet
+    /// and chat line waited in the socket meanwhile). Each room's status, a pass over its
+    /// viewers, is published once per sweep, not once per peer.
+    fn sweep_expired(&mut self, now: Instant) -> bool {
         let timeouts = self.factory.timeouts;
         let mut due = std::mem::take(&mut self.due);
         due.clear();
@@ -770,6 +781,9 @@ impl Driver {
                 .filter(|p| expiry(&timeouts, now, p.created, p.connected, p.last_input).is_some())
                 .map(|p| p.id),
         );
+        let more = due.len() > FREES_PER_SWEEP;
+        due.truncate(FREES_PER_SWEEP);
+        let mut rooms: Vec<ShardRoomId> = Vec::new();
         for &id in &due {
             let Some(why) = self.peers.get(&id).and_then(|p| expiry(&timeouts, now, p.created, p.connected, p.last_input)) else {
                 continue;
@@ -778,15 +792,24 @@ impl Driver {
                 Expiry::Unconnected => self.stats.expired_unconnected += 1,
                 Expiry::Idle => self.stats.expired_idle += 1,
             }
-            self.remove_peer(id, why.name());
+            if let Some(room_id) = self.detach_peer(id, why.name()) {
+                if !rooms.contains(&room_id) {
+                    rooms.push(room_id);
+                }
+            }
+        }
+        for room_id in rooms {
+            self.publish_status(room_id);
+            self.drop_room_if_empty(room_id);
         }
         self.due = due;
+        more
     }
 
     fn handle_timeouts(&mut self, now: Instant) {
         if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_EVERY;
-            self.sweep_expired(now);
+            let more = self.sweep_expired(now);
+            self.next_sweep = if more { now } else { now + SWEEP_EVERY };
         }
         // Reused buffer: a wake allocates nothing.
         let mut due = std::mem::take(&mut self.due);

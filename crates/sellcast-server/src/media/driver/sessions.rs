@@ -341,8 +341,18 @@ impl Driver {
     }
 
     pub(super) fn remove_peer(&mut self, id: PeerId, why: &str) {
+        if let Some(room_id) = self.detach_peer(id, why) {
+            self.publish_status(room_id);
+            self.drop_room_if_empty(room_id);
+        }
+    }
+
+    /// Everything `remove_peer` does but the room's status and its drop: the room the peer was
+    /// in, for the caller to do those once for many peers (`sweep_expired`), since the status
+    /// costs a pass over the room's viewers.
+    pub(super) fn detach_peer(&mut self, id: PeerId, why: &str) -> Option<ShardRoomId> {
         let Some(mut peer) = self.peers.remove(&id) else {
-            return;
+            return None;
         };
         peer.rtc.disconnect();
         // Queue what disconnecting produced (DTLS close); it leaves at the end of this turn.
@@ -359,9 +369,7 @@ impl Driver {
         if self.by_ufrag.get(peer.ufrag.as_bytes()) == Some(&id) {
             self.by_ufrag.remove(peer.ufrag.as_bytes());
         }
-        let Some(room_id) = self.peer_room.remove(&id) else {
-            return;
-        };
+        let room_id = self.peer_room.remove(&id)?;
         if let Some(room) = self.rooms.get_mut(&room_id) {
             match peer.kind {
                 SessionKind::Publish if room.host == Some(id) => {
@@ -378,10 +386,15 @@ impl Driver {
                     room.forwarder.remove_viewer(ViewerId(id.0));
                 }
             }
-            info!(parent: &peer.span, why, "peer left");
+            if peer.connected {
+                info!(parent: &peer.span, why, "peer left");
+            } else {
+                // Never connected: a flood of dead offers must not flood the log as well;
+                // `expired_unconnected` counts them.
+                debug!(parent: &peer.span, why, "peer left");
+            }
         }
-        self.publish_status(room_id);
-        self.drop_room_if_empty(room_id);
+        Some(room_id)
     }
 
     pub(super) fn drop_room_if_empty(&mut self, room_id: ShardRoomId) {
