@@ -321,3 +321,46 @@ fn keyframe_requests_are_throttled_per_layer() {
     assert!(sent <= 3 * 4, "{sent} keyframe requests for 30 joins");
     assert!(sent >= 3, "every layer was asked at least once ({sent})");
 }
+
+/// A viewer with no bandwidth feedback climbs from the half layer to the full one, which its
+/// link cannot carry: it NACKs on a timer (ten a second while packets are missing) and its
+/// receiver reports, once a second, say half is lost. Returns the time from the switch to the
+/// full layer to the step back, if it came within 6 s.
+fn step_back_after_an_overflowing_climb(nacks_per_quarter_second: u64) -> Option<Duration> {
+    let (mut f, mut host, v) = with_viewer(None);
+    let mut climbed_at = None;
+    let mut stepped_back = None;
+    let mut next_report = host.now + Duration::from_secs(1);
+    let mut next_counts = host.now + Duration::from_millis(250);
+    host.run(&mut f, 14, |f, now| {
+        drain(f, v);
+        let on_top = rank(f, v) == Some(2);
+        if on_top && climbed_at.is_none() {
+            climbed_at = Some(now);
+        }
+        if !on_top && stepped_back.is_none() {
+            stepped_back = climbed_at.map(|c| now.saturating_duration_since(c));
+        }
+        let overflowing = on_top || climbed_at.is_some_and(|c| now.saturating_duration_since(c) < Duration::from_secs(1));
+        if now >= next_counts {
+            f.handle_viewer_nacks(now, v, if overflowing { nacks_per_quarter_second } else { 0 }, 60);
+            next_counts = now + Duration::from_millis(250);
+        }
+        if now >= next_report {
+            f.handle_viewer_loss(now, v, if overflowing { 0.5 } else { 0.0 });
+            next_report = now + Duration::from_secs(1);
+        }
+    });
+    assert!(climbed_at.is_some(), "with nothing saying otherwise the viewer climbs to the full layer");
+    stepped_back.filter(|d| *d <= Duration::from_secs(6))
+}
+
+#[test]
+fn nacks_that_keep_coming_after_a_climb_step_the_viewer_back_within_two_and_a_half_seconds() {
+    let back = step_back_after_an_overflowing_climb(3).expect("stepped back");
+    assert!(back <= Duration::from_millis(2500), "stepped back {back:?} after the switch");
+    // Without NACKs only the receiver reports tell, after the start's grace and two of them.
+    let slow = step_back_after_an_overflowing_climb(0).expect("stepped back on the reports");
+    assert!(slow > Duration::from_millis(2500), "the reports alone took {slow:?}");
+    println!("stepped back {back:?} after the switch; on the reports alone {slow:?}");
+}
