@@ -137,11 +137,13 @@ impl ViewerEstimate {
         }
     }
 
-    /// The video started on a layer: its keyframe burst is on the way.
-    pub fn handle_layer_start(&mut self, now: Instant) {
+    /// The video started on a layer: its keyframe burst is on the way. `switched`: from another
+    /// layer (a climb or a step down), whose NACKs are then watched; a join or a resume replays a
+    /// cached keyframe group, seconds of video at once, and its repair NACKs for long after.
+    pub fn handle_layer_start(&mut self, now: Instant, switched: bool) {
         self.layer_started = Some(now);
-        self.nacks.handle_layer_start(now);
         self.start_loss = None;
+        self.nacks.handle_layer_start(now, switched);
     }
 
     /// NACK messages received and video packets sent since the last call, while sending at
@@ -377,7 +379,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut e = ViewerEstimate::default();
-        e.handle_layer_start(at(0));
+        e.handle_layer_start(at(0), false);
         e.handle_loss(at(900), 0.4, 500_000, 3_000_000);
         assert_eq!(e.current(), None, "the burst's loss cuts nothing");
         assert!(e.judged(at(1000)).is_none_or(|j| !j.overflowing));

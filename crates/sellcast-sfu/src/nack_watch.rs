@@ -32,8 +32,9 @@ const USUAL_CAP: f64 = 0.1;
 
 #[derive(Debug, Clone, Default)]
 pub struct NackWatch {
-    /// When the video last started on a layer.
+    /// When the video last started on a layer, and whether that start is watched.
     started: Option<Instant>,
+    watched: bool,
     /// Since the watch began counting: NACKs, packets sent, time covered.
     nacks: u64,
     packets: u64,
@@ -47,9 +48,11 @@ pub struct NackWatch {
 }
 
 impl NackWatch {
-    /// The video started on a layer: watch its NACKs.
-    pub fn handle_layer_start(&mut self, now: Instant) {
+    /// The video started on a layer: watch its NACKs if `watch`. Either way the counts of the
+    /// next `WATCH_FOR` are not the link's habit (a start's burst and its repair).
+    pub fn handle_layer_start(&mut self, now: Instant, watch: bool) {
         self.started = Some(now);
+        self.watched = watch;
         self.nacks = 0;
         self.packets = 0;
         self.counted = Duration::ZERO;
@@ -64,8 +67,8 @@ impl NackWatch {
             return false;
         };
         let interval = now.saturating_duration_since(from).min(Duration::from_secs(2));
-        let watching = self.started.is_some_and(|s| now.saturating_duration_since(s) < WATCH_FOR);
-        if !watching {
+        let recent = self.started.is_some_and(|s| now.saturating_duration_since(s) < WATCH_FOR);
+        if !recent {
             if packets > 0 {
                 let ratio = (nacks as f64 / packets as f64).min(USUAL_CAP);
                 self.usual_per_packet += USUAL_WEIGHT * (ratio - self.usual_per_packet);
@@ -73,7 +76,7 @@ impl NackWatch {
             return false;
         }
         let began_after_skip = self.started.is_some_and(|s| from.saturating_duration_since(s) >= SKIP);
-        if self.judged || !began_after_skip {
+        if !self.watched || self.judged || !began_after_skip {
             return false;
         }
         self.nacks += nacks;
@@ -113,7 +116,7 @@ mod tests {
         let mut w = NackWatch::default();
         assert_eq!(feed(&mut w, t0, 10.0, 0, 50), None, "a clean link");
         let start = t0 + Duration::from_secs(10);
-        w.handle_layer_start(start);
+        w.handle_layer_start(start, true);
         // A timer-driven NACKer on a layer its link cannot carry: ten NACKs a second.
         let called = feed(&mut w, start, 4.0, 12, 150).expect("a burst");
         assert!(called <= Duration::from_secs(2), "called after {called:?}");
@@ -126,7 +129,7 @@ mod tests {
         // 2 % random loss on the half layer (50 packets a second), each loss NACKed about twice.
         assert_eq!(feed(&mut w, t0, 20.0, 4, 100), None);
         let start = t0 + Duration::from_secs(20);
-        w.handle_layer_start(start);
+        w.handle_layer_start(start, true);
         // The keyframe's burst: many NACKs in the first 250 ms.
         assert!(!w.handle_counts(start + Duration::from_millis(250), 30, 40));
         // Then the same random loss on a layer with three times the packets.

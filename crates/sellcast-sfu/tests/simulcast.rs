@@ -364,3 +364,26 @@ fn nacks_that_keep_coming_after_a_climb_step_the_viewer_back_within_two_and_a_ha
     assert!(slow > Duration::from_millis(2500), "the reports alone took {slow:?}");
     println!("stepped back {back:?} after the switch; on the reports alone {slow:?}");
 }
+
+#[test]
+fn the_nacks_that_repair_a_joins_replayed_keyframe_group_cut_nothing() {
+    // A viewer joins on the half layer, which its link carries; the replayed keyframe group (the
+    // cached seconds of video, at once) overflows the link's queue and its repair NACKs for
+    // seconds, and the first report says a third was lost.
+    let (mut f, mut host, v) = with_viewer(None);
+    let mut next_counts = host.now + Duration::from_millis(250);
+    let joined = host.now;
+    host.run(&mut f, 3, |f, now| {
+        drain(f, v);
+        if now >= next_counts {
+            f.handle_viewer_nacks(now, v, 3, 30);
+            next_counts = now + Duration::from_millis(250);
+        }
+        if now >= joined + Duration::from_secs(1) && now < joined + Duration::from_millis(1040) {
+            f.handle_viewer_loss(now, v, 0.3);
+        }
+    });
+    let report = f.viewer_report(v).expect("viewer");
+    assert_eq!(report.estimate, None, "nothing cut on a join's burst: {report:?}");
+    assert_eq!(rank(&f, v), Some(1), "still on the half layer");
+}
