@@ -137,13 +137,14 @@ impl ViewerEstimate {
         }
     }
 
-    /// The video started on a layer: its keyframe burst is on the way. `switched`: from another
-    /// layer (a climb or a step down), whose NACKs are then watched; a join or a resume replays a
-    /// cached keyframe group, seconds of video at once, and its repair NACKs for long after.
-    pub fn handle_layer_start(&mut self, now: Instant, switched: bool) {
+    /// The video started on a layer: its keyframe burst is on the way. `climbed`: from a lower
+    /// layer, whose NACKs are then watched. A join or a resume replays a cached keyframe group,
+    /// seconds of video at once, and its repair NACKs for long after; after a step down the
+    /// viewer still NACKs what the overflow lost (its resends are capped, so those stay lost).
+    pub fn handle_layer_start(&mut self, now: Instant, climbed: bool) {
         self.layer_started = Some(now);
         self.start_loss = None;
-        self.nacks.handle_layer_start(now, switched);
+        self.nacks.handle_layer_start(now, climbed);
     }
 
     /// NACK messages received and video packets sent since the last call, while sending at

@@ -49,10 +49,10 @@ pub struct ViewerOut {
     /// The video started on a layer (a join, a switch, a resume) since the estimator was last
     /// told: its keyframe went out as a burst.
     layer_started: bool,
-    /// That start was a switch from another layer (a climb or a step down), not a join or a
-    /// resume, which replay a cached keyframe group: a burst of seconds of video whose repair
-    /// NACKs for long after.
-    switched: bool,
+    /// That start was a climb from a lower layer: not a join or a resume, which replay a cached
+    /// keyframe group (a burst of seconds of video whose repair NACKs for long after), nor a
+    /// step down, after which the viewer still NACKs what the overflow lost.
+    climbed: bool,
 }
 
 impl ViewerOut {
@@ -79,7 +79,7 @@ impl ViewerOut {
             probe: ProbeTarget::default(),
             switches: 0,
             layer_started: false,
-            switched: false,
+            climbed: false,
         }
     }
 
@@ -116,10 +116,10 @@ impl ViewerOut {
             if self.selector.choice() != Some(Choice::Layer(packet.layer)) || !keyframe_start {
                 return Offered::Skipped;
             }
-            self.switched = self.current_layer.is_some();
-            if self.switched {
+            if self.current_layer.is_some() {
                 self.switches += 1;
             }
+            self.climbed = self.current_layer.is_some() && self.selector.climbed_last();
             self.current_layer = Some(packet.layer);
             self.layer_started = true;
             self.mungers[kind.index()].unanchor();
@@ -229,7 +229,7 @@ impl ViewerOut {
     /// Tell the estimator, once, that the video started on a layer since it was last told.
     pub(crate) fn note_layer_start(&mut self, now: Instant) {
         if std::mem::take(&mut self.layer_started) {
-            self.estimate.handle_layer_start(now, std::mem::take(&mut self.switched));
+            self.estimate.handle_layer_start(now, std::mem::take(&mut self.climbed));
         }
     }
 

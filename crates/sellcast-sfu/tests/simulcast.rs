@@ -387,3 +387,39 @@ fn the_nacks_that_repair_a_joins_replayed_keyframe_group_cut_nothing() {
     assert_eq!(report.estimate, None, "nothing cut on a join's burst: {report:?}");
     assert_eq!(rank(&f, v), Some(1), "still on the half layer");
 }
+
+#[test]
+fn the_nacks_that_go_on_after_a_step_back_cut_nothing_more() {
+    // As in the test above, but the viewer keeps NACKing what the overflow lost for 4 s after the
+    // step back (its resends are capped, so those packets stay lost), and the first report after
+    // it still covers the overflow. The half layer fits: it stays there.
+    let (mut f, mut host, v) = with_viewer(None);
+    let mut climbed_at = None;
+    let mut back_at = None;
+    let mut next_report = host.now + Duration::from_secs(1);
+    let mut next_counts = host.now + Duration::from_millis(250);
+    host.run(&mut f, 16, |f, now| {
+        drain(f, v);
+        let r = rank(f, v);
+        if r == Some(2) && climbed_at.is_none() {
+            climbed_at = Some(now);
+        }
+        if climbed_at.is_some() && r != Some(2) && back_at.is_none() {
+            back_at = Some(now);
+        }
+        let lossy = climbed_at.is_some() && back_at.is_none_or(|b| now.saturating_duration_since(b) < Duration::from_secs(4));
+        if now >= next_counts {
+            f.handle_viewer_nacks(now, v, if lossy { 3 } else { 0 }, 60);
+            next_counts = now + Duration::from_millis(250);
+        }
+        if now >= next_report {
+            let report_lossy = climbed_at.is_some() && back_at.is_none_or(|b| now.saturating_duration_since(b) < Duration::from_secs(1));
+            f.handle_viewer_loss(now, v, if report_lossy { 0.6 } else { 0.0 });
+            next_report = now + Duration::from_secs(1);
+        }
+    });
+    let back_at = back_at.expect("stepped back");
+    let report = f.viewer_report(v).expect("viewer");
+    assert_eq!(report.pauses, 0, "{report:?}");
+    assert_eq!(rank(&f, v), Some(1), "back on the half layer, which fits, {:?} after the step back: {report:?}", host.now.saturating_duration_since(back_at));
+}
