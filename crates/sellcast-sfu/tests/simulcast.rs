@@ -322,37 +322,51 @@ fn keyframe_requests_are_throttled_per_layer() {
     assert!(sent >= 3, "every layer was asked at least once ({sent})");
 }
 
+/// When a viewer climbed to the full layer and when it stepped back from it.
+struct Climb {
+    up: Option<Instant>,
+    back: Option<Instant>,
+}
+
 /// A viewer with no bandwidth feedback climbs from the half layer to the full one, which its
-/// link cannot carry: it NACKs on a timer (ten a second while packets are missing) and its
-/// receiver reports, once a second, say half is lost. Returns the time from the switch to the
-/// full layer to the step back, if it came within 6 s.
-fn step_back_after_an_overflowing_climb(nacks_per_quarter_second: u64) -> Option<Duration> {
+/// link cannot carry. While on it, it NACKs on a timer (`nacks` every 250 ms: ten a second
+/// while packets are missing) and its receiver reports, once a second, say 60 % is lost; after
+/// the step back it goes on NACKing for `nacking_after` (what the overflow lost stays lost, its
+/// resends being capped) and its next report covers the overflow too if `report_after`.
+fn overflowing_climb(secs: u64, nacks: u64, nacking_after: Duration, report_after: bool) -> (Forwarder, Host, ViewerId, Climb) {
     let (mut f, mut host, v) = with_viewer(None);
-    let mut climbed_at = None;
-    let mut stepped_back = None;
+    let mut climb = Climb { up: None, back: None };
     let mut next_report = host.now + Duration::from_secs(1);
     let mut next_counts = host.now + Duration::from_millis(250);
-    host.run(&mut f, 14, |f, now| {
+    host.run(&mut f, secs, |f, now| {
         drain(f, v);
         let on_top = rank(f, v) == Some(2);
-        if on_top && climbed_at.is_none() {
-            climbed_at = Some(now);
+        if on_top && climb.up.is_none() {
+            climb.up = Some(now);
         }
-        if !on_top && stepped_back.is_none() {
-            stepped_back = climbed_at.map(|c| now.saturating_duration_since(c));
+        if climb.up.is_some() && !on_top && climb.back.is_none() {
+            climb.back = Some(now);
         }
-        let overflowing = on_top || climbed_at.is_some_and(|c| now.saturating_duration_since(c) < Duration::from_secs(1));
+        let since_back = |d: Duration| climb.up.is_some() && climb.back.is_none_or(|b| now.saturating_duration_since(b) < d);
         if now >= next_counts {
-            f.handle_viewer_nacks(now, v, if overflowing { nacks_per_quarter_second } else { 0 }, 60);
+            f.handle_viewer_nacks(now, v, if since_back(nacking_after) { nacks } else { 0 }, 60);
             next_counts = now + Duration::from_millis(250);
         }
         if now >= next_report {
-            f.handle_viewer_loss(now, v, if overflowing { 0.5 } else { 0.0 });
+            let lossy = since_back(if report_after { Duration::from_secs(1) } else { Duration::ZERO });
+            f.handle_viewer_loss(now, v, if lossy { 0.6 } else { 0.0 });
             next_report = now + Duration::from_secs(1);
         }
     });
-    assert!(climbed_at.is_some(), "with nothing saying otherwise the viewer climbs to the full layer");
-    stepped_back.filter(|d| *d <= Duration::from_secs(6))
+    assert!(climb.up.is_some(), "with nothing saying otherwise the viewer climbs to the full layer");
+    (f, host, v, climb)
+}
+
+/// How long after the switch to the full layer the viewer stepped back, if within 6 s.
+fn step_back_after_an_overflowing_climb(nacks: u64) -> Option<Duration> {
+    let (_, _, _, climb) = overflowing_climb(14, nacks, Duration::ZERO, false);
+    let (up, back) = (climb.up?, climb.back?);
+    Some(back.saturating_duration_since(up)).filter(|d| *d <= Duration::from_secs(6))
 }
 
 #[test]
@@ -390,36 +404,11 @@ fn the_nacks_that_repair_a_joins_replayed_keyframe_group_cut_nothing() {
 
 #[test]
 fn the_nacks_that_go_on_after_a_step_back_cut_nothing_more() {
-    // As in the test above, but the viewer keeps NACKing what the overflow lost for 4 s after the
-    // step back (its resends are capped, so those packets stay lost), and the first report after
-    // it still covers the overflow. The half layer fits: it stays there.
-    let (mut f, mut host, v) = with_viewer(None);
-    let mut climbed_at = None;
-    let mut back_at = None;
-    let mut next_report = host.now + Duration::from_secs(1);
-    let mut next_counts = host.now + Duration::from_millis(250);
-    host.run(&mut f, 16, |f, now| {
-        drain(f, v);
-        let r = rank(f, v);
-        if r == Some(2) && climbed_at.is_none() {
-            climbed_at = Some(now);
-        }
-        if climbed_at.is_some() && r != Some(2) && back_at.is_none() {
-            back_at = Some(now);
-        }
-        let lossy = climbed_at.is_some() && back_at.is_none_or(|b| now.saturating_duration_since(b) < Duration::from_secs(4));
-        if now >= next_counts {
-            f.handle_viewer_nacks(now, v, if lossy { 3 } else { 0 }, 60);
-            next_counts = now + Duration::from_millis(250);
-        }
-        if now >= next_report {
-            let report_lossy = climbed_at.is_some() && back_at.is_none_or(|b| now.saturating_duration_since(b) < Duration::from_secs(1));
-            f.handle_viewer_loss(now, v, if report_lossy { 0.6 } else { 0.0 });
-            next_report = now + Duration::from_secs(1);
-        }
-    });
-    let back_at = back_at.expect("stepped back");
+    // The half layer fits: after the step back the viewer stays there, though it NACKs what the
+    // overflow lost for 4 s more and its next report still covers the overflow.
+    let (f, host, v, climb) = overflowing_climb(16, 3, Duration::from_secs(4), true);
+    let back = climb.back.expect("stepped back");
     let report = f.viewer_report(v).expect("viewer");
     assert_eq!(report.pauses, 0, "{report:?}");
-    assert_eq!(rank(&f, v), Some(1), "back on the half layer, which fits, {:?} after the step back: {report:?}", host.now.saturating_duration_since(back_at));
+    assert_eq!(rank(&f, v), Some(1), "back on the half layer, which fits, {:?} after the step back: {report:?}", host.now.saturating_duration_since(back));
 }
