@@ -11,8 +11,8 @@
 //! overflow, for 30 s after it. Without reports (a paused viewer) it grows 16 % a second, so the
 //! viewer is tried again. Reports right after the video starts on a layer are set aside:
 //! the keyframe burst overflows a slow link's queue whatever the layer's rate. NACKs that keep
-//! coming in the first seconds on a layer cut at once instead (`nack_watch.rs`): the fast word
-//! that a climb (or a resume) overflows. A source that has spoken is preferred over a weaker one
+//! coming in the first seconds after a climb cut at once instead (`nack_watch.rs`): the fast
+//! word that the climb overflows. A source that has spoken is preferred over a weaker one
 //! for the rest of the session.
 
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ impl ViewerEstimate {
     }
 
     /// NACK messages received and video packets sent since the last call, while sending at
-    /// `sending_bps`. NACKs that keep coming right after the video started on a layer mean the
+    /// `sending_bps`. NACKs that keep coming right after the video climbed to a layer mean the
     /// layer overflows: cut now, as two overflowing reports would some seconds later, to what the
     /// loss reported since the start says got through (or `NACK_CUT_DELIVERED_PCT`).
     pub fn handle_nacks(&mut self, now: Instant, nacks: u64, packets: u64, sending_bps: u64) {

@@ -1,4 +1,4 @@
-//! The fast word on whether a layer the video just started on fits the viewer's link: its NACKs.
+//! The fast word on whether a layer the video just climbed to fits the viewer's link: its NACKs.
 //!
 //! A receiver report comes about once a second and the loss controller sets aside those of the
 //! first seconds on a layer (the start's keyframe burst), so a climb onto a layer the link cannot
@@ -7,7 +7,8 @@
 //! aiortc and players with no bandwidth feedback all NACK). A layer that overflows loses packets
 //! frame after frame, so its NACKs keep coming well past the start's burst, at far more than the
 //! link's usual rate (random loss NACKs in proportion to the packets sent). Within
-//! `WATCH_FOR` of a layer start, NACKs beyond that usual rate say the layer overflows.
+//! `WATCH_FOR` of a watched layer start (a climb: see `ViewerEstimate::handle_layer_start` for
+//! why not a join, a resume or a step down), NACKs beyond that usual rate say the layer overflows.
 //!
 //! Counts come in as deltas (NACK messages received and packets sent since the last call, from
 //! the transport's per-stream stats), so nothing here runs per packet.
