@@ -10,10 +10,14 @@
 //! link's own habit of loss), and 2 % a second past what the link delivered at its last
 //! overflow, for 30 s after it. Without reports (a paused viewer) it grows 16 % a second, so the
 //! viewer is tried again. Reports right after the video starts on a layer are set aside:
-//! the keyframe burst overflows a slow link's queue whatever the layer's rate. A source that has spoken is preferred over a weaker one
+//! the keyframe burst overflows a slow link's queue whatever the layer's rate. NACKs that keep
+//! coming in the first seconds after a climb cut at once instead (`nack_watch.rs`): the fast
+//! word that the climb overflows. A source that has spoken is preferred over a weaker one
 //! for the rest of the session.
 
 use std::time::{Duration, Instant};
+
+use crate::nack_watch::NackWatch;
 
 /// Where an estimate came from, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,6 +74,9 @@ const CUT_UNDER_DELIVERED_PCT: u64 = 95;
 /// With no report for this long (a paused viewer is sent no video to report on), the loss
 /// controller grows as if the reports had been clean, so a paused viewer is tried again.
 const SILENT_AFTER: Duration = Duration::from_secs(2);
+/// A cut on a NACK burst with no loss report to say how far over the layer was assumes at most
+/// this share (percent) got through: the layer does not fit, and the reports that follow refine it.
+const NACK_CUT_DELIVERED_PCT: u64 = 85;
 /// Growth per second while silent. Silence teaches nothing about the link: the growth only
 /// schedules the next try (a paused viewer's resume), so it is twice the clean pace; the layer
 /// selector doubles its wait after each try that fails.
@@ -110,6 +117,10 @@ pub struct ViewerEstimate {
     last_loss: Option<f32>,
     /// What the link delivered at its last overflow, and when.
     overflow_delivered: Option<(u64, Instant)>,
+    /// NACKs in the first seconds on a layer: the fast word that it overflows.
+    nacks: NackWatch,
+    /// The highest loss reported since the video last started on a layer (for a NACK cut).
+    start_loss: Option<f32>,
 }
 
 impl ViewerEstimate {
@@ -126,9 +137,38 @@ impl ViewerEstimate {
         }
     }
 
-    /// The video started on a layer: its keyframe burst is on the way.
-    pub fn handle_layer_start(&mut self, now: Instant) {
+    /// The video started on a layer: its keyframe burst is on the way. `climbed`: from a lower
+    /// layer, whose NACKs are then watched. A join or a resume replays a cached keyframe group,
+    /// seconds of video at once, and its repair NACKs for long after; after a step down the
+    /// viewer still NACKs what the overflow lost (its resends are capped, so those stay lost).
+    pub fn handle_layer_start(&mut self, now: Instant, climbed: bool) {
         self.layer_started = Some(now);
+        self.start_loss = None;
+        self.nacks.handle_layer_start(now, climbed);
+    }
+
+    /// NACK messages received and video packets sent since the last call, while sending at
+    /// `sending_bps`. NACKs that keep coming right after the video climbed to a layer mean the
+    /// layer overflows: cut now, as two overflowing reports would some seconds later, to what the
+    /// loss reported since the start says got through (or `NACK_CUT_DELIVERED_PCT`).
+    pub fn handle_nacks(&mut self, now: Instant, nacks: u64, packets: u64, sending_bps: u64) {
+        if !self.nacks.handle_counts(now, nacks, packets) {
+            return;
+        }
+        let usual = self.usual_loss.min(0.5);
+        let reported = self.start_loss.map_or(1.0, |l| f64::from((1.0 - l.min(1.0)) / (1.0 - usual)));
+        let delivered = reported.clamp(0.1, NACK_CUT_DELIVERED_PCT as f64 / 100.0);
+        self.cut(now, sending_bps, delivered);
+    }
+
+    /// An overflow: the estimate goes under what the link delivered (`delivered` of what was sent).
+    fn cut(&mut self, now: Instant, sending_bps: u64, delivered: f64) {
+        self.last_cut = Some(now);
+        self.overflowed_at = Some(now);
+        let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
+        let delivered_bps = (base as f64 * delivered) as u64;
+        self.overflow_delivered = Some((delivered_bps, now));
+        self.loss_bps = Some(delivered_bps / 100 * CUT_UNDER_DELIVERED_PCT);
     }
 
     /// A receiver report: `fraction_lost` of what was sent since the last one, while sending at
@@ -141,6 +181,7 @@ impl ViewerEstimate {
             .min(Duration::from_secs(5));
         self.last_loss_report = Some(now);
         self.last_loss = Some(fraction_lost);
+        self.start_loss = Some(self.start_loss.map_or(fraction_lost, |l| l.max(fraction_lost)));
         if self.layer_started.is_some_and(|t| now.saturating_duration_since(t) < LAYER_START_GRACE) {
             self.overflowed_at = None;
             return;
@@ -157,17 +198,13 @@ impl ViewerEstimate {
             if !overflowed_before || self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD) {
                 return;
             }
-            self.last_cut = Some(now);
             // A rate limit delivers what it carries and drops the rest: what got through, less
             // the link's usual loss, is what the link carries. (This holds because a viewer's
             // resends are capped, `RESEND_SHARE_CAP` in the server: uncapped, the resends of an
             // overflow overflowed the link too and the media's loss read two to four times the
             // excess.) Never below a tenth: a report of total loss is a link gone, not one at 0.
             let delivered = f64::from((1.0 - fraction_lost.min(1.0)) / (1.0 - usual.min(0.5))).clamp(0.1, 1.0);
-            let base = self.loss_bps.unwrap_or(u64::MAX).min(sending_bps);
-            let delivered_bps = (base as f64 * delivered) as u64;
-            self.overflow_delivered = Some((delivered_bps, now));
-            self.loss_bps = Some(delivered_bps / 100 * CUT_UNDER_DELIVERED_PCT);
+            self.cut(now, sending_bps, delivered);
         } else if fraction_lost < LOSS_LOW + usual {
             self.grow(now, elapsed, ceiling_bps, self.clean_pace(now));
         }
@@ -343,7 +380,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut e = ViewerEstimate::default();
-        e.handle_layer_start(at(0));
+        e.handle_layer_start(at(0), false);
         e.handle_loss(at(900), 0.4, 500_000, 3_000_000);
         assert_eq!(e.current(), None, "the burst's loss cuts nothing");
         assert!(e.judged(at(1000)).is_none_or(|j| !j.overflowing));

@@ -268,10 +268,26 @@ impl Forwarder {
             return;
         };
         let audio = self.config.selection.audio_bps;
-        let sending = self.viewers[i].current_layer().map_or(0, |l| self.layers.bitrate(l)) + audio;
+        let sending = self.sending_bps(i);
         let ceiling = self.layers.ranked().last().map_or(0, |l| l.bitrate_bps) * 3 / 2 + audio;
         self.viewers[i].note_layer_start(now);
         self.viewers[i].estimate.handle_loss(now, fraction_lost, sending, ceiling);
+    }
+
+    /// A viewer's NACK messages received and video packets sent since the last call (from the
+    /// transport's per-stream stats): the fast word on whether its new layer overflows.
+    pub fn handle_viewer_nacks(&mut self, now: Instant, id: ViewerId, nacks: u64, packets: u64) {
+        let Some(i) = self.viewer_index(id) else {
+            return;
+        };
+        let sending = self.sending_bps(i);
+        self.viewers[i].note_layer_start(now);
+        self.viewers[i].estimate.handle_nacks(now, nacks, packets, sending);
+    }
+
+    /// What viewer `i` is being sent: its layer's measured bitrate and audio.
+    fn sending_bps(&self, i: usize) -> u64 {
+        self.viewers[i].current_layer().map_or(0, |l| self.layers.bitrate(l)) + self.config.selection.audio_bps
     }
 
     /// The viewer's own ceiling (data saver, player size). Applied at once.

@@ -113,6 +113,11 @@ impl LayerSelector {
         self.pauses
     }
 
+    /// The last move was a climb (not undone since).
+    pub(crate) fn climbed_last(&self) -> bool {
+        self.last_up.is_some_and(|up| self.last_down.is_none_or(|down| up > down))
+    }
+
     /// Decide again. Returns the new choice when it changed.
     pub fn decide(
         &mut self,

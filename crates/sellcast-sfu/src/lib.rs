@@ -22,6 +22,7 @@ mod keyframe_requester;
 mod layer_cap;
 mod layer_selector;
 mod munger;
+mod nack_watch;
 mod probe_target;
 mod packet;
 mod viewer;

@@ -49,6 +49,10 @@ pub struct ViewerOut {
     /// The video started on a layer (a join, a switch, a resume) since the estimator was last
     /// told: its keyframe went out as a burst.
     layer_started: bool,
+    /// That start was a climb from a lower layer: not a join or a resume, which replay a cached
+    /// keyframe group (a burst of seconds of video whose repair NACKs for long after), nor a
+    /// step down, after which the viewer still NACKs what the overflow lost.
+    climbed: bool,
 }
 
 impl ViewerOut {
@@ -75,6 +79,7 @@ impl ViewerOut {
             probe: ProbeTarget::default(),
             switches: 0,
             layer_started: false,
+            climbed: false,
         }
     }
 
@@ -114,6 +119,7 @@ impl ViewerOut {
             if self.current_layer.is_some() {
                 self.switches += 1;
             }
+            self.climbed = self.current_layer.is_some() && self.selector.climbed_last();
             self.current_layer = Some(packet.layer);
             self.layer_started = true;
             self.mungers[kind.index()].unanchor();
@@ -223,7 +229,7 @@ impl ViewerOut {
     /// Tell the estimator, once, that the video started on a layer since it was last told.
     pub(crate) fn note_layer_start(&mut self, now: Instant) {
         if std::mem::take(&mut self.layer_started) {
-            self.estimate.handle_layer_start(now);
+            self.estimate.handle_layer_start(now, std::mem::take(&mut self.climbed));
         }
     }
 

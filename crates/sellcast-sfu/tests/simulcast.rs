@@ -321,3 +321,94 @@ fn keyframe_requests_are_throttled_per_layer() {
     assert!(sent <= 3 * 4, "{sent} keyframe requests for 30 joins");
     assert!(sent >= 3, "every layer was asked at least once ({sent})");
 }
+
+/// When a viewer climbed to the full layer and when it stepped back from it.
+struct Climb {
+    up: Option<Instant>,
+    back: Option<Instant>,
+}
+
+/// A viewer with no bandwidth feedback climbs from the half layer to the full one, which its
+/// link cannot carry. While on it, it NACKs on a timer (`nacks` every 250 ms: ten a second
+/// while packets are missing) and its receiver reports, once a second, say 60 % is lost; after
+/// the step back it goes on NACKing for `nacking_after` (what the overflow lost stays lost, its
+/// resends being capped) and its next report covers the overflow too if `report_after`.
+fn overflowing_climb(secs: u64, nacks: u64, nacking_after: Duration, report_after: bool) -> (Forwarder, Host, ViewerId, Climb) {
+    let (mut f, mut host, v) = with_viewer(None);
+    let mut climb = Climb { up: None, back: None };
+    let mut next_report = host.now + Duration::from_secs(1);
+    let mut next_counts = host.now + Duration::from_millis(250);
+    host.run(&mut f, secs, |f, now| {
+        drain(f, v);
+        let on_top = rank(f, v) == Some(2);
+        if on_top && climb.up.is_none() {
+            climb.up = Some(now);
+        }
+        if climb.up.is_some() && !on_top && climb.back.is_none() {
+            climb.back = Some(now);
+        }
+        let since_back = |d: Duration| climb.up.is_some() && climb.back.is_none_or(|b| now.saturating_duration_since(b) < d);
+        if now >= next_counts {
+            f.handle_viewer_nacks(now, v, if since_back(nacking_after) { nacks } else { 0 }, 60);
+            next_counts = now + Duration::from_millis(250);
+        }
+        if now >= next_report {
+            let lossy = since_back(if report_after { Duration::from_secs(1) } else { Duration::ZERO });
+            f.handle_viewer_loss(now, v, if lossy { 0.6 } else { 0.0 });
+            next_report = now + Duration::from_secs(1);
+        }
+    });
+    assert!(climb.up.is_some(), "with nothing saying otherwise the viewer climbs to the full layer");
+    (f, host, v, climb)
+}
+
+/// How long after the switch to the full layer the viewer stepped back, if within 6 s.
+fn step_back_after_an_overflowing_climb(nacks: u64) -> Option<Duration> {
+    let (_, _, _, climb) = overflowing_climb(14, nacks, Duration::ZERO, false);
+    let (up, back) = (climb.up?, climb.back?);
+    Some(back.saturating_duration_since(up)).filter(|d| *d <= Duration::from_secs(6))
+}
+
+#[test]
+fn nacks_that_keep_coming_after_a_climb_step_the_viewer_back_within_two_and_a_half_seconds() {
+    let back = step_back_after_an_overflowing_climb(3).expect("stepped back");
+    assert!(back <= Duration::from_millis(2500), "stepped back {back:?} after the switch");
+    // Without NACKs only the receiver reports tell, after the start's grace and two of them.
+    let slow = step_back_after_an_overflowing_climb(0).expect("stepped back on the reports");
+    assert!(slow > Duration::from_millis(2500), "the reports alone took {slow:?}");
+    println!("stepped back {back:?} after the switch; on the reports alone {slow:?}");
+}
+
+#[test]
+fn the_nacks_that_repair_a_joins_replayed_keyframe_group_cut_nothing() {
+    // A viewer joins on the half layer, which its link carries; the replayed keyframe group (the
+    // cached seconds of video, at once) overflows the link's queue and its repair NACKs for
+    // seconds, and the first report says a third was lost.
+    let (mut f, mut host, v) = with_viewer(None);
+    let mut next_counts = host.now + Duration::from_millis(250);
+    let joined = host.now;
+    host.run(&mut f, 3, |f, now| {
+        drain(f, v);
+        if now >= next_counts {
+            f.handle_viewer_nacks(now, v, 3, 30);
+            next_counts = now + Duration::from_millis(250);
+        }
+        if now >= joined + Duration::from_secs(1) && now < joined + Duration::from_millis(1040) {
+            f.handle_viewer_loss(now, v, 0.3);
+        }
+    });
+    let report = f.viewer_report(v).expect("viewer");
+    assert_eq!(report.estimate, None, "nothing cut on a join's burst: {report:?}");
+    assert_eq!(rank(&f, v), Some(1), "still on the half layer");
+}
+
+#[test]
+fn the_nacks_that_go_on_after_a_step_back_cut_nothing_more() {
+    // The half layer fits: after the step back the viewer stays there, though it NACKs what the
+    // overflow lost for 4 s more and its next report still covers the overflow.
+    let (f, host, v, climb) = overflowing_climb(16, 3, Duration::from_secs(4), true);
+    let back = climb.back.expect("stepped back");
+    let report = f.viewer_report(v).expect("viewer");
+    assert_eq!(report.pauses, 0, "{report:?}");
+    assert_eq!(rank(&f, v), Some(1), "back on the half layer, which fits, {:?} after the step back: {report:?}", host.now.saturating_duration_since(back));
+}

@@ -136,8 +136,9 @@ pub(crate) enum PeerEvent {
     SourceReset,
     /// A viewer's bandwidth estimate from its transport (TWCC or REMB), in bits per second.
     Estimate(EstimateSource, u64),
-    /// A viewer's video loss fraction from its receiver reports.
-    Loss(f32),
+    /// A viewer's video feedback since its last stats: the loss fraction from its receiver
+    /// reports (if one came), NACK messages received and packets sent.
+    VideoFeedback { loss: Option<f32>, nacks: u64, packets: u64 },
     ChannelOpen,
     ChannelData(Vec<u8>),
     ChannelClose,
@@ -624,7 +625,12 @@ impl Driver {
                 transmit::write_to_relays(&mut self.peers, &room.relays, &packet);
             }
             PeerEvent::Estimate(source, bps) => room.forwarder.handle_viewer_estimate(now, ViewerId(id.0), source, bps),
-            PeerEvent::Loss(fraction) => room.forwarder.handle_viewer_loss(now, ViewerId(id.0), fraction),
+            PeerEvent::VideoFeedback { loss, nacks, packets } => {
+                if let Some(fraction) = loss {
+                    room.forwarder.handle_viewer_loss(now, ViewerId(id.0), fraction);
+                }
+                room.forwarder.handle_viewer_nacks(now, ViewerId(id.0), nacks, packets);
+            }
             PeerEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.connected = true;

@@ -120,6 +120,8 @@ pub struct Peer {
     pub video_layers: IngestLayers,
     /// Viewers: NACKs per kind already counted from str0m's cumulative egress stats.
     pub nacks_seen: [u64; 2],
+    /// Viewers: video packets sent (with resends) already counted from the same stats.
+    pub video_packets_seen: u64,
     /// Every log line about this session is in this span: its room, peer id and role.
     pub span: tracing::Span,
     /// The session's place under the caps (`admission`): freed when the peer is dropped.
@@ -317,6 +319,7 @@ impl Peer {
             audio_ssrc: None,
             video_layers,
             nacks_seen: [0, 0],
+            video_packets_seen: 0,
             span,
             ticket: None,
             relay_layers: None,

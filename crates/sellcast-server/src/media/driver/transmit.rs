@@ -46,17 +46,19 @@ pub(crate) fn translate_event(peer: &mut Peer, event: Event, now: Instant, stats
         }
         Event::MediaEgressStats(egress) => {
             // Cumulative per stream: count what is new since this stream's last report.
-            let kind = peer.mids.iter().position(|m| *m == Some(egress.mid));
-            if let Some(kind) = kind {
-                let seen = &mut peer.nacks_seen[kind];
-                stats.nacks += egress.nacks.saturating_sub(*seen);
-                *seen = (*seen).max(egress.nacks);
+            let kind = peer.mids.iter().position(|m| *m == Some(egress.mid))?;
+            let seen = &mut peer.nacks_seen[kind];
+            let nacks = egress.nacks.saturating_sub(*seen);
+            stats.nacks += nacks;
+            *seen = (*seen).max(egress.nacks);
+            if kind != TrackKind::Video.index() {
+                return None;
             }
-            // The video's loss, from the viewer's receiver reports: the estimate of last resort.
-            match (kind, egress.loss) {
-                (Some(k), Some(loss)) if k == TrackKind::Video.index() && loss.is_finite() => Some(PeerEvent::Loss(loss)),
-                _ => None,
-            }
+            let packets = egress.packets.saturating_sub(peer.video_packets_seen);
+            peer.video_packets_seen = peer.video_packets_seen.max(egress.packets);
+            // The video's loss from the viewer's receiver reports (the estimate of last resort),
+            // and its NACKs (the fast word on a layer that overflows).
+            Some(PeerEvent::VideoFeedback { loss: egress.loss.filter(|l| l.is_finite()), nacks, packets })
         }
         Event::ChannelOpen(id, label) if label == "sellcast" && peer.channel.is_none() => {
             peer.channel = Some(id);
