@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClip } from './y4m.mjs';
-import { ServerProcess, launchPersistent, fail, waitFor } from './lib.mjs';
+import { ServerProcess, launchPersistent, fail, waitFor, reportScenario, confirmDialog } from './lib.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 19300);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
@@ -33,18 +33,7 @@ async function main() {
   }, DEADLINE_MS).unref();
   await server.start();
   const browser = await launchPersistent({ tmp, clip, viewport: { width: 1280, height: 800 } });
-  try {
-    await run(browser);
-  } catch (e) {
-    console.error(`server log kept in ${tmp}`);
-    console.log(`RESULT ${JSON.stringify({ ...result, failed: e.message })}`);
-    throw e;
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop('SIGINT');
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  await reportScenario({ tmp, server, browser, result }, () => run(browser));
 }
 
 async function devToken(role, name, identity) {
@@ -72,12 +61,6 @@ async function watchAsX(browser, token) {
 
 // X's page was welcomed on its data channel as X, and the show plays.
 const welcomedAsX = page => page.evaluate(id => window.sellcast?.state?.me?.id === id && document.body.dataset.state === 'live', X.identity);
-
-async function confirmDialog(page, answer) {
-  await waitFor('the confirmation dialog opens', () => page.evaluate(() => document.getElementById('confirm').open));
-  await page.click(`#confirm button.${answer}`);
-  await waitFor('the confirmation dialog closes', () => page.evaluate(() => !document.getElementById('confirm').open));
-}
 
 async function run(browser) {
   const host = await browser.newPage();
