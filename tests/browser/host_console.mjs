@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClip } from './y4m.mjs';
-import { ServerProcess, launchPersistent, fail, waitFor, observe, repo } from './lib.mjs';
+import { ServerProcess, launchPersistent, fail, waitFor, observe, repo, confirmDialog, reportScenario } from './lib.mjs';
 import { assertAccessible } from './a11y.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18310);
@@ -46,18 +46,7 @@ async function main() {
   await server.start();
   const browser = await launchPersistent({ tmp, clip, viewport: { width: 1280, height: 800 } });
   browser.on('page', page => page.on('console', m => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); }));
-  try {
-    await run(browser);
-  } catch (e) {
-    console.error(`server log kept in ${tmp}`);
-    console.log(`RESULT ${JSON.stringify({ ...result, failed: e.message })}`);
-    throw e;
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop('SIGINT');
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  await reportScenario({ tmp, server, browser, result }, () => run(browser));
 }
 
 // ----- helpers -----
@@ -111,12 +100,6 @@ const shot = (page, name) => page.screenshot({ path: path.join(shots, `host-${na
 async function openHost(page) {
   await page.goto(`${base}/host/${ROOM}?name=Hana`);
   await waitFor('host page idle', async () => (await state(page)) === 'idle');
-}
-
-async function confirmDialog(page, answer) {
-  await waitFor('the confirmation dialog opens', () => page.evaluate(() => document.getElementById('confirm').open));
-  await page.click(`#confirm button.${answer}`);
-  await waitFor('the confirmation dialog closes', () => page.evaluate(() => !document.getElementById('confirm').open));
 }
 
 // ----- the scenario -----

@@ -116,3 +116,27 @@ export async function inboundStats(page) {
     return out;
   });
 }
+
+// Runs `scenario()` against `server` in `browser` and prints `RESULT {json}` of `result` (with
+// `failed`: the first failed expectation, rethrown); stops both, keeps `tmp` only on failure.
+export async function reportScenario({ tmp, server, browser, result }, scenario) {
+  try {
+    await scenario();
+  } catch (e) {
+    console.error(`server log kept in ${tmp}`);
+    console.log(`RESULT ${JSON.stringify({ ...result, failed: e.message })}`);
+    throw e;
+  } finally {
+    await browser.close().catch(() => {});
+    await server.stop('SIGINT');
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+// Answers the page's confirmation dialog (`#confirm`) with its `yes` or `no` button.
+export async function confirmDialog(page, answer) {
+  await waitFor('the confirmation dialog opens', () => page.evaluate(() => document.getElementById('confirm').open));
+  await page.click(`#confirm button.${answer}`);
+  await waitFor('the confirmation dialog closes', () => page.evaluate(() => !document.getElementById('confirm').open));
+}

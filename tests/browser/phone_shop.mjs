@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClip } from './y4m.mjs';
-import { fail, sleep, waitFor, repo, ServerProcess, launchBrowser, watchCsp } from './lib.mjs';
+import { fail, sleep, waitFor, repo, ServerProcess, launchBrowser, watchCsp, reportScenario } from './lib.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18600);
 const base = `http://127.0.0.1:${HTTP_PORT}`;
@@ -60,17 +60,7 @@ async function main() {
   server = new ServerProcess({ tmp, port: HTTP_PORT });
   await server.start();
   const browser = await launchBrowser(clip);
-  try {
-    await run(browser);
-  } catch (e) {
-    console.error(`server log kept in ${tmp}`);
-    throw e;
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop('SIGINT');
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  await reportScenario({ tmp, server, browser, result }, () => run(browser));
 }
 
 async function run(browser) {

@@ -27,7 +27,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fail, waitFor, repo, ServerProcess, launchBrowser, watchCsp } from './lib.mjs';
+import { fail, waitFor, repo, ServerProcess, launchBrowser, watchCsp, reportScenario } from './lib.mjs';
 import { seriousViolations, describeViolations } from './a11y.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18800);
@@ -54,18 +54,7 @@ async function main() {
   }, DEADLINE_MS).unref();
   await server.start();
   const browser = await launchBrowser(clip);
-  try {
-    await run(browser);
-  } catch (e) {
-    console.error(`server log kept in ${tmp}`);
-    console.log(`RESULT ${JSON.stringify({ ...result, failed: e.message })}`);
-    throw e;
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop('SIGINT');
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  await reportScenario({ tmp, server, browser, result }, () => run(browser));
 }
 
 // A landscape camera: a moving diagonal texture with a bright square in the middle (the

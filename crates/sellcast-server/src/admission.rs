@@ -9,7 +9,8 @@
 //!
 //! Pure: no socket, no clock. One short lock per admission and per release (never per
 //! packet). Behind a reverse proxy every client has the proxy's address, so the per-address
-//! cap is then a cap per proxy (docs/deploy.md).
+//! cap is then a cap per proxy (docs/deploy.md), unless the proxy is trusted to name its
+//! clients (`--trust-forwarded-for`, `http/forwarded.rs`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};

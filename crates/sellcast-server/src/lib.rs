@@ -48,6 +48,7 @@ use crate::http::pages::Pages;
 pub use crate::http::connections::ConnectionLimits;
 use crate::http::connections::ConnectionTable;
 pub use crate::http::tls::TlsFiles;
+pub use crate::http::forwarded::TrustedProxies;
 use crate::http::AppState;
 pub use crate::http::rate_limit::{Rate, RateLimits};
 use crate::http::rate_limit::RateLimiters;
@@ -110,6 +111,9 @@ pub struct Config {
     pub room_idle: Duration,
     /// Caps and deadlines of HTTP connections (per client address, in total, request heads).
     pub http_limits: ConnectionLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for rate limits and session
+    /// caps (`--trust-forwarded-for`); none by default: the TCP peer is the client.
+    pub trusted_proxies: TrustedProxies,
     /// Where committed orders are POSTed (`None`: no webhook, and no outbox rows written).
     pub webhook: Option<webhook::WebhookConfig>,
     /// Origins allowed to call WHEP, the frames API and the room reads from a browser, and to
@@ -151,6 +155,7 @@ impl Config {
             refusal_hold: http::rate_limit::REFUSAL_HOLD,
             room_idle: RoomLimits::default().idle_after,
             http_limits: ConnectionLimits::default(),
+            trusted_proxies: TrustedProxies::default(),
             webhook: None,
             allow_origins: Vec::new(),
             tcp: None,
@@ -383,6 +388,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tls.clone(),
         connections,
         metrics.clone(),
+        Arc::new(config.trusted_proxies.clone()),
         warp::service(routes),
         stopped,
     ));

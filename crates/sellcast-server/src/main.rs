@@ -186,7 +186,8 @@ impl MerchantArgs {
 
 /// Caps and rate limits. The defaults are for a public server; a load test from one address
 /// raises the per-address cap and turns the rate limits off (0). Behind a reverse proxy every
-/// client has the proxy's address, so the per-address cap and rate limits apply per proxy.
+/// client has the proxy's address, so the per-address cap and rate limits apply per proxy,
+/// unless the proxy is trusted to name its clients (`--trust-forwarded-for`).
 #[derive(clap::Args, Debug)]
 struct LimitArgs {
     /// Most WHIP and WHEP sessions on the server.
@@ -216,6 +217,11 @@ struct LimitArgs {
     /// Seconds an unused room stays loaded (it reloads from the database on next use).
     #[arg(long, default_value_t = 60)]
     room_idle_seconds: u64,
+    /// Reverse proxies (CIDRs or addresses, comma-separated: 127.0.0.1,10.0.0.0/8) whose
+    /// X-Forwarded-For (else Forwarded: for=) names the client for the per-address rate limits
+    /// and session caps. Other peers' headers are ignored. Off unless set.
+    #[arg(long, env = "SELLCAST_TRUST_FORWARDED_FOR", value_name = "CIDR[,CIDR...]")]
+    trust_forwarded_for: Option<sellcast_server::TrustedProxies>,
 }
 
 impl LimitArgs {
@@ -231,6 +237,7 @@ impl LimitArgs {
             api: Rate { per_second: self.api_rate, burst: self.api_burst },
         };
         config.room_idle = Duration::from_secs(self.room_idle_seconds);
+        config.trusted_proxies = self.trust_forwarded_for.unwrap_or_default();
     }
 }
 
@@ -312,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
                 refusal_hold: sellcast_server::http::rate_limit::REFUSAL_HOLD,
                 room_idle: Duration::from_secs(60),
                 http_limits: connections.limits(),
+                trusted_proxies: Default::default(),
                 webhook: None,
                 allow_origins: Vec::new(),
                 tcp: tcp_port.map(|port| sellcast_server::TcpMediaConfig {

@@ -11,18 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
 use sellcast_server::{AdmissionLimits, Config, Rate, RateLimits};
-use str0m::media::{Direction, MediaKind};
-use str0m::Rtc;
-
-/// A real offer, made by str0m acting as a client.
-fn offer(direction: Direction) -> String {
-    let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Audio, direction, None, None, None);
-    change.add_media(MediaKind::Video, direction, None, None, None);
-    let (offer, _pending) = change.apply().expect("a change was made");
-    offer.to_sdp_string()
-}
+use common::sdp_offer as offer;
+use str0m::media::Direction;
 
 struct Answer {
     status: StatusCode,

@@ -14,7 +14,8 @@ use sellcast_room::Role;
 use sellcast_server::auth::{now_secs, Claims};
 use sellcast_server::RunningServer;
 use serde_json::{json, Value};
-use str0m::media::{Direction, MediaKind};
+use common::sdp_offer as offer;
+use str0m::media::Direction;
 
 struct Fixture {
     server: RunningServer,
@@ -67,15 +68,6 @@ impl Fixture {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn offer(direction: Direction) -> String {
-    let mut rtc = str0m::Rtc::builder().set_rtp_mode(true).build(Instant::now());
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Audio, direction, None, None, None);
-    change.add_media(MediaKind::Video, direction, None, None, None);
-    let (offer, _pending) = change.apply().expect("a change was made");
-    offer.to_sdp_string()
 }
 
 fn product_body(title: &str, price_minor: i64, stock: u32) -> Value {

@@ -9,19 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use reqwest::StatusCode;
 use sellcast_server::{Config, RunningServer};
-use str0m::media::{Direction, MediaKind};
-use str0m::Rtc;
+use common::sdp_offer as offer;
+use str0m::media::Direction;
 
 const IDLE: Duration = Duration::from_secs(1);
-
-fn offer(direction: Direction) -> String {
-    let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Audio, direction, None, None, None);
-    change.add_media(MediaKind::Video, direction, None, None, None);
-    let (offer, _pending) = change.apply().expect("a change was made");
-    offer.to_sdp_string()
-}
 
 async fn start() -> Result<(RunningServer, tempfile::TempDir, common::Api)> {
     let dir = tempfile::tempdir()?;

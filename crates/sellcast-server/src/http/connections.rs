@@ -10,8 +10,10 @@
 //!   which also bounds a kept-alive connection waiting for its next request);
 //! - a TLS handshake must finish within `header_timeout` too.
 //!
-//! Each request carries its connection's [`ClientAddr`] as an extension, read by the
-//! [`client_addr`] filter (warp's `addr::remote()` only works under warp's own server).
+//! Each request carries its client's [`ClientAddr`] as an extension, read by the
+//! [`client_addr`] filter (warp's `addr::remote()` only works under warp's own server): the
+//! TCP peer, or behind a trusted proxy the client it names (`forwarded`). The connection caps
+//! above count TCP peers: a proxy's connections are its own, whoever it speaks for.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,6 +30,8 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 use warp::reply::Response;
 use warp::Filter;
+
+use super::forwarded::TrustedProxies;
 
 /// The caps and deadlines of HTTP connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +52,7 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// The address a request came from: its TCP peer.
+/// The address a request came from: its TCP peer, or the client a trusted proxy names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -160,6 +164,7 @@ pub async fn serve<S>(
     tls: Option<TlsAcceptor>,
     table: Arc<ConnectionTable>,
     counter: Arc<dyn RefusalCounter>,
+    proxies: Arc<TrustedProxies>,
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -194,10 +199,10 @@ pub async fn serve<S>(
                 continue;
             }
         };
-        let (tls, service, watcher) = (tls.clone(), service.clone(), graceful.watcher());
+        let (tls, service, watcher, proxies) = (tls.clone(), service.clone(), graceful.watcher(), proxies.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let service = TowerToHyperService::new(WithClientAddr { inner: service, addr: ClientAddr(remote) });
+            let service = TowerToHyperService::new(WithClientAddr { inner: service, peer: remote, proxies });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
             builder.http2().timer(TokioTimer::new());
@@ -237,11 +242,13 @@ async fn handshake(
     }
 }
 
-/// Puts the connection's client address on every request.
+/// Puts the client address on every request: the connection's peer, unless it is a trusted
+/// proxy naming another.
 #[derive(Clone)]
 struct WithClientAddr<S> {
     inner: S,
-    addr: ClientAddr,
+    peer: SocketAddr,
+    proxies: Arc<TrustedProxies>,
 }
 
 impl<S, B> tower_service::Service<warp::http::Request<B>> for WithClientAddr<S>
@@ -257,7 +264,8 @@ where
     }
 
     fn call(&mut self, mut request: warp::http::Request<B>) -> Self::Future {
-        request.extensions_mut().insert(self.addr);
+        let client = self.proxies.client(self.peer, request.headers());
+        request.extensions_mut().insert(ClientAddr(client));
         self.inner.call(request)
     }
 }

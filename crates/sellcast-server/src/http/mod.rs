@@ -10,6 +10,7 @@ pub mod media_stats;
 pub mod offer_check;
 pub mod pages;
 pub mod error;
+pub mod forwarded;
 pub mod metrics;
 pub mod rate_limit;
 mod rejection;

@@ -5,7 +5,8 @@
 //! A limiter holds a state per address it has seen; [`RateLimiters::sweep`], run on a timer,
 //! forgets every address whose bucket is full again, so memory follows the clients of the
 //! last few seconds, not every address ever seen. Behind a reverse proxy every client has the
-//! proxy's address: the limits are then per proxy (docs/deploy.md).
+//! proxy's address: the limits are then per proxy, unless the proxy is trusted to name its
+//! clients (`--trust-forwarded-for`, `http/forwarded.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;

@@ -94,6 +94,18 @@ impl Api {
     }
 }
 
+/// A real WHIP (`SendOnly`) or WHEP (`RecvOnly`) offer with audio and video, made by str0m
+/// acting as a client.
+pub fn sdp_offer(direction: str0m::media::Direction) -> String {
+    use str0m::media::MediaKind;
+    let mut rtc = str0m::Rtc::builder().set_rtp_mode(true).build(Instant::now());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, direction, None, None, None);
+    change.add_media(MediaKind::Video, direction, None, None, None);
+    let (offer, _pending) = change.apply().expect("a change was made");
+    offer.to_sdp_string()
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
