@@ -535,8 +535,9 @@ impl ConfigBuilder {
              or enable the 'aws-lc-rs' or 'rust-crypto' feature.",
         );
 
-        // Always validate the crypto provider
-        crypto_provider.validate()?;
+        // Validate the crypto provider, once per process for each distinct provider
+        // (sellcast patch: see `validate_once`).
+        validate_once(&crypto_provider)?;
 
         // Validate MTU: must be large enough for DTLS record + handshake headers
         if self.mtu < 64 {
@@ -1105,4 +1106,41 @@ mod tests {
             assert_eq!(groups, &[NamedGroup::X25519, NamedGroup::Secp256r1]);
         }
     }
+}
+
+/// `CryptoProvider::validate` runs real key agreements on every group and verifies a
+/// signature: a few milliseconds of CPU. str0m builds a `Config` for every peer connection,
+/// so each WHIP/WHEP offer paid it again on the media thread, and a flood of offers spent a
+/// third of that thread on it (sellcast patch). A provider is a set of `'static` parts: one
+/// that passed is remembered by their addresses and not tested again; a failure is not
+/// remembered, so it is reported on every build as before.
+fn validate_once(provider: &CryptoProvider) -> Result<(), Error> {
+    use std::sync::Mutex;
+    static VALIDATED: Mutex<Vec<[usize; 11]>> = Mutex::new(Vec::new());
+    fn addr<T: ?Sized>(r: &T) -> usize {
+        r as *const T as *const () as usize
+    }
+    let key = [
+        addr(provider.kx_groups),
+        provider.kx_groups.len(),
+        addr(provider.signature_verification),
+        addr(provider.key_provider),
+        addr(provider.secure_random),
+        addr(provider.hash_provider),
+        addr(provider.hmac_provider),
+        addr(provider.cipher_suites),
+        provider.cipher_suites.len(),
+        addr(provider.dtls13_cipher_suites),
+        provider.dtls13_cipher_suites.len(),
+    ];
+    if VALIDATED.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+        return Ok(());
+    }
+    provider.validate()?;
+    if let Ok(mut v) = VALIDATED.lock() {
+        if !v.contains(&key) {
+            v.push(key);
+        }
+    }
+    Ok(())
 }
