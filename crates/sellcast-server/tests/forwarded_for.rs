@@ -18,8 +18,14 @@ use str0m::media::Direction;
 /// One request per second, a burst of 3, on both classes: a burst of 4 is over either limit.
 const TIGHT: Rate = Rate { per_second: 1, burst: 3 };
 
+/// Refusals are answered at once: these tests ask whose bucket a request empties, and a 429
+/// held for `REFUSAL_HOLD` (1 s) would let the bucket refill before the next request.
 async fn server(trust: &str) -> Result<(sellcast_server::RunningServer, tempfile::TempDir)> {
-    start(trust, |config| config.rate_limits = RateLimits { signalling: TIGHT, api: TIGHT }).await
+    start(trust, |config| {
+        config.rate_limits = RateLimits { signalling: TIGHT, api: TIGHT };
+        config.refusal_hold = Duration::ZERO;
+    })
+    .await
 }
 
 async fn start(trust: &str, set: impl FnOnce(&mut Config)) -> Result<(sellcast_server::RunningServer, tempfile::TempDir)> {
