@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { fail, waitFor, repo, ServerProcess, chromiumArgs, watchCsp } from './lib.mjs';
+import { fail, waitFor, repo, ServerProcess, chromiumArgs, watchCsp, reportScenario } from './lib.mjs';
 import { assertAccessible } from './a11y.mjs';
 
 const HTTP_PORT = Number(process.env.SELLCAST_HTTP_PORT || 18900);
@@ -45,18 +45,7 @@ async function main() {
   server = new ServerProcess({ tmp, port: HTTP_PORT });
   await server.start();
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: false, args });
-  try {
-    await run(browser);
-  } catch (e) {
-    console.error(`server log kept in ${tmp}`);
-    console.log(`PARTIAL ${JSON.stringify(result)}`);
-    throw e;
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop('SIGINT');
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  await reportScenario({ tmp, server, browser, result }, () => run(browser));
 }
 
 const mediaStats = async () => (await fetch(`${base}/api/stats/media`)).json();
