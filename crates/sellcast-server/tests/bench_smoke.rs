@@ -13,6 +13,8 @@
 //!   watching edge's viewers get the new publisher's media, each within the phase's 30 s limit
 //!   (a recovery not seen counts as missing). The times are printed, not asserted.
 
+mod cluster_support;
+
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -39,20 +41,10 @@ const INSIDE: &str = "SELLCAST_BENCH_SMOKE_IN_NETNS";
 
 #[test]
 fn a_two_node_cluster_run_serves_the_edge_viewers_through_the_cascade() -> Result<()> {
-    const NAME: &str = "a_two_node_cluster_run_serves_the_edge_viewers_through_the_cascade";
-    if std::env::var_os(INSIDE).is_none() {
-        let me = std::env::current_exe()?;
-        let script = format!("ip link set lo up && exec '{}' --exact {NAME} --nocapture", me.display());
-        let status = std::process::Command::new("unshare")
-            .args(["-n", "sh", "-c", &script])
-            .env(INSIDE, "1")
-            .status()
-            .context("running unshare (util-linux) and ip (iproute2) as root")?;
-        ensure!(status.success(), "the run inside the network namespace failed: {status}");
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(120), two_node_cluster_run()).await }).context("the cluster run took over 120 s")?
+    cluster_support::in_namespace(INSIDE, "a_two_node_cluster_run_serves_the_edge_viewers_through_the_cascade", || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(120), two_node_cluster_run()).await }).context("the cluster run took over 120 s")?
+    })
 }
 
 async fn two_node_cluster_run() -> Result<()> {
@@ -84,20 +76,10 @@ async fn two_node_cluster_run() -> Result<()> {
 
 #[test]
 fn a_three_node_kill_run_sees_every_kind_of_recovery_once_per_kill() -> Result<()> {
-    const NAME: &str = "a_three_node_kill_run_sees_every_kind_of_recovery_once_per_kill";
-    if std::env::var_os(INSIDE).is_none() {
-        let me = std::env::current_exe()?;
-        let script = format!("ip link set lo up && exec '{}' --exact {NAME} --nocapture", me.display());
-        let status = std::process::Command::new("unshare")
-            .args(["-n", "sh", "-c", &script])
-            .env(INSIDE, "1")
-            .status()
-            .context("running unshare (util-linux) and ip (iproute2) as root")?;
-        ensure!(status.success(), "the run inside the network namespace failed: {status}");
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(180), three_node_kill_run()).await }).context("the kill run took over 180 s")?
+    cluster_support::in_namespace(INSIDE, "a_three_node_kill_run_sees_every_kind_of_recovery_once_per_kill", || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(180), three_node_kill_run()).await }).context("the kill run took over 180 s")?
+    })
 }
 
 async fn three_node_kill_run() -> Result<()> {
